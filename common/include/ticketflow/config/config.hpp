@@ -1,0 +1,214 @@
+#pragma once
+// The typed, immutable configuration of a ticketflow process. Loaded and validated once at
+// start-up by loadConfig(); after that nobody parses strings. Field meanings are documented in
+// config/ticketflow.yaml and schemas/config.schema.json; defaults sit in the initialisers here.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace ticketflow {
+
+// Integer micro-dollars: all money in code.
+using MicroUsd = std::int64_t;
+constexpr MicroUsd kMicroUsdPerUsd = 1'000'000;
+
+// Thrown by loadConfig: one clear line naming the file, the field and the reason.
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(std::string file, std::string field, std::string reason, int line = 0);
+  const std::string& file() const { return file_; }
+  const std::string& field() const { return field_; }
+  const std::string& reason() const { return reason_; }
+
+ private:
+  std::string file_, field_, reason_;
+};
+
+struct KafkaTopics {
+  std::string inbound = "tickets.inbound";
+  std::string tier_prefix = "tickets.tier.";
+  std::string results = "tickets.results";
+  std::string updates = "tickets.updates";
+  std::string dlq = "tickets.dlq";
+};
+
+struct KafkaConsumerGroups {
+  std::string intake = "ticketflow-intake";
+  std::string tier_prefix = "ticketflow-tier-";
+  std::string results = "ticketflow-results";
+};
+
+struct KafkaConfig {
+  std::string bootstrap_servers;
+  std::string client_id = "ticketflow";
+  int partitions = 8;
+  KafkaTopics topics;
+  KafkaConsumerGroups consumer_groups;
+  std::map<std::string, std::string> properties;  // librdkafka pass-through
+
+  std::string tierTopic(const std::string& tier) const { return topics.tier_prefix + tier; }
+  std::string tierGroup(const std::string& tier) const { return consumer_groups.tier_prefix + tier; }
+};
+
+struct RedisConfig {
+  std::string url = "redis://127.0.0.1:6379/0";
+  std::string password;
+  int pool_size = 8;
+  std::string key_prefix = "tf:";
+  int connect_timeout_ms = 2000;
+  int command_timeout_ms = 500;
+};
+
+struct StageConfig {
+  int max_in_flight = 1024;
+  int worker_threads = 8;
+  int max_attempts = 5;
+  int retry_backoff_initial_ms = 200;
+  int retry_backoff_max_ms = 30000;
+  int commit_interval_ms = 1000;
+  int drain_deadline_ms = 25000;
+};
+
+enum class ProviderApi { kOpenAi, kAnthropic };
+
+struct ProviderConfig {
+  std::string name;
+  ProviderApi api = ProviderApi::kOpenAi;
+  std::string base_url;
+  std::string api_key_env;  // the variable's name; the key itself is read when calling
+  int connect_timeout_ms = 3000;
+  int read_timeout_ms = 60000;
+  int total_timeout_ms = 90000;
+  int max_connections = 64;
+  std::map<std::string, std::string> headers;
+};
+
+struct ModelLimits {
+  std::int64_t rpm = 0;  // 0: unlimited
+  std::int64_t tpm = 0;
+  int max_concurrency = 0;
+};
+
+struct ModelConfig {
+  std::string name;
+  std::string provider;
+  std::string model_id;
+  MicroUsd input_micro_usd_per_mtok = 0;
+  MicroUsd output_micro_usd_per_mtok = 0;
+  std::int64_t context_window = 128000;
+  int max_output_tokens = 1024;
+  ModelLimits limits;
+
+  // Exact cost of a call in micro-dollars, rounded up so spend is never under-counted.
+  MicroUsd costMicroUsd(std::int64_t input_tokens, std::int64_t output_tokens) const;
+};
+
+struct TierConfig {
+  std::string name;
+  std::vector<std::string> models;
+  std::vector<std::string> degraded_fallbacks;
+  double escalate_below_confidence = 0.0;
+};
+
+struct DifficultyConfig {
+  double easy_below = 0.35;
+  double hard_from = 0.65;
+  std::map<std::string, double> weights;  // signal -> weight; empty means built-in weights
+};
+
+struct ClassifierConfig {
+  std::string category_model = "models/category.tfmodel";  // relative to the config's folder
+  DifficultyConfig difficulty;
+};
+
+struct RoutingConfig {
+  std::string easy_tier;    // empty: the first tier
+  std::string medium_tier;  // empty: the middle tier
+  std::string hard_tier;    // empty: the last tier
+  double low_confidence_below = 0.5;
+  std::map<std::string, std::string> min_tier_by_category;
+  std::map<std::string, std::string> tenant_tiers;
+};
+
+enum class BudgetPolicy { kDowngrade, kDefer, kHuman };
+enum class BudgetScope { kGlobal, kTenant, kTier };
+
+struct BudgetCap {
+  BudgetScope scope = BudgetScope::kGlobal;
+  std::string tenant;  // scope kTenant
+  std::string tier;    // scope kTier
+  std::optional<MicroUsd> daily_micro_usd;
+  std::optional<MicroUsd> monthly_micro_usd;
+};
+
+struct BudgetsConfig {
+  BudgetPolicy on_exhausted = BudgetPolicy::kDowngrade;
+  int reservation_ttl_s = 600;
+  std::vector<BudgetCap> caps;
+};
+
+enum class EmbedderKind { kHashing, kOpenAi };
+
+struct CacheConfig {
+  bool enabled = true;
+  double similarity_threshold = 0.93;
+  bool same_category = true;
+  std::int64_t ttl_s = 604800;
+  EmbedderKind embedder = EmbedderKind::kHashing;
+  int dimension = 1024;
+  std::string embedder_provider;  // kOpenAi
+  std::string embedder_model;     // kOpenAi
+  int lsh_bands = 16;
+  int lsh_rows_per_band = 8;
+};
+
+struct ObservabilityConfig {
+  int http_port = 9464;
+  std::string log_level = "info";
+};
+
+struct Config {
+  std::string source;      // the file it came from, or "<embedded>"
+  std::string config_dir;  // folder that relative paths in the file are resolved against
+  KafkaConfig kafka;
+  RedisConfig redis;
+  StageConfig stage;
+  std::vector<ProviderConfig> providers;
+  std::vector<ModelConfig> models;
+  std::vector<TierConfig> tiers;  // cheapest first
+  ClassifierConfig classifier;
+  RoutingConfig routing;
+  BudgetsConfig budgets;
+  CacheConfig cache;
+  ObservabilityConfig observability;
+
+  const ProviderConfig* findProvider(const std::string& name) const;
+  const ModelConfig* findModel(const std::string& name) const;
+  const TierConfig* findTier(const std::string& name) const;
+  // Position of the tier in the cheapest-first order, or -1.
+  int tierIndex(const std::string& name) const;
+  // A relative path from the file, resolved against config_dir.
+  std::string resolvePath(const std::string& path) const;
+};
+
+// Environment lookup used for ${NAME} substitution; injectable for tests.
+using EnvLookup = std::optional<std::string> (*)(const std::string& name);
+std::optional<std::string> processEnv(const std::string& name);
+
+// Loads, substitutes ${ENV}, validates against schemas/config.schema.json and cross-checks
+// references (a tier naming a missing model, ...). Throws ConfigError.
+Config loadConfig(const std::string& path, EnvLookup env = processEnv);
+// The same, from text (for the embedded default and tests); `source` names it in errors.
+Config loadConfigText(const std::string& yaml_text, const std::string& source, const std::string& config_dir,
+                      EnvLookup env = processEnv);
+// The default configuration compiled into the binary (config/ticketflow.yaml).
+Config loadEmbeddedConfig(EnvLookup env = processEnv);
+
+const char* providerApiName(ProviderApi api);
+const char* budgetPolicyName(BudgetPolicy policy);
+
+}  // namespace ticketflow

@@ -1,0 +1,47 @@
+#pragma once
+// Clock: the only way our code reads time, so tests can inject a manual clock.
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace ticketflow {
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  // Wall-clock time (UTC), for timestamps that leave the process.
+  virtual std::chrono::system_clock::time_point now() const = 0;
+  // Monotonic time, for deadlines, backoff and latency.
+  virtual std::chrono::steady_clock::time_point steadyNow() const = 0;
+};
+
+class SystemClock final : public Clock {
+ public:
+  std::chrono::system_clock::time_point now() const override { return std::chrono::system_clock::now(); }
+  std::chrono::steady_clock::time_point steadyNow() const override {
+    return std::chrono::steady_clock::now();
+  }
+  static const SystemClock& instance();
+};
+
+// Manual clock for unit tests: time moves only when the test says so.
+class ManualClock final : public Clock {
+ public:
+  std::chrono::system_clock::time_point now() const override { return wall_; }
+  std::chrono::steady_clock::time_point steadyNow() const override { return steady_; }
+  void advance(std::chrono::nanoseconds d) {
+    wall_ += std::chrono::duration_cast<std::chrono::system_clock::duration>(d);
+    steady_ += d;
+  }
+  void setWall(std::chrono::system_clock::time_point t) { wall_ = t; }
+
+ private:
+  std::chrono::system_clock::time_point wall_{};
+  std::chrono::steady_clock::time_point steady_{};
+};
+
+// RFC 3339 UTC timestamp with milliseconds, e.g. 2026-11-22T20:51:49.123Z.
+std::string formatRfc3339(std::chrono::system_clock::time_point t);
+
+}  // namespace ticketflow

@@ -1,0 +1,81 @@
+#pragma once
+// Result<T>: the return type of every operation that can fail at run time for expected
+// reasons (malformed ticket, schema violation, provider 429, Redis hiccup). Nothing is thrown
+// per message; the caller turns the error into done, retry or dead-letter.
+
+#include <string>
+#include <utility>
+#include <variant>
+
+namespace ticketflow {
+
+enum class ErrorCode {
+  kInvalidArgument,  // caller passed something unusable
+  kMalformed,        // bytes are not the expected format (not JSON, bad UTF-8, ...)
+  kSchemaViolation,  // well-formed but breaks the contract in schemas/
+  kNotFound,
+  kUnavailable,      // dependency down or unreachable; retriable
+  kTimeout,          // retriable
+  kRateLimited,      // retriable after a wait
+  kBudgetExhausted,
+  kIo,
+  kInternal,
+};
+
+const char* errorCodeName(ErrorCode code);
+
+struct Error {
+  ErrorCode code = ErrorCode::kInternal;
+  std::string message;
+  bool retriable = false;
+
+  static Error invalidArgument(std::string msg) { return {ErrorCode::kInvalidArgument, std::move(msg), false}; }
+  static Error malformed(std::string msg) { return {ErrorCode::kMalformed, std::move(msg), false}; }
+  static Error schema(std::string msg) { return {ErrorCode::kSchemaViolation, std::move(msg), false}; }
+  static Error unavailable(std::string msg) { return {ErrorCode::kUnavailable, std::move(msg), true}; }
+  static Error timeout(std::string msg) { return {ErrorCode::kTimeout, std::move(msg), true}; }
+  static Error internal(std::string msg) { return {ErrorCode::kInternal, std::move(msg), false}; }
+  static Error io(std::string msg) { return {ErrorCode::kIo, std::move(msg), false}; }
+};
+
+template <typename T>
+class [[nodiscard]] Result {
+ public:
+  Result(T value) : state_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(Error error) : state_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
+
+  bool ok() const { return state_.index() == 0; }
+  explicit operator bool() const { return ok(); }
+
+  T& value() & { return std::get<0>(state_); }
+  const T& value() const& { return std::get<0>(state_); }
+  T&& value() && { return std::get<0>(std::move(state_)); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+
+  const Error& error() const { return std::get<1>(state_); }
+
+ private:
+  std::variant<T, Error> state_;
+};
+
+template <>
+class [[nodiscard]] Result<void> {
+ public:
+  Result() = default;
+  Result(Error error) : error_(std::move(error)), ok_(false) {}  // NOLINT(google-explicit-constructor)
+
+  bool ok() const { return ok_; }
+  explicit operator bool() const { return ok_; }
+  const Error& error() const { return error_; }
+
+ private:
+  Error error_;
+  bool ok_ = true;
+};
+
+using Status = Result<void>;
+
+}  // namespace ticketflow

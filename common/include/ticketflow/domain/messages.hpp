@@ -1,0 +1,185 @@
+#pragma once
+// The messages that flow between roles, as C++ value types. Each mirrors a schema in schemas/;
+// parse*() validates against the schema before building the value, and toJson() output always
+// validates (tests check both directions against the schemas and against ajv).
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ticketflow/config/config.hpp"
+#include "ticketflow/core/result.hpp"
+
+namespace ticketflow {
+
+enum class Difficulty { kEasy, kMedium, kHard };
+const char* difficultyName(Difficulty d);
+std::optional<Difficulty> parseDifficulty(std::string_view s);
+
+enum class CacheStatus { kMiss, kExact, kSemantic, kSkipped };
+const char* cacheStatusName(CacheStatus s);
+
+struct TicketSource {
+  std::string system;  // email, web, jira, servicenow, ...
+  std::string ref;     // key in the source system
+};
+
+struct Requester {
+  std::string id, name, email, department;
+  bool vip = false;
+};
+
+// Inbound ticket v1 (schemas/ticket.schema.json).
+struct Ticket {
+  std::string id;
+  std::string tenant;
+  std::int64_t revision = 0;
+  std::optional<TicketSource> source;
+  std::string subject;
+  std::string body;
+  std::optional<Requester> requester;
+  std::string created_at;
+  std::string priority;  // empty when not stated
+  std::string language;
+  nlohmann::json metadata = nlohmann::json::object();
+
+  // Subject and body as one text, for the classifier and the cache.
+  std::string text() const { return subject.empty() ? body : subject + "\n" + body; }
+};
+
+struct Classification {
+  std::string category;
+  double confidence = 0;
+  Difficulty difficulty = Difficulty::kMedium;
+  double difficulty_score = 0;
+  std::map<std::string, double> probabilities;
+};
+
+// schemas/routed_ticket.schema.json
+struct RoutedTicket {
+  Ticket ticket;
+  std::string trace_id;
+  std::string received_at;
+  Classification classification;
+  std::string tier;
+  std::string rule;
+  int escalations = 0;
+  std::string budget_state = "ok";
+};
+
+struct CacheOutcome {
+  CacheStatus status = CacheStatus::kMiss;
+  std::optional<double> similarity;
+  std::string source_ticket_id;
+  MicroUsd saved_micro_usd = 0;
+};
+
+struct Answer {
+  std::string summary;
+  std::string category_check;
+  std::string reply;
+  std::vector<std::string> resolution_steps;
+  bool needs_human = false;
+  std::string needs_human_reason;
+  double confidence = 0;
+};
+
+struct TokenUsage {
+  std::int64_t input_tokens = 0;
+  std::int64_t output_tokens = 0;
+};
+
+// schemas/result.schema.json
+struct TicketResult {
+  std::string ticket_id;
+  std::string tenant;
+  std::int64_t revision = 0;
+  std::optional<TicketSource> source;
+  std::string trace_id;
+  Classification classification;
+  std::string tier;
+  std::string model;     // empty for cache hits and hand-offs
+  std::string provider;  // empty for cache hits and hand-offs
+  CacheOutcome cache;
+  Answer answer;
+  MicroUsd cost_micro_usd = 0;
+  TokenUsage usage;
+  std::int64_t latency_ms = 0;
+  int attempts = 0;
+  bool degraded = false;
+  std::string degraded_reason;
+  bool simulated = false;
+  std::string completed_at;
+};
+
+// schemas/ticket_update.schema.json
+struct TicketUpdate {
+  std::string ticket_id;
+  std::string tenant;
+  std::int64_t revision = 0;
+  std::optional<TicketSource> source;
+  std::string trace_id;
+  std::string category;
+  Difficulty difficulty = Difficulty::kMedium;
+  double confidence = 0;
+  std::string tier;
+  std::string model;
+  std::string provider;
+  CacheStatus cache = CacheStatus::kMiss;
+  MicroUsd cost_micro_usd = 0;
+  TokenUsage usage;
+  std::int64_t latency_ms = 0;
+  bool degraded = false;
+  std::string degraded_reason;
+  bool needs_human = false;
+  std::string needs_human_reason;
+  std::string summary;
+  std::string reply;
+  std::vector<std::string> resolution_steps;
+  bool simulated = false;
+  std::string updated_at;
+
+  // The update a result becomes, stamped at `updated_at`.
+  static TicketUpdate fromResult(const TicketResult& result, std::string updated_at);
+};
+
+// schemas/dead_letter.schema.json
+struct DeadLetter {
+  std::string stage;
+  ErrorCode error_class = ErrorCode::kInternal;
+  std::string error;
+  int attempts = 0;
+  std::string topic;
+  std::int32_t partition = 0;
+  std::int64_t offset = 0;
+  std::string key;
+  std::string payload;  // the original bytes
+  std::string ticket_id;
+  std::string trace_id;
+  std::string failed_at;
+};
+
+nlohmann::json toJson(const Ticket& t);
+nlohmann::json toJson(const RoutedTicket& t);
+nlohmann::json toJson(const TicketResult& r);
+nlohmann::json toJson(const TicketUpdate& u);
+// The payload is carried as text when it is valid UTF-8, else base64.
+nlohmann::json toJson(const DeadLetter& d);
+
+// Each parse validates the bytes against the schema first; the error names the field.
+Result<Ticket> parseTicket(std::string_view bytes);
+Result<RoutedTicket> parseRoutedTicket(std::string_view bytes);
+Result<TicketResult> parseTicketResult(std::string_view bytes);
+Result<TicketUpdate> parseTicketUpdate(std::string_view bytes);
+Result<DeadLetter> parseDeadLetter(std::string_view bytes);
+
+bool isValidUtf8(std::string_view s);
+std::string base64Encode(std::string_view bytes);
+std::string base64Decode(std::string_view text);
+
+}  // namespace ticketflow

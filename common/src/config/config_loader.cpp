@@ -1,0 +1,451 @@
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
+
+#include "ticketflow/config/config.hpp"
+#include "ticketflow/core/embedded.hpp"
+#include "ticketflow/schema/validator.hpp"
+
+namespace ticketflow {
+namespace {
+
+using nlohmann::json;
+
+std::string describeError(const std::string& file, const std::string& field, const std::string& reason, int line) {
+  std::string out = file;
+  if (line > 0) out += ":" + std::to_string(line);
+  out += ": ";
+  if (!field.empty()) out += "field '" + field + "': ";
+  return out + reason;
+}
+
+// Turns a YAML document into JSON, substituting ${NAME} and ${NAME:-fallback} in scalars and
+// resolving plain scalars by the YAML 1.2 core schema. Records the line of each value so errors
+// can point at it.
+class YamlToJson {
+ public:
+  YamlToJson(std::string file, EnvLookup env) : file_(std::move(file)), env_(env) {}
+
+  json convert(const YAML::Node& node, const std::string& pointer) {
+    lines_[pointer] = node.Mark().line + 1;
+    switch (node.Type()) {
+      case YAML::NodeType::Null:
+      case YAML::NodeType::Undefined: return nullptr;
+      case YAML::NodeType::Sequence: {
+        json arr = json::array();
+        for (std::size_t i = 0; i < node.size(); ++i) arr.push_back(convert(node[i], pointer + "/" + std::to_string(i)));
+        return arr;
+      }
+      case YAML::NodeType::Map: {
+        json obj = json::object();
+        for (const auto& kv : node) {
+          const std::string key = kv.first.as<std::string>();
+          if (obj.contains(key)) fail(pointer + "/" + key, "duplicate field", kv.first.Mark().line + 1);
+          obj[key] = convert(kv.second, pointer + "/" + key);
+        }
+        return obj;
+      }
+      case YAML::NodeType::Scalar: return scalar(node, pointer);
+    }
+    return nullptr;
+  }
+
+  int lineOf(const std::string& pointer) const {
+    auto it = lines_.find(pointer);
+    return it == lines_.end() ? 0 : it->second;
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& pointer, const std::string& reason, int line) const {
+    throw ConfigError(file_, schema::pointerToFieldPath(pointer), reason, line);
+  }
+
+  std::string substitute(const std::string& text, const std::string& pointer, int line) const {
+    static const std::regex ref(R"(\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\})");
+    std::string out;
+    auto begin = std::sregex_iterator(text.begin(), text.end(), ref);
+    std::size_t last = 0;
+    for (auto it = begin; it != std::sregex_iterator(); ++it) {
+      const auto& m = *it;
+      out += text.substr(last, static_cast<std::size_t>(m.position()) - last);
+      const std::string name = m[1].str();
+      auto value = env_(name);
+      if (!value || (value->empty() && m[2].matched)) {
+        if (!m[2].matched) fail(pointer, "environment variable " + name + " is not set (write ${" + name + ":-default} for a fallback)", line);
+        value = m[3].str();
+      }
+      out += *value;
+      last = static_cast<std::size_t>(m.position() + m.length());
+    }
+    out += text.substr(last);
+    if (out.find("${") != std::string::npos) fail(pointer, "malformed ${...} reference", line);
+    return out;
+  }
+
+  json scalar(const YAML::Node& node, const std::string& pointer) const {
+    const std::string raw = node.Scalar();
+    const bool had_reference = raw.find("${") != std::string::npos;
+    const std::string text = had_reference ? substitute(raw, pointer, node.Mark().line + 1) : raw;
+    if (node.Tag() == "!" || (had_reference && text.empty())) return text;  // quoted, or emptied by ${}
+    static const std::regex int_re(R"(^[-+]?[0-9]+$)");
+    static const std::regex float_re(R"(^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$)");
+    if (text.empty() || text == "~" || text == "null" || text == "Null" || text == "NULL") return nullptr;
+    if (text == "true" || text == "True" || text == "TRUE") return true;
+    if (text == "false" || text == "False" || text == "FALSE") return false;
+    if (std::regex_match(text, int_re)) {
+      try {
+        return std::stoll(text);
+      } catch (const std::out_of_range&) {
+        fail(pointer, "integer out of range", node.Mark().line + 1);
+      }
+    }
+    if (std::regex_match(text, float_re)) return std::stod(text);
+    return text;
+  }
+
+  std::string file_;
+  EnvLookup env_;
+  std::map<std::string, int> lines_;
+};
+
+MicroUsd usdToMicro(const json& v, const std::string& file, const std::string& field) {
+  const double usd = v.get<double>();
+  const double micro = usd * static_cast<double>(kMicroUsdPerUsd);
+  const double rounded = std::round(micro);
+  if (std::fabs(micro - rounded) > 1e-6 * std::max(1.0, std::fabs(micro)))
+    throw ConfigError(file, field, "at most 6 decimals (micro-dollars), got " + v.dump());
+  return static_cast<MicroUsd>(rounded);
+}
+
+template <typename T>
+void setIf(const json& obj, const char* key, T& out) {
+  if (auto it = obj.find(key); it != obj.end()) out = it->get<T>();
+}
+
+ProviderApi parseApi(const std::string& s) { return s == "anthropic" ? ProviderApi::kAnthropic : ProviderApi::kOpenAi; }
+
+BudgetPolicy parsePolicy(const std::string& s) {
+  if (s == "defer") return BudgetPolicy::kDefer;
+  if (s == "human") return BudgetPolicy::kHuman;
+  return BudgetPolicy::kDowngrade;
+}
+
+BudgetScope parseScope(const std::string& s) {
+  if (s == "tenant") return BudgetScope::kTenant;
+  if (s == "tier") return BudgetScope::kTier;
+  return BudgetScope::kGlobal;
+}
+
+// Builds the typed struct from schema-valid JSON.
+Config buildConfig(const json& doc, const std::string& file) {
+  Config c;
+  const json& k = doc["kafka"];
+  c.kafka.bootstrap_servers = k["bootstrap_servers"].get<std::string>();
+  setIf(k, "client_id", c.kafka.client_id);
+  setIf(k, "partitions", c.kafka.partitions);
+  const json& t = k["topics"];
+  c.kafka.topics = {t["inbound"], t["tier_prefix"], t["results"], t["updates"], t["dlq"]};
+  const json& g = k["consumer_groups"];
+  c.kafka.consumer_groups = {g["intake"], g["tier_prefix"], g["results"]};
+  if (auto it = k.find("properties"); it != k.end()) {
+    for (const auto& [name, value] : it->items())
+      c.kafka.properties[name] = value.is_string() ? value.get<std::string>() : value.dump();
+  }
+
+  const json& r = doc["redis"];
+  c.redis.url = r["url"].get<std::string>();
+  setIf(r, "password", c.redis.password);
+  setIf(r, "pool_size", c.redis.pool_size);
+  setIf(r, "key_prefix", c.redis.key_prefix);
+  setIf(r, "connect_timeout_ms", c.redis.connect_timeout_ms);
+  setIf(r, "command_timeout_ms", c.redis.command_timeout_ms);
+
+  if (auto it = doc.find("stage"); it != doc.end()) {
+    setIf(*it, "max_in_flight", c.stage.max_in_flight);
+    setIf(*it, "worker_threads", c.stage.worker_threads);
+    setIf(*it, "max_attempts", c.stage.max_attempts);
+    setIf(*it, "retry_backoff_initial_ms", c.stage.retry_backoff_initial_ms);
+    setIf(*it, "retry_backoff_max_ms", c.stage.retry_backoff_max_ms);
+    setIf(*it, "commit_interval_ms", c.stage.commit_interval_ms);
+    setIf(*it, "drain_deadline_ms", c.stage.drain_deadline_ms);
+  }
+
+  for (const auto& p : doc["providers"]) {
+    ProviderConfig pc;
+    pc.name = p["name"];
+    pc.api = parseApi(p["api"]);
+    pc.base_url = p["base_url"];
+    setIf(p, "api_key_env", pc.api_key_env);
+    setIf(p, "connect_timeout_ms", pc.connect_timeout_ms);
+    setIf(p, "read_timeout_ms", pc.read_timeout_ms);
+    setIf(p, "total_timeout_ms", pc.total_timeout_ms);
+    setIf(p, "max_connections", pc.max_connections);
+    if (auto h = p.find("headers"); h != p.end()) pc.headers = h->get<std::map<std::string, std::string>>();
+    c.providers.push_back(std::move(pc));
+  }
+
+  for (std::size_t i = 0; i < doc["models"].size(); ++i) {
+    const json& m = doc["models"][i];
+    const std::string at = "models[" + std::to_string(i) + "].";
+    ModelConfig mc;
+    mc.name = m["name"];
+    mc.provider = m["provider"];
+    mc.model_id = m["model_id"];
+    mc.input_micro_usd_per_mtok = usdToMicro(m["input_usd_per_mtok"], file, at + "input_usd_per_mtok");
+    mc.output_micro_usd_per_mtok = usdToMicro(m["output_usd_per_mtok"], file, at + "output_usd_per_mtok");
+    setIf(m, "context_window", mc.context_window);
+    setIf(m, "max_output_tokens", mc.max_output_tokens);
+    if (auto l = m.find("limits"); l != m.end()) {
+      setIf(*l, "rpm", mc.limits.rpm);
+      setIf(*l, "tpm", mc.limits.tpm);
+      setIf(*l, "max_concurrency", mc.limits.max_concurrency);
+    }
+    c.models.push_back(std::move(mc));
+  }
+
+  for (const auto& t2 : doc["tiers"]) {
+    TierConfig tc;
+    tc.name = t2["name"];
+    tc.models = t2["models"].get<std::vector<std::string>>();
+    setIf(t2, "degraded_fallbacks", tc.degraded_fallbacks);
+    setIf(t2, "escalate_below_confidence", tc.escalate_below_confidence);
+    c.tiers.push_back(std::move(tc));
+  }
+
+  if (auto it = doc.find("classifier"); it != doc.end()) {
+    setIf(*it, "category_model", c.classifier.category_model);
+    if (auto d = it->find("difficulty"); d != it->end()) {
+      setIf(*d, "easy_below", c.classifier.difficulty.easy_below);
+      setIf(*d, "hard_from", c.classifier.difficulty.hard_from);
+      if (auto w = d->find("weights"); w != d->end()) c.classifier.difficulty.weights = w->get<std::map<std::string, double>>();
+    }
+  }
+
+  if (auto it = doc.find("routing"); it != doc.end()) {
+    if (auto d = it->find("difficulty_tiers"); d != it->end()) {
+      c.routing.easy_tier = (*d)["easy"];
+      c.routing.medium_tier = (*d)["medium"];
+      c.routing.hard_tier = (*d)["hard"];
+    }
+    setIf(*it, "low_confidence_below", c.routing.low_confidence_below);
+    if (auto m = it->find("min_tier_by_category"); m != it->end()) c.routing.min_tier_by_category = m->get<std::map<std::string, std::string>>();
+    if (auto m = it->find("tenant_tiers"); m != it->end()) c.routing.tenant_tiers = m->get<std::map<std::string, std::string>>();
+  }
+  if (c.routing.easy_tier.empty()) c.routing.easy_tier = c.tiers.front().name;
+  if (c.routing.medium_tier.empty()) c.routing.medium_tier = c.tiers[c.tiers.size() / 2].name;
+  if (c.routing.hard_tier.empty()) c.routing.hard_tier = c.tiers.back().name;
+
+  if (auto it = doc.find("budgets"); it != doc.end()) {
+    if (auto p = it->find("on_exhausted"); p != it->end()) c.budgets.on_exhausted = parsePolicy(*p);
+    setIf(*it, "reservation_ttl_s", c.budgets.reservation_ttl_s);
+    if (auto caps = it->find("caps"); caps != it->end()) {
+      for (std::size_t i = 0; i < caps->size(); ++i) {
+        const json& cap = (*caps)[i];
+        const std::string at = "budgets.caps[" + std::to_string(i) + "].";
+        BudgetCap bc;
+        bc.scope = parseScope(cap["scope"]);
+        setIf(cap, "tenant", bc.tenant);
+        setIf(cap, "tier", bc.tier);
+        if (cap.contains("daily_usd")) bc.daily_micro_usd = usdToMicro(cap["daily_usd"], file, at + "daily_usd");
+        if (cap.contains("monthly_usd")) bc.monthly_micro_usd = usdToMicro(cap["monthly_usd"], file, at + "monthly_usd");
+        c.budgets.caps.push_back(std::move(bc));
+      }
+    }
+  }
+
+  if (auto it = doc.find("cache"); it != doc.end()) {
+    setIf(*it, "enabled", c.cache.enabled);
+    setIf(*it, "similarity_threshold", c.cache.similarity_threshold);
+    setIf(*it, "same_category", c.cache.same_category);
+    setIf(*it, "ttl_s", c.cache.ttl_s);
+    if (auto e = it->find("embedder"); e != it->end()) {
+      c.cache.embedder = (*e)["kind"] == "openai" ? EmbedderKind::kOpenAi : EmbedderKind::kHashing;
+      setIf(*e, "dimension", c.cache.dimension);
+      setIf(*e, "provider", c.cache.embedder_provider);
+      setIf(*e, "model", c.cache.embedder_model);
+    }
+    if (auto l = it->find("lsh"); l != it->end()) {
+      setIf(*l, "bands", c.cache.lsh_bands);
+      setIf(*l, "rows_per_band", c.cache.lsh_rows_per_band);
+    }
+  }
+
+  if (auto it = doc.find("observability"); it != doc.end()) {
+    setIf(*it, "http_port", c.observability.http_port);
+    setIf(*it, "log_level", c.observability.log_level);
+  }
+  return c;
+}
+
+// Checks that the schema cannot express: names unique, references resolve, ranges ordered.
+void crossCheck(const Config& c, const std::string& file, const YamlToJson& lines) {
+  auto fail = [&](const std::string& pointer, const std::string& reason) {
+    throw ConfigError(file, schema::pointerToFieldPath(pointer), reason, lines.lineOf(pointer));
+  };
+  auto checkUnique = [&](const auto& items, const std::string& list) {
+    std::set<std::string> seen;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      if (!seen.insert(items[i].name).second)
+        fail("/" + list + "/" + std::to_string(i) + "/name", "duplicate name '" + items[i].name + "'");
+    }
+  };
+  checkUnique(c.providers, "providers");
+  checkUnique(c.models, "models");
+  checkUnique(c.tiers, "tiers");
+
+  for (std::size_t i = 0; i < c.models.size(); ++i) {
+    if (!c.findProvider(c.models[i].provider))
+      fail("/models/" + std::to_string(i) + "/provider", "unknown provider '" + c.models[i].provider + "' (not in providers)");
+  }
+  for (std::size_t i = 0; i < c.tiers.size(); ++i) {
+    const auto& tier = c.tiers[i];
+    for (std::size_t j = 0; j < tier.models.size(); ++j) {
+      if (!c.findModel(tier.models[j]))
+        fail("/tiers/" + std::to_string(i) + "/models/" + std::to_string(j), "unknown model '" + tier.models[j] + "' (not in models)");
+    }
+    for (std::size_t j = 0; j < tier.degraded_fallbacks.size(); ++j) {
+      const auto& m = tier.degraded_fallbacks[j];
+      if (std::find(tier.models.begin(), tier.models.end(), m) == tier.models.end())
+        fail("/tiers/" + std::to_string(i) + "/degraded_fallbacks/" + std::to_string(j), "'" + m + "' is not one of this tier's models");
+      if (!tier.models.empty() && tier.models.front() == m)
+        fail("/tiers/" + std::to_string(i) + "/degraded_fallbacks/" + std::to_string(j), "the primary model cannot be a degraded fallback");
+    }
+  }
+  auto checkTier = [&](const std::string& tier, const std::string& pointer) {
+    if (c.tierIndex(tier) < 0) fail(pointer, "unknown tier '" + tier + "' (not in tiers)");
+  };
+  checkTier(c.routing.easy_tier, "/routing/difficulty_tiers/easy");
+  checkTier(c.routing.medium_tier, "/routing/difficulty_tiers/medium");
+  checkTier(c.routing.hard_tier, "/routing/difficulty_tiers/hard");
+  for (const auto& [category, tier] : c.routing.min_tier_by_category) checkTier(tier, "/routing/min_tier_by_category/" + category);
+  for (const auto& [tenant, tier] : c.routing.tenant_tiers) checkTier(tier, "/routing/tenant_tiers/" + tenant);
+
+  for (std::size_t i = 0; i < c.budgets.caps.size(); ++i) {
+    const auto& cap = c.budgets.caps[i];
+    const std::string at = "/budgets/caps/" + std::to_string(i);
+    if (cap.scope == BudgetScope::kTenant && cap.tenant.empty()) fail(at, "scope tenant needs a 'tenant'");
+    if (cap.scope == BudgetScope::kTier) {
+      if (cap.tier.empty()) fail(at, "scope tier needs a 'tier'");
+      checkTier(cap.tier, at + "/tier");
+    }
+    if (cap.scope != BudgetScope::kTier && !cap.tier.empty()) fail(at + "/tier", "only a cap with scope tier names a tier");
+    if (cap.scope != BudgetScope::kTenant && !cap.tenant.empty()) fail(at + "/tenant", "only a cap with scope tenant names a tenant");
+  }
+  if (c.stage.retry_backoff_max_ms < c.stage.retry_backoff_initial_ms)
+    fail("/stage/retry_backoff_max_ms", "must be >= retry_backoff_initial_ms");
+  if (c.classifier.difficulty.easy_below > c.classifier.difficulty.hard_from)
+    fail("/classifier/difficulty/easy_below", "must be <= hard_from");
+  if (c.cache.embedder == EmbedderKind::kOpenAi) {
+    if (c.cache.embedder_provider.empty() || !c.findProvider(c.cache.embedder_provider))
+      fail("/cache/embedder/provider", "kind openai needs the name of a configured provider");
+    if (c.cache.embedder_model.empty()) fail("/cache/embedder/model", "kind openai needs an embedding model id");
+  }
+  if (c.cache.lsh_bands * c.cache.lsh_rows_per_band > c.cache.dimension)
+    fail("/cache/lsh", "bands x rows_per_band must not exceed the embedder dimension");
+}
+
+}  // namespace
+
+ConfigError::ConfigError(std::string file, std::string field, std::string reason, int line)
+    : std::runtime_error(describeError(file, field, reason, line)),
+      file_(std::move(file)),
+      field_(std::move(field)),
+      reason_(std::move(reason)) {}
+
+MicroUsd ModelConfig::costMicroUsd(std::int64_t input_tokens, std::int64_t output_tokens) const {
+  // price is micro-dollars per million tokens: cost = tokens * price / 1e6, rounded up.
+  const __int128 total = static_cast<__int128>(input_tokens) * input_micro_usd_per_mtok +
+                         static_cast<__int128>(output_tokens) * output_micro_usd_per_mtok;
+  return static_cast<MicroUsd>((total + 999'999) / 1'000'000);
+}
+
+const ProviderConfig* Config::findProvider(const std::string& name) const {
+  for (const auto& p : providers)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+const ModelConfig* Config::findModel(const std::string& name) const {
+  for (const auto& m : models)
+    if (m.name == name) return &m;
+  return nullptr;
+}
+const TierConfig* Config::findTier(const std::string& name) const {
+  for (const auto& t : tiers)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+int Config::tierIndex(const std::string& name) const {
+  for (std::size_t i = 0; i < tiers.size(); ++i)
+    if (tiers[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+std::string Config::resolvePath(const std::string& path) const {
+  if (path.empty() || path.front() == '/') return path;
+  return (std::filesystem::path(config_dir) / path).lexically_normal().string();
+}
+
+std::optional<std::string> processEnv(const std::string& name) {
+  const char* v = std::getenv(name.c_str());  // the one place our code reads the environment
+  if (!v) return std::nullopt;
+  return std::string(v);
+}
+
+Config loadConfigText(const std::string& yaml_text, const std::string& source, const std::string& config_dir,
+                      EnvLookup env) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(source, "", "not valid YAML: " + e.msg, e.mark.line + 1);
+  }
+  if (!root.IsMap()) throw ConfigError(source, "", "the top level must be a mapping of sections");
+  YamlToJson converter(source, env);
+  const json doc = converter.convert(root, "");
+  const auto errors = schema::SchemaRegistry::builtin().validate("config.schema.json", doc, 1);
+  if (!errors.empty()) {
+    const auto& e = errors.front();
+    throw ConfigError(source, schema::pointerToFieldPath(e.path), e.reason, converter.lineOf(e.path));
+  }
+  Config config = buildConfig(doc, source);
+  config.source = source;
+  config.config_dir = config_dir;
+  crossCheck(config, source, converter);
+  return config;
+}
+
+Config loadConfig(const std::string& path, EnvLookup env) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path, "", "cannot read the file (does it exist?)");
+  std::stringstream text;
+  text << in.rdbuf();
+  const auto dir = std::filesystem::absolute(path).parent_path().string();
+  return loadConfigText(text.str(), path, dir, env);
+}
+
+Config loadEmbeddedConfig(EnvLookup env) {
+  const auto text = embeddedFile("config/ticketflow.yaml");
+  if (!text) throw ConfigError("<embedded>", "", "the binary was built without config/ticketflow.yaml");
+  // Relative paths (the classifier model) resolve against the installed config folder.
+  const std::string dir = env("TICKETFLOW_CONFIG_DIR").value_or(TICKETFLOW_DEFAULT_CONFIG_DIR);
+  return loadConfigText(std::string(*text), "<embedded config/ticketflow.yaml>", dir, env);
+}
+
+const char* providerApiName(ProviderApi api) { return api == ProviderApi::kAnthropic ? "anthropic" : "openai"; }
+
+const char* budgetPolicyName(BudgetPolicy policy) {
+  switch (policy) {
+    case BudgetPolicy::kDowngrade: return "downgrade";
+    case BudgetPolicy::kDefer: return "defer";
+    case BudgetPolicy::kHuman: return "human";
+  }
+  return "unknown";
+}
+
+}  // namespace ticketflow

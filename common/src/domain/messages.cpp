@@ -1,0 +1,444 @@
+#include "ticketflow/domain/messages.hpp"
+
+#include <sstream>
+
+#include <Poco/Base64Decoder.h>
+#include <Poco/Base64Encoder.h>
+
+#include "ticketflow/schema/validator.hpp"
+
+namespace ticketflow {
+namespace {
+
+using nlohmann::json;
+
+template <typename T>
+void setIf(const json& obj, const char* key, T& out) {
+  if (auto it = obj.find(key); it != obj.end() && !it->is_null()) out = it->get<T>();
+}
+
+void putIfNotEmpty(json& obj, const char* key, const std::string& value) {
+  if (!value.empty()) obj[key] = value;
+}
+
+// Parses and validates `bytes` against `schema`; a failure names the field and the reason.
+Result<json> parseValidated(std::string_view bytes, const char* schema) {
+  json doc = json::parse(bytes.begin(), bytes.end(), nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) return Error::malformed("not valid JSON");
+  const auto errors = schema::SchemaRegistry::builtin().validate(schema, doc, 1);
+  if (!errors.empty()) {
+    const auto& e = errors.front();
+    const std::string field = schema::pointerToFieldPath(e.path);
+    return Error::schema(field.empty() ? e.reason : "field '" + field + "': " + e.reason);
+  }
+  return doc;
+}
+
+json sourceJson(const TicketSource& s) {
+  json j = {{"system", s.system}};
+  putIfNotEmpty(j, "ref", s.ref);
+  return j;
+}
+
+TicketSource sourceFrom(const json& j) {
+  TicketSource s;
+  s.system = j.at("system").get<std::string>();
+  setIf(j, "ref", s.ref);
+  return s;
+}
+
+Ticket ticketFrom(const json& j) {
+  Ticket t;
+  t.id = j.at("id");
+  t.tenant = j.at("tenant");
+  setIf(j, "revision", t.revision);
+  if (j.contains("source")) t.source = sourceFrom(j["source"]);
+  setIf(j, "subject", t.subject);
+  t.body = j.at("body");
+  if (auto it = j.find("requester"); it != j.end()) {
+    Requester r;
+    setIf(*it, "id", r.id);
+    setIf(*it, "name", r.name);
+    setIf(*it, "email", r.email);
+    setIf(*it, "department", r.department);
+    setIf(*it, "vip", r.vip);
+    t.requester = r;
+  }
+  t.created_at = j.at("created_at");
+  setIf(j, "priority", t.priority);
+  setIf(j, "language", t.language);
+  if (auto it = j.find("metadata"); it != j.end()) t.metadata = *it;
+  return t;
+}
+
+json classificationJson(const Classification& c) {
+  json j = {{"category", c.category},
+            {"confidence", c.confidence},
+            {"difficulty", difficultyName(c.difficulty)},
+            {"difficulty_score", c.difficulty_score}};
+  if (!c.probabilities.empty()) j["probabilities"] = c.probabilities;
+  return j;
+}
+
+Classification classificationFrom(const json& j) {
+  Classification c;
+  c.category = j.at("category");
+  c.confidence = j.at("confidence");
+  c.difficulty = parseDifficulty(j.at("difficulty").get<std::string>()).value_or(Difficulty::kMedium);
+  c.difficulty_score = j.at("difficulty_score");
+  setIf(j, "probabilities", c.probabilities);
+  return c;
+}
+
+json usageJson(const TokenUsage& u) { return {{"input_tokens", u.input_tokens}, {"output_tokens", u.output_tokens}}; }
+
+TokenUsage usageFrom(const json& j) { return {j.at("input_tokens"), j.at("output_tokens")}; }
+
+CacheStatus parseCacheStatus(const std::string& s) {
+  if (s == "exact") return CacheStatus::kExact;
+  if (s == "semantic") return CacheStatus::kSemantic;
+  if (s == "skipped") return CacheStatus::kSkipped;
+  return CacheStatus::kMiss;
+}
+
+ErrorCode parseErrorCode(const std::string& s) {
+  for (auto code : {ErrorCode::kInvalidArgument, ErrorCode::kMalformed, ErrorCode::kSchemaViolation, ErrorCode::kNotFound,
+                    ErrorCode::kUnavailable, ErrorCode::kTimeout, ErrorCode::kRateLimited, ErrorCode::kBudgetExhausted,
+                    ErrorCode::kIo, ErrorCode::kInternal}) {
+    if (s == errorCodeName(code)) return code;
+  }
+  return ErrorCode::kInternal;
+}
+
+}  // namespace
+
+const char* difficultyName(Difficulty d) {
+  switch (d) {
+    case Difficulty::kEasy: return "easy";
+    case Difficulty::kMedium: return "medium";
+    case Difficulty::kHard: return "hard";
+  }
+  return "medium";
+}
+
+std::optional<Difficulty> parseDifficulty(std::string_view s) {
+  if (s == "easy") return Difficulty::kEasy;
+  if (s == "medium") return Difficulty::kMedium;
+  if (s == "hard") return Difficulty::kHard;
+  return std::nullopt;
+}
+
+const char* cacheStatusName(CacheStatus s) {
+  switch (s) {
+    case CacheStatus::kMiss: return "miss";
+    case CacheStatus::kExact: return "exact";
+    case CacheStatus::kSemantic: return "semantic";
+    case CacheStatus::kSkipped: return "skipped";
+  }
+  return "miss";
+}
+
+json toJson(const Ticket& t) {
+  json j = {{"schema_version", 1}, {"id", t.id}, {"tenant", t.tenant}, {"body", t.body}, {"created_at", t.created_at}};
+  if (t.revision != 0) j["revision"] = t.revision;
+  if (t.source) j["source"] = sourceJson(*t.source);
+  putIfNotEmpty(j, "subject", t.subject);
+  if (t.requester) {
+    json r = json::object();
+    putIfNotEmpty(r, "id", t.requester->id);
+    putIfNotEmpty(r, "name", t.requester->name);
+    putIfNotEmpty(r, "email", t.requester->email);
+    putIfNotEmpty(r, "department", t.requester->department);
+    if (t.requester->vip) r["vip"] = true;
+    j["requester"] = r;
+  }
+  putIfNotEmpty(j, "priority", t.priority);
+  putIfNotEmpty(j, "language", t.language);
+  if (!t.metadata.empty()) j["metadata"] = t.metadata;
+  return j;
+}
+
+json toJson(const RoutedTicket& t) {
+  json routing = {{"tier", t.tier}, {"rule", t.rule}};
+  if (t.escalations) routing["escalations"] = t.escalations;
+  routing["budget_state"] = t.budget_state;
+  return {{"ticket", toJson(t.ticket)},
+          {"trace_id", t.trace_id},
+          {"received_at", t.received_at},
+          {"classification", classificationJson(t.classification)},
+          {"routing", routing}};
+}
+
+json toJson(const TicketResult& r) {
+  json cache = {{"status", cacheStatusName(r.cache.status)}};
+  if (r.cache.similarity) cache["similarity"] = *r.cache.similarity;
+  putIfNotEmpty(cache, "source_ticket_id", r.cache.source_ticket_id);
+  if (r.cache.saved_micro_usd) cache["saved_micro_usd"] = r.cache.saved_micro_usd;
+  json answer = {{"summary", r.answer.summary},
+                 {"reply", r.answer.reply},
+                 {"resolution_steps", r.answer.resolution_steps},
+                 {"needs_human", r.answer.needs_human},
+                 {"confidence", r.answer.confidence}};
+  putIfNotEmpty(answer, "category_check", r.answer.category_check);
+  putIfNotEmpty(answer, "needs_human_reason", r.answer.needs_human_reason);
+  json j = {{"ticket_id", r.ticket_id},
+            {"tenant", r.tenant},
+            {"revision", r.revision},
+            {"trace_id", r.trace_id},
+            {"classification", classificationJson(r.classification)},
+            {"tier", r.tier},
+            {"cache", cache},
+            {"answer", answer},
+            {"cost_micro_usd", r.cost_micro_usd},
+            {"usage", usageJson(r.usage)},
+            {"latency_ms", r.latency_ms},
+            {"attempts", r.attempts},
+            {"degraded", r.degraded},
+            {"simulated", r.simulated},
+            {"completed_at", r.completed_at}};
+  if (r.source) j["source"] = sourceJson(*r.source);
+  putIfNotEmpty(j, "model", r.model);
+  putIfNotEmpty(j, "provider", r.provider);
+  putIfNotEmpty(j, "degraded_reason", r.degraded_reason);
+  return j;
+}
+
+TicketUpdate TicketUpdate::fromResult(const TicketResult& r, std::string updated_at) {
+  TicketUpdate u;
+  u.ticket_id = r.ticket_id;
+  u.tenant = r.tenant;
+  u.revision = r.revision;
+  u.source = r.source;
+  u.trace_id = r.trace_id;
+  u.category = r.classification.category;
+  u.difficulty = r.classification.difficulty;
+  u.confidence = r.classification.confidence;
+  u.tier = r.tier;
+  u.model = r.model;
+  u.provider = r.provider;
+  u.cache = r.cache.status;
+  u.cost_micro_usd = r.cost_micro_usd;
+  u.usage = r.usage;
+  u.latency_ms = r.latency_ms;
+  u.degraded = r.degraded;
+  u.degraded_reason = r.degraded_reason;
+  u.needs_human = r.answer.needs_human;
+  u.needs_human_reason = r.answer.needs_human_reason;
+  u.summary = r.answer.summary;
+  u.reply = r.answer.reply;
+  u.resolution_steps = r.answer.resolution_steps;
+  u.simulated = r.simulated;
+  u.updated_at = std::move(updated_at);
+  return u;
+}
+
+json toJson(const TicketUpdate& u) {
+  json j = {{"ticket_id", u.ticket_id},
+            {"tenant", u.tenant},
+            {"revision", u.revision},
+            {"trace_id", u.trace_id},
+            {"category", u.category},
+            {"difficulty", difficultyName(u.difficulty)},
+            {"confidence", u.confidence},
+            {"tier", u.tier},
+            {"cache", cacheStatusName(u.cache)},
+            {"cost_micro_usd", u.cost_micro_usd},
+            {"usage", usageJson(u.usage)},
+            {"latency_ms", u.latency_ms},
+            {"degraded", u.degraded},
+            {"needs_human", u.needs_human},
+            {"summary", u.summary},
+            {"reply", u.reply},
+            {"resolution_steps", u.resolution_steps},
+            {"simulated", u.simulated},
+            {"updated_at", u.updated_at}};
+  if (u.source) j["source"] = sourceJson(*u.source);
+  putIfNotEmpty(j, "model", u.model);
+  putIfNotEmpty(j, "provider", u.provider);
+  putIfNotEmpty(j, "degraded_reason", u.degraded_reason);
+  putIfNotEmpty(j, "needs_human_reason", u.needs_human_reason);
+  return j;
+}
+
+json toJson(const DeadLetter& d) {
+  const bool text = isValidUtf8(d.payload);
+  json source = {{"topic", d.topic}, {"partition", d.partition}, {"offset", d.offset}};
+  if (!d.key.empty()) source["key"] = isValidUtf8(d.key) ? d.key : base64Encode(d.key);
+  json j = {{"stage", d.stage},
+            {"error_class", errorCodeName(d.error_class)},
+            {"error", d.error},
+            {"attempts", d.attempts},
+            {"source", source},
+            {"payload", text ? d.payload : base64Encode(d.payload)},
+            {"payload_encoding", text ? "utf-8" : "base64"},
+            {"failed_at", d.failed_at}};
+  putIfNotEmpty(j, "ticket_id", d.ticket_id);
+  putIfNotEmpty(j, "trace_id", d.trace_id);
+  return j;
+}
+
+Result<Ticket> parseTicket(std::string_view bytes) {
+  auto doc = parseValidated(bytes, "ticket.schema.json");
+  if (!doc) return doc.error();
+  return ticketFrom(*doc);
+}
+
+Result<RoutedTicket> parseRoutedTicket(std::string_view bytes) {
+  auto doc = parseValidated(bytes, "routed_ticket.schema.json");
+  if (!doc) return doc.error();
+  const json& j = *doc;
+  RoutedTicket t;
+  t.ticket = ticketFrom(j["ticket"]);
+  t.trace_id = j["trace_id"];
+  t.received_at = j["received_at"];
+  t.classification = classificationFrom(j["classification"]);
+  t.tier = j["routing"]["tier"];
+  t.rule = j["routing"]["rule"];
+  setIf(j["routing"], "escalations", t.escalations);
+  setIf(j["routing"], "budget_state", t.budget_state);
+  return t;
+}
+
+Result<TicketResult> parseTicketResult(std::string_view bytes) {
+  auto doc = parseValidated(bytes, "result.schema.json");
+  if (!doc) return doc.error();
+  const json& j = *doc;
+  TicketResult r;
+  r.ticket_id = j["ticket_id"];
+  r.tenant = j["tenant"];
+  r.revision = j["revision"];
+  if (j.contains("source")) r.source = sourceFrom(j["source"]);
+  r.trace_id = j["trace_id"];
+  r.classification = classificationFrom(j["classification"]);
+  r.tier = j["tier"];
+  setIf(j, "model", r.model);
+  setIf(j, "provider", r.provider);
+  const json& c = j["cache"];
+  r.cache.status = parseCacheStatus(c["status"]);
+  if (c.contains("similarity")) r.cache.similarity = c["similarity"].get<double>();
+  setIf(c, "source_ticket_id", r.cache.source_ticket_id);
+  setIf(c, "saved_micro_usd", r.cache.saved_micro_usd);
+  const json& a = j["answer"];
+  r.answer.summary = a["summary"];
+  setIf(a, "category_check", r.answer.category_check);
+  r.answer.reply = a["reply"];
+  r.answer.resolution_steps = a["resolution_steps"].get<std::vector<std::string>>();
+  r.answer.needs_human = a["needs_human"];
+  setIf(a, "needs_human_reason", r.answer.needs_human_reason);
+  r.answer.confidence = a["confidence"];
+  r.cost_micro_usd = j["cost_micro_usd"];
+  r.usage = usageFrom(j["usage"]);
+  r.latency_ms = j["latency_ms"];
+  setIf(j, "attempts", r.attempts);
+  r.degraded = j["degraded"];
+  setIf(j, "degraded_reason", r.degraded_reason);
+  r.simulated = j["simulated"];
+  r.completed_at = j["completed_at"];
+  return r;
+}
+
+Result<TicketUpdate> parseTicketUpdate(std::string_view bytes) {
+  auto doc = parseValidated(bytes, "ticket_update.schema.json");
+  if (!doc) return doc.error();
+  const json& j = *doc;
+  TicketUpdate u;
+  u.ticket_id = j["ticket_id"];
+  u.tenant = j["tenant"];
+  u.revision = j["revision"];
+  if (j.contains("source")) u.source = sourceFrom(j["source"]);
+  u.trace_id = j["trace_id"];
+  u.category = j["category"];
+  u.difficulty = parseDifficulty(j["difficulty"].get<std::string>()).value_or(Difficulty::kMedium);
+  u.confidence = j["confidence"];
+  u.tier = j["tier"];
+  setIf(j, "model", u.model);
+  setIf(j, "provider", u.provider);
+  u.cache = parseCacheStatus(j["cache"]);
+  u.cost_micro_usd = j["cost_micro_usd"];
+  u.usage = usageFrom(j["usage"]);
+  u.latency_ms = j["latency_ms"];
+  u.degraded = j["degraded"];
+  setIf(j, "degraded_reason", u.degraded_reason);
+  u.needs_human = j["needs_human"];
+  setIf(j, "needs_human_reason", u.needs_human_reason);
+  u.summary = j["summary"];
+  u.reply = j["reply"];
+  u.resolution_steps = j["resolution_steps"].get<std::vector<std::string>>();
+  u.simulated = j["simulated"];
+  u.updated_at = j["updated_at"];
+  return u;
+}
+
+Result<DeadLetter> parseDeadLetter(std::string_view bytes) {
+  auto doc = parseValidated(bytes, "dead_letter.schema.json");
+  if (!doc) return doc.error();
+  const json& j = *doc;
+  DeadLetter d;
+  d.stage = j["stage"];
+  d.error_class = parseErrorCode(j["error_class"]);
+  d.error = j["error"];
+  d.attempts = j["attempts"];
+  d.topic = j["source"]["topic"];
+  d.partition = j["source"]["partition"];
+  d.offset = j["source"]["offset"];
+  setIf(j["source"], "key", d.key);
+  const std::string payload = j["payload"];
+  d.payload = j["payload_encoding"] == "base64" ? base64Decode(payload) : payload;
+  setIf(j, "ticket_id", d.ticket_id);
+  setIf(j, "trace_id", d.trace_id);
+  d.failed_at = j["failed_at"];
+  return d;
+}
+
+bool isValidUtf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t len = 0;
+    std::uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + len > s.size()) return false;
+    for (std::size_t k = 1; k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    // Reject overlong forms, surrogates and values past U+10FFFF.
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+      return false;
+    i += len;
+  }
+  return true;
+}
+
+std::string base64Encode(std::string_view bytes) {
+  std::ostringstream out;
+  Poco::Base64Encoder encoder(out);
+  encoder.rdbuf()->setLineLength(0);
+  encoder.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  encoder.close();
+  return out.str();
+}
+
+std::string base64Decode(std::string_view text) {
+  std::istringstream in{std::string(text)};
+  Poco::Base64Decoder decoder(in);
+  return std::string(std::istreambuf_iterator<char>(decoder), std::istreambuf_iterator<char>());
+}
+
+}  // namespace ticketflow

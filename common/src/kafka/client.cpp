@@ -1,0 +1,246 @@
+#include "ticketflow/kafka/client.hpp"
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include <atomic>
+#include <stdexcept>
+
+#include "ticketflow/core/check.hpp"
+
+namespace ticketflow::kafka {
+
+void HandleDeleter::operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
+void ConfDeleter::operator()(rd_kafka_conf_t* conf) const { rd_kafka_conf_destroy(conf); }
+void MessageDeleter::operator()(rd_kafka_message_t* msg) const { rd_kafka_message_destroy(msg); }
+void PartitionListDeleter::operator()(rd_kafka_topic_partition_list_t* list) const {
+  rd_kafka_topic_partition_list_destroy(list);
+}
+
+namespace {
+
+HandlePtr makeHandle(rd_kafka_type_t type, ConfPtr conf) {
+  char err[512];
+  rd_kafka_t* rk = rd_kafka_new(type, conf.get(), err, sizeof err);
+  if (!rk) throw std::runtime_error(std::string("cannot create Kafka client: ") + err);
+  (void)conf.release();  // rd_kafka_new took ownership
+  return HandlePtr(rk);
+}
+
+// The delivery outcome of one produceSync call, shared by the waiter and the callback so that a
+// waiter that timed out never leaves the callback writing to freed memory.
+constexpr int kPending = -12345;
+using DeliveryState = std::shared_ptr<std::atomic<int>>;
+
+void deliveryReport(rd_kafka_t*, const rd_kafka_message_t* msg, void*) {
+  if (auto* state = static_cast<DeliveryState*>(msg->_private)) {
+    (*state)->store(msg->err);
+    delete state;
+  }
+}
+
+}  // namespace
+
+Properties clientProperties(const KafkaConfig& kafka, const std::string& role, const Properties& overrides) {
+  Properties p = {{"bootstrap.servers", kafka.bootstrap_servers}, {"client.id", kafka.client_id + "-" + role}};
+  for (const auto& [k, v] : kafka.properties) p[k] = v;
+  for (const auto& [k, v] : overrides) p[k] = v;
+  return p;
+}
+
+ConfPtr makeConf(const Properties& properties) {
+  ConfPtr conf(rd_kafka_conf_new());
+  char err[512];
+  for (const auto& [k, v] : properties) {
+    if (rd_kafka_conf_set(conf.get(), k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK)
+      throw std::invalid_argument("Kafka property '" + k + "': " + err);
+  }
+  return conf;
+}
+
+std::optional<std::string> Message::header(const std::string& name) const {
+  for (auto it = headers.rbegin(); it != headers.rend(); ++it)
+    if (it->name == name) return it->value;
+  return std::nullopt;
+}
+
+Producer::Producer(const KafkaConfig& kafka, const std::string& role, const Properties& overrides) {
+  Properties p = clientProperties(kafka, role, {{"enable.idempotence", "true"}, {"acks", "all"}, {"linger.ms", "5"}});
+  for (const auto& [k, v] : overrides) p[k] = v;
+  ConfPtr conf = makeConf(p);
+  rd_kafka_conf_set_dr_msg_cb(conf.get(), deliveryReport);
+  rk_ = makeHandle(RD_KAFKA_PRODUCER, std::move(conf));
+}
+
+Producer::~Producer() {
+  if (rk_) rd_kafka_flush(rk_.get(), 10000);
+}
+
+Status Producer::produceSync(const std::string& topic, const std::string& key, const std::string& value,
+                             const std::vector<Header>& headers, std::chrono::milliseconds timeout) {
+  rd_kafka_headers_t* hdrs = rd_kafka_headers_new(headers.size());
+  for (const auto& h : headers)
+    rd_kafka_header_add(hdrs, h.name.data(), static_cast<ssize_t>(h.name.size()), h.value.data(),
+                        static_cast<ssize_t>(h.value.size()));
+  auto state = std::make_shared<std::atomic<int>>(kPending);
+  auto* opaque = new DeliveryState(state);
+  const rd_kafka_resp_err_t err = rd_kafka_producev(
+      rk_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(key.data(), key.size()),
+      RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+      RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+  if (err) {
+    delete opaque;
+    rd_kafka_headers_destroy(hdrs);
+    return Error::unavailable(std::string("produce to ") + topic + " failed: " + rd_kafka_err2str(err));
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (state->load() == kPending) {
+    rd_kafka_poll(rk_.get(), 20);
+    if (std::chrono::steady_clock::now() > deadline) return Error::timeout("produce to " + topic + " not acknowledged in time");
+  }
+  const auto result = static_cast<rd_kafka_resp_err_t>(state->load());
+  if (result != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return Error::unavailable(std::string("produce to ") + topic + " failed: " + rd_kafka_err2str(result));
+  return {};
+}
+
+Status Producer::flush(std::chrono::milliseconds timeout) {
+  const rd_kafka_resp_err_t err = rd_kafka_flush(rk_.get(), static_cast<int>(timeout.count()));
+  if (err) return Error::timeout(std::string("flush: ") + rd_kafka_err2str(err));
+  return {};
+}
+
+Consumer::Consumer(const KafkaConfig& kafka, const std::string& role, const std::string& group,
+                   const Properties& overrides) {
+  Properties p = clientProperties(kafka, role,
+                                  {{"group.id", group},
+                                   {"enable.auto.offset.store", "false"},
+                                   {"enable.auto.commit", "false"},
+                                   {"auto.offset.reset", "earliest"},
+                                   {"partition.assignment.strategy", "cooperative-sticky"}});
+  for (const auto& [k, v] : overrides) p[k] = v;
+  rk_ = makeHandle(RD_KAFKA_CONSUMER, makeConf(p));
+  rd_kafka_poll_set_consumer(rk_.get());
+}
+
+Consumer::~Consumer() { close(); }
+
+void Consumer::close() {
+  if (closed_ || !rk_) return;
+  closed_ = true;
+  rd_kafka_consumer_close(rk_.get());
+}
+
+Status Consumer::subscribe(const std::vector<std::string>& topics) {
+  PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(topics.size())));
+  for (const auto& t : topics) rd_kafka_topic_partition_list_add(list.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
+  const rd_kafka_resp_err_t err = rd_kafka_subscribe(rk_.get(), list.get());
+  if (err) return Error::unavailable(std::string("subscribe: ") + rd_kafka_err2str(err));
+  return {};
+}
+
+Result<std::optional<Message>> Consumer::poll(std::chrono::milliseconds timeout) {
+  MessagePtr msg(rd_kafka_consumer_poll(rk_.get(), static_cast<int>(timeout.count())));
+  if (!msg) return std::optional<Message>();
+  if (msg->err) {
+    if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return std::optional<Message>();
+    return Error::unavailable(std::string("consume: ") + rd_kafka_message_errstr(msg.get()));
+  }
+  Message m;
+  m.topic = rd_kafka_topic_name(msg->rkt);
+  m.partition = msg->partition;
+  m.offset = msg->offset;
+  if (msg->key) m.key = std::string(static_cast<const char*>(msg->key), msg->key_len);
+  if (msg->payload) m.value.assign(static_cast<const char*>(msg->payload), msg->len);
+  rd_kafka_headers_t* hdrs = nullptr;
+  if (rd_kafka_message_headers(msg.get(), &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const char* name;
+    const void* value;
+    size_t size;
+    for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i)
+      m.headers.push_back({name, value ? std::string(static_cast<const char*>(value), size) : std::string()});
+  }
+  return std::optional<Message>(std::move(m));
+}
+
+Status Consumer::commit(const Message& message) {
+  PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(list.get(), message.topic.c_str(), message.partition)->offset = message.offset + 1;
+  rd_kafka_resp_err_t err = rd_kafka_offsets_store(rk_.get(), list.get());
+  if (err) return Error::unavailable(std::string("offset store: ") + rd_kafka_err2str(err));
+  err = rd_kafka_commit(rk_.get(), nullptr, /*async=*/0);
+  if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) return Error::unavailable(std::string("commit: ") + rd_kafka_err2str(err));
+  return {};
+}
+
+Status createTopics(const KafkaConfig& kafka, const std::vector<std::string>& topics, int partitions,
+                    std::chrono::milliseconds timeout) {
+  HandlePtr rk = makeHandle(RD_KAFKA_PRODUCER, makeConf(clientProperties(kafka, "admin")));
+  std::vector<rd_kafka_NewTopic_t*> new_topics;
+  char err[512];
+  for (const auto& t : topics) {
+    rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(t.c_str(), partitions, 1, err, sizeof err);
+    if (!nt) {
+      for (auto* n : new_topics) rd_kafka_NewTopic_destroy(n);
+      return Error::invalidArgument("topic " + t + ": " + err);
+    }
+    new_topics.push_back(nt);
+  }
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk.get());
+  rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(rk.get(), RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_AdminOptions_set_operation_timeout(options, static_cast<int>(timeout.count()), err, sizeof err);
+  rd_kafka_CreateTopics(rk.get(), new_topics.data(), new_topics.size(), options, queue);
+  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, static_cast<int>(timeout.count()) + 1000);
+  Status status;
+  if (!event) {
+    status = Error::timeout("create topics: no answer from the broker");
+  } else if (rd_kafka_event_error(event)) {
+    status = Error::unavailable(std::string("create topics: ") + rd_kafka_event_error_string(event));
+  } else {
+    size_t count = 0;
+    const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count);
+    for (size_t i = 0; i < count; ++i) {
+      const rd_kafka_resp_err_t e = rd_kafka_topic_result_error(results[i]);
+      if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+        status = Error::unavailable(std::string("create topic ") + rd_kafka_topic_result_name(results[i]) + ": " +
+                                    rd_kafka_err2str(e));
+        break;
+      }
+    }
+  }
+  if (event) rd_kafka_event_destroy(event);
+  rd_kafka_AdminOptions_destroy(options);
+  rd_kafka_queue_destroy(queue);
+  for (auto* n : new_topics) rd_kafka_NewTopic_destroy(n);
+  return status;
+}
+
+std::vector<std::string> configuredTopics(const Config& config) {
+  std::vector<std::string> topics = {config.kafka.topics.inbound};
+  for (const auto& tier : config.tiers) topics.push_back(config.kafka.tierTopic(tier.name));
+  topics.push_back(config.kafka.topics.results);
+  topics.push_back(config.kafka.topics.updates);
+  topics.push_back(config.kafka.topics.dlq);
+  return topics;
+}
+
+MockBroker::MockBroker(int brokers) {
+  // The handle only does the cluster's bookkeeping; it never connects anywhere.
+  ConfPtr conf = makeConf({{"client.id", "ticketflow-mock-broker"}, {"log_level", "3"}});
+  rk_ = makeHandle(RD_KAFKA_PRODUCER, std::move(conf));
+  cluster_ = rd_kafka_mock_cluster_new(rk_.get(), brokers);
+  if (!cluster_) throw std::runtime_error("cannot start the embedded Kafka broker");
+  bootstrap_ = rd_kafka_mock_cluster_bootstraps(cluster_);
+}
+
+MockBroker::~MockBroker() {
+  if (cluster_) rd_kafka_mock_cluster_destroy(cluster_);
+}
+
+Status MockBroker::createTopic(const std::string& topic, int partitions) {
+  const rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(cluster_, topic.c_str(), partitions, 1);
+  if (err) return Error::unavailable("create topic " + topic + ": " + rd_kafka_err2str(err));
+  return {};
+}
+
+}  // namespace ticketflow::kafka

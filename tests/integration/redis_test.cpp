@@ -1,0 +1,39 @@
+#include <gtest/gtest.h>
+
+#include "fixtures/services.hpp"
+
+namespace ticketflow {
+namespace {
+
+class EmbeddedRedis : public testing::RedisTest {};
+
+TEST_F(EmbeddedRedis, AnswersCommandsAndPipelines) {
+  auto client = connect();
+  auto set = client->command({"SET", key_prefix_ + "k", "v"});
+  ASSERT_TRUE(set.ok()) << set.error().message;
+  EXPECT_EQ(set->str, "OK");
+  auto replies = client->pipeline({{"INCRBY", key_prefix_ + "n", "5"}, {"GET", key_prefix_ + "k"}, {"GET", key_prefix_ + "none"}, {"NOPE"}});
+  ASSERT_TRUE(replies.ok());
+  EXPECT_EQ((*replies)[0].integer, 5);
+  EXPECT_EQ((*replies)[1].str, "v");
+  EXPECT_TRUE((*replies)[2].isNil());
+  EXPECT_EQ((*replies)[3].type, redis::Reply::Type::kError);
+}
+
+TEST_F(EmbeddedRedis, ABrokenConnectionIsReportedAndReconnectWorksAfterRestart) {
+  auto client = connect();
+  ASSERT_TRUE(client->command({"PING"}).ok());
+  server().stop(/*crash=*/true);
+  auto failed = client->command({"PING"});
+  ASSERT_FALSE(failed.ok());
+  EXPECT_TRUE(failed.error().retriable);
+  EXPECT_TRUE(client->broken());
+  server().restart();
+  auto fresh = connect();
+  auto pong = fresh->command({"PING"});
+  ASSERT_TRUE(pong.ok());
+  EXPECT_EQ(pong->str, "PONG");
+}
+
+}  // namespace
+}  // namespace ticketflow

@@ -1,0 +1,56 @@
+#include <gtest/gtest.h>
+
+#include "ticketflow/cli/args.hpp"
+#include "ticketflow/redis/client.hpp"
+
+namespace ticketflow {
+namespace {
+
+const cli::CommandSpec kSpec{"broker", "run it", "FILE", 1, 1,
+                             {{"partitions", "N", "partitions", "8"}, {"verbose", "", "talk more", ""}}, ""};
+
+TEST(Args, ParsesOptionsFlagsAndPositionals) {
+  auto a = cli::parseArgs(kSpec, {"--partitions=4", "--verbose", "x.yaml"});
+  EXPECT_EQ(a.getInt("partitions", 1, 256), 4);
+  EXPECT_TRUE(a.has("verbose"));
+  EXPECT_EQ(a.positionals(), std::vector<std::string>{"x.yaml"});
+  auto b = cli::parseArgs(kSpec, {"x.yaml", "--partitions", "16"});
+  EXPECT_EQ(b.getInt("partitions", 1, 256), 16);
+  auto c = cli::parseArgs(kSpec, {"x.yaml"});
+  EXPECT_EQ(c.getInt("partitions", 1, 256), 8);  // default
+}
+
+TEST(Args, RejectsBadInput) {
+  EXPECT_THROW(cli::parseArgs(kSpec, {"--nope", "x"}), cli::UsageError);
+  EXPECT_THROW(cli::parseArgs(kSpec, {}), cli::UsageError);
+  EXPECT_THROW(cli::parseArgs(kSpec, {"a", "b"}), cli::UsageError);
+  EXPECT_THROW(cli::parseArgs(kSpec, {"x", "--partitions"}), cli::UsageError);
+  EXPECT_THROW(cli::parseArgs(kSpec, {"x", "--verbose=yes"}), cli::UsageError);
+  EXPECT_THROW(cli::parseArgs(kSpec, {"x", "--partitions", "many"}).getInt("partitions", 1, 256), cli::UsageError);
+  EXPECT_THROW(cli::parseArgs(kSpec, {"x", "--partitions", "0"}).getInt("partitions", 1, 256), cli::UsageError);
+}
+
+TEST(Args, HelpNeedsNoPositionals) {
+  EXPECT_TRUE(cli::parseArgs(kSpec, {"--help"}).helpRequested());
+  const std::string u = cli::usage(kSpec);
+  EXPECT_NE(u.find("usage: ticketflow broker [options] FILE"), std::string::npos);
+  EXPECT_NE(u.find("--partitions N"), std::string::npos);
+}
+
+TEST(RedisUrl, Parses) {
+  auto e = redis::parseRedisUrl("redis://user:s3cret@cache.internal:6380/2");
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->host, "cache.internal");
+  EXPECT_EQ(e->port, 6380);
+  EXPECT_EQ(e->db, 2);
+  EXPECT_EQ(e->username, "user");
+  EXPECT_EQ(e->password, "s3cret");
+  EXPECT_FALSE(e->tls);
+  EXPECT_TRUE(redis::parseRedisUrl("rediss://h:1/0")->tls);
+  EXPECT_EQ(redis::parseRedisUrl("redis://127.0.0.1")->port, 6379);
+  EXPECT_FALSE(redis::parseRedisUrl("http://h:1").ok());
+  EXPECT_FALSE(redis::parseRedisUrl("redis://h:99999").ok());
+}
+
+}  // namespace
+}  // namespace ticketflow

@@ -1,0 +1,30 @@
+#pragma once
+// The `ticketflow` command table. Each subcommand declares its options once (CommandSpec) and
+// a run function; the dispatcher in main.cpp does --help, usage errors and exit codes.
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ticketflow/cli/args.hpp"
+
+namespace ticketflow::app {
+
+// Exit codes shared by every subcommand.
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;  // bad arguments, or a subcommand not built yet
+
+struct Command {
+  cli::CommandSpec spec;
+  std::function<int(const cli::ParsedArgs&)> run = {};  // empty: not built yet
+  std::string not_built_reason = "";                    // shown when run is empty
+};
+
+// The --config option every long-running command takes.
+cli::OptionSpec configOption();
+
+std::vector<Command> foundationCommands();  // broker, config check, demo
+std::vector<Command> plannedCommands();     // declared surface whose implementation is pending
+
+}  // namespace ticketflow::app

@@ -1,0 +1,58 @@
+// The rest of the command surface. Options are declared so --help is accurate; a command
+// without a run function says it is not built yet and exits 2.
+#include "command.hpp"
+
+namespace ticketflow::app {
+
+std::vector<Command> plannedCommands() {
+  const auto cfg = configOption();
+  const std::string stage = "issue 3: stage runtime";
+  const std::string classifier = "issue 4: classifier";
+  const std::string tier = "issue 5: tier pools";
+  const std::string redis = "issue 6: Redis components";
+  const std::string pipeline = "issue 7: pipeline";
+  return {
+      {{"run all", "run intake, every tier pool and the result writers in one process", "", 0, 0, {cfg}}, {}, pipeline},
+      {{"run intake", "run the intake role", "", 0, 0, {cfg}}, {}, pipeline},
+      {{"run tier", "run one tier pool", "", 0, 0, {cfg, {"tier", "NAME", "tier to serve", ""}}}, {}, tier},
+      {{"run results", "run the result writers", "", 0, 0, {cfg}}, {}, pipeline},
+      {{"sim", "run the provider simulator (OpenAI and Anthropic protocols)", "", 0, 0,
+        {{"port", "N", "port on 127.0.0.1 (0: any free port)", "0"}, {"profiles", "FILE", "per-model profiles", ""}}},
+       {}, tier},
+      {{"submit", "produce tickets from a JSONL or CSV file", "FILE", 1, 1, {cfg, {"topic", "T", "target topic (default: inbound)", ""}}},
+       {}, pipeline},
+      {{"triage", "batch-triage a backlog file", "FILE", 1, 1,
+        {cfg, {"dry-run", "", "classify and price locally, no model calls", ""},
+         {"report", "FILE", "write a self-contained HTML report", ""},
+         {"column-map", "MAP", "CSV columns, e.g. body=description,id=number", ""}}},
+       {}, pipeline},
+      {{"classify", "classify one ticket text", "[TEXT]", 0, 1,
+        {cfg, {"file", "FILE", "read the text from FILE", ""}, {"explain", "", "show the features and rule that decided", ""}}},
+       {}, classifier},
+      {{"train", "train a category model", "", 0, 0,
+        {{"data", "FILE", "training data (.csv or .jsonl, optionally .gz)", ""},
+         {"text-col", "C", "text column", "text"},
+         {"label-col", "L", "label column", "category"},
+         {"out", "MODEL", "model file to write", ""}}},
+       {}, classifier},
+      {{"eval", "evaluate a category model", "", 0, 0,
+        {{"data", "FILE", "labelled data", ""}, {"model", "MODEL", "model file (default: the configured one)", ""}}},
+       {}, classifier},
+      {{"budget show", "print spend against caps per tenant, tier and period", "", 0, 0, {cfg}}, {}, redis},
+      {{"budget set", "set a budget cap", "", 0, 0, {cfg}}, {}, redis},
+      {{"budget reset", "reset spend counters", "", 0, 0, {cfg}}, {}, redis},
+      {{"cache stats", "print semantic cache statistics", "", 0, 0, {cfg}}, {}, redis},
+      {{"cache purge", "purge cache entries by tenant, category or age", "", 0, 0, {cfg}}, {}, redis},
+      {{"cache eval", "replay a labelled stream and measure hit rate and agreement", "", 0, 0,
+        {cfg, {"data", "FILE", "labelled tickets", ""}}},
+       {}, redis},
+      {{"bench stage", "benchmark the stage engine against a raw relay", "", 0, 0, {}}, {}, stage},
+      {{"bench classifier", "benchmark featurise+classify", "", 0, 0, {}}, {}, classifier},
+      {{"bench tier", "benchmark the tier role against the simulator", "", 0, 0, {}}, {}, tier},
+      {{"bench cache", "benchmark cache lookups and inserts", "", 0, 0, {}}, {}, redis},
+      {{"bench ledger", "benchmark budget reserve+settle", "", 0, 0, {}}, {}, redis},
+      {{"bench pipeline", "benchmark the whole pipeline", "", 0, 0, {}}, {}, pipeline},
+  };
+}
+
+}  // namespace ticketflow::app
