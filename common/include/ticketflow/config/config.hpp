@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace ticketflow {
 
 // Integer micro-dollars: all money in code.
@@ -207,6 +209,10 @@ Config loadConfigText(const std::string& yaml_text, const std::string& source, c
                       EnvLookup env = processEnv);
 // The default configuration compiled into the binary (config/ticketflow.yaml).
 Config loadEmbeddedConfig(EnvLookup env = processEnv);
+
+// Any YAML document as JSON (YAML 1.2 core types; no ${ENV} substitution), for the smaller
+// files beside the configuration (simulator profiles, runbooks). Throws ConfigError on bad YAML.
+nlohmann::json parseYamlDocument(const std::string& yaml_text, const std::string& source);
 
 const char* providerApiName(ProviderApi api);
 const char* budgetPolicyName(BudgetPolicy policy);
