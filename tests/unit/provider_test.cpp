@@ -150,7 +150,10 @@ TEST(ProtocolRequests, PinTheModelIdAndPutTheKeyInTheRightHeader) {
   anthropic.base_url = "https://api.anthropic.example";
   ModelConfig m;
   m.model_id = "model-2026-05-01";
-  ModelRequest r{"sys", "user", 300, std::nullopt};
+  ModelRequest r;
+  r.system_prompt = "sys";
+  r.user_content = "user";
+  r.max_output_tokens = 300;
   auto o = buildOpenAiRequest(openai, m, r, "sk-1");
   EXPECT_EQ(o.url, "https://api.example/v1/chat/completions");
   EXPECT_EQ(nlohmann::json::parse(o.body)["model"], "model-2026-05-01");

@@ -416,6 +416,12 @@ Config loadConfigText(const std::string& yaml_text, const std::string& source, c
   Config config = buildConfig(doc, source);
   config.source = source;
   config.config_dir = config_dir;
+  auto firstOf = [&](const char* upper, const char* lower) {
+    auto v = env(upper);
+    if (!v || v->empty()) v = env(lower);
+    return v.value_or("");
+  };
+  config.proxy = {firstOf("HTTP_PROXY", "http_proxy"), firstOf("HTTPS_PROXY", "https_proxy"), firstOf("NO_PROXY", "no_proxy")};
   crossCheck(config, source, converter);
   return config;
 }

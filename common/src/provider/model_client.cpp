@@ -107,6 +107,7 @@ http::ClientRequest buildOpenAiRequest(const ProviderConfig& provider, const Mod
                {"messages", json::array({{{"role", "system"}, {"content", request.system_prompt}},
                                          {{"role", "user"}, {"content", request.user_content}}})},
                {"max_tokens", request.max_output_tokens}};
+  for (const auto& turn : request.follow_up) body["messages"].push_back({{"role", turn.role}, {"content", turn.content}});
   // Reasoning models reject any temperature but their default, so it is sent only when set.
   if (request.temperature) body["temperature"] = *request.temperature;
   http::ClientRequest req;
@@ -123,6 +124,7 @@ http::ClientRequest buildAnthropicRequest(const ProviderConfig& provider, const 
                {"max_tokens", request.max_output_tokens},
                {"system", request.system_prompt},
                {"messages", json::array({{{"role", "user"}, {"content", request.user_content}}})}};
+  for (const auto& turn : request.follow_up) body["messages"].push_back({{"role", turn.role}, {"content", turn.content}});
   if (request.temperature) body["temperature"] = *request.temperature;
   http::ClientRequest req;
   req.url = joinUrl(provider.base_url, "/v1/messages");

@@ -168,6 +168,13 @@ struct CacheConfig {
   int lsh_rows_per_band = 8;
 };
 
+// HTTP(S)_PROXY / NO_PROXY from the environment, for provider and ticket-system calls.
+struct ProxyConfig {
+  std::string http_proxy;   // e.g. http://proxy.corp:3128
+  std::string https_proxy;  // used for https:// URLs
+  std::string no_proxy;     // comma-separated hosts or suffixes that bypass the proxy
+};
+
 struct ObservabilityConfig {
   int http_port = 9464;
   std::string log_level = "info";
@@ -187,6 +194,7 @@ struct Config {
   BudgetsConfig budgets;
   CacheConfig cache;
   ObservabilityConfig observability;
+  ProxyConfig proxy;  // from the environment, not the file
 
   const ProviderConfig* findProvider(const std::string& name) const;
   const ModelConfig* findModel(const std::string& name) const;

@@ -14,22 +14,17 @@
 #include <utility>
 #include <vector>
 
+#include "ticketflow/config/config.hpp"
 #include "ticketflow/core/result.hpp"
 
 namespace ticketflow::http {
-
-struct ProxySettings {
-  std::string http_proxy;   // e.g. http://proxy.corp:3128
-  std::string https_proxy;  // used for https:// URLs
-  std::string no_proxy;     // comma-separated hosts or suffixes that bypass the proxy
-};
 
 struct HttpClientOptions {
   std::chrono::milliseconds connect_timeout{3000};
   std::chrono::milliseconds read_timeout{60000};
   std::chrono::milliseconds total_timeout{90000};  // whole request, waiting for a connection included
   int max_connections = 64;                        // per host
-  ProxySettings proxy;
+  ProxyConfig proxy;
   std::string ca_file;  // extra CA bundle; empty: the system's
 };
 

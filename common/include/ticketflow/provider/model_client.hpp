@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/core/result.hpp"
@@ -18,9 +19,15 @@
 
 namespace ticketflow::provider {
 
+struct ChatTurn {
+  std::string role;  // "assistant" or "user"
+  std::string content;
+};
+
 struct ModelRequest {
   std::string system_prompt;
   std::string user_content;  // the ticket, inside its delimited block (see prompt.hpp)
+  std::vector<ChatTurn> follow_up;  // e.g. the model's unusable reply and our repair request
   int max_output_tokens = 1024;
   std::optional<double> temperature;  // provider default when unset
 };
