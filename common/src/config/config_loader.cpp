@@ -437,6 +437,22 @@ nlohmann::json parseYamlDocument(const std::string& yaml_text, const std::string
   return converter.convert(root, "");
 }
 
+std::vector<nlohmann::json> parseYamlDocuments(const std::string& yaml_text, const std::string& source) {
+  std::vector<YAML::Node> nodes;
+  try {
+    nodes = YAML::LoadAll(yaml_text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(source, "", "not valid YAML: " + e.msg, e.mark.line + 1);
+  }
+  std::vector<nlohmann::json> out;
+  for (const auto& node : nodes) {
+    if (node.IsNull()) continue;
+    YamlToJson converter(source, nullptr);
+    out.push_back(converter.convert(node, ""));
+  }
+  return out;
+}
+
 Config loadConfig(const std::string& path, EnvLookup env) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(path, "", "cannot read the file (does it exist?)");

@@ -221,6 +221,8 @@ Config loadEmbeddedConfig(EnvLookup env = processEnv);
 // Any YAML document as JSON (YAML 1.2 core types; no ${ENV} substitution), for the smaller
 // files beside the configuration (simulator profiles, runbooks). Throws ConfigError on bad YAML.
 nlohmann::json parseYamlDocument(const std::string& yaml_text, const std::string& source);
+// Every document of a multi-document YAML stream ("---" separated), empty ones skipped.
+std::vector<nlohmann::json> parseYamlDocuments(const std::string& yaml_text, const std::string& source);
 
 const char* providerApiName(ProviderApi api);
 const char* budgetPolicyName(BudgetPolicy policy);
