@@ -2,6 +2,7 @@
 // cost, rate-limit hints, timeouts, keep-alive reuse.
 #include <gtest/gtest.h>
 
+#include "fixtures/simulator.hpp"
 #include "sim/simulator.hpp"
 #include "ticketflow/core/embedded.hpp"
 #include "ticketflow/provider/answer_normaliser.hpp"
@@ -12,13 +13,6 @@ namespace ticketflow {
 namespace {
 
 using namespace std::chrono_literals;
-
-sim::SimulatorOptions simOptions() {
-  auto options = sim::loadSimulatorOptions(std::string(*embeddedFile("config/sim_profiles.yaml")), "p",
-                                           std::string(*embeddedFile("config/runbooks.yaml")), "r");
-  options.latency_scale = 0;
-  return options;
-}
 
 struct Setup {
   ProviderConfig provider;
@@ -45,7 +39,7 @@ provider::ModelRequest request(const std::string& body) {
 }
 
 TEST(ModelClient, BothProtocolsRoundTripWithExactCost) {
-  sim::ProviderSimulator s(simOptions());
+  sim::ProviderSimulator s(testing::instantSimulatorOptions());
   auto http = std::make_shared<http::HttpClient>(http::HttpClientOptions{});
   for (auto api : {ProviderApi::kOpenAi, ProviderApi::kAnthropic}) {
     const auto x = setupFor(s, api);
@@ -67,7 +61,7 @@ TEST(ModelClient, BothProtocolsRoundTripWithExactCost) {
 }
 
 TEST(ModelClient, RateLimitCarriesRetryAfter) {
-  auto options = simOptions();
+  auto options = testing::instantSimulatorOptions();
   options.default_profile.faults.rate_429 = 1;
   options.default_profile.faults.retry_after_s = 1;
   sim::ProviderSimulator s(options);
@@ -81,7 +75,7 @@ TEST(ModelClient, RateLimitCarriesRetryAfter) {
 }
 
 TEST(ModelClient, ServerErrorsAreRetriableAuthErrorsAreNot) {
-  auto options = simOptions();
+  auto options = testing::instantSimulatorOptions();
   options.default_profile.faults.rate_500 = 1;
   sim::ProviderSimulator s(options);
   const auto x = setupFor(s, ProviderApi::kAnthropic);
@@ -91,7 +85,7 @@ TEST(ModelClient, ServerErrorsAreRetriableAuthErrorsAreNot) {
   EXPECT_EQ(failing.error().code, ErrorCode::kUnavailable);
   EXPECT_TRUE(failing.error().retriable);
 
-  auto strict = simOptions();
+  auto strict = testing::instantSimulatorOptions();
   strict.expected_api_key = "right";
   sim::ProviderSimulator s2(strict);
   const auto y = setupFor(s2, ProviderApi::kOpenAi);
@@ -102,7 +96,7 @@ TEST(ModelClient, ServerErrorsAreRetriableAuthErrorsAreNot) {
 }
 
 TEST(ModelClient, AHangingProviderNeverHoldsACallPastTheTotalTimeout) {
-  auto options = simOptions();
+  auto options = testing::instantSimulatorOptions();
   options.default_profile.faults.rate_hang = 1;
   options.default_profile.faults.hang_s = 30;
   sim::ProviderSimulator s(options);

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "fixtures/environment.hpp"
+#include "fixtures/simulator.hpp"
 #include "sim/simulator.hpp"
 #include "ticketflow/core/embedded.hpp"
 
@@ -13,13 +14,6 @@ namespace {
 
 using nlohmann::json;
 using testing::runCommand;
-
-sim::SimulatorOptions defaults() {
-  auto options = sim::loadSimulatorOptions(std::string(*embeddedFile("config/sim_profiles.yaml")), "profiles",
-                                           std::string(*embeddedFile("config/runbooks.yaml")), "runbooks");
-  options.latency_scale = 0;
-  return options;
-}
 
 struct Reply {
   int status = 0;
@@ -53,7 +47,7 @@ std::string chatRequest(const std::string& model, const std::string& ticket) {
 }
 
 TEST(ProviderSimulator, SpeaksOpenAiChatCompletionsDeterministically) {
-  sim::ProviderSimulator s(defaults());
+  sim::ProviderSimulator s(testing::instantSimulatorOptions());
   const auto a = post(s, "/v1/chat/completions", chatRequest("gemini-2.5-flash-lite", "VPN drops every hour"), false);
   ASSERT_EQ(a.status, 200);
   EXPECT_EQ(a.body["object"], "chat.completion");
@@ -69,7 +63,7 @@ TEST(ProviderSimulator, SpeaksOpenAiChatCompletionsDeterministically) {
 }
 
 TEST(ProviderSimulator, SpeaksAnthropicMessages) {
-  sim::ProviderSimulator s(defaults());
+  sim::ProviderSimulator s(testing::instantSimulatorOptions());
   const std::string body = json{{"model", "claude-opus-4-7"},
                                 {"max_tokens", 512},
                                 {"system", "You triage helpdesk tickets."},
@@ -83,12 +77,12 @@ TEST(ProviderSimulator, SpeaksAnthropicMessages) {
   EXPECT_EQ(content["category_check"], "Hardware");
   EXPECT_GT(r.body["usage"]["output_tokens"].get<int>(), 0);
   // Without anthropic-version the request is refused, as the real API does.
-  sim::ProviderSimulator strict(defaults());
+  sim::ProviderSimulator strict(testing::instantSimulatorOptions());
   EXPECT_EQ(post(strict, "/v1/messages", body, false).status, 401);
 }
 
 TEST(ProviderSimulator, EnforcesRequestsPerMinuteWithRetryAfter) {
-  auto options = defaults();
+  auto options = testing::instantSimulatorOptions();
   options.default_profile.rpm = 3;
   sim::ProviderSimulator s(options);
   for (int i = 0; i < 3; ++i) EXPECT_EQ(post(s, "/v1/chat/completions", chatRequest("m", "t" + std::to_string(i)), false).status, 200);
@@ -101,7 +95,7 @@ TEST(ProviderSimulator, EnforcesRequestsPerMinuteWithRetryAfter) {
 
 TEST(ProviderSimulator, InjectsEachOutputFault) {
   for (const std::string fault : {"fenced", "prose", "malformed"}) {
-    auto options = defaults();
+    auto options = testing::instantSimulatorOptions();
     if (fault == "fenced") options.default_profile.faults.rate_fenced = 1;
     if (fault == "prose") options.default_profile.faults.rate_prose = 1;
     if (fault == "malformed") options.default_profile.faults.rate_malformed = 1;
@@ -117,14 +111,14 @@ TEST(ProviderSimulator, InjectsEachOutputFault) {
       EXPECT_NE(content.find("{\""), std::string::npos);
     }
   }
-  auto options = defaults();
+  auto options = testing::instantSimulatorOptions();
   options.default_profile.faults.rate_503 = 1;
   sim::ProviderSimulator s(options);
   EXPECT_EQ(post(s, "/v1/chat/completions", chatRequest("m", "VPN"), false).status, 503);
 }
 
 TEST(ProviderSimulator, HangHoldsTheConnectionAndStopsPromptly) {
-  auto options = defaults();
+  auto options = testing::instantSimulatorOptions();
   options.default_profile.faults.rate_hang = 1;
   options.default_profile.faults.hang_s = 60;
   const auto started = std::chrono::steady_clock::now();
@@ -139,7 +133,7 @@ TEST(ProviderSimulator, HangHoldsTheConnectionAndStopsPromptly) {
 
 TEST(ProviderSimulator, LogsEveryRequestWithoutTheKey) {
   const std::string dir = testing::makeTempDir("simlog");
-  auto options = defaults();
+  auto options = testing::instantSimulatorOptions();
   options.request_log = dir + "/requests.jsonl";
   options.log_bodies = true;
   {

@@ -2,6 +2,7 @@
 // circuit breaker, fallback flagged degraded, repair then escalation, low-confidence escalation.
 #include <gtest/gtest.h>
 
+#include "fixtures/simulator.hpp"
 #include "sim/simulator.hpp"
 #include "ticketflow/core/embedded.hpp"
 #include "ticketflow/schema/validator.hpp"
@@ -11,13 +12,6 @@ namespace ticketflow {
 namespace {
 
 using namespace std::chrono_literals;
-
-sim::SimulatorOptions simOptions() {
-  auto options = sim::loadSimulatorOptions(std::string(*embeddedFile("config/sim_profiles.yaml")), "p",
-                                           std::string(*embeddedFile("config/runbooks.yaml")), "r");
-  options.latency_scale = 0;
-  return options;
-}
 
 std::optional<std::string> noEnv(const std::string&) { return std::nullopt; }
 
@@ -87,7 +81,7 @@ void expectValidResult(const TicketResult& r) {
 }
 
 TEST(TierService, PrimaryAnswersWithExactCostAndSchemaValidResult) {
-  Harness h(simOptions(), simOptions());
+  Harness h(testing::instantSimulatorOptions(), testing::instantSimulatorOptions());
   auto svc = h.service("fast");
   auto out = svc.handle(ticket("T-1", "My VPN drops every hour"));
   ASSERT_TRUE(out.ok()) << out.error().message;
@@ -102,10 +96,10 @@ TEST(TierService, PrimaryAnswersWithExactCostAndSchemaValidResult) {
 }
 
 TEST(TierService, RateLimitIsRetriedNoSoonerThanRetryAfter) {
-  auto p = simOptions();
+  auto p = testing::instantSimulatorOptions();
   p.default_profile.faults.rate_429 = 1;
   p.default_profile.faults.retry_after_s = 1;
-  Harness h(p, simOptions());
+  Harness h(p, testing::instantSimulatorOptions());
   auto svc = h.service("fast");
   auto out = svc.handle(ticket("T-2", "printer offline"));
   ASSERT_TRUE(out.ok());
@@ -116,9 +110,9 @@ TEST(TierService, RateLimitIsRetriedNoSoonerThanRetryAfter) {
 }
 
 TEST(TierService, BreakerOpensAndNoCallsReachTheProviderWhileOpen) {
-  auto p = simOptions();
+  auto p = testing::instantSimulatorOptions();
   p.default_profile.faults.rate_500 = 1;
-  Harness h(p, simOptions());
+  Harness h(p, testing::instantSimulatorOptions());
   auto svc = h.service("fast", {2, 60000ms, 30000ms, 1});
   auto first = svc.handle(ticket("T-3", "VPN"));  // two failures on the primary open its breaker
   ASSERT_TRUE(first.ok());
@@ -139,7 +133,7 @@ TEST(TierService, BreakerOpensAndNoCallsReachTheProviderWhileOpen) {
 }
 
 TEST(TierService, UnusableOutputIsRepairedOnceThenEscalated) {
-  auto bad = simOptions();
+  auto bad = testing::instantSimulatorOptions();
   bad.default_profile.faults.rate_malformed = 1;
   Harness h(bad, bad);
   auto svc = h.service("fast");
@@ -152,9 +146,9 @@ TEST(TierService, UnusableOutputIsRepairedOnceThenEscalated) {
 }
 
 TEST(TierService, FencedOrProseOutputIsNormalisedWithoutRepair) {
-  auto fenced = simOptions();
+  auto fenced = testing::instantSimulatorOptions();
   fenced.default_profile.faults.rate_fenced = 1;
-  Harness h(fenced, simOptions());
+  Harness h(fenced, testing::instantSimulatorOptions());
   auto svc = h.service("fast");
   auto out = svc.handle(ticket("T-7", "VPN"));
   ASSERT_TRUE(out.ok());
@@ -164,7 +158,7 @@ TEST(TierService, FencedOrProseOutputIsNormalisedWithoutRepair) {
 }
 
 TEST(TierService, LowConfidenceEscalatesAndTheLastTierHandsToHumans) {
-  Harness h(simOptions(), simOptions(), /*escalate_below=*/0.99);
+  Harness h(testing::instantSimulatorOptions(), testing::instantSimulatorOptions(), /*escalate_below=*/0.99);
   auto fast = h.service("fast");
   auto out = fast.handle(ticket("T-8", "VPN"));
   ASSERT_TRUE(out.ok());
@@ -173,7 +167,7 @@ TEST(TierService, LowConfidenceEscalatesAndTheLastTierHandsToHumans) {
 }
 
 TEST(TierService, WholeChainDownIsARetriableError) {
-  auto down = simOptions();
+  auto down = testing::instantSimulatorOptions();
   down.default_profile.faults.rate_503 = 1;
   Harness h(down, down);
   auto svc = h.service("fast");

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "ticketflow/config/config.hpp"
+#include "ticketflow/core/json_fields.hpp"
 #include "ticketflow/core/clock.hpp"
 
 namespace ticketflow::sim {
@@ -33,27 +34,22 @@ std::string lower(std::string s) {
   return s;
 }
 
-template <typename T>
-void setIf(const json& obj, const char* key, T& out) {
-  if (auto it = obj.find(key); it != obj.end() && !it->is_null()) out = it->get<T>();
-}
-
 ModelProfile profileFrom(const json& j, ModelProfile base) {
-  setIf(j, "latency_median_ms", base.latency_median_ms);
-  setIf(j, "latency_p99_ms", base.latency_p99_ms);
-  setIf(j, "chars_per_token", base.chars_per_token);
-  setIf(j, "rpm", base.rpm);
-  setIf(j, "tpm", base.tpm);
+  readIfPresent(j, "latency_median_ms", base.latency_median_ms);
+  readIfPresent(j, "latency_p99_ms", base.latency_p99_ms);
+  readIfPresent(j, "chars_per_token", base.chars_per_token);
+  readIfPresent(j, "rpm", base.rpm);
+  readIfPresent(j, "tpm", base.tpm);
   if (auto f = j.find("faults"); f != j.end()) {
-    setIf(*f, "rate_429", base.faults.rate_429);
-    setIf(*f, "retry_after_s", base.faults.retry_after_s);
-    setIf(*f, "rate_500", base.faults.rate_500);
-    setIf(*f, "rate_503", base.faults.rate_503);
-    setIf(*f, "rate_hang", base.faults.rate_hang);
-    setIf(*f, "hang_s", base.faults.hang_s);
-    setIf(*f, "rate_malformed", base.faults.rate_malformed);
-    setIf(*f, "rate_fenced", base.faults.rate_fenced);
-    setIf(*f, "rate_prose", base.faults.rate_prose);
+    readIfPresent(*f, "rate_429", base.faults.rate_429);
+    readIfPresent(*f, "retry_after_s", base.faults.retry_after_s);
+    readIfPresent(*f, "rate_500", base.faults.rate_500);
+    readIfPresent(*f, "rate_503", base.faults.rate_503);
+    readIfPresent(*f, "rate_hang", base.faults.rate_hang);
+    readIfPresent(*f, "hang_s", base.faults.hang_s);
+    readIfPresent(*f, "rate_malformed", base.faults.rate_malformed);
+    readIfPresent(*f, "rate_fenced", base.faults.rate_fenced);
+    readIfPresent(*f, "rate_prose", base.faults.rate_prose);
   }
   return base;
 }
@@ -94,7 +90,7 @@ SimulatorOptions loadSimulatorOptions(const std::string& profiles_yaml, const st
   if (!profiles.is_object() || !profiles.contains("profiles") || !profiles["profiles"].is_object())
     throw ConfigError(profiles_source, "profiles", "a mapping of model id -> profile is required");
   try {
-    setIf(profiles, "seed", options.seed);
+    readIfPresent(profiles, "seed", options.seed);
     if (profiles["profiles"].contains("default"))
       options.default_profile = profileFrom(profiles["profiles"]["default"], options.default_profile);
     for (const auto& [model, p] : profiles["profiles"].items()) {
@@ -111,15 +107,15 @@ SimulatorOptions loadSimulatorOptions(const std::string& profiles_yaml, const st
     try {
       Runbook rb;
       rb.id = r.at("id");
-      setIf(r, "keywords", rb.keywords);
+      readIfPresent(r, "keywords", rb.keywords);
       for (auto& k : rb.keywords) k = lower(k);
       rb.category = r.at("category");
       rb.summary = r.at("summary");
       rb.reply = r.at("reply");
-      setIf(r, "steps", rb.steps);
-      setIf(r, "needs_human", rb.needs_human);
-      setIf(r, "needs_human_reason", rb.needs_human_reason);
-      setIf(r, "confidence", rb.confidence);
+      readIfPresent(r, "steps", rb.steps);
+      readIfPresent(r, "needs_human", rb.needs_human);
+      readIfPresent(r, "needs_human_reason", rb.needs_human_reason);
+      readIfPresent(r, "confidence", rb.confidence);
       options.runbooks.push_back(std::move(rb));
     } catch (const json::exception& e) {
       throw ConfigError(runbooks_source, "runbooks[" + std::to_string(i) + "]", std::string("bad entry: ") + e.what());
