@@ -245,12 +245,19 @@ struct Stage::Impl {
     producer.reset(p);
 
     workers = std::make_unique<WorkerPool>(options.limits.worker_threads);
+    waker = std::thread([this] { wakerLoop(); });
     producer_thread = std::thread([this] {
       while (!producer_stop.load()) rd_kafka_poll(producer.get(), 50);
     });
   }
 
   ~Impl() {
+    {
+      std::lock_guard lock(waker_mutex);
+      waker_stop = true;
+    }
+    waker_ready.notify_one();
+    waker.join();
     workers->stop();
     timers.reset();
     producer_stop = true;
@@ -724,6 +731,35 @@ struct Stage::Impl {
     rd_kafka_resume_partitions(consumer.get(), list.get());
     for (int i = 0; i < list->cnt; ++i)
       if (!list->elems[i].err) partitions[{list->elems[i].topic, list->elems[i].partition}].paused_by_us = false;
+    wakeFetcher(list.get());
+  }
+
+  // librdkafka 2.0.2 does not wake a broker thread whose partitions were all paused when they
+  // are resumed: it refetches only on its next 1 s tick, which capped a full window at one
+  // refill per second. Any request to the partition leader wakes that thread at once, so a
+  // helper thread sends a watermark query (it may queue behind a fetch; the poll thread must not
+  // wait for it). One query per resume: more would pile up behind fetches and slow them.
+  void wakeFetcher(const rd_kafka_topic_partition_list_t* resumed) {
+    if (resumed->cnt == 0) return;
+    {
+      std::lock_guard lock(waker_mutex);
+      waker_partition = TopicPartition{resumed->elems[0].topic, resumed->elems[0].partition};
+    }
+    waker_ready.notify_one();
+  }
+
+  void wakerLoop() {
+    std::unique_lock lock(waker_mutex);
+    while (true) {
+      waker_ready.wait(lock, [this] { return waker_stop || waker_partition.has_value(); });
+      if (waker_stop) return;
+      const TopicPartition tp = *waker_partition;
+      waker_partition.reset();
+      lock.unlock();
+      std::int64_t low = 0, high = 0;
+      rd_kafka_query_watermark_offsets(consumer.get(), tp.first.c_str(), tp.second, &low, &high, 1000);
+      lock.lock();
+    }
   }
 
   // ---- offsets ----------------------------------------------------------------------------
@@ -820,6 +856,11 @@ struct Stage::Impl {
   std::unique_ptr<WorkerPool> workers;
   std::unique_ptr<TimerQueue> timers = std::make_unique<TimerQueue>();
   std::thread producer_thread;
+  std::thread waker;
+  std::mutex waker_mutex;
+  std::condition_variable waker_ready;
+  std::optional<TopicPartition> waker_partition;
+  bool waker_stop = false;
   std::atomic<bool> producer_stop{false};
   std::atomic<bool> stop_requested{false};
   bool closed = false;
