@@ -136,7 +136,7 @@ bool isTraceId(const std::string& s) {
   return true;
 }
 
-void logLine(const std::string& stage, const std::string& text) {
+void writeLog(const std::string& stage, const std::string& text) {
   std::fprintf(stderr, "stage %s: %s\n", stage.c_str(), text.c_str());
 }
 
@@ -198,8 +198,10 @@ struct Stage::Impl {
     std::int64_t in_flight = 0;
     bool paused_by_us = false;
     bool revoking = false;
-    std::int64_t committed = -1;
+    std::int64_t committed = -1;  // acknowledged by the coordinator
     std::string committed_metadata;
+    std::int64_t committing = -1;  // sent, no answer yet
+    std::string committing_metadata;
   };
 
   Impl(const KafkaConfig& kafka_config, StageOptions opts, Handler h)
@@ -224,6 +226,7 @@ struct Stage::Impl {
     kafka::ConfPtr cconf = kafka::makeConf(cp);
     rd_kafka_conf_set_opaque(cconf.get(), this);
     rd_kafka_conf_set_rebalance_cb(cconf.get(), &Impl::rebalanceCallback);
+    rd_kafka_conf_set_offset_commit_cb(cconf.get(), &Impl::commitCallback);
     char err[512];
     rd_kafka_t* c = rd_kafka_new(RD_KAFKA_CONSUMER, cconf.get(), err, sizeof err);
     if (!c) throw std::runtime_error(std::string("cannot create Kafka consumer: ") + err);
@@ -286,17 +289,44 @@ struct Stage::Impl {
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
       self->onRevoke(parts);
     } else {
-      logLine(self->options.name, "rebalance error: " + errText(err));
+      self->logLine("rebalance error: " + errText(err));
       if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, parts)) rd_kafka_error_destroy(e);
     }
   }
 
+  // Commit results arrive on the poll thread. Only an acknowledged commit counts: a failed one
+  // (a commit racing a rebalance gets ILLEGAL_GENERATION) is sent again at the next chance.
+  static void commitCallback(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets,
+                             void* opaque) {
+    auto* self = static_cast<Impl*>(opaque);
+    if (err == RD_KAFKA_RESP_ERR__NO_OFFSET || !offsets) return;
+    int failed = 0;
+    for (int i = 0; i < offsets->cnt; ++i) {
+      const auto& o = offsets->elems[i];
+      auto it = self->partitions.find({o.topic, o.partition});
+      if (it == self->partitions.end()) continue;
+      it->second.committing = -1;
+      if (err || o.err) {
+        ++failed;
+        continue;
+      }
+      ++self->stats.commits;
+      it->second.committed = o.offset;
+      it->second.committed_metadata =
+          o.metadata ? std::string(static_cast<const char*>(o.metadata), o.metadata_size) : std::string();
+    }
+    if (failed) self->logLine("commit failed for " + std::to_string(failed) + " partition(s): " + errText(err ? err : offsets->elems[0].err) + "; retried at the next commit");
+  }
+
+  void logLine(const std::string& text) const { writeLog(options.name, text); }
+
   void onAssign(rd_kafka_topic_partition_list_t* parts) {
     ++stats.rebalances;
+    logLine("assigned " + std::to_string(parts->cnt) + " partition(s)");
     // Committed offsets and metadata, so work finished beyond the committed offset is skipped.
     kafka::PartitionListPtr committed(rd_kafka_topic_partition_list_copy(parts));
     const rd_kafka_resp_err_t cerr = rd_kafka_committed(consumer.get(), committed.get(), 10000);
-    if (cerr) logLine(options.name, "reading committed offsets failed (" + errText(cerr) + "); finished work beyond them will be redone");
+    if (cerr) logLine("reading committed offsets failed (" + errText(cerr) + "); finished work beyond them will be redone");
     for (int i = 0; i < parts->cnt; ++i) {
       const auto& p = parts->elems[i];
       std::int64_t offset = -1;
@@ -318,7 +348,7 @@ struct Stage::Impl {
       partitions[{p.topic, p.partition}] = std::move(state);
     }
     if (rd_kafka_error_t* e = rd_kafka_incremental_assign(consumer.get(), parts)) {
-      logLine(options.name, std::string("incremental assign failed: ") + rd_kafka_error_string(e));
+      logLine(std::string("incremental assign failed: ") + rd_kafka_error_string(e));
       rd_kafka_error_destroy(e);
     }
     if (paused_all || stopping) pause(keysOf(parts));
@@ -327,6 +357,7 @@ struct Stage::Impl {
   void onRevoke(rd_kafka_topic_partition_list_t* parts) {
     ++stats.rebalances;
     const bool lost = rd_kafka_assignment_lost(consumer.get()) != 0;
+    logLine((lost ? "lost " : "revoked ") + std::to_string(parts->cnt) + " partition(s)");
     std::vector<TopicPartition> revoked = keysOf(parts);
     for (const auto& tp : revoked)
       if (auto it = partitions.find(tp); it != partitions.end()) it->second.revoking = true;
@@ -343,9 +374,9 @@ struct Stage::Impl {
       });
     }
     abandon([](const Partition& p) { return p.revoking; });
-    if (!lost) commit(revoked, /*sync=*/true, /*force=*/false);
+    if (!lost) commit(revoked, /*sync=*/true, /*force=*/true);
     if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(consumer.get(), parts)) {
-      logLine(options.name, std::string("incremental unassign failed: ") + rd_kafka_error_string(e));
+      logLine(std::string("incremental unassign failed: ") + rd_kafka_error_string(e));
       rd_kafka_error_destroy(e);
     }
     // Pause state goes with the partition: it is never resumed by us once released.
@@ -380,7 +411,7 @@ struct Stage::Impl {
       if (!msg) continue;
       if (msg->err) {
         if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-          logLine(options.name, std::string("consume: ") + rd_kafka_message_errstr(msg.get()));
+          logLine(std::string("consume: ") + rd_kafka_message_errstr(msg.get()));
         continue;
       }
       consumed(kafka::copyMessage(msg.get()));
@@ -397,7 +428,7 @@ struct Stage::Impl {
     held.clear();
     drain([this] { return in_flight == 0; });
     abandon([](const Partition&) { return true; });
-    commit(all, /*sync=*/true, /*force=*/false);
+    commit(all, /*sync=*/true, /*force=*/true);
     // Leaving the group runs the revoke callback, which finds nothing left to do.
     rd_kafka_consumer_close(consumer.get());
     closed = true;
@@ -609,7 +640,7 @@ struct Stage::Impl {
 
   void outputsSettled(Item& item) {
     if (item.produce_error) {
-      logLine(options.name, item.produce_error->message);
+      logLine(item.produce_error->message);
       // Outputs that did reach the broker are produced again on the retry: at-least-once.
       if (item.dead_lettering) {
         scheduleRetry(item);
@@ -751,15 +782,40 @@ struct Stage::Impl {
   void wakerLoop() {
     std::unique_lock lock(waker_mutex);
     while (true) {
-      waker_ready.wait(lock, [this] { return waker_stop || waker_partition.has_value(); });
+      waker_ready.wait(lock, [this] { return waker_stop || waker_partition.has_value() || !watermark_wanted.empty(); });
       if (waker_stop) return;
-      const TopicPartition tp = *waker_partition;
-      waker_partition.reset();
+      std::optional<TopicPartition> wake;
+      wake.swap(waker_partition);
+      std::set<TopicPartition> wanted;
+      wanted.swap(watermark_wanted);
       lock.unlock();
       std::int64_t low = 0, high = 0;
-      rd_kafka_query_watermark_offsets(consumer.get(), tp.first.c_str(), tp.second, &low, &high, 1000);
+      if (wake) rd_kafka_query_watermark_offsets(consumer.get(), wake->first.c_str(), wake->second, &low, &high, 1000);
+      std::map<TopicPartition, Watermarks> found;
+      for (const auto& tp : wanted)
+        if (rd_kafka_query_watermark_offsets(consumer.get(), tp.first.c_str(), tp.second, &low, &high, 1000) == 0)
+          found[tp] = {low, high};
       lock.lock();
+      for (const auto& [tp, w] : found) queried_watermarks[tp] = w;
     }
+  }
+
+  struct Watermarks {
+    std::int64_t low = -1;
+    std::int64_t high = -1;
+  };
+
+  // The watermarks librdkafka learnt from the last fetch, or else the last ones the waker
+  // thread queried (a partition paused before its first fetch has none); -1 when unknown.
+  Watermarks watermarks(const TopicPartition& tp, bool& ask) {
+    Watermarks w;
+    if (rd_kafka_get_watermark_offsets(consumer.get(), tp.first.c_str(), tp.second, &w.low, &w.high) == 0 &&
+        w.high >= 0 && w.low >= 0)
+      return w;
+    ask = true;
+    std::lock_guard lock(waker_mutex);
+    auto it = queried_watermarks.find(tp);
+    return it == queried_watermarks.end() ? Watermarks{} : it->second;
   }
 
   // ---- offsets ----------------------------------------------------------------------------
@@ -781,7 +837,6 @@ struct Stage::Impl {
   void commit(const std::vector<TopicPartition>& which, bool sync, bool force) {
     if (rd_kafka_assignment_lost(consumer.get())) return;
     kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(which.size())));
-    std::vector<std::pair<Partition*, std::string>> updated;
     for (const auto& tp : which) {
       auto it = partitions.find(tp);
       if (it == partitions.end()) continue;
@@ -789,7 +844,11 @@ struct Stage::Impl {
       const std::int64_t next = p.offsets.nextCommit();
       if (next < 0) continue;
       std::string metadata = p.offsets.metadata();
-      if (!force && next == p.committed && metadata == p.committed_metadata) continue;
+      if (!force && ((next == p.committed && metadata == p.committed_metadata) ||
+                     (next == p.committing && metadata == p.committing_metadata)))
+        continue;
+      p.committing = next;
+      p.committing_metadata = metadata;
       rd_kafka_topic_partition_t* e = rd_kafka_topic_partition_list_add(list.get(), tp.first.c_str(), tp.second);
       e->offset = next;
       if (!metadata.empty()) {
@@ -798,20 +857,14 @@ struct Stage::Impl {
         std::memcpy(e->metadata, metadata.data(), metadata.size());
         e->metadata_size = metadata.size();
       }
-      updated.emplace_back(&p, std::move(metadata));
     }
     if (list->cnt == 0) return;
     rd_kafka_resp_err_t err = rd_kafka_offsets_store(consumer.get(), list.get());
-    if (err) logLine(options.name, "offset store: " + errText(err));
+    if (err) logLine("offset store: " + errText(err));
     err = rd_kafka_commit(consumer.get(), list.get(), sync ? 0 : 1);
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-      logLine(options.name, "commit: " + errText(err));
+      logLine("commit: " + errText(err));
       return;
-    }
-    ++stats.commits;
-    for (int i = 0; i < list->cnt; ++i) {
-      updated[static_cast<std::size_t>(i)].first->committed = list->elems[i].offset;
-      updated[static_cast<std::size_t>(i)].first->committed_metadata = std::move(updated[static_cast<std::size_t>(i)].second);
     }
   }
 
@@ -828,6 +881,7 @@ struct Stage::Impl {
     StageStats s = stats;
     s.in_flight = in_flight;
     s.held = static_cast<std::int64_t>(held.size());
+    std::set<TopicPartition> unknown;
     for (const auto& [tp, p] : partitions) {
       PartitionStats ps;
       ps.topic = tp.first;
@@ -835,12 +889,25 @@ struct Stage::Impl {
       ps.in_flight = p.in_flight;
       ps.next_commit = p.offsets.nextCommit();
       ps.paused = p.paused_by_us;
-      std::int64_t low = -1, high = -1;
-      if (rd_kafka_get_watermark_offsets(consumer.get(), tp.first.c_str(), tp.second, &low, &high) == 0 && high >= 0) {
-        ps.high_watermark = high;
-        if (ps.next_commit >= 0) ps.lag = std::max<std::int64_t>(0, high - ps.next_commit);
+      bool ask = false;
+      const Watermarks w = watermarks(tp, ask);
+      if (ask) unknown.insert(tp);
+      if (w.high >= 0) {
+        ps.high_watermark = w.high;
+        // Nothing consumed or committed yet: the group starts at the log start (earliest).
+        const std::int64_t position = ps.next_commit >= 0 ? ps.next_commit : w.low;
+        if (position >= 0) ps.lag = std::max<std::int64_t>(0, w.high - position);
       }
       s.partitions.push_back(std::move(ps));
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (!unknown.empty() && now >= next_watermark_query_at) {
+      next_watermark_query_at = now + std::chrono::seconds(1);
+      {
+        std::lock_guard lock(waker_mutex);
+        watermark_wanted = std::move(unknown);
+      }
+      waker_ready.notify_one();
     }
     std::lock_guard lock(published_mutex);
     published = std::move(s);
@@ -861,6 +928,9 @@ struct Stage::Impl {
   std::condition_variable waker_ready;
   std::optional<TopicPartition> waker_partition;
   bool waker_stop = false;
+  std::set<TopicPartition> watermark_wanted;
+  std::map<TopicPartition, Watermarks> queried_watermarks;
+  SteadyTime next_watermark_query_at{};
   std::atomic<bool> producer_stop{false};
   std::atomic<bool> stop_requested{false};
   bool closed = false;
