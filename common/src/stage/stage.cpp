@@ -182,7 +182,7 @@ struct Stage::Impl {
     TopicPartition tp;
     std::int64_t offset = 0;
     std::string key;  // "" when the message has none: then it is not ordered against others
-    std::shared_ptr<const kafka::Message> message;
+    std::shared_ptr<const Delivery> delivery;  // the current attempt's; shared with the handler
     std::string trace_id;
     int attempt = 0;
     ItemState state = ItemState::kQueued;
@@ -403,9 +403,13 @@ struct Stage::Impl {
     while (!stop_requested.load()) {
       processEvents();
       admitHeld();
-      applyBackpressure();
+      const bool window_full = applyBackpressure();
       maybeCommit();
       maybePublish();
+      if (window_full) {
+        events->waitFor(std::chrono::milliseconds(5));
+        continue;
+      }
       const int timeout_ms = events->empty() ? 50 : 0;
       kafka::MessagePtr msg(rd_kafka_consumer_poll(consumer.get(), timeout_ms));
       if (!msg) continue;
@@ -468,7 +472,10 @@ struct Stage::Impl {
     item->offset = message.offset;
     item->key = message.key.value_or("");
     item->trace_id = message.header(kTraceIdHeader).value_or("");
-    item->message = std::make_shared<const kafka::Message>(std::move(message));
+    auto delivery = std::make_shared<Delivery>();
+    delivery->message = std::move(message);
+    delivery->trace_id = item->trace_id;
+    item->delivery = std::move(delivery);
     ++partition.in_flight;
     ++in_flight;
     if (in_flight > stats.max_in_flight_seen) stats.max_in_flight_seen = in_flight;
@@ -486,15 +493,17 @@ struct Stage::Impl {
   void start(Item& item) {
     ++item.attempt;
     item.state = ItemState::kRunning;
-    auto delivery = std::make_shared<Delivery>();
-    delivery->message = *item.message;
-    delivery->attempt = item.attempt;
-    delivery->trace_id = item.trace_id;
+    if (item.attempt > 1) {
+      // The handler may still hold the previous attempt's delivery: give this one its own.
+      auto retry = std::make_shared<Delivery>(*item.delivery);
+      retry->attempt = item.attempt;
+      item.delivery = std::move(retry);
+    }
     auto state = std::make_shared<Completion::State>();
     state->events = events;
     state->item = item.id;
     state->attempt = item.attempt;
-    workers->submit([this, d = std::shared_ptr<const Delivery>(std::move(delivery)), c = Completion(std::move(state))] {
+    workers->submit([this, d = item.delivery, c = Completion(std::move(state))] {
       try {
         handler(d, c);
       } catch (const std::exception& e) {
@@ -571,7 +580,7 @@ struct Stage::Impl {
     d.partition = item.tp.second;
     d.offset = item.offset;
     d.key = item.key;
-    d.payload = item.message->value;
+    d.payload = item.delivery->message.value;
     if (item.key.size() <= 128) d.ticket_id = item.key;
     if (isTraceId(item.trace_id)) d.trace_id = item.trace_id;
     d.failed_at = formatRfc3339(options.clock->now());
@@ -654,6 +663,7 @@ struct Stage::Impl {
     } else {
       ++stats.succeeded;
     }
+    stats.last_done_at = std::chrono::steady_clock::now();
     finish(item);
   }
 
@@ -724,18 +734,37 @@ struct Stage::Impl {
 
   // ---- backpressure -----------------------------------------------------------------------
 
-  void applyBackpressure() {
+  // A full window first just stops polling: completions usually free room within milliseconds,
+  // and pausing costs a purge of the prefetched messages and a refetch. Only a window that stays
+  // full for kPauseGrace pauses the partitions (so nothing is fetched while handlers are slow),
+  // and they are resumed once the window has drained by a sixteenth.
+  static constexpr std::chrono::milliseconds kPauseGrace{100};
+
+  // Returns true while the window is full, when the caller must not poll for messages.
+  bool applyBackpressure() {
     const std::int64_t window = options.limits.max_in_flight;
     const std::int64_t load = in_flight + static_cast<std::int64_t>(held.size());
-    if (!paused_all && load >= window) {
-      paused_all = true;
-      std::vector<TopicPartition> all;
-      for (const auto& [tp, p] : partitions) all.push_back(tp);
-      pause(all);
-    } else if (paused_all && load <= window - std::max<std::int64_t>(1, window / 16)) {
-      paused_all = false;
-      resumeOurs();
+    if (paused_all) {
+      if (load <= window - std::max<std::int64_t>(1, window / 16)) {
+        paused_all = false;
+        full_since.reset();
+        resumeOurs();
+      }
+      return false;  // paused: polling only serves rebalances (and rare stragglers go to `held`)
     }
+    if (load < window) {
+      full_since.reset();
+      return false;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (!full_since) full_since = now;
+    if (now - *full_since < kPauseGrace) return true;
+    paused_all = true;
+    ++stats.backpressure_pauses;
+    std::vector<TopicPartition> all;
+    for (const auto& [tp, p] : partitions) all.push_back(tp);
+    pause(all);
+    return false;
   }
 
   void pause(const std::vector<TopicPartition>& which) {
@@ -873,7 +902,7 @@ struct Stage::Impl {
   void maybePublish() {
     const auto now = std::chrono::steady_clock::now();
     if (now < next_publish_at) return;
-    next_publish_at = now + std::chrono::milliseconds(100);
+    next_publish_at = now + std::chrono::milliseconds(20);
     publish();
   }
 
@@ -936,6 +965,7 @@ struct Stage::Impl {
   bool closed = false;
   bool stopping = false;
   bool paused_all = false;
+  std::optional<SteadyTime> full_since;
 
   std::map<TopicPartition, Partition> partitions;
   std::unordered_map<std::uint64_t, std::unique_ptr<Item>> items;

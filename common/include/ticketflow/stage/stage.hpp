@@ -107,6 +107,9 @@ struct StageStats {
   std::int64_t abandoned = 0;           // given up at a revoke or shutdown deadline
   std::int64_t commits = 0;
   std::int64_t rebalances = 0;
+  std::int64_t backpressure_pauses = 0;  // times the window filled and partitions were paused
+  // When an input was last done (succeeded or dead-lettered): a health check's "still moving".
+  std::chrono::steady_clock::time_point last_done_at{};
   std::vector<PartitionStats> partitions;
 };
 
@@ -121,7 +124,7 @@ class Stage {
   // stage.drain_deadline_ms, commits and leaves the group.
   Status run();
   void requestStop();
-  // A snapshot, refreshed by the poll thread several times a second and at exit.
+  // A snapshot, refreshed by the poll thread every 20 ms and at exit.
   StageStats stats() const;
 
   struct Impl;
