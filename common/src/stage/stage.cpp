@@ -366,13 +366,9 @@ struct Stage::Impl {
       auto it = partitions.find({m.topic, m.partition});
       return it == partitions.end() || it->second.revoking;
     });
-    if (!lost) {
-      drain([&] {
-        for (const auto& tp : revoked)
-          if (auto it = partitions.find(tp); it != partitions.end() && it->second.in_flight > 0) return false;
-        return true;
-      });
-    }
+    // Running handlers and unacknowledged outputs get until the deadline; queued and retrying
+    // messages are not started again and are left to the next owner.
+    if (!lost) drain([this] { return !releasingWorkActive(); });
     abandon([](const Partition& p) { return p.revoking; });
     if (!lost) commit(revoked, /*sync=*/true, /*force=*/true);
     if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(consumer.get(), parts)) {
@@ -427,10 +423,13 @@ struct Stage::Impl {
   void shutdown() {
     stopping = true;
     std::vector<TopicPartition> all;
-    for (const auto& [tp, p] : partitions) all.push_back(tp);
+    for (auto& [tp, p] : partitions) {
+      all.push_back(tp);
+      p.revoking = true;  // no new work anywhere
+    }
     pause(all);  // stop fetching
     held.clear();
-    drain([this] { return in_flight == 0; });
+    drain([this] { return !releasingWorkActive(); });
     abandon([](const Partition&) { return true; });
     commit(all, /*sync=*/true, /*force=*/true);
     // Leaving the group runs the revoke callback, which finds nothing left to do.
@@ -527,7 +526,7 @@ struct Stage::Impl {
           }
           break;
         case EventKind::kRetryDue:
-          if (item.state != ItemState::kRetryWait) break;
+          if (item.state != ItemState::kRetryWait || !mayStart(item)) break;
           if (item.dead_lettering) {
             produceDeadLetter(item);
           } else {
@@ -683,9 +682,26 @@ struct Stage::Impl {
       if (kit->second.empty()) {
         key_queues.erase(kit);
       } else {
-        start(*items.at(kit->second.front()));
+        Item& next = *items.at(kit->second.front());
+        if (mayStart(next)) start(next);
       }
     }
+  }
+
+  // New work starts only in partitions we keep: not in ones being revoked or at shutdown.
+  bool mayStart(const Item& item) const {
+    auto it = partitions.find(item.tp);
+    return it != partitions.end() && !it->second.revoking;
+  }
+
+  // True while a handler runs or outputs are unacknowledged in a partition being released.
+  bool releasingWorkActive() const {
+    for (const auto& [id, item] : items) {
+      if (item->state != ItemState::kRunning && item->state != ItemState::kProducing) continue;
+      auto it = partitions.find(item->tp);
+      if (it == partitions.end() || it->second.revoking) return true;
+    }
+    return false;
   }
 
   // Gives up on in-flight items of the partitions matching `which`: their offsets stay
@@ -718,11 +734,11 @@ struct Stage::Impl {
         continue;
       }
       Item& front = *items.at(kit->second.front());
-      if (front.state == ItemState::kQueued) start(front);
+      if (front.state == ItemState::kQueued && mayStart(front)) start(front);
     }
   }
 
-  // Handles events until `done()` or the drain deadline; starts queued successors meanwhile.
+  // Handles events until `done()` or the drain deadline (stage.drain_deadline_ms).
   template <typename Done>
   void drain(Done done) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options.limits.drain_deadline_ms);
