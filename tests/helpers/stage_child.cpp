@@ -3,11 +3,9 @@
 //   stage_test_child BOOTSTRAP INPUT OUTPUT DLQ GROUP WINDOW
 // Each handler call completes after a random 0-20 ms on a timer, without holding a thread.
 // SIGTERM: drain, commit, print the stats line, exit 0.
-#include <atomic>
 #include <cstdio>
 #include <random>
 #include <string>
-#include <thread>
 
 #include "ticketflow/core/signals.hpp"
 #include "ticketflow/stage/stage.hpp"
@@ -43,18 +41,7 @@ int main(int argc, char** argv) {
     });
   };
   stage::Stage engine(kafka, options, handler);
-  std::atomic<bool> finished{false};
-  std::thread signals([&] {
-    while (!finished.load()) {
-      if (waitForTerminationSignal(std::chrono::milliseconds(200))) {
-        engine.requestStop();
-        return;
-      }
-    }
-  });
-  const Status status = engine.run();
-  finished = true;
-  signals.join();
+  const Status status = stage::runUntilTerminated(engine);
   const auto s = engine.stats();
   std::printf("stage_test_child: consumed %lld, succeeded %lld, skipped as already done %lld, abandoned %lld\n",
               static_cast<long long>(s.consumed), static_cast<long long>(s.succeeded),

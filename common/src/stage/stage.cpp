@@ -20,6 +20,7 @@
 #include <unordered_map>
 
 #include "ticketflow/core/check.hpp"
+#include "ticketflow/core/signals.hpp"
 #include "ticketflow/domain/messages.hpp"
 #include "ticketflow/stage/offset_tracker.hpp"
 #include "ticketflow/stage/timer.hpp"
@@ -1012,6 +1013,22 @@ void Stage::requestStop() {
 StageStats Stage::stats() const {
   std::lock_guard lock(impl_->published_mutex);
   return impl_->published;
+}
+
+Status runUntilTerminated(Stage& stage) {
+  std::atomic<bool> finished{false};
+  std::thread waiter([&] {
+    while (!finished.load()) {
+      if (waitForTerminationSignal(std::chrono::milliseconds(200))) {
+        stage.requestStop();
+        return;
+      }
+    }
+  });
+  Status status = stage.run();
+  finished = true;
+  waiter.join();
+  return status;
 }
 
 }  // namespace ticketflow::stage

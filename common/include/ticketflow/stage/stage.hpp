@@ -133,4 +133,9 @@ class Stage {
   std::unique_ptr<Impl> impl_;
 };
 
+// Runs `stage` until SIGTERM, SIGINT or SIGHUP arrives (main() must have called
+// blockTerminationSignals() before starting any thread), then stops it as run() describes.
+// Returns run()'s status: a role's main exits 0 when it is OK.
+Status runUntilTerminated(Stage& stage);
+
 }  // namespace ticketflow::stage
