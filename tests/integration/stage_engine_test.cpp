@@ -270,5 +270,38 @@ TEST_F(StageEngine, ASecondConsumerJoiningAndLeavingMidStreamLosesNothing) {
   EXPECT_EQ(missing, 0);
 }
 
+TEST_F(StageEngine, DroppedCompletionsAreRetriedAndThrowingHandlersDeadLetterAtOnce) {
+  constexpr int kCount = 20;
+  std::vector<Record> records;
+  for (int n = 0; n < kCount; ++n) records.push_back({"INC-" + std::to_string(n), std::to_string(n)});
+  testing::produceAll(broker().bootstrapServers(), input_, records);
+  auto handler = [](const std::shared_ptr<const Delivery>& d, Completion) {
+    // Even messages: the handler throws. Odd ones: it lets its Completion go unanswered.
+    if (std::stoi(d->message.value) % 2 == 0) throw std::runtime_error("handler bug");
+  };
+  auto o = options(64);
+  o.limits.max_attempts = 3;
+  stage::Stage engine(kafka_, o, handler);
+  std::thread runner([&] { EXPECT_TRUE(engine.run().ok()); });
+  waitUntil([&] { return engine.stats().dead_lettered >= kCount; }, 30s);
+  engine.requestStop();
+  runner.join();
+  EXPECT_EQ(engine.stats().succeeded, 0);
+  EXPECT_EQ(engine.stats().retries, kCount / 2 * (3 - 1));
+
+  TopicReader dlq(broker().bootstrapServers(), dlq_, kPartitions);
+  dlq.read(20s, kCount);
+  dlq.read(300ms);
+  ASSERT_EQ(dlq.messages().size(), static_cast<std::size_t>(kCount));
+  for (const auto& m : dlq.messages()) {
+    auto letter = parseDeadLetter(m.value);
+    ASSERT_TRUE(letter.ok()) << letter.error().message;
+    EXPECT_EQ(letter->error_class, ErrorCode::kInternal);
+    const bool threw = std::stoi(letter->payload) % 2 == 0;
+    EXPECT_EQ(letter->attempts, threw ? 1 : 3) << letter->error;
+    EXPECT_EQ(m.key, "INC-" + letter->payload);
+  }
+}
+
 }  // namespace
 }  // namespace ticketflow
