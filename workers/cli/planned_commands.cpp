@@ -6,7 +6,6 @@ namespace ticketflow::app {
 
 std::vector<Command> plannedCommands() {
   const auto cfg = configOption();
-  const std::string stage = "issue 3: stage runtime";
   const std::string classifier = "issue 4: classifier";
   const std::string tier = "issue 5: tier pools";
   const std::string redis = "issue 6: Redis components";
@@ -43,7 +42,6 @@ std::vector<Command> plannedCommands() {
       {{"cache eval", "replay a labelled stream and measure hit rate and agreement", "", 0, 0,
         {cfg, {"data", "FILE", "labelled tickets", ""}}},
        {}, redis},
-      {{"bench stage", "benchmark the stage engine against a raw relay", "", 0, 0, {}}, {}, stage},
       {{"bench classifier", "benchmark featurise+classify", "", 0, 0, {}}, {}, classifier},
       {{"bench tier", "benchmark the tier role against the simulator", "", 0, 0, {}}, {}, tier},
       {{"bench cache", "benchmark cache lookups and inserts", "", 0, 0, {}}, {}, redis},
