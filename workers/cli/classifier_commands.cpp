@@ -84,6 +84,8 @@ int runTrain(const cli::ParsedArgs& args) {
     opt.features.char_ngram_max = cmax;
   }
   opt.features.char_weight = args.getDouble("char-weight");
+  opt.features.lead_words = static_cast<int>(args.getInt("lead-words", 0, 64));
+  opt.features.skip_window = static_cast<int>(args.getInt("skip-window", 0, 8));
   opt.max_epochs = static_cast<int>(args.getInt("epochs", 1, 100));
   opt.l2 = args.getDouble("l2");
   opt.eta0 = args.getDouble("eta0");
@@ -92,6 +94,9 @@ int runTrain(const cli::ParsedArgs& args) {
   opt.refit = !args.has("no-refit");
   opt.quant_bits = static_cast<int>(args.getInt("quant-bits", 8, 16));
   opt.nb_scaling = args.has("nb");
+  opt.features.idf = args.has("idf");
+  opt.ensemble = static_cast<int>(args.getInt("ensemble", 1, 32));
+  opt.threads = static_cast<int>(args.getInt("threads", 1, 64));
   opt.loss = args.get("loss");
   if (opt.loss != "log" && opt.loss != "hinge" && opt.loss != "modified_huber")
     throw cli::UsageError("--loss must be log, hinge or modified_huber");
@@ -339,6 +344,8 @@ std::vector<Command> classifierCommands() {
          {"word-ngrams", "1-N", "word n-gram orders", "1-2"},
          {"char-ngrams", "A-B", "character n-gram orders inside word boundaries (0: none)", "2-5"},
          {"char-weight", "W", "weight of the character block against the word block", "1.0"},
+         {"lead-words", "N", "the first N words also count as position-tagged features (0: off)", "0"},
+         {"skip-window", "N", "word pairs up to N apart as features, beyond bigrams (0: off)", "0"},
          {"epochs", "N", "most epochs (early stopping on a validation slice)", "12"},
          {"l2", "X", "L2 regularisation strength", "2e-6"},
          {"eta0", "X", "initial learning rate", "0.5"},
@@ -346,6 +353,9 @@ std::vector<Command> classifierCommands() {
          {"no-average", "", "plain SGD instead of averaged SGD", ""},
          {"no-refit", "", "keep the early-stopped model instead of retraining on all the data", ""},
          {"quant-bits", "N", "weight quantisation: 8 or 16 bits", "16"},
+         {"ensemble", "N", "average N models trained with different shuffles (same prediction cost)", "1"},
+         {"threads", "N", "train ensemble members on N threads", "2"},
+         {"idf", "", "weight features by inverse document frequency", ""},
          {"loss", "L", "log (multinomial logistic), hinge or modified_huber (one-vs-rest)", "log"},
          {"nb", "", "scale features by naive-Bayes log-count ratios (NB-SVM style)", ""},
          {"nb-alpha", "A", "NB smoothing", "1.0"},

@@ -1,6 +1,9 @@
 #include "ticketflow/classify/category_model.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <thread>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -14,6 +17,7 @@
 namespace ticketflow::classify {
 namespace {
 
+constexpr float kIdfScale = 2048.0f;  // idf weights are stored as uint16 in units of 1/2048
 constexpr char kMagic[8] = {'T', 'F', 'C', 'A', 'T', 'M', 'D', 'L'};
 
 void putU32(std::string& out, std::uint32_t v) {
@@ -54,8 +58,8 @@ void softmaxInPlace(double* z, std::size_t n) {
 
 nlohmann::json settingsJson(const FeatureSettings& s) {
   return {{"dim_bits", s.dim_bits},         {"word_ngram_max", s.word_ngram_max}, {"char_ngram_min", s.char_ngram_min},
-          {"char_ngram_max", s.char_ngram_max}, {"word_weight", s.word_weight},   {"char_weight", s.char_weight},
-          {"sublinear_tf", s.sublinear_tf}};
+          {"char_ngram_max", s.char_ngram_max}, {"lead_words", s.lead_words}, {"skip_window", s.skip_window}, {"word_weight", s.word_weight},   {"char_weight", s.char_weight},
+          {"sublinear_tf", s.sublinear_tf}, {"idf", s.idf}};
 }
 
 // splitmix64: a small, portable, seeded generator so training is reproducible everywhere.
@@ -231,6 +235,19 @@ std::vector<float> nbRatios(const SparseRows& data, const std::vector<std::size_
   return ratios;
 }
 
+// Runs fn(0..n-1) on up to `threads` threads.
+void runParallel(int n, int threads, const std::function<void(int)>& fn) {
+  const int t = std::clamp(threads, 1, n);
+  std::atomic<int> next{0};
+  std::vector<std::thread> pool;
+  for (int i = 1; i < t; ++i)
+    pool.emplace_back([&] {
+      for (int k = next++; k < n; k = next++) fn(k);
+    });
+  for (int k = next++; k < n; k = next++) fn(k);
+  for (auto& th : pool) th.join();
+}
+
 double seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
@@ -380,9 +397,13 @@ void CategoryModel::logits(const std::vector<FeatureEntry>& features, double* ou
 }
 
 void CategoryModel::predictInto(std::string_view text, FeatureWorkspace& ws, Prediction& out) const {
-  featurizer_.featurize(text, ws);
+  float acc[Featurizer::kMaxScoreClasses] = {};
+  if (quant_bits_ == 8)
+    featurizer_.score(text, ws, w8_.data(), classes_, acc);
+  else
+    featurizer_.score(text, ws, w16_.data(), classes_, acc);
   out.probabilities.resize(classes_);
-  logits(ws.features, out.probabilities.data());
+  for (std::size_t c = 0; c < classes_; ++c) out.probabilities[c] = static_cast<double>(acc[c]) * scale_[c] + bias_[c];
   for (auto& z : out.probabilities) z /= temperature_;
   softmaxInPlace(out.probabilities.data(), classes_);
   std::size_t best = 0;
@@ -460,6 +481,12 @@ std::string CategoryModel::toBytes() const {
       out.push_back(static_cast<char>(v >> 8));
     }
   }
+  if (featurizer_.settings().idf)
+    for (float v : featurizer_.idf()) {
+      const auto q = static_cast<std::uint16_t>(std::clamp(std::nearbyint(v * kIdfScale), 0.0f, 65535.0f));
+      out.push_back(static_cast<char>(q & 0xFF));
+      out.push_back(static_cast<char>(q >> 8));
+    }
   putU64(out, fnv1a64(out));
   return out;
 }
@@ -511,9 +538,12 @@ Result<CategoryModel> CategoryModel::fromBytes(std::string_view bytes, const std
     s.word_ngram_max = fj.at("word_ngram_max").get<int>();
     s.char_ngram_min = fj.at("char_ngram_min").get<int>();
     s.char_ngram_max = fj.at("char_ngram_max").get<int>();
+    s.lead_words = fj.at("lead_words").get<int>();
+    s.skip_window = fj.at("skip_window").get<int>();
     s.word_weight = fj.at("word_weight").get<double>();
     s.char_weight = fj.at("char_weight").get<double>();
     s.sublinear_tf = fj.at("sublinear_tf").get<bool>();
+    s.idf = fj.value("idf", false);
     if (s.dim_bits < 10 || s.dim_bits > 26) return bad("dim_bits out of range");
     CategoryModel m(s);
     m.labels_ = header.at("labels").get<std::vector<std::string>>();
@@ -521,12 +551,13 @@ Result<CategoryModel> CategoryModel::fromBytes(std::string_view bytes, const std
     m.temperature_ = header.at("temperature").get<double>();
     m.quant_bits_ = header.at("quant_bits").get<int>();
     if (header.contains("training")) m.training_summary_ = header["training"].dump();
-    if (m.classes_ < 2) return bad("fewer than two labels");
+    if (m.classes_ < 2 || m.classes_ > Featurizer::kMaxScoreClasses) return bad("label count out of range (2 to 256)");
     if (m.quant_bits_ != 8 && m.quant_bits_ != 16) return bad("quant_bits must be 8 or 16");
     if (!(m.temperature_ > 0)) return bad("temperature must be positive");
     const std::size_t n = static_cast<std::size_t>(s.dimension()) * m.classes_;
     const std::size_t wbytes = n * static_cast<std::size_t>(m.quant_bits_ / 8);
-    const std::size_t expected = 16 + header_len + 8 * m.classes_ + wbytes + 8;
+    const std::size_t idf_bytes = s.idf ? 2 * static_cast<std::size_t>(s.dimension()) : 0;
+    const std::size_t expected = 16 + header_len + 8 * m.classes_ + wbytes + idf_bytes + 8;
     if (bytes.size() != expected)
       return bad("size " + std::to_string(bytes.size()) + " bytes does not match its header (expected " +
                  std::to_string(expected) + ")");
@@ -544,6 +575,13 @@ Result<CategoryModel> CategoryModel::fromBytes(std::string_view bytes, const std
       m.w16_.resize(n);
       for (std::size_t i = 0; i < n; ++i)
         m.w16_[i] = static_cast<std::int16_t>(static_cast<std::uint16_t>(q[2 * i] | (q[2 * i + 1] << 8)));
+    }
+    q += wbytes;
+    if (s.idf) {
+      std::vector<float> idf(s.dimension());
+      for (std::size_t i = 0; i < idf.size(); ++i)
+        idf[i] = static_cast<float>(q[2 * i] | (q[2 * i + 1] << 8)) / kIdfScale;
+      m.featurizer_ = Featurizer(s, std::move(idf));
     }
     return m;
   } catch (const nlohmann::json::exception& e) {
@@ -564,12 +602,36 @@ Result<CategoryModel> CategoryModel::train(const std::vector<LabelledText>& data
   std::sort(labels.begin(), labels.end());
   labels.erase(std::unique(labels.begin(), labels.end()), labels.end());
   if (labels.size() < 2) return Error::invalidArgument("need at least two distinct labels to train");
+  if (labels.size() > Featurizer::kMaxScoreClasses) return Error::invalidArgument("at most 256 distinct labels");
   const std::size_t classes = labels.size();
   std::unordered_map<std::string, int> label_index;
   for (std::size_t c = 0; c < classes; ++c) label_index[labels[c]] = static_cast<int>(c);
 
-  const Featurizer featurizer(options.features);
+  Featurizer featurizer(options.features);
   const FeatureSettings settings = featurizer.settings();
+  if (settings.idf) {
+    // Document frequency per hashed slot over the training texts, smoothed as scikit-learn does:
+    // idf = ln((1 + n) / (1 + df)) + 1.
+    std::vector<std::uint32_t> df(settings.dimension(), 0);
+    std::vector<std::uint32_t> last(settings.dimension(), 0);
+    FeatureWorkspace ws;
+    std::uint32_t doc = 0;
+    for (const auto& d : data) {
+      ++doc;
+      featurizer.featurize(d.text, ws);
+      for (const auto& f : ws.features)
+        if (last[f.index] != doc) {
+          last[f.index] = doc;
+          ++df[f.index];
+        }
+    }
+    std::vector<float> idf(settings.dimension());
+    const double n = static_cast<double>(data.size());
+    for (std::size_t i = 0; i < idf.size(); ++i)
+      // Rounded as the model file stores it, so training and prediction see the same values.
+      idf[i] = std::nearbyint(static_cast<float>(std::log((1.0 + n) / (1.0 + df[i])) + 1.0) * kIdfScale) / kIdfScale;
+    featurizer = Featurizer(settings, std::move(idf));
+  }
   SparseRows rows;
   rows.labels.reserve(data.size());
   {
@@ -616,66 +678,114 @@ Result<CategoryModel> CategoryModel::train(const std::vector<LabelledText>& data
     nb = nbRatios(rows, train_rows, dim, classes, options.nb_alpha, options.nb_power);
     say("computed NB log-count ratios");
   }
-  SgdTrainer trainer(dim, classes, options, class_weights, nb.empty() ? nullptr : &nb);
-  SplitMix rng{options.seed};
-  std::vector<float> w, b, best_w, best_b;
-  double best_score = -1;
+  // Ensemble members differ only in their shuffling seed; all are linear in the same features,
+  // so their mean is one linear model and prediction costs the same as for a single member.
+  const int members = std::max(1, options.ensemble);
+  struct Member {
+    std::vector<float> w, b;
+    double score = -1;
+    int best_epoch = 0;
+    int epochs_run = 0;
+  };
+  std::vector<Member> results(static_cast<std::size_t>(members));
+  std::mutex say_mutex;
+  auto member_say = [&](int m, const std::string& line) {
+    std::lock_guard<std::mutex> lock(say_mutex);
+    say(members > 1 ? "member " + std::to_string(m + 1) + ": " + line : line);
+  };
+  auto train_member = [&](int m) {
+    Member& out = results[static_cast<std::size_t>(m)];
+    const std::uint64_t seed = options.seed + static_cast<std::uint64_t>(m) * 7919;
+    SgdTrainer trainer(dim, classes, options, class_weights, nb.empty() ? nullptr : &nb);
+    SplitMix rng{seed};
+    std::vector<float> w, b;
+    std::vector<double> zz(classes);
+    for (int epoch = 1; epoch <= options.max_epochs; ++epoch) {
+      trainer.epoch(rows, train_rows, rng);
+      out.epochs_run = epoch;
+      trainer.snapshot(w, b);
+      std::size_t correct = 0;
+      for (std::size_t r : val_rows) {
+        floatLogits(rows, r, w, b, classes, zz.data());
+        const auto arg = static_cast<int>(std::max_element(zz.begin(), zz.end()) - zz.begin());
+        if (arg == rows.labels[r]) ++correct;
+      }
+      const double acc = static_cast<double>(correct) / static_cast<double>(val_rows.size());
+      member_say(m, "epoch " + std::to_string(epoch) + ": validation accuracy " + fmt4(acc) + " (" +
+                        fmt4(seconds(started)) + " s)");
+      if (acc > out.score) {
+        out.score = acc;
+        out.best_epoch = epoch;
+        out.w = w;
+        out.b = b;
+      } else if (epoch - out.best_epoch >= options.patience) {
+        break;
+      }
+    }
+  };
+  runParallel(members, options.threads, train_member);
+
+  std::vector<float> best_w(dim * classes, 0.0f), best_b(classes, 0.0f);
+  auto average_into = [&](std::vector<Member>& ms) {
+    std::fill(best_w.begin(), best_w.end(), 0.0f);
+    std::fill(best_b.begin(), best_b.end(), 0.0f);
+    const float inv = 1.0f / static_cast<float>(ms.size());
+    for (auto& mem : ms) {
+      for (std::size_t i = 0; i < best_w.size(); ++i) best_w[i] += mem.w[i] * inv;
+      for (std::size_t c = 0; c < classes; ++c) best_b[c] += mem.b[c] * inv;
+      std::vector<float>().swap(mem.w);
+    }
+  };
   int best_epoch = 0;
   int epochs_run = 0;
-  std::vector<double> z(classes);
-  for (int epoch = 1; epoch <= options.max_epochs; ++epoch) {
-    trainer.epoch(rows, train_rows, rng);
-    epochs_run = epoch;
-    trainer.snapshot(w, b);
-    std::size_t correct = 0;
-    for (std::size_t r : val_rows) {
-      floatLogits(rows, r, w, b, classes, z.data());
-      const auto arg = static_cast<int>(std::max_element(z.begin(), z.end()) - z.begin());
-      if (arg == rows.labels[r]) ++correct;
-    }
-    const double acc = static_cast<double>(correct) / static_cast<double>(val_rows.size());
-    say("epoch " + std::to_string(epoch) + ": validation accuracy " + fmt4(acc) + " (" + fmt4(seconds(started)) +
-        " s)");
-    if (acc > best_score) {
-      best_score = acc;
-      best_epoch = epoch;
-      best_w = w;
-      best_b = b;
-    } else if (epoch - best_epoch >= options.patience) {
-      break;
-    }
+  for (const auto& mem : results) {
+    best_epoch = std::max(best_epoch, mem.best_epoch);
+    epochs_run = std::max(epochs_run, mem.epochs_run);
   }
+  std::vector<int> member_epochs;
+  for (const auto& mem : results) member_epochs.push_back(mem.best_epoch);
+  average_into(results);
 
+  std::vector<double> z(classes);
   std::vector<double> val_logits;
   std::vector<int> val_labels;
+  std::size_t correct = 0;
   for (std::size_t r : val_rows) {
     floatLogits(rows, r, best_w, best_b, classes, z.data());
     val_logits.insert(val_logits.end(), z.begin(), z.end());
     val_labels.push_back(rows.labels[r]);
+    if (std::max_element(z.begin(), z.end()) - z.begin() == rows.labels[r]) ++correct;
   }
+  const double best_score = static_cast<double>(correct) / static_cast<double>(val_rows.size());
   const double temperature = fitTemperature(val_logits, val_labels, classes);
-  say("best epoch " + std::to_string(best_epoch) + ", temperature " + fmt4(temperature));
+  say("validation accuracy " + fmt4(best_score) + ", temperature " + fmt4(temperature));
 
   if (options.refit && options.validation_fraction > 0) {
     std::vector<std::size_t> all(rows.rows());
     std::iota(all.begin(), all.end(), std::size_t{0});
     if (options.nb_scaling) nb = nbRatios(rows, all, dim, classes, options.nb_alpha, options.nb_power);
-    SgdTrainer full(dim, classes, options, class_weights, nb.empty() ? nullptr : &nb);
-    SplitMix rng2{options.seed};
-    for (int epoch = 1; epoch <= best_epoch; ++epoch) {
-      full.epoch(rows, all, rng2);
-      say("refit on all " + std::to_string(all.size()) + " texts: epoch " + std::to_string(epoch) + "/" +
-          std::to_string(best_epoch) + " (" + fmt4(seconds(started)) + " s)");
-    }
-    full.snapshot(best_w, best_b);
+    std::vector<Member> refits(static_cast<std::size_t>(members));
+    runParallel(members, options.threads, [&](int m) {
+      const int epochs = member_epochs[static_cast<std::size_t>(m)];
+      SgdTrainer full(dim, classes, options, class_weights, nb.empty() ? nullptr : &nb);
+      SplitMix rng2{options.seed + static_cast<std::uint64_t>(m) * 7919};
+      for (int epoch = 1; epoch <= epochs; ++epoch) {
+        full.epoch(rows, all, rng2);
+        member_say(m, "refit on all " + std::to_string(all.size()) + " texts: epoch " + std::to_string(epoch) + "/" +
+                          std::to_string(epochs) + " (" + fmt4(seconds(started)) + " s)");
+      }
+      full.snapshot(refits[static_cast<std::size_t>(m)].w, refits[static_cast<std::size_t>(m)].b);
+    });
+    average_into(refits);
   }
 
   CategoryModel model = fromFloat(settings, labels, best_w, best_b, options.quant_bits, temperature);
+  model.featurizer_ = featurizer;
   nlohmann::json summary = {{"examples", data.size()},          {"validation_examples", val_rows.size()},
                             {"best_epoch", best_epoch},         {"validation_accuracy", best_score},
                             {"l2", options.l2},                 {"eta0", options.eta0},
                             {"class_weight", options.class_weight}, {"averaged", options.average},
-                            {"refit", options.refit}};
+                            {"refit", options.refit}, {"ensemble", members}, {"loss", options.loss}};
   model.training_summary_ = summary.dump();
   if (report) {
     report->examples = data.size();

@@ -62,6 +62,8 @@ struct TrainOptions {
   double nb_alpha = 1.0;          // NB smoothing
   double nb_power = 1.0;          // ratios are |log ratio|^power
   std::uint64_t seed = 20261122;
+  int ensemble = 1;               // members trained with different shuffles, averaged into one model
+  int threads = 2;                // members trained in parallel
 };
 
 struct TrainReport {

@@ -44,11 +44,18 @@ inline std::uint64_t mix64(std::uint64_t k) {
 struct FeatureSettings {
   int dim_bits = 19;          // hashed feature space has 2^dim_bits slots
   int word_ngram_max = 2;     // 1: unigrams, 2: unigrams + bigrams
-  int char_ngram_min = 2;     // character n-grams inside word boundaries (padded " word ")
+  // Character n-grams inside word boundaries (padded " word "). They count every occurrence
+  // (no sublinear TF) and the block is scaled by char_weight / sqrt(occurrences), which is L2
+  // normalisation when no n-gram repeats; that keeps prediction free of a per-n-gram table.
+  int char_ngram_min = 2;
   int char_ngram_max = 5;     // 0 disables character n-grams
+  int lead_words = 0;         // the first N tokens (the e-mail subject, usually) also count as
+                              // position-tagged features "s:word"; 0 disables
+  int skip_window = 0;        // word pairs up to this many tokens apart (beyond bigrams); 0: off
   double word_weight = 1.0;   // each block is L2-normalised, then scaled by its weight
   double char_weight = 1.0;
-  bool sublinear_tf = true;   // 1 + ln(tf) instead of tf
+  bool sublinear_tf = true;   // word features: 1 + ln(tf) instead of tf
+  bool idf = false;           // multiply by inverse document frequency (learned at training time)
 
   std::uint32_t dimension() const { return 1u << dim_bits; }
 };
@@ -74,9 +81,12 @@ struct FeatureWorkspace {
   std::vector<std::uint32_t> token_ends;
   std::vector<std::uint32_t> cp_offsets;
   // Open-addressing count table keyed by the 64-bit n-gram hash; stamp_ avoids clearing it.
-  std::vector<std::uint64_t> keys;
-  std::vector<std::uint32_t> counts;
-  std::vector<std::uint32_t> stamps;
+  struct Slot {
+    std::uint64_t key;
+    std::uint32_t count;
+    std::uint32_t stamp;
+  };
+  std::vector<Slot> slots;
   std::vector<std::uint32_t> used_slots;
   std::uint32_t stamp = 0;
   std::vector<FeatureEntry> features;
@@ -86,19 +96,37 @@ struct FeatureWorkspace {
 
 class Featurizer {
  public:
-  explicit Featurizer(FeatureSettings settings);
+  // `idf` (one weight per hashed slot) is used only when settings.idf is set; it must then have
+  // settings.dimension() entries.
+  explicit Featurizer(FeatureSettings settings, std::vector<float> idf = {});
 
   const FeatureSettings& settings() const { return settings_; }
+  const std::vector<float>& idf() const { return idf_; }
 
   // Computes the L2-normalised hashed feature vector of `text` into ws.features.
   // With want_names, ws.names[i] describes ws.features[i] ("w:printer", "w:printer jam",
   // "c: pri"). Cost is linear in the text length.
   void featurize(std::string_view text, FeatureWorkspace& ws, bool want_names = false) const;
 
+  // Adds the linear scores sum_i x_i * weights[x_i.index * classes + c] to acc[c] for the
+  // feature vector featurize() would produce, without writing out the character n-grams (the
+  // prediction hot path). W is std::int8_t, std::int16_t or float; classes <= kMaxScoreClasses.
+  template <typename W>
+  void score(std::string_view text, FeatureWorkspace& ws, const W* weights, std::size_t classes, float* acc) const;
+  static constexpr std::size_t kMaxScoreClasses = 256;
+
  private:
+  void featurizeWords(std::string_view text, FeatureWorkspace& ws, bool want_names) const;
+  void featurizeChars(FeatureWorkspace& ws, bool want_names) const;
+  template <typename Fn>
+  void forEachCharNgram(FeatureWorkspace& ws, Fn&& fn) const;
+  template <typename W, std::size_t kClasses>
+  std::size_t sumCharRows(FeatureWorkspace& ws, const W* weights, std::size_t classes, float* block) const;
+  std::size_t sumCharRows8x8(FeatureWorkspace& ws, const std::int8_t* weights, float* block) const;
   void addBlock(FeatureWorkspace& ws, std::size_t block_begin, double weight) const;
 
   FeatureSettings settings_;
+  std::vector<float> idf_;
   std::uint32_t mask_;
 };
 
