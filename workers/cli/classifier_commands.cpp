@@ -91,11 +91,13 @@ int runTrain(const cli::ParsedArgs& args) {
   opt.eta0 = args.getDouble("eta0");
   opt.class_weight = args.get("class-weight");
   opt.average = !args.has("no-average");
-  opt.refit = !args.has("no-refit");
+  opt.refit = args.has("refit");
   opt.quant_bits = static_cast<int>(args.getInt("quant-bits", 8, 16));
   opt.nb_scaling = args.has("nb");
   opt.features.idf = args.has("idf");
+  opt.features.sublinear_tf = !args.has("raw-tf");
   opt.ensemble = static_cast<int>(args.getInt("ensemble", 1, 32));
+  opt.seed = static_cast<std::uint64_t>(args.getInt("seed", 0, 1LL << 62));
   opt.threads = static_cast<int>(args.getInt("threads", 1, 64));
   opt.loss = args.get("loss");
   if (opt.loss != "log" && opt.loss != "hinge" && opt.loss != "modified_huber")
@@ -340,28 +342,30 @@ std::vector<Command> classifierCommands() {
       {{"train", "train a category model", "", 0, 0,
         {data, text_col, label_col,
          {"out", "MODEL", "model file to write", ""},
-         {"dim-bits", "N", "hashed feature space of 2^N slots", "19"},
+         {"dim-bits", "N", "hashed feature space of 2^N slots", "18"},
          {"word-ngrams", "1-N", "word n-gram orders", "1-2"},
-         {"char-ngrams", "A-B", "character n-gram orders inside word boundaries (0: none)", "2-5"},
-         {"char-weight", "W", "weight of the character block against the word block", "1.0"},
+         {"char-ngrams", "A-B", "character n-gram orders inside word boundaries (0: none)", "2-7"},
+         {"char-weight", "W", "weight of the character block against the word block", "0.6"},
          {"lead-words", "N", "the first N words also count as position-tagged features (0: off)", "0"},
          {"skip-window", "N", "word pairs up to N apart as features, beyond bigrams (0: off)", "0"},
-         {"epochs", "N", "most epochs (early stopping on a validation slice)", "12"},
-         {"l2", "X", "L2 regularisation strength", "2e-6"},
-         {"eta0", "X", "initial learning rate", "0.5"},
+         {"epochs", "N", "most epochs (early stopping on a validation slice)", "16"},
+         {"l2", "X", "L2 regularisation strength", "1e-6"},
+         {"eta0", "X", "initial learning rate", "1.0"},
          {"class-weight", "W", "none, balanced or sqrt", "sqrt"},
          {"no-average", "", "plain SGD instead of averaged SGD", ""},
-         {"no-refit", "", "keep the early-stopped model instead of retraining on all the data", ""},
-         {"quant-bits", "N", "weight quantisation: 8 or 16 bits", "16"},
+         {"refit", "", "after early stopping, retrain on all the data for the chosen epoch count", ""},
+         {"quant-bits", "N", "weight quantisation: 8 or 16 bits", "8"},
          {"ensemble", "N", "average N models trained with different shuffles (same prediction cost)", "1"},
          {"threads", "N", "train ensemble members on N threads", "2"},
+         {"seed", "N", "shuffling seed", "20261122"},
+         {"raw-tf", "", "word features count raw term frequency instead of 1 + ln(tf)", ""},
          {"idf", "", "weight features by inverse document frequency", ""},
          {"loss", "L", "log (multinomial logistic), hinge or modified_huber (one-vs-rest)", "log"},
          {"nb", "", "scale features by naive-Bayes log-count ratios (NB-SVM style)", ""},
          {"nb-alpha", "A", "NB smoothing", "1.0"},
          {"nb-power", "P", "NB ratio exponent (magnitude |log r|^P)", "1.0"}},
-        "Holds out a stratified 10% of FILE to choose the epoch count and fit the confidence\n"
-        "temperature, then (unless --no-refit) retrains on all of FILE for that many epochs."},
+        "Holds out a stratified 10% of FILE (every tenth text of each label) to choose the epoch\n"
+        "count and fit the confidence temperature; with --refit it then retrains on all of FILE."},
        runTrain},
       {{"eval", "evaluate a category model, or calibrate difficulty thresholds", "", 0, 0,
         {cfg, data, text_col, label_col, model,

@@ -48,15 +48,15 @@ struct Explanation {
 
 struct TrainOptions {
   FeatureSettings features;
-  int max_epochs = 12;
+  int max_epochs = 16;
   int patience = 2;               // stop after this many epochs without a better validation score
-  double l2 = 2e-6;               // L2 strength (per step, on the features an example touches)
-  double eta0 = 0.5;              // initial learning rate; decays as eta0 / (1 + eta0 * l2 * t)
+  double l2 = 1e-6;               // L2 strength (per step, on the features an example touches)
+  double eta0 = 1.0;              // initial learning rate; decays as eta0 / (1 + eta0 * l2 * t)
   bool average = true;            // averaged SGD: the model is the mean of the iterates
   std::string class_weight = "sqrt";  // none | balanced | sqrt (square root of balanced)
   double validation_fraction = 0.1;   // stratified slice of the training data
-  bool refit = true;              // after choosing the epoch count, retrain on all the data
-  int quant_bits = 16;            // 8 or 16
+  bool refit = false;             // after choosing the epoch count, retrain on all the data
+  int quant_bits = 8;             // 8 or 16
   std::string loss = "log";       // log (multinomial), hinge or modified_huber (one-vs-rest)
   bool nb_scaling = false;        // scale features by NB log-count ratios (NB-SVM style)
   double nb_alpha = 1.0;          // NB smoothing
