@@ -179,14 +179,14 @@ TEST(Calibration, FitTemperatureRecoversTheGeneratingTemperature) {
 
 TEST(Calibration, TrainedModelConfidenceTracksAccuracy) {
   // Noisy labels: 20% of texts get a random label, so a calibrated model cannot be sure.
-  auto data = toyCorpus(150, 21);
+  auto data = toyCorpus(600, 21);
   std::mt19937 rng(5);
   const std::vector<std::string> labels = {"Access", "Hardware", "Purchase"};
   for (auto& d : data)
     if (rng() % 5 == 0) d.label = labels[rng() % 3];
   auto model = CategoryModel::train(data, smallOptions());
   ASSERT_TRUE(model.ok());
-  auto test = toyCorpus(100, 77);
+  auto test = toyCorpus(300, 77);
   for (auto& d : test)
     if (rng() % 5 == 0) d.label = labels[rng() % 3];
   std::vector<int> truth, predicted;

@@ -46,7 +46,9 @@ TEST(Difficulty, ConfigWeightsOverrideBuiltInsAndUnknownNamesFail) {
   const std::string text = "I clicked a phishing link and now there is malware on my laptop";
   EXPECT_LT(zeroed.score(text).score, normal.score(text).score);
   for (const auto& s : zeroed.score(text).signals)
-    if (s.name == "security") EXPECT_EQ(s.weight, 0.0);
+    if (s.name == "security") {
+      EXPECT_EQ(s.weight, 0.0);
+    }
   c.weights["moon_phase"] = 1.0;
   EXPECT_THROW(DifficultyScorer{c}, std::invalid_argument);
 }
@@ -102,8 +104,12 @@ TEST(Difficulty, RewriteThresholdsKeepsCommentsAndEverythingElse) {
 }
 
 // Agreement with the hand-labelled tickets in tests/data/difficulty/tickets.jsonl at the
-// shipped thresholds. The bars are set a little under what the built-in weights measure (see
-// docs/classifier.md), so a change that makes the scorer worse fails here.
+// shipped thresholds (0.35 / 0.65). Measured with the built-in weights: exact level 0.697,
+// within one level 0.975, concordance 0.862 (docs/classifier.md). The bars sit a little under
+// that, so a change that makes the scorer clearly worse fails here.
+constexpr double kAgreementBar = 0.65;
+constexpr double kConcordanceBar = 0.82;
+
 TEST(Difficulty, AgreesWithTheHandLabelledSet) {
   std::ifstream in(testing::sourceDir() + "/tests/data/difficulty/tickets.jsonl");
   ASSERT_TRUE(in) << "missing tests/data/difficulty/tickets.jsonl";

@@ -18,9 +18,9 @@ const std::vector<std::string> kSignalNames = {
 
 // Built-in weights, set by hand on tests/data/difficulty/tickets.jsonl (see docs/classifier.md).
 const std::map<std::string, double> kBuiltinWeights = {
-    {"bias", 0.20},        {"length", 0.22},    {"problems", 0.16},       {"error_codes", 0.18},
-    {"technical_terms", 0.22}, {"outage", 0.30}, {"security", 0.34},      {"data_loss", 0.30},
-    {"systems", 0.14},     {"category_prior", 0.16}, {"urgency", 0.10},   {"routine", -0.24}};
+    {"bias", 0.24},        {"length", 0.22},    {"problems", 0.16},       {"error_codes", 0.22},
+    {"technical_terms", 0.22}, {"outage", 0.42}, {"security", 0.45},      {"data_loss", 0.40},
+    {"systems", 0.18},     {"category_prior", 0.16}, {"urgency", 0.12},   {"routine", -0.28}};
 
 // Word lists work on normalised text (lower case, typed tokens), matched as whole words or
 // whole phrases.
