@@ -267,7 +267,7 @@ int runClassify(const cli::ParsedArgs& args) {
   std::cout << "\ndifficulty signals (value x weight):\n";
   for (const auto& s : diff.signals)
     std::cout << "  " << s.name << std::string(s.name.size() < 16 ? 16 - s.name.size() : 0, ' ') << fixed(s.value, 3) << " x "
-              << fixed(s.weight, 3) << " = " << fixed(s.value * s.weight, 3) << "\n";
+              << fixed(s.weight, 3) << " = " << fixed(s.value * s.weight + 0.0, 3) << "\n";
   std::cout << "\nrouting rules:\n";
   for (const auto& line : route.trace) std::cout << "  " << line << "\n";
   std::cout << "rule that fired: " << route.rule << "\n";
