@@ -76,7 +76,7 @@ class YamlToJson {
       const auto& m = *it;
       out += text.substr(last, static_cast<std::size_t>(m.position()) - last);
       const std::string name = m[1].str();
-      auto value = env_(name);
+      auto value = env_ ? env_(name) : std::nullopt;
       if (!value || (value->empty() && m[2].matched)) {
         if (!m[2].matched) fail(pointer, "environment variable " + name + " is not set (write ${" + name + ":-default} for a fallback)", line);
         value = m[3].str();
@@ -91,7 +91,7 @@ class YamlToJson {
 
   json scalar(const YAML::Node& node, const std::string& pointer) const {
     const std::string raw = node.Scalar();
-    const bool had_reference = raw.find("${") != std::string::npos;
+    const bool had_reference = env_ && raw.find("${") != std::string::npos;
     const std::string text = had_reference ? substitute(raw, pointer, node.Mark().line + 1) : raw;
     if (node.Tag() == "!" || (had_reference && text.empty())) return text;  // quoted, or emptied by ${}
     static const std::regex int_re(R"(^[-+]?[0-9]+$)");
@@ -416,8 +416,41 @@ Config loadConfigText(const std::string& yaml_text, const std::string& source, c
   Config config = buildConfig(doc, source);
   config.source = source;
   config.config_dir = config_dir;
+  auto firstOf = [&](const char* upper, const char* lower) {
+    auto v = env(upper);
+    if (!v || v->empty()) v = env(lower);
+    return v.value_or("");
+  };
+  config.proxy = {firstOf("HTTP_PROXY", "http_proxy"), firstOf("HTTPS_PROXY", "https_proxy"), firstOf("NO_PROXY", "no_proxy")};
   crossCheck(config, source, converter);
   return config;
+}
+
+nlohmann::json parseYamlDocument(const std::string& yaml_text, const std::string& source) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(source, "", "not valid YAML: " + e.msg, e.mark.line + 1);
+  }
+  YamlToJson converter(source, nullptr);
+  return converter.convert(root, "");
+}
+
+std::vector<nlohmann::json> parseYamlDocuments(const std::string& yaml_text, const std::string& source) {
+  std::vector<YAML::Node> nodes;
+  try {
+    nodes = YAML::LoadAll(yaml_text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(source, "", "not valid YAML: " + e.msg, e.mark.line + 1);
+  }
+  std::vector<nlohmann::json> out;
+  for (const auto& node : nodes) {
+    if (node.IsNull()) continue;
+    YamlToJson converter(source, nullptr);
+    out.push_back(converter.convert(node, ""));
+  }
+  return out;
 }
 
 Config loadConfig(const std::string& path, EnvLookup env) {
