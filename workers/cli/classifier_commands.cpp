@@ -98,6 +98,9 @@ int runTrain(const cli::ParsedArgs& args) {
   opt.features.sublinear_tf = !args.has("raw-tf");
   opt.ensemble = static_cast<int>(args.getInt("ensemble", 1, 32));
   opt.seed = static_cast<std::uint64_t>(args.getInt("seed", 0, 1LL << 62));
+  opt.patience = static_cast<int>(args.getInt("patience", 1, 100));
+  opt.stop_on = args.get("stop-on");
+  if (opt.stop_on != "accuracy" && opt.stop_on != "loss") throw cli::UsageError("--stop-on must be accuracy or loss");
   opt.threads = static_cast<int>(args.getInt("threads", 1, 64));
   opt.loss = args.get("loss");
   if (opt.loss != "log" && opt.loss != "hinge" && opt.loss != "modified_huber")
@@ -326,7 +329,15 @@ int runBench(const cli::ParsedArgs& args) {
             << "  throughput " << static_cast<long long>(n / total) << " tickets/s\n"
             << "  latency per ticket: p50 " << fixed(pct(0.50), 2) << " us, p90 " << fixed(pct(0.90), 2) << " us, p99 "
             << fixed(pct(0.99), 2) << " us, max " << fixed(per_ticket_ns.back() / 1000.0, 2) << " us\n"
-            << "  (checksum " << checksum % 1000003 << ")\n";
+            << "  (label checksum " << checksum % 1000003 << ")\n";
+  // The difficulty scorer runs beside the model in the intake role; its cost is shown apart.
+  const classify::DifficultyScorer scorer(config.classifier.difficulty);
+  double score_sum = 0;
+  const auto d0 = std::chrono::steady_clock::now();
+  for (const auto& d : *data) score_sum += scorer.score(d.text, d.label).score;
+  const double dsec = secondsSince(d0);
+  std::cout << "difficulty scoring: " << static_cast<long long>(static_cast<double>(data->size()) / dsec)
+            << " tickets/s (mean score " << fixed(score_sum / static_cast<double>(data->size()), 3) << ")\n";
   return kExitOk;
 }
 
@@ -358,6 +369,8 @@ std::vector<Command> classifierCommands() {
          {"ensemble", "N", "average N models trained with different shuffles (same prediction cost)", "1"},
          {"threads", "N", "train ensemble members on N threads", "2"},
          {"seed", "N", "shuffling seed", "20261122"},
+         {"patience", "N", "epochs without improvement before stopping", "3"},
+         {"stop-on", "C", "early-stopping criterion: loss (validation log-loss) or accuracy", "loss"},
          {"raw-tf", "", "word features count raw term frequency instead of 1 + ln(tf)", ""},
          {"idf", "", "weight features by inverse document frequency", ""},
          {"loss", "L", "log (multinomial logistic), hinge or modified_huber (one-vs-rest)", "log"},

@@ -684,6 +684,7 @@ Result<CategoryModel> CategoryModel::train(const std::vector<LabelledText>& data
   struct Member {
     std::vector<float> w, b;
     double score = -1;
+    double accuracy = 0;
     int best_epoch = 0;
     int epochs_run = 0;
   };
@@ -705,16 +706,23 @@ Result<CategoryModel> CategoryModel::train(const std::vector<LabelledText>& data
       out.epochs_run = epoch;
       trainer.snapshot(w, b);
       std::size_t correct = 0;
+      double loss = 0;
       for (std::size_t r : val_rows) {
         floatLogits(rows, r, w, b, classes, zz.data());
         const auto arg = static_cast<int>(std::max_element(zz.begin(), zz.end()) - zz.begin());
         if (arg == rows.labels[r]) ++correct;
+        softmaxInPlace(zz.data(), classes);
+        loss -= std::log(std::max(zz[static_cast<std::size_t>(rows.labels[r])], 1e-12));
       }
       const double acc = static_cast<double>(correct) / static_cast<double>(val_rows.size());
-      member_say(m, "epoch " + std::to_string(epoch) + ": validation accuracy " + fmt4(acc) + " (" +
-                        fmt4(seconds(started)) + " s)");
-      if (acc > out.score) {
-        out.score = acc;
+      loss /= static_cast<double>(val_rows.size());
+      member_say(m, "epoch " + std::to_string(epoch) + ": validation accuracy " + fmt4(acc) + ", log-loss " +
+                        fmt4(loss) + " (" + fmt4(seconds(started)) + " s)");
+      // Higher is better; log-loss is the smoother criterion, accuracy the one reported.
+      const double score = options.stop_on == "loss" ? -loss : acc;
+      if (epoch == 1 || score > out.score) {
+        out.score = score;
+        out.accuracy = acc;
         out.best_epoch = epoch;
         out.w = w;
         out.b = b;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <unordered_map>
 #include <set>
 #include <stdexcept>
 
@@ -46,7 +47,7 @@ const std::vector<std::string> kOutage = {
 const std::vector<std::string> kSecurity = {
     "breach", "phishing", "phish", "malware", "virus", "ransomware", "hacked", "compromised", "suspicious",
     "leaked", "leak", "unauthorized", "unauthorised", "stolen", "exploit", "vulnerability", "cve", "attack",
-    "intrusion", "trojan", "spyware", "keylogger", "brute", "impersonat", "fraud", "scam", "encrypted my files",
+    "intrusion", "trojan", "spyware", "keylogger", "brute*", "impersonat*", "fraud", "scam", "encrypted my files",
     "credentials", "security incident", "incident", "data protection", "gdpr", "exposed", "lost laptop",
     "lost my laptop", "stolen laptop"};
 const std::vector<std::string> kDataLoss = {
@@ -75,32 +76,90 @@ const std::vector<std::string> kRoutine = {
     "thank you", "thanks", "signature", "out of office", "distribution list", "calendar invite",
     "shared calendar", "new starter", "onboarding", "order", "purchase", "quote"};
 
+const std::vector<std::string> kConnectives = {
+    "also", "another", "additionally", "in addition", "second", "secondly", "third", "furthermore", "as well as",
+    "on top of that", "separately", "and also", "plus"};
+const std::vector<std::string> kErrorWords = {
+    "_errcode_", "exception", "traceback", "stack", "stacktrace", "errno", "segfault", "segmentation", "fatal",
+    "panic", "bsod", "blue screen", "error code", "status code", "http _num_", "error _num_", "code _num_"};
+
 // Category prior: how hard tickets of a category tend to be, from the IT-ticket corpus's labels
 // (storage and projects involve more systems than a hardware swap or an access grant).
 const std::map<std::string, double> kCategoryPrior = {
     {"Hardware", 0.35},       {"HR Support", 0.15}, {"Access", 0.25},         {"Miscellaneous", 0.35},
     {"Storage", 0.60},        {"Purchase", 0.10},   {"Internal Project", 0.65}, {"Administrative rights", 0.45}};
 
-// Counts whole-word or whole-phrase occurrences of each entry; entries ending in a letter
-// sequence that is a prefix ("impersonat") match words starting with it.
-std::size_t countMatches(const std::string& padded, const std::vector<std::string>& terms, std::set<std::string>* distinct) {
-  std::size_t n = 0;
-  for (const auto& t : terms) {
-    const std::string needle = " " + t;
-    std::size_t pos = padded.find(needle);
-    while (pos != std::string::npos) {
-      const std::size_t end = pos + needle.size();
-      const bool whole = end < padded.size() && padded[end] == ' ';
-      const bool prefix_term = t == "impersonat" || t == "brute";
-      if (whole || prefix_term) {
-        ++n;
-        if (distinct) distinct->insert(t);
+// A list of words and phrases matched against the normalised tokens of a text. An entry
+// ending in '*' matches any word starting with it ("impersonat*"). Built once per list; a
+// lookup costs one hash probe per token.
+class PhraseList {
+ public:
+  explicit PhraseList(const std::vector<std::string>& terms) {
+    for (const auto& t : terms) {
+      Entry e;
+      e.name = t;
+      std::string body = t;
+      if (!body.empty() && body.back() == '*') {
+        e.prefix = true;
+        body.pop_back();
       }
-      pos = padded.find(needle, end);
+      for (std::size_t i = 0; i < body.size();) {
+        const std::size_t j = std::min(body.find(' ', i), body.size());
+        e.words.push_back(body.substr(i, j - i));
+        i = j + 1;
+      }
+      if (e.prefix && e.words.size() == 1) {
+        prefixes_.push_back(std::move(e));
+      } else {
+        by_first_[e.words.front()].push_back(std::move(e));
+      }
     }
   }
-  return n;
-}
+
+  // Occurrences of any entry in `tokens`; with `distinct`, the entries found.
+  std::size_t count(const std::vector<std::string_view>& tokens, std::set<std::string>* distinct = nullptr) const {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+      if (const auto it = by_first_.find(std::string(tokens[i])); it != by_first_.end()) {
+        for (const auto& e : it->second) {
+          if (i + e.words.size() > tokens.size()) continue;
+          bool match = true;
+          for (std::size_t k = 1; k < e.words.size() && match; ++k) match = tokens[i + k] == e.words[k];
+          if (match) {
+            ++n;
+            if (distinct) distinct->insert(e.name);
+          }
+        }
+      }
+      for (const auto& e : prefixes_)
+        if (tokens[i].substr(0, e.words.front().size()) == e.words.front()) {
+          ++n;
+          if (distinct) distinct->insert(e.name);
+        }
+    }
+    return n;
+  }
+
+ private:
+  struct Entry {
+    std::string name;
+    std::vector<std::string> words;
+    bool prefix = false;
+  };
+  std::unordered_map<std::string, std::vector<Entry>> by_first_;
+  std::vector<Entry> prefixes_;
+};
+
+// Built once at start-up, after the term lists above (same translation unit, so in order).
+const PhraseList kConnectivePhrases(kConnectives);
+const PhraseList kErrorPhrases(kErrorWords);
+const PhraseList kTechnicalPhrases(kTechnicalTerms);
+const PhraseList kSystemPhrases(kSystems);
+const PhraseList kOutagePhrases(kOutage);
+const PhraseList kSecurityPhrases(kSecurity);
+const PhraseList kDataLossPhrases(kDataLoss);
+const PhraseList kUrgencyPhrases(kUrgency);
+const PhraseList kRoutinePhrases(kRoutine);
 
 double sat(double x) { return std::clamp(x, 0.0, 1.0); }
 
@@ -143,19 +202,20 @@ Difficulty DifficultyScorer::levelFor(double score) const {
 }
 
 DifficultyResult DifficultyScorer::score(std::string_view text, std::string_view category) const {
-  const std::string norm = " " + normalizeText(text) + " ";
-  std::size_t words = 0;
-  for (std::size_t i = 1; i < norm.size(); ++i)
-    if (norm[i] == ' ' && norm[i - 1] != ' ') ++words;
+  const std::string norm = normalizeText(text);
+  std::vector<std::string_view> tokens;
+  for (std::size_t i = 0; i < norm.size();) {
+    const std::size_t j = std::min(norm.find(' ', i), norm.size());
+    if (j > i) tokens.push_back(std::string_view(norm).substr(i, j - i));
+    i = j + 1;
+  }
+  const std::size_t words = tokens.size();
 
   // Distinct problems: question marks, enumerations, and connectives that start another issue.
   std::size_t questions = 0;
   for (char c : text)
     if (c == '?') ++questions;
-  const std::size_t connectives =
-      countMatches(norm, {"also", "another", "additionally", "in addition", "second", "secondly", "third",
-                          "furthermore", "as well as", "on top of that", "separately", "and also", "plus"},
-                   nullptr);
+  const std::size_t connectives = kConnectivePhrases.count(tokens);
   std::size_t enumerations = 0;
   for (std::size_t i = 0; i + 1 < text.size(); ++i)
     if ((i == 0 || text[i - 1] == '\n') && ((text[i] >= '1' && text[i] <= '9' && (text[i + 1] == ')' || text[i + 1] == '.')) ||
@@ -165,17 +225,14 @@ DifficultyResult DifficultyScorer::score(std::string_view text, std::string_view
                           static_cast<double>(enumerations > 1 ? enumerations - 1 : 0);
 
   // Error codes and stack traces work on the raw text too: "Exception in thread", "at com.x.Y(".
-  std::size_t errors = countMatches(norm, {"_errcode_", "exception", "traceback", "stack", "stacktrace", "errno",
-                                           "segfault", "segmentation", "fatal", "panic", "bsod", "blue screen",
-                                           "error code", "status code", "http _num_", "error _num_", "code _num_"},
-                                    nullptr);
+  std::size_t errors = kErrorPhrases.count(tokens);
   for (std::size_t pos = text.find("\n    at "); pos != std::string_view::npos; pos = text.find("\n    at ", pos + 1))
     ++errors;
   for (std::size_t pos = text.find("\tat "); pos != std::string_view::npos; pos = text.find("\tat ", pos + 1)) ++errors;
 
-  const std::size_t tech = countMatches(norm, kTechnicalTerms, nullptr);
+  const std::size_t tech = kTechnicalPhrases.count(tokens);
   std::set<std::string> systems;
-  countMatches(norm, kSystems, &systems);
+  kSystemPhrases.count(tokens, &systems);
 
   double prior = 0.35;
   if (const auto it = kCategoryPrior.find(std::string(category)); it != kCategoryPrior.end()) prior = it->second;
@@ -187,13 +244,13 @@ DifficultyResult DifficultyScorer::score(std::string_view text, std::string_view
       sat(problems / 3.0),
       sat(static_cast<double>(errors) / 2.0),
       words ? sat(static_cast<double>(tech) / w / 0.15) : 0.0,
-      sat(static_cast<double>(countMatches(norm, kOutage, nullptr)) / 2.0),
-      sat(static_cast<double>(countMatches(norm, kSecurity, nullptr)) / 1.5),
-      sat(static_cast<double>(countMatches(norm, kDataLoss, nullptr)) / 1.5),
+      sat(static_cast<double>(kOutagePhrases.count(tokens)) / 2.0),
+      sat(static_cast<double>(kSecurityPhrases.count(tokens)) / 1.5),
+      sat(static_cast<double>(kDataLossPhrases.count(tokens)) / 1.5),
       sat((static_cast<double>(systems.size()) - 1.0) / 3.0),
       prior,
-      sat(static_cast<double>(countMatches(norm, kUrgency, nullptr)) / 2.0),
-      sat(static_cast<double>(countMatches(norm, kRoutine, nullptr)) / 1.5),
+      sat(static_cast<double>(kUrgencyPhrases.count(tokens)) / 2.0),
+      sat(static_cast<double>(kRoutinePhrases.count(tokens)) / 1.5),
   };
   DifficultyResult r;
   double total = 0;

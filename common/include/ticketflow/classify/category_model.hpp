@@ -49,7 +49,8 @@ struct Explanation {
 struct TrainOptions {
   FeatureSettings features;
   int max_epochs = 16;
-  int patience = 2;               // stop after this many epochs without a better validation score
+  int patience = 3;               // stop after this many epochs without a better validation score
+  std::string stop_on = "loss";   // early-stopping criterion: loss (validation log-loss) or accuracy
   double l2 = 1e-6;               // L2 strength (per step, on the features an example touches)
   double eta0 = 1.0;              // initial learning rate; decays as eta0 / (1 + eta0 * l2 * t)
   bool average = true;            // averaged SGD: the model is the mean of the iterates
