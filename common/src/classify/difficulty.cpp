@@ -1,6 +1,7 @@
 #include "ticketflow/classify/difficulty.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <map>
 #include <unordered_map>
@@ -89,77 +90,80 @@ const std::map<std::string, double> kCategoryPrior = {
     {"Hardware", 0.35},       {"HR Support", 0.15}, {"Access", 0.25},         {"Miscellaneous", 0.35},
     {"Storage", 0.60},        {"Purchase", 0.10},   {"Internal Project", 0.65}, {"Administrative rights", 0.45}};
 
-// A list of words and phrases matched against the normalised tokens of a text. An entry
-// ending in '*' matches any word starting with it ("impersonat*"). Built once per list; a
-// lookup costs one hash probe per token.
-class PhraseList {
+// The word and phrase lists above, indexed by first word, so one pass over a text's tokens
+// with one hash probe per token counts matches for every list. An entry ending in '*' matches
+// any word starting with it ("impersonat*"). Built once at start-up.
+enum PhraseListId { kConnectiveList, kErrorList, kTechnicalList, kSystemList, kOutageList, kSecurityList,
+                    kDataLossList, kUrgencyList, kRoutineList, kListCount };
+
+struct TransparentHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+class PhraseIndex {
  public:
-  explicit PhraseList(const std::vector<std::string>& terms) {
-    for (const auto& t : terms) {
-      Entry e;
-      e.name = t;
-      std::string body = t;
-      if (!body.empty() && body.back() == '*') {
-        e.prefix = true;
-        body.pop_back();
+  PhraseIndex() {
+    const std::pair<PhraseListId, const std::vector<std::string>*> lists[] = {
+        {kConnectiveList, &kConnectives}, {kErrorList, &kErrorWords}, {kTechnicalList, &kTechnicalTerms},
+        {kSystemList, &kSystems},         {kOutageList, &kOutage},    {kSecurityList, &kSecurity},
+        {kDataLossList, &kDataLoss},      {kUrgencyList, &kUrgency},  {kRoutineList, &kRoutine}};
+    for (const auto& [id, terms] : lists)
+      for (const auto& t : *terms) {
+        Entry e;
+        e.list = id;
+        e.name = t;
+        std::string body = t;
+        const bool prefix = !body.empty() && body.back() == '*';
+        if (prefix) body.pop_back();
+        for (std::size_t i = 0; i < body.size();) {
+          const std::size_t j = std::min(body.find(' ', i), body.size());
+          e.words.push_back(body.substr(i, j - i));
+          i = j + 1;
+        }
+        if (prefix)
+          prefixes_.push_back(std::move(e));
+        else
+          by_first_[e.words.front()].push_back(std::move(e));
       }
-      for (std::size_t i = 0; i < body.size();) {
-        const std::size_t j = std::min(body.find(' ', i), body.size());
-        e.words.push_back(body.substr(i, j - i));
-        i = j + 1;
-      }
-      if (e.prefix && e.words.size() == 1) {
-        prefixes_.push_back(std::move(e));
-      } else {
-        by_first_[e.words.front()].push_back(std::move(e));
-      }
-    }
   }
 
-  // Occurrences of any entry in `tokens`; with `distinct`, the entries found.
-  std::size_t count(const std::vector<std::string_view>& tokens, std::set<std::string>* distinct = nullptr) const {
-    std::size_t n = 0;
+  struct Counts {
+    std::array<std::size_t, kListCount> n{};
+    std::set<std::string> systems;  // distinct entries of the systems list
+  };
+
+  void count(const std::vector<std::string_view>& tokens, Counts& out) const {
+    auto hit = [&](const Entry& e) {
+      ++out.n[e.list];
+      if (e.list == kSystemList) out.systems.insert(e.name);
+    };
     for (std::size_t i = 0; i < tokens.size(); ++i) {
-      if (const auto it = by_first_.find(std::string(tokens[i])); it != by_first_.end()) {
+      if (const auto it = by_first_.find(tokens[i]); it != by_first_.end()) {
         for (const auto& e : it->second) {
           if (i + e.words.size() > tokens.size()) continue;
           bool match = true;
           for (std::size_t k = 1; k < e.words.size() && match; ++k) match = tokens[i + k] == e.words[k];
-          if (match) {
-            ++n;
-            if (distinct) distinct->insert(e.name);
-          }
+          if (match) hit(e);
         }
       }
       for (const auto& e : prefixes_)
-        if (tokens[i].substr(0, e.words.front().size()) == e.words.front()) {
-          ++n;
-          if (distinct) distinct->insert(e.name);
-        }
+        if (tokens[i].substr(0, e.words.front().size()) == e.words.front()) hit(e);
     }
-    return n;
   }
 
  private:
   struct Entry {
+    PhraseListId list = kConnectiveList;
     std::string name;
     std::vector<std::string> words;
-    bool prefix = false;
   };
-  std::unordered_map<std::string, std::vector<Entry>> by_first_;
+  std::unordered_map<std::string, std::vector<Entry>, TransparentHash, std::equal_to<>> by_first_;
   std::vector<Entry> prefixes_;
 };
 
-// Built once at start-up, after the term lists above (same translation unit, so in order).
-const PhraseList kConnectivePhrases(kConnectives);
-const PhraseList kErrorPhrases(kErrorWords);
-const PhraseList kTechnicalPhrases(kTechnicalTerms);
-const PhraseList kSystemPhrases(kSystems);
-const PhraseList kOutagePhrases(kOutage);
-const PhraseList kSecurityPhrases(kSecurity);
-const PhraseList kDataLossPhrases(kDataLoss);
-const PhraseList kUrgencyPhrases(kUrgency);
-const PhraseList kRoutinePhrases(kRoutine);
+// Defined after the lists it reads (same translation unit, so initialised in order).
+const PhraseIndex kPhraseIndex;
 
 double sat(double x) { return std::clamp(x, 0.0, 1.0); }
 
@@ -215,7 +219,9 @@ DifficultyResult DifficultyScorer::score(std::string_view text, std::string_view
   std::size_t questions = 0;
   for (char c : text)
     if (c == '?') ++questions;
-  const std::size_t connectives = kConnectivePhrases.count(tokens);
+  PhraseIndex::Counts counts;
+  kPhraseIndex.count(tokens, counts);
+  const std::size_t connectives = counts.n[kConnectiveList];
   std::size_t enumerations = 0;
   for (std::size_t i = 0; i + 1 < text.size(); ++i)
     if ((i == 0 || text[i - 1] == '\n') && ((text[i] >= '1' && text[i] <= '9' && (text[i + 1] == ')' || text[i + 1] == '.')) ||
@@ -225,14 +231,13 @@ DifficultyResult DifficultyScorer::score(std::string_view text, std::string_view
                           static_cast<double>(enumerations > 1 ? enumerations - 1 : 0);
 
   // Error codes and stack traces work on the raw text too: "Exception in thread", "at com.x.Y(".
-  std::size_t errors = kErrorPhrases.count(tokens);
+  std::size_t errors = counts.n[kErrorList];
   for (std::size_t pos = text.find("\n    at "); pos != std::string_view::npos; pos = text.find("\n    at ", pos + 1))
     ++errors;
   for (std::size_t pos = text.find("\tat "); pos != std::string_view::npos; pos = text.find("\tat ", pos + 1)) ++errors;
 
-  const std::size_t tech = kTechnicalPhrases.count(tokens);
-  std::set<std::string> systems;
-  kSystemPhrases.count(tokens, &systems);
+  const std::size_t tech = counts.n[kTechnicalList];
+  const std::set<std::string>& systems = counts.systems;
 
   double prior = 0.35;
   if (const auto it = kCategoryPrior.find(std::string(category)); it != kCategoryPrior.end()) prior = it->second;
@@ -244,13 +249,13 @@ DifficultyResult DifficultyScorer::score(std::string_view text, std::string_view
       sat(problems / 3.0),
       sat(static_cast<double>(errors) / 2.0),
       words ? sat(static_cast<double>(tech) / w / 0.15) : 0.0,
-      sat(static_cast<double>(kOutagePhrases.count(tokens)) / 2.0),
-      sat(static_cast<double>(kSecurityPhrases.count(tokens)) / 1.5),
-      sat(static_cast<double>(kDataLossPhrases.count(tokens)) / 1.5),
+      sat(static_cast<double>(counts.n[kOutageList]) / 2.0),
+      sat(static_cast<double>(counts.n[kSecurityList]) / 1.5),
+      sat(static_cast<double>(counts.n[kDataLossList]) / 1.5),
       sat((static_cast<double>(systems.size()) - 1.0) / 3.0),
       prior,
-      sat(static_cast<double>(kUrgencyPhrases.count(tokens)) / 2.0),
-      sat(static_cast<double>(kRoutinePhrases.count(tokens)) / 1.5),
+      sat(static_cast<double>(counts.n[kUrgencyList]) / 2.0),
+      sat(static_cast<double>(counts.n[kRoutineList]) / 1.5),
   };
   DifficultyResult r;
   double total = 0;
