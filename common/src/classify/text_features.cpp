@@ -198,9 +198,15 @@ class TokenWriter {
     start_ = out_.size();
     digits_only_ = true;
   }
-  void byte(char c) {
-    if (!isDigit(c)) digits_only_ = false;
-    out_.push_back(c);
+  // Appends ASCII letters and digits, lower-cased.
+  void asciiRun(std::string_view run) {
+    const std::size_t at = out_.size();
+    out_.append(run);
+    for (std::size_t i = at; i < out_.size(); ++i) {
+      const char c = out_[i];
+      if (c >= 'A' && c <= 'Z') out_[i] = static_cast<char>(c + 32);
+      digits_only_ = digits_only_ && isDigit(c);
+    }
   }
   void codePoint(char32_t cp) {
     digits_only_ = false;
@@ -268,12 +274,16 @@ void normalizeInto(std::string_view text, std::string& out, std::vector<std::uin
       const auto c = static_cast<unsigned char>(text[k]);
       if (c < 0x80) {
         if (isDigit(static_cast<char>(c)) || isAlpha(static_cast<char>(c))) {
+          // A run of ASCII letters and digits is appended in one go (the common case).
+          std::size_t r = k + 1;
+          while (r < j && (isDigit(text[r]) || isAlpha(text[r]))) ++r;
           if (!w.open()) w.begin();
-          w.byte(lowerAscii(static_cast<char>(c)));
+          w.asciiRun(text.substr(k, r - k));
+          k = r;
         } else {
           w.end();
+          ++k;
         }
-        ++k;
         continue;
       }
       char32_t cp = 0;
