@@ -25,6 +25,7 @@ struct Command {
 cli::OptionSpec configOption();
 
 std::vector<Command> foundationCommands();  // broker, config check, demo
+std::vector<Command> classifierCommands();  // train, eval, classify, bench classifier
 std::vector<Command> simulatorCommands();   // sim
 std::vector<Command> stageCommands();       // bench stage
 std::vector<Command> plannedCommands();     // declared surface whose implementation is pending

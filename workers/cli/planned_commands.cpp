@@ -6,7 +6,6 @@ namespace ticketflow::app {
 
 std::vector<Command> plannedCommands() {
   const auto cfg = configOption();
-  const std::string classifier = "issue 4: classifier";
   const std::string tier = "issue 5: tier pools";
   const std::string redis = "issue 6: Redis components";
   const std::string pipeline = "issue 7: pipeline";
@@ -22,18 +21,6 @@ std::vector<Command> plannedCommands() {
          {"report", "FILE", "write a self-contained HTML report", ""},
          {"column-map", "MAP", "CSV columns, e.g. body=description,id=number", ""}}},
        {}, pipeline},
-      {{"classify", "classify one ticket text", "[TEXT]", 0, 1,
-        {cfg, {"file", "FILE", "read the text from FILE", ""}, {"explain", "", "show the features and rule that decided", ""}}},
-       {}, classifier},
-      {{"train", "train a category model", "", 0, 0,
-        {{"data", "FILE", "training data (.csv or .jsonl, optionally .gz)", ""},
-         {"text-col", "C", "text column", "text"},
-         {"label-col", "L", "label column", "category"},
-         {"out", "MODEL", "model file to write", ""}}},
-       {}, classifier},
-      {{"eval", "evaluate a category model", "", 0, 0,
-        {{"data", "FILE", "labelled data", ""}, {"model", "MODEL", "model file (default: the configured one)", ""}}},
-       {}, classifier},
       {{"budget show", "print spend against caps per tenant, tier and period", "", 0, 0, {cfg}}, {}, redis},
       {{"budget set", "set a budget cap", "", 0, 0, {cfg}}, {}, redis},
       {{"budget reset", "reset spend counters", "", 0, 0, {cfg}}, {}, redis},
@@ -42,7 +29,6 @@ std::vector<Command> plannedCommands() {
       {{"cache eval", "replay a labelled stream and measure hit rate and agreement", "", 0, 0,
         {cfg, {"data", "FILE", "labelled tickets", ""}}},
        {}, redis},
-      {{"bench classifier", "benchmark featurise+classify", "", 0, 0, {}}, {}, classifier},
       {{"bench tier", "benchmark the tier role against the simulator", "", 0, 0, {}}, {}, tier},
       {{"bench cache", "benchmark cache lookups and inserts", "", 0, 0, {}}, {}, redis},
       {{"bench ledger", "benchmark budget reserve+settle", "", 0, 0, {}}, {}, redis},

@@ -1,0 +1,653 @@
+#include "ticketflow/classify/text_features.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <type_traits>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+namespace ticketflow::classify {
+namespace {
+
+// --- UTF-8 -----------------------------------------------------------------------------------
+
+// Decodes one code point at text[i]; returns its byte length, or 0 for an invalid sequence
+// (overlong, surrogate, out of range or truncated), which the caller skips one byte at a time.
+std::size_t decodeUtf8(std::string_view text, std::size_t i, char32_t& cp) {
+  const auto b0 = static_cast<unsigned char>(text[i]);
+  if (b0 < 0x80) {
+    cp = b0;
+    return 1;
+  }
+  std::size_t len = 0;
+  char32_t min = 0;
+  if ((b0 & 0xE0) == 0xC0) {
+    len = 2;
+    cp = b0 & 0x1F;
+    min = 0x80;
+  } else if ((b0 & 0xF0) == 0xE0) {
+    len = 3;
+    cp = b0 & 0x0F;
+    min = 0x800;
+  } else if ((b0 & 0xF8) == 0xF0) {
+    len = 4;
+    cp = b0 & 0x07;
+    min = 0x10000;
+  } else {
+    return 0;
+  }
+  if (i + len > text.size()) return 0;
+  for (std::size_t k = 1; k < len; ++k) {
+    const auto b = static_cast<unsigned char>(text[i + k]);
+    if ((b & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  return len;
+}
+
+void appendUtf8(char32_t cp, std::string& out) {
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+// Simple lower-casing for the scripts helpdesk text is most often written in; other code points
+// are left as they are (still valid, still hashed consistently).
+char32_t foldCase(char32_t cp) {
+  if (cp < 0x80) return (cp >= 'A' && cp <= 'Z') ? cp + 32 : cp;
+  if (cp >= 0xC0 && cp <= 0xDE && cp != 0xD7) return cp + 0x20;
+  if (cp >= 0x100 && cp <= 0x137) return cp | 1;
+  if (cp >= 0x139 && cp <= 0x148) return (cp & 1) ? cp + 1 : cp;
+  if (cp >= 0x14A && cp <= 0x177) return cp | 1;
+  if (cp == 0x178) return 0xFF;
+  if (cp >= 0x179 && cp <= 0x17E) return (cp & 1) ? cp + 1 : cp;
+  if (cp >= 0x391 && cp <= 0x3A9 && cp != 0x3A2) return cp + 0x20;
+  if (cp >= 0x410 && cp <= 0x42F) return cp + 0x20;
+  if (cp >= 0x400 && cp <= 0x40F) return cp + 0x50;
+  return cp;
+}
+
+bool isSeparatorCp(char32_t cp) {
+  return (cp >= 0xA0 && cp <= 0xBF) || cp == 0xD7 || cp == 0xF7 || (cp >= 0x2000 && cp <= 0x206F) ||
+         (cp >= 0x3000 && cp <= 0x303F) || (cp >= 0xFF01 && cp <= 0xFF0F) || cp == 0xFEFF || cp == 0xFFFD ||
+         (cp >= 0xFE00 && cp <= 0xFE0F) || cp == 0x200D;
+}
+
+// Pictographs stand alone: "printer🔥" is the word "printer" and the token "🔥".
+bool isSymbolCp(char32_t cp) {
+  return (cp >= 0x1F000 && cp <= 0x1FAFF) || (cp >= 0x2600 && cp <= 0x27BF) || (cp >= 0x2B00 && cp <= 0x2BFF);
+}
+
+// --- chunk classification ----------------------------------------------------------------------
+
+bool isAsciiSpace(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool isDigit(char c) { return c >= '0' && c <= '9'; }
+bool isAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool isHex(char c) { return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+char lowerAscii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+bool startsWithNoCase(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i)
+    if (lowerAscii(s[i]) != prefix[i]) return false;
+  return true;
+}
+
+bool isIpv4(std::string_view s) {
+  // d{1,3}(.d{1,3}){3} with an optional :port or /prefix.
+  int groups = 0;
+  std::size_t i = 0;
+  while (groups < 4) {
+    std::size_t digits = 0;
+    while (i < s.size() && isDigit(s[i]) && digits < 4) ++i, ++digits;
+    if (digits == 0 || digits > 3) return false;
+    ++groups;
+    if (groups < 4) {
+      if (i >= s.size() || s[i] != '.') return false;
+      ++i;
+    }
+  }
+  if (i == s.size()) return true;
+  if (s[i] != ':' && s[i] != '/') return false;
+  for (++i; i < s.size(); ++i)
+    if (!isDigit(s[i])) return false;
+  return true;
+}
+
+bool isEmail(std::string_view s) {
+  const auto at = s.find('@');
+  if (at == std::string_view::npos || at == 0) return false;
+  const auto dot = s.find('.', at + 2);
+  return dot != std::string_view::npos && dot + 1 < s.size() && s.find('@', at + 1) == std::string_view::npos;
+}
+
+bool isPath(std::string_view s) {
+  if (s.size() >= 3 && isAlpha(s[0]) && s[1] == ':' && (s[2] == '\\' || s[2] == '/')) return true;
+  if (s.size() >= 3 && s[0] == '\\' && s[1] == '\\') return true;
+  if (s.size() >= 3 && s[0] == '~' && s[1] == '/') return true;
+  if (s.size() >= 3 && s[0] == '/' && s.find('/', 1) != std::string_view::npos) return true;
+  return false;
+}
+
+bool isErrorCode(std::string_view s) {
+  // 0x80070005, ORA-00942, ERR_CONNECTION_RESET-like codes with digits, E1234, KB5005565.
+  if (s.size() >= 6 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+    for (std::size_t i = 2; i < s.size(); ++i)
+      if (!isHex(s[i])) return false;
+    return true;
+  }
+  std::size_t i = 0;
+  while (i < s.size() && isAlpha(s[i])) ++i;
+  if (i == 0 || i > 10) return false;
+  bool separated = false;
+  if (i < s.size() && (s[i] == '-' || s[i] == '_')) {
+    separated = true;
+    ++i;
+  }
+  std::size_t digits = 0;
+  while (i < s.size() && isDigit(s[i])) ++i, ++digits;
+  return i == s.size() && (digits >= 4 || (separated && digits >= 3));
+}
+
+std::string_view trimPunct(std::string_view s) {
+  auto strip = [](char c) {
+    return c == '(' || c == ')' || c == '[' || c == ']' || c == '<' || c == '>' || c == '"' || c == '\'' ||
+           c == ',' || c == '.' || c == ';' || c == ':' || c == '!' || c == '?' || c == '{' || c == '}';
+  };
+  while (!s.empty() && strip(s.front())) s.remove_prefix(1);
+  while (!s.empty() && strip(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+const char* typedToken(std::string_view chunk) {
+  const std::string_view s = trimPunct(chunk);
+  if (s.size() < 3) return nullptr;
+  if (startsWithNoCase(s, "http://") || startsWithNoCase(s, "https://") || startsWithNoCase(s, "ftp://") ||
+      startsWithNoCase(s, "www."))
+    return "_url_";
+  if (isEmail(s)) return "_email_";
+  if (isDigit(s[0]) && isIpv4(s)) return "_ip_";
+  if (isPath(s)) return "_path_";
+  if (isErrorCode(s)) return "_errcode_";
+  return nullptr;
+}
+
+class TokenWriter {
+ public:
+  TokenWriter(std::string& out, std::vector<std::uint32_t>* starts, std::vector<std::uint32_t>* ends)
+      : out_(out), starts_(starts), ends_(ends) {}
+
+  void begin() {
+    out_.push_back(' ');
+    start_ = out_.size();
+    digits_only_ = true;
+  }
+  // Appends ASCII letters and digits, lower-cased.
+  void asciiRun(std::string_view run) {
+    const std::size_t at = out_.size();
+    out_.append(run);
+    for (std::size_t i = at; i < out_.size(); ++i) {
+      const char c = out_[i];
+      if (c >= 'A' && c <= 'Z') out_[i] = static_cast<char>(c + 32);
+      digits_only_ = digits_only_ && isDigit(c);
+    }
+  }
+  void codePoint(char32_t cp) {
+    digits_only_ = false;
+    appendUtf8(cp, out_);
+  }
+  bool open() const { return start_ != kNone; }
+  void end() {
+    if (!open()) return;
+    if (out_.size() == start_) {
+      out_.pop_back();
+    } else {
+      if (digits_only_) {
+        out_.resize(start_);
+        out_ += "_num_";
+      }
+      if (starts_) {
+        starts_->push_back(static_cast<std::uint32_t>(start_));
+        ends_->push_back(static_cast<std::uint32_t>(out_.size()));
+      }
+    }
+    start_ = kNone;
+  }
+  void whole(std::string_view token) {
+    end();
+    begin();
+    out_ += token;
+    digits_only_ = false;
+    end();
+  }
+
+ private:
+  static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+  std::string& out_;
+  std::vector<std::uint32_t>* starts_;
+  std::vector<std::uint32_t>* ends_;
+  std::size_t start_ = kNone;
+  bool digits_only_ = true;
+};
+
+// Normalised form is " tok tok tok " with a space before and after every token, so the padded
+// token (" tok ") used for character n-grams is a plain slice of the buffer.
+void normalizeInto(std::string_view text, std::string& out, std::vector<std::uint32_t>* starts,
+                   std::vector<std::uint32_t>* ends) {
+  out.clear();
+  if (starts) {
+    starts->clear();
+    ends->clear();
+  }
+  out.reserve(text.size() + 2);
+  TokenWriter w(out, starts, ends);
+  std::size_t i = 0;
+  const std::size_t n = text.size();
+  while (i < n) {
+    while (i < n && isAsciiSpace(static_cast<unsigned char>(text[i]))) ++i;
+    if (i >= n) break;
+    std::size_t j = i;
+    while (j < n && !isAsciiSpace(static_cast<unsigned char>(text[j]))) ++j;
+    const std::string_view chunk = text.substr(i, j - i);
+    if (const char* typed = typedToken(chunk)) {
+      w.whole(typed);
+      i = j;
+      continue;
+    }
+    for (std::size_t k = i; k < j;) {
+      const auto c = static_cast<unsigned char>(text[k]);
+      if (c < 0x80) {
+        if (isDigit(static_cast<char>(c)) || isAlpha(static_cast<char>(c))) {
+          // A run of ASCII letters and digits is appended in one go (the common case).
+          std::size_t r = k + 1;
+          while (r < j && (isDigit(text[r]) || isAlpha(text[r]))) ++r;
+          if (!w.open()) w.begin();
+          w.asciiRun(text.substr(k, r - k));
+          k = r;
+        } else {
+          w.end();
+          ++k;
+        }
+        continue;
+      }
+      char32_t cp = 0;
+      const std::size_t len = decodeUtf8(text, k, cp);
+      if (len == 0) {  // invalid byte: dropped, and it separates tokens
+        w.end();
+        ++k;
+        continue;
+      }
+      k += len;
+      if (isSeparatorCp(cp)) {
+        w.end();
+      } else if (isSymbolCp(cp)) {
+        w.end();
+        w.begin();
+        w.codePoint(cp);
+        w.end();
+      } else {
+        if (!w.open()) w.begin();
+        w.codePoint(foldCase(cp));
+      }
+    }
+    w.end();
+    i = j;
+  }
+  out.push_back(' ');
+}
+
+std::uint64_t seedFor(std::string_view space) { return fnv1a64(space); }
+const std::uint64_t kWordSeed = seedFor("tf.word");
+const std::uint64_t kBigramSeed = seedFor("tf.bigram");
+const std::uint64_t kCharSeed = seedFor("tf.char");
+const std::uint64_t kLeadSeed = seedFor("tf.lead");
+const std::uint64_t kSkipSeed = seedFor("tf.skip");
+
+// 1 + ln(tf) for small counts, which are nearly all of them; std::log per feature is a
+// measurable share of featurisation time.
+const std::array<float, 256> kLogTable = [] {
+  std::array<float, 256> t{};
+  for (std::size_t i = 1; i < t.size(); ++i) t[i] = static_cast<float>(1.0 + std::log(static_cast<double>(i)));
+  return t;
+}();
+
+// Character n-grams of up to 7 bytes (every ASCII n-gram here) are keyed by their bytes packed
+// little-endian into an integer, mixed by two multiply-xorshift rounds: no byte-serial hash on
+// the hot path. Longer ones (multi-byte scripts) use FNV-1a. Either way the key depends only on
+// the n-gram's bytes, so the same n-gram always gets the same feature.
+constexpr std::size_t kPackedBytes = 7;
+inline std::uint64_t packedNgramKey(std::uint64_t v) {
+  std::uint64_t k = (v ^ 0x51A3C2E5B7D9F1ULL) * 0x9E3779B97F4A7C15ULL;
+  k ^= k >> 32;
+  k *= 0xD6E8FEB86659FD93ULL;
+  k ^= k >> 32;
+  return k;
+}
+
+std::size_t nextPow2(std::size_t v) {
+  std::size_t p = 1;
+  while (p < v) p <<= 1;
+  return p;
+}
+
+}  // namespace
+
+void normalizeText(std::string_view text, std::string& out) {
+  normalizeInto(text, out, nullptr, nullptr);
+  // Drop the padding spaces for the public form.
+  if (out.size() <= 1) {
+    out.clear();
+    return;
+  }
+  out.erase(0, 1);
+  out.pop_back();
+}
+
+std::string normalizeText(std::string_view text) {
+  std::string out;
+  normalizeText(text, out);
+  return out;
+}
+
+Featurizer::Featurizer(FeatureSettings settings, std::vector<float> idf) : settings_(settings), idf_(std::move(idf)) {
+  if (settings_.dim_bits < 10) settings_.dim_bits = 10;
+  if (settings_.dim_bits > 26) settings_.dim_bits = 26;
+  mask_ = settings_.dimension() - 1;
+  if (idf_.size() != settings_.dimension()) idf_.clear();
+}
+
+namespace {
+
+struct CountTable {
+  FeatureWorkspace& ws;
+  std::uint64_t mask;
+  bool want_names;
+
+  // Counts one occurrence of n-gram hash h; `name` is only materialised for a new n-gram.
+  // The table key is the mixed hash (mix64 is a bijection): its low bits pick the table slot,
+  // bits 32.. the feature index and bit 63 the sign, so each n-gram is mixed once.
+  template <typename NameFn>
+  void add(std::uint64_t raw, NameFn&& name) {
+    const std::uint64_t h = mix64(raw ^ 0x9E3779B97F4A7C15ULL);
+    std::uint64_t slot = h & mask;
+    while (true) {
+      auto& e = ws.slots[slot];
+      if (e.stamp != ws.stamp) {
+        e = {h, 1, ws.stamp};
+        ws.used_slots.push_back(static_cast<std::uint32_t>(slot));
+        if (want_names) ws.names.push_back(name());
+        return;
+      }
+      if (e.key == h) {
+        ++e.count;
+        return;
+      }
+      slot = (slot + 1) & mask;
+    }
+  }
+};
+
+}  // namespace
+
+void Featurizer::addBlock(FeatureWorkspace& ws, std::size_t block_begin, double weight) const {
+  const std::size_t first_feature = ws.features.size();
+  double norm2 = 0.0;
+  for (std::size_t u = block_begin; u < ws.used_slots.size(); ++u) {
+    const std::uint32_t slot = ws.used_slots[u];
+    const std::uint64_t m = ws.slots[slot].key;
+    const std::uint32_t tf = ws.slots[slot].count;
+    float v = !settings_.sublinear_tf ? static_cast<float>(tf)
+              : tf < kLogTable.size() ? kLogTable[tf]
+                                      : 1.0f + static_cast<float>(std::log(static_cast<double>(tf)));
+    if (m >> 63) v = -v;
+    const auto index = static_cast<std::uint32_t>((m >> 32) & mask_);
+    if (!idf_.empty()) v *= idf_[index];
+    norm2 += static_cast<double>(v) * v;
+    ws.features.push_back({index, v});
+  }
+  if (norm2 <= 0.0) return;
+  const auto scale = static_cast<float>(weight / std::sqrt(norm2));
+  for (std::size_t k = first_feature; k < ws.features.size(); ++k) ws.features[k].value *= scale;
+}
+
+void Featurizer::featurize(std::string_view text, FeatureWorkspace& ws, bool want_names) const {
+  featurizeWords(text, ws, want_names);
+  featurizeChars(ws, want_names);
+}
+
+void Featurizer::featurizeWords(std::string_view text, FeatureWorkspace& ws, bool want_names) const {
+  normalizeInto(text, ws.normalized, &ws.token_starts, &ws.token_ends);
+  ws.features.clear();
+  ws.names.clear();
+  ws.used_slots.clear();
+  const std::string& s = ws.normalized;
+  const std::size_t ntok = ws.token_starts.size();
+  if (ntok == 0) return;
+
+  // Upper bound on distinct n-grams, to size the count table at most half full.
+  const std::size_t bound = ntok * static_cast<std::size_t>(settings_.word_ngram_max + 1 + std::max(0, settings_.skip_window));
+  const std::size_t cap = nextPow2(std::max<std::size_t>(2 * bound, 256));
+  // Only the first `cap` slots are used for this text, so a short ticket after a long one still
+  // works in a small, cache-resident part of the table.
+  if (ws.slots.size() < cap) {
+    ws.slots.assign(cap, FeatureWorkspace::Slot{0, 0, 0});
+    ws.stamp = 0;
+  }
+  if (++ws.stamp == 0) {  // wrapped: stale stamps could match, so clear once
+    for (auto& e : ws.slots) e.stamp = 0;
+    ws.stamp = 1;
+  }
+  CountTable table{ws, static_cast<std::uint64_t>(cap - 1), want_names};
+  auto tokenView = [&](std::size_t t) {
+    return std::string_view(s).substr(ws.token_starts[t], ws.token_ends[t] - ws.token_starts[t]);
+  };
+
+  // Word unigrams and bigrams.
+  std::uint64_t prev = 0;
+  for (std::size_t t = 0; t < ntok; ++t) {
+    const std::string_view tok = tokenView(t);
+    const std::uint64_t h = fnv1a64(tok, kWordSeed);
+    table.add(h, [&] { return "w:" + std::string(tok); });
+    if (settings_.word_ngram_max >= 2 && t > 0) {
+      const std::uint64_t hb = mix64(prev * kFnvPrime + h) ^ kBigramSeed;
+      table.add(hb, [&] { return "w:" + std::string(tokenView(t - 1)) + " " + std::string(tok); });
+    }
+    if (static_cast<int>(t) < settings_.lead_words) {
+      table.add(fnv1a64(tok, kLeadSeed), [&] { return "s:" + std::string(tok); });
+    }
+    for (int d = 2; d <= settings_.skip_window && static_cast<std::size_t>(d) <= t; ++d) {
+      const std::string_view other = tokenView(t - static_cast<std::size_t>(d));
+      const std::uint64_t ho = fnv1a64(other, kWordSeed);
+      table.add(mix64(ho * kFnvPrime + h) ^ kSkipSeed, [&] { return "p:" + std::string(other) + " .. " + std::string(tok); });
+    }
+    prev = h;
+  }
+  addBlock(ws, 0, settings_.word_weight);
+}
+
+void Featurizer::featurizeChars(FeatureWorkspace& ws, bool want_names) const {
+  const std::string& s = ws.normalized;
+  if (ws.token_starts.empty()) return;
+
+  if (settings_.char_ngram_max > 0) {
+    const std::size_t first = ws.features.size();
+    std::size_t occurrences = 0;
+    forEachCharNgram(ws, [&](std::uint64_t key, std::size_t from, std::size_t stop) {
+      ++occurrences;
+      ws.features.push_back({static_cast<std::uint32_t>((key >> 32) & mask_), (key >> 63) ? -1.0f : 1.0f});
+      if (want_names) ws.names.push_back("c:" + s.substr(from, stop - from));
+    });
+    if (occurrences > 0) {
+      const auto scale = static_cast<float>(settings_.char_weight / std::sqrt(static_cast<double>(occurrences)));
+      for (std::size_t k = first; k < ws.features.size(); ++k) ws.features[k].value *= scale;
+    }
+  }
+}
+
+template <typename Fn>
+void Featurizer::forEachCharNgram(FeatureWorkspace& ws, Fn&& fn) const {
+  const std::string& s = ws.normalized;
+  const std::size_t nmin = static_cast<std::size_t>(settings_.char_ngram_min);
+  const std::size_t nmax = static_cast<std::size_t>(settings_.char_ngram_max);
+  const auto* bytes = reinterpret_cast<const unsigned char*>(s.data());
+  for (std::size_t t = 0; t < ws.token_starts.size(); ++t) {
+    // The padded token " tok " is a slice of the buffer; code point offsets are only needed
+    // when it holds non-ASCII bytes.
+    const std::size_t b = ws.token_starts[t] - 1;
+    const std::size_t e = ws.token_ends[t] + 1;
+    bool ascii = true;
+    for (std::size_t k = b; k < e; ++k) ascii &= bytes[k] < 0x80;
+    if (ascii) {
+      const std::size_t m = e - b;
+      for (std::size_t i = 0; i + nmin <= m; ++i) {
+        std::uint64_t v = 0;
+        const std::size_t top = std::min(nmax, m - i);
+        for (std::size_t n = 1; n <= top; ++n) {
+          v |= static_cast<std::uint64_t>(bytes[b + i + n - 1]) << (8 * (n - 1));
+          if (n >= nmin) fn(packedNgramKey(v), b + i, b + i + n);
+        }
+      }
+      continue;
+    }
+    ws.cp_offsets.clear();
+    for (std::size_t k = b; k < e; ++k)
+      if ((bytes[k] & 0xC0) != 0x80) ws.cp_offsets.push_back(static_cast<std::uint32_t>(k));
+    ws.cp_offsets.push_back(static_cast<std::uint32_t>(e));
+    const std::size_t m = ws.cp_offsets.size() - 1;
+    for (std::size_t i = 0; i + nmin <= m; ++i) {
+      std::uint64_t v = 0;
+      std::uint64_t h = kCharSeed;
+      const std::size_t from = ws.cp_offsets[i];
+      std::size_t pos = from;
+      for (std::size_t n = 1; n <= nmax && i + n <= m; ++n) {
+        const std::size_t stop = ws.cp_offsets[i + n];
+        for (; pos < stop; ++pos) {
+          if (pos - from < kPackedBytes) v |= static_cast<std::uint64_t>(bytes[pos]) << (8 * (pos - from));
+          h ^= bytes[pos];
+          h *= kFnvPrime;
+        }
+        if (n >= nmin) fn(stop - from <= kPackedBytes ? packedNgramKey(v) : mix64(h ^ 0x9E3779B97F4A7C15ULL), from, stop);
+      }
+    }
+  }
+}
+
+template <typename W>
+void Featurizer::score(std::string_view text, FeatureWorkspace& ws, const W* weights, std::size_t classes,
+                       float* acc) const {
+  featurizeWords(text, ws, false);
+  for (const auto& f : ws.features) {
+    const W* row = weights + static_cast<std::size_t>(f.index) * classes;
+    for (std::size_t c = 0; c < classes; ++c) acc[c] += f.value * static_cast<float>(row[c]);
+  }
+  if (settings_.char_ngram_max <= 0 || ws.token_starts.empty()) return;
+  // The character block summed with unit values and scaled once: the same linear function as
+  // the materialised features of featurize(), without writing them out.
+  float block[kMaxScoreClasses] = {};
+  std::size_t occurrences = 0;
+  bool done = false;
+  if constexpr (std::is_same_v<W, std::int8_t>) {
+    if (classes == 8) {
+      occurrences = sumCharRows8x8(ws, weights, block);
+      done = true;
+    }
+  }
+  if (!done)
+    occurrences = classes == 8 ? sumCharRows<W, 8>(ws, weights, classes, block)
+                               : sumCharRows<W, 0>(ws, weights, classes, block);
+  if (occurrences == 0) return;
+  const auto scale = static_cast<float>(settings_.char_weight / std::sqrt(static_cast<double>(occurrences)));
+  for (std::size_t c = 0; c < classes; ++c) acc[c] += block[c] * scale;
+}
+
+std::size_t Featurizer::sumCharRows8x8(FeatureWorkspace& ws, const std::int8_t* weights, float* block) const {
+  // The common shipped shape (8 classes, int8 weights): one 8-byte row per n-gram summed in
+  // eight int16 lanes, flushed every 256 rows (256 * 127 < 32767). Integer sums are exact, so
+  // the SSE2 path and the portable one give identical results.
+  std::size_t occurrences = 0;
+  std::size_t pending = 0;
+  const std::uint64_t mask = mask_;
+#if defined(__SSE2__)
+  __m128i sums = _mm_setzero_si128();
+  auto flush = [&] {
+    alignas(16) std::int16_t lanes[8];
+    _mm_store_si128(reinterpret_cast<__m128i*>(lanes), sums);
+    for (int c = 0; c < 8; ++c) block[c] += static_cast<float>(lanes[c]);
+    sums = _mm_setzero_si128();
+    pending = 0;
+  };
+  forEachCharNgram(ws, [&](std::uint64_t key, std::size_t, std::size_t) {
+    const std::int8_t* row = weights + static_cast<std::size_t>((key >> 32) & mask) * 8;
+    const __m128i bytes8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row));
+    const __m128i wide = _mm_srai_epi16(_mm_unpacklo_epi8(bytes8, bytes8), 8);  // sign-extend to int16
+    const __m128i neg = _mm_set1_epi16(static_cast<std::int16_t>(-static_cast<int>(key >> 63)));
+    sums = _mm_add_epi16(sums, _mm_sub_epi16(_mm_xor_si128(wide, neg), neg));  // (w ^ m) - m = -w when m = -1
+    ++occurrences;
+    if (++pending == 256) flush();
+  });
+  flush();
+#else
+  std::int32_t sums[8] = {};
+  forEachCharNgram(ws, [&](std::uint64_t key, std::size_t, std::size_t) {
+    const std::int8_t* row = weights + static_cast<std::size_t>((key >> 32) & mask) * 8;
+    const std::int32_t sign = (key >> 63) ? -1 : 1;
+    for (int c = 0; c < 8; ++c) sums[c] += sign * row[c];
+    ++occurrences;
+  });
+  for (int c = 0; c < 8; ++c) block[c] += static_cast<float>(sums[c]);
+  (void)pending;
+#endif
+  return occurrences;
+}
+
+template <typename W, std::size_t kClasses>
+std::size_t Featurizer::sumCharRows(FeatureWorkspace& ws, const W* weights, std::size_t classes, float* block) const {
+  // Integer weights are summed in int32 registers (flushed to float before they could
+  // overflow); a compile-time class count lets the compiler keep them in vector registers.
+  using Acc = std::conditional_t<std::is_integral_v<W>, std::int32_t, float>;
+  const std::size_t n_classes = kClasses ? kClasses : classes;
+  Acc sums[kClasses ? kClasses : kMaxScoreClasses] = {};
+  std::size_t occurrences = 0;
+  std::size_t pending = 0;
+  const std::uint64_t mask = mask_;
+  auto flush = [&] {
+    for (std::size_t c = 0; c < n_classes; ++c) {
+      block[c] += static_cast<float>(sums[c]);
+      sums[c] = 0;
+    }
+    pending = 0;
+  };
+  forEachCharNgram(ws, [&](std::uint64_t key, std::size_t, std::size_t) {
+    const W* row = weights + static_cast<std::size_t>((key >> 32) & mask) * n_classes;
+    const Acc sign = (key >> 63) ? Acc(-1) : Acc(1);
+    for (std::size_t c = 0; c < (kClasses ? kClasses : n_classes); ++c) sums[c] += sign * static_cast<Acc>(row[c]);
+    ++occurrences;
+    if (++pending == 4096) flush();
+  });
+  flush();
+  return occurrences;
+}
+
+template void Featurizer::score<std::int8_t>(std::string_view, FeatureWorkspace&, const std::int8_t*, std::size_t,
+                                             float*) const;
+template void Featurizer::score<std::int16_t>(std::string_view, FeatureWorkspace&, const std::int16_t*, std::size_t,
+                                              float*) const;
+template void Featurizer::score<float>(std::string_view, FeatureWorkspace&, const float*, std::size_t, float*) const;
+
+}  // namespace ticketflow::classify
