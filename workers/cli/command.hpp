@@ -25,8 +25,8 @@ struct Command {
 cli::OptionSpec configOption();
 
 std::vector<Command> foundationCommands();  // broker, config check, demo
-std::vector<Command> stageCommands();       // bench stage
 std::vector<Command> simulatorCommands();   // sim
+std::vector<Command> stageCommands();       // bench stage
 std::vector<Command> plannedCommands();     // declared surface whose implementation is pending
 
 }  // namespace ticketflow::app
