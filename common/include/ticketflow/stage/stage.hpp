@@ -3,8 +3,9 @@
 // run the role's handler, produce its outputs, commit. A role supplies only a Handler.
 //
 // Guarantees (docs/stage-runtime.md explains how):
-// - at most `stage.max_in_flight` messages in flight per process; partitions are paused when
-//   the window is full and only those are resumed when it drains;
+// - at most `stage.max_in_flight` messages in flight per process; when the window stays full
+//   the engine pauses the partitions (those it paused, and only those, are resumed when it
+//   drains), so memory stays flat however large the backlog;
 // - messages with the same key run one at a time in offset order; different keys run
 //   concurrently on `stage.worker_threads` threads; a handler may complete later from any thread;
 // - an input counts as done only when every output it produced is acknowledged by the broker
