@@ -28,6 +28,7 @@ std::vector<Command> foundationCommands();  // broker, config check, demo
 std::vector<Command> classifierCommands();  // train, eval, classify, bench classifier
 std::vector<Command> simulatorCommands();   // sim
 std::vector<Command> stageCommands();       // bench stage
+std::vector<Command> roleCommands();        // run tier
 std::vector<Command> plannedCommands();     // declared surface whose implementation is pending
 
 }  // namespace ticketflow::app

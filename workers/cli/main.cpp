@@ -15,6 +15,7 @@ std::vector<Command> allCommands() {
   for (auto& c : ticketflow::app::classifierCommands()) commands.push_back(std::move(c));
   for (auto& c : ticketflow::app::simulatorCommands()) commands.push_back(std::move(c));
   for (auto& c : ticketflow::app::stageCommands()) commands.push_back(std::move(c));
+  for (auto& c : ticketflow::app::roleCommands()) commands.push_back(std::move(c));
   for (auto& c : ticketflow::app::plannedCommands()) commands.push_back(std::move(c));
   return commands;
 }

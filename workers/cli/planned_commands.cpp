@@ -12,7 +12,6 @@ std::vector<Command> plannedCommands() {
   return {
       {{"run all", "run intake, every tier pool and the result writers in one process", "", 0, 0, {cfg}}, {}, pipeline},
       {{"run intake", "run the intake role", "", 0, 0, {cfg}}, {}, pipeline},
-      {{"run tier", "run one tier pool", "", 0, 0, {cfg, {"tier", "NAME", "tier to serve", ""}}}, {}, tier},
       {{"run results", "run the result writers", "", 0, 0, {cfg}}, {}, pipeline},
       {{"submit", "produce tickets from a JSONL or CSV file", "FILE", 1, 1, {cfg, {"topic", "T", "target topic (default: inbound)", ""}}},
        {}, pipeline},

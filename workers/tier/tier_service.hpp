@@ -43,6 +43,11 @@ struct TierOutcome {
 // Creates the client for one chain entry (the production factory sends real HTTP).
 using ModelClientFactory =
     std::function<std::unique_ptr<provider::ModelClient>(const ProviderConfig&, const ModelConfig&)>;
+// The production factory: one keep-alive HTTP client per provider (its timeouts, the proxy
+// settings) and the API key from the provider's api_key_env. Throws ConfigError naming the
+// provider's field when that variable is unset.
+ModelClientFactory httpModelClientFactory(const Config& config);
+
 // Waits for a backoff delay (tests pass one that records instead of sleeping).
 using Sleeper = std::function<void(std::chrono::milliseconds)>;
 

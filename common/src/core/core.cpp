@@ -1,4 +1,6 @@
+#include <cctype>
 #include <cstdio>
+#include <cstdint>
 #include <cstdlib>
 #include <ctime>
 
@@ -39,6 +41,40 @@ std::string formatRfc3339(std::chrono::system_clock::time_point t) {
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
   return buf;
+}
+
+std::optional<std::chrono::system_clock::time_point> parseRfc3339(const std::string& text) {
+  int y, mo, d, h, mi, sec, consumed = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &consumed) != 6) return std::nullopt;
+  std::size_t pos = static_cast<std::size_t>(consumed);
+  std::int64_t millis = 0;
+  if (pos < text.size() && text[pos] == '.') {
+    int digits = 0;
+    for (++pos; pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos])); ++pos, ++digits)
+      if (digits < 3) millis = millis * 10 + (text[pos] - '0');
+    for (; digits < 3; ++digits) millis *= 10;
+  }
+  std::int64_t offset_s = 0;
+  if (pos < text.size() && (text[pos] == 'Z' || text[pos] == 'z')) {
+    ++pos;
+  } else if (pos + 6 == text.size() && (text[pos] == '+' || text[pos] == '-') && text[pos + 3] == ':') {
+    const int oh = std::atoi(text.substr(pos + 1, 2).c_str()), om = std::atoi(text.substr(pos + 4, 2).c_str());
+    offset_s = (text[pos] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+    pos += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (pos != text.size()) return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = sec;
+  const auto t = std::chrono::system_clock::from_time_t(timegm(&tm)) - std::chrono::seconds(offset_s) +
+                 std::chrono::milliseconds(millis);
+  return t;
 }
 
 std::optional<std::string_view> embeddedFile(std::string_view path) {

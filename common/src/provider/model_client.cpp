@@ -157,18 +157,8 @@ std::optional<std::chrono::milliseconds> parseResetHint(const std::string& value
     }
     return std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(ms)));
   }
-  // RFC 3339: 2026-11-22T10:00:05Z (fractional seconds ignored).
-  static const std::regex time_re(R"(^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?Z$)");
-  if (std::regex_match(value, m, time_re)) {
-    std::tm tm{};
-    tm.tm_year = std::stoi(m[1]) - 1900;
-    tm.tm_mon = std::stoi(m[2]) - 1;
-    tm.tm_mday = std::stoi(m[3]);
-    tm.tm_hour = std::stoi(m[4]);
-    tm.tm_min = std::stoi(m[5]);
-    tm.tm_sec = std::stoi(m[6]);
-    const auto at = std::chrono::system_clock::from_time_t(timegm(&tm));
-    const auto delta = std::chrono::duration_cast<std::chrono::milliseconds>(at - now);
+  if (auto at = parseRfc3339(value)) {  // Anthropic's reset headers
+    const auto delta = std::chrono::duration_cast<std::chrono::milliseconds>(*at - now);
     return std::max(delta, std::chrono::milliseconds(0));
   }
   return std::nullopt;

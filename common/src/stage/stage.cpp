@@ -4,6 +4,8 @@
 // talk back to the poll thread only through the EventQueue, so the bookkeeping needs no locks.
 #include "ticketflow/stage/stage.hpp"
 
+#include "ticketflow/core/worker_pool.hpp"
+
 #include <librdkafka/rdkafka.h>
 
 #include <condition_variable>
@@ -81,52 +83,6 @@ class EventQueue {
   rd_kafka_queue_t* wake_ = nullptr;
 };
 
-// Fixed threads running handler calls in submission order.
-class WorkerPool {
- public:
-  explicit WorkerPool(int threads) {
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { loop(); });
-  }
-  ~WorkerPool() { stop(); }
-  void submit(std::function<void()> task) {
-    {
-      std::lock_guard lock(mutex_);
-      tasks_.push_back(std::move(task));
-    }
-    ready_.notify_one();
-  }
-  // Joins the threads; tasks not started are destroyed without running.
-  void stop() {
-    {
-      std::lock_guard lock(mutex_);
-      if (stopped_) return;
-      stopped_ = true;
-    }
-    ready_.notify_all();
-    for (auto& t : threads_) t.join();
-    tasks_.clear();
-  }
-
- private:
-  void loop() {
-    std::unique_lock lock(mutex_);
-    while (true) {
-      ready_.wait(lock, [this] { return stopped_ || !tasks_.empty(); });
-      if (stopped_) return;
-      auto task = std::move(tasks_.front());
-      tasks_.pop_front();
-      lock.unlock();
-      task();
-      task = nullptr;  // drop captured completions outside the lock
-      lock.lock();
-    }
-  }
-  std::mutex mutex_;
-  std::condition_variable ready_;
-  std::deque<std::function<void()>> tasks_;
-  std::vector<std::thread> threads_;
-  bool stopped_ = false;
-};
 
 std::string errText(rd_kafka_resp_err_t err) { return rd_kafka_err2str(err); }
 

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace ticketflow {
@@ -43,5 +44,7 @@ class ManualClock final : public Clock {
 
 // RFC 3339 UTC timestamp with milliseconds, e.g. 2026-11-22T20:51:49.123Z.
 std::string formatRfc3339(std::chrono::system_clock::time_point t);
+// Parses an RFC 3339 time ("2026-11-22T20:51:49.123Z", "...+02:00"); nullopt if it is not one.
+std::optional<std::chrono::system_clock::time_point> parseRfc3339(const std::string& text);
 
 }  // namespace ticketflow
