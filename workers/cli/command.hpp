@@ -25,6 +25,7 @@ struct Command {
 cli::OptionSpec configOption();
 
 std::vector<Command> foundationCommands();  // broker, config check, demo
+std::vector<Command> redisCommands();       // budget, cache, bench cache|ledger
 std::vector<Command> plannedCommands();     // declared surface whose implementation is pending
 
 }  // namespace ticketflow::app

@@ -42,16 +42,15 @@ std::string keySafe(const std::string& s) {
   return out;
 }
 
+// Integer ids: Redis keeps small sets of integers as compact intsets (8 bytes a member).
 std::string newEntryId() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  std::uint64_t v = rng();
-  std::string s;
-  static const char* kDigits = "0123456789abcdefghijklmnopqrstuvwxyz";
-  do {
-    s.push_back(kDigits[v % 36]);
-    v /= 36;
-  } while (v);
-  return s;
+  return std::to_string(rng() >> 1);
+}
+
+// 128 bits of the normalised text: the exact-match key.
+std::string exactHash(const std::string& norm) {
+  return hex64(fnv1a64(norm)) + hex64(fnv1a64(norm, 0x84222325cbf29ce4ULL));
 }
 
 std::int64_t millis(std::chrono::system_clock::time_point t) {
@@ -148,12 +147,48 @@ SemanticCache::Signature SemanticCache::signature(const std::vector<float>& v) c
   for (std::size_t b = 0; b < static_cast<std::size_t>(config_.lsh_bands); ++b) {
     std::uint64_t bits = 0;
     for (std::size_t r = 0; r < rows; ++r) bits = (bits << 1) | (acc[b * rows + r] >= 0.0f ? 1u : 0u);
-    s.buckets.push_back(std::to_string(b) + ":" + hex64(bits, static_cast<int>((rows + 3) / 4)));
+    s.bits.push_back(bits);
   }
   return s;
 }
 
 std::string SemanticCache::tenantPrefix(const std::string& tenant) const { return prefix_ + "t:" + keySafe(tenant) + ":"; }
+
+std::string SemanticCache::bandKey(const std::string& tp, std::size_t band, std::uint64_t bits) const {
+  return tp + "b:" + std::to_string(band) + ":" + hex64(bits, (config_.lsh_rows_per_band + 3) / 4);
+}
+
+namespace {
+
+// The rerank record: created ms (8 bytes), category length (1 byte) and bytes, then the int8
+// vector; one GET per candidate gives everything the rerank needs.
+std::string encodeRerankRecord(std::int64_t created_ms, const std::string& category, const std::vector<float>& v) {
+  std::string out(8, '\0');
+  std::memcpy(out.data(), &created_ms, 8);
+  const std::string cat = category.substr(0, 255);
+  out.push_back(static_cast<char>(cat.size()));
+  out += cat;
+  out += encodeVector(v);
+  return out;
+}
+
+struct RerankRecord {
+  std::int64_t created_ms = 0;
+  std::string_view category;
+  std::vector<float> vector;
+};
+
+bool decodeRerankRecord(const std::string& bytes, RerankRecord& out) {
+  if (bytes.size() < 9) return false;
+  std::memcpy(&out.created_ms, bytes.data(), 8);
+  const std::size_t len = static_cast<unsigned char>(bytes[8]);
+  if (bytes.size() < 9 + len) return false;
+  out.category = std::string_view(bytes).substr(9, len);
+  out.vector = decodeVector(bytes.substr(9 + len));
+  return true;
+}
+
+}  // namespace
 
 std::optional<CacheHit> SemanticCache::lookup(const std::string& tenant, const std::string& category,
                                               const std::string& text) {
@@ -192,8 +227,8 @@ Result<CacheProbe> SemanticCache::probe(const std::string& tenant, const std::st
   const std::int64_t oldest_ms = now_ms - config_.ttl_s * 1000;
 
   std::vector<std::vector<std::string>> first;
-  first.push_back({"GET", tp + "x:" + hex64(fnv1a64(norm)) + hex64(fnv1a64(norm, 0x84222325cbf29ce4ULL))});
-  for (const auto& bucket : sig.buckets) first.push_back({"SMEMBERS", tp + "b:" + bucket});
+  first.push_back({"GET", tp + "x:" + exactHash(norm)});
+  for (std::size_t b = 0; b < sig.bits.size(); ++b) first.push_back({"SMEMBERS", bandKey(tp, b, sig.bits[b])});
   auto replies = pool_->pipeline(first);
   if (!replies) return replies.error();
   CacheProbe out;
@@ -226,16 +261,17 @@ Result<CacheProbe> SemanticCache::probe(const std::string& tenant, const std::st
   ranked.resize(keep);
   if (ranked.empty()) return out;
   std::vector<std::vector<std::string>> fetch;
-  for (const auto& [n, id] : ranked) fetch.push_back({"HMGET", tp + "e:" + *id, "v", "k", "t"});
+  for (const auto& [n, id] : ranked) fetch.push_back({"GET", tp + "v:" + *id});
   auto vectors = pool_->pipeline(fetch);
   if (!vectors) return vectors.error();
   double best = -2;
   const std::string* best_id = nullptr;
   for (std::size_t i = 0; i < ranked.size(); ++i) {
-    const auto& f = (*vectors)[i].elements;
-    if (f.size() != 3 || f[0].isNil()) continue;  // expired meanwhile
-    if (toInt(f[2]) < oldest_ms || (!category.empty() && f[1].str != category)) continue;
-    const auto stored = decodeVector(f[0].str);
+    const auto& f = (*vectors)[i];
+    RerankRecord record;
+    if (f.isNil() || !decodeRerankRecord(f.str, record)) continue;  // expired meanwhile
+    if (record.created_ms < oldest_ms || (!category.empty() && record.category != category)) continue;
+    const auto& stored = record.vector;
     if (stored.size() != v.size()) continue;  // written with another dimension
     double dot = 0, n2 = 0;
     for (std::size_t j = 0; j < v.size(); ++j) {
@@ -268,18 +304,21 @@ Status SemanticCache::store(const std::string& tenant, const std::string& text, 
   const std::string id = newEntryId();
   const auto created = entry.created == std::chrono::system_clock::time_point{} ? clock_.now() : entry.created;
   const std::string ttl_ms = std::to_string(config_.ttl_s * 1000 + kBackstopExtraMs);
-  const std::string exact_key = tp + "x:" + hex64(fnv1a64(norm)) + hex64(fnv1a64(norm, 0x84222325cbf29ce4ULL));
-  std::string bands;
-  for (const auto& b : sig.buckets) bands += (bands.empty() ? "" : ",") + b;
+  const std::string exact_hash = exactHash(norm);
+  // Band buckets as 8 bytes each, so deletion finds the sets without recomputing.
+  std::string bands(sig.bits.size() * 8, '\0');
+  std::memcpy(bands.data(), sig.bits.data(), bands.size());
   std::vector<std::vector<std::string>> cmds;
   cmds.push_back({"HSET", tp + "e:" + id, "a", entry.answer_json, "m", entry.model, "r", entry.tier, "c",
                   std::to_string(entry.cost_micro_usd), "s", entry.source_ticket_id, "k", entry.category, "t",
-                  std::to_string(millis(created)), "v", encodeVector(*embedded), "g", bands, "x", exact_key});
+                  std::to_string(millis(created)), "g", bands, "x", exact_hash});
   cmds.push_back({"PEXPIRE", tp + "e:" + id, ttl_ms});
-  cmds.push_back({"SET", exact_key, id, "PX", ttl_ms});
-  for (const auto& b : sig.buckets) {
-    cmds.push_back({"SADD", tp + "b:" + b, id});
-    cmds.push_back({"PEXPIRE", tp + "b:" + b, ttl_ms});
+  cmds.push_back({"SET", tp + "v:" + id, encodeRerankRecord(millis(created), entry.category, *embedded), "PX", ttl_ms});
+  cmds.push_back({"SET", tp + "x:" + exact_hash, id, "PX", ttl_ms});
+  for (std::size_t b = 0; b < sig.bits.size(); ++b) {
+    const std::string key = bandKey(tp, b, sig.bits[b]);
+    cmds.push_back({"SADD", key, id});
+    cmds.push_back({"PEXPIRE", key, ttl_ms});
   }
   cmds.push_back({"ZADD", tp + "idx", std::to_string(millis(created)), id});
   cmds.push_back({"PEXPIRE", tp + "idx", ttl_ms});
@@ -317,15 +356,15 @@ Result<std::int64_t> SemanticCache::deleteEntries(const std::string& tenant, con
       const auto& f = (*meta)[i - start].elements;
       if (f.size() == 2 && !f[0].isNil()) {
         const std::string& g = f[0].str;
-        for (std::size_t p = 0; p < g.size();) {
-          const std::size_t q = std::min(g.find(',', p), g.size());
-          cmds.push_back({"SREM", tp + "b:" + g.substr(p, q - p), ids[i]});
-          p = q + 1;
+        for (std::size_t b = 0; b * 8 + 8 <= g.size(); ++b) {
+          std::uint64_t bits = 0;
+          std::memcpy(&bits, g.data() + b * 8, 8);
+          cmds.push_back({"SREM", bandKey(tp, b, bits), ids[i]});
         }
         ++deleted;
       }
-      if (f.size() == 2 && !f[1].isNil()) cmds.push_back({"DEL", f[1].str});
-      cmds.push_back({"DEL", tp + "e:" + ids[i]});
+      if (f.size() == 2 && !f[1].isNil()) cmds.push_back({"DEL", tp + "x:" + f[1].str});
+      cmds.push_back({"DEL", tp + "e:" + ids[i], tp + "v:" + ids[i]});
       cmds.push_back({"ZREM", tp + "idx", ids[i]});
     }
     auto done = pool_->pipeline(cmds);

@@ -95,8 +95,9 @@ class SemanticCache {
 
  private:
   struct Signature {
-    std::vector<std::string> buckets;  // one per band
+    std::vector<std::uint64_t> bits;   // the band's rows as bits
   };
+  std::string bandKey(const std::string& tenant_prefix, std::size_t band, std::uint64_t bits) const;
   Signature signature(const std::vector<float>& v) const;
   std::string tenantPrefix(const std::string& tenant) const;
   Result<std::vector<std::string>> tenants();
