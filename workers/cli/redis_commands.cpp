@@ -233,6 +233,32 @@ std::vector<double> parseThresholds(const std::string& text) {
   return out;
 }
 
+// key=value,... over HashingEmbedderOptions, to compare embedder variants with `cache eval`.
+redis::HashingEmbedderOptions parseEmbedderOptions(const std::string& text) {
+  redis::HashingEmbedderOptions o;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    const auto eq = item.find('=');
+    const std::string key = item.substr(0, eq);
+    double value = 0;
+    try {
+      value = std::stod(eq == std::string::npos ? "" : item.substr(eq + 1));
+    } catch (const std::exception&) {
+      throw cli::UsageError("--embedder-options: expected key=number, got '" + item + "'");
+    }
+    if (key == "word") o.word_weight = value;
+    else if (key == "bigram") o.bigram_weight = value;
+    else if (key == "char") o.char_weight = value;
+    else if (key == "boilerplate") o.boilerplate_factor = value;
+    else if (key == "char_min") o.char_min = static_cast<int>(value);
+    else if (key == "char_max") o.char_max = static_cast<int>(value);
+    else if (key == "sublinear") o.sublinear_tf = value != 0;
+    else if (key == "normalise_groups") o.normalise_groups = value != 0;
+    else throw cli::UsageError("--embedder-options: unknown key '" + key + "' (word, bigram, char, boilerplate, char_min, char_max, sublinear, normalise_groups)");
+  }
+  return o;
+}
+
 // Replays the stream in order: look up each ticket (nearest entry of any category), then insert
 // it. One pass serves every threshold: the cache content does not depend on the threshold.
 int runCacheEval(const cli::ParsedArgs& args) {
@@ -246,7 +272,12 @@ int runCacheEval(const cli::ParsedArgs& args) {
   }
   if (args.has("dimension")) config.cache.dimension = static_cast<int>(args.getInt("dimension", 16, 65536));
   const bool in_memory = args.has("in-memory");
-  auto embedder = redis::makeEmbedder(config.cache);
+  std::shared_ptr<const redis::Embedder> embedder;
+  if (auto options = args.find("embedder-options")) {
+    embedder = std::make_shared<redis::HashingEmbedder>(config.cache.dimension, parseEmbedderOptions(*options));
+  } else {
+    embedder = redis::makeEmbedder(config.cache);
+  }
   std::vector<double> best(tickets.size(), -1.0);
   std::vector<std::string> best_label(tickets.size());
   const auto started = Steady::now();
@@ -287,7 +318,8 @@ int runCacheEval(const cli::ParsedArgs& args) {
   const double seconds = std::chrono::duration<double>(Steady::now() - started).count();
   std::cout << "cache eval: " << tickets.size() << " tickets from " << args.get("data") << ", "
             << (in_memory ? "exact nearest neighbour (in memory)" : "Redis LSH lookup path (private redis-server)")
-            << ", hashing embedder dimension " << config.cache.dimension << ", lsh " << config.cache.lsh_bands << "x"
+            << ", hashing embedder dimension " << config.cache.dimension
+            << (args.has("embedder-options") ? " (" + args.get("embedder-options") + ")" : "") << ", lsh " << config.cache.lsh_bands << "x"
             << config.cache.lsh_rows_per_band << ", " << std::fixed << std::setprecision(1) << seconds << " s\n";
   std::cout << "threshold    hits  hit rate  same label\n";
   for (double t : thresholds) {
@@ -306,28 +338,53 @@ int runCacheEval(const cli::ParsedArgs& args) {
   return kExitOk;
 }
 
-// Synthetic ticket texts from a small helpdesk vocabulary, so the benchmark needs no data file.
+// Synthetic ticket texts, so the benchmark needs no data file: 8-40 words drawn from a
+// 30,000-word vocabulary with a Zipf(1) law, like natural text (a few words very common, most
+// rare), plus a digit now and then.
 class TextGenerator {
  public:
-  explicit TextGenerator(std::uint64_t seed) : rng_(seed) {}
+  explicit TextGenerator(std::uint64_t seed) : rng_(seed) {
+    static const std::vector<double> cdf = [] {
+      std::vector<double> c(kVocabulary);
+      double sum = 0;
+      for (std::size_t i = 0; i < c.size(); ++i) c[i] = (sum += 1.0 / static_cast<double>(i + 1));
+      for (auto& x : c) x /= sum;
+      return c;
+    }();
+    cdf_ = &cdf;
+  }
   std::string next() {
-    static const std::vector<std::string> words = {
-        "vpn", "password", "reset", "laptop", "printer", "outlook", "email", "access", "account", "locked",
-        "screen", "monitor", "keyboard", "mouse", "network", "wifi", "drive", "share", "folder", "permission",
-        "install", "software", "license", "update", "error", "crash", "slow", "server", "database", "backup",
-        "restore", "phone", "mobile", "teams", "meeting", "calendar", "invite", "purchase", "order", "invoice",
-        "leave", "holiday", "payroll", "contract", "badge", "door", "office", "desk", "cable", "dock",
-        "battery", "charger", "headset", "camera", "sharepoint", "onedrive", "jira", "confluence", "sap", "citrix"};
-    std::uniform_int_distribution<std::size_t> pick(0, words.size() - 1);
-    std::uniform_int_distribution<int> len(8, 24);
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    std::uniform_int_distribution<int> len(8, 40);
     std::string out;
     const int n = len(rng_);
-    for (int i = 0; i < n; ++i) out += (i ? " " : "") + words[pick(rng_)] + (pick(rng_) % 3 == 0 ? std::to_string(pick(rng_)) : "");
+    for (int i = 0; i < n; ++i) {
+      const auto rank = static_cast<std::size_t>(std::lower_bound(cdf_->begin(), cdf_->end(), u(rng_)) - cdf_->begin());
+      if (i) out.push_back(' ');
+      out += word(rank);
+      if (u(rng_) < 0.05) out += std::to_string(rank % 100);
+    }
     return out;
   }
 
  private:
+  static constexpr std::size_t kVocabulary = 30'000;
+  // A pronounceable pseudo-word per rank: consonant-vowel syllables from the rank's digits.
+  static std::string word(std::size_t rank) {
+    static const char* kC = "bcdfghklmnprstvz";
+    static const char* kV = "aeiou";
+    std::string w;
+    std::size_t x = rank + 7;
+    do {
+      w.push_back(kC[x % 16]);
+      x /= 16;
+      w.push_back(kV[x % 5]);
+      x /= 5;
+    } while (x);
+    return w;
+  }
   std::mt19937_64 rng_;
+  const std::vector<double>* cdf_;
 };
 
 double percentile(std::vector<double> v, double p) {
@@ -481,7 +538,8 @@ std::vector<Command> redisCommands() {
          {"label-col", "L", "label field", "category"},
          {"thresholds", "LIST", "comma-separated cosine thresholds (default 0.80..0.99)", ""},
          {"dimension", "N", "embedder dimension (default: cache.embedder.dimension)", ""},
-         {"in-memory", "", "exact nearest neighbour in memory instead of the Redis LSH path", ""}},
+         {"in-memory", "", "exact nearest neighbour in memory instead of the Redis LSH path", ""},
+         {"embedder-options", "LIST", "hashing embedder variant, e.g. boilerplate=1,sublinear=0", ""}},
         "In order, each ticket is looked up (nearest entry of any category) and then inserted. Prints per\n"
         "threshold the hit rate and the share of hits whose cached ticket has the same label. Uses a\n"
         "private redis-server; the configured Redis is not touched."},

@@ -8,7 +8,7 @@
 namespace ticketflow::redis {
 namespace {
 
-// Words that say nothing about the problem: function words and helpdesk boilerplate.
+// Function words and helpdesk boilerplate, weighted apart from the rest (boilerplate_factor).
 const std::unordered_set<std::string_view>& stopWords() {
   static const std::unordered_set<std::string_view> words = {
       "a", "an", "the", "and", "or", "of", "to", "in", "on", "for", "with", "at", "by", "from", "is", "are",
@@ -76,9 +76,9 @@ Result<std::vector<float>> HashingEmbedder::embed(std::string_view text) const {
     words.emplace_back(norm.data() + i, end - i);
     i = end + 1;
   }
-  // Per group (words, bigrams, characters): counts per hashed feature, with the stop-word
-  // factor of the feature. Each group is normalised on its own, then the groups are mixed by
-  // their weights, so the many character n-grams cannot drown the words.
+  // Per group (words, bigrams, characters): counts per hashed feature, with the boilerplate
+  // factor of the feature; the groups are mixed by their weights (optionally each normalised
+  // first).
   struct Feature {
     double count = 0;
     double factor = 0;
@@ -93,14 +93,14 @@ Result<std::vector<float>> HashingEmbedder::embed(std::string_view text) const {
   std::string buf;
   for (std::size_t w = 0; w < words.size(); ++w) {
     const bool stop = stops.count(words[w]) > 0;
-    const double factor = stop ? options_.stop_word_factor : 1.0;
+    const double factor = stop ? options_.boilerplate_factor : 1.0;
     add(groups[0], fnv1a64(words[w], kWordSeed), factor);
     if (w + 1 < words.size()) {
       const bool stop2 = stops.count(words[w + 1]) > 0;
       buf.assign(words[w]);
       buf.push_back(' ');
       buf.append(words[w + 1]);
-      add(groups[1], fnv1a64(buf, kBigramSeed), stop && stop2 ? options_.stop_word_factor : 1.0);
+      add(groups[1], fnv1a64(buf, kBigramSeed), stop && stop2 ? options_.boilerplate_factor : 1.0);
     }
     buf.assign(" ");
     buf.append(words[w]);

@@ -11,6 +11,10 @@ namespace {
 
 // Candidates reranked per lookup: those sharing the most bands with the query.
 constexpr std::size_t kMaxCandidates = 64;
+// Members read per band bucket. A bucket larger than this (text that looks like very many
+// others) is sampled (SRANDMEMBER), which bounds lookup time at any cache size at some cost in
+// recall there.
+constexpr int kMaxPerBand = 64;
 // Expired entries are removed by the inserting process, a bounded batch every this many inserts.
 constexpr std::uint64_t kExpireEvery = 256;
 constexpr std::int64_t kExpireBatch = 500;
@@ -131,7 +135,7 @@ SemanticCache::SemanticCache(std::shared_ptr<RedisPool> pool, const CacheConfig&
   planes_.resize(planes * dim);
   for (std::size_t j = 0; j < dim; ++j)
     for (std::size_t p = 0; p < planes; ++p)
-      planes_[j * planes + p] = (splitmix64(p * 1'000'003ULL + j) >> 63) ? 1 : -1;
+      planes_[j * planes + p] = (splitmix64(p * 1'000'003ULL + j) >> 63) ? 1.0f : -1.0f;
 }
 
 SemanticCache::Signature SemanticCache::signature(const std::vector<float>& v) const {
@@ -139,8 +143,9 @@ SemanticCache::Signature SemanticCache::signature(const std::vector<float>& v) c
   std::vector<float> acc(planes, 0.0f);
   for (std::size_t j = 0; j < v.size(); ++j) {
     if (v[j] == 0.0f) continue;
-    const std::int8_t* row = &planes_[j * planes];
-    for (std::size_t p = 0; p < planes; ++p) acc[p] += v[j] * row[p];
+    const float* row = &planes_[j * planes];
+    const float x = v[j];
+    for (std::size_t p = 0; p < planes; ++p) acc[p] += x * row[p];
   }
   Signature s;
   const auto rows = static_cast<std::size_t>(config_.lsh_rows_per_band);
@@ -153,6 +158,8 @@ SemanticCache::Signature SemanticCache::signature(const std::vector<float>& v) c
 }
 
 std::string SemanticCache::tenantPrefix(const std::string& tenant) const { return prefix_ + "t:" + keySafe(tenant) + ":"; }
+
+std::size_t SemanticCache::bandBytes() const { return static_cast<std::size_t>((config_.lsh_rows_per_band + 7) / 8); }
 
 std::string SemanticCache::bandKey(const std::string& tp, std::size_t band, std::uint64_t bits) const {
   return tp + "b:" + std::to_string(band) + ":" + hex64(bits, (config_.lsh_rows_per_band + 3) / 4);
@@ -197,7 +204,7 @@ std::optional<CacheHit> SemanticCache::lookup(const std::string& tenant, const s
     ++misses_;
     return std::nullopt;
   }
-  auto probed = probe(tenant, config_.same_category ? category : std::string(), text);
+  auto probed = probe(tenant, config_.same_category ? category : std::string(), text, config_.similarity_threshold);
   if (!probed) {
     ++skipped_;
     return std::nullopt;
@@ -216,7 +223,8 @@ void SemanticCache::insert(const std::string& tenant, const std::string& text, c
   else ++insert_skipped_;
 }
 
-Result<CacheProbe> SemanticCache::probe(const std::string& tenant, const std::string& category, const std::string& text) {
+Result<CacheProbe> SemanticCache::probe(const std::string& tenant, const std::string& category, const std::string& text,
+                                        double min_similarity) {
   const std::string norm = normaliseForCache(text);
   auto embedded = embedder_->embed(text);
   if (!embedded) return embedded.error();
@@ -228,7 +236,8 @@ Result<CacheProbe> SemanticCache::probe(const std::string& tenant, const std::st
 
   std::vector<std::vector<std::string>> first;
   first.push_back({"GET", tp + "x:" + exactHash(norm)});
-  for (std::size_t b = 0; b < sig.bits.size(); ++b) first.push_back({"SMEMBERS", bandKey(tp, b, sig.bits[b])});
+  for (std::size_t b = 0; b < sig.bits.size(); ++b)
+    first.push_back({"SRANDMEMBER", bandKey(tp, b, sig.bits[b]), std::to_string(kMaxPerBand)});
   auto replies = pool_->pipeline(first);
   if (!replies) return replies.error();
   CacheProbe out;
@@ -285,7 +294,7 @@ Result<CacheProbe> SemanticCache::probe(const std::string& tenant, const std::st
       best_id = ranked[i].second;
     }
   }
-  if (!best_id) return out;
+  if (!best_id || best < min_similarity) return out;  // a miss needs no third round trip
   std::vector<std::string> cmd = {"HMGET", tp + "e:" + *best_id};
   cmd.insert(cmd.end(), kEntryFields.begin(), kEntryFields.end());
   auto full = pool_->command(cmd);
@@ -305,9 +314,12 @@ Status SemanticCache::store(const std::string& tenant, const std::string& text, 
   const auto created = entry.created == std::chrono::system_clock::time_point{} ? clock_.now() : entry.created;
   const std::string ttl_ms = std::to_string(config_.ttl_s * 1000 + kBackstopExtraMs);
   const std::string exact_hash = exactHash(norm);
-  // Band buckets as 8 bytes each, so deletion finds the sets without recomputing.
-  std::string bands(sig.bits.size() * 8, '\0');
-  std::memcpy(bands.data(), sig.bits.data(), bands.size());
+  // Band buckets, ceil(rows/8) little-endian bytes each, so deletion finds the sets without
+  // recomputing; short enough to keep the entry hash in Redis' compact encoding.
+  const std::size_t width = bandBytes();
+  std::string bands;
+  for (std::uint64_t bits : sig.bits)
+    for (std::size_t i = 0; i < width; ++i) bands.push_back(static_cast<char>((bits >> (8 * i)) & 0xff));
   std::vector<std::vector<std::string>> cmds;
   cmds.push_back({"HSET", tp + "e:" + id, "a", entry.answer_json, "m", entry.model, "r", entry.tier, "c",
                   std::to_string(entry.cost_micro_usd), "s", entry.source_ticket_id, "k", entry.category, "t",
@@ -315,11 +327,9 @@ Status SemanticCache::store(const std::string& tenant, const std::string& text, 
   cmds.push_back({"PEXPIRE", tp + "e:" + id, ttl_ms});
   cmds.push_back({"SET", tp + "v:" + id, encodeRerankRecord(millis(created), entry.category, *embedded), "PX", ttl_ms});
   cmds.push_back({"SET", tp + "x:" + exact_hash, id, "PX", ttl_ms});
-  for (std::size_t b = 0; b < sig.bits.size(); ++b) {
-    const std::string key = bandKey(tp, b, sig.bits[b]);
-    cmds.push_back({"SADD", key, id});
-    cmds.push_back({"PEXPIRE", key, ttl_ms});
-  }
+  // Band sets carry no TTL: expired entries are removed from them (below, and by purge), and
+  // Redis deletes a set when its last member goes.
+  for (std::size_t b = 0; b < sig.bits.size(); ++b) cmds.push_back({"SADD", bandKey(tp, b, sig.bits[b]), id});
   cmds.push_back({"ZADD", tp + "idx", std::to_string(millis(created)), id});
   cmds.push_back({"PEXPIRE", tp + "idx", ttl_ms});
   cmds.push_back({"SADD", prefix_ + "tenants", tenant});
@@ -356,9 +366,11 @@ Result<std::int64_t> SemanticCache::deleteEntries(const std::string& tenant, con
       const auto& f = (*meta)[i - start].elements;
       if (f.size() == 2 && !f[0].isNil()) {
         const std::string& g = f[0].str;
-        for (std::size_t b = 0; b * 8 + 8 <= g.size(); ++b) {
+        const std::size_t width = bandBytes();
+        for (std::size_t b = 0; (b + 1) * width <= g.size(); ++b) {
           std::uint64_t bits = 0;
-          std::memcpy(&bits, g.data() + b * 8, 8);
+          for (std::size_t k = 0; k < width; ++k)
+            bits |= static_cast<std::uint64_t>(static_cast<unsigned char>(g[b * width + k])) << (8 * k);
           cmds.push_back({"SREM", bandKey(tp, b, bits), ids[i]});
         }
         ++deleted;

@@ -84,8 +84,9 @@ class SemanticCache {
   void insert(const std::string& tenant, const std::string& text, const CacheEntry& entry);
 
   // The nearest entry of the tenant (any category when `category` is empty), with its
-  // similarity; errors are returned, not swallowed.
-  Result<CacheProbe> probe(const std::string& tenant, const std::string& category, const std::string& text);
+  // similarity, if at least `min_similarity`; errors are returned, not swallowed.
+  Result<CacheProbe> probe(const std::string& tenant, const std::string& category, const std::string& text,
+                           double min_similarity = -1.0);
   Status store(const std::string& tenant, const std::string& text, const CacheEntry& entry);
 
   // Deletes matching entries; returns how many.
@@ -98,6 +99,7 @@ class SemanticCache {
     std::vector<std::uint64_t> bits;   // the band's rows as bits
   };
   std::string bandKey(const std::string& tenant_prefix, std::size_t band, std::uint64_t bits) const;
+  std::size_t bandBytes() const;
   Signature signature(const std::vector<float>& v) const;
   std::string tenantPrefix(const std::string& tenant) const;
   Result<std::vector<std::string>> tenants();
@@ -108,7 +110,7 @@ class SemanticCache {
   std::string prefix_;
   std::shared_ptr<const Embedder> embedder_;
   const Clock& clock_;
-  std::vector<std::int8_t> planes_;  // bands*rows hyperplanes of +-1, row-major
+  std::vector<float> planes_;  // bands*rows hyperplanes of +-1, dimension-major
 
   std::atomic<std::uint64_t> lookups_{0}, exact_hits_{0}, semantic_hits_{0}, misses_{0}, skipped_{0};
   std::atomic<std::uint64_t> inserts_{0}, insert_skipped_{0};
