@@ -1,6 +1,7 @@
 #include "ticketflow/redis/semantic_cache.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <random>
