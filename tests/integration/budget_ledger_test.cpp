@@ -167,6 +167,46 @@ TEST_F(BudgetLedgerTest, FailsClosedWhileRedisIsDownAndRecoversAfterRestart) {
   EXPECT_TRUE(up->reserved);
 }
 
+TEST_F(BudgetLedgerTest, ARestartMidRunOnlyEverGivesRetriableErrors) {
+  BudgetLedger ledger(makePool(8), budgets(1'000'000'000), key_prefix_, clock_);
+  std::atomic<bool> stop{false};
+  std::atomic<long long> ok{0}, retriable{0}, fatal{0};
+  std::vector<std::thread> workers;
+  for (int t = 0; t < 4; ++t) {
+    workers.emplace_back([&, t] {
+      for (int i = 0; !stop; ++i) {
+        const std::string id = "mid-" + std::to_string(t) + "-" + std::to_string(i);
+        auto r = ledger.reserve({id, 1, "acme", "fast", 10});
+        if (!r) {
+          ++(r.error().retriable ? retriable : fatal);
+          std::this_thread::sleep_for(std::chrono::milliseconds(5));
+          continue;
+        }
+        auto s = ledger.settle(id, 1, 5);
+        // A restart between reserve and settle loses the reservation (memory-only server): the
+        // settle then says not-found, which the tier treats as "reserve again".
+        if (s) ++ok;
+        else if (s.error().retriable) ++retriable;
+        else if (s.error().code != ErrorCode::kNotFound) ++fatal;
+      }
+    });
+  }
+  const auto wait_for_progress = [&](long long above) {
+    for (int i = 0; i < 200 && ok.load() <= above; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  };
+  wait_for_progress(50);
+  server().stop(/*crash=*/true);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  server().restart();
+  const long long before = ok.load();
+  wait_for_progress(before + 50);
+  stop = true;
+  for (auto& w : workers) w.join();
+  EXPECT_EQ(fatal, 0);
+  EXPECT_GT(retriable, 0);
+  EXPECT_GT(ok.load(), before + 50) << "operations resume after the restart";
+}
+
 // One worker's share of the exactness test: deterministic from its seed, so running it twice
 // replays exactly the same operations (a redelivery of every ticket).
 struct WorkerTotals {
