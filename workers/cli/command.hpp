@@ -26,6 +26,8 @@ cli::OptionSpec configOption();
 
 std::vector<Command> foundationCommands();  // broker, config check, demo
 std::vector<Command> redisCommands();       // budget, cache, bench cache|ledger
+std::vector<Command> simulatorCommands();   // sim
+std::vector<Command> stageCommands();       // bench stage
 std::vector<Command> plannedCommands();     // declared surface whose implementation is pending
 
 }  // namespace ticketflow::app

@@ -6,7 +6,6 @@ namespace ticketflow::app {
 
 std::vector<Command> plannedCommands() {
   const auto cfg = configOption();
-  const std::string stage = "issue 3: stage runtime";
   const std::string classifier = "issue 4: classifier";
   const std::string tier = "issue 5: tier pools";
   const std::string pipeline = "issue 7: pipeline";
@@ -15,9 +14,6 @@ std::vector<Command> plannedCommands() {
       {{"run intake", "run the intake role", "", 0, 0, {cfg}}, {}, pipeline},
       {{"run tier", "run one tier pool", "", 0, 0, {cfg, {"tier", "NAME", "tier to serve", ""}}}, {}, tier},
       {{"run results", "run the result writers", "", 0, 0, {cfg}}, {}, pipeline},
-      {{"sim", "run the provider simulator (OpenAI and Anthropic protocols)", "", 0, 0,
-        {{"port", "N", "port on 127.0.0.1 (0: any free port)", "0"}, {"profiles", "FILE", "per-model profiles", ""}}},
-       {}, tier},
       {{"submit", "produce tickets from a JSONL or CSV file", "FILE", 1, 1, {cfg, {"topic", "T", "target topic (default: inbound)", ""}}},
        {}, pipeline},
       {{"triage", "batch-triage a backlog file", "FILE", 1, 1,
@@ -37,7 +33,6 @@ std::vector<Command> plannedCommands() {
       {{"eval", "evaluate a category model", "", 0, 0,
         {{"data", "FILE", "labelled data", ""}, {"model", "MODEL", "model file (default: the configured one)", ""}}},
        {}, classifier},
-      {{"bench stage", "benchmark the stage engine against a raw relay", "", 0, 0, {}}, {}, stage},
       {{"bench classifier", "benchmark featurise+classify", "", 0, 0, {}}, {}, classifier},
       {{"bench tier", "benchmark the tier role against the simulator", "", 0, 0, {}}, {}, tier},
       {{"bench pipeline", "benchmark the whole pipeline", "", 0, 0, {}}, {}, pipeline},

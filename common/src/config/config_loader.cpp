@@ -10,6 +10,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "ticketflow/config/config.hpp"
+#include "ticketflow/core/json_fields.hpp"
 #include "ticketflow/core/embedded.hpp"
 #include "ticketflow/schema/validator.hpp"
 
@@ -76,7 +77,7 @@ class YamlToJson {
       const auto& m = *it;
       out += text.substr(last, static_cast<std::size_t>(m.position()) - last);
       const std::string name = m[1].str();
-      auto value = env_(name);
+      auto value = env_ ? env_(name) : std::nullopt;
       if (!value || (value->empty() && m[2].matched)) {
         if (!m[2].matched) fail(pointer, "environment variable " + name + " is not set (write ${" + name + ":-default} for a fallback)", line);
         value = m[3].str();
@@ -91,7 +92,7 @@ class YamlToJson {
 
   json scalar(const YAML::Node& node, const std::string& pointer) const {
     const std::string raw = node.Scalar();
-    const bool had_reference = raw.find("${") != std::string::npos;
+    const bool had_reference = env_ && raw.find("${") != std::string::npos;
     const std::string text = had_reference ? substitute(raw, pointer, node.Mark().line + 1) : raw;
     if (node.Tag() == "!" || (had_reference && text.empty())) return text;  // quoted, or emptied by ${}
     static const std::regex int_re(R"(^[-+]?[0-9]+$)");
@@ -124,11 +125,6 @@ MicroUsd usdToMicro(const json& v, const std::string& file, const std::string& f
   return static_cast<MicroUsd>(rounded);
 }
 
-template <typename T>
-void setIf(const json& obj, const char* key, T& out) {
-  if (auto it = obj.find(key); it != obj.end()) out = it->get<T>();
-}
-
 ProviderApi parseApi(const std::string& s) { return s == "anthropic" ? ProviderApi::kAnthropic : ProviderApi::kOpenAi; }
 
 BudgetPolicy parsePolicy(const std::string& s) {
@@ -148,8 +144,8 @@ Config buildConfig(const json& doc, const std::string& file) {
   Config c;
   const json& k = doc["kafka"];
   c.kafka.bootstrap_servers = k["bootstrap_servers"].get<std::string>();
-  setIf(k, "client_id", c.kafka.client_id);
-  setIf(k, "partitions", c.kafka.partitions);
+  readIfPresent(k, "client_id", c.kafka.client_id);
+  readIfPresent(k, "partitions", c.kafka.partitions);
   const json& t = k["topics"];
   c.kafka.topics = {t["inbound"], t["tier_prefix"], t["results"], t["updates"], t["dlq"]};
   const json& g = k["consumer_groups"];
@@ -161,20 +157,20 @@ Config buildConfig(const json& doc, const std::string& file) {
 
   const json& r = doc["redis"];
   c.redis.url = r["url"].get<std::string>();
-  setIf(r, "password", c.redis.password);
-  setIf(r, "pool_size", c.redis.pool_size);
-  setIf(r, "key_prefix", c.redis.key_prefix);
-  setIf(r, "connect_timeout_ms", c.redis.connect_timeout_ms);
-  setIf(r, "command_timeout_ms", c.redis.command_timeout_ms);
+  readIfPresent(r, "password", c.redis.password);
+  readIfPresent(r, "pool_size", c.redis.pool_size);
+  readIfPresent(r, "key_prefix", c.redis.key_prefix);
+  readIfPresent(r, "connect_timeout_ms", c.redis.connect_timeout_ms);
+  readIfPresent(r, "command_timeout_ms", c.redis.command_timeout_ms);
 
   if (auto it = doc.find("stage"); it != doc.end()) {
-    setIf(*it, "max_in_flight", c.stage.max_in_flight);
-    setIf(*it, "worker_threads", c.stage.worker_threads);
-    setIf(*it, "max_attempts", c.stage.max_attempts);
-    setIf(*it, "retry_backoff_initial_ms", c.stage.retry_backoff_initial_ms);
-    setIf(*it, "retry_backoff_max_ms", c.stage.retry_backoff_max_ms);
-    setIf(*it, "commit_interval_ms", c.stage.commit_interval_ms);
-    setIf(*it, "drain_deadline_ms", c.stage.drain_deadline_ms);
+    readIfPresent(*it, "max_in_flight", c.stage.max_in_flight);
+    readIfPresent(*it, "worker_threads", c.stage.worker_threads);
+    readIfPresent(*it, "max_attempts", c.stage.max_attempts);
+    readIfPresent(*it, "retry_backoff_initial_ms", c.stage.retry_backoff_initial_ms);
+    readIfPresent(*it, "retry_backoff_max_ms", c.stage.retry_backoff_max_ms);
+    readIfPresent(*it, "commit_interval_ms", c.stage.commit_interval_ms);
+    readIfPresent(*it, "drain_deadline_ms", c.stage.drain_deadline_ms);
   }
 
   for (const auto& p : doc["providers"]) {
@@ -182,11 +178,11 @@ Config buildConfig(const json& doc, const std::string& file) {
     pc.name = p["name"];
     pc.api = parseApi(p["api"]);
     pc.base_url = p["base_url"];
-    setIf(p, "api_key_env", pc.api_key_env);
-    setIf(p, "connect_timeout_ms", pc.connect_timeout_ms);
-    setIf(p, "read_timeout_ms", pc.read_timeout_ms);
-    setIf(p, "total_timeout_ms", pc.total_timeout_ms);
-    setIf(p, "max_connections", pc.max_connections);
+    readIfPresent(p, "api_key_env", pc.api_key_env);
+    readIfPresent(p, "connect_timeout_ms", pc.connect_timeout_ms);
+    readIfPresent(p, "read_timeout_ms", pc.read_timeout_ms);
+    readIfPresent(p, "total_timeout_ms", pc.total_timeout_ms);
+    readIfPresent(p, "max_connections", pc.max_connections);
     if (auto h = p.find("headers"); h != p.end()) pc.headers = h->get<std::map<std::string, std::string>>();
     c.providers.push_back(std::move(pc));
   }
@@ -200,12 +196,12 @@ Config buildConfig(const json& doc, const std::string& file) {
     mc.model_id = m["model_id"];
     mc.input_micro_usd_per_mtok = usdToMicro(m["input_usd_per_mtok"], file, at + "input_usd_per_mtok");
     mc.output_micro_usd_per_mtok = usdToMicro(m["output_usd_per_mtok"], file, at + "output_usd_per_mtok");
-    setIf(m, "context_window", mc.context_window);
-    setIf(m, "max_output_tokens", mc.max_output_tokens);
+    readIfPresent(m, "context_window", mc.context_window);
+    readIfPresent(m, "max_output_tokens", mc.max_output_tokens);
     if (auto l = m.find("limits"); l != m.end()) {
-      setIf(*l, "rpm", mc.limits.rpm);
-      setIf(*l, "tpm", mc.limits.tpm);
-      setIf(*l, "max_concurrency", mc.limits.max_concurrency);
+      readIfPresent(*l, "rpm", mc.limits.rpm);
+      readIfPresent(*l, "tpm", mc.limits.tpm);
+      readIfPresent(*l, "max_concurrency", mc.limits.max_concurrency);
     }
     c.models.push_back(std::move(mc));
   }
@@ -214,16 +210,16 @@ Config buildConfig(const json& doc, const std::string& file) {
     TierConfig tc;
     tc.name = t2["name"];
     tc.models = t2["models"].get<std::vector<std::string>>();
-    setIf(t2, "degraded_fallbacks", tc.degraded_fallbacks);
-    setIf(t2, "escalate_below_confidence", tc.escalate_below_confidence);
+    readIfPresent(t2, "degraded_fallbacks", tc.degraded_fallbacks);
+    readIfPresent(t2, "escalate_below_confidence", tc.escalate_below_confidence);
     c.tiers.push_back(std::move(tc));
   }
 
   if (auto it = doc.find("classifier"); it != doc.end()) {
-    setIf(*it, "category_model", c.classifier.category_model);
+    readIfPresent(*it, "category_model", c.classifier.category_model);
     if (auto d = it->find("difficulty"); d != it->end()) {
-      setIf(*d, "easy_below", c.classifier.difficulty.easy_below);
-      setIf(*d, "hard_from", c.classifier.difficulty.hard_from);
+      readIfPresent(*d, "easy_below", c.classifier.difficulty.easy_below);
+      readIfPresent(*d, "hard_from", c.classifier.difficulty.hard_from);
       if (auto w = d->find("weights"); w != d->end()) c.classifier.difficulty.weights = w->get<std::map<std::string, double>>();
     }
   }
@@ -234,7 +230,7 @@ Config buildConfig(const json& doc, const std::string& file) {
       c.routing.medium_tier = (*d)["medium"];
       c.routing.hard_tier = (*d)["hard"];
     }
-    setIf(*it, "low_confidence_below", c.routing.low_confidence_below);
+    readIfPresent(*it, "low_confidence_below", c.routing.low_confidence_below);
     if (auto m = it->find("min_tier_by_category"); m != it->end()) c.routing.min_tier_by_category = m->get<std::map<std::string, std::string>>();
     if (auto m = it->find("tenant_tiers"); m != it->end()) c.routing.tenant_tiers = m->get<std::map<std::string, std::string>>();
   }
@@ -244,15 +240,15 @@ Config buildConfig(const json& doc, const std::string& file) {
 
   if (auto it = doc.find("budgets"); it != doc.end()) {
     if (auto p = it->find("on_exhausted"); p != it->end()) c.budgets.on_exhausted = parsePolicy(*p);
-    setIf(*it, "reservation_ttl_s", c.budgets.reservation_ttl_s);
+    readIfPresent(*it, "reservation_ttl_s", c.budgets.reservation_ttl_s);
     if (auto caps = it->find("caps"); caps != it->end()) {
       for (std::size_t i = 0; i < caps->size(); ++i) {
         const json& cap = (*caps)[i];
         const std::string at = "budgets.caps[" + std::to_string(i) + "].";
         BudgetCap bc;
         bc.scope = parseScope(cap["scope"]);
-        setIf(cap, "tenant", bc.tenant);
-        setIf(cap, "tier", bc.tier);
+        readIfPresent(cap, "tenant", bc.tenant);
+        readIfPresent(cap, "tier", bc.tier);
         if (cap.contains("daily_usd")) bc.daily_micro_usd = usdToMicro(cap["daily_usd"], file, at + "daily_usd");
         if (cap.contains("monthly_usd")) bc.monthly_micro_usd = usdToMicro(cap["monthly_usd"], file, at + "monthly_usd");
         c.budgets.caps.push_back(std::move(bc));
@@ -261,25 +257,25 @@ Config buildConfig(const json& doc, const std::string& file) {
   }
 
   if (auto it = doc.find("cache"); it != doc.end()) {
-    setIf(*it, "enabled", c.cache.enabled);
-    setIf(*it, "similarity_threshold", c.cache.similarity_threshold);
-    setIf(*it, "same_category", c.cache.same_category);
-    setIf(*it, "ttl_s", c.cache.ttl_s);
+    readIfPresent(*it, "enabled", c.cache.enabled);
+    readIfPresent(*it, "similarity_threshold", c.cache.similarity_threshold);
+    readIfPresent(*it, "same_category", c.cache.same_category);
+    readIfPresent(*it, "ttl_s", c.cache.ttl_s);
     if (auto e = it->find("embedder"); e != it->end()) {
       c.cache.embedder = (*e)["kind"] == "openai" ? EmbedderKind::kOpenAi : EmbedderKind::kHashing;
-      setIf(*e, "dimension", c.cache.dimension);
-      setIf(*e, "provider", c.cache.embedder_provider);
-      setIf(*e, "model", c.cache.embedder_model);
+      readIfPresent(*e, "dimension", c.cache.dimension);
+      readIfPresent(*e, "provider", c.cache.embedder_provider);
+      readIfPresent(*e, "model", c.cache.embedder_model);
     }
     if (auto l = it->find("lsh"); l != it->end()) {
-      setIf(*l, "bands", c.cache.lsh_bands);
-      setIf(*l, "rows_per_band", c.cache.lsh_rows_per_band);
+      readIfPresent(*l, "bands", c.cache.lsh_bands);
+      readIfPresent(*l, "rows_per_band", c.cache.lsh_rows_per_band);
     }
   }
 
   if (auto it = doc.find("observability"); it != doc.end()) {
-    setIf(*it, "http_port", c.observability.http_port);
-    setIf(*it, "log_level", c.observability.log_level);
+    readIfPresent(*it, "http_port", c.observability.http_port);
+    readIfPresent(*it, "log_level", c.observability.log_level);
   }
   return c;
 }
@@ -416,8 +412,41 @@ Config loadConfigText(const std::string& yaml_text, const std::string& source, c
   Config config = buildConfig(doc, source);
   config.source = source;
   config.config_dir = config_dir;
+  auto firstOf = [&](const char* upper, const char* lower) {
+    auto v = env(upper);
+    if (!v || v->empty()) v = env(lower);
+    return v.value_or("");
+  };
+  config.proxy = {firstOf("HTTP_PROXY", "http_proxy"), firstOf("HTTPS_PROXY", "https_proxy"), firstOf("NO_PROXY", "no_proxy")};
   crossCheck(config, source, converter);
   return config;
+}
+
+nlohmann::json parseYamlDocument(const std::string& yaml_text, const std::string& source) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(source, "", "not valid YAML: " + e.msg, e.mark.line + 1);
+  }
+  YamlToJson converter(source, nullptr);
+  return converter.convert(root, "");
+}
+
+std::vector<nlohmann::json> parseYamlDocuments(const std::string& yaml_text, const std::string& source) {
+  std::vector<YAML::Node> nodes;
+  try {
+    nodes = YAML::LoadAll(yaml_text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(source, "", "not valid YAML: " + e.msg, e.mark.line + 1);
+  }
+  std::vector<nlohmann::json> out;
+  for (const auto& node : nodes) {
+    if (node.IsNull()) continue;
+    YamlToJson converter(source, nullptr);
+    out.push_back(converter.convert(node, ""));
+  }
+  return out;
 }
 
 Config loadConfig(const std::string& path, EnvLookup env) {

@@ -5,17 +5,13 @@
 #include <Poco/Base64Decoder.h>
 #include <Poco/Base64Encoder.h>
 
+#include "ticketflow/core/json_fields.hpp"
 #include "ticketflow/schema/validator.hpp"
 
 namespace ticketflow {
 namespace {
 
 using nlohmann::json;
-
-template <typename T>
-void setIf(const json& obj, const char* key, T& out) {
-  if (auto it = obj.find(key); it != obj.end() && !it->is_null()) out = it->get<T>();
-}
 
 void putIfNotEmpty(json& obj, const char* key, const std::string& value) {
   if (!value.empty()) obj[key] = value;
@@ -43,7 +39,7 @@ json sourceJson(const TicketSource& s) {
 TicketSource sourceFrom(const json& j) {
   TicketSource s;
   s.system = j.at("system").get<std::string>();
-  setIf(j, "ref", s.ref);
+  readIfPresent(j, "ref", s.ref);
   return s;
 }
 
@@ -51,22 +47,22 @@ Ticket ticketFrom(const json& j) {
   Ticket t;
   t.id = j.at("id");
   t.tenant = j.at("tenant");
-  setIf(j, "revision", t.revision);
+  readIfPresent(j, "revision", t.revision);
   if (j.contains("source")) t.source = sourceFrom(j["source"]);
-  setIf(j, "subject", t.subject);
+  readIfPresent(j, "subject", t.subject);
   t.body = j.at("body");
   if (auto it = j.find("requester"); it != j.end()) {
     Requester r;
-    setIf(*it, "id", r.id);
-    setIf(*it, "name", r.name);
-    setIf(*it, "email", r.email);
-    setIf(*it, "department", r.department);
-    setIf(*it, "vip", r.vip);
+    readIfPresent(*it, "id", r.id);
+    readIfPresent(*it, "name", r.name);
+    readIfPresent(*it, "email", r.email);
+    readIfPresent(*it, "department", r.department);
+    readIfPresent(*it, "vip", r.vip);
     t.requester = r;
   }
   t.created_at = j.at("created_at");
-  setIf(j, "priority", t.priority);
-  setIf(j, "language", t.language);
+  readIfPresent(j, "priority", t.priority);
+  readIfPresent(j, "language", t.language);
   if (auto it = j.find("metadata"); it != j.end()) t.metadata = *it;
   return t;
 }
@@ -86,7 +82,7 @@ Classification classificationFrom(const json& j) {
   c.confidence = j.at("confidence");
   c.difficulty = parseDifficulty(j.at("difficulty").get<std::string>()).value_or(Difficulty::kMedium);
   c.difficulty_score = j.at("difficulty_score");
-  setIf(j, "probabilities", c.probabilities);
+  readIfPresent(j, "probabilities", c.probabilities);
   return c;
 }
 
@@ -294,8 +290,8 @@ Result<RoutedTicket> parseRoutedTicket(std::string_view bytes) {
   t.classification = classificationFrom(j["classification"]);
   t.tier = j["routing"]["tier"];
   t.rule = j["routing"]["rule"];
-  setIf(j["routing"], "escalations", t.escalations);
-  setIf(j["routing"], "budget_state", t.budget_state);
+  readIfPresent(j["routing"], "escalations", t.escalations);
+  readIfPresent(j["routing"], "budget_state", t.budget_state);
   return t;
 }
 
@@ -311,27 +307,27 @@ Result<TicketResult> parseTicketResult(std::string_view bytes) {
   r.trace_id = j["trace_id"];
   r.classification = classificationFrom(j["classification"]);
   r.tier = j["tier"];
-  setIf(j, "model", r.model);
-  setIf(j, "provider", r.provider);
+  readIfPresent(j, "model", r.model);
+  readIfPresent(j, "provider", r.provider);
   const json& c = j["cache"];
   r.cache.status = parseCacheStatus(c["status"]);
   if (c.contains("similarity")) r.cache.similarity = c["similarity"].get<double>();
-  setIf(c, "source_ticket_id", r.cache.source_ticket_id);
-  setIf(c, "saved_micro_usd", r.cache.saved_micro_usd);
+  readIfPresent(c, "source_ticket_id", r.cache.source_ticket_id);
+  readIfPresent(c, "saved_micro_usd", r.cache.saved_micro_usd);
   const json& a = j["answer"];
   r.answer.summary = a["summary"];
-  setIf(a, "category_check", r.answer.category_check);
+  readIfPresent(a, "category_check", r.answer.category_check);
   r.answer.reply = a["reply"];
   r.answer.resolution_steps = a["resolution_steps"].get<std::vector<std::string>>();
   r.answer.needs_human = a["needs_human"];
-  setIf(a, "needs_human_reason", r.answer.needs_human_reason);
+  readIfPresent(a, "needs_human_reason", r.answer.needs_human_reason);
   r.answer.confidence = a["confidence"];
   r.cost_micro_usd = j["cost_micro_usd"];
   r.usage = usageFrom(j["usage"]);
   r.latency_ms = j["latency_ms"];
-  setIf(j, "attempts", r.attempts);
+  readIfPresent(j, "attempts", r.attempts);
   r.degraded = j["degraded"];
-  setIf(j, "degraded_reason", r.degraded_reason);
+  readIfPresent(j, "degraded_reason", r.degraded_reason);
   r.simulated = j["simulated"];
   r.completed_at = j["completed_at"];
   return r;
@@ -351,16 +347,16 @@ Result<TicketUpdate> parseTicketUpdate(std::string_view bytes) {
   u.difficulty = parseDifficulty(j["difficulty"].get<std::string>()).value_or(Difficulty::kMedium);
   u.confidence = j["confidence"];
   u.tier = j["tier"];
-  setIf(j, "model", u.model);
-  setIf(j, "provider", u.provider);
+  readIfPresent(j, "model", u.model);
+  readIfPresent(j, "provider", u.provider);
   u.cache = parseCacheStatus(j["cache"]);
   u.cost_micro_usd = j["cost_micro_usd"];
   u.usage = usageFrom(j["usage"]);
   u.latency_ms = j["latency_ms"];
   u.degraded = j["degraded"];
-  setIf(j, "degraded_reason", u.degraded_reason);
+  readIfPresent(j, "degraded_reason", u.degraded_reason);
   u.needs_human = j["needs_human"];
-  setIf(j, "needs_human_reason", u.needs_human_reason);
+  readIfPresent(j, "needs_human_reason", u.needs_human_reason);
   u.summary = j["summary"];
   u.reply = j["reply"];
   u.resolution_steps = j["resolution_steps"].get<std::vector<std::string>>();
@@ -381,11 +377,11 @@ Result<DeadLetter> parseDeadLetter(std::string_view bytes) {
   d.topic = j["source"]["topic"];
   d.partition = j["source"]["partition"];
   d.offset = j["source"]["offset"];
-  setIf(j["source"], "key", d.key);
+  readIfPresent(j["source"], "key", d.key);
   const std::string payload = j["payload"];
   d.payload = j["payload_encoding"] == "base64" ? base64Decode(payload) : payload;
-  setIf(j, "ticket_id", d.ticket_id);
-  setIf(j, "trace_id", d.trace_id);
+  readIfPresent(j, "ticket_id", d.ticket_id);
+  readIfPresent(j, "trace_id", d.trace_id);
   d.failed_at = j["failed_at"];
   return d;
 }

@@ -64,6 +64,24 @@ std::optional<std::string> Message::header(const std::string& name) const {
   return std::nullopt;
 }
 
+Message copyMessage(const rd_kafka_message_t* msg) {
+  Message m;
+  m.topic = rd_kafka_topic_name(msg->rkt);
+  m.partition = msg->partition;
+  m.offset = msg->offset;
+  if (msg->key) m.key = std::string(static_cast<const char*>(msg->key), msg->key_len);
+  if (msg->payload) m.value.assign(static_cast<const char*>(msg->payload), msg->len);
+  rd_kafka_headers_t* hdrs = nullptr;
+  if (rd_kafka_message_headers(const_cast<rd_kafka_message_t*>(msg), &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const char* name;
+    const void* value;
+    size_t size;
+    for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i)
+      m.headers.push_back({name, value ? std::string(static_cast<const char*>(value), size) : std::string()});
+  }
+  return m;
+}
+
 Producer::Producer(const KafkaConfig& kafka, const std::string& role, const Properties& overrides) {
   Properties p = clientProperties(kafka, role, {{"enable.idempotence", "true"}, {"acks", "all"}, {"linger.ms", "5"}});
   for (const auto& [k, v] : overrides) p[k] = v;
@@ -146,21 +164,7 @@ Result<std::optional<Message>> Consumer::poll(std::chrono::milliseconds timeout)
     if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return std::optional<Message>();
     return Error::unavailable(std::string("consume: ") + rd_kafka_message_errstr(msg.get()));
   }
-  Message m;
-  m.topic = rd_kafka_topic_name(msg->rkt);
-  m.partition = msg->partition;
-  m.offset = msg->offset;
-  if (msg->key) m.key = std::string(static_cast<const char*>(msg->key), msg->key_len);
-  if (msg->payload) m.value.assign(static_cast<const char*>(msg->payload), msg->len);
-  rd_kafka_headers_t* hdrs = nullptr;
-  if (rd_kafka_message_headers(msg.get(), &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    const char* name;
-    const void* value;
-    size_t size;
-    for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i)
-      m.headers.push_back({name, value ? std::string(static_cast<const char*>(value), size) : std::string()});
-  }
-  return std::optional<Message>(std::move(m));
+  return std::optional<Message>(copyMessage(msg.get()));
 }
 
 Status Consumer::commit(const Message& message) {

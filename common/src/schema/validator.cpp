@@ -462,10 +462,15 @@ bool SchemaRegistry::has(const std::string& name) const { return impl_->schemas.
 
 std::vector<ValidationError> SchemaRegistry::validate(const std::string& name, const nlohmann::json& doc,
                                                       std::size_t max_errors) const {
-  auto it = impl_->schemas.find(name);
-  if (it == impl_->schemas.end()) throw std::invalid_argument("no schema named " + name);
   std::vector<ValidationError> errors;
   Impl::Ctx ctx{&errors, max_errors};
+  if (name.find('#') != std::string::npos) {  // a part of a schema, e.g. "common.schema.json#/$defs/answer"
+    auto [target, root] = impl_->resolve(name, nullptr);
+    impl_->check(*target, doc, "", root, ctx);
+    return errors;
+  }
+  auto it = impl_->schemas.find(name);
+  if (it == impl_->schemas.end()) throw std::invalid_argument("no schema named " + name);
   impl_->check(it->second, doc, "", &it->second, ctx);
   return errors;
 }

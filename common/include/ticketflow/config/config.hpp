@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace ticketflow {
 
 // Integer micro-dollars: all money in code.
@@ -166,6 +168,13 @@ struct CacheConfig {
   int lsh_rows_per_band = 14;
 };
 
+// HTTP(S)_PROXY / NO_PROXY from the environment, for provider and ticket-system calls.
+struct ProxyConfig {
+  std::string http_proxy;   // e.g. http://proxy.corp:3128
+  std::string https_proxy;  // used for https:// URLs
+  std::string no_proxy;     // comma-separated hosts or suffixes that bypass the proxy
+};
+
 struct ObservabilityConfig {
   int http_port = 9464;
   std::string log_level = "info";
@@ -185,6 +194,7 @@ struct Config {
   BudgetsConfig budgets;
   CacheConfig cache;
   ObservabilityConfig observability;
+  ProxyConfig proxy;  // from the environment, not the file
 
   const ProviderConfig* findProvider(const std::string& name) const;
   const ModelConfig* findModel(const std::string& name) const;
@@ -207,6 +217,12 @@ Config loadConfigText(const std::string& yaml_text, const std::string& source, c
                       EnvLookup env = processEnv);
 // The default configuration compiled into the binary (config/ticketflow.yaml).
 Config loadEmbeddedConfig(EnvLookup env = processEnv);
+
+// Any YAML document as JSON (YAML 1.2 core types; no ${ENV} substitution), for the smaller
+// files beside the configuration (simulator profiles, runbooks). Throws ConfigError on bad YAML.
+nlohmann::json parseYamlDocument(const std::string& yaml_text, const std::string& source);
+// Every document of a multi-document YAML stream ("---" separated), empty ones skipped.
+std::vector<nlohmann::json> parseYamlDocuments(const std::string& yaml_text, const std::string& source);
 
 const char* providerApiName(ProviderApi api);
 const char* budgetPolicyName(BudgetPolicy policy);

@@ -3,6 +3,7 @@
 // reasons (malformed ticket, schema violation, provider 429, Redis hiccup). Nothing is thrown
 // per message; the caller turns the error into done, retry or dead-letter.
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <variant>
@@ -28,14 +29,18 @@ struct Error {
   ErrorCode code = ErrorCode::kInternal;
   std::string message;
   bool retriable = false;
+  std::int64_t retry_after_ms = -1;  // a server's hint (retry-after), -1 when none
 
-  static Error invalidArgument(std::string msg) { return {ErrorCode::kInvalidArgument, std::move(msg), false}; }
-  static Error malformed(std::string msg) { return {ErrorCode::kMalformed, std::move(msg), false}; }
-  static Error schema(std::string msg) { return {ErrorCode::kSchemaViolation, std::move(msg), false}; }
-  static Error unavailable(std::string msg) { return {ErrorCode::kUnavailable, std::move(msg), true}; }
-  static Error timeout(std::string msg) { return {ErrorCode::kTimeout, std::move(msg), true}; }
-  static Error internal(std::string msg) { return {ErrorCode::kInternal, std::move(msg), false}; }
-  static Error io(std::string msg) { return {ErrorCode::kIo, std::move(msg), false}; }
+  static Error invalidArgument(std::string msg) { return {ErrorCode::kInvalidArgument, std::move(msg), false, -1}; }
+  static Error malformed(std::string msg) { return {ErrorCode::kMalformed, std::move(msg), false, -1}; }
+  static Error schema(std::string msg) { return {ErrorCode::kSchemaViolation, std::move(msg), false, -1}; }
+  static Error unavailable(std::string msg) { return {ErrorCode::kUnavailable, std::move(msg), true, -1}; }
+  static Error timeout(std::string msg) { return {ErrorCode::kTimeout, std::move(msg), true, -1}; }
+  static Error internal(std::string msg) { return {ErrorCode::kInternal, std::move(msg), false, -1}; }
+  static Error io(std::string msg) { return {ErrorCode::kIo, std::move(msg), false, -1}; }
+  static Error rateLimited(std::string msg, std::int64_t retry_after_ms) {
+    return {ErrorCode::kRateLimited, std::move(msg), true, retry_after_ms};
+  }
 };
 
 template <typename T>

@@ -62,6 +62,9 @@ struct Message {
   std::optional<std::string> header(const std::string& name) const;
 };
 
+// Copies a consumed (non-error) message out of librdkafka's buffer.
+Message copyMessage(const rd_kafka_message_t* msg);
+
 // Idempotent producer (acks=all, enable.idempotence=true). produceSync waits for the broker's
 // acknowledgement. Thread-safe.
 class Producer {

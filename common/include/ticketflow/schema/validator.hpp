@@ -38,7 +38,8 @@ class SchemaRegistry {
   // std::invalid_argument naming the keyword if the schema uses something unsupported.
   void add(const std::string& name, nlohmann::json schema);
 
-  // Validates `doc` against the schema registered as `name`; returns the errors found
+  // Validates `doc` against the schema registered as `name` (or a part of one:
+  // "common.schema.json#/$defs/answer"); returns the errors found
   // (empty when valid). Collects at most `max_errors`.
   std::vector<ValidationError> validate(const std::string& name, const nlohmann::json& doc,
                                         std::size_t max_errors = 8) const;

@@ -1,0 +1,27 @@
+# ticketflow image: one binary, every role (the Helm chart picks the subcommand).
+# Build stage: Debian 12 with the toolchain and -dev packages, installed by scripts/bootstrap
+# (the same list a developer machine gets).
+FROM debian:12 AS build
+WORKDIR /src
+COPY scripts/ scripts/
+RUN scripts/bootstrap && rm -rf /var/lib/apt/lists/*
+COPY . .
+RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DTICKETFLOW_BUILD_TESTS=OFF \
+ && cmake --build /build -j"$(nproc)" --target ticketflow \
+ && strip /build/ticketflow
+
+# Runtime stage: only the shared libraries the binary links (README "Container image" lists them;
+# tests/integration/image_test.cpp checks the list against ldd) and CA certificates for TLS.
+FROM debian:12-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+      librdkafka1 libhiredis0.14 libyaml-cpp0.7 libpoconet80 libpocofoundation80 \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin ticketflow
+COPY --from=build /build/ticketflow /usr/local/bin/ticketflow
+COPY config/ /etc/ticketflow/
+COPY schemas/ /usr/share/ticketflow/schemas/
+ENV TICKETFLOW_CONFIG_DIR=/etc/ticketflow
+USER 10001:10001
+ENTRYPOINT ["/usr/local/bin/ticketflow"]
+CMD ["--help"]

@@ -1,0 +1,13 @@
+#pragma once
+// Digests for signatures and keys (OpenSSL underneath).
+
+#include <string>
+#include <string_view>
+
+namespace ticketflow {
+
+std::string sha256Hex(std::string_view data);
+// HMAC-SHA256 of `data` under `key`, lower-case hex: the webhook signature.
+std::string hmacSha256Hex(std::string_view key, std::string_view data);
+
+}  // namespace ticketflow

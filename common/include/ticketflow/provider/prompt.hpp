@@ -1,0 +1,34 @@
+#pragma once
+// Builds the request a tier sends: a system prompt for the ticket's category (the specialist)
+// and the ticket as clearly delimited, untrusted user data. Text inside the ticket can never
+// close its block or pose as instructions outside it.
+
+#include <map>
+#include <string>
+
+#include "ticketflow/domain/messages.hpp"
+#include "ticketflow/provider/model_client.hpp"
+
+namespace ticketflow::provider {
+
+struct PromptSet {
+  std::string base;
+  std::string default_specialist;
+  std::map<std::string, std::string> specialists;  // by category
+  std::string output_contract;
+
+  // From config/prompts.yaml text; throws ConfigError naming the source and field.
+  static PromptSet parse(const std::string& yaml_text, const std::string& source);
+  // The embedded config/prompts.yaml.
+  static PromptSet builtin();
+};
+
+std::string systemPromptFor(const PromptSet& prompts, const std::string& category);
+
+// The user message: a short framing line and the ticket inside <ticket>...</ticket>.
+std::string ticketUserContent(const Ticket& ticket);
+
+ModelRequest buildModelRequest(const PromptSet& prompts, const Ticket& ticket, const std::string& category,
+                               int max_output_tokens);
+
+}  // namespace ticketflow::provider

@@ -1,0 +1,141 @@
+#pragma once
+// The stage engine every role (intake, tier pools, result writers) runs on: consume a message,
+// run the role's handler, produce its outputs, commit. A role supplies only a Handler.
+//
+// Guarantees (docs/stage-runtime.md explains how):
+// - at most `stage.max_in_flight` messages in flight per process; partitions are paused when
+//   the window is full and only those are resumed when it drains;
+// - messages with the same key run one at a time in offset order; different keys run
+//   concurrently on `stage.worker_threads` threads; a handler may complete later from any thread;
+// - an input counts as done only when every output it produced is acknowledged by the broker
+//   (idempotent producer, acks=all); the committed offset is the highest contiguous done one,
+//   and work done beyond it is listed in the commit metadata so a restart skips it;
+// - retriable errors are retried with exponential backoff and jitter up to
+//   `stage.max_attempts`, then dead-lettered; other errors are dead-lettered at once.
+//
+// Threading: run() is called on one thread and owns the consumer; requestStop() and stats()
+// may be called from any thread. Start-up faults (bad Kafka properties) throw from the
+// constructor; run() returns an error only when the stage cannot start consuming.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ticketflow/config/config.hpp"
+#include "ticketflow/core/clock.hpp"
+#include "ticketflow/core/result.hpp"
+#include "ticketflow/kafka/client.hpp"
+
+namespace ticketflow::stage {
+
+// Headers the engine reads and writes.
+inline constexpr const char* kTraceIdHeader = "trace-id";
+inline constexpr const char* kAttemptHeader = "attempt";     // on outputs: the attempt that made them
+inline constexpr const char* kStageHeader = "stage";         // on dead letters
+inline constexpr const char* kErrorClassHeader = "error-class";
+inline constexpr const char* kAttemptsHeader = "attempts";
+
+// One record a handler asks the engine to produce. An empty key means the input's key (the
+// ticket id); headers trace-id and attempt are added unless the handler set them.
+struct OutputRecord {
+  std::string topic;
+  std::string key;
+  std::string value;
+  std::vector<kafka::Header> headers;
+};
+
+// What a handler is given: the consumed message, which attempt this is (1 for the first) and
+// the trace id from the message's trace-id header ("" when absent).
+struct Delivery {
+  kafka::Message message;
+  int attempt = 1;
+  std::string trace_id;
+};
+
+// The handler's one-shot answer. Call succeed() or fail() exactly once, from any thread, now or
+// later; later calls are ignored. Copies share the answer. If every copy is destroyed without an
+// answer, the attempt fails with a retriable internal error.
+class Completion {
+ public:
+  void succeed(std::vector<OutputRecord> outputs = {}) const;
+  void fail(Error error) const;
+  struct State;
+  explicit Completion(std::shared_ptr<State> state) : state_(std::move(state)) {}
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+// Runs on a worker thread. Must not block for long: slow work (a model call) should finish
+// asynchronously and answer through the Completion. Error.retriable picks retry or dead letter.
+using Handler = std::function<void(const std::shared_ptr<const Delivery>&, Completion)>;
+
+struct StageOptions {
+  std::string name;                       // "intake", "tier:fast", "results": client id and DLQ `stage`
+  std::vector<std::string> input_topics;
+  std::string group;                      // consumer group id
+  std::string dlq_topic;
+  StageConfig limits;                     // window, threads, retries, commit interval, drain deadline
+  kafka::Properties consumer_properties;  // librdkafka overrides (tests shorten session timeouts)
+  kafka::Properties producer_properties;
+  const Clock* clock = &SystemClock::instance();  // for dead letters' failed_at
+};
+
+struct PartitionStats {
+  std::string topic;
+  std::int32_t partition = 0;
+  std::int64_t in_flight = 0;       // consumed, not done
+  std::int64_t next_commit = -1;    // every earlier consumed offset is done
+  std::int64_t high_watermark = -1; // from the last fetch, -1 before one
+  std::int64_t lag = -1;            // high_watermark - next_commit, -1 when unknown
+  bool paused = false;              // paused by the engine for backpressure or shutdown
+};
+
+struct StageStats {
+  std::int64_t in_flight = 0;           // messages consumed and not done, all partitions
+  std::int64_t max_in_flight_seen = 0;  // the largest in_flight ever reached
+  std::int64_t held = 0;                // consumed while the window was full, not started yet
+  std::int64_t consumed = 0;
+  std::int64_t succeeded = 0;           // done with outputs acknowledged
+  std::int64_t dead_lettered = 0;
+  std::int64_t retries = 0;
+  std::int64_t skipped_done = 0;        // redelivered but listed as done in commit metadata
+  std::int64_t abandoned = 0;           // given up at a revoke or shutdown deadline
+  std::int64_t commits = 0;
+  std::int64_t rebalances = 0;
+  std::int64_t backpressure_pauses = 0;  // times the window filled and partitions were paused
+  // When an input was last done (succeeded or dead-lettered): a health check's "still moving".
+  std::chrono::steady_clock::time_point last_done_at{};
+  std::vector<PartitionStats> partitions;
+};
+
+class Stage {
+ public:
+  Stage(const KafkaConfig& kafka, StageOptions options, Handler handler);
+  ~Stage();
+  Stage(const Stage&) = delete;
+  Stage& operator=(const Stage&) = delete;
+
+  // Consumes until requestStop(); then stops fetching, drains in-flight work within
+  // stage.drain_deadline_ms, commits and leaves the group.
+  Status run();
+  void requestStop();
+  // A snapshot, refreshed by the poll thread every 20 ms and at exit.
+  StageStats stats() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// Runs `stage` until SIGTERM, SIGINT or SIGHUP arrives (main() must have called
+// blockTerminationSignals() before starting any thread), then stops it as run() describes.
+// Returns run()'s status: a role's main exits 0 when it is OK.
+Status runUntilTerminated(Stage& stage);
+
+}  // namespace ticketflow::stage

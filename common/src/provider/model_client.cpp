@@ -1,0 +1,177 @@
+#include "ticketflow/provider/model_client.hpp"
+
+#include <cmath>
+#include <ctime>
+#include <regex>
+
+#include "ticketflow/core/clock.hpp"
+
+namespace ticketflow::provider {
+namespace {
+
+using nlohmann::json;
+
+std::string joinUrl(const std::string& base, const std::string& path) {
+  if (!base.empty() && base.back() == '/') return base.substr(0, base.size() - 1) + path;
+  return base + path;
+}
+
+// Maps an HTTP status to our error kinds; `retry_after` comes from the response headers.
+Error errorForStatus(int status, const std::string& who, std::optional<std::chrono::milliseconds> retry_after) {
+  const std::string msg = who + " answered HTTP " + std::to_string(status);
+  if (status == 429) return Error::rateLimited(msg, retry_after ? retry_after->count() : -1);
+  if (status == 408 || status == 504) return Error::timeout(msg);
+  if (status >= 500) {
+    Error e = Error::unavailable(msg);
+    if (retry_after) e.retry_after_ms = retry_after->count();
+    return e;
+  }
+  if (status == 401 || status == 403) {
+    Error e = Error::unavailable(msg + " (check the API key in the provider's api_key_env)");
+    e.retriable = false;
+    return e;
+  }
+  return Error::invalidArgument(msg);
+}
+
+class HttpModelClient final : public ModelClient {
+ public:
+  HttpModelClient(ProviderConfig provider, ModelConfig model, std::shared_ptr<http::HttpClient> http, std::string key)
+      : provider_(std::move(provider)), model_(std::move(model)), http_(std::move(http)), api_key_(std::move(key)) {}
+
+  const ModelConfig& model() const override { return model_; }
+  const ProviderConfig& provider() const override { return provider_; }
+
+  Result<ModelReply> complete(const ModelRequest& request) override {
+    const bool anthropic = provider_.api == ProviderApi::kAnthropic;
+    const auto req = anthropic ? buildAnthropicRequest(provider_, model_, request, api_key_)
+                               : buildOpenAiRequest(provider_, model_, request, api_key_);
+    auto response = http_->send(req);
+    if (!response) return response.error();
+    const auto now = SystemClock::instance().now();
+    RateLimitHints hints;
+    const std::string prefix = anthropic ? "anthropic-ratelimit-" : "x-ratelimit-";
+    auto number = [&](const std::string& name) -> std::optional<std::int64_t> {
+      const std::string v = response->header(name);
+      if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+      return std::stoll(v);
+    };
+    hints.remaining_requests = number(prefix + (anthropic ? "requests-remaining" : "remaining-requests"));
+    hints.remaining_tokens = number(prefix + (anthropic ? "tokens-remaining" : "remaining-tokens"));
+    hints.reset_requests = parseResetHint(response->header(prefix + (anthropic ? "requests-reset" : "reset-requests")), now);
+    hints.reset_tokens = parseResetHint(response->header(prefix + (anthropic ? "tokens-reset" : "reset-tokens")), now);
+    hints.retry_after = parseResetHint(response->header("retry-after"), now);
+    if (response->status < 200 || response->status >= 300) {
+      auto retry = hints.retry_after ? hints.retry_after : (hints.reset_requests ? hints.reset_requests : hints.reset_tokens);
+      return errorForStatus(response->status, provider_.name, retry);
+    }
+    const json body = json::parse(response->body, nullptr, false);
+    ModelReply reply;
+    reply.hints = hints;
+    reply.simulated = response->header("x-ticketflow-simulated") == "true";
+    try {
+      if (anthropic) {
+        for (const auto& part : body.at("content"))
+          if (part.value("type", "") == "text") reply.content += part.at("text").get<std::string>();
+        reply.usage.input_tokens = body.at("usage").at("input_tokens").get<std::int64_t>();
+        reply.usage.output_tokens = body.at("usage").at("output_tokens").get<std::int64_t>();
+      } else {
+        const json& message = body.at("choices").at(0).at("message");
+        if (message.contains("content") && message["content"].is_string()) reply.content = message["content"];
+        reply.usage.input_tokens = body.at("usage").at("prompt_tokens").get<std::int64_t>();
+        reply.usage.output_tokens = body.at("usage").at("completion_tokens").get<std::int64_t>();
+      }
+      reply.response_id = body.value("id", "");
+    } catch (const json::exception&) {
+      Error e = Error::malformed(provider_.name + " returned a body that is not a " +
+                                 (anthropic ? "Messages" : "Chat Completions") + " response");
+      e.retriable = true;
+      return e;
+    }
+    reply.cost_micro_usd = model_.costMicroUsd(reply.usage.input_tokens, reply.usage.output_tokens);
+    return reply;
+  }
+
+ private:
+  ProviderConfig provider_;
+  ModelConfig model_;
+  std::shared_ptr<http::HttpClient> http_;
+  std::string api_key_;
+};
+
+}  // namespace
+
+http::ClientRequest buildOpenAiRequest(const ProviderConfig& provider, const ModelConfig& model,
+                                       const ModelRequest& request, const std::string& api_key) {
+  json body = {{"model", model.model_id},
+               {"messages", json::array({{{"role", "system"}, {"content", request.system_prompt}},
+                                         {{"role", "user"}, {"content", request.user_content}}})},
+               {"max_tokens", request.max_output_tokens}};
+  for (const auto& turn : request.follow_up) body["messages"].push_back({{"role", turn.role}, {"content", turn.content}});
+  // Reasoning models reject any temperature but their default, so it is sent only when set.
+  if (request.temperature) body["temperature"] = *request.temperature;
+  http::ClientRequest req;
+  req.url = joinUrl(provider.base_url, "/chat/completions");
+  req.headers = {{"Authorization", "Bearer " + api_key}};
+  for (const auto& [k, v] : provider.headers) req.headers.emplace_back(k, v);
+  req.body = body.dump();
+  return req;
+}
+
+http::ClientRequest buildAnthropicRequest(const ProviderConfig& provider, const ModelConfig& model,
+                                          const ModelRequest& request, const std::string& api_key) {
+  json body = {{"model", model.model_id},
+               {"max_tokens", request.max_output_tokens},
+               {"system", request.system_prompt},
+               {"messages", json::array({{{"role", "user"}, {"content", request.user_content}}})}};
+  for (const auto& turn : request.follow_up) body["messages"].push_back({{"role", turn.role}, {"content", turn.content}});
+  if (request.temperature) body["temperature"] = *request.temperature;
+  http::ClientRequest req;
+  req.url = joinUrl(provider.base_url, "/v1/messages");
+  req.headers = {{"x-api-key", api_key}, {"anthropic-version", "2023-06-01"}};
+  for (const auto& [k, v] : provider.headers) req.headers.emplace_back(k, v);
+  req.body = body.dump();
+  return req;
+}
+
+std::unique_ptr<ModelClient> makeModelClient(const ProviderConfig& provider, const ModelConfig& model,
+                                             std::shared_ptr<http::HttpClient> http, std::string api_key) {
+  return std::make_unique<HttpModelClient>(provider, model, std::move(http), std::move(api_key));
+}
+
+std::optional<std::chrono::milliseconds> parseResetHint(const std::string& value,
+                                                        std::chrono::system_clock::time_point now) {
+  if (value.empty()) return std::nullopt;
+  static const std::regex seconds_re(R"(^\s*([0-9]+(\.[0-9]+)?)\s*$)");
+  static const std::regex duration_re(R"(^(([0-9]+(\.[0-9]+)?)(h|ms|m|s))+$)");
+  static const std::regex part_re(R"(([0-9]+(\.[0-9]+)?)(h|ms|m|s))");
+  std::smatch m;
+  if (std::regex_match(value, m, seconds_re))
+    return std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(std::stod(m[1]) * 1000)));
+  if (std::regex_match(value, duration_re)) {
+    double ms = 0;
+    for (auto it = std::sregex_iterator(value.begin(), value.end(), part_re); it != std::sregex_iterator(); ++it) {
+      const double n = std::stod((*it)[1]);
+      const std::string unit = (*it)[3];
+      ms += unit == "h" ? n * 3600000 : unit == "m" ? n * 60000 : unit == "s" ? n * 1000 : n;
+    }
+    return std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(ms)));
+  }
+  // RFC 3339: 2026-11-22T10:00:05Z (fractional seconds ignored).
+  static const std::regex time_re(R"(^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?Z$)");
+  if (std::regex_match(value, m, time_re)) {
+    std::tm tm{};
+    tm.tm_year = std::stoi(m[1]) - 1900;
+    tm.tm_mon = std::stoi(m[2]) - 1;
+    tm.tm_mday = std::stoi(m[3]);
+    tm.tm_hour = std::stoi(m[4]);
+    tm.tm_min = std::stoi(m[5]);
+    tm.tm_sec = std::stoi(m[6]);
+    const auto at = std::chrono::system_clock::from_time_t(timegm(&tm));
+    const auto delta = std::chrono::duration_cast<std::chrono::milliseconds>(at - now);
+    return std::max(delta, std::chrono::milliseconds(0));
+  }
+  return std::nullopt;
+}
+
+}  // namespace ticketflow::provider

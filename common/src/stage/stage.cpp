@@ -1,0 +1,1034 @@
+// The stage engine. One poll thread (the caller of run()) owns the consumer and every piece of
+// bookkeeping: partitions, offsets, key queues, in-flight items. Worker threads run handlers,
+// the producer thread serves delivery reports and the timer thread fires retries; all three
+// talk back to the poll thread only through the EventQueue, so the bookkeeping needs no locks.
+#include "ticketflow/stage/stage.hpp"
+
+#include <librdkafka/rdkafka.h>
+
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+
+#include "ticketflow/core/check.hpp"
+#include "ticketflow/core/signals.hpp"
+#include "ticketflow/domain/messages.hpp"
+#include "ticketflow/stage/offset_tracker.hpp"
+#include "ticketflow/stage/timer.hpp"
+
+namespace ticketflow::stage {
+
+namespace {
+
+using SteadyTime = std::chrono::steady_clock::time_point;
+using TopicPartition = std::pair<std::string, std::int32_t>;
+
+enum class EventKind { kHandlerDone, kProduced, kRetryDue };
+
+struct Event {
+  EventKind kind = EventKind::kHandlerDone;
+  std::uint64_t item = 0;
+  int attempt = 0;
+  std::vector<OutputRecord> outputs;
+  std::optional<Error> error;
+};
+
+// The only channel into the poll thread. push() wakes a poll blocked in librdkafka by yielding
+// the consumer queue, so completions are handled at once rather than after the poll timeout.
+class EventQueue {
+ public:
+  void push(Event event) {
+    std::lock_guard lock(mutex_);
+    const bool was_empty = events_.empty();
+    events_.push_back(std::move(event));
+    if (was_empty) {
+      ready_.notify_one();
+      if (wake_) rd_kafka_queue_yield(wake_);
+    }
+  }
+  std::vector<Event> take() {
+    std::lock_guard lock(mutex_);
+    std::vector<Event> out;
+    out.swap(events_);
+    return out;
+  }
+  bool empty() const {
+    std::lock_guard lock(mutex_);
+    return events_.empty();
+  }
+  void waitFor(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mutex_);
+    ready_.wait_for(lock, timeout, [this] { return !events_.empty(); });
+  }
+  void setWake(rd_kafka_queue_t* queue) {
+    std::lock_guard lock(mutex_);
+    wake_ = queue;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable ready_;
+  std::vector<Event> events_;
+  rd_kafka_queue_t* wake_ = nullptr;
+};
+
+// Fixed threads running handler calls in submission order.
+class WorkerPool {
+ public:
+  explicit WorkerPool(int threads) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { loop(); });
+  }
+  ~WorkerPool() { stop(); }
+  void submit(std::function<void()> task) {
+    {
+      std::lock_guard lock(mutex_);
+      tasks_.push_back(std::move(task));
+    }
+    ready_.notify_one();
+  }
+  // Joins the threads; tasks not started are destroyed without running.
+  void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      if (stopped_) return;
+      stopped_ = true;
+    }
+    ready_.notify_all();
+    for (auto& t : threads_) t.join();
+    tasks_.clear();
+  }
+
+ private:
+  void loop() {
+    std::unique_lock lock(mutex_);
+    while (true) {
+      ready_.wait(lock, [this] { return stopped_ || !tasks_.empty(); });
+      if (stopped_) return;
+      auto task = std::move(tasks_.front());
+      tasks_.pop_front();
+      lock.unlock();
+      task();
+      task = nullptr;  // drop captured completions outside the lock
+      lock.lock();
+    }
+  }
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::function<void()>> tasks_;
+  std::vector<std::thread> threads_;
+  bool stopped_ = false;
+};
+
+std::string errText(rd_kafka_resp_err_t err) { return rd_kafka_err2str(err); }
+
+bool isTraceId(const std::string& s) {
+  if (s.size() != 32) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+void writeLog(const std::string& stage, const std::string& text) {
+  std::fprintf(stderr, "stage %s: %s\n", stage.c_str(), text.c_str());
+}
+
+}  // namespace
+
+struct Completion::State {
+  std::shared_ptr<EventQueue> events;
+  std::uint64_t item = 0;
+  int attempt = 0;
+  std::atomic<bool> answered{false};
+
+  void answer(Event event) {
+    if (answered.exchange(true)) return;
+    event.kind = EventKind::kHandlerDone;
+    event.item = item;
+    event.attempt = attempt;
+    events->push(std::move(event));
+  }
+  ~State() {
+    Event e;
+    e.error = Error{ErrorCode::kInternal, "handler dropped its completion without answering", true};
+    answer(std::move(e));
+  }
+};
+
+void Completion::succeed(std::vector<OutputRecord> outputs) const {
+  Event e;
+  e.outputs = std::move(outputs);
+  state_->answer(std::move(e));
+}
+
+void Completion::fail(Error error) const {
+  Event e;
+  e.error = std::move(error);
+  state_->answer(std::move(e));
+}
+
+struct Stage::Impl {
+  enum class ItemState { kQueued, kRunning, kRetryWait, kProducing };
+
+  struct Item {
+    std::uint64_t id = 0;
+    TopicPartition tp;
+    std::int64_t offset = 0;
+    std::string key;  // "" when the message has none: then it is not ordered against others
+    std::shared_ptr<const Delivery> delivery;  // the current attempt's; shared with the handler
+    std::string trace_id;
+    int attempt = 0;
+    ItemState state = ItemState::kQueued;
+    int outputs_pending = 0;
+    std::optional<Error> produce_error;
+    bool dead_lettering = false;
+    std::string dead_letter;  // the DLQ record, kept for a re-produce
+    std::string error_class;
+  };
+
+  struct Partition {
+    PartitionOffsets offsets;
+    std::int64_t in_flight = 0;
+    bool paused_by_us = false;
+    bool revoking = false;
+    std::int64_t committed = -1;  // acknowledged by the coordinator
+    std::string committed_metadata;
+    std::int64_t committing = -1;  // sent, no answer yet
+    std::string committing_metadata;
+  };
+
+  Impl(const KafkaConfig& kafka_config, StageOptions opts, Handler h)
+      : options(std::move(opts)), handler(std::move(h)), events(std::make_shared<EventQueue>()),
+        rng(std::random_device{}()) {
+    if (options.input_topics.empty()) throw std::invalid_argument("stage " + options.name + ": no input topics");
+    if (options.limits.max_in_flight < 1) throw std::invalid_argument("stage.max_in_flight must be at least 1");
+    if (options.limits.worker_threads < 1) throw std::invalid_argument("stage.worker_threads must be at least 1");
+    const std::string role = "stage-" + options.name;
+
+    kafka::Properties cp = kafka::clientProperties(kafka_config, role,
+                                                   {{"group.id", options.group},
+                                                    {"enable.auto.offset.store", "false"},
+                                                    {"enable.auto.commit", "false"},
+                                                    {"auto.offset.reset", "earliest"},
+                                                    {"enable.partition.eof", "false"},
+                                                    {"partition.assignment.strategy", "cooperative-sticky"},
+                                                    // Prefetch is bounded: pausing purges it, but a
+                                                    // smaller queue keeps RSS flat while running.
+                                                    {"queued.max.messages.kbytes", "16384"}});
+    for (const auto& [k, v] : options.consumer_properties) cp[k] = v;
+    kafka::ConfPtr cconf = kafka::makeConf(cp);
+    rd_kafka_conf_set_opaque(cconf.get(), this);
+    rd_kafka_conf_set_rebalance_cb(cconf.get(), &Impl::rebalanceCallback);
+    rd_kafka_conf_set_offset_commit_cb(cconf.get(), &Impl::commitCallback);
+    char err[512];
+    rd_kafka_t* c = rd_kafka_new(RD_KAFKA_CONSUMER, cconf.get(), err, sizeof err);
+    if (!c) throw std::runtime_error(std::string("cannot create Kafka consumer: ") + err);
+    (void)cconf.release();
+    consumer.reset(c);
+    rd_kafka_poll_set_consumer(c);
+    consumer_queue = rd_kafka_queue_get_consumer(c);
+    events->setWake(consumer_queue);
+
+    kafka::Properties pp = kafka::clientProperties(kafka_config, role,
+                                                   {{"enable.idempotence", "true"}, {"acks", "all"}, {"linger.ms", "5"}});
+    for (const auto& [k, v] : options.producer_properties) pp[k] = v;
+    kafka::ConfPtr pconf = kafka::makeConf(pp);
+    rd_kafka_conf_set_opaque(pconf.get(), events.get());
+    rd_kafka_conf_set_dr_msg_cb(pconf.get(), &Impl::deliveryCallback);
+    rd_kafka_t* p = rd_kafka_new(RD_KAFKA_PRODUCER, pconf.get(), err, sizeof err);
+    if (!p) throw std::runtime_error(std::string("cannot create Kafka producer: ") + err);
+    (void)pconf.release();
+    producer.reset(p);
+
+    workers = std::make_unique<WorkerPool>(options.limits.worker_threads);
+    waker = std::thread([this] { wakerLoop(); });
+    producer_thread = std::thread([this] {
+      while (!producer_stop.load()) rd_kafka_poll(producer.get(), 50);
+    });
+  }
+
+  ~Impl() {
+    {
+      std::lock_guard lock(waker_mutex);
+      waker_stop = true;
+    }
+    waker_ready.notify_one();
+    waker.join();
+    workers->stop();
+    timers.reset();
+    producer_stop = true;
+    producer_thread.join();
+    if (producer) rd_kafka_flush(producer.get(), 5000);
+    events->setWake(nullptr);
+    if (consumer_queue) rd_kafka_queue_destroy(consumer_queue);
+    if (consumer && !closed) rd_kafka_consumer_close(consumer.get());
+  }
+
+  // ---- callbacks from librdkafka -----------------------------------------------------------
+
+  static void deliveryCallback(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
+    Event e;
+    e.kind = EventKind::kProduced;
+    e.item = reinterpret_cast<std::uintptr_t>(msg->_private);
+    if (msg->err) e.error = Error::unavailable("produce to " + std::string(rd_kafka_topic_name(msg->rkt)) + ": " + errText(msg->err));
+    static_cast<EventQueue*>(opaque)->push(std::move(e));
+  }
+
+  static void rebalanceCallback(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
+                                void* opaque) {
+    auto* self = static_cast<Impl*>(opaque);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      self->onAssign(parts);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+      self->onRevoke(parts);
+    } else {
+      self->logLine("rebalance error: " + errText(err));
+      if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, parts)) rd_kafka_error_destroy(e);
+    }
+  }
+
+  // Commit results arrive on the poll thread. Only an acknowledged commit counts: a failed one
+  // (a commit racing a rebalance gets ILLEGAL_GENERATION) is sent again at the next chance.
+  static void commitCallback(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets,
+                             void* opaque) {
+    auto* self = static_cast<Impl*>(opaque);
+    if (err == RD_KAFKA_RESP_ERR__NO_OFFSET || !offsets) return;
+    int failed = 0;
+    for (int i = 0; i < offsets->cnt; ++i) {
+      const auto& o = offsets->elems[i];
+      auto it = self->partitions.find({o.topic, o.partition});
+      if (it == self->partitions.end()) continue;
+      it->second.committing = -1;
+      if (err || o.err) {
+        ++failed;
+        continue;
+      }
+      ++self->stats.commits;
+      it->second.committed = o.offset;
+      it->second.committed_metadata =
+          o.metadata ? std::string(static_cast<const char*>(o.metadata), o.metadata_size) : std::string();
+    }
+    if (failed) self->logLine("commit failed for " + std::to_string(failed) + " partition(s): " + errText(err ? err : offsets->elems[0].err) + "; retried at the next commit");
+  }
+
+  void logLine(const std::string& text) const { writeLog(options.name, text); }
+
+  void onAssign(rd_kafka_topic_partition_list_t* parts) {
+    ++stats.rebalances;
+    logLine("assigned " + std::to_string(parts->cnt) + " partition(s)");
+    // Committed offsets and metadata, so work finished beyond the committed offset is skipped.
+    kafka::PartitionListPtr committed(rd_kafka_topic_partition_list_copy(parts));
+    const rd_kafka_resp_err_t cerr = rd_kafka_committed(consumer.get(), committed.get(), 10000);
+    if (cerr) logLine("reading committed offsets failed (" + errText(cerr) + "); finished work beyond them will be redone");
+    for (int i = 0; i < parts->cnt; ++i) {
+      const auto& p = parts->elems[i];
+      std::int64_t offset = -1;
+      std::set<std::int64_t> done;
+      if (!cerr) {
+        const auto* c = rd_kafka_topic_partition_list_find(committed.get(), p.topic, p.partition);
+        if (c && c->err == RD_KAFKA_RESP_ERR_NO_ERROR && c->offset >= 0) {
+          offset = c->offset;
+          if (c->metadata && c->metadata_size > 0) {
+            auto decoded = PartitionOffsets::decodeMetadata(
+                std::string(static_cast<const char*>(c->metadata), c->metadata_size), offset);
+            if (decoded) done = std::move(*decoded);
+          }
+        }
+      }
+      Partition state;
+      state.offsets = PartitionOffsets(offset, std::move(done));
+      state.committed = offset;
+      partitions[{p.topic, p.partition}] = std::move(state);
+    }
+    if (rd_kafka_error_t* e = rd_kafka_incremental_assign(consumer.get(), parts)) {
+      logLine(std::string("incremental assign failed: ") + rd_kafka_error_string(e));
+      rd_kafka_error_destroy(e);
+    }
+    if (paused_all || stopping) pause(keysOf(parts));
+  }
+
+  void onRevoke(rd_kafka_topic_partition_list_t* parts) {
+    ++stats.rebalances;
+    const bool lost = rd_kafka_assignment_lost(consumer.get()) != 0;
+    logLine((lost ? "lost " : "revoked ") + std::to_string(parts->cnt) + " partition(s)");
+    std::vector<TopicPartition> revoked = keysOf(parts);
+    for (const auto& tp : revoked)
+      if (auto it = partitions.find(tp); it != partitions.end()) it->second.revoking = true;
+    // Messages consumed but never started are simply left for the next owner.
+    std::erase_if(held, [this](const kafka::Message& m) {
+      auto it = partitions.find({m.topic, m.partition});
+      return it == partitions.end() || it->second.revoking;
+    });
+    // Running handlers and unacknowledged outputs get until the deadline; queued and retrying
+    // messages are not started again and are left to the next owner.
+    if (!lost) drain([this] { return !releasingWorkActive(); });
+    abandon([](const Partition& p) { return p.revoking; });
+    if (!lost) commit(revoked, /*sync=*/true, /*force=*/true);
+    if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(consumer.get(), parts)) {
+      logLine(std::string("incremental unassign failed: ") + rd_kafka_error_string(e));
+      rd_kafka_error_destroy(e);
+    }
+    // Pause state goes with the partition: it is never resumed by us once released.
+    for (const auto& tp : revoked) partitions.erase(tp);
+  }
+
+  static std::vector<TopicPartition> keysOf(const rd_kafka_topic_partition_list_t* parts) {
+    std::vector<TopicPartition> out;
+    for (int i = 0; i < parts->cnt; ++i) out.emplace_back(parts->elems[i].topic, parts->elems[i].partition);
+    return out;
+  }
+
+  // ---- the poll loop ----------------------------------------------------------------------
+
+  Status run() {
+    {
+      kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(options.input_topics.size())));
+      for (const auto& t : options.input_topics)
+        rd_kafka_topic_partition_list_add(list.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
+      const rd_kafka_resp_err_t err = rd_kafka_subscribe(consumer.get(), list.get());
+      if (err) return Error::unavailable("subscribe: " + errText(err));
+    }
+    next_commit_at = std::chrono::steady_clock::now() + commitInterval();
+    while (!stop_requested.load()) {
+      processEvents();
+      admitHeld();
+      const bool window_full = applyBackpressure();
+      maybeCommit();
+      maybePublish();
+      if (window_full) {
+        events->waitFor(std::chrono::milliseconds(5));
+        continue;
+      }
+      const int timeout_ms = events->empty() ? 50 : 0;
+      kafka::MessagePtr msg(rd_kafka_consumer_poll(consumer.get(), timeout_ms));
+      if (!msg) continue;
+      if (msg->err) {
+        if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+          logLine(std::string("consume: ") + rd_kafka_message_errstr(msg.get()));
+        continue;
+      }
+      consumed(kafka::copyMessage(msg.get()));
+    }
+    shutdown();
+    return {};
+  }
+
+  void shutdown() {
+    stopping = true;
+    std::vector<TopicPartition> all;
+    for (auto& [tp, p] : partitions) {
+      all.push_back(tp);
+      p.revoking = true;  // no new work anywhere
+    }
+    pause(all);  // stop fetching
+    held.clear();
+    drain([this] { return !releasingWorkActive(); });
+    abandon([](const Partition&) { return true; });
+    commit(all, /*sync=*/true, /*force=*/true);
+    // Leaving the group runs the revoke callback, which finds nothing left to do.
+    rd_kafka_consumer_close(consumer.get());
+    closed = true;
+    rd_kafka_flush(producer.get(), options.limits.drain_deadline_ms);
+    publish();
+  }
+
+  void consumed(kafka::Message message) {
+    ++stats.consumed;
+    auto it = partitions.find({message.topic, message.partition});
+    if (it == partitions.end() || it->second.revoking) return;  // no longer ours: the next owner redoes it
+    if (in_flight >= options.limits.max_in_flight || !held.empty()) {
+      held.push_back(std::move(message));  // arrived before the pause took effect
+      return;
+    }
+    admit(std::move(message), it->second);
+  }
+
+  void admitHeld() {
+    while (!held.empty() && in_flight < options.limits.max_in_flight) {
+      kafka::Message m = std::move(held.front());
+      held.pop_front();
+      auto it = partitions.find({m.topic, m.partition});
+      if (it == partitions.end() || it->second.revoking) continue;
+      admit(std::move(m), it->second);
+    }
+  }
+
+  void admit(kafka::Message message, Partition& partition) {
+    if (partition.offsets.track(message.offset)) {
+      ++stats.skipped_done;
+      return;
+    }
+    auto item = std::make_unique<Item>();
+    item->id = next_id++;
+    item->tp = {message.topic, message.partition};
+    item->offset = message.offset;
+    item->key = message.key.value_or("");
+    item->trace_id = message.header(kTraceIdHeader).value_or("");
+    auto delivery = std::make_shared<Delivery>();
+    delivery->message = std::move(message);
+    delivery->trace_id = item->trace_id;
+    item->delivery = std::move(delivery);
+    ++partition.in_flight;
+    ++in_flight;
+    if (in_flight > stats.max_in_flight_seen) stats.max_in_flight_seen = in_flight;
+    Item* raw = item.get();
+    items.emplace(raw->id, std::move(item));
+    if (raw->key.empty()) {
+      start(*raw);
+      return;
+    }
+    auto& queue = key_queues[raw->key];
+    queue.push_back(raw->id);
+    if (queue.size() == 1) start(*raw);
+  }
+
+  void start(Item& item) {
+    ++item.attempt;
+    item.state = ItemState::kRunning;
+    if (item.attempt > 1) {
+      // The handler may still hold the previous attempt's delivery: give this one its own.
+      auto retry = std::make_shared<Delivery>(*item.delivery);
+      retry->attempt = item.attempt;
+      item.delivery = std::move(retry);
+    }
+    auto state = std::make_shared<Completion::State>();
+    state->events = events;
+    state->item = item.id;
+    state->attempt = item.attempt;
+    workers->submit([this, d = item.delivery, c = Completion(std::move(state))] {
+      try {
+        handler(d, c);
+      } catch (const std::exception& e) {
+        c.fail(Error::internal(std::string("handler threw: ") + e.what()));
+      }
+    });
+  }
+
+  void processEvents() {
+    for (Event& e : events->take()) {
+      auto it = items.find(e.item);
+      if (it == items.end()) continue;  // abandoned, or a late answer
+      Item& item = *it->second;
+      switch (e.kind) {
+        case EventKind::kHandlerDone:
+          if (item.state != ItemState::kRunning || item.attempt != e.attempt) break;
+          if (e.error) {
+            failed(item, *e.error);
+          } else {
+            produceOutputs(item, std::move(e.outputs));
+          }
+          break;
+        case EventKind::kRetryDue:
+          if (item.state != ItemState::kRetryWait || !mayStart(item)) break;
+          if (item.dead_lettering) {
+            produceDeadLetter(item);
+          } else {
+            start(item);
+          }
+          break;
+        case EventKind::kProduced:
+          if (item.state != ItemState::kProducing) break;
+          if (e.error) item.produce_error = e.error;
+          if (--item.outputs_pending == 0) outputsSettled(item);
+          break;
+      }
+    }
+  }
+
+  std::chrono::milliseconds backoff(int attempt) {
+    const auto& l = options.limits;
+    double d = l.retry_backoff_initial_ms;
+    for (int i = 1; i < attempt && d < l.retry_backoff_max_ms; ++i) d *= 2;
+    if (d > l.retry_backoff_max_ms) d = l.retry_backoff_max_ms;
+    // "Equal jitter": half fixed, half random, so retries of many keys spread out.
+    std::uniform_real_distribution<double> jitter(0.5, 1.0);
+    return std::chrono::milliseconds(static_cast<std::int64_t>(d * jitter(rng)));
+  }
+
+  void scheduleRetry(Item& item) {
+    item.state = ItemState::kRetryWait;
+    const std::uint64_t id = item.id;
+    auto queue = events;
+    timers->schedule(backoff(item.attempt), [queue, id] {
+      Event e;
+      e.kind = EventKind::kRetryDue;
+      e.item = id;
+      queue->push(std::move(e));
+    });
+  }
+
+  void failed(Item& item, const Error& error) {
+    if (error.retriable && item.attempt < options.limits.max_attempts) {
+      ++stats.retries;
+      scheduleRetry(item);
+      return;
+    }
+    DeadLetter d;
+    d.stage = options.name;
+    d.error_class = error.code;
+    d.error = error.message.substr(0, 4000);
+    d.attempts = item.attempt;
+    d.topic = item.tp.first;
+    d.partition = item.tp.second;
+    d.offset = item.offset;
+    d.key = item.key;
+    d.payload = item.delivery->message.value;
+    if (item.key.size() <= 128) d.ticket_id = item.key;
+    if (isTraceId(item.trace_id)) d.trace_id = item.trace_id;
+    d.failed_at = formatRfc3339(options.clock->now());
+    item.dead_lettering = true;
+    item.dead_letter = toJson(d).dump();
+    item.error_class = errorCodeName(error.code);
+    produceDeadLetter(item);
+  }
+
+  void produceDeadLetter(Item& item) {
+    std::vector<OutputRecord> out(1);
+    out[0].topic = options.dlq_topic;
+    out[0].value = item.dead_letter;
+    out[0].headers = {{kStageHeader, options.name},
+                      {kErrorClassHeader, item.error_class},
+                      {kAttemptsHeader, std::to_string(item.attempt)}};
+    produceOutputs(item, std::move(out));
+  }
+
+  void produceOutputs(Item& item, std::vector<OutputRecord> outputs) {
+    item.state = ItemState::kProducing;
+    item.produce_error.reset();
+    item.outputs_pending = 0;
+    if (outputs.empty()) {
+      outputsSettled(item);
+      return;
+    }
+    const std::string attempt = std::to_string(item.attempt);
+    int issued = 0;
+    for (OutputRecord& out : outputs) {
+      const std::string& key = out.key.empty() ? item.key : out.key;
+      bool has_trace = false, has_attempt = false;
+      for (const auto& h : out.headers) {
+        has_trace = has_trace || h.name == kTraceIdHeader;
+        has_attempt = has_attempt || h.name == kAttemptHeader;
+      }
+      if (!has_trace && !item.trace_id.empty()) out.headers.push_back({kTraceIdHeader, item.trace_id});
+      if (!has_attempt) out.headers.push_back({kAttemptHeader, attempt});
+      rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+      // A full local queue drains as the broker acknowledges; wait briefly rather than fail.
+      for (int tries = 0; tries < 1000; ++tries) {
+        rd_kafka_headers_t* hdrs = rd_kafka_headers_new(out.headers.size());
+        for (const auto& h : out.headers)
+          rd_kafka_header_add(hdrs, h.name.data(), static_cast<ssize_t>(h.name.size()), h.value.data(),
+                              static_cast<ssize_t>(h.value.size()));
+        err = rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC(out.topic.c_str()),
+                                RD_KAFKA_V_KEY(key.data(), key.size()),
+                                RD_KAFKA_V_VALUE(out.value.data(), out.value.size()),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
+                                RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(static_cast<std::uintptr_t>(item.id))),
+                                RD_KAFKA_V_END);
+        if (!err) break;
+        rd_kafka_headers_destroy(hdrs);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      if (err) {
+        item.produce_error = Error::unavailable("produce to " + out.topic + ": " + errText(err));
+        break;
+      }
+      ++issued;
+    }
+    item.outputs_pending = issued;
+    if (issued == 0) outputsSettled(item);
+  }
+
+  void outputsSettled(Item& item) {
+    if (item.produce_error) {
+      logLine(item.produce_error->message);
+      // Outputs that did reach the broker are produced again on the retry: at-least-once.
+      if (item.dead_lettering) {
+        scheduleRetry(item);
+      } else {
+        failed(item, *item.produce_error);
+      }
+      return;
+    }
+    if (item.dead_lettering) {
+      ++stats.dead_lettered;
+    } else {
+      ++stats.succeeded;
+    }
+    stats.last_done_at = std::chrono::steady_clock::now();
+    finish(item);
+  }
+
+  void finish(Item& item) {
+    auto pit = partitions.find(item.tp);
+    if (pit != partitions.end()) {
+      pit->second.offsets.complete(item.offset);
+      --pit->second.in_flight;
+    }
+    --in_flight;
+    std::string key = item.key;
+    items.erase(item.id);  // `item` is gone from here on
+    if (!key.empty()) {
+      auto kit = key_queues.find(key);
+      TF_CHECK(kit != key_queues.end() && !kit->second.empty(), "finished item missing from its key queue");
+      kit->second.pop_front();
+      if (kit->second.empty()) {
+        key_queues.erase(kit);
+      } else {
+        Item& next = *items.at(kit->second.front());
+        if (mayStart(next)) start(next);
+      }
+    }
+  }
+
+  // New work starts only in partitions we keep: not in ones being revoked or at shutdown.
+  bool mayStart(const Item& item) const {
+    auto it = partitions.find(item.tp);
+    return it != partitions.end() && !it->second.revoking;
+  }
+
+  // True while a handler runs or outputs are unacknowledged in a partition being released.
+  bool releasingWorkActive() const {
+    for (const auto& [id, item] : items) {
+      if (item->state != ItemState::kRunning && item->state != ItemState::kProducing) continue;
+      auto it = partitions.find(item->tp);
+      if (it == partitions.end() || it->second.revoking) return true;
+    }
+    return false;
+  }
+
+  // Gives up on in-flight items of the partitions matching `which`: their offsets stay
+  // uncommitted, so the partition's next owner (or our restart) redoes them.
+  template <typename Pred>
+  void abandon(Pred which) {
+    std::vector<std::uint64_t> ids;
+    for (const auto& [id, item] : items) {
+      auto pit = partitions.find(item->tp);
+      if (pit == partitions.end() || which(pit->second)) ids.push_back(id);
+    }
+    std::set<std::string> keys;
+    for (std::uint64_t id : ids) {
+      auto it = items.find(id);
+      Item& item = *it->second;
+      if (auto pit = partitions.find(item.tp); pit != partitions.end()) --pit->second.in_flight;
+      --in_flight;
+      ++stats.abandoned;
+      if (!item.key.empty()) {
+        auto& q = key_queues[item.key];
+        std::erase(q, id);
+        keys.insert(item.key);
+      }
+      items.erase(it);
+    }
+    for (const auto& key : keys) {
+      auto kit = key_queues.find(key);
+      if (kit->second.empty()) {
+        key_queues.erase(kit);
+        continue;
+      }
+      Item& front = *items.at(kit->second.front());
+      if (front.state == ItemState::kQueued && mayStart(front)) start(front);
+    }
+  }
+
+  // Handles events until `done()` or the drain deadline (stage.drain_deadline_ms).
+  template <typename Done>
+  void drain(Done done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options.limits.drain_deadline_ms);
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      events->waitFor(std::chrono::milliseconds(20));
+      processEvents();
+    }
+  }
+
+  // ---- backpressure -----------------------------------------------------------------------
+
+  // A full window first just stops polling: completions usually free room within milliseconds,
+  // and pausing costs a purge of the prefetched messages and a refetch. Only a window that stays
+  // full for kPauseGrace pauses the partitions (so nothing is fetched while handlers are slow),
+  // and they are resumed once the window has drained by a sixteenth.
+  static constexpr std::chrono::milliseconds kPauseGrace{100};
+
+  // Returns true while the window is full, when the caller must not poll for messages.
+  bool applyBackpressure() {
+    const std::int64_t window = options.limits.max_in_flight;
+    const std::int64_t load = in_flight + static_cast<std::int64_t>(held.size());
+    if (paused_all) {
+      if (load <= window - std::max<std::int64_t>(1, window / 16)) {
+        paused_all = false;
+        full_since.reset();
+        resumeOurs();
+      }
+      return false;  // paused: polling only serves rebalances (and rare stragglers go to `held`)
+    }
+    if (load < window) {
+      full_since.reset();
+      return false;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (!full_since) full_since = now;
+    if (now - *full_since < kPauseGrace) return true;
+    paused_all = true;
+    ++stats.backpressure_pauses;
+    std::vector<TopicPartition> all;
+    for (const auto& [tp, p] : partitions) all.push_back(tp);
+    pause(all);
+    return false;
+  }
+
+  void pause(const std::vector<TopicPartition>& which) {
+    kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(which.size())));
+    for (const auto& tp : which) {
+      auto it = partitions.find(tp);
+      if (it == partitions.end() || it->second.paused_by_us) continue;
+      rd_kafka_topic_partition_list_add(list.get(), tp.first.c_str(), tp.second);
+    }
+    if (list->cnt == 0) return;
+    rd_kafka_pause_partitions(consumer.get(), list.get());
+    for (int i = 0; i < list->cnt; ++i) {
+      if (list->elems[i].err) continue;
+      partitions[{list->elems[i].topic, list->elems[i].partition}].paused_by_us = true;
+    }
+  }
+
+  // Resumes exactly the partitions this engine paused, never one paused by someone else.
+  void resumeOurs() {
+    kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
+    for (auto& [tp, p] : partitions)
+      if (p.paused_by_us && !p.revoking) rd_kafka_topic_partition_list_add(list.get(), tp.first.c_str(), tp.second);
+    if (list->cnt == 0) return;
+    rd_kafka_resume_partitions(consumer.get(), list.get());
+    for (int i = 0; i < list->cnt; ++i)
+      if (!list->elems[i].err) partitions[{list->elems[i].topic, list->elems[i].partition}].paused_by_us = false;
+    wakeFetcher(list.get());
+  }
+
+  // librdkafka 2.0.2 does not wake a broker thread whose partitions were all paused when they
+  // are resumed: it refetches only on its next 1 s tick, which capped a full window at one
+  // refill per second. Any request to the partition leader wakes that thread at once, so a
+  // helper thread sends a watermark query (it may queue behind a fetch; the poll thread must not
+  // wait for it). One query per resume: more would pile up behind fetches and slow them.
+  void wakeFetcher(const rd_kafka_topic_partition_list_t* resumed) {
+    if (resumed->cnt == 0) return;
+    {
+      std::lock_guard lock(waker_mutex);
+      waker_partition = TopicPartition{resumed->elems[0].topic, resumed->elems[0].partition};
+    }
+    waker_ready.notify_one();
+  }
+
+  void wakerLoop() {
+    std::unique_lock lock(waker_mutex);
+    while (true) {
+      waker_ready.wait(lock, [this] { return waker_stop || waker_partition.has_value() || !watermark_wanted.empty(); });
+      if (waker_stop) return;
+      std::optional<TopicPartition> wake;
+      wake.swap(waker_partition);
+      std::set<TopicPartition> wanted;
+      wanted.swap(watermark_wanted);
+      lock.unlock();
+      std::int64_t low = 0, high = 0;
+      if (wake) rd_kafka_query_watermark_offsets(consumer.get(), wake->first.c_str(), wake->second, &low, &high, 1000);
+      std::map<TopicPartition, Watermarks> found;
+      for (const auto& tp : wanted)
+        if (rd_kafka_query_watermark_offsets(consumer.get(), tp.first.c_str(), tp.second, &low, &high, 1000) == 0)
+          found[tp] = {low, high};
+      lock.lock();
+      for (const auto& [tp, w] : found) queried_watermarks[tp] = w;
+    }
+  }
+
+  struct Watermarks {
+    std::int64_t low = -1;
+    std::int64_t high = -1;
+  };
+
+  // The watermarks librdkafka learnt from the last fetch, or else the last ones the waker
+  // thread queried (a partition paused before its first fetch has none); -1 when unknown.
+  Watermarks watermarks(const TopicPartition& tp, bool& ask) {
+    Watermarks w;
+    if (rd_kafka_get_watermark_offsets(consumer.get(), tp.first.c_str(), tp.second, &w.low, &w.high) == 0 &&
+        w.high >= 0 && w.low >= 0)
+      return w;
+    ask = true;
+    std::lock_guard lock(waker_mutex);
+    auto it = queried_watermarks.find(tp);
+    return it == queried_watermarks.end() ? Watermarks{} : it->second;
+  }
+
+  // ---- offsets ----------------------------------------------------------------------------
+
+  std::chrono::milliseconds commitInterval() const { return std::chrono::milliseconds(options.limits.commit_interval_ms); }
+
+  void maybeCommit() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_commit_at) return;
+    next_commit_at = now + commitInterval();
+    std::vector<TopicPartition> all;
+    for (const auto& [tp, p] : partitions) all.push_back(tp);
+    commit(all, /*sync=*/false, /*force=*/false);
+  }
+
+  // Stores and commits the contiguous done offset of each partition, with the done offsets
+  // beyond it as metadata. Skipped when the assignment was lost: those partitions already
+  // belong to another member.
+  void commit(const std::vector<TopicPartition>& which, bool sync, bool force) {
+    if (rd_kafka_assignment_lost(consumer.get())) return;
+    kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(which.size())));
+    for (const auto& tp : which) {
+      auto it = partitions.find(tp);
+      if (it == partitions.end()) continue;
+      Partition& p = it->second;
+      const std::int64_t next = p.offsets.nextCommit();
+      if (next < 0) continue;
+      std::string metadata = p.offsets.metadata();
+      if (!force && ((next == p.committed && metadata == p.committed_metadata) ||
+                     (next == p.committing && metadata == p.committing_metadata)))
+        continue;
+      p.committing = next;
+      p.committing_metadata = metadata;
+      rd_kafka_topic_partition_t* e = rd_kafka_topic_partition_list_add(list.get(), tp.first.c_str(), tp.second);
+      e->offset = next;
+      if (!metadata.empty()) {
+        // The list owns its elements' metadata and frees it with the list.
+        e->metadata = std::malloc(metadata.size());
+        std::memcpy(e->metadata, metadata.data(), metadata.size());
+        e->metadata_size = metadata.size();
+      }
+    }
+    if (list->cnt == 0) return;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(consumer.get(), list.get());
+    if (err) logLine("offset store: " + errText(err));
+    err = rd_kafka_commit(consumer.get(), list.get(), sync ? 0 : 1);
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+      logLine("commit: " + errText(err));
+      return;
+    }
+  }
+
+  // ---- stats ------------------------------------------------------------------------------
+
+  void maybePublish() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_publish_at) return;
+    next_publish_at = now + std::chrono::milliseconds(20);
+    publish();
+  }
+
+  void publish() {
+    StageStats s = stats;
+    s.in_flight = in_flight;
+    s.held = static_cast<std::int64_t>(held.size());
+    std::set<TopicPartition> unknown;
+    for (const auto& [tp, p] : partitions) {
+      PartitionStats ps;
+      ps.topic = tp.first;
+      ps.partition = tp.second;
+      ps.in_flight = p.in_flight;
+      ps.next_commit = p.offsets.nextCommit();
+      ps.paused = p.paused_by_us;
+      bool ask = false;
+      const Watermarks w = watermarks(tp, ask);
+      if (ask) unknown.insert(tp);
+      if (w.high >= 0) {
+        ps.high_watermark = w.high;
+        // Nothing consumed or committed yet: the group starts at the log start (earliest).
+        const std::int64_t position = ps.next_commit >= 0 ? ps.next_commit : w.low;
+        if (position >= 0) ps.lag = std::max<std::int64_t>(0, w.high - position);
+      }
+      s.partitions.push_back(std::move(ps));
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (!unknown.empty() && now >= next_watermark_query_at) {
+      next_watermark_query_at = now + std::chrono::seconds(1);
+      {
+        std::lock_guard lock(waker_mutex);
+        watermark_wanted = std::move(unknown);
+      }
+      waker_ready.notify_one();
+    }
+    std::lock_guard lock(published_mutex);
+    published = std::move(s);
+  }
+
+  StageOptions options;
+  Handler handler;
+  std::shared_ptr<EventQueue> events;
+  std::mt19937_64 rng;
+  kafka::HandlePtr consumer;
+  rd_kafka_queue_t* consumer_queue = nullptr;
+  kafka::HandlePtr producer;
+  std::unique_ptr<WorkerPool> workers;
+  std::unique_ptr<TimerQueue> timers = std::make_unique<TimerQueue>();
+  std::thread producer_thread;
+  std::thread waker;
+  std::mutex waker_mutex;
+  std::condition_variable waker_ready;
+  std::optional<TopicPartition> waker_partition;
+  bool waker_stop = false;
+  std::set<TopicPartition> watermark_wanted;
+  std::map<TopicPartition, Watermarks> queried_watermarks;
+  SteadyTime next_watermark_query_at{};
+  std::atomic<bool> producer_stop{false};
+  std::atomic<bool> stop_requested{false};
+  bool closed = false;
+  bool stopping = false;
+  bool paused_all = false;
+  std::optional<SteadyTime> full_since;
+
+  std::map<TopicPartition, Partition> partitions;
+  std::unordered_map<std::uint64_t, std::unique_ptr<Item>> items;
+  std::unordered_map<std::string, std::deque<std::uint64_t>> key_queues;
+  std::deque<kafka::Message> held;
+  std::int64_t in_flight = 0;
+  std::uint64_t next_id = 1;
+  SteadyTime next_commit_at{};
+  SteadyTime next_publish_at{};
+  StageStats stats;
+
+  mutable std::mutex published_mutex;
+  StageStats published;
+};
+
+Stage::Stage(const KafkaConfig& kafka, StageOptions options, Handler handler)
+    : impl_(std::make_unique<Impl>(kafka, std::move(options), std::move(handler))) {}
+
+Stage::~Stage() = default;
+
+Status Stage::run() { return impl_->run(); }
+
+void Stage::requestStop() {
+  impl_->stop_requested = true;
+  rd_kafka_queue_yield(impl_->consumer_queue);
+}
+
+StageStats Stage::stats() const {
+  std::lock_guard lock(impl_->published_mutex);
+  return impl_->published;
+}
+
+Status runUntilTerminated(Stage& stage) {
+  std::atomic<bool> finished{false};
+  std::thread waiter([&] {
+    while (!finished.load()) {
+      if (waitForTerminationSignal(std::chrono::milliseconds(200))) {
+        stage.requestStop();
+        return;
+      }
+    }
+  });
+  Status status = stage.run();
+  finished = true;
+  waiter.join();
+  return status;
+}
+
+}  // namespace ticketflow::stage

@@ -1,0 +1,182 @@
+// The tier pool's call policy against real simulators over HTTP: retries honouring retry-after,
+// circuit breaker, fallback flagged degraded, repair then escalation, low-confidence escalation.
+#include <gtest/gtest.h>
+
+#include "fixtures/simulator.hpp"
+#include "sim/simulator.hpp"
+#include "ticketflow/core/embedded.hpp"
+#include "ticketflow/schema/validator.hpp"
+#include "tier/tier_service.hpp"
+
+namespace ticketflow {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::optional<std::string> noEnv(const std::string&) { return std::nullopt; }
+
+// Two providers (a primary and a backup simulator), a two-model fast tier whose second model is a
+// degraded fallback, and a frontier tier.
+Config configFor(const sim::ProviderSimulator& primary, const sim::ProviderSimulator& backup, double escalate_below = 0.0) {
+  const std::string yaml = R"(
+version: 1
+kafka:
+  bootstrap_servers: 127.0.0.1:9092
+  topics: {inbound: in, tier_prefix: tier., results: results, updates: updates, dlq: dlq}
+  consumer_groups: {intake: g-intake, tier_prefix: g-tier-, results: g-results}
+redis: {url: "redis://127.0.0.1:6379/0"}
+providers:
+  - {name: primary, api: openai, base_url: ")" + primary.baseUrl() + R"(/v1"}
+  - {name: backup, api: anthropic, base_url: ")" + backup.baseUrl() + R"("}
+models:
+  - {name: big, provider: primary, model_id: test-big, input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0}
+  - {name: small, provider: backup, model_id: test-small, input_usd_per_mtok: 0.1, output_usd_per_mtok: 0.2}
+tiers:
+  - {name: fast, models: [big, small], degraded_fallbacks: [small], escalate_below_confidence: )" +
+                           std::to_string(escalate_below) + R"(}
+  - {name: frontier, models: [big]}
+)";
+  return loadConfigText(yaml, "test.yaml", "/tmp", noEnv);
+}
+
+RoutedTicket ticket(const std::string& id, const std::string& body) {
+  RoutedTicket t;
+  t.ticket.id = id;
+  t.ticket.tenant = "acme";
+  t.ticket.body = body;
+  t.ticket.created_at = "2026-11-22T10:00:00Z";
+  t.trace_id = "0123456789abcdef0123456789abcdef";
+  t.classification = {"Access", 0.9, Difficulty::kEasy, 0.2, {}};
+  t.tier = "fast";
+  return t;
+}
+
+struct Harness {
+  sim::ProviderSimulator primary;
+  sim::ProviderSimulator backup;
+  Config config;
+  std::shared_ptr<http::HttpClient> http = std::make_shared<http::HttpClient>(http::HttpClientOptions{});
+  std::vector<std::chrono::milliseconds> delays;
+  ManualClock clock;
+
+  Harness(sim::SimulatorOptions p, sim::SimulatorOptions b, double escalate_below = 0.0)
+      : primary(std::move(p)), backup(std::move(b)), config(configFor(primary, backup, escalate_below)) {}
+
+  tier::TierService service(const std::string& tier, provider::BreakerPolicy breaker = {}) {
+    tier::TierPolicy policy;
+    policy.attempts_per_model = 2;
+    policy.backoff = {100ms, 2000ms};
+    policy.breaker = breaker;
+    return tier::TierService(
+        config, tier,
+        [this](const ProviderConfig& p, const ModelConfig& m) { return provider::makeModelClient(p, m, http, "sk-test"); },
+        clock, [this](std::chrono::milliseconds d) { delays.push_back(d); }, provider::PromptSet::builtin(), policy);
+  }
+};
+
+void expectValidResult(const TicketResult& r) {
+  TicketResult copy = r;
+  const auto errors = schema::SchemaRegistry::builtin().validate("result.schema.json", toJson(copy));
+  EXPECT_TRUE(errors.empty()) << (errors.empty() ? "" : errors[0].describe());
+}
+
+TEST(TierService, PrimaryAnswersWithExactCostAndSchemaValidResult) {
+  Harness h(testing::instantSimulatorOptions(), testing::instantSimulatorOptions());
+  auto svc = h.service("fast");
+  auto out = svc.handle(ticket("T-1", "My VPN drops every hour"));
+  ASSERT_TRUE(out.ok()) << out.error().message;
+  ASSERT_EQ(out->kind, tier::TierOutcomeKind::kAnswered);
+  EXPECT_EQ(out->result.model, "big");
+  EXPECT_EQ(out->result.provider, "primary");
+  EXPECT_FALSE(out->result.degraded);
+  EXPECT_TRUE(out->result.simulated);
+  const auto& u = out->result.usage;
+  EXPECT_EQ(out->result.cost_micro_usd, (u.input_tokens * 1'000'000 + u.output_tokens * 2'000'000 + 999'999) / 1'000'000);
+  expectValidResult(out->result);
+}
+
+TEST(TierService, RateLimitIsRetriedNoSoonerThanRetryAfter) {
+  auto p = testing::instantSimulatorOptions();
+  p.default_profile.faults.rate_429 = 1;
+  p.default_profile.faults.retry_after_s = 1;
+  Harness h(p, testing::instantSimulatorOptions());
+  auto svc = h.service("fast");
+  auto out = svc.handle(ticket("T-2", "printer offline"));
+  ASSERT_TRUE(out.ok());
+  ASSERT_FALSE(h.delays.empty());
+  for (auto d : h.delays) EXPECT_GE(d, 1000ms);
+  EXPECT_EQ(h.primary.stats().rate_limited, 2);  // both attempts on the primary, then the fallback
+  EXPECT_EQ(out->result.model, "small");
+}
+
+TEST(TierService, BreakerOpensAndNoCallsReachTheProviderWhileOpen) {
+  auto p = testing::instantSimulatorOptions();
+  p.default_profile.faults.rate_500 = 1;
+  Harness h(p, testing::instantSimulatorOptions());
+  auto svc = h.service("fast", {2, 60000ms, 30000ms, 1});
+  auto first = svc.handle(ticket("T-3", "VPN"));  // two failures on the primary open its breaker
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(svc.breakerState("big"), provider::BreakerState::kOpen);
+  const auto calls_before = h.primary.stats().requests;
+  for (int i = 0; i < 5; ++i) {
+    auto out = svc.handle(ticket("T-4-" + std::to_string(i), "VPN"));
+    ASSERT_TRUE(out.ok());
+    EXPECT_EQ(out->result.model, "small");
+    EXPECT_TRUE(out->result.degraded);
+    EXPECT_NE(out->result.degraded_reason.find("circuit breaker open"), std::string::npos) << out->result.degraded_reason;
+    expectValidResult(out->result);
+  }
+  EXPECT_EQ(h.primary.stats().requests, calls_before);
+  h.clock.advance(30s);  // half-open: one probe goes through
+  ASSERT_TRUE(svc.handle(ticket("T-5", "VPN")).ok());
+  EXPECT_EQ(h.primary.stats().requests, calls_before + 1);
+}
+
+TEST(TierService, UnusableOutputIsRepairedOnceThenEscalated) {
+  auto bad = testing::instantSimulatorOptions();
+  bad.default_profile.faults.rate_malformed = 1;
+  Harness h(bad, bad);
+  auto svc = h.service("fast");
+  auto out = svc.handle(ticket("T-6", "VPN"));
+  ASSERT_TRUE(out.ok()) << out.error().message;
+  EXPECT_EQ(out->kind, tier::TierOutcomeKind::kEscalate);
+  EXPECT_EQ(out->next_tier, "frontier");
+  EXPECT_EQ(out->calls, 4);  // each model: the call and one repair
+  EXPECT_GT(out->spent_micro_usd, 0);
+}
+
+TEST(TierService, FencedOrProseOutputIsNormalisedWithoutRepair) {
+  auto fenced = testing::instantSimulatorOptions();
+  fenced.default_profile.faults.rate_fenced = 1;
+  Harness h(fenced, testing::instantSimulatorOptions());
+  auto svc = h.service("fast");
+  auto out = svc.handle(ticket("T-7", "VPN"));
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->kind, tier::TierOutcomeKind::kAnswered);
+  EXPECT_EQ(out->calls, 1);
+  expectValidResult(out->result);
+}
+
+TEST(TierService, LowConfidenceEscalatesAndTheLastTierHandsToHumans) {
+  Harness h(testing::instantSimulatorOptions(), testing::instantSimulatorOptions(), /*escalate_below=*/0.99);
+  auto fast = h.service("fast");
+  auto out = fast.handle(ticket("T-8", "VPN"));
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->kind, tier::TierOutcomeKind::kEscalate);
+  EXPECT_EQ(out->next_tier, "frontier");
+}
+
+TEST(TierService, WholeChainDownIsARetriableError) {
+  auto down = testing::instantSimulatorOptions();
+  down.default_profile.faults.rate_503 = 1;
+  Harness h(down, down);
+  auto svc = h.service("fast");
+  auto out = svc.handle(ticket("T-9", "VPN"));
+  ASSERT_FALSE(out.ok());
+  EXPECT_TRUE(out.error().retriable);
+  EXPECT_NE(out.error().message.find("big"), std::string::npos);
+  EXPECT_NE(out.error().message.find("small"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ticketflow

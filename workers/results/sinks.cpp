@@ -1,0 +1,150 @@
+#include "sinks.hpp"
+
+#include <sstream>
+
+#include "ticketflow/core/crypto.hpp"
+
+namespace ticketflow::results {
+namespace {
+
+using nlohmann::json;
+
+Status statusFor(const Result<http::ClientResponse>& response, const std::string& who) {
+  if (!response) return response.error();
+  const int s = response->status;
+  if (s >= 200 && s < 300) return {};
+  const std::string msg = who + " answered HTTP " + std::to_string(s);
+  if (s == 429) {
+    std::int64_t retry_after = -1;
+    const std::string v = response->header("retry-after");
+    if (!v.empty() && v.find_first_not_of("0123456789") == std::string::npos) retry_after = std::stoll(v) * 1000;
+    return Error::rateLimited(msg, retry_after);
+  }
+  if (s == 408 || s >= 500) return Error::unavailable(msg);
+  return Error::invalidArgument(msg + " (check the sink's settings and credentials)");
+}
+
+std::string trimSlash(std::string url) {
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  return url;
+}
+
+class WebhookSink final : public ResultSink {
+ public:
+  WebhookSink(WebhookOptions o, std::shared_ptr<http::HttpClient> http) : o_(std::move(o)), http_(std::move(http)) {}
+  const std::string& name() const override { return o_.name; }
+  Status write(const TicketUpdate& update) override {
+    http::ClientRequest req;
+    req.url = o_.url;
+    req.body = toJson(update).dump();
+    req.headers = {{"Idempotency-Key", idempotencyKey(update)},
+                   {"X-Ticketflow-Event", "ticket.update"},
+                   {"X-Ticketflow-Signature", "sha256=" + hmacSha256Hex(o_.secret, req.body)}};
+    for (const auto& [k, v] : o_.headers) req.headers.emplace_back(k, v);
+    return statusFor(http_->send(req), o_.name);
+  }
+
+ private:
+  WebhookOptions o_;
+  std::shared_ptr<http::HttpClient> http_;
+};
+
+class JiraSink final : public ResultSink {
+ public:
+  JiraSink(JiraOptions o, std::shared_ptr<http::HttpClient> http) : o_(std::move(o)), http_(std::move(http)) {}
+  const std::string& name() const override { return o_.name; }
+  Status write(const TicketUpdate& update) override {
+    if (!update.source || update.source->ref.empty())
+      return Error::invalidArgument("ticket " + update.ticket_id + " has no source.ref (the Jira issue key)");
+    const std::string issue = trimSlash(o_.base_url) + "/rest/api/3/issue/" + update.source->ref;
+    const std::string auth = "Basic " + base64Encode(o_.email + ":" + o_.api_token);
+    // A comment in Atlassian Document Format: one paragraph per line of the note.
+    json content = json::array();
+    std::istringstream lines(updateNote(update));
+    for (std::string line; std::getline(lines, line);) {
+      if (line.empty()) continue;
+      content.push_back({{"type", "paragraph"}, {"content", json::array({{{"type", "text"}, {"text", line}}})}});
+    }
+    http::ClientRequest comment;
+    comment.url = issue + "/comment";
+    comment.headers = {{"Authorization", auth}, {"Accept", "application/json"}};
+    comment.body = json{{"body", {{"type", "doc"}, {"version", 1}, {"content", content}}},
+                        {"properties", json::array({{{"key", "ticketflow.idempotency"}, {"value", idempotencyKey(update)}}})}}
+                       .dump();
+    if (auto st = statusFor(http_->send(comment), o_.name); !st) return st;
+    auto label = [&](const std::string& s) {
+      std::string out = o_.label_prefix;
+      for (char c : s) out += (std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '-');
+      return out;
+    };
+    json labels = json::array({{{"add", label(update.category)}}, {{"add", label(std::string(difficultyName(update.difficulty)))}}});
+    if (update.needs_human) labels.push_back({{"add", o_.label_prefix + "needs-human"}});
+    http::ClientRequest edit;
+    edit.method = "PUT";
+    edit.url = issue;
+    edit.headers = {{"Authorization", auth}, {"Accept", "application/json"}};
+    edit.body = json{{"update", {{"labels", labels}}}}.dump();
+    return statusFor(http_->send(edit), o_.name);
+  }
+
+ private:
+  JiraOptions o_;
+  std::shared_ptr<http::HttpClient> http_;
+};
+
+class ServiceNowSink final : public ResultSink {
+ public:
+  ServiceNowSink(ServiceNowOptions o, std::shared_ptr<http::HttpClient> http) : o_(std::move(o)), http_(std::move(http)) {}
+  const std::string& name() const override { return o_.name; }
+  Status write(const TicketUpdate& update) override {
+    if (!update.source || update.source->ref.empty())
+      return Error::invalidArgument("ticket " + update.ticket_id + " has no source.ref (the incident sys_id)");
+    json body = {{"work_notes", updateNote(update)}, {"category", update.category}};
+    if (auto it = o_.assignment_groups.find(update.category); it != o_.assignment_groups.end())
+      body["assignment_group"] = it->second;
+    http::ClientRequest req;
+    req.method = "PATCH";
+    req.url = trimSlash(o_.instance_url) + "/api/now/table/incident/" + update.source->ref;
+    req.headers = {{"Authorization", "Basic " + base64Encode(o_.username + ":" + o_.password)},
+                   {"Accept", "application/json"},
+                   {"X-Ticketflow-Idempotency-Key", idempotencyKey(update)}};
+    req.body = body.dump();
+    return statusFor(http_->send(req), o_.name);
+  }
+
+ private:
+  ServiceNowOptions o_;
+  std::shared_ptr<http::HttpClient> http_;
+};
+
+}  // namespace
+
+std::string idempotencyKey(const TicketUpdate& update) { return update.ticket_id + ":" + std::to_string(update.revision); }
+
+std::string updateNote(const TicketUpdate& u) {
+  std::ostringstream o;
+  o << u.reply << "\n";
+  if (!u.resolution_steps.empty()) {
+    o << "Steps:\n";
+    for (std::size_t i = 0; i < u.resolution_steps.size(); ++i) o << (i + 1) << ". " << u.resolution_steps[i] << "\n";
+  }
+  o << "Triage: " << u.category << ", " << difficultyName(u.difficulty) << ", tier " << u.tier;
+  if (!u.model.empty()) o << " (" << u.model << ")";
+  o << ", confidence " << static_cast<int>(u.confidence * 100 + 0.5) << "%.";
+  if (u.needs_human) o << "\nNeeds a human: " << (u.needs_human_reason.empty() ? "see the ticket" : u.needs_human_reason);
+  if (u.degraded) o << "\nBest effort: " << u.degraded_reason;
+  if (u.simulated) o << "\n[simulated answer]";
+  return o.str();
+}
+
+std::unique_ptr<ResultSink> makeWebhookSink(WebhookOptions options, std::shared_ptr<http::HttpClient> http) {
+  return std::make_unique<WebhookSink>(std::move(options), std::move(http));
+}
+std::unique_ptr<ResultSink> makeJiraSink(JiraOptions options, std::shared_ptr<http::HttpClient> http) {
+  return std::make_unique<JiraSink>(std::move(options), std::move(http));
+}
+std::unique_ptr<ResultSink> makeServiceNowSink(ServiceNowOptions options, std::shared_ptr<http::HttpClient> http) {
+  return std::make_unique<ServiceNowSink>(std::move(options), std::move(http));
+}
+
+}  // namespace ticketflow::results
