@@ -30,7 +30,7 @@ TEST(Cli, EveryCommandHasHelp) {
 }
 
 TEST(Cli, UnbuiltCommandsSaySoAndExit2) {
-  auto out = runCommand(binaryPath() + " bench ledger");
+  auto out = runCommand(binaryPath() + " bench pipeline");
   // Once built, a command leaves this list; until then it must not pretend.
   if (out.output.find("not built yet") != std::string::npos) {
     EXPECT_EQ(out.exit_code, 2);

@@ -13,6 +13,7 @@ using ticketflow::app::Command;
 std::vector<Command> allCommands() {
   auto commands = ticketflow::app::foundationCommands();
   for (auto& c : ticketflow::app::classifierCommands()) commands.push_back(std::move(c));
+  for (auto& c : ticketflow::app::redisCommands()) commands.push_back(std::move(c));
   for (auto& c : ticketflow::app::simulatorCommands()) commands.push_back(std::move(c));
   for (auto& c : ticketflow::app::stageCommands()) commands.push_back(std::move(c));
   for (auto& c : ticketflow::app::roleCommands()) commands.push_back(std::move(c));

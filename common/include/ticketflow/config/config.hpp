@@ -161,11 +161,11 @@ struct CacheConfig {
   bool same_category = true;
   std::int64_t ttl_s = 604800;
   EmbedderKind embedder = EmbedderKind::kHashing;
-  int dimension = 1024;
+  int dimension = 512;
   std::string embedder_provider;  // kOpenAi
   std::string embedder_model;     // kOpenAi
-  int lsh_bands = 16;
-  int lsh_rows_per_band = 8;
+  int lsh_bands = 20;
+  int lsh_rows_per_band = 14;
 };
 
 // HTTP(S)_PROXY / NO_PROXY from the environment, for provider and ticket-system calls.

@@ -1,0 +1,121 @@
+#pragma once
+// BudgetLedger: spend caps per tenant, per tier and global, per UTC day and month, kept in Redis
+// so every replica sees one ledger. A model call goes reserve -> call -> settle (or release on
+// failure). Each step is one atomic Lua script.
+//
+// Invariant: for every capped bucket, settled + outstanding reservations <= cap, so the sum of
+// settled charges never exceeds a cap. reserve() takes the estimated cost only if every
+// applicable bucket has room; settle() replaces the reservation by the actual cost, but charges
+// at most the bucket's room (its own reservation included). Reserving at the model's
+// max_output_tokens makes actual <= reserved, so the clamp only bites when a provider bills
+// more than it was asked for; the part not charged is recorded as `uncharged` in the audit
+// stream and the bucket's `uncharged` field so an operator sees it. Reservations are keyed by
+// ticket id + attempt: replaying reserve, settle or release (a redelivered ticket) changes
+// nothing. A reservation not settled or released within budgets.reservation_ttl_s (its worker
+// died) expires and its amount returns to the buckets. Every settle appends to the audit stream.
+//
+// Threading: thread-safe (the pool is). Errors: Redis unavailable -> retriable kUnavailable /
+// kTimeout (fail closed: the caller waits and retries, nothing is spent unaccounted).
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ticketflow/config/config.hpp"
+#include "ticketflow/core/clock.hpp"
+#include "ticketflow/core/result.hpp"
+#include "ticketflow/redis/pool.hpp"
+
+namespace ticketflow::redis {
+
+enum class BudgetPeriod { kDay, kMonth };
+
+// Estimated cost of a call: the prompt plus the model's max_output_tokens, so the actual cost is
+// never above the reservation.
+MicroUsd estimateCallCost(const ModelConfig& model, std::int64_t prompt_tokens);
+
+struct BudgetRequest {
+  std::string ticket_id;
+  int attempt = 1;
+  std::string tenant;
+  std::string tier;
+  MicroUsd estimated_micro_usd = 0;
+};
+
+struct ReserveResult {
+  bool reserved = false;         // false: some cap has no room; apply `policy`
+  bool replayed = false;         // this ticket+attempt was seen before; `state` says how it ended
+  std::string state;             // reserved, refused, settled, released or expired
+  MicroUsd amount = 0;           // reserved amount (of the first reserve when replayed)
+  std::string exhausted_bucket;  // e.g. "tier:frontier:day:2026-11-22" when !reserved
+  BudgetPolicy policy = BudgetPolicy::kDowngrade;
+};
+
+struct SettleResult {
+  MicroUsd charged = 0;
+  MicroUsd uncharged = 0;  // actual above the room left (see the invariant above)
+  bool replayed = false;
+};
+
+// One line of `budget show`.
+struct BucketSpend {
+  std::string scope;    // global, tenant or tier
+  std::string name;     // tenant or tier name; "" for global
+  std::string period;   // day or month
+  std::string period_id;  // 2026-11-22 or 2026-11
+  MicroUsd settled = 0;
+  MicroUsd reserved = 0;
+  MicroUsd uncharged = 0;
+  std::optional<MicroUsd> cap;
+};
+
+class BudgetLedger {
+ public:
+  // `config` gives the default caps, the policy and the reservation TTL; caps set with setCap()
+  // live in Redis and override the configured ones. Keys start with redis.key_prefix + "budget:".
+  BudgetLedger(std::shared_ptr<RedisPool> pool, const BudgetsConfig& config, std::string key_prefix,
+               const Clock& clock = SystemClock::instance());
+
+  Result<ReserveResult> reserve(const BudgetRequest& request);
+  // Replaces the reservation of ticket+attempt with `actual`. kNotFound if it was never reserved
+  // or was released; a reservation that expired is still settled (the call did happen).
+  Result<SettleResult> settle(const std::string& ticket_id, int attempt, MicroUsd actual_micro_usd);
+  // kNotFound also for an attempt that was refused.
+  // Gives the reservation back (the call failed before spending). Idempotent.
+  Status release(const std::string& ticket_id, int attempt);
+
+  // Cap overrides kept in Redis. `name` is the tenant or tier ("" for global); nullopt removes
+  // the cap for that bucket (no cap), resetCap() returns to the configured value.
+  Status setCap(BudgetScope scope, const std::string& name, BudgetPeriod period, std::optional<MicroUsd> cap);
+  Status resetCap(BudgetScope scope, const std::string& name, BudgetPeriod period);
+  // Zeroes the spend of the current period's buckets (all scopes when `scope` is empty).
+  Status resetSpend(std::optional<BudgetScope> scope, const std::string& name, BudgetPeriod period);
+  // Spend and caps for the current day and month: every bucket with activity plus every cap.
+  Result<std::vector<BucketSpend>> show();
+
+  std::string auditStreamKey() const { return prefix_ + "audit"; }
+
+ private:
+  struct Bucket {
+    std::string key;     // spend hash
+    std::string field;   // cap field: scope:name:period
+    std::string label;   // scope:name:period:period_id
+    std::optional<MicroUsd> configured_cap;
+    std::int64_t ttl_s = 0;
+  };
+  std::vector<Bucket> bucketsFor(const std::string& tenant, const std::string& tier) const;
+  std::optional<MicroUsd> configuredCap(BudgetScope scope, const std::string& name, BudgetPeriod period) const;
+  std::string reservationKey(const std::string& ticket_id, int attempt) const;
+
+  std::shared_ptr<RedisPool> pool_;
+  BudgetsConfig config_;
+  std::string prefix_;
+  const Clock& clock_;
+};
+
+const char* budgetScopeName(BudgetScope scope);
+const char* budgetPeriodName(BudgetPeriod period);
+
+}  // namespace ticketflow::redis

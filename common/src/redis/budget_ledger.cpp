@@ -1,0 +1,398 @@
+#include "ticketflow/redis/budget_ledger.hpp"
+
+#include <ctime>
+#include <map>
+#include <set>
+
+namespace ticketflow::redis {
+namespace {
+
+// Every script first expires reservations whose worker died, so their amount returns to the
+// buckets before anyone checks room. Keys other than KEYS[] (reservation records, buckets named
+// in them) are touched too: the ledger needs a single Redis (or one hash slot), not a cluster.
+constexpr const char* kPurgeLua = R"lua(
+local function purge(zkey, now)
+  local expired = redis.call('ZRANGEBYSCORE', zkey, '-inf', now, 'LIMIT', 0, 200)
+  for _, rk in ipairs(expired) do
+    local st = redis.call('HMGET', rk, 'state', 'amount', 'spec')
+    if st[1] == 'reserved' then
+      local amt = tonumber(st[2])
+      for b in string.gmatch(st[3], '([^\t\n]*)\t[^\t\n]*\t[^\n]*') do
+        redis.call('HINCRBY', b, 'reserved', -amt)
+      end
+      redis.call('HSET', rk, 'state', 'expired')
+    end
+    redis.call('ZREM', zkey, rk)
+  end
+end
+local function capOf(capsKey, field, configured)
+  local c = redis.call('HGET', capsKey, field)
+  if c == false then c = configured end
+  if c == '' or c == 'none' then return nil end
+  return tonumber(c)
+end
+)lua";
+
+// KEYS: reservation, expiry zset, caps hash, bucket...  ARGV: amount, now_ms, expires_ms,
+// record_ttl_s, tenant, tier, then per bucket: cap field, configured cap ('' = none), bucket ttl.
+// Returns {1, amount} reserved, {0, bucket index} no room, {2, amount, state, bucket index}
+// replay. A refusal is recorded too, so a replayed attempt gets the same answer (a deferred
+// ticket retries with its next attempt number).
+const std::string kReserveLua = std::string(kPurgeLua) + R"lua(
+local now = tonumber(ARGV[2])
+purge(KEYS[2], now)
+local existing = redis.call('HMGET', KEYS[1], 'state', 'amount')
+if existing[1] then return {2, tonumber(existing[2]), existing[1], tonumber(redis.call('HGET', KEYS[1], 'bucket') or 0)} end
+local amount = tonumber(ARGV[1])
+local n = #KEYS - 3
+for i = 1, n do
+  local cap = capOf(KEYS[3], ARGV[6 + (i - 1) * 3 + 1], ARGV[6 + (i - 1) * 3 + 2])
+  if cap then
+    local v = redis.call('HMGET', KEYS[3 + i], 'settled', 'reserved')
+    if (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0) + amount > cap then
+      redis.call('HSET', KEYS[1], 'state', 'refused', 'amount', 0, 'bucket', i)
+      redis.call('EXPIRE', KEYS[1], ARGV[4])
+      return {0, i}
+    end
+  end
+end
+local spec = {}
+for i = 1, n do
+  redis.call('HINCRBY', KEYS[3 + i], 'reserved', amount)
+  redis.call('EXPIRE', KEYS[3 + i], ARGV[6 + (i - 1) * 3 + 3], 'NX')
+  spec[i] = KEYS[3 + i] .. '\t' .. ARGV[6 + (i - 1) * 3 + 1] .. '\t' .. ARGV[6 + (i - 1) * 3 + 2]
+end
+redis.call('HSET', KEYS[1], 'state', 'reserved', 'amount', amount, 'spec', table.concat(spec, '\n'),
+           'tenant', ARGV[5], 'tier', ARGV[6], 'reserved_at', now)
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[3], KEYS[1])
+return {1, amount}
+)lua";
+
+// KEYS: reservation, expiry zset, caps hash, audit stream.  ARGV: actual, now_ms, ticket,
+// attempt, audit maxlen. Returns {1, charged, uncharged}, {2, charged, uncharged} replay,
+// {-1} never reserved, {-2} released.
+const std::string kSettleLua = std::string(kPurgeLua) + R"lua(
+local now = tonumber(ARGV[2])
+purge(KEYS[2], now)
+local r = redis.call('HMGET', KEYS[1], 'state', 'amount', 'spec', 'charged', 'uncharged', 'tenant', 'tier')
+if not r[1] or r[1] == 'refused' then return {-1} end
+if r[1] == 'released' then return {-2} end
+if r[1] == 'settled' then return {2, tonumber(r[4]), tonumber(r[5])} end
+local held = 0
+if r[1] == 'reserved' then held = tonumber(r[2]) end
+local actual = tonumber(ARGV[1])
+local charge = actual
+local buckets = {}
+for b, field, conf in string.gmatch(r[3], '([^\t\n]*)\t([^\t\n]*)\t([^\n]*)') do
+  buckets[#buckets + 1] = b
+  local cap = capOf(KEYS[3], field, conf)
+  if cap then
+    local v = redis.call('HMGET', b, 'settled', 'reserved')
+    local room = cap - (tonumber(v[1]) or 0) - ((tonumber(v[2]) or 0) - held)
+    if room < charge then charge = room end
+  end
+end
+if charge < 0 then charge = 0 end
+local uncharged = actual - charge
+for _, b in ipairs(buckets) do
+  if held ~= 0 then redis.call('HINCRBY', b, 'reserved', -held) end
+  redis.call('HINCRBY', b, 'settled', charge)
+  if uncharged > 0 then redis.call('HINCRBY', b, 'uncharged', uncharged) end
+end
+redis.call('HSET', KEYS[1], 'state', 'settled', 'charged', charge, 'uncharged', uncharged, 'settled_at', now)
+redis.call('ZREM', KEYS[2], KEYS[1])
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', 'ticket', ARGV[3], 'attempt', ARGV[4],
+           'tenant', r[6], 'tier', r[7], 'reserved', r[2], 'actual', actual, 'charged', charge,
+           'uncharged', uncharged, 'at_ms', now)
+return {1, charge, uncharged}
+)lua";
+
+// KEYS: reservation, expiry zset. ARGV: now_ms. Returns 1 released, 0 nothing to release.
+const std::string kReleaseLua = std::string(kPurgeLua) + R"lua(
+purge(KEYS[2], tonumber(ARGV[1]))
+local r = redis.call('HMGET', KEYS[1], 'state', 'amount', 'spec')
+if r[1] ~= 'reserved' and r[1] ~= 'expired' then return 0 end
+if r[1] == 'reserved' then
+  local amt = tonumber(r[2])
+  for b in string.gmatch(r[3], '([^\t\n]*)\t[^\t\n]*\t[^\n]*') do
+    redis.call('HINCRBY', b, 'reserved', -amt)
+  end
+end
+redis.call('HSET', KEYS[1], 'state', 'released', 'released_at', ARGV[1])
+redis.call('ZREM', KEYS[2], KEYS[1])
+return 1
+)lua";
+
+const std::string kPurgeOnlyLua = std::string(kPurgeLua) + R"lua(
+purge(KEYS[1], tonumber(ARGV[1]))
+return 1
+)lua";
+
+const RedisScript& reserveScript() { static const RedisScript s(kReserveLua); return s; }
+const RedisScript& settleScript() { static const RedisScript s(kSettleLua); return s; }
+const RedisScript& releaseScript() { static const RedisScript s(kReleaseLua); return s; }
+const RedisScript& purgeScript() { static const RedisScript s(kPurgeOnlyLua); return s; }
+
+constexpr std::int64_t kDayBucketTtlS = 40LL * 86400;     // kept a while after the day for `show`
+constexpr std::int64_t kMonthBucketTtlS = 400LL * 86400;
+constexpr std::int64_t kRecordTtlS = 40LL * 86400;        // replays within this window are no-ops
+constexpr int kAuditMaxLen = 1'000'000;
+
+std::string periodId(std::chrono::system_clock::time_point t, BudgetPeriod period) {
+  const std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, period == BudgetPeriod::kDay ? "%Y-%m-%d" : "%Y-%m", &tm);
+  return buf;
+}
+
+std::string scopeName(BudgetScope s) { return budgetScopeName(s); }
+
+std::string capField(BudgetScope scope, const std::string& name, BudgetPeriod period) {
+  return scopeName(scope) + ":" + (scope == BudgetScope::kGlobal ? std::string("-") : name) + ":" +
+         budgetPeriodName(period);
+}
+
+std::int64_t millis(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+Error scriptError(const Reply& reply) { return Error::internal("budget ledger script: " + reply.str); }
+
+}  // namespace
+
+const char* budgetScopeName(BudgetScope scope) {
+  switch (scope) {
+    case BudgetScope::kGlobal: return "global";
+    case BudgetScope::kTenant: return "tenant";
+    case BudgetScope::kTier: return "tier";
+  }
+  return "global";
+}
+
+const char* budgetPeriodName(BudgetPeriod period) { return period == BudgetPeriod::kDay ? "day" : "month"; }
+
+MicroUsd estimateCallCost(const ModelConfig& model, std::int64_t prompt_tokens) {
+  return model.costMicroUsd(prompt_tokens, model.max_output_tokens);
+}
+
+BudgetLedger::BudgetLedger(std::shared_ptr<RedisPool> pool, const BudgetsConfig& config, std::string key_prefix,
+                           const Clock& clock)
+    : pool_(std::move(pool)), config_(config), prefix_(std::move(key_prefix) + "budget:"), clock_(clock) {}
+
+std::optional<MicroUsd> BudgetLedger::configuredCap(BudgetScope scope, const std::string& name,
+                                                    BudgetPeriod period) const {
+  for (const auto& cap : config_.caps) {
+    if (cap.scope != scope) continue;
+    if (scope == BudgetScope::kTenant && cap.tenant != name) continue;
+    if (scope == BudgetScope::kTier && cap.tier != name) continue;
+    return period == BudgetPeriod::kDay ? cap.daily_micro_usd : cap.monthly_micro_usd;
+  }
+  return std::nullopt;
+}
+
+std::vector<BudgetLedger::Bucket> BudgetLedger::bucketsFor(const std::string& tenant, const std::string& tier) const {
+  const auto now = clock_.now();
+  std::vector<Bucket> out;
+  const std::pair<BudgetScope, std::string> scopes[] = {
+      {BudgetScope::kGlobal, ""}, {BudgetScope::kTenant, tenant}, {BudgetScope::kTier, tier}};
+  for (const auto& [scope, name] : scopes) {
+    for (BudgetPeriod period : {BudgetPeriod::kDay, BudgetPeriod::kMonth}) {
+      Bucket b;
+      b.field = capField(scope, name, period);
+      b.label = b.field + ":" + periodId(now, period);
+      b.key = prefix_ + "spend:" + b.label;
+      b.configured_cap = configuredCap(scope, name, period);
+      b.ttl_s = period == BudgetPeriod::kDay ? kDayBucketTtlS : kMonthBucketTtlS;
+      out.push_back(std::move(b));
+    }
+  }
+  return out;
+}
+
+std::string BudgetLedger::reservationKey(const std::string& ticket_id, int attempt) const {
+  return prefix_ + "resv:" + ticket_id + "#" + std::to_string(attempt);
+}
+
+Result<ReserveResult> BudgetLedger::reserve(const BudgetRequest& request) {
+  if (request.ticket_id.empty() || request.tenant.empty() || request.tier.empty())
+    return Error::invalidArgument("budget reserve needs a ticket id, a tenant and a tier");
+  if (request.estimated_micro_usd < 0) return Error::invalidArgument("budget reserve: negative estimate");
+  const auto now = clock_.now();
+  const auto buckets = bucketsFor(request.tenant, request.tier);
+  std::vector<std::string> keys = {reservationKey(request.ticket_id, request.attempt), prefix_ + "resv_expiry",
+                                   prefix_ + "caps"};
+  std::vector<std::string> args = {std::to_string(request.estimated_micro_usd), std::to_string(millis(now)),
+                                   std::to_string(millis(now) + config_.reservation_ttl_s * 1000LL),
+                                   std::to_string(std::max<std::int64_t>(kRecordTtlS, config_.reservation_ttl_s * 2)),
+                                   request.tenant, request.tier};
+  for (const auto& b : buckets) {
+    keys.push_back(b.key);
+    args.push_back(b.field);
+    args.push_back(b.configured_cap ? std::to_string(*b.configured_cap) : "");
+    args.push_back(std::to_string(b.ttl_s));
+  }
+  auto reply = pool_->eval(reserveScript(), keys, args);
+  if (!reply) return reply.error();
+  if (reply->type != Reply::Type::kArray || reply->elements.size() < 2) return scriptError(*reply);
+  ReserveResult out;
+  out.policy = config_.on_exhausted;
+  const auto code = reply->elements[0].integer;
+  if (code == 1) {
+    out.reserved = true;
+    out.amount = reply->elements[1].integer;
+    out.state = "reserved";
+  } else if (code == 2 && reply->elements.size() >= 4) {
+    out.replayed = true;
+    out.amount = reply->elements[1].integer;
+    out.state = reply->elements[2].str;
+    out.reserved = out.state == "reserved";
+    if (out.state == "refused") {
+      const auto index = static_cast<std::size_t>(reply->elements[3].integer - 1);
+      out.exhausted_bucket = index < buckets.size() ? buckets[index].label : "?";
+    }
+  } else {
+    out.state = "refused";
+    const auto index = static_cast<std::size_t>(reply->elements[1].integer - 1);
+    out.exhausted_bucket = index < buckets.size() ? buckets[index].label : "?";
+  }
+  return out;
+}
+
+Result<SettleResult> BudgetLedger::settle(const std::string& ticket_id, int attempt, MicroUsd actual_micro_usd) {
+  if (actual_micro_usd < 0) return Error::invalidArgument("budget settle: negative cost");
+  const auto now = clock_.now();
+  auto reply = pool_->eval(settleScript(),
+                           {reservationKey(ticket_id, attempt), prefix_ + "resv_expiry", prefix_ + "caps", auditStreamKey()},
+                           {std::to_string(actual_micro_usd), std::to_string(millis(now)), ticket_id,
+                            std::to_string(attempt), std::to_string(kAuditMaxLen)});
+  if (!reply) return reply.error();
+  if (reply->type != Reply::Type::kArray || reply->elements.empty()) return scriptError(*reply);
+  const auto code = reply->elements[0].integer;
+  if (code == -1) return Error{ErrorCode::kNotFound, "budget settle: " + ticket_id + " attempt " + std::to_string(attempt) + " was never reserved", false};
+  if (code == -2) return Error{ErrorCode::kNotFound, "budget settle: " + ticket_id + " attempt " + std::to_string(attempt) + " was released", false};
+  if (reply->elements.size() < 3) return scriptError(*reply);
+  return SettleResult{reply->elements[1].integer, reply->elements[2].integer, code == 2};
+}
+
+Status BudgetLedger::release(const std::string& ticket_id, int attempt) {
+  auto reply = pool_->eval(releaseScript(), {reservationKey(ticket_id, attempt), prefix_ + "resv_expiry"},
+                           {std::to_string(millis(clock_.now()))});
+  if (!reply) return reply.error();
+  if (reply->type == Reply::Type::kError) return scriptError(*reply);
+  return {};
+}
+
+Status BudgetLedger::setCap(BudgetScope scope, const std::string& name, BudgetPeriod period,
+                            std::optional<MicroUsd> cap) {
+  if (cap && *cap < 0) return Error::invalidArgument("a budget cap cannot be negative");
+  auto reply = pool_->command({"HSET", prefix_ + "caps", capField(scope, name, period), cap ? std::to_string(*cap) : "none"});
+  if (!reply) return reply.error();
+  if (reply->type == Reply::Type::kError) return Error::unavailable("Redis: " + reply->str);
+  return {};
+}
+
+Status BudgetLedger::resetCap(BudgetScope scope, const std::string& name, BudgetPeriod period) {
+  auto reply = pool_->command({"HDEL", prefix_ + "caps", capField(scope, name, period)});
+  if (!reply) return reply.error();
+  return {};
+}
+
+Status BudgetLedger::resetSpend(std::optional<BudgetScope> scope, const std::string& name, BudgetPeriod period) {
+  auto rows = show();
+  if (!rows) return rows.error();
+  const std::string current = periodId(clock_.now(), period);
+  std::vector<std::vector<std::string>> commands;
+  for (const auto& row : *rows) {
+    if (row.period != budgetPeriodName(period) || row.period_id != current) continue;
+    if (scope && (row.scope != budgetScopeName(*scope) || (*scope != BudgetScope::kGlobal && row.name != name))) continue;
+    // Outstanding reservations stay: their settle or release will still adjust `reserved`.
+    const std::string field = row.scope + ":" + (row.name.empty() ? "-" : row.name) + ":" + row.period + ":" + row.period_id;
+    commands.push_back({"HDEL", prefix_ + "spend:" + field, "settled", "uncharged"});
+  }
+  if (commands.empty()) return {};
+  auto replies = pool_->pipeline(commands);
+  if (!replies) return replies.error();
+  return {};
+}
+
+Result<std::vector<BucketSpend>> BudgetLedger::show() {
+  const auto now = clock_.now();
+  if (auto purged = pool_->eval(purgeScript(), {prefix_ + "resv_expiry"}, {std::to_string(millis(now))}); !purged)
+    return purged.error();
+  const std::string day = periodId(now, BudgetPeriod::kDay), month = periodId(now, BudgetPeriod::kMonth);
+  std::map<std::string, BucketSpend> rows;  // by label: sorted output
+  auto rowFor = [&](const std::string& scope, const std::string& name, const std::string& period) -> BucketSpend& {
+    const std::string id = period == "day" ? day : month;
+    const std::string label = scope + ":" + (name.empty() ? "-" : name) + ":" + period + ":" + id;
+    auto& row = rows[label];
+    row.scope = scope;
+    row.name = name;
+    row.period = period;
+    row.period_id = id;
+    return row;
+  };
+  for (const auto& cap : config_.caps) {
+    const std::string name = cap.scope == BudgetScope::kTenant ? cap.tenant : cap.tier;
+    if (cap.daily_micro_usd) rowFor(budgetScopeName(cap.scope), name, "day").cap = cap.daily_micro_usd;
+    if (cap.monthly_micro_usd) rowFor(budgetScopeName(cap.scope), name, "month").cap = cap.monthly_micro_usd;
+  }
+  auto caps = pool_->command({"HGETALL", prefix_ + "caps"});
+  if (!caps) return caps.error();
+  for (std::size_t i = 0; i + 1 < caps->elements.size(); i += 2) {
+    const std::string& field = caps->elements[i].str;  // scope:name:period
+    const auto a = field.find(':'), b = field.rfind(':');
+    if (a == std::string::npos || b == a) continue;
+    const std::string name = field.substr(a + 1, b - a - 1);
+    auto& row = rowFor(field.substr(0, a), name == "-" ? "" : name, field.substr(b + 1));
+    const std::string& value = caps->elements[i + 1].str;
+    if (value == "none") row.cap.reset();
+    else row.cap = std::stoll(value);
+  }
+  // Buckets with activity in the current periods.
+  std::string cursor = "0";
+  std::vector<std::string> keys;
+  do {
+    auto scan = pool_->command({"SCAN", cursor, "MATCH", prefix_ + "spend:*", "COUNT", "1000"});
+    if (!scan) return scan.error();
+    if (scan->elements.size() != 2) return Error::internal("unexpected SCAN reply");
+    cursor = scan->elements[0].str;
+    for (const auto& k : scan->elements[1].elements) keys.push_back(k.str);
+  } while (cursor != "0");
+  std::vector<std::vector<std::string>> commands;
+  std::vector<std::string> labels;
+  for (const auto& key : keys) {
+    const std::string label = key.substr(prefix_.size() + 6);
+    if (label.size() < day.size() || (label.compare(label.size() - day.size(), day.size(), day) != 0 &&
+                                      label.compare(label.size() - month.size(), month.size(), month) != 0))
+      continue;
+    labels.push_back(label);
+    commands.push_back({"HMGET", key, "settled", "reserved", "uncharged"});
+  }
+  if (!commands.empty()) {
+    auto replies = pool_->pipeline(commands);
+    if (!replies) return replies.error();
+    for (std::size_t i = 0; i < labels.size(); ++i) {
+      // label: scope:name:period:id
+      const auto& l = labels[i];
+      const auto p1 = l.find(':'), p3 = l.rfind(':');
+      const auto p2 = l.rfind(':', p3 - 1);
+      const std::string name = l.substr(p1 + 1, p2 - p1 - 1);
+      auto& row = rowFor(l.substr(0, p1), name == "-" ? "" : name, l.substr(p2 + 1, p3 - p2 - 1));
+      const auto& v = (*replies)[i].elements;
+      auto num = [](const Reply& r) { return r.isNil() ? 0LL : std::stoll(r.str); };
+      if (v.size() == 3) {
+        row.settled = num(v[0]);
+        row.reserved = num(v[1]);
+        row.uncharged = num(v[2]);
+      }
+    }
+  }
+  std::vector<BucketSpend> out;
+  for (auto& [label, row] : rows) out.push_back(std::move(row));
+  return out;
+}
+
+}  // namespace ticketflow::redis

@@ -1,0 +1,220 @@
+#include "ticketflow/redis/rate_limiter.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cmath>
+#include <random>
+
+namespace ticketflow::redis {
+namespace {
+
+// Effective rate factor: after a penalty down to `factor` at `since`, it climbs back linearly to
+// 1 over RECOVERY ms.
+constexpr const char* kFactorLua = R"lua(
+local function factorNow(adapt, now, recovery)
+  local a = redis.call('HMGET', adapt, 'factor', 'since', 'block_until')
+  local f = tonumber(a[1]) or 1
+  local since = tonumber(a[2]) or now
+  if f < 1 then f = math.min(1, f + (1 - f) * (now - since) / recovery) end
+  return f, tonumber(a[3]) or 0
+end
+local function serverNow()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+)lua";
+
+// KEYS: rpm tat, tpm tat, leases zset, adapt hash.
+// ARGV: rpm, tpm, max_concurrency, tokens, lease id, lease ttl ms, recovery ms.
+// Returns {granted 0/1, wait ms, reason, factor*1e6}.
+const std::string kAcquireLua = std::string(kFactorLua) + R"lua(
+local now = serverNow()
+local rpm, tpm, maxc = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tokens = tonumber(ARGV[4])
+local f, block = factorNow(KEYS[4], now, tonumber(ARGV[7]))
+local fm = math.floor(f * 1000000)
+if block > now then return {0, block - now, 'provider', fm} end
+if maxc > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+  local allowed = math.max(1, math.floor(maxc * f))
+  if redis.call('ZCARD', KEYS[3]) >= allowed then return {0, 20, 'concurrency', fm} end
+end
+local newRpm, newTpm
+if rpm > 0 then
+  -- Burst: a tenth of a second's worth of requests (at least one).
+  local interval = 60000 / (rpm * f)
+  local burst = math.max(1, math.floor(rpm * f / 600))
+  local tat = math.max(tonumber(redis.call('GET', KEYS[1])) or now, now)
+  local over = tat - now - interval * (burst - 1)
+  if over > 0 then return {0, math.ceil(over), 'rpm', fm} end
+  newRpm = tat + interval
+end
+if tpm > 0 and tokens > 0 then
+  -- Burst: a tenth of a minute's tokens; a call larger than that passes when the bucket is empty.
+  local tat = math.max(tonumber(redis.call('GET', KEYS[2])) or now, now)
+  local over = tat - now - 6000
+  if over > 0 then return {0, math.ceil(over), 'tpm', fm} end
+  newTpm = tat + tokens * 60000 / (tpm * f)
+end
+if newRpm then redis.call('SET', KEYS[1], string.format('%.3f', newRpm), 'PX', math.ceil(newRpm - now) + 1000) end
+if newTpm then redis.call('SET', KEYS[2], string.format('%.3f', newTpm), 'PX', math.ceil(newTpm - now) + 1000) end
+if maxc > 0 then
+  redis.call('ZADD', KEYS[3], now + tonumber(ARGV[6]), ARGV[5])
+  redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[6]) * 2)
+end
+return {1, 0, '', fm}
+)lua";
+
+// KEYS: adapt hash. ARGV: rate_limited 0/1, block ms (-1 none), low 0/1, recovery ms.
+const std::string kObserveLua = std::string(kFactorLua) + R"lua(
+local now = serverNow()
+local recovery = tonumber(ARGV[4])
+local f, block = factorNow(KEYS[1], now, recovery)
+local nf = f
+if ARGV[1] == '1' then nf = math.max(0.1, f * 0.5)
+elseif ARGV[3] == '1' then nf = math.max(0.1, f * 0.8) end
+if nf < f then redis.call('HSET', KEYS[1], 'factor', nf, 'since', now) end
+local b = tonumber(ARGV[2])
+if b >= 0 and now + b > block then redis.call('HSET', KEYS[1], 'block_until', now + b) end
+redis.call('PEXPIRE', KEYS[1], recovery * 2 + math.max(b, 0))
+return math.floor(nf * 1000000)
+)lua";
+
+const RedisScript& acquireScript() { static const RedisScript s(kAcquireLua); return s; }
+const RedisScript& observeScript() { static const RedisScript s(kObserveLua); return s; }
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::optional<std::int64_t> parseInt(const std::string& s) {
+  try {
+    std::size_t used = 0;
+    const long long v = std::stoll(s, &used);
+    return used ? std::optional<std::int64_t>(v) : std::nullopt;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+// "1s", "6m0s", "20ms", "0.5s", or plain seconds.
+std::optional<std::chrono::milliseconds> parseDuration(const std::string& s) {
+  double total_ms = 0;
+  std::size_t i = 0;
+  bool any = false;
+  while (i < s.size()) {
+    std::size_t used = 0;
+    double v = 0;
+    try {
+      v = std::stod(s.substr(i), &used);
+    } catch (const std::exception&) {
+      return std::nullopt;
+    }
+    i += used;
+    any = true;
+    if (s.compare(i, 2, "ms") == 0) { total_ms += v; i += 2; }
+    else if (i < s.size() && s[i] == 'h') { total_ms += v * 3'600'000; ++i; }
+    else if (i < s.size() && s[i] == 'm') { total_ms += v * 60'000; ++i; }
+    else if (i < s.size() && s[i] == 's') { total_ms += v * 1000; ++i; }
+    else if (i == s.size()) total_ms += v * 1000;
+    else return std::nullopt;
+  }
+  if (!any || total_ms < 0) return std::nullopt;
+  return std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(total_ms)));
+}
+
+std::string newLeaseId() {
+  static std::atomic<std::uint64_t> counter{0};
+  static const std::uint64_t process_tag = std::random_device{}();
+  return std::to_string(process_tag) + "-" + std::to_string(counter.fetch_add(1));
+}
+
+}  // namespace
+
+ProviderHints parseRateLimitHeaders(int http_status, const std::map<std::string, std::string>& headers) {
+  ProviderHints h;
+  h.rate_limited = http_status == 429;
+  std::map<std::string, std::string> lc;
+  for (const auto& [k, v] : headers) lc[lower(k)] = v;
+  auto get = [&](const char* name) -> const std::string* {
+    auto it = lc.find(name);
+    return it == lc.end() ? nullptr : &it->second;
+  };
+  if (auto* v = get("retry-after-ms")) {
+    if (auto n = parseInt(*v)) h.retry_after = std::chrono::milliseconds(*n);
+  } else if (auto* r = get("retry-after")) {
+    h.retry_after = parseDuration(*r);
+  }
+  auto intOf = [&](const char* a, const char* b) -> std::optional<std::int64_t> {
+    if (auto* v = get(a)) return parseInt(*v);
+    if (auto* v = get(b)) return parseInt(*v);
+    return std::nullopt;
+  };
+  h.limit_requests = intOf("x-ratelimit-limit-requests", "anthropic-ratelimit-requests-limit");
+  h.remaining_requests = intOf("x-ratelimit-remaining-requests", "anthropic-ratelimit-requests-remaining");
+  h.limit_tokens = intOf("x-ratelimit-limit-tokens", "anthropic-ratelimit-tokens-limit");
+  h.remaining_tokens = intOf("x-ratelimit-remaining-tokens", "anthropic-ratelimit-tokens-remaining");
+  if (auto* v = get("x-ratelimit-reset-requests")) h.reset_requests = parseDuration(*v);
+  if (auto* v = get("x-ratelimit-reset-tokens")) h.reset_tokens = parseDuration(*v);
+  return h;
+}
+
+RateLimiter::RateLimiter(std::shared_ptr<RedisPool> pool, std::string key_prefix, std::chrono::milliseconds lease_ttl)
+    : pool_(std::move(pool)), prefix_(std::move(key_prefix) + "rl:"), lease_ttl_(lease_ttl) {}
+
+std::string RateLimiter::keyFor(const ModelConfig& model, const char* what) const {
+  return prefix_ + model.provider + ":" + model.name + ":" + what;
+}
+
+Result<RateLimitDecision> RateLimiter::acquire(const ModelConfig& model, std::int64_t tokens) {
+  const auto& l = model.limits;
+  const std::string lease = l.max_concurrency > 0 ? newLeaseId() : std::string();
+  auto reply = pool_->eval(acquireScript(),
+                           {keyFor(model, "rpm"), keyFor(model, "tpm"), keyFor(model, "leases"), keyFor(model, "adapt")},
+                           {std::to_string(l.rpm), std::to_string(l.tpm), std::to_string(l.max_concurrency),
+                            std::to_string(std::max<std::int64_t>(0, tokens)), lease, std::to_string(lease_ttl_.count()),
+                            std::to_string(kRecoveryMs)});
+  if (!reply) return reply.error();
+  if (reply->type != Reply::Type::kArray || reply->elements.size() != 4)
+    return Error::internal("rate limiter script: " + reply->str);
+  RateLimitDecision d;
+  d.granted = reply->elements[0].integer == 1;
+  d.wait = std::chrono::milliseconds(reply->elements[1].integer);
+  d.reason = reply->elements[2].str;
+  d.rate_factor = static_cast<double>(reply->elements[3].integer) / 1e6;
+  if (d.granted) d.lease = lease;
+  return d;
+}
+
+Status RateLimiter::release(const ModelConfig& model, const std::string& lease) {
+  if (lease.empty()) return {};
+  auto reply = pool_->command({"ZREM", keyFor(model, "leases"), lease});
+  if (!reply) return reply.error();
+  return {};
+}
+
+Status RateLimiter::observe(const ModelConfig& model, const ProviderHints& hints) {
+  std::int64_t block_ms = -1;
+  if (hints.retry_after) block_ms = hints.retry_after->count();
+  if (hints.remaining_requests && *hints.remaining_requests <= 0 && hints.reset_requests)
+    block_ms = std::max(block_ms, static_cast<std::int64_t>(hints.reset_requests->count()));
+  if (hints.remaining_tokens && *hints.remaining_tokens <= 0 && hints.reset_tokens)
+    block_ms = std::max(block_ms, static_cast<std::int64_t>(hints.reset_tokens->count()));
+  if (hints.rate_limited && block_ms < 0) block_ms = 1000;  // a bare 429: back off a second
+  // Below a tenth of the provider's window left: slow down before it says 429.
+  const bool low = (hints.limit_requests && hints.remaining_requests && *hints.limit_requests > 0 &&
+                    *hints.remaining_requests * 10 < *hints.limit_requests) ||
+                   (hints.limit_tokens && hints.remaining_tokens && *hints.limit_tokens > 0 &&
+                    *hints.remaining_tokens * 10 < *hints.limit_tokens);
+  if (!hints.rate_limited && !low && block_ms < 0) return {};
+  auto reply = pool_->eval(observeScript(), {keyFor(model, "adapt")},
+                           {hints.rate_limited ? "1" : "0", std::to_string(block_ms), low ? "1" : "0",
+                            std::to_string(kRecoveryMs)});
+  if (!reply) return reply.error();
+  if (reply->type == Reply::Type::kError) return Error::internal("rate limiter script: " + reply->str);
+  return {};
+}
+
+}  // namespace ticketflow::redis

@@ -1,0 +1,561 @@
+// budget show|set|reset, cache stats|purge|eval, bench cache|ledger: the Redis components'
+// commands.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <random>
+#include <sstream>
+#include <thread>
+#include <unordered_map>
+
+#include <nlohmann/json.hpp>
+
+#include "command.hpp"
+#include "ticketflow/config/config.hpp"
+#include "ticketflow/redis/budget_ledger.hpp"
+#include "ticketflow/redis/embedded_server.hpp"
+#include "ticketflow/redis/pool.hpp"
+#include "ticketflow/redis/semantic_cache.hpp"
+
+namespace ticketflow::app {
+namespace {
+
+using Steady = std::chrono::steady_clock;
+
+Config loadConfigOption(const cli::ParsedArgs& args) {
+  if (auto path = args.find("config")) return loadConfig(*path);
+  return loadEmbeddedConfig();
+}
+
+std::string displayUrl(const std::string& url) {
+  return url.find('@') == std::string::npos ? url : "(url with credentials)";
+}
+
+// A pool on the configured Redis, checked with PING so an unreachable server is one clear line.
+std::shared_ptr<redis::RedisPool> connectConfigured(const Config& config) {
+  auto options = redis::RedisPoolOptions::fromConfig(config.redis);
+  if (!options) throw std::runtime_error("redis.url: " + options.error().message);
+  auto pool = std::make_shared<redis::RedisPool>(*options);
+  auto pong = pool->command({"PING"});
+  if (!pong || pong->type == redis::Reply::Type::kError)
+    throw std::runtime_error("Redis at " + displayUrl(config.redis.url) + " is not reachable (" +
+                             (pong ? pong->str : pong.error().message) +
+                             "); start redis-server or set TICKETFLOW_REDIS_URL / redis.url");
+  return pool;
+}
+
+std::shared_ptr<redis::RedisPool> connectPrivate(const redis::EmbeddedRedisServer& server, int size) {
+  redis::RedisPoolOptions options;
+  options.endpoint.port = server.port();
+  options.pool_size = size;
+  options.command_timeout = std::chrono::seconds(10);
+  options.acquire_timeout = std::chrono::seconds(10);
+  return std::make_shared<redis::RedisPool>(options);
+}
+
+std::string usd(MicroUsd micro) {
+  std::ostringstream out;
+  out << (micro < 0 ? "-" : "") << "$" << std::llabs(micro) / kMicroUsdPerUsd << "." << std::setw(6)
+      << std::setfill('0') << std::llabs(micro) % kMicroUsdPerUsd;
+  return out.str();
+}
+
+MicroUsd parseUsd(const std::string& text) {
+  std::size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || value < 0 || !std::isfinite(value))
+    throw cli::UsageError("--usd: expected a non-negative amount in dollars, e.g. 12.50");
+  return static_cast<MicroUsd>(std::llround(value * kMicroUsdPerUsd));
+}
+
+BudgetScope parseScopeArg(const std::string& s) {
+  if (s == "global") return BudgetScope::kGlobal;
+  if (s == "tenant") return BudgetScope::kTenant;
+  if (s == "tier") return BudgetScope::kTier;
+  throw cli::UsageError("--scope: expected global, tenant or tier");
+}
+
+redis::BudgetPeriod parsePeriodArg(const std::string& s) {
+  if (s == "day") return redis::BudgetPeriod::kDay;
+  if (s == "month") return redis::BudgetPeriod::kMonth;
+  throw cli::UsageError("--period: expected day or month");
+}
+
+std::string scopeNameArg(const cli::ParsedArgs& args, BudgetScope scope) {
+  const std::string name = args.find("name").value_or("");
+  if (scope != BudgetScope::kGlobal && name.empty()) throw cli::UsageError("--name: scope tenant or tier needs a name");
+  if (scope == BudgetScope::kGlobal && !name.empty()) throw cli::UsageError("--name: the global scope has no name");
+  return name;
+}
+
+redis::BudgetLedger makeLedger(const Config& config) {
+  return redis::BudgetLedger(connectConfigured(config), config.budgets, config.redis.key_prefix);
+}
+
+int runBudgetShow(const cli::ParsedArgs& args) {
+  const Config config = loadConfigOption(args);
+  auto ledger = makeLedger(config);
+  auto rows = ledger.show();
+  if (!rows) throw std::runtime_error(rows.error().message);
+  std::cout << std::left << std::setw(8) << "scope" << std::setw(18) << "name" << std::setw(7) << "period"
+            << std::setw(12) << "id" << std::right << std::setw(16) << "settled" << std::setw(16) << "reserved"
+            << std::setw(16) << "cap" << std::setw(8) << "used" << "\n";
+  for (const auto& r : *rows) {
+    std::ostringstream used;
+    if (r.cap && *r.cap > 0) used << std::fixed << std::setprecision(1) << 100.0 * static_cast<double>(r.settled + r.reserved) / static_cast<double>(*r.cap) << "%";
+    else used << "-";
+    std::cout << std::left << std::setw(8) << r.scope << std::setw(18) << (r.name.empty() ? "-" : r.name) << std::setw(7)
+              << r.period << std::setw(12) << r.period_id << std::right << std::setw(16) << usd(r.settled)
+              << std::setw(16) << usd(r.reserved) << std::setw(16) << (r.cap ? usd(*r.cap) : "none") << std::setw(8)
+              << used.str() << (r.uncharged > 0 ? "  uncharged " + usd(r.uncharged) : "") << "\n";
+  }
+  std::cout << "policy when a cap has no room: " << budgetPolicyName(config.budgets.on_exhausted)
+            << "; audit stream: " << ledger.auditStreamKey() << "\n";
+  return kExitOk;
+}
+
+int runBudgetSet(const cli::ParsedArgs& args) {
+  const Config config = loadConfigOption(args);
+  const BudgetScope scope = parseScopeArg(args.get("scope"));
+  const std::string name = scopeNameArg(args, scope);
+  const auto period = parsePeriodArg(args.get("period"));
+  if (args.has("usd") == args.has("none")) throw cli::UsageError("give exactly one of --usd AMOUNT or --none");
+  const std::optional<MicroUsd> cap = args.has("usd") ? std::optional<MicroUsd>(parseUsd(args.get("usd"))) : std::nullopt;
+  auto ledger = makeLedger(config);
+  if (auto st = ledger.setCap(scope, name, period, cap); !st) throw std::runtime_error(st.error().message);
+  std::cout << "cap " << redis::budgetScopeName(scope) << (name.empty() ? "" : ":" + name) << " per "
+            << redis::budgetPeriodName(period) << " set to " << (cap ? usd(*cap) : "none (uncapped)")
+            << " (overrides the configuration until `ticketflow budget reset --cap`)\n";
+  return kExitOk;
+}
+
+int runBudgetReset(const cli::ParsedArgs& args) {
+  const Config config = loadConfigOption(args);
+  const auto period = parsePeriodArg(args.get("period"));
+  auto ledger = makeLedger(config);
+  if (args.has("cap")) {
+    const BudgetScope scope = parseScopeArg(args.get("scope"));
+    const std::string name = scopeNameArg(args, scope);
+    if (auto st = ledger.resetCap(scope, name, period); !st) throw std::runtime_error(st.error().message);
+    std::cout << "cap " << redis::budgetScopeName(scope) << (name.empty() ? "" : ":" + name) << " per "
+              << redis::budgetPeriodName(period) << " back to the configured value\n";
+    return kExitOk;
+  }
+  std::optional<BudgetScope> scope;
+  std::string name;
+  if (args.has("scope")) {
+    scope = parseScopeArg(args.get("scope"));
+    name = scopeNameArg(args, *scope);
+  }
+  if (auto st = ledger.resetSpend(scope, name, period); !st) throw std::runtime_error(st.error().message);
+  std::cout << "spend of the current " << redis::budgetPeriodName(period) << " reset for "
+            << (scope ? std::string(redis::budgetScopeName(*scope)) + (name.empty() ? "" : ":" + name) : "every scope")
+            << " (outstanding reservations kept)\n";
+  return kExitOk;
+}
+
+std::string formatTime(std::chrono::system_clock::time_point t) {
+  return t.time_since_epoch().count() == 0 ? "-" : formatRfc3339(t);
+}
+
+int runCacheStats(const cli::ParsedArgs& args) {
+  const Config config = loadConfigOption(args);
+  redis::SemanticCache cache(connectConfigured(config), config.cache, config.redis.key_prefix, redis::makeEmbedder(config.cache));
+  auto stats = cache.stats();
+  if (!stats) throw std::runtime_error(stats.error().message);
+  std::int64_t total = 0;
+  std::cout << std::left << std::setw(24) << "tenant" << std::right << std::setw(10) << "entries" << "  "
+            << std::setw(26) << "oldest" << "  " << std::setw(26) << "newest" << "\n";
+  for (const auto& t : stats->tenants) {
+    total += t.entries;
+    std::cout << std::left << std::setw(24) << t.tenant << std::right << std::setw(10) << t.entries << "  "
+              << std::setw(26) << formatTime(t.oldest) << "  " << std::setw(26) << formatTime(t.newest) << "\n";
+  }
+  std::cout << "total entries: " << total << "; Redis used memory: " << stats->used_memory
+            << "; threshold " << config.cache.similarity_threshold << ", ttl " << config.cache.ttl_s << " s\n";
+  return kExitOk;
+}
+
+int runCachePurge(const cli::ParsedArgs& args) {
+  const Config config = loadConfigOption(args);
+  redis::CachePurgeFilter filter;
+  filter.tenant = args.find("tenant");
+  filter.category = args.find("category");
+  if (args.has("older-than")) filter.older_than = std::chrono::seconds(args.getInt("older-than", 0, 1LL << 40));
+  if (!filter.tenant && !filter.category && !filter.older_than && !args.has("all"))
+    throw cli::UsageError("say what to purge: --tenant, --category, --older-than, or --all");
+  redis::SemanticCache cache(connectConfigured(config), config.cache, config.redis.key_prefix, redis::makeEmbedder(config.cache));
+  auto purged = cache.purge(filter);
+  if (!purged) throw std::runtime_error(purged.error().message);
+  std::cout << "purged " << *purged << " cache entries\n";
+  return kExitOk;
+}
+
+struct LabelledTicket {
+  std::string text;
+  std::string label;
+};
+
+std::vector<LabelledTicket> readLabelled(const std::string& path, const std::string& text_col, const std::string& label_col) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(path + ": cannot open");
+  std::vector<LabelledTicket> out;
+  std::size_t line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    if (line.empty()) continue;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_object() || !j.contains(text_col) || !j.contains(label_col) || !j[text_col].is_string() || !j[label_col].is_string())
+      throw std::runtime_error(path + ":" + std::to_string(line_no) + ": expected a JSON object with string fields '" + text_col + "' and '" + label_col + "'");
+    out.push_back({j[text_col].get<std::string>(), j[label_col].get<std::string>()});
+  }
+  return out;
+}
+
+std::vector<double> parseThresholds(const std::string& text) {
+  std::vector<double> out;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    try {
+      out.push_back(std::stod(item));
+    } catch (const std::exception&) {
+      throw cli::UsageError("--thresholds: expected comma-separated numbers, e.g. 0.85,0.9,0.95");
+    }
+  }
+  return out;
+}
+
+// key=value,... over HashingEmbedderOptions, to compare embedder variants with `cache eval`.
+redis::HashingEmbedderOptions parseEmbedderOptions(const std::string& text) {
+  redis::HashingEmbedderOptions o;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    const auto eq = item.find('=');
+    const std::string key = item.substr(0, eq);
+    double value = 0;
+    try {
+      value = std::stod(eq == std::string::npos ? "" : item.substr(eq + 1));
+    } catch (const std::exception&) {
+      throw cli::UsageError("--embedder-options: expected key=number, got '" + item + "'");
+    }
+    if (key == "word") o.word_weight = value;
+    else if (key == "bigram") o.bigram_weight = value;
+    else if (key == "char") o.char_weight = value;
+    else if (key == "boilerplate") o.boilerplate_factor = value;
+    else if (key == "char_min") o.char_min = static_cast<int>(value);
+    else if (key == "char_max") o.char_max = static_cast<int>(value);
+    else if (key == "sublinear") o.sublinear_tf = value != 0;
+    else if (key == "normalise_groups") o.normalise_groups = value != 0;
+    else throw cli::UsageError("--embedder-options: unknown key '" + key + "' (word, bigram, char, boilerplate, char_min, char_max, sublinear, normalise_groups)");
+  }
+  return o;
+}
+
+// Replays the stream in order: look up each ticket (nearest entry of any category), then insert
+// it. One pass serves every threshold: the cache content does not depend on the threshold.
+int runCacheEval(const cli::ParsedArgs& args) {
+  Config config = loadConfigOption(args);
+  const auto tickets = readLabelled(args.get("data"), args.get("text-col"), args.get("label-col"));
+  std::vector<double> thresholds;
+  if (args.has("thresholds")) {
+    thresholds = parseThresholds(args.get("thresholds"));
+  } else {
+    for (int t = 80; t <= 99; ++t) thresholds.push_back(t / 100.0);
+  }
+  if (args.has("dimension")) config.cache.dimension = static_cast<int>(args.getInt("dimension", 16, 65536));
+  const bool in_memory = args.has("in-memory");
+  std::shared_ptr<const redis::Embedder> embedder;
+  if (auto options = args.find("embedder-options")) {
+    embedder = std::make_shared<redis::HashingEmbedder>(config.cache.dimension, parseEmbedderOptions(*options));
+  } else {
+    embedder = redis::makeEmbedder(config.cache);
+  }
+  std::vector<double> best(tickets.size(), -1.0);
+  std::vector<std::string> best_label(tickets.size());
+  const auto started = Steady::now();
+  if (in_memory) {
+    // Exact nearest neighbour by brute force: the upper bound of what LSH can find.
+    std::vector<std::vector<float>> vectors;
+    for (std::size_t i = 0; i < tickets.size(); ++i) {
+      auto v = embedder->embed(tickets[i].text);
+      if (!v) throw std::runtime_error(v.error().message);
+      for (std::size_t j = 0; j < vectors.size(); ++j) {
+        double dot = 0;
+        for (std::size_t k = 0; k < v->size(); ++k) dot += static_cast<double>((*v)[k]) * vectors[j][k];
+        if (dot > best[i]) {
+          best[i] = dot;
+          best_label[i] = tickets[j].label;
+        }
+      }
+      vectors.push_back(std::move(*v));
+    }
+  } else {
+    // The production lookup path against a private redis-server, so nothing real is touched.
+    redis::EmbeddedRedisServer server;
+    redis::SemanticCache cache(connectPrivate(server, 2), config.cache, "eval:", embedder);
+    for (std::size_t i = 0; i < tickets.size(); ++i) {
+      auto probe = cache.probe("eval", "", tickets[i].text);
+      if (!probe) throw std::runtime_error(probe.error().message);
+      if (probe->best) {
+        best[i] = probe->best->similarity;
+        best_label[i] = probe->best->entry.category;
+      }
+      redis::CacheEntry entry;
+      entry.category = tickets[i].label;
+      entry.source_ticket_id = std::to_string(i);
+      if (auto st = cache.store("eval", tickets[i].text, entry); !st) throw std::runtime_error(st.error().message);
+      if ((i + 1) % 1000 == 0) std::cerr << "  replayed " << (i + 1) << " of " << tickets.size() << "\n";
+    }
+  }
+  const double seconds = std::chrono::duration<double>(Steady::now() - started).count();
+  std::cout << "cache eval: " << tickets.size() << " tickets from " << args.get("data") << ", "
+            << (in_memory ? "exact nearest neighbour (in memory)" : "Redis LSH lookup path (private redis-server)")
+            << ", hashing embedder dimension " << config.cache.dimension
+            << (args.has("embedder-options") ? " (" + args.get("embedder-options") + ")" : "") << ", lsh " << config.cache.lsh_bands << "x"
+            << config.cache.lsh_rows_per_band << ", " << std::fixed << std::setprecision(1) << seconds << " s\n";
+  std::cout << "threshold    hits  hit rate  same label\n";
+  for (double t : thresholds) {
+    std::size_t hits = 0, agree = 0;
+    for (std::size_t i = 0; i < tickets.size(); ++i) {
+      if (best[i] >= t) {
+        ++hits;
+        agree += best_label[i] == tickets[i].label;
+      }
+    }
+    std::cout << std::setprecision(2) << std::setw(9) << t << std::setw(8) << hits << std::setw(9)
+              << 100.0 * static_cast<double>(hits) / static_cast<double>(tickets.size()) << "%" << std::setw(11)
+              << (hits ? 100.0 * static_cast<double>(agree) / static_cast<double>(hits) : 0.0) << "%"
+              << (std::fabs(t - config.cache.similarity_threshold) < 1e-9 ? "   <- configured" : "") << "\n";
+  }
+  return kExitOk;
+}
+
+// Synthetic ticket texts, so the benchmark needs no data file: 8-40 words drawn from a
+// 30,000-word vocabulary with a Zipf(1) law, like natural text (a few words very common, most
+// rare), plus a digit now and then.
+class TextGenerator {
+ public:
+  explicit TextGenerator(std::uint64_t seed) : rng_(seed) {
+    static const std::vector<double> cdf = [] {
+      std::vector<double> c(kVocabulary);
+      double sum = 0;
+      for (std::size_t i = 0; i < c.size(); ++i) c[i] = (sum += 1.0 / static_cast<double>(i + 1));
+      for (auto& x : c) x /= sum;
+      return c;
+    }();
+    cdf_ = &cdf;
+  }
+  std::string next() {
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    std::uniform_int_distribution<int> len(8, 40);
+    std::string out;
+    const int n = len(rng_);
+    for (int i = 0; i < n; ++i) {
+      const auto rank = static_cast<std::size_t>(std::lower_bound(cdf_->begin(), cdf_->end(), u(rng_)) - cdf_->begin());
+      if (i) out.push_back(' ');
+      out += word(rank);
+      if (u(rng_) < 0.05) out += std::to_string(rank % 100);
+    }
+    return out;
+  }
+
+ private:
+  static constexpr std::size_t kVocabulary = 30'000;
+  // A pronounceable pseudo-word per rank: consonant-vowel syllables from the rank's digits.
+  static std::string word(std::size_t rank) {
+    static const char* kC = "bcdfghklmnprstvz";
+    static const char* kV = "aeiou";
+    std::string w;
+    std::size_t x = rank + 7;
+    do {
+      w.push_back(kC[x % 16]);
+      x /= 16;
+      w.push_back(kV[x % 5]);
+      x /= 5;
+    } while (x);
+    return w;
+  }
+  std::mt19937_64 rng_;
+  const std::vector<double>* cdf_;
+};
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
+int runBenchCache(const cli::ParsedArgs& args) {
+  Config config = loadConfigOption(args);
+  if (args.has("dimension")) config.cache.dimension = static_cast<int>(args.getInt("dimension", 16, 65536));
+  std::vector<long long> sizes;
+  {
+    std::stringstream in(args.get("entries"));
+    for (std::string item; std::getline(in, item, ',');) sizes.push_back(std::stoll(item));
+  }
+  const int threads = static_cast<int>(args.getInt("threads", 1, 64));
+  const int lookups = static_cast<int>(args.getInt("lookups", 100, 1'000'000));
+  redis::EmbeddedRedisServer server;
+  auto pool = connectPrivate(server, threads + 1);
+  redis::SemanticCache cache(pool, config.cache, "bench:", redis::makeEmbedder(config.cache));
+  std::cout << "bench cache: private redis-server, hashing embedder dimension " << config.cache.dimension
+            << " (int8 vectors), lsh " << config.cache.lsh_bands << "x" << config.cache.lsh_rows_per_band
+            << ", " << threads << " insert threads\n";
+  long long stored = 0;
+  std::vector<std::string> samples;  // texts known to be stored, for near-duplicate queries
+  for (long long target : sizes) {
+    const long long to_insert = target - stored;
+    if (to_insert > 0) {
+      std::atomic<long long> next{0};
+      std::atomic<long long> failures{0};
+      const auto started = Steady::now();
+      std::vector<std::thread> pool_threads;
+      for (int t = 0; t < threads; ++t) {
+        pool_threads.emplace_back([&, t] {
+          TextGenerator gen(static_cast<std::uint64_t>(stored * 131 + t));
+          redis::CacheEntry entry;
+          entry.answer_json = R"({"reply":"benchmark answer"})";
+          entry.model = "bench";
+          entry.tier = "fast";
+          entry.category = "Hardware";
+          for (long long i; (i = next.fetch_add(1)) < to_insert;) {
+            entry.source_ticket_id = "B-" + std::to_string(stored + i);
+            if (!cache.store("bench", gen.next(), entry)) ++failures;
+            if (i > 0 && i % 100'000 == 0 && t == 0) std::cerr << "  inserted " << (stored + i) << "\n";
+          }
+        });
+      }
+      for (auto& th : pool_threads) th.join();
+      const double secs = std::chrono::duration<double>(Steady::now() - started).count();
+      std::cout << "  inserted " << to_insert << " entries in " << std::fixed << std::setprecision(1) << secs << " s: "
+                << std::setprecision(0) << static_cast<double>(to_insert) / secs << " inserts/s"
+                << (failures ? " (" + std::to_string(failures.load()) + " failed)" : "") << "\n";
+      stored = target;
+    }
+    // Queries: half near-duplicates of stored texts (one word changed), half new texts.
+    TextGenerator replay(static_cast<std::uint64_t>(0 * 131));  // thread 0's first texts are stored
+    TextGenerator fresh(0xfeedULL + static_cast<std::uint64_t>(target));
+    std::vector<double> lat_us;
+    long long hits = 0;
+    for (int i = 0; i < lookups; ++i) {
+      std::string q = i % 2 ? fresh.next() : replay.next() + " again";
+      const auto t0 = Steady::now();
+      auto hit = cache.lookup("bench", "Hardware", q);
+      lat_us.push_back(std::chrono::duration<double, std::micro>(Steady::now() - t0).count());
+      hits += hit.has_value();
+    }
+    auto info = pool->command({"INFO", "memory"});
+    std::string mem = "?";
+    if (info) {
+      const auto p = info->str.find("used_memory_human:");
+      if (p != std::string::npos) mem = info->str.substr(p + 18, info->str.find('\r', p) - p - 18);
+    }
+    std::cout << "  " << target << " entries: lookup p50 " << std::setprecision(0) << percentile(lat_us, 0.5)
+              << " us, p99 " << percentile(lat_us, 0.99) << " us, max " << percentile(lat_us, 1.0) << " us ("
+              << lookups << " lookups, " << hits << " hits); Redis memory " << mem << "\n";
+  }
+  return kExitOk;
+}
+
+int runBenchLedger(const cli::ParsedArgs& args) {
+  const Config config = loadConfigOption(args);
+  const int threads = static_cast<int>(args.getInt("threads", 1, 256));
+  const double seconds = static_cast<double>(args.getInt("seconds", 1, 600));
+  redis::EmbeddedRedisServer server;
+  BudgetsConfig budgets = config.budgets;
+  redis::BudgetLedger ledger(connectPrivate(server, threads), budgets, "bench:");
+  std::atomic<long long> pairs{0}, errors{0};
+  const auto deadline = Steady::now() + std::chrono::duration_cast<Steady::duration>(std::chrono::duration<double>(seconds));
+  const auto started = Steady::now();
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      std::mt19937_64 rng(static_cast<std::uint64_t>(t));
+      std::uniform_int_distribution<MicroUsd> cost(1, 2000);
+      for (long long i = 0; Steady::now() < deadline; ++i) {
+        const std::string id = "bench-" + std::to_string(t) + "-" + std::to_string(i);
+        const MicroUsd estimate = cost(rng);
+        auto r = ledger.reserve({id, 1, "tenant-" + std::to_string(t % 4), "fast", estimate});
+        if (!r || !r->reserved) {
+          ++errors;
+          continue;
+        }
+        if (!ledger.settle(id, 1, estimate / 2)) ++errors;
+        else ++pairs;
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  const double elapsed = std::chrono::duration<double>(Steady::now() - started).count();
+  std::cout << "bench ledger: private redis-server, " << threads << " threads, " << std::fixed << std::setprecision(1)
+            << elapsed << " s, " << budgets.caps.size() << " configured caps (6 buckets per operation)\n"
+            << "  " << pairs.load() << " reserve+settle pairs: " << std::setprecision(0)
+            << static_cast<double>(pairs.load()) / elapsed << " pairs/s ("
+            << 2.0 * static_cast<double>(pairs.load()) / elapsed << " ledger operations/s)"
+            << (errors ? ", " + std::to_string(errors.load()) + " refused or failed" : "") << "\n";
+  return kExitOk;
+}
+
+}  // namespace
+
+std::vector<Command> redisCommands() {
+  const auto cfg = configOption();
+  const cli::OptionSpec scope{"scope", "S", "global, tenant or tier", ""};
+  const cli::OptionSpec name{"name", "NAME", "tenant or tier name (not for global)", ""};
+  const cli::OptionSpec period{"period", "P", "day or month (UTC)", ""};
+  return {
+      {{"budget show", "print spend against caps per tenant, tier and period", "", 0, 0, {cfg},
+        "Current UTC day and month: settled spend, outstanding reservations and the cap of every capped\n"
+        "bucket and every bucket with activity. Reads the ledger in the configured Redis."},
+       runBudgetShow, ""},
+      {{"budget set", "set a budget cap", "", 0, 0,
+        {cfg, scope, name, period, {"usd", "AMOUNT", "cap in dollars, e.g. 250.00", ""}, {"none", "", "no cap for this bucket", ""}},
+        "The cap is kept in Redis and overrides budgets.caps for every replica at once.\n"
+        "Example: ticketflow budget set --scope tenant --name acme --period day --usd 25"},
+       runBudgetSet, ""},
+      {{"budget reset", "reset spend counters (or a cap override with --cap)", "", 0, 0,
+        {cfg, scope, name, period, {"cap", "", "remove the cap set by `budget set` instead of resetting spend", ""}},
+        "Without --scope resets the current period's spend of every bucket. Outstanding reservations are\n"
+        "kept (their settle or release still lands)."},
+       runBudgetReset, ""},
+      {{"cache stats", "print semantic cache statistics", "", 0, 0, {cfg}}, runCacheStats, ""},
+      {{"cache purge", "purge cache entries by tenant, category or age", "", 0, 0,
+        {cfg, {"tenant", "T", "only this tenant", ""}, {"category", "C", "only entries of this category", ""},
+         {"older-than", "SECONDS", "only entries older than this", ""}, {"all", "", "everything (no filter)", ""}},
+        "Filters combine (AND)."},
+       runCachePurge, ""},
+      {{"cache eval", "replay a labelled stream and measure hit rate and agreement", "", 0, 0,
+        {cfg, {"data", "FILE", "labelled tickets, JSON lines", ""},
+         {"text-col", "C", "text field", "text"},
+         {"label-col", "L", "label field", "category"},
+         {"thresholds", "LIST", "comma-separated cosine thresholds (default 0.80..0.99)", ""},
+         {"dimension", "N", "embedder dimension (default: cache.embedder.dimension)", ""},
+         {"in-memory", "", "exact nearest neighbour in memory instead of the Redis LSH path", ""},
+         {"embedder-options", "LIST", "hashing embedder variant, e.g. boilerplate=1,sublinear=0", ""}},
+        "In order, each ticket is looked up (nearest entry of any category) and then inserted. Prints per\n"
+        "threshold the hit rate and the share of hits whose cached ticket has the same label. Uses a\n"
+        "private redis-server; the configured Redis is not touched."},
+       runCacheEval, ""},
+      {{"bench cache", "benchmark cache lookups and inserts", "", 0, 0,
+        {cfg, {"entries", "LIST", "stored entry counts to measure at", "100000,1000000"},
+         {"lookups", "N", "lookups per measurement", "5000"},
+         {"threads", "N", "insert threads", "2"},
+         {"dimension", "N", "embedder dimension (default: cache.embedder.dimension)", ""}},
+        "Runs against a private redis-server. Prints insert throughput and lookup p50/p99."},
+       runBenchCache, ""},
+      {{"bench ledger", "benchmark budget reserve+settle", "", 0, 0,
+        {cfg, {"threads", "N", "client threads", "16"}, {"seconds", "N", "duration", "5"}},
+        "Runs against a private redis-server with the configured caps."},
+       runBenchLedger, ""},
+  };
+}
+
+}  // namespace ticketflow::app
