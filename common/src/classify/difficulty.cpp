@@ -169,14 +169,6 @@ double sat(double x) { return std::clamp(x, 0.0, 1.0); }
 
 }  // namespace
 
-const char* difficultyName(Difficulty d) {
-  switch (d) {
-    case Difficulty::kEasy: return "easy";
-    case Difficulty::kMedium: return "medium";
-    case Difficulty::kHard: return "hard";
-  }
-  return "medium";
-}
 
 const std::vector<std::string>& DifficultyScorer::signalNames() { return kSignalNames; }
 

@@ -18,11 +18,13 @@
 
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/core/result.hpp"
+#include "ticketflow/domain/messages.hpp"
 
 namespace ticketflow::classify {
 
-enum class Difficulty { kEasy, kMedium, kHard };
-const char* difficultyName(Difficulty d);  // "easy", "medium", "hard"
+// The levels are the domain's (domain/messages.hpp): one concept, one definition.
+using ticketflow::Difficulty;
+using ticketflow::difficultyName;
 
 struct SignalValue {
   std::string name;
