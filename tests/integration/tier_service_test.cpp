@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "fixtures/environment.hpp"
 #include "fixtures/simulator.hpp"
@@ -214,6 +215,29 @@ TEST(TierServicePrompt, InjectedInstructionsStayInsideTheTicketBlockTheProviderR
   EXPECT_GT(fake_system, open);
   EXPECT_LT(fake_system, close);
   std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace ticketflow
+
+namespace ticketflow {
+namespace {
+
+TEST(TierServiceConcurrency, CallsToAModelNeverExceedItsMaxConcurrency) {
+  auto slow = testing::instantSimulatorOptions();
+  slow.latency_scale = 1;
+  slow.default_profile.latency_median_ms = 200;
+  slow.default_profile.latency_p99_ms = 201;
+  Harness h(slow, testing::instantSimulatorOptions());
+  for (auto& m : h.config.models) m.limits.max_concurrency = 2;
+  auto svc = h.service("fast");
+  std::vector<std::thread> callers;
+  std::atomic<int> answered{0};
+  for (int i = 0; i < 8; ++i)
+    callers.emplace_back([&, i] { answered += svc.handle(ticket("T-C" + std::to_string(i), "VPN")).ok() ? 1 : 0; });
+  for (auto& t : callers) t.join();
+  EXPECT_EQ(answered, 8);
+  EXPECT_EQ(h.primary.stats().max_concurrent, 2);
 }
 
 }  // namespace

@@ -147,8 +147,8 @@ ProviderSimulator::~ProviderSimulator() {
 }
 
 SimulatorStats ProviderSimulator::stats() const {
-  return {requests_.load(), ok_.load(), rate_limited_.load(), server_errors_.load(), hangs_.load(), malformed_.load(),
-          unauthorized_.load()};
+  return {requests_.load(), ok_.load(),        rate_limited_.load(), server_errors_.load(),
+          hangs_.load(),    malformed_.load(), unauthorized_.load(), max_concurrent_.load()};
 }
 
 const ModelProfile& ProviderSimulator::profileFor(const std::string& model) const {
@@ -179,6 +179,13 @@ http::HttpResponse ProviderSimulator::handle(const http::HttpRequest& request) {
     return {404, {}, openAiError("not_found", "unknown endpoint " + request.path).dump()};
   }
   requests_.fetch_add(1);
+  const std::int64_t now_in_flight = in_flight_.fetch_add(1) + 1;
+  for (auto seen = max_concurrent_.load(); now_in_flight > seen && !max_concurrent_.compare_exchange_weak(seen, now_in_flight);) {
+  }
+  struct InFlight {
+    std::atomic<std::int64_t>& counter;
+    ~InFlight() { counter.fetch_sub(1); }
+  } in_flight_guard{in_flight_};
   auto errorBody = [&](const std::string& openai_type, const std::string& anthropic_type, const std::string& msg) {
     return (anthropic ? anthropicError(anthropic_type, msg) : openAiError(openai_type, msg)).dump();
   };

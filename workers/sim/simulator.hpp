@@ -84,6 +84,7 @@ struct SimulatorStats {
   std::int64_t hangs = 0;
   std::int64_t malformed = 0;
   std::int64_t unauthorized = 0;
+  std::int64_t max_concurrent = 0;  // the most model requests being answered at once
 };
 
 class ProviderSimulator {
@@ -117,7 +118,7 @@ class ProviderSimulator {
   std::condition_variable stop_cv_;
   bool stopping_ = false;
   std::atomic<std::int64_t> requests_{0}, ok_{0}, rate_limited_{0}, server_errors_{0}, hangs_{0}, malformed_{0},
-      unauthorized_{0};
+      unauthorized_{0}, in_flight_{0}, max_concurrent_{0};
   std::unique_ptr<http::HttpServer> server_;  // last: stopped first
 };
 

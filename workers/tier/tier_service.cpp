@@ -53,8 +53,11 @@ TierService::TierService(const Config& config, const std::string& tier, ModelCli
     const ProviderConfig* prov = config.findProvider(model->provider);
     const bool degraded = std::find(tier_.degraded_fallbacks.begin(), tier_.degraded_fallbacks.end(), name) !=
                           tier_.degraded_fallbacks.end();
-    chain_.push_back({model, prov, factory(*prov, *model), std::make_unique<provider::CircuitBreaker>(policy_.breaker, clock_),
-                      degraded});
+    std::unique_ptr<std::counting_semaphore<1 << 20>> slots;
+    if (model->limits.max_concurrency > 0)
+      slots = std::make_unique<std::counting_semaphore<1 << 20>>(model->limits.max_concurrency);
+    chain_.push_back({model, prov, factory(*prov, *model),
+                      std::make_unique<provider::CircuitBreaker>(policy_.breaker, clock_), degraded, std::move(slots)});
   }
 }
 
@@ -75,7 +78,11 @@ Result<provider::ModelReply> TierService::callWithRetries(Entry& entry, provider
   bool repaired = false;
   for (int attempt = 1; attempt <= policy_.attempts_per_model; ++attempt) {
     if (!entry.breaker->allow()) return Error::unavailable(entry.model->name + ": circuit breaker open");
+    // Wait for a free slot no longer than a call could take anyway.
+    if (entry.slots && !entry.slots->try_acquire_for(std::chrono::milliseconds(entry.provider->total_timeout_ms)))
+      return Error::timeout(entry.model->name + ": no free call slot (models[].limits.max_concurrency)");
     auto reply = entry.client->complete(request);
+    if (entry.slots) entry.slots->release();
     ++outcome.calls;
     if (!reply) {
       last = reply.error();

@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <semaphore>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,9 @@ class TierService {
     std::unique_ptr<provider::ModelClient> client;
     std::unique_ptr<provider::CircuitBreaker> breaker;
     bool degraded;
+    // Calls in flight to this model from this process (models[].limits.max_concurrency); null
+    // when unlimited.
+    std::unique_ptr<std::counting_semaphore<1 << 20>> slots;
   };
   // One model, with retries; an unusable reply is repaired once. Errors mean "try the next".
   Result<provider::ModelReply> callWithRetries(Entry& entry, provider::ModelRequest request, TierOutcome& outcome,
