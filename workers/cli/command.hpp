@@ -30,6 +30,7 @@ std::vector<Command> redisCommands();       // budget, cache, bench cache|ledger
 std::vector<Command> simulatorCommands();   // sim
 std::vector<Command> stageCommands();       // bench stage
 std::vector<Command> roleCommands();        // run tier
+std::vector<Command> tierBenchCommands();   // bench tier
 std::vector<Command> plannedCommands();     // declared surface whose implementation is pending
 
 }  // namespace ticketflow::app

@@ -6,7 +6,6 @@ namespace ticketflow::app {
 
 std::vector<Command> plannedCommands() {
   const auto cfg = configOption();
-  const std::string tier = "issue 5: tier pools";
   const std::string pipeline = "issue 7: pipeline";
   return {
       {{"run all", "run intake, every tier pool and the result writers in one process", "", 0, 0, {cfg}}, {}, pipeline},
@@ -19,7 +18,6 @@ std::vector<Command> plannedCommands() {
          {"report", "FILE", "write a self-contained HTML report", ""},
          {"column-map", "MAP", "CSV columns, e.g. body=description,id=number", ""}}},
        {}, pipeline},
-      {{"bench tier", "benchmark the tier role against the simulator", "", 0, 0, {}}, {}, tier},
       {{"bench pipeline", "benchmark the whole pipeline", "", 0, 0, {}}, {}, pipeline},
   };
 }

@@ -31,6 +31,7 @@ int runSim(const cli::ParsedArgs& args) {
   options.latency_scale = args.getDouble("latency-scale");
   if (options.latency_scale < 0) throw cli::UsageError("--latency-scale must be >= 0");
   options.faults_enabled = !args.has("no-faults");
+  options.max_threads = static_cast<int>(args.getInt("max-threads", 1, 4096));
   options.request_log = args.find("request-log").value_or("");
   options.log_bodies = args.has("log-bodies");
   if (auto var = args.find("api-key-env")) {
@@ -70,7 +71,8 @@ std::vector<Command> simulatorCommands() {
              {"no-faults", "", "disable all fault injection"},
              {"request-log", "FILE", "append one JSON line per request (never API keys)"},
              {"log-bodies", "", "include request bodies in the request log (tests)"},
-             {"api-key-env", "NAME", "accept only the key in this environment variable"}},
+             {"api-key-env", "NAME", "accept only the key in this environment variable"},
+             {"max-threads", "N", "requests answered at once (each waits out its latency)", "512"}},
             "Answers like a model provider, deterministically for a given ticket, model and seed, from the\n"
             "runbook snippets; every reply says it is simulated. Profiles set latency (log-normal median and\n"
             "p99), tokens per character, RPM/TPM limits with rate-limit headers, and fault rates."},

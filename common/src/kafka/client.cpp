@@ -122,6 +122,39 @@ Status Producer::produceSync(const std::string& topic, const std::string& key, c
   return {};
 }
 
+Status Producer::produceBatch(const std::string& topic, const std::vector<std::pair<std::string, std::string>>& records,
+                              std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::vector<DeliveryState> states;
+  states.reserve(records.size());
+  for (const auto& [key, value] : records) {
+    auto state = std::make_shared<std::atomic<int>>(kPending);
+    while (true) {
+      auto* opaque = new DeliveryState(state);
+      const rd_kafka_resp_err_t err = rd_kafka_producev(
+          rk_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(key.data(), key.size()),
+          RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+          RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+      if (!err) break;
+      delete opaque;
+      if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || std::chrono::steady_clock::now() > deadline)
+        return Error::unavailable(std::string("produce to ") + topic + " failed: " + rd_kafka_err2str(err));
+      rd_kafka_poll(rk_.get(), 50);  // the local queue is full: let deliveries drain it
+    }
+    states.push_back(std::move(state));
+  }
+  for (const auto& state : states) {
+    while (state->load() == kPending) {
+      if (std::chrono::steady_clock::now() > deadline) return Error::timeout("produce to " + topic + " not acknowledged in time");
+      rd_kafka_poll(rk_.get(), 20);
+    }
+    if (state->load() != RD_KAFKA_RESP_ERR_NO_ERROR)
+      return Error::unavailable(std::string("produce to ") + topic + " failed: " +
+                                rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(state->load())));
+  }
+  return {};
+}
+
 Status Producer::flush(std::chrono::milliseconds timeout) {
   const rd_kafka_resp_err_t err = rd_kafka_flush(rk_.get(), static_cast<int>(timeout.count()));
   if (err) return Error::timeout(std::string("flush: ") + rd_kafka_err2str(err));

@@ -77,6 +77,10 @@ class Producer {
   Status produceSync(const std::string& topic, const std::string& key, const std::string& value,
                      const std::vector<Header>& headers = {},
                      std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // Produces every (key, value) record without waiting between them, then waits until all are
+  // acknowledged; the first failure (or the timeout) is returned. For bulk loads (submit, benches).
+  Status produceBatch(const std::string& topic, const std::vector<std::pair<std::string, std::string>>& records,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(120));
   // Waits until every queued message is acknowledged or `timeout` passes.
   Status flush(std::chrono::milliseconds timeout);
   rd_kafka_t* handle() const { return rk_.get(); }
