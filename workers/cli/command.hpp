@@ -24,7 +24,8 @@ struct Command {
 // The --config option every long-running command takes.
 cli::OptionSpec configOption();
 
-std::vector<Command> foundationCommands();  // broker, config check, demo
+std::vector<Command> foundationCommands();  // broker, config check
+std::vector<Command> pipelineCommands();    // submit, triage, demo
 std::vector<Command> classifierCommands();  // train, eval, classify, bench classifier
 std::vector<Command> redisCommands();       // budget, cache, bench cache|ledger
 std::vector<Command> simulatorCommands();   // sim

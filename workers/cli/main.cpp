@@ -12,6 +12,7 @@ using ticketflow::app::Command;
 
 std::vector<Command> allCommands() {
   auto commands = ticketflow::app::foundationCommands();
+  for (auto& c : ticketflow::app::pipelineCommands()) commands.push_back(std::move(c));
   for (auto& c : ticketflow::app::classifierCommands()) commands.push_back(std::move(c));
   for (auto& c : ticketflow::app::redisCommands()) commands.push_back(std::move(c));
   for (auto& c : ticketflow::app::simulatorCommands()) commands.push_back(std::move(c));

@@ -3,9 +3,20 @@
 #include <algorithm>
 
 namespace ticketflow::tier {
+namespace {
 
-TierRole::TierRole(const Config& config, TierService& service, int call_threads, const Clock& clock)
-    : config_(config), service_(service), clock_(clock), calls_(call_threads) {}
+std::int64_t millisSince(const std::string& rfc3339, const Clock& clock) {
+  auto since = parseRfc3339(rfc3339);
+  if (!since) return 0;
+  return std::max<std::int64_t>(
+      0, std::chrono::duration_cast<std::chrono::milliseconds>(clock.now() - *since).count());
+}
+
+}  // namespace
+
+TierRole::TierRole(const Config& config, TierService& service, int call_threads, const Clock& clock,
+                   redis::SemanticCache* cache, observability::PipelineMetrics* metrics)
+    : config_(config), service_(service), clock_(clock), cache_(cache), metrics_(metrics), calls_(call_threads) {}
 
 stage::Handler TierRole::handler() {
   return [this](const std::shared_ptr<const stage::Delivery>& delivery, stage::Completion completion) {
@@ -13,22 +24,86 @@ stage::Handler TierRole::handler() {
   };
 }
 
+void TierRole::count(const std::string& outcome) {
+  if (metrics_) metrics_->tier_outcomes.with({service_.name(), outcome}).inc();
+}
+
+TicketResult handOffResult(const RoutedTicket& routed, const std::string& reason, MicroUsd spent, const Clock& clock) {
+  TicketResult r;
+  r.ticket_id = routed.ticket.id;
+  r.tenant = routed.ticket.tenant;
+  r.revision = routed.ticket.revision;
+  r.source = routed.ticket.source;
+  r.trace_id = routed.trace_id;
+  r.classification = routed.classification;
+  r.tier = routed.tier;
+  r.answer.summary = "Not triaged by a model: " + utf8Prefix(reason, 1500);
+  r.answer.needs_human = true;
+  r.answer.needs_human_reason = utf8Prefix(reason, 2000);
+  r.answer.confidence = 0;
+  r.cost_micro_usd = spent;
+  r.latency_ms = millisSince(routed.received_at, clock);
+  r.completed_at = formatRfc3339(clock.now());
+  return r;
+}
+
+void TierRole::applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& outcome,
+                                 const stage::Completion& completion) {
+  const MicroUsd spent = routed.spent_micro_usd + outcome.spent_micro_usd;
+  BudgetPolicy policy = outcome.budget_policy;
+  const int index = config_.tierIndex(routed.tier);
+  if (policy == BudgetPolicy::kDowngrade && index <= 0) policy = BudgetPolicy::kDefer;  // nothing cheaper
+  if (metrics_) metrics_->budget_refusals.with({routed.tier, budgetPolicyName(policy)}).inc();
+  switch (policy) {
+    case BudgetPolicy::kDowngrade: {
+      RoutedTicket down = routed;
+      down.tier = config_.tiers[static_cast<std::size_t>(index) - 1].name;
+      down.budget_state = "downgraded";
+      down.spent_micro_usd = spent;
+      down.rule = utf8Prefix("budget_downgrade from " + routed.tier + ": " + outcome.reason, 200);
+      count("downgraded");
+      return completion.succeed({{config_.kafka.tierTopic(down.tier), routed.ticket.id, toJson(down).dump(), {}}});
+    }
+    case BudgetPolicy::kDefer:
+      count("deferred");
+      return completion.fail({ErrorCode::kBudgetExhausted, outcome.reason + " (deferred: budgets.on_exhausted)", true, -1});
+    case BudgetPolicy::kHuman: {
+      count("human");
+      const TicketResult r = handOffResult(routed, outcome.reason, spent, clock_);
+      return completion.succeed({{config_.kafka.topics.results, routed.ticket.id, toJson(r).dump(), {}}});
+    }
+  }
+}
+
 void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& completion) {
   auto routed = parseRoutedTicket(delivery.message.value);
   if (!routed) return completion.fail(routed.error());  // malformed: dead letter at once
-  auto outcome = service_.handle(*routed);
+  auto outcome = service_.handle(*routed, delivery.attempt);
   if (!outcome) return completion.fail(outcome.error());
+  if (outcome->kind == TierOutcomeKind::kBudgetRefused) return applyBudgetPolicy(*routed, *outcome, completion);
   if (outcome->kind == TierOutcomeKind::kEscalate) {
     RoutedTicket up = *routed;
     up.tier = outcome->next_tier;
     up.escalations = routed->escalations + 1;
-    up.rule = ("escalated from " + routed->tier + ": " + outcome->reason).substr(0, 200);
+    up.spent_micro_usd = routed->spent_micro_usd + outcome->spent_micro_usd;
+    up.rule = utf8Prefix("escalated from " + routed->tier + ": " + outcome->reason, 200);
+    count("escalated");
     return completion.succeed({{config_.kafka.tierTopic(up.tier), routed->ticket.id, toJson(up).dump(), {}}});
   }
   TicketResult& result = outcome->result;
-  if (auto received = parseRfc3339(routed->received_at)) {  // end to end, from intake's receipt
-    result.latency_ms = std::max<std::int64_t>(
-        0, std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now() - *received).count());
+  result.latency_ms = millisSince(routed->received_at, clock_);  // end to end, from intake's receipt
+  count(result.degraded ? "degraded" : result.answer.needs_human ? "needs_human" : "answered");
+  // Only full-strength, self-sufficient answers are worth repeating to the next requester.
+  if (cache_ && config_.cache.enabled && !result.degraded && !result.answer.needs_human) {
+    redis::CacheEntry entry;
+    entry.answer_json = toCacheJson({result.answer, result.simulated});
+    entry.model = result.model;
+    entry.tier = result.tier;
+    entry.cost_micro_usd = outcome->spent_micro_usd;
+    entry.source_ticket_id = result.ticket_id;
+    entry.category = result.classification.category;
+    entry.created = clock_.now();
+    cache_->insert(result.tenant, routed->ticket.text(), entry);  // Redis trouble: skipped, counted
   }
   completion.succeed({{config_.kafka.topics.results, routed->ticket.id, toJson(result).dump(), {}}});
 }

@@ -2,14 +2,22 @@
 // The tier pool role on the stage engine: consumes <tier_prefix><tier>, runs the TierService on
 // a bounded pool of call threads (model calls block on HTTP; the pool is sized by the tier's
 // model concurrency so hundreds of calls are in flight without a thread per message beyond that
-// bound), and produces the result to the results topic, or the escalated ticket to the next
-// tier's topic. Malformed input is dead-lettered at once by the engine.
+// bound), and produces the result to the results topic, or the ticket to another tier's topic
+// (escalated up, or sent down by a budget cap). Malformed input is dead-lettered at once by the
+// engine. A good answer is stored in the semantic cache so that a near-duplicate ticket of the
+// same tenant is answered by intake without a call.
+//
+// A budget cap without room applies budgets.on_exhausted: downgrade (the next cheaper tier;
+// on the cheapest tier, defer), defer (a retriable failure: the engine retries with backoff, and
+// dead-letters after stage.max_attempts), or human (a result with needs_human and no call).
 
 #include <memory>
 #include <string>
 
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/core/worker_pool.hpp"
+#include "ticketflow/observability/pipeline_metrics.hpp"
+#include "ticketflow/redis/semantic_cache.hpp"
 #include "ticketflow/stage/stage.hpp"
 #include "tier_service.hpp"
 
@@ -17,20 +25,29 @@ namespace ticketflow::tier {
 
 class TierRole {
  public:
-  TierRole(const Config& config, TierService& service, int call_threads, const Clock& clock = SystemClock::instance());
+  // `cache` and `metrics` may be null (not used).
+  TierRole(const Config& config, TierService& service, int call_threads, const Clock& clock = SystemClock::instance(),
+           redis::SemanticCache* cache = nullptr, observability::PipelineMetrics* metrics = nullptr);
   stage::Handler handler();
 
  private:
   void handle(const stage::Delivery& delivery, const stage::Completion& completion);
+  void applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& outcome, const stage::Completion& completion);
+  void count(const std::string& outcome);
 
   const Config& config_;
   TierService& service_;
   const Clock& clock_;
+  redis::SemanticCache* cache_;
+  observability::PipelineMetrics* metrics_;
   WorkerPool calls_;
 };
 
 // The call threads a tier needs: the largest max_concurrency of its models (64 when unset),
 // capped at 512.
 int callThreadsFor(const Config& config, const std::string& tier);
+
+// The result of a ticket no model answered: handed to humans with `reason` (budget caps).
+TicketResult handOffResult(const RoutedTicket& routed, const std::string& reason, MicroUsd spent, const Clock& clock);
 
 }  // namespace ticketflow::tier

@@ -35,7 +35,8 @@ ModelClientFactory httpModelClientFactory(const Config& config) {
 }
 
 TierService::TierService(const Config& config, const std::string& tier, ModelClientFactory factory,
-                         const Clock& clock, Sleeper sleeper, provider::PromptSet prompts, TierPolicy policy)
+                         const Clock& clock, Sleeper sleeper, provider::PromptSet prompts, TierPolicy policy,
+                         CallAdmission admission, observability::PipelineMetrics* metrics)
     : config_(config),
       tier_([&]() -> const TierConfig& {
         const TierConfig* t = config.findTier(tier);
@@ -45,7 +46,9 @@ TierService::TierService(const Config& config, const std::string& tier, ModelCli
       clock_(clock),
       sleeper_(std::move(sleeper)),
       prompts_(std::move(prompts)),
-      policy_(policy) {
+      policy_(policy),
+      admission_(admission),
+      metrics_(metrics) {
   const int index = config.tierIndex(tier);
   if (index + 1 < static_cast<int>(config.tiers.size())) next_tier_ = config.tiers[static_cast<std::size_t>(index) + 1].name;
   for (const auto& name : tier_.models) {
@@ -72,29 +75,147 @@ std::chrono::milliseconds TierService::nextDelay(int attempt, std::int64_t retry
   return provider::backoffDelay(policy_.backoff, attempt, retry_after_ms, rng_);
 }
 
+Result<std::string> TierService::admitRate(const ModelConfig& model, std::int64_t tokens) {
+  if (!admission_.limiter) return std::string();
+  const auto deadline = clock_.steadyNow() + admission_.max_rate_wait;
+  auto redis_backoff = std::chrono::milliseconds(50);
+  // Bounded by time, and by count in case the clock is a test's that does not move.
+  for (int round = 0; round < 10'000; ++round) {
+    auto decision = admission_.limiter->acquire(model, tokens);
+    std::chrono::milliseconds wait;
+    if (!decision) {  // fail closed: no grant without Redis
+      wait = redis_backoff;
+      redis_backoff = std::min(redis_backoff * 2, std::chrono::milliseconds(2000));
+      if (metrics_) metrics_->rate_limit_waits.with({model.name, "limiter_unavailable"}).inc();
+      if (clock_.steadyNow() + wait > deadline)
+        return Error::unavailable(model.name + ": rate limiter unavailable: " + decision.error().message);
+    } else if (decision->granted) {
+      return decision->lease;
+    } else {
+      wait = decision->wait;
+      if (metrics_) metrics_->rate_limit_waits.with({model.name, decision->reason}).inc();
+      if (clock_.steadyNow() + wait > deadline)
+        return Error::rateLimited(model.name + ": over its " + decision->reason + " limit (models[].limits)",
+                                  wait.count());
+    }
+    sleeper_(std::max(wait, std::chrono::milliseconds(1)));
+  }
+  return Error::rateLimited(model.name + ": no rate-limit grant", -1);
+}
+
+void TierService::observeLimits(const ModelConfig& model, const Result<provider::ModelReply>& reply) {
+  if (!admission_.limiter) return;
+  redis::ProviderHints hints;
+  if (!reply) {
+    if (reply.error().code != ErrorCode::kRateLimited) return;
+    hints.rate_limited = true;
+    if (reply.error().retry_after_ms >= 0) hints.retry_after = std::chrono::milliseconds(reply.error().retry_after_ms);
+  } else {
+    const auto& h = reply->hints;
+    if (!h.remaining_requests && !h.remaining_tokens) return;  // nothing to adapt to
+    hints.remaining_requests = h.remaining_requests;
+    hints.remaining_tokens = h.remaining_tokens;
+    hints.reset_requests = h.reset_requests;
+    hints.reset_tokens = h.reset_tokens;
+    hints.retry_after = h.retry_after;
+  }
+  (void)admission_.limiter->observe(model, hints);  // advisory: a Redis hiccup only delays adapting
+}
+
+void TierService::settleCall(const CallContext& context, int call, MicroUsd cost) {
+  if (!admission_.ledger) return;
+  // The call happened: keep trying for a while, since an unsettled reservation would expire and
+  // leave the spend unaccounted.
+  auto delay = std::chrono::milliseconds(50);
+  for (int tries = 0; tries < 8; ++tries) {
+    auto settled = admission_.ledger->settle(context.budget_key, call, cost);
+    if (settled || !settled.error().retriable) return;
+    sleeper_(delay);
+    delay = std::min(delay * 2, std::chrono::milliseconds(2000));
+  }
+}
+
+void TierService::recordCall(const Entry& entry, const Result<provider::ModelReply>& reply,
+                             std::chrono::steady_clock::duration took, bool usable) {
+  if (!metrics_) return;
+  const std::string& tier = tier_.name;
+  const std::string& model = entry.model->name;
+  const std::string& provider = entry.provider->name;
+  std::string outcome = "ok";
+  if (!reply) {
+    switch (reply.error().code) {
+      case ErrorCode::kRateLimited: outcome = "rate_limited"; break;
+      case ErrorCode::kTimeout: outcome = "timeout"; break;
+      case ErrorCode::kMalformed: outcome = "malformed"; break;
+      default: outcome = "error"; break;
+    }
+  } else if (!usable) {
+    outcome = "unusable";
+  }
+  metrics_->model_calls.with({tier, model, provider, outcome}).inc();
+  metrics_->model_call_seconds.with({tier, model, provider}).observe(std::chrono::duration<double>(took).count());
+  if (reply) {
+    metrics_->tokens.with({tier, model, "input"}).inc(static_cast<double>(reply->usage.input_tokens));
+    metrics_->tokens.with({tier, model, "output"}).inc(static_cast<double>(reply->usage.output_tokens));
+    metrics_->cost.with({tier, model, provider}).inc(static_cast<double>(reply->cost_micro_usd));
+  }
+  const auto state = entry.breaker->state();
+  metrics_->breaker_state.with({tier, model})
+      .set(state == provider::BreakerState::kOpen ? 2 : state == provider::BreakerState::kHalfOpen ? 1 : 0);
+}
+
 Result<provider::ModelReply> TierService::callWithRetries(Entry& entry, provider::ModelRequest request,
-                                                          TierOutcome& outcome, Answer& answer) {
+                                                          TierOutcome& outcome, Answer& answer, CallContext& context) {
   Error last = Error::unavailable("not called");
   bool repaired = false;
   for (int attempt = 1; attempt <= policy_.attempts_per_model; ++attempt) {
     if (!entry.breaker->allow()) return Error::unavailable(entry.model->name + ": circuit breaker open");
+    const std::int64_t prompt_tokens = provider::estimatePromptTokens(request);
+    auto lease = admitRate(*entry.model, prompt_tokens + request.max_output_tokens);
+    if (!lease) return lease.error();  // our own limit, not the provider's fault: no breaker count
+    const int call = outcome.calls + 1;
+    if (admission_.ledger) {
+      auto reserved = admission_.ledger->reserve({context.budget_key, call, context.tenant, tier_.name,
+                                                  redis::estimateCallCost(*entry.model, prompt_tokens)});
+      if (!reserved || !reserved->reserved) {
+        if (admission_.limiter) (void)admission_.limiter->release(*entry.model, *lease);
+        if (!reserved) {
+          context.abort = Error::unavailable("budget ledger: " + reserved.error().message);
+          return *context.abort;
+        }
+        context.refused = *reserved;
+        return Error{ErrorCode::kBudgetExhausted, "no room in budget " + reserved->exhausted_bucket, false, -1};
+      }
+    }
     // Wait for a free slot no longer than a call could take anyway.
-    if (entry.slots && !entry.slots->try_acquire_for(std::chrono::milliseconds(entry.provider->total_timeout_ms)))
+    if (entry.slots && !entry.slots->try_acquire_for(std::chrono::milliseconds(entry.provider->total_timeout_ms))) {
+      if (admission_.limiter) (void)admission_.limiter->release(*entry.model, *lease);
+      if (admission_.ledger) (void)admission_.ledger->release(context.budget_key, call);
       return Error::timeout(entry.model->name + ": no free call slot (models[].limits.max_concurrency)");
+    }
+    const auto started = clock_.steadyNow();
     auto reply = entry.client->complete(request);
+    const auto took = clock_.steadyNow() - started;
     if (entry.slots) entry.slots->release();
+    if (admission_.limiter) (void)admission_.limiter->release(*entry.model, *lease);
+    observeLimits(*entry.model, reply);
     ++outcome.calls;
+    if (attempt > 1 && metrics_) metrics_->model_retries.with({tier_.name, entry.model->name}).inc();
     if (!reply) {
+      if (admission_.ledger) (void)admission_.ledger->release(context.budget_key, call);  // expires if this fails
       last = reply.error();
       const bool provider_fault = last.retriable || last.code == ErrorCode::kUnavailable;
       if (provider_fault) entry.breaker->onFailure();
+      recordCall(entry, reply, took, false);
       if (!last.retriable) return last;
       if (attempt < policy_.attempts_per_model) sleeper_(nextDelay(attempt, last.retry_after_ms));
       continue;
     }
     entry.breaker->onSuccess();
+    settleCall(context, call, reply->cost_micro_usd);
     outcome.spent_micro_usd += reply->cost_micro_usd;
     auto normalised = provider::normaliseAnswer(reply->content);
+    recordCall(entry, reply, took, normalised.ok());
     if (normalised) {
       answer = std::move(*normalised);
       return reply;
@@ -111,17 +232,30 @@ Result<provider::ModelReply> TierService::callWithRetries(Entry& entry, provider
   return last;
 }
 
-Result<TierOutcome> TierService::handle(const RoutedTicket& ticket) {
+Result<TierOutcome> TierService::handle(const RoutedTicket& ticket, int delivery_attempt) {
   TierOutcome outcome;
   const auto started = clock_.steadyNow();
   std::string failures;
   bool unusable_output = false;
+  CallContext context;
+  context.budget_key = ticket.ticket.tenant + ":" + ticket.ticket.id + ":" + std::to_string(ticket.ticket.revision) + ":" + tier_.name + ":" +
+                       std::to_string(delivery_attempt);
+  context.tenant = ticket.ticket.tenant;
+  // A ticket a cap sent down must not climb back up: that would undo the downgrade.
+  const std::string next_tier = ticket.budget_state == "ok" ? next_tier_ : std::string();
   for (std::size_t i = 0; i < chain_.size(); ++i) {
     Entry& entry = chain_[i];
     auto request = provider::buildModelRequest(prompts_, ticket.ticket, ticket.classification.category,
                                                entry.model->max_output_tokens);
     Answer answer;
-    auto reply = callWithRetries(entry, std::move(request), outcome, answer);
+    auto reply = callWithRetries(entry, std::move(request), outcome, answer, context);
+    if (context.abort) return *context.abort;
+    if (context.refused) {
+      outcome.kind = TierOutcomeKind::kBudgetRefused;
+      outcome.budget_policy = context.refused->policy;
+      outcome.reason = "budget " + context.refused->exhausted_bucket + " has no room for " + entry.model->name;
+      return outcome;
+    }
     if (!reply) {
       failures += (failures.empty() ? "" : "; ") + entry.model->name + ": " + reply.error().message;
       unusable_output = unusable_output || reply.error().code == ErrorCode::kMalformed ||
@@ -130,15 +264,17 @@ Result<TierOutcome> TierService::handle(const RoutedTicket& ticket) {
     }
     // Low confidence goes one tier up while there is one; on the last tier a human takes over.
     if (answer.confidence < tier_.escalate_below_confidence) {
-      if (!next_tier_.empty()) {
+      if (!next_tier.empty()) {
         outcome.kind = TierOutcomeKind::kEscalate;
-        outcome.next_tier = next_tier_;
+        outcome.next_tier = next_tier;
         outcome.reason = entry.model->name + " answered with confidence below " +
                          std::to_string(tier_.escalate_below_confidence);
         return outcome;
       }
       answer.needs_human = true;
-      if (answer.needs_human_reason.empty()) answer.needs_human_reason = "low confidence on the last tier";
+      if (answer.needs_human_reason.empty())
+        answer.needs_human_reason = next_tier_.empty() ? "low confidence on the last tier"
+                                                       : "low confidence, and a budget cap keeps the ticket on this tier";
     }
     TicketResult& r = outcome.result;
     r.ticket_id = ticket.ticket.id;
@@ -151,22 +287,22 @@ Result<TierOutcome> TierService::handle(const RoutedTicket& ticket) {
     r.model = entry.model->name;
     r.provider = entry.provider->name;
     r.answer = std::move(answer);
-    r.cost_micro_usd = outcome.spent_micro_usd;
+    r.cost_micro_usd = ticket.spent_micro_usd + outcome.spent_micro_usd;
     r.usage = reply->usage;
     r.attempts = outcome.calls;
     r.simulated = reply->simulated;
     r.degraded = entry.degraded;
     if (entry.degraded) {
-      r.degraded_reason = "answered by fallback " + entry.model->name + " after: " + failures;
+      r.degraded_reason = utf8Prefix("answered by fallback " + entry.model->name + " after: " + failures, 500);
       outcome.reason = r.degraded_reason;
     }
     r.latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.steadyNow() - started).count();
     r.completed_at = formatRfc3339(clock_.now());
     return outcome;
   }
-  if (unusable_output && !next_tier_.empty()) {
+  if (unusable_output && !next_tier.empty()) {
     outcome.kind = TierOutcomeKind::kEscalate;
-    outcome.next_tier = next_tier_;
+    outcome.next_tier = next_tier;
     outcome.reason = "no usable answer: " + failures;
     return outcome;
   }

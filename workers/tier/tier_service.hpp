@@ -5,11 +5,20 @@
 // reply once, and decide: answered, escalate to the next tier (low confidence, or unusable
 // output), or fail retriably when every model of the chain is down (the stage engine retries and
 // finally dead-letters). Thread-safe: one service serves all of a process's calls to its tier.
+//
+// Admission (optional, both in Redis so every replica shares them): each call first waits for the
+// cluster-wide rate limiter (fail closed: a Redis outage makes the call wait, then fail
+// retriably), then reserves its estimated cost in the budget ledger; a reply settles the
+// reservation to the billed cost, a failure releases it. Reservations are keyed by
+// "<ticket>:<revision>:<tier>:<delivery attempt>" + the call's number, so a redelivered ticket
+// replays them and is never charged twice for the same call. A cap without room ends the chain
+// with kBudgetRefused: the role applies budgets.on_exhausted.
 
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <semaphore>
 #include <string>
@@ -18,9 +27,12 @@
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/core/clock.hpp"
 #include "ticketflow/domain/messages.hpp"
+#include "ticketflow/observability/pipeline_metrics.hpp"
 #include "ticketflow/provider/model_client.hpp"
 #include "ticketflow/provider/prompt.hpp"
 #include "ticketflow/provider/resilience.hpp"
+#include "ticketflow/redis/budget_ledger.hpp"
+#include "ticketflow/redis/rate_limiter.hpp"
 
 namespace ticketflow::tier {
 
@@ -30,15 +42,23 @@ struct TierPolicy {
   provider::BreakerPolicy breaker;
 };
 
-enum class TierOutcomeKind { kAnswered, kEscalate };
+// Cluster-wide admission of each call; a null member is not enforced (unit tests, benchmarks).
+struct CallAdmission {
+  redis::RateLimiter* limiter = nullptr;
+  redis::BudgetLedger* ledger = nullptr;
+  std::chrono::milliseconds max_rate_wait{30000};  // longest one call waits for a rate-limit grant
+};
+
+enum class TierOutcomeKind { kAnswered, kEscalate, kBudgetRefused };
 
 struct TierOutcome {
   TierOutcomeKind kind = TierOutcomeKind::kAnswered;
-  TicketResult result;     // kAnswered
+  TicketResult result;     // kAnswered; cost includes what earlier tiers spent on the ticket
   std::string next_tier;   // kEscalate
-  std::string reason;      // why it escalated, or why the answer is degraded
+  std::string reason;      // why it escalated or was refused, or why the answer is degraded
   int calls = 0;           // model calls made
-  MicroUsd spent_micro_usd = 0;  // spent on calls, including unusable replies
+  MicroUsd spent_micro_usd = 0;  // spent on calls by this tier, including unusable replies
+  BudgetPolicy budget_policy = BudgetPolicy::kDowngrade;  // kBudgetRefused
 };
 
 // Creates the client for one chain entry (the production factory sends real HTTP).
@@ -56,11 +76,14 @@ class TierService {
  public:
   // Throws std::invalid_argument if `tier` is not configured.
   TierService(const Config& config, const std::string& tier, ModelClientFactory factory, const Clock& clock,
-              Sleeper sleeper, provider::PromptSet prompts, TierPolicy policy = {});
+              Sleeper sleeper, provider::PromptSet prompts, TierPolicy policy = {}, CallAdmission admission = {},
+              observability::PipelineMetrics* metrics = nullptr);
 
+  // `delivery_attempt` is the stage's attempt number (budget reservations are keyed by it).
   // Errors are retriable (kUnavailable) when no model of the chain could answer for transient
-  // reasons; the message lists what each model said.
-  Result<TierOutcome> handle(const RoutedTicket& ticket);
+  // reasons (the message lists what each model said) or the budget ledger is unreachable.
+  Result<TierOutcome> handle(const RoutedTicket& ticket, int delivery_attempt = 1);
+  const std::string& name() const { return tier_.name; }
 
   provider::BreakerState breakerState(const std::string& model_name);
 
@@ -75,9 +98,23 @@ class TierService {
     // when unlimited.
     std::unique_ptr<std::counting_semaphore<1 << 20>> slots;
   };
-  // One model, with retries; an unusable reply is repaired once. Errors mean "try the next".
+  // What one ticket's calls share: its budget key, and why the chain must stop early.
+  struct CallContext {
+    std::string budget_key;
+    std::string tenant;
+    std::optional<Error> abort;                 // the ledger is unreachable: fail retriably
+    std::optional<redis::ReserveResult> refused;  // a cap has no room
+  };
+  // One model, with retries; an unusable reply is repaired once. Errors mean "try the next",
+  // unless the context says to stop.
   Result<provider::ModelReply> callWithRetries(Entry& entry, provider::ModelRequest request, TierOutcome& outcome,
-                                               Answer& answer);
+                                               Answer& answer, CallContext& context);
+  // Waits for the rate limiter; the lease to release after the call.
+  Result<std::string> admitRate(const ModelConfig& model, std::int64_t tokens);
+  void observeLimits(const ModelConfig& model, const Result<provider::ModelReply>& reply);
+  void settleCall(const CallContext& context, int call, MicroUsd cost);
+  void recordCall(const Entry& entry, const Result<provider::ModelReply>& reply, std::chrono::steady_clock::duration took,
+                  bool usable);
   std::chrono::milliseconds nextDelay(int attempt, std::int64_t retry_after_ms);
 
   const Config& config_;
@@ -87,6 +124,8 @@ class TierService {
   Sleeper sleeper_;
   provider::PromptSet prompts_;
   TierPolicy policy_;
+  CallAdmission admission_;
+  observability::PipelineMetrics* metrics_;
   std::vector<Entry> chain_;
   std::mutex rng_mutex_;
   std::mt19937_64 rng_{std::random_device{}()};

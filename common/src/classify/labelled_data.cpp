@@ -1,10 +1,8 @@
 #include "ticketflow/classify/labelled_data.hpp"
 
-#include <zlib.h>
-
-#include <cerrno>
-#include <cstring>
 #include <nlohmann/json.hpp>
+
+#include "ticketflow/domain/ticket_file.hpp"
 
 namespace ticketflow::classify {
 namespace {
@@ -13,78 +11,7 @@ bool endsWith(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// Splits CSV text into rows of fields (RFC 4180: quoted fields may hold commas, quotes as "",
-// and line breaks). Returns an error for an unterminated quote.
-Result<std::vector<std::vector<std::string>>> parseCsv(const std::string& data) {
-  std::vector<std::vector<std::string>> rows;
-  std::vector<std::string> row;
-  std::string field;
-  bool quoted = false;
-  bool field_started = false;
-  for (std::size_t i = 0; i < data.size(); ++i) {
-    const char c = data[i];
-    if (quoted) {
-      if (c == '"') {
-        if (i + 1 < data.size() && data[i + 1] == '"') {
-          field.push_back('"');
-          ++i;
-        } else {
-          quoted = false;
-        }
-      } else {
-        field.push_back(c);
-      }
-      continue;
-    }
-    if (c == '"' && !field_started) {
-      quoted = true;
-      field_started = true;
-    } else if (c == ',') {
-      row.push_back(std::move(field));
-      field.clear();
-      field_started = false;
-    } else if (c == '\n' || c == '\r') {
-      if (c == '\r' && i + 1 < data.size() && data[i + 1] == '\n') ++i;
-      row.push_back(std::move(field));
-      field.clear();
-      field_started = false;
-      if (!(row.size() == 1 && row[0].empty())) rows.push_back(std::move(row));
-      row.clear();
-    } else {
-      field.push_back(c);
-      field_started = true;
-    }
-  }
-  if (quoted) return Error::malformed("CSV ends inside a quoted field");
-  if (field_started || !row.empty()) {
-    row.push_back(std::move(field));
-    rows.push_back(std::move(row));
-  }
-  return rows;
-}
-
 }  // namespace
-
-Result<std::string> readMaybeGzipFile(const std::string& path) {
-  gzFile f = gzopen(path.c_str(), "rb");
-  if (!f) return Error::io("cannot open " + path + ": " + std::strerror(errno));
-  gzbuffer(f, 1 << 17);
-  std::string out;
-  char buf[1 << 16];
-  while (true) {
-    const int n = gzread(f, buf, sizeof buf);
-    if (n < 0) {
-      int errnum = 0;
-      const std::string msg = gzerror(f, &errnum);
-      gzclose(f);
-      return Error::io("cannot read " + path + ": " + msg);
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
-  }
-  gzclose(f);
-  return out;
-}
 
 Result<std::vector<LabelledText>> readLabelledFile(const std::string& path, const std::string& text_col,
                                                    const std::string& label_col) {

@@ -133,6 +133,13 @@ BudgetPolicy parsePolicy(const std::string& s) {
   return BudgetPolicy::kDowngrade;
 }
 
+SinkKind parseSinkKind(const std::string& s) {
+  if (s == "webhook") return SinkKind::kWebhook;
+  if (s == "jira") return SinkKind::kJira;
+  if (s == "servicenow") return SinkKind::kServiceNow;
+  return SinkKind::kTopic;
+}
+
 BudgetScope parseScope(const std::string& s) {
   if (s == "tenant") return BudgetScope::kTenant;
   if (s == "tier") return BudgetScope::kTier;
@@ -273,6 +280,29 @@ Config buildConfig(const json& doc, const std::string& file) {
     }
   }
 
+  if (auto it = doc.find("results"); it != doc.end()) {
+    readIfPresent(*it, "idempotency_ttl_s", c.results.idempotency_ttl_s);
+    if (auto sinks = it->find("sinks"); sinks != it->end()) {
+      c.results.sinks.clear();
+      for (const auto& entry : *sinks) {
+        SinkConfig sc;
+        sc.name = entry["name"];
+        sc.kind = parseSinkKind(entry["kind"]);
+        if (sc.kind == SinkKind::kJira) sc.sources = {"jira"};
+        if (sc.kind == SinkKind::kServiceNow) sc.sources = {"servicenow"};
+        readIfPresent(entry, "sources", sc.sources);
+        readIfPresent(entry, "url", sc.url);
+        readIfPresent(entry, "username", sc.username);
+        readIfPresent(entry, "secret_env", sc.secret_env);
+        readIfPresent(entry, "label_prefix", sc.label_prefix);
+        readIfPresent(entry, "timeout_ms", sc.timeout_ms);
+        if (auto m = entry.find("assignment_groups"); m != entry.end()) sc.assignment_groups = m->get<std::map<std::string, std::string>>();
+        if (auto m = entry.find("headers"); m != entry.end()) sc.headers = m->get<std::map<std::string, std::string>>();
+        c.results.sinks.push_back(std::move(sc));
+      }
+    }
+  }
+
   if (auto it = doc.find("observability"); it != doc.end()) {
     readIfPresent(*it, "http_port", c.observability.http_port);
     readIfPresent(*it, "log_level", c.observability.log_level);
@@ -345,6 +375,19 @@ void crossCheck(const Config& c, const std::string& file, const YamlToJson& line
   }
   if (c.cache.lsh_bands * c.cache.lsh_rows_per_band > c.cache.dimension)
     fail("/cache/lsh", "bands x rows_per_band must not exceed the embedder dimension");
+
+  checkUnique(c.results.sinks, "results/sinks");
+  for (std::size_t i = 0; i < c.results.sinks.size(); ++i) {
+    const SinkConfig& sink = c.results.sinks[i];
+    const std::string at = "/results/sinks/" + std::to_string(i);
+    const bool http = sink.kind != SinkKind::kTopic;
+    if (http && sink.url.empty()) fail(at, std::string("a ") + sinkKindName(sink.kind) + " sink needs a 'url'");
+    if (!http && !sink.url.empty()) fail(at + "/url", "a topic sink writes to kafka.topics.updates; it takes no url");
+    if ((sink.kind == SinkKind::kJira || sink.kind == SinkKind::kServiceNow) && sink.username.empty())
+      fail(at, std::string("a ") + sinkKindName(sink.kind) + " sink needs a 'username'");
+    if ((sink.kind == SinkKind::kJira || sink.kind == SinkKind::kServiceNow) && sink.secret_env.empty())
+      fail(at, std::string("a ") + sinkKindName(sink.kind) + " sink needs 'secret_env' (the variable holding its credential)");
+  }
 }
 
 }  // namespace
@@ -467,6 +510,20 @@ Config loadEmbeddedConfig(EnvLookup env) {
 }
 
 const char* providerApiName(ProviderApi api) { return api == ProviderApi::kAnthropic ? "anthropic" : "openai"; }
+
+const char* sinkKindName(SinkKind kind) {
+  switch (kind) {
+    case SinkKind::kTopic: return "topic";
+    case SinkKind::kWebhook: return "webhook";
+    case SinkKind::kJira: return "jira";
+    case SinkKind::kServiceNow: return "servicenow";
+  }
+  return "unknown";
+}
+
+bool SinkConfig::serves(const std::string& source_system) const {
+  return sources.empty() || std::find(sources.begin(), sources.end(), source_system) != sources.end();
+}
 
 const char* budgetPolicyName(BudgetPolicy policy) {
   switch (policy) {

@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include "ticketflow/core/check.hpp"
 
@@ -33,6 +34,16 @@ std::string hmacSha256Hex(std::string_view key, std::string_view data) {
                 data.size(), digest, &length) != nullptr,
            "HMAC failed");
   return toHex(digest, length);
+}
+
+}  // namespace ticketflow
+
+namespace ticketflow {
+
+std::string randomTraceId() {
+  unsigned char bytes[16];
+  TF_CHECK(RAND_bytes(bytes, sizeof bytes) == 1, "RAND_bytes failed");
+  return toHex(bytes, sizeof bytes);
 }
 
 }  // namespace ticketflow

@@ -86,6 +86,18 @@ Classification classificationFrom(const json& j) {
   return c;
 }
 
+Answer answerFrom(const json& a) {
+  Answer answer;
+  answer.summary = a.at("summary");
+  readIfPresent(a, "category_check", answer.category_check);
+  answer.reply = a.at("reply");
+  answer.resolution_steps = a.at("resolution_steps").get<std::vector<std::string>>();
+  answer.needs_human = a.at("needs_human");
+  readIfPresent(a, "needs_human_reason", answer.needs_human_reason);
+  answer.confidence = a.at("confidence");
+  return answer;
+}
+
 json usageJson(const TokenUsage& u) { return {{"input_tokens", u.input_tokens}, {"output_tokens", u.output_tokens}}; }
 
 TokenUsage usageFrom(const json& j) { return {j.at("input_tokens"), j.at("output_tokens")}; }
@@ -158,6 +170,7 @@ json toJson(const RoutedTicket& t) {
   json routing = {{"tier", t.tier}, {"rule", t.rule}};
   if (t.escalations) routing["escalations"] = t.escalations;
   routing["budget_state"] = t.budget_state;
+  if (t.spent_micro_usd) routing["spent_micro_usd"] = t.spent_micro_usd;
   return {{"ticket", toJson(t.ticket)},
           {"trace_id", t.trace_id},
           {"received_at", t.received_at},
@@ -165,18 +178,40 @@ json toJson(const RoutedTicket& t) {
           {"routing", routing}};
 }
 
+json toJson(const Answer& a) {
+  json answer = {{"summary", a.summary},
+                 {"reply", a.reply},
+                 {"resolution_steps", a.resolution_steps},
+                 {"needs_human", a.needs_human},
+                 {"confidence", a.confidence}};
+  putIfNotEmpty(answer, "category_check", a.category_check);
+  putIfNotEmpty(answer, "needs_human_reason", a.needs_human_reason);
+  return answer;
+}
+
+std::string toCacheJson(const CachedAnswer& cached) {
+  return json{{"answer", toJson(cached.answer)}, {"simulated", cached.simulated}}.dump();
+}
+
+Result<CachedAnswer> parseCachedAnswer(std::string_view bytes) {
+  const json doc = json::parse(bytes, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) return Error::malformed("cached answer: not a JSON object");
+  try {
+    CachedAnswer cached;
+    cached.answer = answerFrom(doc.at("answer"));
+    readIfPresent(doc, "simulated", cached.simulated);
+    return cached;
+  } catch (const json::exception& e) {
+    return Error::schema(std::string("cached answer: ") + e.what());
+  }
+}
+
 json toJson(const TicketResult& r) {
   json cache = {{"status", cacheStatusName(r.cache.status)}};
   if (r.cache.similarity) cache["similarity"] = *r.cache.similarity;
   putIfNotEmpty(cache, "source_ticket_id", r.cache.source_ticket_id);
   if (r.cache.saved_micro_usd) cache["saved_micro_usd"] = r.cache.saved_micro_usd;
-  json answer = {{"summary", r.answer.summary},
-                 {"reply", r.answer.reply},
-                 {"resolution_steps", r.answer.resolution_steps},
-                 {"needs_human", r.answer.needs_human},
-                 {"confidence", r.answer.confidence}};
-  putIfNotEmpty(answer, "category_check", r.answer.category_check);
-  putIfNotEmpty(answer, "needs_human_reason", r.answer.needs_human_reason);
+  const json answer = toJson(r.answer);
   json j = {{"ticket_id", r.ticket_id},
             {"tenant", r.tenant},
             {"revision", r.revision},
@@ -213,6 +248,8 @@ TicketUpdate TicketUpdate::fromResult(const TicketResult& r, std::string updated
   u.model = r.model;
   u.provider = r.provider;
   u.cache = r.cache.status;
+  u.cache_source_ticket_id = r.cache.source_ticket_id;
+  u.cache_saved_micro_usd = r.cache.saved_micro_usd;
   u.cost_micro_usd = r.cost_micro_usd;
   u.usage = r.usage;
   u.latency_ms = r.latency_ms;
@@ -253,6 +290,8 @@ json toJson(const TicketUpdate& u) {
   putIfNotEmpty(j, "provider", u.provider);
   putIfNotEmpty(j, "degraded_reason", u.degraded_reason);
   putIfNotEmpty(j, "needs_human_reason", u.needs_human_reason);
+  putIfNotEmpty(j, "cache_source_ticket_id", u.cache_source_ticket_id);
+  if (u.cache_saved_micro_usd) j["cache_saved_micro_usd"] = u.cache_saved_micro_usd;
   return j;
 }
 
@@ -292,6 +331,7 @@ Result<RoutedTicket> parseRoutedTicket(std::string_view bytes) {
   t.rule = j["routing"]["rule"];
   readIfPresent(j["routing"], "escalations", t.escalations);
   readIfPresent(j["routing"], "budget_state", t.budget_state);
+  readIfPresent(j["routing"], "spent_micro_usd", t.spent_micro_usd);
   return t;
 }
 
@@ -314,14 +354,7 @@ Result<TicketResult> parseTicketResult(std::string_view bytes) {
   if (c.contains("similarity")) r.cache.similarity = c["similarity"].get<double>();
   readIfPresent(c, "source_ticket_id", r.cache.source_ticket_id);
   readIfPresent(c, "saved_micro_usd", r.cache.saved_micro_usd);
-  const json& a = j["answer"];
-  r.answer.summary = a["summary"];
-  readIfPresent(a, "category_check", r.answer.category_check);
-  r.answer.reply = a["reply"];
-  r.answer.resolution_steps = a["resolution_steps"].get<std::vector<std::string>>();
-  r.answer.needs_human = a["needs_human"];
-  readIfPresent(a, "needs_human_reason", r.answer.needs_human_reason);
-  r.answer.confidence = a["confidence"];
+  r.answer = answerFrom(j["answer"]);
   r.cost_micro_usd = j["cost_micro_usd"];
   r.usage = usageFrom(j["usage"]);
   r.latency_ms = j["latency_ms"];
@@ -350,6 +383,8 @@ Result<TicketUpdate> parseTicketUpdate(std::string_view bytes) {
   readIfPresent(j, "model", u.model);
   readIfPresent(j, "provider", u.provider);
   u.cache = parseCacheStatus(j["cache"]);
+  readIfPresent(j, "cache_source_ticket_id", u.cache_source_ticket_id);
+  readIfPresent(j, "cache_saved_micro_usd", u.cache_saved_micro_usd);
   u.cost_micro_usd = j["cost_micro_usd"];
   u.usage = usageFrom(j["usage"]);
   u.latency_ms = j["latency_ms"];
@@ -384,6 +419,17 @@ Result<DeadLetter> parseDeadLetter(std::string_view bytes) {
   readIfPresent(j, "trace_id", d.trace_id);
   d.failed_at = j["failed_at"];
   return d;
+}
+
+std::string utf8Prefix(std::string_view s, std::size_t max_code_points) {
+  std::size_t i = 0, points = 0;
+  while (i < s.size() && points < max_code_points) {
+    std::size_t next = i + 1;
+    while (next < s.size() && (static_cast<unsigned char>(s[next]) & 0xC0) == 0x80) ++next;  // continuation bytes
+    i = next;
+    ++points;
+  }
+  return std::string(s.substr(0, i));
 }
 
 bool isValidUtf8(std::string_view s) {

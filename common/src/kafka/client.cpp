@@ -210,6 +210,27 @@ Status Consumer::commit(const Message& message) {
   return {};
 }
 
+Status Consumer::storeOffset(const Message& message) {
+  PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(list.get(), message.topic.c_str(), message.partition)->offset = message.offset + 1;
+  const rd_kafka_resp_err_t err = rd_kafka_offsets_store(rk_.get(), list.get());
+  if (err) return Error::unavailable(std::string("offset store: ") + rd_kafka_err2str(err));
+  return {};
+}
+
+Status Consumer::commitStored() {
+  const rd_kafka_resp_err_t err = rd_kafka_commit(rk_.get(), nullptr, /*async=*/0);
+  if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) return Error::unavailable(std::string("commit: ") + rd_kafka_err2str(err));
+  return {};
+}
+
+int Consumer::assignedPartitions() const {
+  rd_kafka_topic_partition_list_t* list = nullptr;
+  if (rd_kafka_assignment(rk_.get(), &list) != RD_KAFKA_RESP_ERR_NO_ERROR || !list) return 0;
+  PartitionListPtr owned(list);
+  return owned->cnt;
+}
+
 Status createTopics(const KafkaConfig& kafka, const std::vector<std::string>& topics, int partitions,
                     std::chrono::milliseconds timeout) {
   HandlePtr rk = makeHandle(RD_KAFKA_PRODUCER, makeConf(clientProperties(kafka, "admin")));

@@ -69,6 +69,14 @@ std::string ticketUserContent(const Ticket& ticket) {
          block + "</ticket>";
 }
 
+std::int64_t estimatePromptTokens(const ModelRequest& request) {
+  constexpr std::int64_t kFramingTokens = 8;  // role markers and separators per message
+  std::int64_t chars = static_cast<std::int64_t>(request.system_prompt.size() + request.user_content.size());
+  for (const auto& turn : request.follow_up) chars += static_cast<std::int64_t>(turn.content.size());
+  const auto messages = static_cast<std::int64_t>(2 + request.follow_up.size());
+  return (chars + 2) / 3 + kFramingTokens * messages;
+}
+
 ModelRequest buildModelRequest(const PromptSet& prompts, const Ticket& ticket, const std::string& category,
                                int max_output_tokens) {
   ModelRequest r;

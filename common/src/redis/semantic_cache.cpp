@@ -199,8 +199,9 @@ bool decodeRerankRecord(const std::string& bytes, RerankRecord& out) {
 }  // namespace
 
 std::optional<CacheHit> SemanticCache::lookup(const std::string& tenant, const std::string& category,
-                                              const std::string& text) {
+                                              const std::string& text, bool* skipped) {
   ++lookups_;
+  if (skipped) *skipped = false;
   if (!config_.enabled) {
     ++misses_;
     return std::nullopt;
@@ -208,6 +209,7 @@ std::optional<CacheHit> SemanticCache::lookup(const std::string& tenant, const s
   auto probed = probe(tenant, config_.same_category ? category : std::string(), text, config_.similarity_threshold);
   if (!probed) {
     ++skipped_;
+    if (skipped) *skipped = true;
     return std::nullopt;
   }
   if (!probed->best || probed->best->similarity < config_.similarity_threshold) {

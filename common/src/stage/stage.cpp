@@ -34,13 +34,14 @@ namespace {
 using SteadyTime = std::chrono::steady_clock::time_point;
 using TopicPartition = std::pair<std::string, std::int32_t>;
 
-enum class EventKind { kHandlerDone, kProduced, kRetryDue };
+enum class EventKind { kHandlerDone, kProduced, kRetryDue, kAfterAckDone };
 
 struct Event {
   EventKind kind = EventKind::kHandlerDone;
   std::uint64_t item = 0;
   int attempt = 0;
   std::vector<OutputRecord> outputs;
+  std::function<void()> after_ack;
   std::optional<Error> error;
 };
 
@@ -119,9 +120,10 @@ struct Completion::State {
   }
 };
 
-void Completion::succeed(std::vector<OutputRecord> outputs) const {
+void Completion::succeed(std::vector<OutputRecord> outputs, std::function<void()> after_ack) const {
   Event e;
   e.outputs = std::move(outputs);
+  e.after_ack = std::move(after_ack);
   state_->answer(std::move(e));
 }
 
@@ -132,7 +134,7 @@ void Completion::fail(Error error) const {
 }
 
 struct Stage::Impl {
-  enum class ItemState { kQueued, kRunning, kRetryWait, kProducing };
+  enum class ItemState { kQueued, kRunning, kRetryWait, kProducing, kAfterAck };
 
   struct Item {
     std::uint64_t id = 0;
@@ -148,6 +150,7 @@ struct Stage::Impl {
     bool dead_lettering = false;
     std::string dead_letter;  // the DLQ record, kept for a re-produce
     std::string error_class;
+    std::function<void()> after_ack;  // the handler's hook, run once its outputs are acknowledged
   };
 
   struct Partition {
@@ -275,7 +278,13 @@ struct Stage::Impl {
     if (failed) self->logLine("commit failed for " + std::to_string(failed) + " partition(s): " + errText(err ? err : offsets->elems[0].err) + "; retried at the next commit");
   }
 
-  void logLine(const std::string& text) const { writeLog(options.name, text); }
+  void logLine(const std::string& text) const {
+    if (options.log) {
+      options.log(text);
+    } else {
+      writeLog(options.name, text);
+    }
+  }
 
   void onAssign(rd_kafka_topic_partition_list_t* parts) {
     ++stats.rebalances;
@@ -479,8 +488,13 @@ struct Stage::Impl {
           if (e.error) {
             failed(item, *e.error);
           } else {
+            item.after_ack = std::move(e.after_ack);
             produceOutputs(item, std::move(e.outputs));
           }
+          break;
+        case EventKind::kAfterAckDone:
+          if (item.state != ItemState::kAfterAck) break;
+          succeeded(item);
           break;
         case EventKind::kRetryDue:
           if (item.state != ItemState::kRetryWait || !mayStart(item)) break;
@@ -616,9 +630,33 @@ struct Stage::Impl {
     }
     if (item.dead_lettering) {
       ++stats.dead_lettered;
-    } else {
-      ++stats.succeeded;
+      stats.last_done_at = std::chrono::steady_clock::now();
+      finish(item);
+      return;
     }
+    if (item.after_ack) {
+      // The hook runs off the poll thread; the item (and so its key's next message) waits for it.
+      item.state = ItemState::kAfterAck;
+      auto queue = events;
+      workers->submit([this, hook = std::move(item.after_ack), queue, id = item.id] {
+        try {
+          hook();
+        } catch (const std::exception& e) {
+          logLine(std::string("after-ack hook threw: ") + e.what());
+        }
+        Event done;
+        done.kind = EventKind::kAfterAckDone;
+        done.item = id;
+        queue->push(std::move(done));
+      });
+      item.after_ack = nullptr;
+      return;
+    }
+    succeeded(item);
+  }
+
+  void succeeded(Item& item) {
+    ++stats.succeeded;
     stats.last_done_at = std::chrono::steady_clock::now();
     finish(item);
   }
@@ -654,7 +692,9 @@ struct Stage::Impl {
   // True while a handler runs or outputs are unacknowledged in a partition being released.
   bool releasingWorkActive() const {
     for (const auto& [id, item] : items) {
-      if (item->state != ItemState::kRunning && item->state != ItemState::kProducing) continue;
+      if (item->state != ItemState::kRunning && item->state != ItemState::kProducing &&
+          item->state != ItemState::kAfterAck)
+        continue;
       auto it = partitions.find(item->tp);
       if (it == partitions.end() || it->second.revoking) return true;
     }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "ticketflow/core/result.hpp"
+#include "ticketflow/domain/ticket_file.hpp"
 
 namespace ticketflow::classify {
 
@@ -20,7 +21,7 @@ struct LabelledText {
 Result<std::vector<LabelledText>> readLabelledFile(const std::string& path, const std::string& text_col,
                                                    const std::string& label_col);
 
-// The bytes of a file, gunzipped when it is gzip data; kIo error if it cannot be read.
-Result<std::string> readMaybeGzipFile(const std::string& path);
+// readMaybeGzipFile() lives with the ticket file reader (domain/ticket_file.hpp).
+using ticketflow::readMaybeGzipFile;
 
 }  // namespace ticketflow::classify

@@ -168,6 +168,38 @@ struct CacheConfig {
   int lsh_rows_per_band = 14;
 };
 
+// Where result writers send each ticket update (results.sinks).
+enum class SinkKind { kTopic, kWebhook, kJira, kServiceNow };
+
+struct SinkConfig {
+  std::string name;
+  SinkKind kind = SinkKind::kTopic;
+  // Source systems (ticket.source.system) whose tickets this sink receives; empty: every ticket.
+  // Jira and ServiceNow sinks default to their own system.
+  std::vector<std::string> sources;
+  std::string url;         // webhook: the endpoint; jira / servicenow: the site or instance URL
+  std::string username;    // jira: the account e-mail; servicenow: the user
+  std::string secret_env;  // webhook: HMAC key; jira: API token; servicenow: password (a variable's name)
+  std::string label_prefix = "ticketflow-";                // jira labels
+  std::map<std::string, std::string> assignment_groups;  // servicenow: category -> group
+  std::map<std::string, std::string> headers;            // webhook: extra request headers
+  int timeout_ms = 10000;
+
+  bool serves(const std::string& source_system) const;
+};
+
+struct ResultsConfig {
+  // How long the "already written" marker of (ticket id, revision, sink) is kept in Redis.
+  std::int64_t idempotency_ttl_s = 2'592'000;
+  std::vector<SinkConfig> sinks = updatesTopicOnly();
+
+  static std::vector<SinkConfig> updatesTopicOnly() {
+    SinkConfig topic;
+    topic.name = "updates";
+    return {topic};
+  }
+};
+
 // HTTP(S)_PROXY / NO_PROXY from the environment, for provider and ticket-system calls.
 struct ProxyConfig {
   std::string http_proxy;   // e.g. http://proxy.corp:3128
@@ -193,6 +225,7 @@ struct Config {
   RoutingConfig routing;
   BudgetsConfig budgets;
   CacheConfig cache;
+  ResultsConfig results;
   ObservabilityConfig observability;
   ProxyConfig proxy;  // from the environment, not the file
 
@@ -226,5 +259,6 @@ std::vector<nlohmann::json> parseYamlDocuments(const std::string& yaml_text, con
 
 const char* providerApiName(ProviderApi api);
 const char* budgetPolicyName(BudgetPolicy policy);
+const char* sinkKindName(SinkKind kind);
 
 }  // namespace ticketflow

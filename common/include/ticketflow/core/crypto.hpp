@@ -9,5 +9,7 @@ namespace ticketflow {
 std::string sha256Hex(std::string_view data);
 // HMAC-SHA256 of `data` under `key`, lower-case hex: the webhook signature.
 std::string hmacSha256Hex(std::string_view key, std::string_view data);
+// 16 random bytes as 32 lower-case hex digits (W3C trace-context trace id).
+std::string randomTraceId();
 
 }  // namespace ticketflow

@@ -69,7 +69,8 @@ struct RoutedTicket {
   std::string tier;
   std::string rule;
   int escalations = 0;
-  std::string budget_state = "ok";
+  std::string budget_state = "ok";  // ok, downgraded (a cap sent it to a cheaper tier), deferred
+  MicroUsd spent_micro_usd = 0;     // spent on this ticket by the tiers it passed before this one
 };
 
 struct CacheOutcome {
@@ -131,6 +132,8 @@ struct TicketUpdate {
   std::string model;
   std::string provider;
   CacheStatus cache = CacheStatus::kMiss;
+  std::string cache_source_ticket_id;  // cache hits
+  MicroUsd cache_saved_micro_usd = 0;  // cache hits
   MicroUsd cost_micro_usd = 0;
   TokenUsage usage;
   std::int64_t latency_ms = 0;
@@ -166,6 +169,7 @@ struct DeadLetter {
 
 nlohmann::json toJson(const Ticket& t);
 nlohmann::json toJson(const RoutedTicket& t);
+nlohmann::json toJson(const Answer& a);
 nlohmann::json toJson(const TicketResult& r);
 nlohmann::json toJson(const TicketUpdate& u);
 // The payload is carried as text when it is valid UTF-8, else base64.
@@ -177,8 +181,17 @@ Result<RoutedTicket> parseRoutedTicket(std::string_view bytes);
 Result<TicketResult> parseTicketResult(std::string_view bytes);
 Result<TicketUpdate> parseTicketUpdate(std::string_view bytes);
 Result<DeadLetter> parseDeadLetter(std::string_view bytes);
+// What the semantic cache keeps of a result to answer a near-duplicate ticket.
+struct CachedAnswer {
+  Answer answer;
+  bool simulated = false;  // the provider simulator wrote it
+};
+std::string toCacheJson(const CachedAnswer& cached);
+Result<CachedAnswer> parseCachedAnswer(std::string_view bytes);
 
 bool isValidUtf8(std::string_view s);
+// The first `max_code_points` characters of UTF-8 text (JSON Schema's maxLength counts them).
+std::string utf8Prefix(std::string_view s, std::size_t max_code_points);
 std::string base64Encode(std::string_view bytes);
 std::string base64Decode(std::string_view text);
 

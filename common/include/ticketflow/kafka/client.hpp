@@ -104,6 +104,11 @@ class Consumer {
   Result<std::optional<Message>> poll(std::chrono::milliseconds timeout);
   // Stores the offset after `message` and commits synchronously.
   Status commit(const Message& message);
+  // Stores the offset after `message` (no commit): many partitions, then one commitStored().
+  Status storeOffset(const Message& message);
+  Status commitStored();
+  // Partitions currently assigned by the group (0 before the first assignment).
+  int assignedPartitions() const;
   void close();
   rd_kafka_t* handle() const { return rk_.get(); }
 

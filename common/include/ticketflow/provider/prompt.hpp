@@ -28,6 +28,10 @@ std::string systemPromptFor(const PromptSet& prompts, const std::string& categor
 // The user message: a short framing line and the ticket inside <ticket>...</ticket>.
 std::string ticketUserContent(const Ticket& ticket);
 
+// Prompt tokens of a request, estimated high (3 characters a token plus framing per message) so
+// that a budget reservation made from it is not below the billed cost.
+std::int64_t estimatePromptTokens(const ModelRequest& request);
+
 ModelRequest buildModelRequest(const PromptSet& prompts, const Ticket& ticket, const std::string& category,
                                int max_output_tokens);
 

@@ -78,8 +78,9 @@ class SemanticCache {
                 std::shared_ptr<const Embedder> embedder, const Clock& clock = SystemClock::instance());
 
   // A hit or nothing. `category` is the ticket's predicted category (checked when
-  // cache.same_category is on). Redis trouble: nothing, counted as skipped.
-  std::optional<CacheHit> lookup(const std::string& tenant, const std::string& category, const std::string& text);
+  // cache.same_category is on). Redis trouble: nothing, counted as skipped (and *skipped set).
+  std::optional<CacheHit> lookup(const std::string& tenant, const std::string& category, const std::string& text,
+                                 bool* skipped = nullptr);
   // Stores an entry for `text`. Redis trouble: skipped (counted), no error.
   void insert(const std::string& tenant, const std::string& text, const CacheEntry& entry);
 

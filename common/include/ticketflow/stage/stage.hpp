@@ -60,9 +60,14 @@ struct Delivery {
 // The handler's one-shot answer. Call succeed() or fail() exactly once, from any thread, now or
 // later; later calls are ignored. Copies share the answer. If every copy is destroyed without an
 // answer, the attempt fails with a retriable internal error.
+//
+// `after_ack`, when given, runs on a worker thread once every output is acknowledged and before
+// the input counts as done (so the next message of the same key waits for it): the place to
+// record "written" markers that make a redelivered message a no-op. It does not run when the
+// outputs fail (the attempt is retried) or when shutdown abandons the message.
 class Completion {
  public:
-  void succeed(std::vector<OutputRecord> outputs = {}) const;
+  void succeed(std::vector<OutputRecord> outputs = {}, std::function<void()> after_ack = {}) const;
   void fail(Error error) const;
   struct State;
   explicit Completion(std::shared_ptr<State> state) : state_(std::move(state)) {}
@@ -84,6 +89,9 @@ struct StageOptions {
   kafka::Properties consumer_properties;  // librdkafka overrides (tests shorten session timeouts)
   kafka::Properties producer_properties;
   const Clock* clock = &SystemClock::instance();  // for dead letters' failed_at
+  // Where the engine reports rebalances and transport trouble (never message contents); the
+  // default writes a plain line to stderr. Called from the poll thread.
+  std::function<void(const std::string& text)> log;
 };
 
 struct PartitionStats {

@@ -1,0 +1,107 @@
+#include "intake_role.hpp"
+
+#include "ticketflow/core/crypto.hpp"
+
+namespace ticketflow::intake {
+namespace {
+
+bool isTraceId(const std::string& s) {
+  return s.size() == 32 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+}  // namespace
+
+TicketTriager::TicketTriager(const Config& config, const classify::CategoryModel& model)
+    : model_(model), difficulty_(config.classifier.difficulty), routing_(config) {}
+
+TicketTriager::Decision TicketTriager::decide(const Ticket& ticket) const {
+  thread_local classify::FeatureWorkspace workspace;
+  thread_local classify::Prediction prediction;
+  const std::string text = ticket.text();
+  model_.predictInto(text, workspace, prediction);
+  Decision d;
+  d.classification.category = prediction.category;
+  d.classification.confidence = prediction.confidence;
+  for (std::size_t i = 0; i < prediction.probabilities.size(); ++i)
+    d.classification.probabilities[model_.labels()[i]] = prediction.probabilities[i];
+  const auto difficulty = difficulty_.score(text, prediction.category);
+  d.classification.difficulty = difficulty.level;
+  d.classification.difficulty_score = difficulty.score;
+  d.route = routing_.route({prediction.category, difficulty.level, prediction.confidence, ticket.tenant, {}});
+  return d;
+}
+
+IntakeRole::IntakeRole(const Config& config, const classify::CategoryModel& model, redis::SemanticCache* cache,
+                       observability::PipelineMetrics* metrics, const Clock& clock)
+    : config_(config), triager_(config, model), cache_(cache), metrics_(metrics), clock_(clock) {}
+
+stage::Handler IntakeRole::handler() {
+  return [this](const std::shared_ptr<const stage::Delivery>& delivery, stage::Completion completion) {
+    handle(*delivery, completion);
+  };
+}
+
+TicketResult cacheHitResult(const RoutedTicket& routed, const redis::CacheHit& hit, CachedAnswer cached,
+                            const Clock& clock) {
+  TicketResult r;
+  r.ticket_id = routed.ticket.id;
+  r.tenant = routed.ticket.tenant;
+  r.revision = routed.ticket.revision;
+  r.source = routed.ticket.source;
+  r.trace_id = routed.trace_id;
+  r.classification = routed.classification;
+  r.tier = hit.entry.tier.empty() ? routed.tier : hit.entry.tier;
+  r.cache.status = hit.exact ? CacheStatus::kExact : CacheStatus::kSemantic;
+  r.cache.similarity = std::min(1.0, std::max(0.0, hit.similarity));
+  r.cache.source_ticket_id = hit.entry.source_ticket_id;
+  r.cache.saved_micro_usd = hit.entry.cost_micro_usd;
+  r.answer = std::move(cached.answer);
+  r.simulated = cached.simulated;
+  if (auto received = parseRfc3339(routed.received_at))
+    r.latency_ms = std::max<std::int64_t>(
+        0, std::chrono::duration_cast<std::chrono::milliseconds>(clock.now() - *received).count());
+  r.completed_at = formatRfc3339(clock.now());
+  return r;
+}
+
+void IntakeRole::handle(const stage::Delivery& delivery, const stage::Completion& completion) const {
+  auto ticket = parseTicket(delivery.message.value);
+  if (!ticket) return completion.fail(ticket.error());  // not retriable: dead letter with the reason
+  const auto started = clock_.steadyNow();
+  const auto decision = triager_.decide(*ticket);
+  if (metrics_)
+    metrics_->classify_seconds.with({}).observe(std::chrono::duration<double>(clock_.steadyNow() - started).count());
+
+  RoutedTicket routed;
+  routed.ticket = std::move(*ticket);
+  routed.trace_id = isTraceId(delivery.trace_id) ? delivery.trace_id : randomTraceId();
+  routed.received_at = formatRfc3339(clock_.now());
+  routed.classification = decision.classification;
+  routed.tier = decision.route.tier;
+  routed.rule = utf8Prefix(decision.route.rule, 200);
+  const std::vector<kafka::Header> trace = {{stage::kTraceIdHeader, routed.trace_id}};
+
+  if (cache_ && config_.cache.enabled) {
+    bool skipped = false;
+    auto hit = cache_->lookup(routed.ticket.tenant, routed.classification.category, routed.ticket.text(), &skipped);
+    std::optional<CachedAnswer> answer;
+    if (hit) {
+      auto parsed = parseCachedAnswer(hit->entry.answer_json);
+      if (parsed) answer = std::move(*parsed);
+    }
+    if (metrics_)
+      metrics_->cache_lookups.with({skipped ? "skipped" : !answer ? "miss" : hit->exact ? "exact" : "semantic"}).inc();
+    if (answer) {
+      if (metrics_) {
+        metrics_->cache_similarity.with({}).observe(hit->similarity);
+        metrics_->cache_saved.with({}).inc(static_cast<double>(hit->entry.cost_micro_usd));
+      }
+      TicketResult result = cacheHitResult(routed, *hit, std::move(*answer), clock_);
+      return completion.succeed({{config_.kafka.topics.results, routed.ticket.id, toJson(result).dump(), trace}});
+    }
+  }
+  if (metrics_) metrics_->routed.with({routed.tier, decision.route.rule}).inc();
+  completion.succeed({{config_.kafka.tierTopic(routed.tier), routed.ticket.id, toJson(routed).dump(), trace}});
+}
+
+}  // namespace ticketflow::intake

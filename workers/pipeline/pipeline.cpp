@@ -1,0 +1,244 @@
+#include "pipeline.hpp"
+
+#include <iostream>
+#include <map>
+
+#include "intake/intake_role.hpp"
+#include "results/results_role.hpp"
+#include "ticketflow/classify/category_model.hpp"
+#include "ticketflow/core/signals.hpp"
+#include "ticketflow/provider/prompt.hpp"
+#include "tier/tier_role.hpp"
+
+namespace ticketflow::pipeline {
+
+std::string RoleSpec::name() const {
+  switch (role) {
+    case Role::kIntake: return "intake";
+    case Role::kTier: return "tier:" + tier;
+    case Role::kResults: return "results";
+  }
+  return "unknown";
+}
+
+std::vector<RoleSpec> allRoles(const Config& config) {
+  std::vector<RoleSpec> roles = {{Role::kIntake, ""}};
+  for (const auto& t : config.tiers) roles.push_back({Role::kTier, t.name});
+  roles.push_back({Role::kResults, ""});
+  return roles;
+}
+
+struct Pipeline::Impl {
+  std::unique_ptr<classify::CategoryModel> model;
+  std::unique_ptr<intake::IntakeRole> intake;
+  std::vector<std::unique_ptr<tier::TierService>> tier_services;
+  std::vector<std::unique_ptr<tier::TierRole>> tier_roles;
+  std::unique_ptr<results::ResultsRole> results;
+  struct RunningStage {
+    std::string role;
+    std::unique_ptr<stage::Stage> stage;
+    stage::StageStats exported;  // what the metrics already count
+  };
+  std::vector<RunningStage> stages;
+};
+
+namespace {
+
+observability::LogLevel levelFrom(const Config& config) {
+  auto level = observability::parseLogLevel(config.observability.log_level);
+  return level.value_or(observability::LogLevel::kInfo);
+}
+
+std::shared_ptr<redis::RedisPool> redisPoolFor(const Config& config) {
+  auto options = redis::RedisPoolOptions::fromConfig(config.redis);
+  if (!options) throw ConfigError(config.source, "redis.url", options.error().message);
+  return std::make_shared<redis::RedisPool>(*options);
+}
+
+}  // namespace
+
+Pipeline::Pipeline(const Config& config, PipelineOptions options)
+    : config_(config), options_(std::move(options)), impl_(std::make_unique<Impl>()) {
+  if (options_.roles.empty()) throw std::invalid_argument("a pipeline needs at least one role");
+  logger_ = std::make_unique<observability::Logger>(options_.process_role, levelFrom(config),
+                                                    options_.log_sink ? *options_.log_sink : std::cerr);
+  redis_ = redisPoolFor(config);
+  cache_ = std::make_unique<redis::SemanticCache>(redis_, config.cache, config.redis.key_prefix,
+                                                  redis::makeEmbedder(config.cache));
+  ledger_ = std::make_unique<redis::BudgetLedger>(redis_, config.budgets, config.redis.key_prefix);
+  limiter_ = std::make_unique<redis::RateLimiter>(redis_, config.redis.key_prefix);
+
+  auto model_clients = options_.model_clients ? options_.model_clients : tier::httpModelClientFactory(config);
+  const auto prompts = provider::PromptSet::builtin();
+  auto sleeper = [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); };
+
+  for (const RoleSpec& spec : options_.roles) {
+    stage::StageOptions so;
+    so.name = spec.name();
+    so.dlq_topic = config.kafka.topics.dlq;
+    so.limits = config.stage;
+    so.consumer_properties = options_.consumer_properties;
+    so.log = [this, name = so.name](const std::string& text) { logger_->info("stage", {{"stage", name}, {"detail", text}}); };
+    stage::Handler handler;
+    switch (spec.role) {
+      case Role::kIntake: {
+        const std::string path = config.resolvePath(config.classifier.category_model);
+        auto model = classify::CategoryModel::load(path);
+        if (!model) throw ConfigError(config.source, "classifier.category_model", model.error().message);
+        impl_->model = std::make_unique<classify::CategoryModel>(std::move(*model));
+        impl_->intake = std::make_unique<intake::IntakeRole>(config, *impl_->model, cache_.get(), &metrics_);
+        so.input_topics = {config.kafka.topics.inbound};
+        so.group = config.kafka.consumer_groups.intake;
+        handler = impl_->intake->handler();
+        break;
+      }
+      case Role::kTier: {
+        if (!config.findTier(spec.tier))
+          throw std::invalid_argument("no tier named '" + spec.tier + "' in " + config.source);
+        tier::CallAdmission admission{limiter_.get(), ledger_.get(), std::chrono::milliseconds(30000)};
+        impl_->tier_services.push_back(std::make_unique<tier::TierService>(
+            config, spec.tier, model_clients, SystemClock::instance(), sleeper, prompts, tier::TierPolicy{}, admission,
+            &metrics_));
+        impl_->tier_roles.push_back(std::make_unique<tier::TierRole>(
+            config, *impl_->tier_services.back(), tier::callThreadsFor(config, spec.tier), SystemClock::instance(),
+            cache_.get(), &metrics_));
+        so.input_topics = {config.kafka.tierTopic(spec.tier)};
+        so.group = config.kafka.tierGroup(spec.tier);
+        handler = impl_->tier_roles.back()->handler();
+        break;
+      }
+      case Role::kResults: {
+        impl_->results = std::make_unique<results::ResultsRole>(config, results::makeSinks(config), redis_, &metrics_);
+        so.input_topics = {config.kafka.topics.results};
+        so.group = config.kafka.consumer_groups.results;
+        handler = impl_->results->handler();
+        break;
+      }
+    }
+    impl_->stages.push_back({so.name, std::make_unique<stage::Stage>(config.kafka, so, std::move(handler)), {}});
+  }
+  if (options_.http_port >= 0) {
+    endpoint_ = std::make_unique<observability::ObservabilityEndpoint>(
+        options_.http_port, registry_, [this] { return readiness(); }, options_.http_host);
+  }
+}
+
+Pipeline::~Pipeline() {
+  requestStop();
+  (void)wait();
+}
+
+void Pipeline::start() {
+  std::string roles;
+  for (const auto& s : impl_->stages) roles += (roles.empty() ? "" : ",") + s.role;
+  logger_->info("starting", {{"roles", roles}, {"kafka", config_.kafka.bootstrap_servers}, {"http_port", httpPort()}});
+  for (auto& s : impl_->stages) {
+    threads_.emplace_back([this, stage = s.stage.get(), role = s.role] {
+      auto status = stage->run();
+      if (!status) {
+        logger_->error("stage_failed", {{"stage", role}, {"error", status.error().message}});
+        std::lock_guard lock(status_mutex_);
+        if (status_) status_ = status;
+      }
+    });
+  }
+  exporter_ = std::thread([this] {
+    int round = 0;
+    std::unique_lock lock(stop_mutex_);
+    while (!stopping_) {
+      lock.unlock();
+      exportStats();
+      // Budget gauges and the Redis check cost a round trip: every 5 s is plenty.
+      if (round++ % 10 == 0) {
+        auto pong = redis_->command({"PING"});
+        redis_ok_ = pong.ok() && pong->type != redis::Reply::Type::kError;
+        if (auto spend = ledger_->show()) {
+          for (const auto& b : *spend) {
+            if (!b.cap) continue;
+            metrics_.budget_remaining.with({b.scope, b.name, b.period})
+                .set(static_cast<double>(*b.cap - b.settled - b.reserved));
+          }
+        }
+      }
+      lock.lock();
+      stop_cv_.wait_for(lock, std::chrono::milliseconds(500), [this] { return stopping_.load(); });
+    }
+  });
+}
+
+void Pipeline::requestStop() {
+  {
+    std::lock_guard lock(stop_mutex_);
+    if (stopping_.exchange(true)) return;
+  }
+  stop_cv_.notify_all();
+  logger_->info("draining", {{"deadline_ms", config_.stage.drain_deadline_ms}});
+  for (auto& s : impl_->stages) s.stage->requestStop();
+}
+
+Status Pipeline::wait() {
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+  threads_.clear();
+  if (exporter_.joinable()) exporter_.join();
+  if (!impl_->stages.empty()) exportStats();
+  std::lock_guard lock(status_mutex_);
+  return status_;
+}
+
+Status Pipeline::runUntilTerminated() {
+  start();
+  while (!stopping_) {
+    if (auto signal = waitForTerminationSignal(std::chrono::milliseconds(200))) {
+      logger_->info("signal", {{"signal", *signal}});
+      break;
+    }
+    std::lock_guard lock(status_mutex_);
+    if (!status_) break;  // a stage could not run: stop the rest
+  }
+  requestStop();
+  auto status = wait();
+  logger_->info("stopped", {{"ok", status.ok()}});
+  return status;
+}
+
+void Pipeline::exportStats() {
+  for (auto& s : impl_->stages) {
+    const auto now = s.stage->stats();
+    auto& was = s.exported;
+    const std::vector<std::string> role = {s.role};
+    metrics_.consumed.with(role).inc(static_cast<double>(now.consumed - was.consumed));
+    metrics_.succeeded.with(role).inc(static_cast<double>(now.succeeded - was.succeeded));
+    metrics_.retried.with(role).inc(static_cast<double>(now.retries - was.retries));
+    metrics_.dead_lettered.with(role).inc(static_cast<double>(now.dead_lettered - was.dead_lettered));
+    metrics_.in_flight.with(role).set(static_cast<double>(now.in_flight));
+    int paused = 0;
+    for (const auto& p : now.partitions) {
+      paused += p.paused ? 1 : 0;
+      if (p.lag >= 0)
+        metrics_.consumer_lag.with({s.role, p.topic, std::to_string(p.partition)}).set(static_cast<double>(p.lag));
+    }
+    metrics_.partitions_paused.with(role).set(paused);
+    was = now;
+  }
+}
+
+std::vector<Pipeline::RoleStats> Pipeline::stats() const {
+  std::vector<RoleStats> out;
+  for (const auto& s : impl_->stages) out.push_back({s.role, s.stage->stats()});
+  return out;
+}
+
+observability::Readiness Pipeline::readiness() const {
+  observability::Readiness r;
+  if (stopping_) r.reasons.push_back("draining");
+  if (!redis_ok_) r.reasons.push_back("redis not reachable");
+  for (const auto& s : impl_->stages)
+    if (s.stage->stats().partitions.empty()) r.reasons.push_back(s.role + ": no partitions assigned");
+  r.ready = r.reasons.empty();
+  return r;
+}
+
+int Pipeline::httpPort() const { return endpoint_ ? endpoint_->port() : -1; }
+
+}  // namespace ticketflow::pipeline

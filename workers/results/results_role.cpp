@@ -1,0 +1,155 @@
+#include "results_role.hpp"
+
+#include <set>
+
+namespace ticketflow::results {
+namespace {
+
+std::string secretFrom(const Config& config, std::size_t index, EnvLookup env) {
+  const SinkConfig& sink = config.results.sinks[index];
+  if (sink.secret_env.empty()) return {};
+  auto value = env(sink.secret_env);
+  if (!value || value->empty())
+    throw ConfigError(config.source, "results.sinks[" + std::to_string(index) + "].secret_env",
+                      "environment variable " + sink.secret_env + " is not set");
+  return *value;
+}
+
+}  // namespace
+
+std::vector<SinkBinding> makeSinks(const Config& config, EnvLookup env) {
+  std::vector<SinkBinding> out;
+  for (std::size_t i = 0; i < config.results.sinks.size(); ++i) {
+    const SinkConfig& c = config.results.sinks[i];
+    SinkBinding binding{c, nullptr};
+    if (c.kind != SinkKind::kTopic) {
+      http::HttpClientOptions options;
+      options.total_timeout = std::chrono::milliseconds(c.timeout_ms);
+      options.read_timeout = std::chrono::milliseconds(c.timeout_ms);
+      options.proxy = config.proxy;
+      auto client = std::make_shared<http::HttpClient>(options);
+      const std::string secret = secretFrom(config, i, env);
+      switch (c.kind) {
+        case SinkKind::kWebhook:
+          binding.sink = makeWebhookSink({c.name, c.url, secret, c.headers}, client);
+          break;
+        case SinkKind::kJira:
+          binding.sink = makeJiraSink({c.name, c.url, c.username, secret, c.label_prefix}, client);
+          break;
+        case SinkKind::kServiceNow:
+          binding.sink = makeServiceNowSink({c.name, c.url, c.username, secret, c.assignment_groups}, client);
+          break;
+        case SinkKind::kTopic:
+          break;
+      }
+    }
+    out.push_back(std::move(binding));
+  }
+  return out;
+}
+
+ResultsRole::ResultsRole(const Config& config, std::vector<SinkBinding> sinks, std::shared_ptr<redis::RedisPool> markers,
+                         observability::PipelineMetrics* metrics, const Clock& clock, int http_threads)
+    : config_(config), sinks_(std::move(sinks)), markers_(std::move(markers)), metrics_(metrics), clock_(clock) {
+  for (const auto& s : sinks_) has_http_sinks_ = has_http_sinks_ || s.sink != nullptr;
+  if (has_http_sinks_) http_ = std::make_unique<WorkerPool>(http_threads);
+}
+
+stage::Handler ResultsRole::handler() {
+  return [this](const std::shared_ptr<const stage::Delivery>& delivery, stage::Completion completion) {
+    if (http_) {
+      http_->submit([this, delivery, completion] { handle(*delivery, completion); });
+    } else {
+      handle(*delivery, completion);
+    }
+  };
+}
+
+std::string ResultsRole::markerKey(const TicketUpdate& update) const {
+  return config_.redis.key_prefix + "written:" + update.tenant + ":" + update.ticket_id + ":" +
+         std::to_string(update.revision);
+}
+
+void ResultsRole::markWritten(const std::string& key, const std::vector<std::string>& sinks) {
+  if (!markers_ || sinks.empty()) return;
+  std::vector<std::string> hset = {"HSET", key};
+  for (const auto& s : sinks) {
+    hset.push_back(s);
+    hset.push_back(formatRfc3339(clock_.now()));
+  }
+  // A lost marker can only repeat a write that sinks recognise by its idempotency key.
+  (void)markers_->pipeline({hset, {"EXPIRE", key, std::to_string(config_.results.idempotency_ttl_s)}});
+}
+
+void ResultsRole::handle(const stage::Delivery& delivery, const stage::Completion& completion) {
+  auto result = parseTicketResult(delivery.message.value);
+  if (!result) return completion.fail(result.error());  // malformed: dead letter at once
+  const TicketUpdate update = TicketUpdate::fromResult(*result, formatRfc3339(clock_.now()));
+  const std::string key = markerKey(update);
+  std::set<std::string> written;
+  if (markers_) {
+    auto have = markers_->command({"HKEYS", key});
+    if (!have) return completion.fail(Error::unavailable("idempotency markers: " + have.error().message));
+    if (have->type == redis::Reply::Type::kError)
+      return completion.fail(Error::unavailable("idempotency markers: " + have->str));
+    for (const auto& e : have->elements) written.insert(e.str);
+  }
+  const std::string source_system = update.source ? update.source->system : std::string();
+  std::vector<stage::OutputRecord> outputs;
+  std::vector<std::string> topic_sinks;
+  std::vector<std::string> http_written;
+  for (const SinkBinding& binding : sinks_) {
+    const std::string& name = binding.config.name;
+    if (!binding.config.serves(source_system)) continue;
+    if (written.count(name)) {
+      if (metrics_) metrics_->updates_duplicate.with({name}).inc();
+      continue;
+    }
+    if (!binding.sink) {  // the updates topic: written by the engine, marked once acknowledged
+      if (topic_sinks.empty())
+        outputs.push_back({config_.kafka.topics.updates, update.ticket_id, toJson(update).dump(),
+                           {{"idempotency-key", idempotencyKey(update)}}});
+      topic_sinks.push_back(name);
+      continue;
+    }
+    auto status = binding.sink->write(update);
+    if (!status) {
+      if (metrics_) metrics_->sink_errors.with({name, status.error().retriable ? "true" : "false"}).inc();
+      if (status.error().retriable) {
+        markWritten(key, http_written);  // those need not be written again on the retry
+        return completion.fail(status.error());
+      }
+      // This sink will never take the update: record it for an operator, and go on with the rest.
+      DeadLetter d;
+      d.stage = "results:" + name;
+      d.error_class = status.error().code;
+      d.error = utf8Prefix(status.error().message, 4000);
+      d.attempts = delivery.attempt;
+      d.topic = delivery.message.topic;
+      d.partition = delivery.message.partition;
+      d.offset = delivery.message.offset;
+      d.key = delivery.message.key.value_or("");
+      d.payload = delivery.message.value;
+      d.ticket_id = update.ticket_id;
+      d.trace_id = update.trace_id;
+      d.failed_at = formatRfc3339(clock_.now());
+      outputs.push_back({config_.kafka.topics.dlq, update.ticket_id, toJson(d).dump(),
+                         {{stage::kStageHeader, d.stage}, {stage::kErrorClassHeader, errorCodeName(d.error_class)}}});
+      http_written.push_back(name);  // handled: a redelivery must not dead-letter it again
+      continue;
+    }
+    if (metrics_) metrics_->updates_written.with({name}).inc();
+    http_written.push_back(name);
+  }
+  markWritten(key, http_written);
+  const double seconds = static_cast<double>(update.latency_ms) / 1000.0;
+  completion.succeed(std::move(outputs), [this, key, topic_sinks, seconds] {
+    markWritten(key, topic_sinks);
+    if (metrics_) {
+      for (const auto& name : topic_sinks) metrics_->updates_written.with({name}).inc();
+      metrics_->end_to_end_seconds.with({}).observe(seconds);
+    }
+  });
+}
+
+}  // namespace ticketflow::results

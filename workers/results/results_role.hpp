@@ -1,0 +1,66 @@
+#pragma once
+// The result-writer role: consumes the results topic and writes each ticket update to every
+// configured sink that serves the ticket's source system (results.sinks): the updates topic,
+// a webhook, Jira, ServiceNow.
+//
+// Idempotency per (tenant, ticket id, revision, sink): a Redis hash records which sinks already
+// have the update, so a redelivered or duplicated result writes nowhere twice. HTTP sinks are
+// marked after their write succeeds; the topic sink after the broker acknowledges the update
+// (the stage's after-ack hook). A crash between a write and its marker can repeat that one
+// write, which is why HTTP sinks also carry the Idempotency-Key "<ticket id>:<revision>".
+//
+// Failures: a retriable sink error (5xx, 429, timeouts) fails the attempt; the engine retries
+// with backoff and the sinks already written are skipped. A permanent one (4xx: the update or
+// the sink's settings are wrong) dead-letters that sink's write (stage "results:<sink>") while
+// the other sinks still get the update. Redis down: the attempt fails retriably (no marker, no
+// write), so nothing is written twice.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sinks.hpp"
+#include "ticketflow/config/config.hpp"
+#include "ticketflow/core/clock.hpp"
+#include "ticketflow/core/worker_pool.hpp"
+#include "ticketflow/observability/pipeline_metrics.hpp"
+#include "ticketflow/redis/pool.hpp"
+#include "ticketflow/stage/stage.hpp"
+
+namespace ticketflow::results {
+
+struct SinkBinding {
+  SinkConfig config;
+  std::unique_ptr<ResultSink> sink;  // null for the topic sink
+};
+
+// The configured sinks, with their secrets read from the environment. Throws ConfigError naming
+// results.sinks[i].secret_env when a variable is unset.
+std::vector<SinkBinding> makeSinks(const Config& config, EnvLookup env = processEnv);
+
+class ResultsRole {
+ public:
+  // `markers` null: no idempotency markers (tests of the sinks alone). Writes to HTTP sinks run on
+  // `http_threads` threads so slow ticket systems do not hold the stage's workers.
+  ResultsRole(const Config& config, std::vector<SinkBinding> sinks, std::shared_ptr<redis::RedisPool> markers,
+              observability::PipelineMetrics* metrics = nullptr, const Clock& clock = SystemClock::instance(),
+              int http_threads = 32);
+  stage::Handler handler();
+
+  // The Redis hash recording which sinks have the update.
+  std::string markerKey(const TicketUpdate& update) const;
+
+ private:
+  void handle(const stage::Delivery& delivery, const stage::Completion& completion);
+  void markWritten(const std::string& key, const std::vector<std::string>& sinks);
+
+  const Config& config_;
+  std::vector<SinkBinding> sinks_;
+  std::shared_ptr<redis::RedisPool> markers_;
+  observability::PipelineMetrics* metrics_;
+  const Clock& clock_;
+  bool has_http_sinks_ = false;
+  std::unique_ptr<WorkerPool> http_;
+};
+
+}  // namespace ticketflow::results
