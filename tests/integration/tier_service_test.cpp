@@ -176,10 +176,26 @@ TEST(TierService, WholeChainDownIsARetriableError) {
   Harness h(down, down);
   auto svc = h.service("fast");
   auto out = svc.handle(ticket("T-9", "VPN"));
-  ASSERT_FALSE(out.ok());
-  EXPECT_TRUE(out.error().retriable);
-  EXPECT_NE(out.error().message.find("big"), std::string::npos);
-  EXPECT_NE(out.error().message.find("small"), std::string::npos);
+  ASSERT_TRUE(out.ok());
+  ASSERT_EQ(out->kind, tier::TierOutcomeKind::kFailed);
+  ASSERT_TRUE(out->failure.has_value());
+  EXPECT_TRUE(out->failure->retriable);
+  EXPECT_NE(out->failure->message.find("big"), std::string::npos);
+  EXPECT_NE(out->failure->message.find("small"), std::string::npos);
+}
+
+TEST(TierService, OpenBreakersTellTheEngineWhenToTryAgain) {
+  auto down = testing::instantSimulatorOptions();
+  down.default_profile.faults.rate_503 = 1;
+  Harness h(down, down);
+  auto svc = h.service("fast", {2, 60000ms, 20000ms, 1});
+  auto out = svc.handle(ticket("T-10", "VPN"));  // three failures on each model open both breakers
+  ASSERT_TRUE(out.ok());
+  ASSERT_EQ(out->kind, tier::TierOutcomeKind::kFailed);
+  EXPECT_EQ(svc.breakerState("big"), provider::BreakerState::kOpen);
+  EXPECT_EQ(svc.breakerState("small"), provider::BreakerState::kOpen);
+  EXPECT_GT(out->failure->retry_after_ms, 0);
+  EXPECT_LE(out->failure->retry_after_ms, 20000);
 }
 
 }  // namespace

@@ -120,6 +120,25 @@ TEST(CircuitBreaker, OpensAfterThresholdProbesThenCloses) {
   EXPECT_TRUE(breaker.allow());
 }
 
+TEST(CircuitBreaker, AFewFailuresAmongManySuccessesKeepItClosed) {
+  ManualClock clock;
+  CircuitBreaker breaker({5, 30s, 15s, 1, 0.5}, clock);
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_TRUE(breaker.allow());
+    if (i % 14 == 0) {
+      breaker.onFailure();  // about 7%: transient errors of a busy, healthy provider
+    } else {
+      breaker.onSuccess();
+    }
+  }
+  EXPECT_EQ(breaker.state(), BreakerState::kClosed);
+  for (int i = 0; i < 250; ++i) breaker.onFailure();  // now it fails most calls
+  EXPECT_EQ(breaker.state(), BreakerState::kOpen);
+  EXPECT_EQ(breaker.retryAfter(), 15s);
+  clock.advance(10s);
+  EXPECT_EQ(breaker.retryAfter(), 5s);
+}
+
 TEST(CircuitBreaker, OldFailuresLeaveTheWindow) {
   ManualClock clock;
   CircuitBreaker breaker({3, 10s, 5s, 1}, clock);

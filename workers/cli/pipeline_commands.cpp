@@ -229,8 +229,8 @@ std::vector<Command> pipelineCommands() {
        runTriage, ""},
       {{"demo", "run the demo pipeline on the embedded defaults", "", 0, 0,
         {cfg,
-         {"tickets", "N", "number of sample tickets to submit", "300"},
-         {"rate", "N", "tickets per second, as they would arrive at a helpdesk", "40"},
+         {"tickets", "N", "number of sample tickets to submit (the sample has 328)", "1000"},
+         {"rate", "N", "tickets per second (a week of tickets in under a minute)", "15"},
          {"latency-scale", "X", "multiply simulated model latency (0: instant)", "1"}},
         "Starts the embedded broker, a private redis-server, the provider simulator and every role, submits\n"
         "the shipped sample tickets (config/samples/), shows progress and prints what happened: categories,\n"

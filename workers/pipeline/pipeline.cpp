@@ -180,8 +180,15 @@ Status Pipeline::wait() {
   for (auto& t : threads_)
     if (t.joinable()) t.join();
   threads_.clear();
+  const bool had_threads = exporter_.joinable();
   if (exporter_.joinable()) exporter_.join();
   if (!impl_->stages.empty()) exportStats();
+  if (had_threads) {
+    const auto c = cache_->counters();
+    logger_->info("cache_counters", {{"lookups", c.lookups}, {"exact_hits", c.exact_hits}, {"semantic_hits", c.semantic_hits},
+                                     {"misses", c.misses}, {"skipped", c.skipped}, {"inserts", c.inserts},
+                                     {"insert_skipped", c.insert_skipped}});
+  }
   std::lock_guard lock(status_mutex_);
   return status_;
 }

@@ -75,11 +75,38 @@ void TierRole::applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& 
   }
 }
 
+MicroUsd TierRole::takeCarried(const std::string& key) {
+  std::lock_guard lock(carried_mutex_);
+  auto it = carried_.find(key);
+  if (it == carried_.end()) return 0;
+  const MicroUsd spent = it->second;
+  carried_.erase(it);
+  return spent;
+}
+
+void TierRole::carry(const std::string& key, MicroUsd spent) {
+  if (spent <= 0) return;
+  std::lock_guard lock(carried_mutex_);
+  if (carried_.size() >= 100'000) carried_.clear();  // messages dead-lettered meanwhile never come back
+  carried_[key] += spent;
+}
+
 void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& completion) {
   auto routed = parseRoutedTicket(delivery.message.value);
   if (!routed) return completion.fail(routed.error());  // malformed: dead letter at once
+  const std::string attempts_key = delivery.message.topic + "/" + std::to_string(delivery.message.partition) + "/" +
+                                   std::to_string(delivery.message.offset);
   auto outcome = service_.handle(*routed, delivery.attempt);
   if (!outcome) return completion.fail(outcome.error());
+  if (outcome->kind == TierOutcomeKind::kFailed) {
+    carry(attempts_key, outcome->spent_micro_usd);
+    count("failed");
+    return completion.fail(*outcome->failure);
+  }
+  if (const MicroUsd earlier = takeCarried(attempts_key)) {
+    routed->spent_micro_usd += earlier;
+    outcome->result.cost_micro_usd += earlier;
+  }
   if (outcome->kind == TierOutcomeKind::kBudgetRefused) return applyBudgetPolicy(*routed, *outcome, completion);
   if (outcome->kind == TierOutcomeKind::kEscalate) {
     RoutedTicket up = *routed;
@@ -93,8 +120,8 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
   TicketResult& result = outcome->result;
   result.latency_ms = millisSince(routed->received_at, clock_);  // end to end, from intake's receipt
   count(result.degraded ? "degraded" : result.answer.needs_human ? "needs_human" : "answered");
-  // Only full-strength, self-sufficient answers are worth repeating to the next requester.
-  if (cache_ && config_.cache.enabled && !result.degraded && !result.answer.needs_human) {
+  // Only full-strength answers are worth repeating to the next requester.
+  if (cache_ && config_.cache.enabled && outcome->cacheable) {
     redis::CacheEntry entry;
     entry.answer_json = toCacheJson({result.answer, result.simulated});
     entry.model = result.model;

@@ -11,7 +11,9 @@
 // on the cheapest tier, defer), defer (a retriable failure: the engine retries with backoff, and
 // dead-letters after stage.max_attempts), or human (a result with needs_human and no call).
 
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "ticketflow/config/config.hpp"
@@ -34,12 +36,18 @@ class TierRole {
   void handle(const stage::Delivery& delivery, const stage::Completion& completion);
   void applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& outcome, const stage::Completion& completion);
   void count(const std::string& outcome);
+  // What earlier failed attempts of a message spent (unusable replies are billed too), so its
+  // final result carries the ticket's whole cost. In memory: a crash loses it with the attempt.
+  MicroUsd takeCarried(const std::string& key);
+  void carry(const std::string& key, MicroUsd spent);
 
   const Config& config_;
   TierService& service_;
   const Clock& clock_;
   redis::SemanticCache* cache_;
   observability::PipelineMetrics* metrics_;
+  std::mutex carried_mutex_;
+  std::map<std::string, MicroUsd> carried_;
   WorkerPool calls_;
 };
 

@@ -204,8 +204,14 @@ Result<provider::ModelReply> TierService::callWithRetries(Entry& entry, provider
     if (!reply) {
       if (admission_.ledger) (void)admission_.ledger->release(context.budget_key, call);  // expires if this fails
       last = reply.error();
-      const bool provider_fault = last.retriable || last.code == ErrorCode::kUnavailable;
-      if (provider_fault) entry.breaker->onFailure();
+      // A 429 is the provider pacing us (the limiter adapts to it), not the provider failing.
+      const bool provider_fault =
+          (last.retriable && last.code != ErrorCode::kRateLimited) || last.code == ErrorCode::kUnavailable;
+      if (provider_fault) {
+        entry.breaker->onFailure();
+      } else if (last.code == ErrorCode::kRateLimited) {
+        entry.breaker->onSuccess();  // it answered: it is up
+      }
       recordCall(entry, reply, took, false);
       if (!last.retriable) return last;
       if (attempt < policy_.attempts_per_model) sleeper_(nextDelay(attempt, last.retry_after_ms));
@@ -249,7 +255,11 @@ Result<TierOutcome> TierService::handle(const RoutedTicket& ticket, int delivery
                                                entry.model->max_output_tokens);
     Answer answer;
     auto reply = callWithRetries(entry, std::move(request), outcome, answer, context);
-    if (context.abort) return *context.abort;
+    if (context.abort) {
+      outcome.kind = TierOutcomeKind::kFailed;
+      outcome.failure = *context.abort;
+      return outcome;
+    }
     if (context.refused) {
       outcome.kind = TierOutcomeKind::kBudgetRefused;
       outcome.budget_policy = context.refused->policy;
@@ -263,7 +273,9 @@ Result<TierOutcome> TierService::handle(const RoutedTicket& ticket, int delivery
       continue;
     }
     // Low confidence goes one tier up while there is one; on the last tier a human takes over.
+    bool low_confidence = false;
     if (answer.confidence < tier_.escalate_below_confidence) {
+      low_confidence = true;
       if (!next_tier.empty()) {
         outcome.kind = TierOutcomeKind::kEscalate;
         outcome.next_tier = next_tier;
@@ -292,6 +304,7 @@ Result<TierOutcome> TierService::handle(const RoutedTicket& ticket, int delivery
     r.attempts = outcome.calls;
     r.simulated = reply->simulated;
     r.degraded = entry.degraded;
+    outcome.cacheable = !entry.degraded && !low_confidence;
     if (entry.degraded) {
       r.degraded_reason = utf8Prefix("answered by fallback " + entry.model->name + " after: " + failures, 500);
       outcome.reason = r.degraded_reason;
@@ -306,7 +319,18 @@ Result<TierOutcome> TierService::handle(const RoutedTicket& ticket, int delivery
     outcome.reason = "no usable answer: " + failures;
     return outcome;
   }
-  return Error::unavailable("tier " + tier_.name + " exhausted its model chain: " + failures);
+  // Every model failed for now. Tell the engine when trying again makes sense: when the first
+  // open breaker lets a probe through (no sooner than its own backoff).
+  Error error = Error::unavailable("tier " + tier_.name + " exhausted its model chain: " + failures);
+  std::chrono::milliseconds soonest{0};
+  for (auto& e : chain_) {
+    const auto wait = e.breaker->retryAfter();
+    if (wait.count() > 0 && (soonest.count() == 0 || wait < soonest)) soonest = wait;
+  }
+  if (soonest.count() > 0) error.retry_after_ms = soonest.count();
+  outcome.kind = TierOutcomeKind::kFailed;
+  outcome.failure = std::move(error);
+  return outcome;
 }
 
 }  // namespace ticketflow::tier

@@ -49,7 +49,9 @@ struct CallAdmission {
   std::chrono::milliseconds max_rate_wait{30000};  // longest one call waits for a rate-limit grant
 };
 
-enum class TierOutcomeKind { kAnswered, kEscalate, kBudgetRefused };
+// kFailed: no answer this time (every model down, or the budget ledger unreachable); `failure`
+// is the retriable error for the engine, and spent_micro_usd what the attempt still cost.
+enum class TierOutcomeKind { kAnswered, kEscalate, kBudgetRefused, kFailed };
 
 struct TierOutcome {
   TierOutcomeKind kind = TierOutcomeKind::kAnswered;
@@ -59,6 +61,10 @@ struct TierOutcome {
   int calls = 0;           // model calls made
   MicroUsd spent_micro_usd = 0;  // spent on calls by this tier, including unusable replies
   BudgetPolicy budget_policy = BudgetPolicy::kDowngrade;  // kBudgetRefused
+  std::optional<Error> failure;  // kFailed
+  // kAnswered: worth reusing for a near-duplicate (not degraded, not handed to humans for low
+  // confidence). A confident "needs a human for approval" answer is reusable.
+  bool cacheable = false;
 };
 
 // Creates the client for one chain entry (the production factory sends real HTTP).
@@ -80,8 +86,9 @@ class TierService {
               observability::PipelineMetrics* metrics = nullptr);
 
   // `delivery_attempt` is the stage's attempt number (budget reservations are keyed by it).
-  // Errors are retriable (kUnavailable) when no model of the chain could answer for transient
-  // reasons (the message lists what each model said) or the budget ledger is unreachable.
+  // When no model of the chain could answer for transient reasons (the message lists what each
+  // model said, retry_after_ms when breakers say how long) or the budget ledger is unreachable,
+  // the outcome is kFailed with a retriable error. The Result's own error is for broken input.
   Result<TierOutcome> handle(const RoutedTicket& ticket, int delivery_attempt = 1);
   const std::string& name() const { return tier_.name; }
 

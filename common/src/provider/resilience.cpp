@@ -22,7 +22,10 @@ const char* breakerStateName(BreakerState s) {
 }
 
 void CircuitBreaker::expireOld(std::chrono::steady_clock::time_point now) {
-  while (!failures_.empty() && failures_.front() <= now - policy_.window) failures_.pop_front();
+  while (!outcomes_.empty() && outcomes_.front().first <= now - policy_.window) {
+    failures_ -= outcomes_.front().second ? 1 : 0;
+    outcomes_.pop_front();
+  }
 }
 
 bool CircuitBreaker::allow() {
@@ -42,10 +45,15 @@ bool CircuitBreaker::allow() {
 
 void CircuitBreaker::onSuccess() {
   std::lock_guard lock(mutex_);
+  const auto now = clock_.steadyNow();
   if (state_ == BreakerState::kHalfOpen) {
     state_ = BreakerState::kClosed;
-    failures_.clear();
+    outcomes_.clear();
+    failures_ = 0;
+    return;
   }
+  outcomes_.emplace_back(now, false);
+  expireOld(now);
 }
 
 void CircuitBreaker::onFailure() {
@@ -56,9 +64,11 @@ void CircuitBreaker::onFailure() {
     opened_at_ = now;
     return;
   }
-  failures_.push_back(now);
+  outcomes_.emplace_back(now, true);
+  ++failures_;
   expireOld(now);
-  if (state_ == BreakerState::kClosed && static_cast<int>(failures_.size()) >= policy_.failure_threshold) {
+  if (state_ == BreakerState::kClosed && failures_ >= policy_.failure_threshold &&
+      static_cast<double>(failures_) >= policy_.failure_rate * static_cast<double>(outcomes_.size())) {
     state_ = BreakerState::kOpen;
     opened_at_ = now;
   }
@@ -67,6 +77,13 @@ void CircuitBreaker::onFailure() {
 BreakerState CircuitBreaker::state() {
   std::lock_guard lock(mutex_);
   return state_;
+}
+
+std::chrono::milliseconds CircuitBreaker::retryAfter() {
+  std::lock_guard lock(mutex_);
+  if (state_ != BreakerState::kOpen) return std::chrono::milliseconds(0);
+  const auto left = policy_.open_for - (clock_.steadyNow() - opened_at_);
+  return std::max(std::chrono::milliseconds(0), std::chrono::duration_cast<std::chrono::milliseconds>(left));
 }
 
 }  // namespace ticketflow::provider

@@ -72,7 +72,9 @@ local now = serverNow()
 local recovery = tonumber(ARGV[4])
 local f, block = factorNow(KEYS[1], now, recovery)
 local nf = f
-if ARGV[1] == '1' then nf = math.max(0.1, f * 0.5)
+-- The calls in flight when a limit is hit all get their 429 at once: one episode, one halving.
+if ARGV[1] == '1' and block > now then nf = f
+elseif ARGV[1] == '1' then nf = math.max(0.1, f * 0.5)
 elseif ARGV[3] == '1' then nf = math.max(0.1, f * 0.8) end
 if nf < f then redis.call('HSET', KEYS[1], 'factor', nf, 'since', now) end
 local b = tonumber(ARGV[2])

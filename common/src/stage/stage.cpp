@@ -523,11 +523,13 @@ struct Stage::Impl {
     return std::chrono::milliseconds(static_cast<std::int64_t>(d * jitter(rng)));
   }
 
-  void scheduleRetry(Item& item) {
+  // `at_least`: a server's or breaker's retry-after, capped so a bogus hint cannot park a message.
+  void scheduleRetry(Item& item, std::chrono::milliseconds at_least = std::chrono::milliseconds(0)) {
     item.state = ItemState::kRetryWait;
     const std::uint64_t id = item.id;
     auto queue = events;
-    timers->schedule(backoff(item.attempt), [queue, id] {
+    const auto hint = std::min(at_least, std::chrono::milliseconds(std::max(options.limits.retry_backoff_max_ms, 60'000)));
+    timers->schedule(std::max(backoff(item.attempt), hint), [queue, id] {
       Event e;
       e.kind = EventKind::kRetryDue;
       e.item = id;
@@ -538,7 +540,7 @@ struct Stage::Impl {
   void failed(Item& item, const Error& error) {
     if (error.retriable && item.attempt < options.limits.max_attempts) {
       ++stats.retries;
-      scheduleRetry(item);
+      scheduleRetry(item, std::chrono::milliseconds(std::max<std::int64_t>(0, error.retry_after_ms)));
       return;
     }
     DeadLetter d;

@@ -27,11 +27,15 @@ std::chrono::milliseconds backoffDelay(const BackoffPolicy& policy, int attempt,
 enum class BreakerState { kClosed, kOpen, kHalfOpen };
 const char* breakerStateName(BreakerState s);
 
+// Opens when, within `window`, at least `failure_threshold` calls failed and they are at least
+// `failure_rate` of the calls made: a few transient errors among hundreds of calls a second do
+// not cut a healthy provider off, a provider that fails most calls is.
 struct BreakerPolicy {
-  int failure_threshold = 5;                 // failures within `window` that open the breaker
+  int failure_threshold = 5;                 // failures within `window` that can open the breaker
   std::chrono::milliseconds window{30000};
   std::chrono::milliseconds open_for{15000};  // then one probe is let through (half-open)
   int half_open_probes = 1;
+  double failure_rate = 0.5;                 // share of the window's calls that must have failed
 };
 
 // Thread-safe. allow() before each call; then record the outcome with onSuccess()/onFailure().
@@ -45,6 +49,8 @@ class CircuitBreaker {
   void onSuccess();
   void onFailure();
   BreakerState state();
+  // While open: how long until a probe is let through; zero otherwise.
+  std::chrono::milliseconds retryAfter();
 
  private:
   void expireOld(std::chrono::steady_clock::time_point now);
@@ -53,7 +59,8 @@ class CircuitBreaker {
   const Clock& clock_;
   std::mutex mutex_;
   BreakerState state_ = BreakerState::kClosed;
-  std::deque<std::chrono::steady_clock::time_point> failures_;
+  std::deque<std::pair<std::chrono::steady_clock::time_point, bool>> outcomes_;  // (when, failed) in the window
+  int failures_ = 0;
   std::chrono::steady_clock::time_point opened_at_{};
   int probes_in_flight_ = 0;
 };

@@ -7,8 +7,9 @@
 //
 // Adaptation: observe() feeds the provider's answer (429, retry-after, x-ratelimit-*). A 429 or
 // an exhausted remaining count blocks the model for every replica until the provider's reset,
-// and halves the effective rate; the rate then recovers linearly to the configured one over
-// kRecoveryMs unless new hints push it down again.
+// and halves the effective rate (once per episode: 429s arriving while the block holds are the
+// same event); the rate then recovers linearly to the configured one over kRecoveryMs unless new
+// hints push it down again.
 //
 // Threading: thread-safe. Errors: Redis unavailable -> retriable kUnavailable / kTimeout: the
 // caller must treat it as "not granted" (fail closed) and retry later.

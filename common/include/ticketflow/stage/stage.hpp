@@ -12,7 +12,9 @@
 //   (idempotent producer, acks=all); the committed offset is the highest contiguous done one,
 //   and work done beyond it is listed in the commit metadata so a restart skips it;
 // - retriable errors are retried with exponential backoff and jitter up to
-//   `stage.max_attempts`, then dead-lettered; other errors are dead-lettered at once.
+//   `stage.max_attempts`, then dead-lettered; other errors are dead-lettered at once. An
+//   error's retry_after_ms (a provider's or an open breaker's hint) is the least wait, capped at
+//   max(stage.retry_backoff_max_ms, 60 s).
 //
 // Threading: run() is called on one thread and owns the consumer; requestStop() and stats()
 // may be called from any thread. Start-up faults (bad Kafka properties) throw from the

@@ -1,0 +1,393 @@
+// The whole pipeline on the local stack (embedded broker, private redis-server, provider
+// simulator): intake, tier pools and result writers together, with faults, budget caps and sinks.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "fixtures/environment.hpp"
+#include "fixtures/http_receiver.hpp"
+#include "fixtures/kafka_io.hpp"
+#include "pipeline/local_stack.hpp"
+#include "pipeline/pipeline.hpp"
+#include "ticketflow/core/embedded.hpp"
+
+namespace ticketflow {
+namespace {
+
+using namespace std::chrono_literals;
+
+// The shipped sample tickets, as values.
+std::vector<Ticket> sampleTickets() {
+  std::vector<Ticket> out;
+  std::istringstream lines{std::string(*embeddedFile("config/samples/tickets.jsonl"))};
+  for (std::string line; std::getline(lines, line);) {
+    auto t = parseTicket(line);
+    if (t) out.push_back(std::move(*t));
+  }
+  return out;
+}
+
+Config testConfig() {
+  Config c = loadEmbeddedConfig();
+  c.stage.retry_backoff_initial_ms = 50;
+  c.stage.retry_backoff_max_ms = 1000;
+  c.stage.commit_interval_ms = 200;
+  c.stage.drain_deadline_ms = 5000;
+  return c;
+}
+
+pipeline::PipelineOptions optionsFor(std::vector<pipeline::RoleSpec> roles, std::ostream* log) {
+  pipeline::PipelineOptions o;
+  o.roles = std::move(roles);
+  o.log_sink = log;
+  o.consumer_properties = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}};
+  return o;
+}
+
+// Reads `topic` until `count` messages arrived or `limit` passed, then a little longer so that
+// a duplicate would show.
+std::vector<kafka::Message> readTopic(const Config& c, const std::string& topic, std::size_t count,
+                                      std::chrono::seconds limit) {
+  testing::TopicReader reader(c.kafka.bootstrap_servers, topic, c.kafka.partitions);
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (reader.messages().size() < count && std::chrono::steady_clock::now() < deadline) reader.read(500ms, count);
+  reader.read(1500ms);
+  return reader.messages();
+}
+
+std::vector<testing::Record> recordsOf(const std::vector<Ticket>& tickets) {
+  std::vector<testing::Record> records;
+  for (const auto& t : tickets) records.push_back({t.id, toJson(t).dump()});
+  return records;
+}
+
+TEST(Pipeline, FiveThousandTicketsWithFaultsYieldOneUpdateEachAndTheLedgerHoldsTheirCost) {
+  Config config = testConfig();
+  config.cache.enabled = false;  // every ticket calls a model, so every ticket meets the faults
+  // Injected 429s are random, not caused by load: with a retry-after each would rightly stop the
+  // model cluster-wide (rate_limiter_test covers that); here they are plain retries.
+  for (auto& m : config.models) m.limits = {};
+  pipeline::LocalStackOptions local;
+  local.latency_scale = 0;
+  local.faults = sim::FaultRates{};
+  local.faults->rate_429 = 0.05;
+  local.faults->retry_after_s = 0;
+  local.faults->rate_500 = 0.02;
+  local.faults->rate_malformed = 0.01;
+  pipeline::LocalStack stack(config, local);
+  std::ostringstream log;
+  pipeline::Pipeline run(config, optionsFor(pipeline::allRoles(config), &log));
+  run.start();
+
+  const auto samples = sampleTickets();
+  std::vector<Ticket> tickets;
+  for (int i = 0; i < 5000; ++i) {
+    Ticket t = samples[static_cast<std::size_t>(i) % samples.size()];
+    t.id = "LOAD-" + std::to_string(i);
+    tickets.push_back(std::move(t));
+  }
+  testing::produceAll(config.kafka.bootstrap_servers, config.kafka.topics.inbound, recordsOf(tickets));
+  const auto updates = readTopic(config, config.kafka.topics.updates, tickets.size(), 300s);
+
+  std::map<std::string, int> seen;
+  MicroUsd total = 0;
+  for (const auto& m : updates) {
+    auto u = parseTicketUpdate(m.value);
+    ASSERT_TRUE(u.ok()) << u.error().message;
+    ++seen[u->ticket_id];
+    total += u->cost_micro_usd;
+  }
+  EXPECT_EQ(seen.size(), tickets.size());
+  for (const auto& [id, n] : seen) EXPECT_EQ(n, 1) << id << " has " << n << " updates";
+  const auto dlq = readTopic(config, config.kafka.topics.dlq, 0, 1s);
+  EXPECT_TRUE(dlq.empty()) << dlq.size() << " dead letters, first: " << (dlq.empty() ? "" : dlq[0].value.substr(0, 300));
+  const auto sim_stats = stack.simulatorStats();
+  EXPECT_GT(sim_stats.rate_limited, 100) << "the faults did happen";
+  EXPECT_GT(sim_stats.server_errors, 30);
+  EXPECT_GT(sim_stats.malformed, 10);
+
+  auto spend = run.ledger().show();
+  ASSERT_TRUE(spend.ok()) << spend.error().message;
+  std::optional<MicroUsd> settled;
+  for (const auto& b : *spend)
+    if (b.scope == "global" && b.period == "day") settled = b.settled;
+  ASSERT_TRUE(settled.has_value());
+  EXPECT_GT(total, 0);
+  EXPECT_EQ(*settled, total) << "the ledger's spend equals the sum of the updates' costs";
+  run.requestStop();
+  EXPECT_TRUE(run.wait().ok());
+}
+
+TEST(Pipeline, IntakeDeadLettersBadTicketsAtOnceAndAnswersRepeatsFromTheCache) {
+  Config config = testConfig();
+  pipeline::LocalStackOptions local;
+  local.latency_scale = 0;
+  pipeline::LocalStack stack(config, local);
+  std::ostringstream log;
+  pipeline::Pipeline run(config, optionsFor(pipeline::allRoles(config), &log));
+  run.start();
+
+  Ticket original = sampleTickets().at(0);
+  original.id = "FIRST-1";
+  original.subject = "3rd floor printer offline";
+  original.body = "The printer on the 3rd floor shows offline and the print queue is stuck since this morning.";
+  testing::produceAll(config.kafka.bootstrap_servers, config.kafka.topics.inbound,
+                      {{original.id, toJson(original).dump()}, {"BAD-1", "{not json"},
+                       {"BAD-2", R"({"schema_version":1,"id":"BAD-2","tenant":"acme","created_at":"2026-11-22T10:00:00Z"})"}});
+  auto first = readTopic(config, config.kafka.topics.updates, 1, 60s);
+  ASSERT_EQ(first.size(), 1u);
+  auto first_update = parseTicketUpdate(first[0].value);
+  ASSERT_TRUE(first_update.ok());
+
+  // The same text later, from the same tenant and from another one.
+  Ticket repeat = original;
+  repeat.id = "REPEAT-1";
+  Ticket other_tenant = original;
+  other_tenant.id = "OTHER-1";
+  other_tenant.tenant = "globex";
+  testing::produceAll(config.kafka.bootstrap_servers, config.kafka.topics.inbound,
+                      recordsOf({repeat, other_tenant}));
+  const auto all = readTopic(config, config.kafka.topics.updates, 3, 60s);
+  ASSERT_EQ(all.size(), 3u);
+  for (const auto& m : all) {
+    auto u = parseTicketUpdate(m.value);
+    ASSERT_TRUE(u.ok());
+    if (u->ticket_id == "REPEAT-1") {
+      EXPECT_EQ(u->cache, CacheStatus::kExact);
+      EXPECT_EQ(u->cost_micro_usd, 0);
+      EXPECT_EQ(u->cache_source_ticket_id, "FIRST-1");
+      EXPECT_EQ(u->cache_saved_micro_usd, first_update->cost_micro_usd);
+      EXPECT_TRUE(u->model.empty());
+    } else if (u->ticket_id == "OTHER-1") {
+      EXPECT_EQ(u->cache, CacheStatus::kMiss) << "another tenant never sees acme's answer";
+      EXPECT_GT(u->cost_micro_usd, 0);
+    }
+  }
+  const auto dlq = readTopic(config, config.kafka.topics.dlq, 2, 30s);
+  ASSERT_EQ(dlq.size(), 2u);
+  std::map<std::string, DeadLetter> dead;
+  for (const auto& m : dlq) {
+    auto d = parseDeadLetter(m.value);
+    ASSERT_TRUE(d.ok()) << d.error().message;
+    dead[d->key] = *d;
+  }
+  EXPECT_EQ(dead["BAD-1"].stage, "intake");
+  EXPECT_EQ(dead["BAD-1"].attempts, 1) << "malformed input is not retried";
+  EXPECT_EQ(dead["BAD-1"].payload, "{not json");
+  EXPECT_NE(dead["BAD-2"].error.find("body"), std::string::npos) << dead["BAD-2"].error;
+  EXPECT_EQ(dead["BAD-2"].error_class, ErrorCode::kSchemaViolation);
+}
+
+Ticket routedSample(const std::string& id) {
+  Ticket t = sampleTickets().at(1);
+  t.id = id;
+  return t;
+}
+
+RoutedTicket routedTo(const std::string& tier, const Ticket& t) {
+  RoutedTicket r;
+  r.ticket = t;
+  r.trace_id = "0123456789abcdef0123456789abcdef";
+  r.received_at = formatRfc3339(std::chrono::system_clock::now());
+  r.classification = {"Access", 0.9, Difficulty::kHard, 0.8, {}};
+  r.tier = tier;
+  r.rule = "test";
+  return r;
+}
+
+class BudgetPolicyTest : public ::testing::TestWithParam<BudgetPolicy> {};
+
+TEST_P(BudgetPolicyTest, AFrontierCapWithoutRoomAppliesThePolicy) {
+  Config config = testConfig();
+  config.budgets.on_exhausted = GetParam();
+  config.budgets.caps = {BudgetCap{BudgetScope::kTier, "", "frontier", 1, std::nullopt}};  // one micro-dollar a day
+  config.stage.max_attempts = 2;
+  pipeline::LocalStackOptions local;
+  local.latency_scale = 0;
+  pipeline::LocalStack stack(config, local);
+  std::ostringstream log;
+  pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kTier, "frontier"}}, &log));
+  run.start();
+  const RoutedTicket routed = routedTo("frontier", routedSample("CAPPED-1"));
+  testing::produceAll(config.kafka.bootstrap_servers, config.kafka.tierTopic("frontier"),
+                      {{routed.ticket.id, toJson(routed).dump()}});
+  switch (GetParam()) {
+    case BudgetPolicy::kDowngrade: {
+      const auto down = readTopic(config, config.kafka.tierTopic("balanced"), 1, 60s);
+      ASSERT_EQ(down.size(), 1u);
+      auto t = parseRoutedTicket(down[0].value);
+      ASSERT_TRUE(t.ok()) << t.error().message;
+      EXPECT_EQ(t->budget_state, "downgraded");
+      EXPECT_EQ(t->rule.rfind("budget_downgrade from frontier", 0), 0u) << t->rule;
+      break;
+    }
+    case BudgetPolicy::kHuman: {
+      const auto results = readTopic(config, config.kafka.topics.results, 1, 60s);
+      ASSERT_EQ(results.size(), 1u);
+      auto r = parseTicketResult(results[0].value);
+      ASSERT_TRUE(r.ok()) << r.error().message;
+      EXPECT_TRUE(r->answer.needs_human);
+      EXPECT_NE(r->answer.needs_human_reason.find("budget"), std::string::npos);
+      EXPECT_EQ(r->cost_micro_usd, 0);
+      EXPECT_TRUE(r->model.empty());
+      break;
+    }
+    case BudgetPolicy::kDefer: {
+      // Retried with backoff while the cap holds, then dead-lettered after stage.max_attempts.
+      const auto dlq = readTopic(config, config.kafka.topics.dlq, 1, 60s);
+      ASSERT_EQ(dlq.size(), 1u);
+      auto d = parseDeadLetter(dlq[0].value);
+      ASSERT_TRUE(d.ok());
+      EXPECT_EQ(d->error_class, ErrorCode::kBudgetExhausted);
+      EXPECT_EQ(d->attempts, 2);
+      break;
+    }
+  }
+  EXPECT_EQ(stack.simulatorStats().requests, 0) << "no call without budget";
+  auto spend = run.ledger().show();
+  ASSERT_TRUE(spend.ok());
+  for (const auto& b : *spend) EXPECT_EQ(b.settled, 0) << b.scope << " " << b.name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Policies, BudgetPolicyTest,
+                         ::testing::Values(BudgetPolicy::kDowngrade, BudgetPolicy::kHuman, BudgetPolicy::kDefer),
+                         [](const auto& policy) { return std::string(budgetPolicyName(policy.param)); });
+
+TEST(Pipeline, EscalatedTicketsCarryWhatTheLowerTierSpent) {
+  Config config = testConfig();
+  config.tiers[0].escalate_below_confidence = 1.01;  // the fast tier always passes the ticket up
+  pipeline::LocalStackOptions local;
+  local.latency_scale = 0;
+  pipeline::LocalStack stack(config, local);
+  std::ostringstream log;
+  pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kTier, "fast"}, {pipeline::Role::kTier, "balanced"}}, &log));
+  run.start();
+  const RoutedTicket routed = routedTo("fast", routedSample("UP-1"));
+  testing::produceAll(config.kafka.bootstrap_servers, config.kafka.tierTopic("fast"), {{routed.ticket.id, toJson(routed).dump()}});
+  const auto results = readTopic(config, config.kafka.topics.results, 1, 60s);
+  ASSERT_EQ(results.size(), 1u);
+  auto r = parseTicketResult(results[0].value);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->tier, "balanced");
+  auto spend = run.ledger().show();
+  ASSERT_TRUE(spend.ok());
+  MicroUsd fast = 0, balanced = 0;
+  for (const auto& b : *spend) {
+    if (b.scope == "tier" && b.period == "day" && b.name == "fast") fast = b.settled;
+    if (b.scope == "tier" && b.period == "day" && b.name == "balanced") balanced = b.settled;
+  }
+  EXPECT_GT(fast, 0);
+  EXPECT_GT(balanced, 0);
+  EXPECT_EQ(r->cost_micro_usd, fast + balanced) << "the result's cost is the ticket's whole cost";
+}
+
+class ResultWriters : public ::testing::Test {
+ protected:
+  // A result as a tier produces it.
+  static TicketResult resultFor(const std::string& id, const std::string& system) {
+    TicketResult r;
+    r.ticket_id = id;
+    r.tenant = "acme";
+    r.revision = 1;
+    r.source = TicketSource{system, "HELP-" + id};
+    r.trace_id = "0123456789abcdef0123456789abcdef";
+    r.classification = {"Access", 0.9, Difficulty::kEasy, 0.2, {}};
+    r.tier = "fast";
+    r.model = "gemini-2.5-flash-lite";
+    r.provider = "google";
+    r.answer.summary = "VPN gateway unreachable";
+    r.answer.reply = "Please reconnect after the gateway restart.";
+    r.answer.resolution_steps = {"Restart GlobalProtect"};
+    r.answer.confidence = 0.9;
+    r.cost_micro_usd = 120;
+    r.latency_ms = 900;
+    r.completed_at = "2026-11-22T10:00:01.000Z";
+    return r;
+  }
+};
+
+TEST_F(ResultWriters, EveryUpdateReachesEachSinkOnceDespiteRedeliveryAndRetries) {
+  testing::HttpReceiver hook;
+  Config config = testConfig();
+  SinkConfig topic;
+  topic.name = "updates";
+  SinkConfig webhook;
+  webhook.name = "helpdesk-hook";
+  webhook.kind = SinkKind::kWebhook;
+  webhook.url = hook.url() + "/hook";
+  webhook.timeout_ms = 2000;
+  config.results.sinks = {topic, webhook};
+  pipeline::LocalStackOptions local;
+  pipeline::LocalStack stack(config, local);
+  hook.failNext(2, 503);  // the first two writes fail retriably
+  std::ostringstream log;
+  pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kResults, ""}}, &log));
+  run.start();
+  std::vector<testing::Record> records;
+  for (int i = 0; i < 20; ++i) records.push_back({"R-" + std::to_string(i), toJson(resultFor("R-" + std::to_string(i), "web")).dump()});
+  // Redelivered results (a tier that crashed after producing): the same (ticket, revision) again.
+  for (int i = 0; i < 5; ++i) records.push_back(records[static_cast<std::size_t>(i)]);
+  testing::produceAll(config.kafka.bootstrap_servers, config.kafka.topics.results, records);
+  const auto updates = readTopic(config, config.kafka.topics.updates, 20, 60s);
+  std::map<std::string, int> on_topic;
+  for (const auto& m : updates) ++on_topic[m.key.value_or("")];
+  EXPECT_EQ(on_topic.size(), 20u);
+  for (const auto& [id, n] : on_topic) EXPECT_EQ(n, 1) << id;
+
+  std::map<std::string, int> posted;
+  for (const auto& req : hook.requests()) {
+    auto body = nlohmann::json::parse(req.body, nullptr, false);
+    ASSERT_TRUE(body.is_object());
+    ++posted[body["ticket_id"].get<std::string>()];
+  }
+  EXPECT_EQ(posted.size(), 20u);
+  int failed_then_retried = 0;
+  for (const auto& [id, n] : posted) {
+    EXPECT_LE(n, 2) << id;  // one failed attempt at most, then exactly one write
+    failed_then_retried += n - 1;
+  }
+  EXPECT_EQ(failed_then_retried, 2);
+  for (const auto& req : hook.requests()) {
+    EXPECT_EQ(req.header("x-ticketflow-signature").rfind("sha256=", 0), 0u);
+    EXPECT_FALSE(req.header("idempotency-key").empty());
+  }
+}
+
+TEST_F(ResultWriters, ASinkThatRefusesAnUpdateDeadLettersOnlyThatWrite) {
+  testing::HttpReceiver jira;
+  Config config = testConfig();
+  SinkConfig topic;
+  topic.name = "updates";
+  SinkConfig j;
+  j.name = "jira";
+  j.kind = SinkKind::kJira;
+  j.sources = {"jira"};
+  j.url = jira.url();
+  j.username = "bot@acme.example";
+  j.secret_env = "TICKETFLOW_TEST_JIRA_TOKEN";
+  config.results.sinks = {topic, j};
+  ::setenv("TICKETFLOW_TEST_JIRA_TOKEN", "jira-token-for-tests", 1);
+  pipeline::LocalStackOptions local;
+  pipeline::LocalStack stack(config, local);
+  jira.failNext(1, 404);  // the issue does not exist: permanent
+  std::ostringstream log;
+  pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kResults, ""}}, &log));
+  run.start();
+  testing::produceAll(config.kafka.bootstrap_servers, config.kafka.topics.results,
+                      {{"J-1", toJson(resultFor("J-1", "jira")).dump()}, {"W-1", toJson(resultFor("W-1", "web")).dump()}});
+  const auto updates = readTopic(config, config.kafka.topics.updates, 2, 60s);
+  EXPECT_EQ(updates.size(), 2u) << "the topic still gets both updates";
+  const auto dlq = readTopic(config, config.kafka.topics.dlq, 1, 30s);
+  ASSERT_EQ(dlq.size(), 1u);
+  auto d = parseDeadLetter(dlq[0].value);
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  EXPECT_EQ(d->stage, "results:jira");
+  EXPECT_EQ(d->ticket_id, "J-1");
+  for (const auto& req : jira.requests()) EXPECT_EQ(req.path.find("W-1"), std::string::npos) << "jira only serves jira tickets";
+}
+
+}  // namespace
+}  // namespace ticketflow
