@@ -8,6 +8,7 @@
 #include <map>
 #include <sstream>
 
+#include "fixtures/ajv.hpp"
 #include "fixtures/environment.hpp"
 #include "ticketflow/core/clock.hpp"
 #include "ticketflow/domain/messages.hpp"
@@ -20,28 +21,8 @@ namespace fs = std::filesystem;
 using testing::runCommand;
 using testing::sourceDir;
 
-std::string ajvPath() { return sourceDir() + "/.tools/node_modules/.bin/ajv"; }
-
-// ajv's verdict per file: true = valid.
-std::map<std::string, bool> ajvVerdicts(const std::string& schema, const std::string& glob) {
-  const std::string schemas = sourceDir() + "/schemas/";
-  std::string refs;
-  for (const char* other : {"common.schema.json", "ticket.schema.json"})
-    if (schema != other) refs += " -r " + schemas + other;
-  const auto out = runCommand(ajvPath() + " validate --spec=draft2020 -c ajv-formats --strict=false --all-errors -s " +
-                                  schemas + schema + refs + " -d \"" + glob + "\" 2>&1",
-                              120);
-  std::map<std::string, bool> verdicts;
-  std::istringstream lines(out.output);
-  for (std::string line; std::getline(lines, line);) {
-    for (const char* word : {" valid", " invalid"}) {
-      const std::string w = word;
-      if (line.size() > w.size() && line.compare(line.size() - w.size(), w.size(), w) == 0)
-        verdicts[line.substr(0, line.size() - w.size())] = (w == " valid");
-    }
-  }
-  return verdicts;
-}
+using testing::ajvPath;
+using testing::ajvVerdicts;
 
 class SchemaAgreement : public ::testing::Test {
  protected:

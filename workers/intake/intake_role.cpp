@@ -32,8 +32,8 @@ TicketTriager::Decision TicketTriager::decide(const Ticket& ticket) const {
 }
 
 IntakeRole::IntakeRole(const Config& config, const classify::CategoryModel& model, redis::SemanticCache* cache,
-                       observability::PipelineMetrics* metrics, const Clock& clock)
-    : config_(config), triager_(config, model), cache_(cache), metrics_(metrics), clock_(clock) {}
+                       observability::PipelineMetrics* metrics, const Clock& clock, observability::Logger* logger)
+    : config_(config), triager_(config, model), cache_(cache), metrics_(metrics), clock_(clock), logger_(logger) {}
 
 stage::Handler IntakeRole::handler() {
   return [this](const std::shared_ptr<const stage::Delivery>& delivery, stage::Completion completion) {
@@ -66,7 +66,13 @@ TicketResult cacheHitResult(const RoutedTicket& routed, const redis::CacheHit& h
 
 void IntakeRole::handle(const stage::Delivery& delivery, const stage::Completion& completion) const {
   auto ticket = parseTicket(delivery.message.value);
-  if (!ticket) return completion.fail(ticket.error());  // not retriable: dead letter with the reason
+  if (!ticket) {
+    if (logger_)  // the key and the class only: the reason may quote the ticket
+      logger_->warn("ticket_rejected", {{"key", utf8Prefix(delivery.message.key.value_or(""), 128)},
+                                        {"error_class", errorCodeName(ticket.error().code)},
+                                        {"offset", delivery.message.offset}});
+    return completion.fail(ticket.error());  // not retriable: dead letter with the reason
+  }
   const auto started = clock_.steadyNow();
   const auto decision = triager_.decide(*ticket);
   if (metrics_)
@@ -97,10 +103,19 @@ void IntakeRole::handle(const stage::Delivery& delivery, const stage::Completion
         metrics_->cache_saved.with({}).inc(static_cast<double>(hit->entry.cost_micro_usd));
       }
       TicketResult result = cacheHitResult(routed, *hit, std::move(*answer), clock_);
+      if (logger_)
+        logger_->debug("ticket_cache_hit", {{"ticket_id", routed.ticket.id}, {"trace_id", routed.trace_id},
+                                            {"source_ticket_id", hit->entry.source_ticket_id},
+                                            {"similarity", hit->similarity}});
       return completion.succeed({{config_.kafka.topics.results, routed.ticket.id, toJson(result).dump(), trace}});
     }
   }
   if (metrics_) metrics_->routed.with({routed.tier, decision.route.rule}).inc();
+  if (logger_)
+    logger_->debug("ticket_routed", {{"ticket_id", routed.ticket.id}, {"trace_id", routed.trace_id},
+                                     {"category", routed.classification.category},
+                                     {"difficulty", difficultyName(routed.classification.difficulty)},
+                                     {"tier", routed.tier}, {"rule", decision.route.rule}});
   completion.succeed({{config_.kafka.tierTopic(routed.tier), routed.ticket.id, toJson(routed).dump(), trace}});
 }
 

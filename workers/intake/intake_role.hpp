@@ -16,6 +16,7 @@
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/core/clock.hpp"
 #include "ticketflow/domain/messages.hpp"
+#include "ticketflow/observability/log.hpp"
 #include "ticketflow/observability/pipeline_metrics.hpp"
 #include "ticketflow/redis/semantic_cache.hpp"
 #include "ticketflow/stage/stage.hpp"
@@ -44,7 +45,8 @@ class IntakeRole {
  public:
   // `cache` and `metrics` may be null (no cache: every ticket is routed, cache status skipped).
   IntakeRole(const Config& config, const classify::CategoryModel& model, redis::SemanticCache* cache,
-             observability::PipelineMetrics* metrics = nullptr, const Clock& clock = SystemClock::instance());
+             observability::PipelineMetrics* metrics = nullptr, const Clock& clock = SystemClock::instance(),
+             observability::Logger* logger = nullptr);
   stage::Handler handler();
 
  private:
@@ -55,6 +57,7 @@ class IntakeRole {
   redis::SemanticCache* cache_;
   observability::PipelineMetrics* metrics_;
   const Clock& clock_;
+  observability::Logger* logger_;
 };
 
 // The result intake produces for a cache hit.

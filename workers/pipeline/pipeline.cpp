@@ -86,7 +86,8 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
         auto model = classify::CategoryModel::load(path);
         if (!model) throw ConfigError(config.source, "classifier.category_model", model.error().message);
         impl_->model = std::make_unique<classify::CategoryModel>(std::move(*model));
-        impl_->intake = std::make_unique<intake::IntakeRole>(config, *impl_->model, cache_.get(), &metrics_);
+        impl_->intake = std::make_unique<intake::IntakeRole>(config, *impl_->model, cache_.get(), &metrics_,
+                                                              SystemClock::instance(), logger_.get());
         so.input_topics = {config.kafka.topics.inbound};
         so.group = config.kafka.consumer_groups.intake;
         handler = impl_->intake->handler();
@@ -101,14 +102,15 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
             &metrics_));
         impl_->tier_roles.push_back(std::make_unique<tier::TierRole>(
             config, *impl_->tier_services.back(), tier::callThreadsFor(config, spec.tier), SystemClock::instance(),
-            cache_.get(), &metrics_));
+            cache_.get(), &metrics_, logger_.get()));
         so.input_topics = {config.kafka.tierTopic(spec.tier)};
         so.group = config.kafka.tierGroup(spec.tier);
         handler = impl_->tier_roles.back()->handler();
         break;
       }
       case Role::kResults: {
-        impl_->results = std::make_unique<results::ResultsRole>(config, results::makeSinks(config), redis_, &metrics_);
+        impl_->results = std::make_unique<results::ResultsRole>(config, results::makeSinks(config), redis_, &metrics_,
+                                                                SystemClock::instance(), 32, logger_.get());
         so.input_topics = {config.kafka.topics.results};
         so.group = config.kafka.consumer_groups.results;
         handler = impl_->results->handler();

@@ -49,8 +49,10 @@ std::vector<SinkBinding> makeSinks(const Config& config, EnvLookup env) {
 }
 
 ResultsRole::ResultsRole(const Config& config, std::vector<SinkBinding> sinks, std::shared_ptr<redis::RedisPool> markers,
-                         observability::PipelineMetrics* metrics, const Clock& clock, int http_threads)
-    : config_(config), sinks_(std::move(sinks)), markers_(std::move(markers)), metrics_(metrics), clock_(clock) {
+                         observability::PipelineMetrics* metrics, const Clock& clock, int http_threads,
+                         observability::Logger* logger)
+    : config_(config), sinks_(std::move(sinks)), markers_(std::move(markers)), metrics_(metrics), clock_(clock),
+      logger_(logger) {
   for (const auto& s : sinks_) has_http_sinks_ = has_http_sinks_ || s.sink != nullptr;
   if (has_http_sinks_) http_ = std::make_unique<WorkerPool>(http_threads);
 }
@@ -115,6 +117,10 @@ void ResultsRole::handle(const stage::Delivery& delivery, const stage::Completio
     auto status = binding.sink->write(update);
     if (!status) {
       if (metrics_) metrics_->sink_errors.with({name, status.error().retriable ? "true" : "false"}).inc();
+      if (logger_)
+        logger_->warn("sink_write_failed", {{"sink", name}, {"ticket_id", update.ticket_id}, {"trace_id", update.trace_id},
+                                            {"error_class", errorCodeName(status.error().code)},
+                                            {"retriable", status.error().retriable}});
       if (status.error().retriable) {
         markWritten(key, http_written);  // those need not be written again on the retry
         return completion.fail(status.error());
@@ -143,8 +149,18 @@ void ResultsRole::handle(const stage::Delivery& delivery, const stage::Completio
   }
   markWritten(key, http_written);
   const double seconds = static_cast<double>(update.latency_ms) / 1000.0;
-  completion.succeed(std::move(outputs), [this, key, topic_sinks, seconds] {
+  nlohmann::json fields;
+  if (logger_ && logger_->enabled(observability::LogLevel::kInfo)) {
+    // Ids and triage facts only: never the ticket's text or the answer.
+    fields = {{"ticket_id", update.ticket_id}, {"trace_id", update.trace_id}, {"tenant", update.tenant},
+              {"revision", update.revision}, {"category", update.category}, {"tier", update.tier},
+              {"model", update.model}, {"cache", cacheStatusName(update.cache)}, {"cost_micro_usd", update.cost_micro_usd},
+              {"latency_ms", update.latency_ms}, {"needs_human", update.needs_human}, {"degraded", update.degraded},
+              {"sinks_written", http_written.size() + topic_sinks.size()}};
+  }
+  completion.succeed(std::move(outputs), [this, key, topic_sinks, seconds, fields = std::move(fields)] {
     markWritten(key, topic_sinks);
+    if (logger_ && !fields.is_null()) logger_->info("ticket_updated", fields);
     if (metrics_) {
       for (const auto& name : topic_sinks) metrics_->updates_written.with({name}).inc();
       metrics_->end_to_end_seconds.with({}).observe(seconds);

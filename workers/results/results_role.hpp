@@ -23,6 +23,7 @@
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/core/clock.hpp"
 #include "ticketflow/core/worker_pool.hpp"
+#include "ticketflow/observability/log.hpp"
 #include "ticketflow/observability/pipeline_metrics.hpp"
 #include "ticketflow/redis/pool.hpp"
 #include "ticketflow/stage/stage.hpp"
@@ -44,7 +45,7 @@ class ResultsRole {
   // `http_threads` threads so slow ticket systems do not hold the stage's workers.
   ResultsRole(const Config& config, std::vector<SinkBinding> sinks, std::shared_ptr<redis::RedisPool> markers,
               observability::PipelineMetrics* metrics = nullptr, const Clock& clock = SystemClock::instance(),
-              int http_threads = 32);
+              int http_threads = 32, observability::Logger* logger = nullptr);
   stage::Handler handler();
 
   // The Redis hash recording which sinks have the update.
@@ -59,6 +60,7 @@ class ResultsRole {
   std::shared_ptr<redis::RedisPool> markers_;
   observability::PipelineMetrics* metrics_;
   const Clock& clock_;
+  observability::Logger* logger_;
   bool has_http_sinks_ = false;
   std::unique_ptr<WorkerPool> http_;
 };

@@ -15,8 +15,14 @@ std::int64_t millisSince(const std::string& rfc3339, const Clock& clock) {
 }  // namespace
 
 TierRole::TierRole(const Config& config, TierService& service, int call_threads, const Clock& clock,
-                   redis::SemanticCache* cache, observability::PipelineMetrics* metrics)
-    : config_(config), service_(service), clock_(clock), cache_(cache), metrics_(metrics), calls_(call_threads) {}
+                   redis::SemanticCache* cache, observability::PipelineMetrics* metrics, observability::Logger* logger)
+    : config_(config),
+      service_(service),
+      clock_(clock),
+      cache_(cache),
+      metrics_(metrics),
+      logger_(logger),
+      calls_(call_threads) {}
 
 stage::Handler TierRole::handler() {
   return [this](const std::shared_ptr<const stage::Delivery>& delivery, stage::Completion completion) {
@@ -101,6 +107,10 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
   if (outcome->kind == TierOutcomeKind::kFailed) {
     carry(attempts_key, outcome->spent_micro_usd);
     count("failed");
+    if (logger_)
+      logger_->warn("tier_attempt_failed", {{"ticket_id", routed->ticket.id}, {"trace_id", routed->trace_id},
+                                            {"tier", routed->tier}, {"attempt", delivery.attempt},
+                                            {"error", outcome->failure->message}});
     return completion.fail(*outcome->failure);
   }
   if (const MicroUsd earlier = takeCarried(attempts_key)) {
@@ -115,6 +125,9 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
     up.spent_micro_usd = routed->spent_micro_usd + outcome->spent_micro_usd;
     up.rule = utf8Prefix("escalated from " + routed->tier + ": " + outcome->reason, 200);
     count("escalated");
+    if (logger_)
+      logger_->info("ticket_escalated", {{"ticket_id", up.ticket.id}, {"trace_id", up.trace_id}, {"from", routed->tier},
+                                         {"to", up.tier}});
     return completion.succeed({{config_.kafka.tierTopic(up.tier), routed->ticket.id, toJson(up).dump(), {}}});
   }
   TicketResult& result = outcome->result;

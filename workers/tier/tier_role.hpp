@@ -18,6 +18,7 @@
 
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/core/worker_pool.hpp"
+#include "ticketflow/observability/log.hpp"
 #include "ticketflow/observability/pipeline_metrics.hpp"
 #include "ticketflow/redis/semantic_cache.hpp"
 #include "ticketflow/stage/stage.hpp"
@@ -27,9 +28,10 @@ namespace ticketflow::tier {
 
 class TierRole {
  public:
-  // `cache` and `metrics` may be null (not used).
+  // `cache`, `metrics` and `logger` may be null (not used).
   TierRole(const Config& config, TierService& service, int call_threads, const Clock& clock = SystemClock::instance(),
-           redis::SemanticCache* cache = nullptr, observability::PipelineMetrics* metrics = nullptr);
+           redis::SemanticCache* cache = nullptr, observability::PipelineMetrics* metrics = nullptr,
+           observability::Logger* logger = nullptr);
   stage::Handler handler();
 
  private:
@@ -46,6 +48,7 @@ class TierRole {
   const Clock& clock_;
   redis::SemanticCache* cache_;
   observability::PipelineMetrics* metrics_;
+  observability::Logger* logger_;
   std::mutex carried_mutex_;
   std::map<std::string, MicroUsd> carried_;
   WorkerPool calls_;
