@@ -719,7 +719,8 @@ std::string htmlReport(const BacklogReport& r, const BacklogTotals& t) {
     << "<span class=\"kpi\"><b>" << formatUsd(t.frontier_cost) << "</b>all on " << escape(r.frontier_tier) << "</span>"
     << "<span class=\"kpi\"><b>" << std::setprecision(1) << 100.0 * t.savingShare() << "%</b>saved</span>"
     << "<span class=\"kpi\"><b>" << percent(hits, t.tickets) << "</b>cache hits</span>"
-    << "<span class=\"kpi\"><b>" << t.needs_human << "</b>need a human</span></div>\n";
+    << "<span class=\"kpi\"><b>" << (r.dry_run ? std::string("n/a") : std::to_string(t.needs_human))
+    << "</b>need a human</span></div>\n";
   h << "<h2>Tickets per category and difficulty</h2>\n" << categoryChart(t);
   h << "<table><tr><th>category</th><th>easy</th><th>medium</th><th>hard</th><th>total</th></tr>\n";
   for (const auto& [cat, levels] : t.by_category_difficulty) {
