@@ -32,6 +32,6 @@ std::vector<Command> simulatorCommands();   // sim
 std::vector<Command> stageCommands();       // bench stage
 std::vector<Command> roleCommands();        // run tier
 std::vector<Command> tierBenchCommands();   // bench tier
-std::vector<Command> plannedCommands();     // declared surface whose implementation is pending
+std::vector<Command> pipelineBenchCommands();  // bench pipeline
 
 }  // namespace ticketflow::app

@@ -19,7 +19,7 @@ std::vector<Command> allCommands() {
   for (auto& c : ticketflow::app::stageCommands()) commands.push_back(std::move(c));
   for (auto& c : ticketflow::app::roleCommands()) commands.push_back(std::move(c));
   for (auto& c : ticketflow::app::tierBenchCommands()) commands.push_back(std::move(c));
-  for (auto& c : ticketflow::app::plannedCommands()) commands.push_back(std::move(c));
+  for (auto& c : ticketflow::app::pipelineBenchCommands()) commands.push_back(std::move(c));
   return commands;
 }
 

@@ -1,6 +1,5 @@
 // ticketflow bench tier: the tier role against the provider simulator, each in its own process
 // beside the embedded broker, so the figures are the tier role's own CPU and memory.
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -23,26 +22,6 @@ using namespace std::chrono_literals;
 
 std::optional<std::string> noEnv(const std::string&) { return std::nullopt; }
 
-std::string waitForFile(const std::string& path, ChildProcess& owner) {
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (!std::filesystem::exists(path)) {
-    if (!owner.running() || std::chrono::steady_clock::now() > deadline)
-      throw std::runtime_error("a helper process did not start (no " + path + ")");
-    std::this_thread::sleep_for(20ms);
-  }
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
-double cpuSeconds() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
-         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
-}
-
 // Measured between 10% and 90% of the tickets done, so consumer-group joins and the first
 // calls' latency do not count: the steady state.
 struct PhaseResult {
@@ -60,7 +39,7 @@ PhaseResult runPhase(const std::string& exe, const std::string& dir, const std::
   std::vector<std::string> argv = {exe, "sim", "--port-file", port_file, "--no-faults", "--max-threads", "2048"};
   argv.insert(argv.end(), sim_args.begin(), sim_args.end());
   ChildProcess sim(argv, dir + "/" + name + ".sim.log");
-  const std::string port = waitForFile(port_file, sim);
+  const std::string port = waitForFirstLine(port_file, sim);
 
   const std::string yaml = R"(
 version: 1
@@ -127,13 +106,13 @@ tiers:
     r.total_done = s.succeeded + s.dead_lettered;
     if (done_at_start < 0 && r.total_done >= from) {
       done_at_start = r.total_done;
-      cpu_at_start = cpuSeconds();
+      cpu_at_start = stage::processCpuSeconds();
       t_start = std::chrono::steady_clock::now();
     }
     if (done_at_start >= 0 && r.total_done >= to) {
       r.done = r.total_done - done_at_start;
       r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-      r.cpu_seconds = cpuSeconds() - cpu_at_start;
+      r.cpu_seconds = stage::processCpuSeconds() - cpu_at_start;
       break;
     }
     std::this_thread::sleep_for(5ms);
@@ -158,7 +137,7 @@ int runBenchTier(const cli::ParsedArgs& args) {
     topics += phase + ".tier.bench," + phase + ".results," + phase + ".dlq,";
   ChildProcess broker({exe, "broker", "--partitions", "4", "--topics", topics, "--bootstrap-file", dir + "/bootstrap"},
                       dir + "/broker.log");
-  const std::string bootstrap = waitForFile(dir + "/bootstrap", broker);
+  const std::string bootstrap = waitForFirstLine(dir + "/bootstrap", broker);
   std::cout << "bench tier: tier role in this process; broker and simulator in their own processes\n";
 
   const auto fast = runPhase(exe, dir, bootstrap, "zero", {"--latency-scale", "0"}, fast_tickets, window, call_threads, 300s);

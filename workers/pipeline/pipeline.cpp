@@ -29,6 +29,15 @@ std::vector<RoleSpec> allRoles(const Config& config) {
 }
 
 struct Pipeline::Impl {
+  // Each role has its own Redis connections: in `run all`, hundreds of tier call threads must
+  // not starve the result writer of a connection (each Deployment runs one role anyway).
+  struct RoleRedis {
+    std::shared_ptr<redis::RedisPool> pool;
+    std::unique_ptr<redis::SemanticCache> cache;
+    std::unique_ptr<redis::BudgetLedger> ledger;
+    std::unique_ptr<redis::RateLimiter> limiter;
+  };
+  std::vector<std::unique_ptr<RoleRedis>> redis;
   std::unique_ptr<classify::CategoryModel> model;
   std::unique_ptr<intake::IntakeRole> intake;
   std::vector<std::unique_ptr<tier::TierService>> tier_services;
@@ -49,9 +58,10 @@ observability::LogLevel levelFrom(const Config& config) {
   return level.value_or(observability::LogLevel::kInfo);
 }
 
-std::shared_ptr<redis::RedisPool> redisPoolFor(const Config& config) {
+std::shared_ptr<redis::RedisPool> redisPoolFor(const Config& config, int size) {
   auto options = redis::RedisPoolOptions::fromConfig(config.redis);
   if (!options) throw ConfigError(config.source, "redis.url", options.error().message);
+  options->pool_size = size;
   return std::make_shared<redis::RedisPool>(*options);
 }
 
@@ -62,11 +72,20 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
   if (options_.roles.empty()) throw std::invalid_argument("a pipeline needs at least one role");
   logger_ = std::make_unique<observability::Logger>(options_.process_role, levelFrom(config),
                                                     options_.log_sink ? *options_.log_sink : std::cerr);
-  redis_ = redisPoolFor(config);
-  cache_ = std::make_unique<redis::SemanticCache>(redis_, config.cache, config.redis.key_prefix,
-                                                  redis::makeEmbedder(config.cache));
+  // The process's own connections: health checks, budget gauges, ledger() and cache().
+  redis_ = redisPoolFor(config, 2);
+  const auto embedder = redis::makeEmbedder(config.cache);
+  cache_ = std::make_unique<redis::SemanticCache>(redis_, config.cache, config.redis.key_prefix, embedder);
   ledger_ = std::make_unique<redis::BudgetLedger>(redis_, config.budgets, config.redis.key_prefix);
-  limiter_ = std::make_unique<redis::RateLimiter>(redis_, config.redis.key_prefix);
+  auto roleRedis = [&]() -> Impl::RoleRedis& {
+    auto r = std::make_unique<Impl::RoleRedis>();
+    r->pool = redisPoolFor(config, config.redis.pool_size);
+    r->cache = std::make_unique<redis::SemanticCache>(r->pool, config.cache, config.redis.key_prefix, embedder);
+    r->ledger = std::make_unique<redis::BudgetLedger>(r->pool, config.budgets, config.redis.key_prefix);
+    r->limiter = std::make_unique<redis::RateLimiter>(r->pool, config.redis.key_prefix);
+    impl_->redis.push_back(std::move(r));
+    return *impl_->redis.back();
+  };
 
   auto model_clients = options_.model_clients ? options_.model_clients : tier::httpModelClientFactory(config);
   const auto prompts = provider::PromptSet::builtin();
@@ -78,15 +97,17 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
     so.dlq_topic = config.kafka.topics.dlq;
     so.limits = config.stage;
     so.consumer_properties = options_.consumer_properties;
+    so.producer_properties = options_.producer_properties;
     so.log = [this, name = so.name](const std::string& text) { logger_->info("stage", {{"stage", name}, {"detail", text}}); };
     stage::Handler handler;
+    Impl::RoleRedis& rr = roleRedis();
     switch (spec.role) {
       case Role::kIntake: {
         const std::string path = config.resolvePath(config.classifier.category_model);
         auto model = classify::CategoryModel::load(path);
         if (!model) throw ConfigError(config.source, "classifier.category_model", model.error().message);
         impl_->model = std::make_unique<classify::CategoryModel>(std::move(*model));
-        impl_->intake = std::make_unique<intake::IntakeRole>(config, *impl_->model, cache_.get(), &metrics_,
+        impl_->intake = std::make_unique<intake::IntakeRole>(config, *impl_->model, rr.cache.get(), &metrics_,
                                                               SystemClock::instance(), logger_.get());
         so.input_topics = {config.kafka.topics.inbound};
         so.group = config.kafka.consumer_groups.intake;
@@ -96,20 +117,20 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
       case Role::kTier: {
         if (!config.findTier(spec.tier))
           throw std::invalid_argument("no tier named '" + spec.tier + "' in " + config.source);
-        tier::CallAdmission admission{limiter_.get(), ledger_.get(), std::chrono::milliseconds(30000)};
+        tier::CallAdmission admission{rr.limiter.get(), rr.ledger.get(), std::chrono::milliseconds(30000)};
         impl_->tier_services.push_back(std::make_unique<tier::TierService>(
             config, spec.tier, model_clients, SystemClock::instance(), sleeper, prompts, tier::TierPolicy{}, admission,
             &metrics_));
         impl_->tier_roles.push_back(std::make_unique<tier::TierRole>(
             config, *impl_->tier_services.back(), tier::callThreadsFor(config, spec.tier), SystemClock::instance(),
-            cache_.get(), &metrics_, logger_.get()));
+            rr.cache.get(), &metrics_, logger_.get()));
         so.input_topics = {config.kafka.tierTopic(spec.tier)};
         so.group = config.kafka.tierGroup(spec.tier);
         handler = impl_->tier_roles.back()->handler();
         break;
       }
       case Role::kResults: {
-        impl_->results = std::make_unique<results::ResultsRole>(config, results::makeSinks(config), redis_, &metrics_,
+        impl_->results = std::make_unique<results::ResultsRole>(config, results::makeSinks(config), rr.pool, &metrics_,
                                                                 SystemClock::instance(), 32, logger_.get());
         so.input_topics = {config.kafka.topics.results};
         so.group = config.kafka.consumer_groups.results;
@@ -186,7 +207,17 @@ Status Pipeline::wait() {
   if (exporter_.joinable()) exporter_.join();
   if (!impl_->stages.empty()) exportStats();
   if (had_threads) {
-    const auto c = cache_->counters();
+    redis::CacheCounters c;
+    for (const auto& r : impl_->redis) {
+      const auto rc = r->cache->counters();
+      c.lookups += rc.lookups;
+      c.exact_hits += rc.exact_hits;
+      c.semantic_hits += rc.semantic_hits;
+      c.misses += rc.misses;
+      c.skipped += rc.skipped;
+      c.inserts += rc.inserts;
+      c.insert_skipped += rc.insert_skipped;
+    }
     logger_->info("cache_counters", {{"lookups", c.lookups}, {"exact_hits", c.exact_hits}, {"semantic_hits", c.semantic_hits},
                                      {"misses", c.misses}, {"skipped", c.skipped}, {"inserts", c.inserts},
                                      {"insert_skipped", c.insert_skipped}});

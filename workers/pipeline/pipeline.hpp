@@ -25,7 +25,6 @@
 #include "ticketflow/observability/metrics.hpp"
 #include "ticketflow/observability/pipeline_metrics.hpp"
 #include "ticketflow/redis/budget_ledger.hpp"
-#include "ticketflow/redis/rate_limiter.hpp"
 #include "ticketflow/redis/semantic_cache.hpp"
 #include "ticketflow/stage/stage.hpp"
 #include "tier/tier_service.hpp"
@@ -50,7 +49,8 @@ struct PipelineOptions {
   std::string http_host = "0.0.0.0";
   std::ostream* log_sink = nullptr;  // null: std::cerr
   tier::ModelClientFactory model_clients;  // empty: real HTTP clients (httpModelClientFactory)
-  kafka::Properties consumer_properties;   // librdkafka overrides for every stage (tests)
+  kafka::Properties consumer_properties;   // librdkafka overrides for every stage (tests, benchmarks)
+  kafka::Properties producer_properties;
 };
 
 class Pipeline {
@@ -96,7 +96,6 @@ class Pipeline {
   std::shared_ptr<redis::RedisPool> redis_;
   std::unique_ptr<redis::SemanticCache> cache_;
   std::unique_ptr<redis::BudgetLedger> ledger_;
-  std::unique_ptr<redis::RateLimiter> limiter_;
   std::unique_ptr<Impl> impl_;  // roles and stages
   std::unique_ptr<observability::ObservabilityEndpoint> endpoint_;
   std::vector<std::thread> threads_;

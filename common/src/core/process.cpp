@@ -10,6 +10,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 #include <thread>
 
@@ -73,6 +74,19 @@ int ChildProcess::stop(int signal, std::chrono::milliseconds grace) {
     pid_ = -1;
   }
   return status_;
+}
+
+std::string waitForFirstLine(const std::string& path, ChildProcess& owner, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!std::filesystem::exists(path)) {
+    if (!owner.running() || std::chrono::steady_clock::now() > deadline)
+      throw std::runtime_error("a helper process did not start (no " + path + ")");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
 }
 
 int freeLoopbackPort() {

@@ -1,5 +1,7 @@
 #include "ticketflow/stage/bench_support.hpp"
 
+#include <sys/resource.h>
+
 #include <librdkafka/rdkafka.h>
 #include <unistd.h>
 
@@ -146,5 +148,12 @@ Result<RelayResult> runRawRelay(const KafkaConfig& kafka, const std::string& inp
 
 std::size_t residentBytes() { return statusField("VmRSS"); }
 std::size_t peakResidentBytes() { return statusField("VmHWM"); }
+
+double processCpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
 
 }  // namespace ticketflow::stage

@@ -31,6 +31,11 @@ class ChildProcess {
   int status_ = -1;
 };
 
+// The first line of `path` once a child wrote it (a bootstrap address, a port), waiting up to
+// `timeout`. Throws std::runtime_error if `owner` exits first or the time runs out.
+std::string waitForFirstLine(const std::string& path, ChildProcess& owner,
+                             std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int freeLoopbackPort();
 

@@ -34,5 +34,7 @@ Result<RelayResult> runRawRelay(const KafkaConfig& kafka, const std::string& inp
 // Resident set size now, and its peak so far (VmHWM), of this process in bytes.
 std::size_t residentBytes();
 std::size_t peakResidentBytes();
+// User plus system CPU time this process has used, in seconds.
+double processCpuSeconds();
 
 }  // namespace ticketflow::stage

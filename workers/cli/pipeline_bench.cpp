@@ -1,0 +1,239 @@
+// ticketflow bench pipeline: every role in this process (`run all`), the broker, redis-server and
+// the simulator (zero latency) each in their own, so the CPU and memory figures are the
+// pipeline's own.
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "command.hpp"
+#include "pipeline/pipeline.hpp"
+#include "ticketflow/core/embedded.hpp"
+#include "ticketflow/core/process.hpp"
+#include "ticketflow/redis/embedded_server.hpp"
+#include "ticketflow/stage/bench_support.hpp"
+
+namespace ticketflow::app {
+namespace {
+
+using namespace std::chrono_literals;
+using Steady = std::chrono::steady_clock;
+
+constexpr const char* kBenchKeyEnv = "TICKETFLOW_BENCH_API_KEY";
+
+std::vector<Ticket> benchTickets(const std::string& prefix, int count) {
+  std::vector<Ticket> samples;
+  std::istringstream lines{std::string(*embeddedFile("config/samples/tickets.jsonl"))};
+  for (std::string line; std::getline(lines, line);)
+    if (auto t = parseTicket(line)) samples.push_back(std::move(*t));
+  std::vector<Ticket> out;
+  out.reserve(static_cast<std::size_t>(count));
+  for (int i = 0; i < count; ++i) {
+    Ticket t = samples[static_cast<std::size_t>(i) % samples.size()];
+    t.id = prefix + std::to_string(i);
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+// Counts updates (and when each arrived) from the updates topic.
+class UpdateCounter {
+ public:
+  explicit UpdateCounter(const Config& config) : consumer_(config.kafka, "bench", "ticketflow-bench-updates") {
+    if (auto st = consumer_.subscribe({config.kafka.topics.updates}); !st) throw std::runtime_error(st.error().message);
+  }
+  // Polls for up to `for_at_most`; calls `seen(key)` per update.
+  template <typename F>
+  void poll(std::chrono::milliseconds for_at_most, F&& seen) {
+    const auto until = Steady::now() + for_at_most;
+    while (Steady::now() < until) {
+      auto m = consumer_.poll(20ms);
+      if (m && m->has_value()) seen((*m)->key.value_or(""));
+    }
+  }
+
+ private:
+  kafka::Consumer consumer_;
+};
+
+kafka::Properties consumerOverrides(const cli::ParsedArgs& args) {
+  kafka::Properties p;
+  if (auto v = args.find("fetch-wait-ms")) p["fetch.wait.max.ms"] = *v;
+  if (auto v = args.find("prefetch-kb")) p["queued.max.messages.kbytes"] = *v;
+  return p;
+}
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
+int runBenchPipeline(const cli::ParsedArgs& args) {
+  const int tickets = static_cast<int>(args.getInt("tickets", 1000, 10'000'000));
+  const int rate = static_cast<int>(args.getInt("rate", 1, 100'000));
+  const int seconds = static_cast<int>(args.getInt("latency-seconds", 5, 3600));
+  const std::string exe = std::filesystem::read_symlink("/proc/self/exe").string();
+  const std::string dir = std::filesystem::temp_directory_path() / ("ticketflow-bench-pipeline-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  ::setenv(kBenchKeyEnv, "sk-bench-key", 1);
+
+  Config config = loadEmbeddedConfig();
+  ChildProcess broker({exe, "broker", "--bootstrap-file", dir + "/bootstrap"}, dir + "/broker.log");
+  config.kafka.bootstrap_servers = waitForFirstLine(dir + "/bootstrap", broker);
+  ChildProcess sim({exe, "sim", "--port-file", dir + "/sim.port", "--latency-scale", "0", "--no-faults", "--max-threads",
+                    "2048", "--api-key-env", kBenchKeyEnv},
+                   dir + "/sim.log");
+  const std::string sim_url = "http://127.0.0.1:" + waitForFirstLine(dir + "/sim.port", sim);
+  redis::EmbeddedRedisServer redis_server;
+  config.redis.url = redis_server.url();
+  for (auto& p : config.providers) {
+    p.base_url = sim_url + (p.api == ProviderApi::kOpenAi ? "/v1" : "");
+    p.api_key_env = kBenchKeyEnv;
+  }
+  // Every ticket takes the whole path (intake, a tier, a model call, the result writer): no cache
+  // short-cuts, and no provider rate limits capping the rate at the configured RPM.
+  config.cache.enabled = false;
+  for (auto& m : config.models) m.limits.rpm = m.limits.tpm = 0;
+
+  std::cout << "bench pipeline: intake, " << config.tiers.size() << " tier pools and the result writer in this process;\n"
+               "  broker, redis-server and simulator (zero latency) in their own; cache off, rate limits off;\n"
+               "  consumers' fetch.wait.max.ms " << args.get("fetch-wait-ms") << " (librdkafka's mock broker answers an empty fetch only\n"
+               "  when that wait ends; a real broker answers as soon as data arrives)\n"
+            << std::flush;
+  std::ostringstream logs;  // the pipeline's own log lines, kept out of the figures' way
+  pipeline::PipelineOptions options;
+  options.roles = pipeline::allRoles(config);
+  options.log_sink = &logs;
+  for (const auto& kv : consumerOverrides(args)) options.consumer_properties.insert(kv);
+  if (auto v = args.find("linger-ms")) options.producer_properties["linger.ms"] = *v;
+  pipeline::Pipeline run(config, std::move(options));
+  UpdateCounter updates(config);
+  run.start();
+  // Every stage in its group with its partitions before the backlog arrives, so the figures are
+  // the pipeline running, not consumer groups joining.
+  for (const auto deadline = Steady::now() + 60s;;) {
+    bool all = true;
+    for (const auto& r : run.stats()) all = all && !r.stats.partitions.empty();
+    if (all) break;
+    if (Steady::now() > deadline) throw std::runtime_error("bench pipeline: the stages did not get their partitions in 60 s");
+    updates.poll(100ms, [](const std::string&) {});
+  }
+  std::thread loader([&] {
+    kafka::Producer producer(config.kafka, "bench-load");
+    std::vector<std::pair<std::string, std::string>> records;
+    for (const auto& t : benchTickets("B-", tickets)) records.emplace_back(t.id, toJson(t).dump());
+    if (auto st = producer.produceBatch(config.kafka.topics.inbound, records, 300s); !st)
+      std::cerr << "bench pipeline: loading the backlog: " << st.error().message << "\n";
+  });
+
+  // Throughput: a backlog of `tickets`, measured from 10% to 90% done (joins and warm-up
+  // excluded) by the result writer's own count of updates acknowledged by the broker.
+  const auto started = Steady::now();
+  auto updatesDone = [&] {
+    for (const auto& r : run.stats())
+      if (r.role == "results") return r.stats.succeeded;
+    return std::int64_t{0};
+  };
+  const std::int64_t from = tickets / 10, to = tickets - tickets / 10;
+  Steady::time_point t_from{}, t_to{};
+  double cpu_from = 0, cpu_to = 0;
+  std::int64_t done = 0;
+  auto last_trace = Steady::now();
+  const bool trace = args.has("trace");
+  while (done < to && Steady::now() - started < 600s) {
+    std::this_thread::sleep_for(2ms);
+    done = updatesDone();
+    if (trace && Steady::now() - last_trace > 500ms) {
+      last_trace = Steady::now();
+      std::cerr << std::chrono::duration<double>(last_trace - started).count() << "s:";
+      for (const auto& r : run.stats())
+        std::cerr << " " << r.role << " " << r.stats.consumed << "/" << r.stats.succeeded << "/" << r.stats.in_flight;
+      std::cerr << "\n";
+    }
+    if (t_from == Steady::time_point{} && done >= from) {
+      t_from = Steady::now();
+      cpu_from = stage::processCpuSeconds();
+    }
+  }
+  t_to = Steady::now();
+  cpu_to = stage::processCpuSeconds();
+  loader.join();
+  if (done < to)
+    throw std::runtime_error("bench pipeline: only " + std::to_string(done) + " of " + std::to_string(tickets) +
+                             " updates in 600 s");
+  while (updatesDone() < tickets && Steady::now() - started < 600s) std::this_thread::sleep_for(2ms);
+  const double whole = std::chrono::duration<double>(Steady::now() - started).count();
+  updates.poll(2000ms, [](const std::string&) {});  // drain the backlog's updates from the bench's reader
+  const double span = std::chrono::duration<double>(t_to - t_from).count();
+  const double measured = static_cast<double>(to - from);
+  std::cout << std::fixed << std::setprecision(1) << "  backlog of " << tickets << ": " << measured / span
+            << " tickets/s end to end (10%-90% of the updates in " << span << " s); " << std::setprecision(3)
+            << (cpu_to - cpu_from) / measured * 1000 << " CPU-s per 1,000 tickets (this process); all " << tickets
+            << " in " << std::setprecision(1) << whole << " s from the first produce\n"
+            << std::flush;
+
+  // Latency: tickets sent one by one at a fixed rate, each timed from its produce to its update.
+  std::mutex mutex;
+  std::map<std::string, Steady::time_point> sent;
+  std::vector<double> latencies_ms;
+  const auto paced = benchTickets("L-", rate * seconds);
+  std::thread sender([&] {
+    kafka::Producer producer(config.kafka, "bench-paced", {{"linger.ms", "0"}});
+    const auto t0 = Steady::now();
+    for (std::size_t i = 0; i < paced.size(); ++i) {
+      std::this_thread::sleep_until(t0 + std::chrono::microseconds(static_cast<std::int64_t>(i) * 1'000'000 / rate));
+      {
+        std::lock_guard lock(mutex);
+        sent[paced[i].id] = Steady::now();
+      }
+      (void)producer.produceSync(config.kafka.topics.inbound, paced[i].id, toJson(paced[i]).dump());
+    }
+  });
+  const auto latency_start = Steady::now();
+  std::size_t received = 0;
+  while (received < paced.size() && Steady::now() - latency_start < std::chrono::seconds(seconds + 60)) {
+    updates.poll(50ms, [&](const std::string& key) {
+      std::lock_guard lock(mutex);
+      auto it = sent.find(key);
+      if (it == sent.end()) return;
+      latencies_ms.push_back(std::chrono::duration<double, std::milli>(Steady::now() - it->second).count());
+      sent.erase(it);
+      ++received;
+    });
+  }
+  sender.join();
+  std::cout << std::setprecision(1) << "  " << rate << " tickets/s for " << seconds << " s: produce to update p50 "
+            << percentile(latencies_ms, 0.50) << " ms, p99 " << percentile(latencies_ms, 0.99) << " ms ("
+            << received << " of " << paced.size() << " timed)\n"
+            << "  peak RSS of this process: " << stage::peakResidentBytes() / (1024 * 1024) << " MiB\n";
+  run.requestStop();
+  (void)run.wait();
+  std::filesystem::remove_all(dir);
+  return kExitOk;
+}
+
+}  // namespace
+
+std::vector<Command> pipelineBenchCommands() {
+  return {{{"bench pipeline", "benchmark the whole pipeline", "", 0, 0,
+            {{"tickets", "N", "tickets in the backlog phase", "20000"},
+             {"rate", "N", "tickets per second in the latency phase", "200"},
+             {"latency-seconds", "S", "length of the latency phase", "20"},
+             {"fetch-wait-ms", "MS", "librdkafka fetch.wait.max.ms for every stage (the mock broker holds an empty fetch that long)", "10"},
+             {"prefetch-kb", "KB", "librdkafka queued.max.messages.kbytes for every stage", ""},
+             {"linger-ms", "MS", "librdkafka linger.ms for every stage's producer", ""},
+             {"trace", "", "print every stage's consumed/succeeded/in-flight counts twice a second", ""}},
+            "Runs every role in this process on the embedded broker, a private redis-server and the simulator\n"
+            "with zero latency (each in its own process), and prints: end-to-end tickets/s over a backlog,\n"
+            "CPU-seconds per 1,000 tickets, produce-to-update latency p50/p99 at a fixed rate, peak RSS."},
+           runBenchPipeline, ""}};
+}
+
+}  // namespace ticketflow::app
