@@ -142,7 +142,24 @@ TEST_F(HelmChart, CredentialsComeOnlyFromExistingSecrets) {
     EXPECT_EQ(secret_of["TICKETFLOW_KEY_ANTHROPIC"], "es-anthropic");
     EXPECT_EQ(secret_of["TICKETFLOW_REDIS_PASSWORD"], "es-redis");
     EXPECT_EQ(secret_of["TICKETFLOW_KAFKA_SASL_PASSWORD"], "es-kafka");
+    // Sink credentials reach the result writers only.
+    std::map<std::string, std::string> sink_secret;
+    for (const auto& env : d["spec"]["template"]["spec"]["containers"][0]["env"]) {
+      const std::string name = env["name"];
+      if (name.rfind("TICKETFLOW_SINK_", 0) != 0) continue;
+      EXPECT_FALSE(env.contains("value")) << name << " carries a literal value";
+      sink_secret[name] = env["valueFrom"]["secretKeyRef"]["name"];
+    }
+    if (d["metadata"]["name"] == "tf-ticketflow-results") {
+      EXPECT_EQ(sink_secret["TICKETFLOW_SINK_JIRA"], "es-jira");
+      EXPECT_EQ(sink_secret["TICKETFLOW_SINK_HELPDESK_HOOK"], "es-webhook");
+    } else {
+      EXPECT_TRUE(sink_secret.empty()) << d["metadata"]["name"];
+    }
   }
+  const auto config = byName(ofKind(docs, "ConfigMap")).at("tf-ticketflow-config")["data"]["ticketflow.yaml"].get<std::string>();
+  EXPECT_NE(config.find("secret_env: TICKETFLOW_SINK_JIRA"), std::string::npos) << config;
+  EXPECT_NE(config.find("kind: \"webhook\""), std::string::npos) << config;
 }
 
 TEST_F(HelmChart, BadValuesFailAtInstallWithAClearMessage) {

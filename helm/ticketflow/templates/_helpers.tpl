@@ -29,6 +29,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{/* Environment variable carrying a provider's API key: TICKETFLOW_KEY_<NAME>. */}}
+{{- define "ticketflow.sinkEnv" -}}
+{{- printf "TICKETFLOW_SINK_%s" (. | upper | replace "-" "_" | replace "." "_") -}}
+{{- end -}}
+
 {{- define "ticketflow.keyEnv" -}}
 {{- printf "TICKETFLOW_KEY_%s" (. | upper | replace "-" "_" | replace "." "_") -}}
 {{- end -}}
