@@ -3,10 +3,15 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <stdexcept>
 
+#include <nlohmann/json.hpp>
+
 #include "ticketflow/core/check.hpp"
+#include "ticketflow/core/clock.hpp"
 
 namespace ticketflow::kafka {
 
@@ -48,8 +53,27 @@ Properties clientProperties(const KafkaConfig& kafka, const std::string& role, c
   return p;
 }
 
+namespace {
+
+// librdkafka's own messages (broker down, retries) as JSON lines like ours, not plain text.
+void logAsJson(const rd_kafka_t* rk, int level, const char* facility, const char* text) {
+  const char* name = level <= 3 ? "error" : level == 4 ? "warn" : level <= 6 ? "info" : "debug";
+  const nlohmann::json line = {{"time", formatRfc3339(SystemClock::instance().now())},
+                               {"level", name},
+                               {"role", "librdkafka"},
+                               {"event", "kafka"},
+                               {"client", rk ? rd_kafka_name(rk) : ""},
+                               {"facility", facility ? facility : ""},
+                               {"detail", text ? text : ""}};
+  const std::string out = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  (void)!::write(STDERR_FILENO, out.data(), out.size());  // one write: lines never interleave
+}
+
+}  // namespace
+
 ConfPtr makeConf(const Properties& properties) {
   ConfPtr conf(rd_kafka_conf_new());
+  rd_kafka_conf_set_log_cb(conf.get(), &logAsJson);
   char err[512];
   for (const auto& [k, v] : properties) {
     if (rd_kafka_conf_set(conf.get(), k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK)
