@@ -20,7 +20,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::optional<std::string> noEnv(const std::string&) { return std::nullopt; }
+std::optional<std::string> onlyBenchKey(const std::string& name) {
+  return name == "TICKETFLOW_BENCH_API_KEY" ? processEnv(name) : std::nullopt;
+}
 
 // Measured between 10% and 90% of the tickets done, so consumer-group joins and the first
 // calls' latency do not count: the steady state.
@@ -36,7 +38,10 @@ PhaseResult runPhase(const std::string& exe, const std::string& dir, const std::
                      const std::vector<std::string>& sim_args, int tickets, int window, int call_threads,
                      std::chrono::seconds limit) {
   const std::string port_file = dir + "/" + name + ".port";
-  std::vector<std::string> argv = {exe, "sim", "--port-file", port_file, "--no-faults", "--max-threads", "2048"};
+  // The simulator insists on a key, as providers do; it reaches the tier the way a real one does.
+  ::setenv("TICKETFLOW_BENCH_API_KEY", "sk-bench-key", 1);
+  std::vector<std::string> argv = {exe, "sim", "--port-file", port_file, "--no-faults", "--max-threads", "2048",
+                                   "--api-key-env", "TICKETFLOW_BENCH_API_KEY"};
   argv.insert(argv.end(), sim_args.begin(), sim_args.end());
   ChildProcess sim(argv, dir + "/" + name + ".sim.log");
   const std::string port = waitForFirstLine(port_file, sim);
@@ -50,13 +55,13 @@ kafka:
 redis: {url: "redis://127.0.0.1:6379/0"}
 stage: {max_in_flight: )" + std::to_string(window) + R"(, worker_threads: 4, commit_interval_ms: 500}
 providers:
-  - {name: sim, api: openai, base_url: "http://127.0.0.1:)" + port + R"(/v1", max_connections: )" + std::to_string(call_threads) + R"(}
+  - {name: sim, api: openai, base_url: "http://127.0.0.1:)" + port + R"(/v1", api_key_env: TICKETFLOW_BENCH_API_KEY, max_connections: )" + std::to_string(call_threads) + R"(}
 models:
   - {name: bench-model, provider: sim, model_id: bench-model, input_usd_per_mtok: 0.10, output_usd_per_mtok: 0.40, limits: {max_concurrency: )" + std::to_string(call_threads) + R"(}}
 tiers:
   - {name: bench, models: [bench-model]}
 )";
-  const Config config = loadConfigText(yaml, "<bench tier>", dir, noEnv);
+  const Config config = loadConfigText(yaml, "<bench tier>", dir, onlyBenchKey);
   const std::string topic = config.kafka.tierTopic("bench");
   std::vector<std::pair<std::string, std::string>> records;
   for (int i = 0; i < tickets; ++i) {
@@ -77,14 +82,8 @@ tiers:
     kafka::Producer producer(config.kafka, "bench-load");
     if (auto st = producer.produceBatch(topic, records); !st) throw std::runtime_error(st.error().message);
   }
-  auto http_factory = tier::httpModelClientFactory(config);
-  tier::TierService service(config, "bench",
-                            [&](const ProviderConfig& p, const ModelConfig& m) {
-                              auto key_less = p;
-                              key_less.api_key_env.clear();
-                              return http_factory(key_less, m);
-                            },
-                            SystemClock::instance(), [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); },
+  tier::TierService service(config, "bench", tier::httpModelClientFactory(config), SystemClock::instance(),
+                            [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); },
                             provider::PromptSet::builtin());
   tier::TierRole role(config, service, call_threads);
   stage::StageOptions options;
@@ -117,9 +116,9 @@ tiers:
     }
     std::this_thread::sleep_for(5ms);
   }
-  if (r.done == 0) throw std::runtime_error("bench tier: only " + std::to_string(r.total_done) + " of " + std::to_string(tickets) + " tickets done in time");
   stage.requestStop();
   runner.join();
+  if (r.done == 0) throw std::runtime_error("bench tier: only " + std::to_string(r.total_done) + " of " + std::to_string(tickets) + " tickets done in time");
   return r;
 }
 
