@@ -43,7 +43,9 @@ pipeline::PipelineOptions optionsFor(std::vector<pipeline::RoleSpec> roles, std:
   pipeline::PipelineOptions o;
   o.roles = std::move(roles);
   o.log_sink = log;
-  o.consumer_properties = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}};
+  o.consumer_properties = pipeline::LocalStack::consumerProperties();
+  o.consumer_properties["session.timeout.ms"] = "6000";
+  o.consumer_properties["heartbeat.interval.ms"] = "500";
   return o;
 }
 

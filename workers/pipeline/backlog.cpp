@@ -318,6 +318,7 @@ BacklogReport runBacklog(Config config, const BacklogOptions& options) {
     PipelineOptions po;
     po.roles = allRoles(config);
     po.log_sink = options.pipeline_log ? options.pipeline_log : &null_stream;
+    po.consumer_properties = LocalStack::consumerProperties();
     pipeline = std::make_unique<Pipeline>(config, std::move(po));
     pipeline->start();
   }
@@ -338,8 +339,9 @@ BacklogReport runBacklog(Config config, const BacklogOptions& options) {
     to_submit.push_back(&t);
   }
 
-  kafka::Consumer watcher(config.kafka, "triage", "ticketflow-triage-" + state.runId(),
-                          {{"auto.offset.reset", state.resumed() || options.embedded ? "earliest" : "latest"}});
+  kafka::Properties watcher_properties = {{"auto.offset.reset", state.resumed() || options.embedded ? "earliest" : "latest"}};
+  if (options.embedded) watcher_properties.merge(LocalStack::consumerProperties());
+  kafka::Consumer watcher(config.kafka, "triage", "ticketflow-triage-" + state.runId(), watcher_properties);
   if (auto st = watcher.subscribe({config.kafka.topics.updates, config.kafka.topics.dlq}); !st)
     throw std::runtime_error(st.error().message);
   // Join the group before producing, so that a new run reading from "latest" misses nothing.

@@ -43,6 +43,9 @@ class LocalStack {
   const std::string& apiKey() const { return api_key_; }
   sim::SimulatorStats simulatorStats() const { return simulator_->stats(); }
   redis::EmbeddedRedisServer& redisServer() { return *redis_; }
+  // What every consumer on the embedded broker should set: the mock cluster answers an empty
+  // fetch only when fetch.wait.max.ms (500 ms by default) ends, so a message waits that long a hop.
+  static kafka::Properties consumerProperties() { return {{"fetch.wait.max.ms", "10"}}; }
 
  private:
   std::string api_key_;
