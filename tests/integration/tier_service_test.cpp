@@ -10,6 +10,7 @@
 #include "sim/simulator.hpp"
 #include "ticketflow/core/embedded.hpp"
 #include "ticketflow/schema/validator.hpp"
+#include "ticketflow/redis/embedded_server.hpp"
 #include "tier/tier_service.hpp"
 
 namespace ticketflow {
@@ -66,7 +67,8 @@ struct Harness {
   Harness(sim::SimulatorOptions p, sim::SimulatorOptions b, double escalate_below = 0.0)
       : primary(std::move(p)), backup(std::move(b)), config(configFor(primary, backup, escalate_below)) {}
 
-  tier::TierService service(const std::string& tier, provider::BreakerPolicy breaker = {}) {
+  tier::TierService service(const std::string& tier, provider::BreakerPolicy breaker = {},
+                            tier::CallAdmission admission = {}) {
     tier::TierPolicy policy;
     policy.attempts_per_model = 2;
     policy.backoff = {100ms, 2000ms};
@@ -74,7 +76,8 @@ struct Harness {
     return tier::TierService(
         config, tier,
         [this](const ProviderConfig& p, const ModelConfig& m) { return provider::makeModelClient(p, m, http, "sk-test"); },
-        clock, [this](std::chrono::milliseconds d) { delays.push_back(d); }, provider::PromptSet::builtin(), policy);
+        clock, [this](std::chrono::milliseconds d) { delays.push_back(d); }, provider::PromptSet::builtin(), policy,
+        admission);
   }
 };
 
@@ -254,6 +257,41 @@ TEST(TierServiceConcurrency, CallsToAModelNeverExceedItsMaxConcurrency) {
   for (auto& t : callers) t.join();
   EXPECT_EQ(answered, 8);
   EXPECT_EQ(h.primary.stats().max_concurrent, 2);
+}
+
+TEST(TierService, ARedeliveredTicketIsNotChargedTwiceAndNotRefused) {
+  redis::EmbeddedRedisServer server;
+  RedisConfig rc;
+  rc.url = server.url();
+  auto pool = std::make_shared<redis::RedisPool>(*redis::RedisPoolOptions::fromConfig(rc));
+  Harness h(testing::instantSimulatorOptions(), testing::instantSimulatorOptions());
+  BudgetsConfig budgets;
+  budgets.caps = {BudgetCap{BudgetScope::kGlobal, "", "", 1'000'000, std::nullopt}};
+  redis::BudgetLedger ledger(pool, budgets, "t:", SystemClock::instance());
+  auto svc = h.service("fast", {}, {nullptr, &ledger, 1000ms});
+  auto settled = [&] {
+    MicroUsd total = 0;
+    auto spend = ledger.show();
+    EXPECT_TRUE(spend.ok());
+    if (!spend.ok()) return total;
+    for (const auto& b : spend.value())
+      if (b.scope == "global" && b.period == "day") total = b.settled;
+    return total;
+  };
+  auto first = svc.handle(ticket("T-RE", "printer offline"), 1);
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->kind, tier::TierOutcomeKind::kAnswered);
+  const MicroUsd once = settled();
+  EXPECT_EQ(once, first->result.cost_micro_usd);
+  // The same delivery again (a crash before the commit): the call is made, the charge is not.
+  auto again = svc.handle(ticket("T-RE", "printer offline"), 1);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->kind, tier::TierOutcomeKind::kAnswered) << again->reason;
+  EXPECT_EQ(settled(), once);
+  // A later stage attempt is new spending, and is charged.
+  auto retry = svc.handle(ticket("T-RE", "printer offline"), 2);
+  ASSERT_TRUE(retry.ok());
+  EXPECT_EQ(settled(), once + retry->result.cost_micro_usd);
 }
 
 }  // namespace

@@ -177,7 +177,10 @@ Result<provider::ModelReply> TierService::callWithRetries(Entry& entry, provider
     if (admission_.ledger) {
       auto reserved = admission_.ledger->reserve({context.budget_key, call, context.tenant, tier_.name,
                                                   redis::estimateCallCost(*entry.model, prompt_tokens)});
-      if (!reserved || !reserved->reserved) {
+      // A replay (the ticket was redelivered) goes ahead unless that attempt was refused: its
+      // settle will be a no-op, so the same call is never charged twice.
+      const bool refused = reserved && !reserved->reserved && (!reserved->replayed || reserved->state == "refused");
+      if (!reserved || refused) {
         if (admission_.limiter) (void)admission_.limiter->release(*entry.model, *lease);
         if (!reserved) {
           context.abort = Error::unavailable("budget ledger: " + reserved.error().message);
