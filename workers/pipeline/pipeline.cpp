@@ -117,7 +117,7 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
       case Role::kTier: {
         if (!config.findTier(spec.tier))
           throw std::invalid_argument("no tier named '" + spec.tier + "' in " + config.source);
-        tier::CallAdmission admission{rr.limiter.get(), rr.ledger.get(), std::chrono::milliseconds(30000)};
+        tier::CallAdmission admission{rr.limiter.get(), rr.ledger.get(), std::chrono::milliseconds(30000), rr.pool.get()};
         impl_->tier_services.push_back(std::make_unique<tier::TierService>(
             config, spec.tier, model_clients, SystemClock::instance(), sleeper, prompts, tier::TierPolicy{}, admission,
             &metrics_));

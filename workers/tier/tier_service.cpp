@@ -122,7 +122,7 @@ void TierService::observeLimits(const ModelConfig& model, const Result<provider:
   (void)admission_.limiter->observe(model, hints);  // advisory: a Redis hiccup only delays adapting
 }
 
-void TierService::settleCall(const CallContext& context, int call, MicroUsd cost) {
+void TierService::settleWithRetries(const CallContext& context, int call, MicroUsd cost) {
   if (!admission_.ledger) return;
   // The call happened: keep trying for a while, since an unsettled reservation would expire and
   // leave the spend unaccounted.
@@ -164,6 +164,109 @@ void TierService::recordCall(const Entry& entry, const Result<provider::ModelRep
       .set(state == provider::BreakerState::kOpen ? 2 : state == provider::BreakerState::kHalfOpen ? 1 : 0);
 }
 
+Result<std::string> TierService::admit(const ModelConfig& model, std::int64_t prompt_tokens, std::int64_t tokens,
+                                       int call, CallContext& context) {
+  redis::BudgetLedger* ledger = admission_.ledger;
+  redis::RateLimiter* limiter = admission_.limiter;
+  const redis::BudgetRequest request{context.budget_key, call, context.tenant, tier_.name,
+                                     redis::estimateCallCost(model, prompt_tokens)};
+  // A replay (the ticket was redelivered) goes ahead unless that attempt was refused: its settle
+  // will be a no-op, so the same call is never charged twice.
+  auto refusedBy = [](const redis::ReserveResult& r) { return !r.reserved && (!r.replayed || r.state == "refused"); };
+  auto refuse = [&](const redis::ReserveResult& r) -> Error {
+    context.refused = r;
+    return Error{ErrorCode::kBudgetExhausted, "no room in budget " + r.exhausted_bucket, false, -1};
+  };
+  if (!ledger || !limiter || !admission_.pool) {  // one of them, or no shared pool: one by one
+    auto lease = admitRate(model, tokens);
+    if (!lease || !ledger) return lease;
+    auto reserved = ledger->reserve(request);
+    if (!reserved || refusedBy(*reserved)) {
+      if (limiter) (void)limiter->release(model, *lease);
+      if (!reserved) {
+        context.abort = Error::unavailable("budget ledger: " + reserved.error().message);
+        return *context.abort;
+      }
+      return refuse(*reserved);
+    }
+    return lease;
+  }
+  // The rate-limit grant and the reservation in one round trip. While the limiter makes the call
+  // wait, the reservation is kept (releasing and reserving again under the same key would replay
+  // as released and leave the call uncharged).
+  auto prepared = ledger->prepareReserve(request);
+  if (!prepared) {
+    context.abort = prepared.error();
+    return *context.abort;
+  }
+  const auto deadline = clock_.steadyNow() + admission_.max_rate_wait;
+  bool reserved = false;
+  for (int round = 0; round < 10'000; ++round) {
+    std::string lease;
+    std::vector<redis::RedisCall> calls = {limiter->acquireCall(model, tokens, lease)};
+    if (!reserved) calls.push_back(prepared->call);
+    auto replies = admission_.pool->run(calls);
+    if (!replies) {  // fail closed: the engine retries the ticket later
+      if (reserved) (void)ledger->release(context.budget_key, call);
+      context.abort = Error::unavailable("rate limiter and budget ledger: " + replies.error().message);
+      return *context.abort;
+    }
+    auto decision = redis::RateLimiter::decodeAcquire((*replies)[0], lease);
+    if (!reserved) {
+      auto result = ledger->decodeReserve((*replies)[1], *prepared);
+      if (!result || refusedBy(*result)) {
+        if (decision && decision->granted) (void)limiter->release(model, decision->lease);
+        if (!result) {
+          context.abort = Error::unavailable("budget ledger: " + result.error().message);
+          return *context.abort;
+        }
+        return refuse(*result);
+      }
+      reserved = true;
+    }
+    if (!decision) {
+      (void)ledger->release(context.budget_key, call);
+      context.abort = Error::unavailable("rate limiter: " + decision.error().message);
+      return *context.abort;
+    }
+    if (decision->granted) return decision->lease;
+    if (metrics_) metrics_->rate_limit_waits.with({model.name, decision->reason}).inc();
+    if (clock_.steadyNow() + decision->wait > deadline) {
+      (void)ledger->release(context.budget_key, call);
+      return Error::rateLimited(model.name + ": over its " + decision->reason + " limit (models[].limits)",
+                                decision->wait.count());
+    }
+    sleeper_(std::max(decision->wait, std::chrono::milliseconds(1)));
+  }
+  (void)ledger->release(context.budget_key, call);
+  return Error::rateLimited(model.name + ": no rate-limit grant", -1);
+}
+
+void TierService::finishCall(const ModelConfig& model, const std::string& lease, const CallContext& context, int call,
+                             std::optional<MicroUsd> cost) {
+  redis::BudgetLedger* ledger = admission_.ledger;
+  redis::RateLimiter* limiter = admission_.limiter;
+  std::vector<redis::RedisCall> calls;
+  if (limiter)
+    if (auto release = limiter->releaseCall(model, lease)) calls.push_back(std::move(*release));
+  const bool settles = ledger && cost;
+  if (ledger) calls.push_back(cost ? ledger->settleCall(context.budget_key, call, *cost) : ledger->releaseCall(context.budget_key, call));
+  if (calls.empty()) return;
+  if (!admission_.pool) {
+    if (limiter) (void)limiter->release(model, lease);
+    if (settles) settleWithRetries(context, call, *cost);
+    else if (ledger) (void)ledger->release(context.budget_key, call);
+    return;
+  }
+  auto replies = admission_.pool->run(calls);
+  if (!settles) return;
+  if (replies) {
+    auto settled = redis::BudgetLedger::decodeSettle(replies->back(), context.budget_key, call);
+    if (settled || settled.error().code == ErrorCode::kNotFound) return;  // kNotFound: a replay, already counted
+  }
+  settleWithRetries(context, call, *cost);  // the call happened: its cost must reach the ledger
+}
+
 Result<provider::ModelReply> TierService::callWithRetries(Entry& entry, provider::ModelRequest request,
                                                           TierOutcome& outcome, Answer& answer, CallContext& context) {
   Error last = Error::unavailable("not called");
@@ -171,41 +274,25 @@ Result<provider::ModelReply> TierService::callWithRetries(Entry& entry, provider
   for (int attempt = 1; attempt <= policy_.attempts_per_model; ++attempt) {
     if (!entry.breaker->allow()) return Error::unavailable(entry.model->name + ": circuit breaker open");
     const std::int64_t prompt_tokens = provider::estimatePromptTokens(request);
-    auto lease = admitRate(*entry.model, prompt_tokens + request.max_output_tokens);
-    if (!lease) return lease.error();  // our own limit, not the provider's fault: no breaker count
     const int call = outcome.calls + 1;
-    if (admission_.ledger) {
-      auto reserved = admission_.ledger->reserve({context.budget_key, call, context.tenant, tier_.name,
-                                                  redis::estimateCallCost(*entry.model, prompt_tokens)});
-      // A replay (the ticket was redelivered) goes ahead unless that attempt was refused: its
-      // settle will be a no-op, so the same call is never charged twice.
-      const bool refused = reserved && !reserved->reserved && (!reserved->replayed || reserved->state == "refused");
-      if (!reserved || refused) {
-        if (admission_.limiter) (void)admission_.limiter->release(*entry.model, *lease);
-        if (!reserved) {
-          context.abort = Error::unavailable("budget ledger: " + reserved.error().message);
-          return *context.abort;
-        }
-        context.refused = *reserved;
-        return Error{ErrorCode::kBudgetExhausted, "no room in budget " + reserved->exhausted_bucket, false, -1};
-      }
-    }
+    auto lease = admit(*entry.model, prompt_tokens, prompt_tokens + request.max_output_tokens, call, context);
+    if (!lease) return lease.error();  // our own limit or budget, not the provider's fault: no breaker count
     // Wait for a free slot no longer than a call could take anyway.
     if (entry.slots && !entry.slots->try_acquire_for(std::chrono::milliseconds(entry.provider->total_timeout_ms))) {
-      if (admission_.limiter) (void)admission_.limiter->release(*entry.model, *lease);
-      if (admission_.ledger) (void)admission_.ledger->release(context.budget_key, call);
+      finishCall(*entry.model, *lease, context, call, std::nullopt);
       return Error::timeout(entry.model->name + ": no free call slot (models[].limits.max_concurrency)");
     }
     const auto started = clock_.steadyNow();
     auto reply = entry.client->complete(request);
     const auto took = clock_.steadyNow() - started;
     if (entry.slots) entry.slots->release();
-    if (admission_.limiter) (void)admission_.limiter->release(*entry.model, *lease);
+    // The lease back, and the reservation settled to the billed cost (or released: nothing was
+    // spent), in one round trip. A failed release expires with its TTL.
+    finishCall(*entry.model, *lease, context, call, reply ? std::optional<MicroUsd>(reply->cost_micro_usd) : std::nullopt);
     observeLimits(*entry.model, reply);
     ++outcome.calls;
     if (attempt > 1 && metrics_) metrics_->model_retries.with({tier_.name, entry.model->name}).inc();
     if (!reply) {
-      if (admission_.ledger) (void)admission_.ledger->release(context.budget_key, call);  // expires if this fails
       last = reply.error();
       // A 429 is the provider pacing us (the limiter adapts to it), not the provider failing.
       const bool provider_fault =
@@ -221,7 +308,6 @@ Result<provider::ModelReply> TierService::callWithRetries(Entry& entry, provider
       continue;
     }
     entry.breaker->onSuccess();
-    settleCall(context, call, reply->cost_micro_usd);
     outcome.spent_micro_usd += reply->cost_micro_usd;
     auto normalised = provider::normaliseAnswer(reply->content);
     recordCall(entry, reply, took, normalised.ok());

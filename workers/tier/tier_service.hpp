@@ -47,6 +47,9 @@ struct CallAdmission {
   redis::RateLimiter* limiter = nullptr;
   redis::BudgetLedger* ledger = nullptr;
   std::chrono::milliseconds max_rate_wait{30000};  // longest one call waits for a rate-limit grant
+  // The pool both use: the grant and the reservation (and the lease's release and the settle)
+  // then share one round trip. Null: one round trip each.
+  redis::RedisPool* pool = nullptr;
 };
 
 // kFailed: no answer this time (every model down, or the budget ledger unreachable); `failure`
@@ -116,10 +119,18 @@ class TierService {
   // unless the context says to stop.
   Result<provider::ModelReply> callWithRetries(Entry& entry, provider::ModelRequest request, TierOutcome& outcome,
                                                Answer& answer, CallContext& context);
-  // Waits for the rate limiter; the lease to release after the call.
+  // The rate-limit grant (the lease to give back, "" without a limiter) and the budget
+  // reservation for call number `call`. An error means "try the next model", unless it set
+  // context.abort (Redis unreachable) or context.refused (a cap without room).
+  Result<std::string> admit(const ModelConfig& model, std::int64_t prompt_tokens, std::int64_t tokens, int call,
+                            CallContext& context);
+  // After the call: the lease back, the reservation settled to `cost` or released (nullopt).
+  void finishCall(const ModelConfig& model, const std::string& lease, const CallContext& context, int call,
+                  std::optional<MicroUsd> cost);
+  // Waits for the rate limiter alone; the lease to release after the call.
   Result<std::string> admitRate(const ModelConfig& model, std::int64_t tokens);
   void observeLimits(const ModelConfig& model, const Result<provider::ModelReply>& reply);
-  void settleCall(const CallContext& context, int call, MicroUsd cost);
+  void settleWithRetries(const CallContext& context, int call, MicroUsd cost);
   void recordCall(const Entry& entry, const Result<provider::ModelReply>& reply, std::chrono::steady_clock::duration took,
                   bool usable);
   std::chrono::milliseconds nextDelay(int attempt, std::int64_t retry_after_ms);

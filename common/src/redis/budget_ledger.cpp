@@ -216,7 +216,7 @@ std::string BudgetLedger::reservationKey(const std::string& ticket_id, int attem
   return prefix_ + "resv:" + ticket_id + "#" + std::to_string(attempt);
 }
 
-Result<ReserveResult> BudgetLedger::reserve(const BudgetRequest& request) {
+Result<BudgetLedger::PreparedReserve> BudgetLedger::prepareReserve(const BudgetRequest& request) const {
   if (request.ticket_id.empty() || request.tenant.empty() || request.tier.empty())
     return Error::invalidArgument("budget reserve needs a ticket id, a tenant and a tier");
   if (request.estimated_micro_usd < 0) return Error::invalidArgument("budget reserve: negative estimate");
@@ -228,60 +228,85 @@ Result<ReserveResult> BudgetLedger::reserve(const BudgetRequest& request) {
                                    std::to_string(millis(now) + config_.reservation_ttl_s * 1000LL),
                                    std::to_string(std::max<std::int64_t>(kRecordTtlS, config_.reservation_ttl_s * 2)),
                                    request.tenant, request.tier};
+  PreparedReserve prepared;
   for (const auto& b : buckets) {
     keys.push_back(b.key);
     args.push_back(b.field);
     args.push_back(b.configured_cap ? std::to_string(*b.configured_cap) : "");
     args.push_back(std::to_string(b.ttl_s));
+    prepared.bucket_labels.push_back(b.label);
   }
-  auto reply = pool_->eval(reserveScript(), keys, args);
-  if (!reply) return reply.error();
-  if (reply->type != Reply::Type::kArray || reply->elements.size() < 2) return scriptError(*reply);
+  prepared.call = RedisCall::eval(reserveScript(), keys, args);
+  return prepared;
+}
+
+Result<ReserveResult> BudgetLedger::decodeReserve(const Reply& reply, const PreparedReserve& prepared) const {
+  if (reply.type != Reply::Type::kArray || reply.elements.size() < 2) return scriptError(reply);
+  const auto& labels = prepared.bucket_labels;
   ReserveResult out;
   out.policy = config_.on_exhausted;
-  const auto code = reply->elements[0].integer;
+  const auto code = reply.elements[0].integer;
   if (code == 1) {
     out.reserved = true;
-    out.amount = reply->elements[1].integer;
+    out.amount = reply.elements[1].integer;
     out.state = "reserved";
-  } else if (code == 2 && reply->elements.size() >= 4) {
+  } else if (code == 2 && reply.elements.size() >= 4) {
     out.replayed = true;
-    out.amount = reply->elements[1].integer;
-    out.state = reply->elements[2].str;
+    out.amount = reply.elements[1].integer;
+    out.state = reply.elements[2].str;
     out.reserved = out.state == "reserved";
     if (out.state == "refused") {
-      const auto index = static_cast<std::size_t>(reply->elements[3].integer - 1);
-      out.exhausted_bucket = index < buckets.size() ? buckets[index].label : "?";
+      const auto index = static_cast<std::size_t>(reply.elements[3].integer - 1);
+      out.exhausted_bucket = index < labels.size() ? labels[index] : "?";
     }
   } else {
     out.state = "refused";
-    const auto index = static_cast<std::size_t>(reply->elements[1].integer - 1);
-    out.exhausted_bucket = index < buckets.size() ? buckets[index].label : "?";
+    const auto index = static_cast<std::size_t>(reply.elements[1].integer - 1);
+    out.exhausted_bucket = index < labels.size() ? labels[index] : "?";
   }
   return out;
 }
 
-Result<SettleResult> BudgetLedger::settle(const std::string& ticket_id, int attempt, MicroUsd actual_micro_usd) {
-  if (actual_micro_usd < 0) return Error::invalidArgument("budget settle: negative cost");
-  const auto now = clock_.now();
-  auto reply = pool_->eval(settleScript(),
-                           {reservationKey(ticket_id, attempt), prefix_ + "resv_expiry", prefix_ + "caps", auditStreamKey()},
-                           {std::to_string(actual_micro_usd), std::to_string(millis(now)), ticket_id,
-                            std::to_string(attempt), std::to_string(kAuditMaxLen)});
-  if (!reply) return reply.error();
-  if (reply->type != Reply::Type::kArray || reply->elements.empty()) return scriptError(*reply);
-  const auto code = reply->elements[0].integer;
+Result<ReserveResult> BudgetLedger::reserve(const BudgetRequest& request) {
+  auto prepared = prepareReserve(request);
+  if (!prepared) return prepared.error();
+  auto replies = pool_->run({prepared->call});
+  if (!replies) return replies.error();
+  return decodeReserve(replies->front(), *prepared);
+}
+
+RedisCall BudgetLedger::settleCall(const std::string& ticket_id, int attempt, MicroUsd actual_micro_usd) const {
+  return RedisCall::eval(settleScript(),
+                         {reservationKey(ticket_id, attempt), prefix_ + "resv_expiry", prefix_ + "caps", auditStreamKey()},
+                         {std::to_string(actual_micro_usd), std::to_string(millis(clock_.now())), ticket_id,
+                          std::to_string(attempt), std::to_string(kAuditMaxLen)});
+}
+
+Result<SettleResult> BudgetLedger::decodeSettle(const Reply& reply, const std::string& ticket_id, int attempt) {
+  if (reply.type != Reply::Type::kArray || reply.elements.empty()) return scriptError(reply);
+  const auto code = reply.elements[0].integer;
   if (code == -1) return Error{ErrorCode::kNotFound, "budget settle: " + ticket_id + " attempt " + std::to_string(attempt) + " was never reserved", false};
   if (code == -2) return Error{ErrorCode::kNotFound, "budget settle: " + ticket_id + " attempt " + std::to_string(attempt) + " was released", false};
-  if (reply->elements.size() < 3) return scriptError(*reply);
-  return SettleResult{reply->elements[1].integer, reply->elements[2].integer, code == 2};
+  if (reply.elements.size() < 3) return scriptError(reply);
+  return SettleResult{reply.elements[1].integer, reply.elements[2].integer, code == 2};
+}
+
+Result<SettleResult> BudgetLedger::settle(const std::string& ticket_id, int attempt, MicroUsd actual_micro_usd) {
+  if (actual_micro_usd < 0) return Error::invalidArgument("budget settle: negative cost");
+  auto replies = pool_->run({settleCall(ticket_id, attempt, actual_micro_usd)});
+  if (!replies) return replies.error();
+  return decodeSettle(replies->front(), ticket_id, attempt);
+}
+
+RedisCall BudgetLedger::releaseCall(const std::string& ticket_id, int attempt) const {
+  return RedisCall::eval(releaseScript(), {reservationKey(ticket_id, attempt), prefix_ + "resv_expiry"},
+                         {std::to_string(millis(clock_.now()))});
 }
 
 Status BudgetLedger::release(const std::string& ticket_id, int attempt) {
-  auto reply = pool_->eval(releaseScript(), {reservationKey(ticket_id, attempt), prefix_ + "resv_expiry"},
-                           {std::to_string(millis(clock_.now()))});
-  if (!reply) return reply.error();
-  if (reply->type == Reply::Type::kError) return scriptError(*reply);
+  auto replies = pool_->run({releaseCall(ticket_id, attempt)});
+  if (!replies) return replies.error();
+  if (replies->front().type == Reply::Type::kError) return scriptError(replies->front());
   return {};
 }
 

@@ -102,6 +102,40 @@ Result<Reply> RedisPool::eval(const RedisScript& script, const std::vector<std::
   return evalScript(**lease, script, keys, args);
 }
 
+RedisCall RedisCall::eval(const RedisScript& script, const std::vector<std::string>& keys,
+                          const std::vector<std::string>& args) {
+  RedisCall call;
+  call.script = &script;
+  call.argv.reserve(3 + keys.size() + args.size());
+  call.argv.push_back("EVALSHA");
+  call.argv.push_back(script.sha1());
+  call.argv.push_back(std::to_string(keys.size()));
+  call.argv.insert(call.argv.end(), keys.begin(), keys.end());
+  call.argv.insert(call.argv.end(), args.begin(), args.end());
+  return call;
+}
+
+Result<std::vector<Reply>> RedisPool::run(const std::vector<RedisCall>& calls) {
+  auto lease = acquire();
+  if (!lease) return lease.error();
+  std::vector<std::vector<std::string>> commands;
+  commands.reserve(calls.size());
+  for (const auto& c : calls) commands.push_back(c.argv);
+  auto replies = (*lease)->pipeline(commands);
+  if (!replies) return replies;
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    Reply& r = (*replies)[i];
+    if (!calls[i].script || r.type != Reply::Type::kError || r.str.rfind("NOSCRIPT", 0) != 0) continue;
+    std::vector<std::string> argv = calls[i].argv;
+    argv[0] = "EVAL";
+    argv[1] = calls[i].script->source();  // EVAL also caches it for the next EVALSHA
+    auto again = (*lease)->command(argv);
+    if (!again) return again.error();
+    r = std::move(*again);
+  }
+  return replies;
+}
+
 RedisPool::Stats RedisPool::stats() const {
   std::lock_guard lock(mutex_);
   return stats_;

@@ -170,29 +170,44 @@ std::string RateLimiter::keyFor(const ModelConfig& model, const char* what) cons
   return prefix_ + model.provider + ":" + model.name + ":" + what;
 }
 
-Result<RateLimitDecision> RateLimiter::acquire(const ModelConfig& model, std::int64_t tokens) {
+RedisCall RateLimiter::acquireCall(const ModelConfig& model, std::int64_t tokens, std::string& lease) const {
   const auto& l = model.limits;
-  const std::string lease = l.max_concurrency > 0 ? newLeaseId() : std::string();
-  auto reply = pool_->eval(acquireScript(),
-                           {keyFor(model, "rpm"), keyFor(model, "tpm"), keyFor(model, "leases"), keyFor(model, "adapt")},
-                           {std::to_string(l.rpm), std::to_string(l.tpm), std::to_string(l.max_concurrency),
-                            std::to_string(std::max<std::int64_t>(0, tokens)), lease, std::to_string(lease_ttl_.count()),
-                            std::to_string(kRecoveryMs)});
-  if (!reply) return reply.error();
-  if (reply->type != Reply::Type::kArray || reply->elements.size() != 4)
-    return Error::internal("rate limiter script: " + reply->str);
+  lease = l.max_concurrency > 0 ? newLeaseId() : std::string();
+  return RedisCall::eval(acquireScript(),
+                         {keyFor(model, "rpm"), keyFor(model, "tpm"), keyFor(model, "leases"), keyFor(model, "adapt")},
+                         {std::to_string(l.rpm), std::to_string(l.tpm), std::to_string(l.max_concurrency),
+                          std::to_string(std::max<std::int64_t>(0, tokens)), lease, std::to_string(lease_ttl_.count()),
+                          std::to_string(kRecoveryMs)});
+}
+
+Result<RateLimitDecision> RateLimiter::decodeAcquire(const Reply& reply, const std::string& lease) {
+  if (reply.type != Reply::Type::kArray || reply.elements.size() != 4)
+    return Error::internal("rate limiter script: " + reply.str);
   RateLimitDecision d;
-  d.granted = reply->elements[0].integer == 1;
-  d.wait = std::chrono::milliseconds(reply->elements[1].integer);
-  d.reason = reply->elements[2].str;
-  d.rate_factor = static_cast<double>(reply->elements[3].integer) / 1e6;
+  d.granted = reply.elements[0].integer == 1;
+  d.wait = std::chrono::milliseconds(reply.elements[1].integer);
+  d.reason = reply.elements[2].str;
+  d.rate_factor = static_cast<double>(reply.elements[3].integer) / 1e6;
   if (d.granted) d.lease = lease;
   return d;
 }
 
+Result<RateLimitDecision> RateLimiter::acquire(const ModelConfig& model, std::int64_t tokens) {
+  std::string lease;
+  auto replies = pool_->run({acquireCall(model, tokens, lease)});
+  if (!replies) return replies.error();
+  return decodeAcquire(replies->front(), lease);
+}
+
+std::optional<RedisCall> RateLimiter::releaseCall(const ModelConfig& model, const std::string& lease) const {
+  if (lease.empty()) return std::nullopt;
+  return RedisCall::command({"ZREM", keyFor(model, "leases"), lease});
+}
+
 Status RateLimiter::release(const ModelConfig& model, const std::string& lease) {
-  if (lease.empty()) return {};
-  auto reply = pool_->command({"ZREM", keyFor(model, "leases"), lease});
+  auto call = releaseCall(model, lease);
+  if (!call) return {};
+  auto reply = pool_->run({*call});
   if (!reply) return reply.error();
   return {};
 }

@@ -97,6 +97,17 @@ class BudgetLedger {
 
   std::string auditStreamKey() const { return prefix_ + "audit"; }
 
+  // The same work as calls for RedisPool::run, to share a round trip with other components'.
+  struct PreparedReserve {
+    RedisCall call;
+    std::vector<std::string> bucket_labels;  // to name an exhausted bucket
+  };
+  Result<PreparedReserve> prepareReserve(const BudgetRequest& request) const;
+  Result<ReserveResult> decodeReserve(const Reply& reply, const PreparedReserve& prepared) const;
+  RedisCall settleCall(const std::string& ticket_id, int attempt, MicroUsd actual_micro_usd) const;
+  static Result<SettleResult> decodeSettle(const Reply& reply, const std::string& ticket_id, int attempt);
+  RedisCall releaseCall(const std::string& ticket_id, int attempt) const;
+
  private:
   struct Bucket {
     std::string key;     // spend hash

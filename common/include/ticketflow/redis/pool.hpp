@@ -49,6 +49,18 @@ class RedisScript {
   std::string sha1_;
 };
 
+// One command of a pipeline: plain, or a script run by EVALSHA (EVAL when the server does not
+// know it yet). Components build these so that a caller can send several components' work in
+// one round trip (RedisPool::run).
+struct RedisCall {
+  std::vector<std::string> argv;       // plain: the command; script: EVALSHA sha numkeys keys... args...
+  const RedisScript* script = nullptr;
+
+  static RedisCall command(std::vector<std::string> argv) { return {std::move(argv), nullptr}; }
+  static RedisCall eval(const RedisScript& script, const std::vector<std::string>& keys,
+                        const std::vector<std::string>& args);
+};
+
 class RedisPool {
  public:
   class Lease {
@@ -88,6 +100,9 @@ class RedisPool {
   // SCRIPT FLUSH). A Lua error comes back as a Reply of type kError.
   Result<Reply> eval(const RedisScript& script, const std::vector<std::string>& keys,
                      const std::vector<std::string>& args);
+  // Several calls in one round trip, replies in order; a script the server did not know is
+  // sent again by EVAL (a second round trip, once per script and server start).
+  Result<std::vector<Reply>> run(const std::vector<RedisCall>& calls);
 
   Stats stats() const;
   const RedisPoolOptions& options() const { return options_; }

@@ -63,6 +63,12 @@ class RateLimiter {
   // Adapts to what the provider said.
   Status observe(const ModelConfig& model, const ProviderHints& hints);
 
+  // The same work as calls for RedisPool::run, to share a round trip with other components'.
+  // acquireCall sets `lease` (give it to decodeAcquire); releaseCall is empty for no lease.
+  RedisCall acquireCall(const ModelConfig& model, std::int64_t tokens, std::string& lease) const;
+  static Result<RateLimitDecision> decodeAcquire(const Reply& reply, const std::string& lease);
+  std::optional<RedisCall> releaseCall(const ModelConfig& model, const std::string& lease) const;
+
  private:
   std::string keyFor(const ModelConfig& model, const char* what) const;
 
