@@ -391,5 +391,23 @@ TEST_F(ResultWriters, ASinkThatRefusesAnUpdateDeadLettersOnlyThatWrite) {
   for (const auto& req : jira.requests()) EXPECT_EQ(req.path.find("W-1"), std::string::npos) << "jira only serves jira tickets";
 }
 
+TEST(Pipeline, AnUnsetSinkSecretStopsStartUpNamingTheField) {
+  Config config = testConfig();
+  SinkConfig hook;
+  hook.name = "hook";
+  hook.kind = SinkKind::kWebhook;
+  hook.url = "http://127.0.0.1:9/hook";
+  hook.secret_env = "TICKETFLOW_TEST_UNSET_SECRET";
+  config.results.sinks.push_back(hook);
+  ::unsetenv("TICKETFLOW_TEST_UNSET_SECRET");
+  try {
+    pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kResults, ""}}, nullptr));
+    ADD_FAILURE() << "started without the sink's secret";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.field(), "results.sinks[1].secret_env");
+    EXPECT_NE(e.reason().find("TICKETFLOW_TEST_UNSET_SECRET"), std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace ticketflow
