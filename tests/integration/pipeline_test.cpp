@@ -258,6 +258,31 @@ INSTANTIATE_TEST_SUITE_P(Policies, BudgetPolicyTest,
                          ::testing::Values(BudgetPolicy::kDowngrade, BudgetPolicy::kHuman, BudgetPolicy::kDefer),
                          [](const auto& policy) { return std::string(budgetPolicyName(policy.param)); });
 
+TEST(Pipeline, IntakeRoutesWithTheBudgetState) {
+  Config config = testConfig();
+  config.budgets.on_exhausted = BudgetPolicy::kHuman;
+  config.budgets.caps.clear();
+  for (const auto& t : config.tiers) config.budgets.caps.push_back(BudgetCap{BudgetScope::kTier, "", t.name, 1, std::nullopt});
+  pipeline::LocalStackOptions local;
+  pipeline::LocalStack stack(config, local);
+  std::ostringstream log;
+  pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kIntake, ""}}, &log));
+  run.start();
+  Ticket t = sampleTickets().at(3);
+  testing::produceAll(config.kafka.bootstrap_servers, config.kafka.topics.inbound, recordsOf({t}));
+  const auto results = readTopic(config, config.kafka.topics.results, 1, 60s);
+  const auto dead = readTopic(config, config.kafka.topics.dlq, 0, 1s);
+  ASSERT_EQ(results.size(), 1u) << "a ticket no tier has budget for is handed to humans at intake; dead letters: "
+                                << (dead.empty() ? "none" : dead[0].value.substr(0, 600));
+  auto r = parseTicketResult(results[0].value);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_TRUE(r->answer.needs_human);
+  EXPECT_NE(r->answer.needs_human_reason.find("budget"), std::string::npos);
+  EXPECT_EQ(r->cost_micro_usd, 0);
+  for (const auto& tier : config.tiers)
+    EXPECT_TRUE(readTopic(config, config.kafka.tierTopic(tier.name), 0, 1s).empty()) << tier.name;
+}
+
 TEST(Pipeline, EscalatedTicketsCarryWhatTheLowerTierSpent) {
   Config config = testConfig();
   config.tiers[0].escalate_below_confidence = 1.01;  // the fast tier always passes the ticket up

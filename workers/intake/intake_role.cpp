@@ -14,7 +14,8 @@ bool isTraceId(const std::string& s) {
 TicketTriager::TicketTriager(const Config& config, const classify::CategoryModel& model)
     : model_(model), difficulty_(config.classifier.difficulty), routing_(config) {}
 
-TicketTriager::Decision TicketTriager::decide(const Ticket& ticket) const {
+TicketTriager::Decision TicketTriager::decide(const Ticket& ticket,
+                                              const std::function<bool(const std::string&)>& over_budget) const {
   thread_local classify::FeatureWorkspace workspace;
   thread_local classify::Prediction prediction;
   const std::string text = ticket.text();
@@ -27,13 +28,46 @@ TicketTriager::Decision TicketTriager::decide(const Ticket& ticket) const {
   const auto difficulty = difficulty_.score(text, prediction.category);
   d.classification.difficulty = difficulty.level;
   d.classification.difficulty_score = difficulty.score;
-  d.route = routing_.route({prediction.category, difficulty.level, prediction.confidence, ticket.tenant, {}});
+  classify::RouteInput input{prediction.category, difficulty.level, prediction.confidence, ticket.tenant, {}};
+  d.route = routing_.route(input);
+  if (over_budget && over_budget(d.route.tier)) {
+    input.budget.over_budget = true;
+    d.route = routing_.route(input);
+  }
   return d;
 }
 
 IntakeRole::IntakeRole(const Config& config, const classify::CategoryModel& model, redis::SemanticCache* cache,
-                       observability::PipelineMetrics* metrics, const Clock& clock, observability::Logger* logger)
-    : config_(config), triager_(config, model), cache_(cache), metrics_(metrics), clock_(clock), logger_(logger) {}
+                       observability::PipelineMetrics* metrics, const Clock& clock, observability::Logger* logger,
+                       redis::BudgetLedger* ledger)
+    : config_(config),
+      triager_(config, model),
+      cache_(cache),
+      metrics_(metrics),
+      clock_(clock),
+      logger_(logger),
+      ledger_(ledger) {}
+
+bool IntakeRole::overBudget(const std::string& tenant, const std::string& tier) {
+  if (!ledger_) return false;
+  const auto now = clock_.steadyNow();
+  const auto key = std::make_pair(tenant, tier);
+  {
+    std::lock_guard lock(budget_mutex_);
+    auto it = budget_seen_.find(key);
+    if (it != budget_seen_.end() && now - it->second.at < std::chrono::seconds(1)) return it->second.over;
+  }
+  // A typical call on the tier's primary model: a 1,000-token prompt and its output allowance.
+  const TierConfig* t = config_.findTier(tier);
+  const ModelConfig* model = t ? config_.findModel(t->models.front()) : nullptr;
+  if (!model) return false;
+  auto room = ledger_->hasRoom(tenant, tier, redis::estimateCallCost(*model, 1000));
+  const bool over = room.ok() && !*room;  // unknown (Redis down): route normally, the tier decides
+  std::lock_guard lock(budget_mutex_);
+  if (budget_seen_.size() > 10'000) budget_seen_.clear();
+  budget_seen_[key] = {over, now};
+  return over;
+}
 
 stage::Handler IntakeRole::handler() {
   return [this](const std::shared_ptr<const stage::Delivery>& delivery, stage::Completion completion) {
@@ -64,7 +98,7 @@ TicketResult cacheHitResult(const RoutedTicket& routed, const redis::CacheHit& h
   return r;
 }
 
-void IntakeRole::handle(const stage::Delivery& delivery, const stage::Completion& completion) const {
+void IntakeRole::handle(const stage::Delivery& delivery, const stage::Completion& completion) {
   auto ticket = parseTicket(delivery.message.value);
   if (!ticket) {
     if (logger_)  // the key and the class only: the reason may quote the ticket
@@ -74,7 +108,8 @@ void IntakeRole::handle(const stage::Delivery& delivery, const stage::Completion
     return completion.fail(ticket.error());  // not retriable: dead letter with the reason
   }
   const auto started = clock_.steadyNow();
-  const auto decision = triager_.decide(*ticket);
+  const auto decision =
+      triager_.decide(*ticket, [&](const std::string& tier) { return overBudget(ticket->tenant, tier); });
   if (metrics_)
     metrics_->classify_seconds.with({}).observe(std::chrono::duration<double>(clock_.steadyNow() - started).count());
 
@@ -109,6 +144,13 @@ void IntakeRole::handle(const stage::Delivery& delivery, const stage::Completion
                                             {"similarity", hit->similarity}});
       return completion.succeed({{config_.kafka.topics.results, routed.ticket.id, toJson(result).dump(), trace}});
     }
+  }
+  if (decision.route.rule == "budget_downgrade") routed.budget_state = "downgraded";
+  if (decision.route.action == classify::RouteAction::kDefer) routed.budget_state = "deferred";
+  if (decision.route.action == classify::RouteAction::kHuman) {
+    if (metrics_) metrics_->routed.with({"human", decision.route.rule}).inc();
+    const TicketResult result = handOffResult(routed, "budget cap reached for tier " + routed.tier, 0, clock_.now());
+    return completion.succeed({{config_.kafka.topics.results, routed.ticket.id, toJson(result).dump(), trace}});
   }
   if (metrics_) metrics_->routed.with({routed.tier, decision.route.rule}).inc();
   if (logger_)

@@ -3,11 +3,17 @@
 // schemas/ticket.schema.json (malformed or invalid: dead-lettered at once, with the reason),
 // classify (category, confidence, difficulty), look the ticket up in the tenant's semantic
 // cache (a hit goes straight to the results topic: cost 0, the original call's cost recorded as
-// saved), else route it (routing policy) to its tier's topic.
+// saved), else route it (routing policy, with the budget state of the chosen tier) to its tier's
+// topic. The budget state is read from the ledger at most once a second per (tenant, tier): a
+// routing hint (a cap without room downgrades, hands to humans, or marks the ticket deferred);
+// the tier's reservation stays the check that holds under concurrency.
 //
 // Threading: the handler runs on the stage's worker threads; classification is microseconds and
 // a cache lookup one Redis round trip, so it answers synchronously.
 
+#include <functional>
+#include <map>
+#include <mutex>
 #include <string>
 
 #include "ticketflow/classify/category_model.hpp"
@@ -18,6 +24,7 @@
 #include "ticketflow/domain/messages.hpp"
 #include "ticketflow/observability/log.hpp"
 #include "ticketflow/observability/pipeline_metrics.hpp"
+#include "ticketflow/redis/budget_ledger.hpp"
 #include "ticketflow/redis/semantic_cache.hpp"
 #include "ticketflow/stage/stage.hpp"
 
@@ -33,7 +40,9 @@ class TicketTriager {
     Classification classification;
     classify::RouteDecision route;
   };
-  Decision decide(const Ticket& ticket) const;
+  // `over_budget`: whether the tier the rules choose should be treated as out of budget; called
+  // at most once, with that tier. Null: budgets are not considered.
+  Decision decide(const Ticket& ticket, const std::function<bool(const std::string& tier)>& over_budget = {}) const;
 
  private:
   const classify::CategoryModel& model_;
@@ -46,11 +55,12 @@ class IntakeRole {
   // `cache` and `metrics` may be null (no cache: every ticket is routed, cache status skipped).
   IntakeRole(const Config& config, const classify::CategoryModel& model, redis::SemanticCache* cache,
              observability::PipelineMetrics* metrics = nullptr, const Clock& clock = SystemClock::instance(),
-             observability::Logger* logger = nullptr);
+             observability::Logger* logger = nullptr, redis::BudgetLedger* ledger = nullptr);
   stage::Handler handler();
 
  private:
-  void handle(const stage::Delivery& delivery, const stage::Completion& completion) const;
+  void handle(const stage::Delivery& delivery, const stage::Completion& completion);
+  bool overBudget(const std::string& tenant, const std::string& tier);
 
   const Config& config_;
   TicketTriager triager_;
@@ -58,6 +68,13 @@ class IntakeRole {
   observability::PipelineMetrics* metrics_;
   const Clock& clock_;
   observability::Logger* logger_;
+  redis::BudgetLedger* ledger_;
+  struct BudgetSeen {
+    bool over = false;
+    std::chrono::steady_clock::time_point at{};
+  };
+  std::mutex budget_mutex_;
+  std::map<std::pair<std::string, std::string>, BudgetSeen> budget_seen_;  // (tenant, tier)
 };
 
 // The result intake produces for a cache hit.

@@ -108,7 +108,7 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
         if (!model) throw ConfigError(config.source, "classifier.category_model", model.error().message);
         impl_->model = std::make_unique<classify::CategoryModel>(std::move(*model));
         impl_->intake = std::make_unique<intake::IntakeRole>(config, *impl_->model, rr.cache.get(), &metrics_,
-                                                              SystemClock::instance(), logger_.get());
+                                                              SystemClock::instance(), logger_.get(), rr.ledger.get());
         so.input_topics = {config.kafka.topics.inbound};
         so.group = config.kafka.consumer_groups.intake;
         handler = impl_->intake->handler();

@@ -34,25 +34,6 @@ void TierRole::count(const std::string& outcome) {
   if (metrics_) metrics_->tier_outcomes.with({service_.name(), outcome}).inc();
 }
 
-TicketResult handOffResult(const RoutedTicket& routed, const std::string& reason, MicroUsd spent, const Clock& clock) {
-  TicketResult r;
-  r.ticket_id = routed.ticket.id;
-  r.tenant = routed.ticket.tenant;
-  r.revision = routed.ticket.revision;
-  r.source = routed.ticket.source;
-  r.trace_id = routed.trace_id;
-  r.classification = routed.classification;
-  r.tier = routed.tier;
-  r.answer.summary = "Not triaged by a model: " + utf8Prefix(reason, 1500);
-  r.answer.needs_human = true;
-  r.answer.needs_human_reason = utf8Prefix(reason, 2000);
-  r.answer.confidence = 0;
-  r.cost_micro_usd = spent;
-  r.latency_ms = millisSince(routed.received_at, clock);
-  r.completed_at = formatRfc3339(clock.now());
-  return r;
-}
-
 void TierRole::applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& outcome,
                                  const stage::Completion& completion) {
   const MicroUsd spent = routed.spent_micro_usd + outcome.spent_micro_usd;
@@ -75,7 +56,7 @@ void TierRole::applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& 
       return completion.fail({ErrorCode::kBudgetExhausted, outcome.reason + " (deferred: budgets.on_exhausted)", true, -1});
     case BudgetPolicy::kHuman: {
       count("human");
-      const TicketResult r = handOffResult(routed, outcome.reason, spent, clock_);
+      const TicketResult r = handOffResult(routed, outcome.reason, spent, clock_.now());
       return completion.succeed({{config_.kafka.topics.results, routed.ticket.id, toJson(r).dump(), {}}});
     }
   }

@@ -58,7 +58,4 @@ class TierRole {
 // capped at 512.
 int callThreadsFor(const Config& config, const std::string& tier);
 
-// The result of a ticket no model answered: handed to humans with `reason` (budget caps).
-TicketResult handOffResult(const RoutedTicket& routed, const std::string& reason, MicroUsd spent, const Clock& clock);
-
 }  // namespace ticketflow::tier

@@ -1,10 +1,12 @@
 #include "ticketflow/domain/messages.hpp"
 
+#include <algorithm>
 #include <sstream>
 
 #include <Poco/Base64Decoder.h>
 #include <Poco/Base64Encoder.h>
 
+#include "ticketflow/core/clock.hpp"
 #include "ticketflow/core/json_fields.hpp"
 #include "ticketflow/schema/validator.hpp"
 
@@ -232,6 +234,27 @@ json toJson(const TicketResult& r) {
   putIfNotEmpty(j, "provider", r.provider);
   putIfNotEmpty(j, "degraded_reason", r.degraded_reason);
   return j;
+}
+
+TicketResult handOffResult(const RoutedTicket& routed, const std::string& reason, MicroUsd spent,
+                           std::chrono::system_clock::time_point now) {
+  TicketResult r;
+  r.ticket_id = routed.ticket.id;
+  r.tenant = routed.ticket.tenant;
+  r.revision = routed.ticket.revision;
+  r.source = routed.ticket.source;
+  r.trace_id = routed.trace_id;
+  r.classification = routed.classification;
+  r.tier = routed.tier;
+  r.answer.summary = "Not triaged by a model: " + utf8Prefix(reason, 1500);
+  r.answer.needs_human = true;
+  r.answer.needs_human_reason = utf8Prefix(reason, 2000);
+  r.answer.confidence = 0;
+  r.cost_micro_usd = spent;
+  if (auto received = parseRfc3339(routed.received_at))
+    r.latency_ms = std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(now - *received).count());
+  r.completed_at = formatRfc3339(now);
+  return r;
 }
 
 TicketUpdate TicketUpdate::fromResult(const TicketResult& r, std::string updated_at) {

@@ -216,6 +216,34 @@ std::string BudgetLedger::reservationKey(const std::string& ticket_id, int attem
   return prefix_ + "resv:" + ticket_id + "#" + std::to_string(attempt);
 }
 
+Result<bool> BudgetLedger::hasRoom(const std::string& tenant, const std::string& tier, MicroUsd amount) const {
+  const auto buckets = bucketsFor(tenant, tier);
+  std::vector<std::vector<std::string>> commands;
+  std::vector<std::string> caps = {"HMGET", prefix_ + "caps"};
+  for (const auto& b : buckets) {
+    caps.push_back(b.field);
+    commands.push_back({"HMGET", b.key, "settled", "reserved"});
+  }
+  commands.push_back(std::move(caps));
+  auto replies = pool_->pipeline(commands);
+  if (!replies) return replies.error();
+  const Reply& overrides = replies->back();
+  for (std::size_t i = 0; i < buckets.size(); ++i) {
+    std::optional<MicroUsd> cap = buckets[i].configured_cap;
+    if (overrides.type == Reply::Type::kArray && i < overrides.elements.size() && !overrides.elements[i].isNil()) {
+      const std::string& v = overrides.elements[i].str;
+      cap = (v.empty() || v == "none") ? std::nullopt : std::optional<MicroUsd>(std::stoll(v));
+    }
+    if (!cap) continue;
+    const Reply& spend = (*replies)[i];
+    MicroUsd used = 0;
+    for (const auto& e : spend.elements)
+      if (!e.isNil() && !e.str.empty()) used += std::stoll(e.str);
+    if (used + amount > *cap) return false;
+  }
+  return true;
+}
+
 Result<BudgetLedger::PreparedReserve> BudgetLedger::prepareReserve(const BudgetRequest& request) const {
   if (request.ticket_id.empty() || request.tenant.empty() || request.tier.empty())
     return Error::invalidArgument("budget reserve needs a ticket id, a tenant and a tier");

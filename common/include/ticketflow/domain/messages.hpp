@@ -3,6 +3,7 @@
 // parse*() validates against the schema before building the value, and toJson() output always
 // validates (tests check both directions against the schemas and against ajv).
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -117,6 +118,11 @@ struct TicketResult {
   bool simulated = false;
   std::string completed_at;
 };
+
+// The result of a ticket no model answered: handed to humans with `reason` (a budget cap), its
+// cost what was spent on it so far.
+TicketResult handOffResult(const RoutedTicket& routed, const std::string& reason, MicroUsd spent,
+                           std::chrono::system_clock::time_point now);
 
 // schemas/ticket_update.schema.json
 struct TicketUpdate {

@@ -92,6 +92,9 @@ class BudgetLedger {
   Status resetCap(BudgetScope scope, const std::string& name, BudgetPeriod period);
   // Zeroes the spend of the current period's buckets (all scopes when `scope` is empty).
   Status resetSpend(std::optional<BudgetScope> scope, const std::string& name, BudgetPeriod period);
+  // Whether every cap on (tenant, tier) has room for `amount` now: a read for routing decisions
+  // (intake), not a reservation; reserve() stays the check that holds under concurrency.
+  Result<bool> hasRoom(const std::string& tenant, const std::string& tier, MicroUsd amount) const;
   // Spend and caps for the current day and month: every bucket with activity plus every cap.
   Result<std::vector<BucketSpend>> show();
 
