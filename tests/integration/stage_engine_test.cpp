@@ -210,7 +210,11 @@ TEST_F(StageEngine, AHandlerThatNeverFinishesFillsTheWindowAndNoMore) {
   }
   // The backlog stays in the broker, not in this process.
   EXPECT_LT(stats.consumed, kCount / 4);
+#ifndef TICKETFLOW_SANITIZED
   EXPECT_LT(rss_peak - std::min(rss_peak, rss_before), std::size_t{64} << 20);
+#else
+  std::printf("RSS bound not checked: the sanitizer's quarantine keeps freed memory resident\n");
+#endif
   for (const auto& p : stats.partitions) EXPECT_GT(p.lag, 0) << p.topic << " [" << p.partition << "]";
   EXPECT_EQ(engine.stats().abandoned, kWindow);
 }
