@@ -57,6 +57,7 @@ stage: {max_in_flight: 64, worker_threads: 2, commit_interval_ms: 200, drain_dea
     options.group = config.kafka.tierGroup("fast");
     options.dlq_topic = config.kafka.topics.dlq;
     options.limits = config.stage;
+    options.handler_hands_off = true;  // as the pipeline runs the tier role
     options.consumer_properties = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}};
     stage::Stage stage(config.kafka, options, role.handler());
     std::thread runner([&] { (void)stage.run(); });

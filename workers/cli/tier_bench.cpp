@@ -92,6 +92,7 @@ tiers:
   options.group = config.kafka.tierGroup("bench");
   options.dlq_topic = config.kafka.topics.dlq;
   options.limits = config.stage;
+  options.handler_hands_off = true;  // as the pipeline runs the tier role
   stage::Stage stage(config.kafka, options, role.handler());
   const auto started = std::chrono::steady_clock::now();
   std::thread runner([&] { (void)stage.run(); });

@@ -351,19 +351,40 @@ BacklogReport runBacklog(Config config, const BacklogOptions& options) {
   }
 
   std::atomic<std::size_t> submitted{loaded.tickets.size() - to_submit.size()};
-  std::atomic<bool> submit_done{false};
+  std::atomic<bool> submit_done{false}, submit_waiting{false}, stop_submitting{false};
   std::string submit_error;
+  // The embedded broker forgets what it holds beyond its retention, consumed or not: keep the
+  // unanswered tickets' messages (the ticket and what the stages add to it, in each topic) within
+  // half of it, the other half a margin for uneven partitions.
+  const std::size_t max_outstanding_bytes =
+      options.embedded ? static_cast<std::size_t>(options.local.partitions) * kafka::MockBroker::kPartitionRetentionBytes / 2
+                       : 0;
+  constexpr std::size_t kStageOverheadBytes = 4096;  // classification, answer, costs, headers
+  std::map<std::string, std::size_t> footprint;     // read-only once the submitter runs
+  std::atomic<std::size_t> submitted_bytes{0}, answered_bytes{0};
+  for (const Ticket* t : to_submit) footprint[keyOf(t->tenant, t->id)] = toJson(*t).dump().size() + kStageOverheadBytes;
   std::thread submitter([&] {
     kafka::Producer producer(config.kafka, "triage");
     const std::size_t batch = options.submit_rate > 0 ? std::max<std::size_t>(1, static_cast<std::size_t>(options.submit_rate / 10)) : 500;
     const auto t0 = Clock::now();
-    for (std::size_t i = 0; i < to_submit.size(); i += batch) {
+    for (std::size_t i = 0; i < to_submit.size() && !stop_submitting; i += batch) {
       std::vector<std::pair<std::string, std::string>> records;
       std::vector<std::string> keys;
+      std::size_t batch_bytes = 0;
       for (std::size_t j = i; j < std::min(to_submit.size(), i + batch); ++j) {
         records.emplace_back(to_submit[j]->id, toJson(*to_submit[j]).dump());
         keys.push_back(keyOf(to_submit[j]->tenant, to_submit[j]->id));
+        batch_bytes += footprint.at(keys.back());
       }
+      if (max_outstanding_bytes > 0) {
+        submit_waiting = true;
+        while (!stop_submitting && submitted_bytes - answered_bytes > 0 &&
+               submitted_bytes - answered_bytes + batch_bytes > max_outstanding_bytes)
+          std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        submit_waiting = false;
+        if (stop_submitting) break;
+      }
+      submitted_bytes += batch_bytes;
       if (auto st = producer.produceBatch(config.kafka.topics.inbound, records); !st) {
         submit_error = st.error().message;
         break;
@@ -415,6 +436,7 @@ BacklogReport runBacklog(Config config, const BacklogOptions& options) {
       }
       if (outcome) {
         state.recordOutcome(*outcome);
+        if (auto f = footprint.find(key); f != footprint.end()) answered_bytes += f->second;
         outcomes[key] = std::move(*outcome);
         last_outcome = Clock::now();
       }
@@ -433,8 +455,9 @@ BacklogReport runBacklog(Config config, const BacklogOptions& options) {
       last_progress = Clock::now();
     }
     if (!submit_error.empty() && submit_done) break;
-    if (submit_done && Clock::now() - last_outcome > options.idle_timeout) break;
+    if ((submit_done || submit_waiting) && Clock::now() - last_outcome > options.idle_timeout) break;
   }
+  stop_submitting = true;
   submitter.join();
   (void)watcher.commitStored();
   watcher.close();

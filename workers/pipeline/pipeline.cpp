@@ -127,6 +127,7 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
         so.input_topics = {config.kafka.tierTopic(spec.tier)};
         so.group = config.kafka.tierGroup(spec.tier);
         handler = impl_->tier_roles.back()->handler();
+        so.handler_hands_off = true;  // TierRole::handler queues the call on the tier's call threads
         break;
       }
       case Role::kResults: {

@@ -5,6 +5,8 @@
 #include <regex>
 #include <set>
 #include <stdexcept>
+#include <tuple>
+#include <unordered_map>
 
 #include "ticketflow/core/embedded.hpp"
 
@@ -84,17 +86,6 @@ bool isInteger(const json& v) {
     const double d = v.get<double>();
     return std::isfinite(d) && std::floor(d) == d;
   }
-  return false;
-}
-
-bool hasType(const json& v, const std::string& t) {
-  if (t == "integer") return isInteger(v);
-  if (t == "number") return v.is_number();
-  if (t == "string") return v.is_string();
-  if (t == "object") return v.is_object();
-  if (t == "array") return v.is_array();
-  if (t == "boolean") return v.is_boolean();
-  if (t == "null") return v.is_null();
   return false;
 }
 
@@ -206,10 +197,87 @@ std::string pointerToFieldPath(const std::string& pointer) {
   return out;
 }
 
+namespace {
+
+// Where a value sits in the document, built only when an error is reported: validation of a
+// valid document allocates no paths.
+struct Path {
+  const Path* parent = nullptr;
+  const std::string* key = nullptr;  // an object member; null for an array item or the root
+  std::size_t index = 0;
+  bool is_root = true;
+
+  Path member(const std::string& k) const { return {this, &k, 0, false}; }
+  Path item(std::size_t i) const { return {this, nullptr, i, false}; }
+  std::string str() const {
+    std::vector<const Path*> chain;
+    for (const Path* p = this; p && !p->is_root; p = p->parent) chain.push_back(p);
+    std::string out;
+    for (auto it = chain.rbegin(); it != chain.rend(); ++it)
+      out += "/" + ((*it)->key ? escapePointerToken(*(*it)->key) : std::to_string((*it)->index));
+    return out;
+  }
+};
+
+enum TypeBit : unsigned { kNull = 1, kBoolean = 2, kInteger = 4, kNumber = 8, kString = 16, kArray = 32, kObject = 64 };
+
+unsigned typeBit(const std::string& t) {
+  if (t == "null") return kNull;
+  if (t == "boolean") return kBoolean;
+  if (t == "integer") return kInteger;
+  if (t == "number") return kNumber;
+  if (t == "string") return kString;
+  if (t == "array") return kArray;
+  if (t == "object") return kObject;
+  return 0;
+}
+
+bool matchesTypes(const json& v, unsigned bits) {
+  switch (v.type()) {
+    case json::value_t::null: return bits & kNull;
+    case json::value_t::boolean: return bits & kBoolean;
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned: return bits & (kInteger | kNumber);
+    case json::value_t::number_float: return (bits & kNumber) || ((bits & kInteger) && isInteger(v));
+    case json::value_t::string: return bits & kString;
+    case json::value_t::array: return bits & kArray;
+    case json::value_t::object: return bits & kObject;
+    default: return false;
+  }
+}
+
+// One schema object's keywords, looked up once when the schema is added rather than by name on
+// every validation.
+struct Keywords {
+  const json* ref = nullptr;
+  const json* ref_target = nullptr;  // resolved when added; null: resolved (or reported) when used
+  const json* ref_doc = nullptr;
+  const json* type = nullptr;
+  unsigned type_bits = 0;
+  std::string type_expected;  // "string or null"
+  const json *enum_values = nullptr, *const_value = nullptr;
+  const json *required = nullptr, *dependent_required = nullptr, *min_properties = nullptr, *max_properties = nullptr;
+  const json *properties = nullptr, *additional = nullptr, *property_names = nullptr;
+  std::vector<std::pair<const std::regex*, const json*>> pattern_properties;
+  const json *min_items = nullptr, *max_items = nullptr, *prefix_items = nullptr, *items = nullptr;
+  const json *unique_items = nullptr, *contains = nullptr;
+  const json *minimum = nullptr, *maximum = nullptr, *exclusive_minimum = nullptr, *exclusive_maximum = nullptr;
+  const json* multiple_of = nullptr;
+  const json *min_length = nullptr, *max_length = nullptr, *pattern = nullptr, *format = nullptr;
+  const std::regex* pattern_re = nullptr;
+  const json *all_of = nullptr, *any_of = nullptr, *one_of = nullptr, *not_schema = nullptr;
+  const json *if_schema = nullptr, *then_schema = nullptr, *else_schema = nullptr;
+};
+
+}  // namespace
+
 struct SchemaRegistry::Impl {
   std::map<std::string, json> schemas;  // by name and by $id
+  // Compiled regexes by source; entries never move, so Keywords may point at them.
   mutable std::map<std::string, std::regex> regexes;
   mutable std::mutex regex_mutex;
+  // Every schema object of every added schema, by address (std::map nodes never move).
+  std::unordered_map<const json*, Keywords> keywords;
 
   const std::regex& regexFor(const std::string& pattern) const {
     std::lock_guard lock(regex_mutex);
@@ -245,129 +313,199 @@ struct SchemaRegistry::Impl {
     return {target, doc};
   }
 
+  Keywords compile(const json& schema, const json* doc) const {
+    Keywords k;
+    auto at = [&](const char* name) -> const json* {
+      auto it = schema.find(name);
+      return it == schema.end() ? nullptr : &*it;
+    };
+    if ((k.ref = at("$ref"))) {
+      try {
+        std::tie(k.ref_target, k.ref_doc) = resolve(k.ref->get<std::string>(), doc);
+      } catch (const std::exception&) {
+        k.ref_target = k.ref_doc = nullptr;  // a schema added later may define it
+      }
+    }
+    if ((k.type = at("type"))) {
+      if (k.type->is_string()) {
+        k.type_bits = typeBit(k.type->get<std::string>());
+        k.type_expected = k.type->get<std::string>();
+      } else {
+        for (const auto& t : *k.type) {
+          k.type_bits |= typeBit(t.get<std::string>());
+          k.type_expected += (k.type_expected.empty() ? "" : " or ") + t.get<std::string>();
+        }
+      }
+    }
+    k.enum_values = at("enum");
+    k.const_value = at("const");
+    k.required = at("required");
+    k.dependent_required = at("dependentRequired");
+    k.min_properties = at("minProperties");
+    k.max_properties = at("maxProperties");
+    k.properties = at("properties");
+    k.additional = at("additionalProperties");
+    k.property_names = at("propertyNames");
+    if (const json* pp = at("patternProperties"))
+      for (const auto& [pattern, sub] : pp->items()) k.pattern_properties.emplace_back(&regexFor(pattern), &sub);
+    k.min_items = at("minItems");
+    k.max_items = at("maxItems");
+    k.prefix_items = at("prefixItems");
+    k.items = at("items");
+    k.unique_items = at("uniqueItems");
+    k.contains = at("contains");
+    k.minimum = at("minimum");
+    k.maximum = at("maximum");
+    k.exclusive_minimum = at("exclusiveMinimum");
+    k.exclusive_maximum = at("exclusiveMaximum");
+    k.multiple_of = at("multipleOf");
+    k.min_length = at("minLength");
+    k.max_length = at("maxLength");
+    if ((k.pattern = at("pattern"))) k.pattern_re = &regexFor(k.pattern->get<std::string>());
+    k.format = at("format");
+    k.all_of = at("allOf");
+    k.any_of = at("anyOf");
+    k.one_of = at("oneOf");
+    k.not_schema = at("not");
+    k.if_schema = at("if");
+    k.then_schema = at("then");
+    k.else_schema = at("else");
+    return k;
+  }
+
+  // Compiles every schema object of `schema` (a document, or a part of one) into `keywords`.
+  void compileAll(const json& schema, const json* doc) {
+    if (!schema.is_object()) return;
+    keywords[&schema] = compile(schema, doc);
+    for (const auto& [key, value] : schema.items()) {
+      if (isSchemaMap(key)) {
+        for (const auto& [name, sub] : value.items()) compileAll(sub, doc);
+      } else if (isSchemaList(key)) {
+        for (const auto& sub : value) compileAll(sub, doc);
+      } else if (isSubschema(key)) {
+        compileAll(value, doc);
+      }
+    }
+  }
+
+  void recompile() {
+    keywords.clear();
+    for (const auto& [name, doc] : schemas) compileAll(doc, &doc);
+  }
+
   struct Ctx {
     std::vector<ValidationError>* errors;
     std::size_t max_errors;
     bool full() const { return errors->size() >= max_errors; }
   };
 
-  void fail(Ctx& ctx, const std::string& path, std::string reason) const {
-    if (!ctx.full()) ctx.errors->push_back({path, std::move(reason)});
+  void fail(Ctx& ctx, const Path& path, std::string reason) const {
+    if (!ctx.full()) ctx.errors->push_back({path.str(), std::move(reason)});
   }
 
   bool valid(const json& schema, const json& v, const json* root) const {
     std::vector<ValidationError> errs;
     Ctx c{&errs, 1};
-    check(schema, v, "", root, c);
+    check(schema, v, Path{}, root, c);
     return errs.empty();
   }
 
-  void check(const json& schema, const json& v, const std::string& path, const json* root, Ctx& ctx) const {
+  void check(const json& schema, const json& v, const Path& path, const json* root, Ctx& ctx) const {
     if (schema.is_boolean()) {
       if (!schema.get<bool>()) fail(ctx, path, "no value is allowed here");
       return;
     }
-    if (auto it = schema.find("$ref"); it != schema.end()) {
-      auto [target, doc] = resolve(it->get<std::string>(), root);
-      check(*target, v, path, doc, ctx);
-    }
-    if (auto it = schema.find("type"); it != schema.end()) {
-      bool ok = false;
-      std::string expected;
-      if (it->is_string()) {
-        ok = hasType(v, it->get<std::string>());
-        expected = it->get<std::string>();
-      } else {
-        for (const auto& t : *it) {
-          ok = ok || hasType(v, t.get<std::string>());
-          expected += (expected.empty() ? "" : " or ") + t.get<std::string>();
-        }
-      }
-      if (!ok) {
-        fail(ctx, path, "expected " + expected + ", got " + typeName(v));
-        return;  // further keyword errors would only repeat this one
-      }
-    }
-    if (auto it = schema.find("enum"); it != schema.end()) {
-      bool found = false;
-      for (const auto& e : *it) found = found || jsonEqual(e, v);
-      if (!found) fail(ctx, path, "must be one of " + it->dump() + ", got " + v.dump());
-    }
-    if (auto it = schema.find("const"); it != schema.end()) {
-      if (!jsonEqual(*it, v)) fail(ctx, path, "must be " + it->dump());
-    }
-    if (v.is_object()) checkObject(schema, v, path, root, ctx);
-    if (v.is_array()) checkArray(schema, v, path, root, ctx);
-    if (v.is_number()) checkNumber(schema, v, path, ctx);
-    if (v.is_string()) checkString(schema, v, path, ctx);
-    checkCombinators(schema, v, path, root, ctx);
+    if (auto it = keywords.find(&schema); it != keywords.end()) return check(it->second, v, path, root, ctx);
+    check(compile(schema, root), v, path, root, ctx);  // a schema part not seen when added
   }
 
-  void checkObject(const json& schema, const json& v, const std::string& path, const json* root, Ctx& ctx) const {
-    if (auto it = schema.find("required"); it != schema.end()) {
-      for (const auto& name : *it) {
-        if (!v.contains(name.get<std::string>()))
-          fail(ctx, path, "missing required field '" + name.get<std::string>() + "'");
+  void check(const Keywords& k, const json& v, const Path& path, const json* root, Ctx& ctx) const {
+    if (k.ref) {
+      if (k.ref_target) {
+        check(*k.ref_target, v, path, k.ref_doc, ctx);
+      } else {
+        auto [target, doc] = resolve(k.ref->get<std::string>(), root);
+        check(*target, v, path, doc, ctx);
       }
     }
-    if (auto it = schema.find("dependentRequired"); it != schema.end()) {
-      for (const auto& [name, deps] : it->items()) {
+    if (k.type && !matchesTypes(v, k.type_bits)) {
+      fail(ctx, path, "expected " + k.type_expected + ", got " + typeName(v));
+      return;  // further keyword errors would only repeat this one
+    }
+    if (k.enum_values) {
+      bool found = false;
+      for (const auto& e : *k.enum_values) found = found || jsonEqual(e, v);
+      if (!found) fail(ctx, path, "must be one of " + k.enum_values->dump() + ", got " + v.dump());
+    }
+    if (k.const_value && !jsonEqual(*k.const_value, v)) fail(ctx, path, "must be " + k.const_value->dump());
+    if (v.is_object()) checkObject(k, v, path, root, ctx);
+    if (v.is_array()) checkArray(k, v, path, root, ctx);
+    if (v.is_number()) checkNumber(k, v, path, ctx);
+    if (v.is_string()) checkString(k, v, path, ctx);
+    checkCombinators(k, v, path, root, ctx);
+  }
+
+  void checkObject(const Keywords& k, const json& v, const Path& path, const json* root, Ctx& ctx) const {
+    if (k.required) {
+      for (const auto& name : *k.required) {
+        const auto& n = name.get_ref<const std::string&>();
+        if (v.find(n) == v.end()) fail(ctx, path, "missing required field '" + n + "'");
+      }
+    }
+    if (k.dependent_required) {
+      for (const auto& [name, deps] : k.dependent_required->items()) {
         if (!v.contains(name)) continue;
         for (const auto& d : deps)
           if (!v.contains(d.get<std::string>()))
             fail(ctx, path, "field '" + d.get<std::string>() + "' is required when '" + name + "' is set");
       }
     }
-    if (auto it = schema.find("minProperties"); it != schema.end() && v.size() < it->get<std::size_t>())
-      fail(ctx, path, "must have at least " + it->dump() + " fields");
-    if (auto it = schema.find("maxProperties"); it != schema.end() && v.size() > it->get<std::size_t>())
-      fail(ctx, path, "must have at most " + it->dump() + " fields");
-    const json* props = schema.contains("properties") ? &schema["properties"] : nullptr;
-    const json* patterns = schema.contains("patternProperties") ? &schema["patternProperties"] : nullptr;
-    const json* additional = schema.contains("additionalProperties") ? &schema["additionalProperties"] : nullptr;
-    const json* names = schema.contains("propertyNames") ? &schema["propertyNames"] : nullptr;
-    for (const auto& [key, value] : v.items()) {
-      const std::string child = path + "/" + escapePointerToken(key);
-      if (names && !valid(*names, key, root)) fail(ctx, child, "field name '" + key + "' is not allowed");
+    if (k.min_properties && v.size() < k.min_properties->get<std::size_t>())
+      fail(ctx, path, "must have at least " + k.min_properties->dump() + " fields");
+    if (k.max_properties && v.size() > k.max_properties->get<std::size_t>())
+      fail(ctx, path, "must have at most " + k.max_properties->dump() + " fields");
+    for (auto member = v.begin(); member != v.end(); ++member) {
+      const std::string& key = member.key();
+      const json& value = member.value();
+      const Path child = path.member(key);
+      if (k.property_names && !valid(*k.property_names, key, root)) fail(ctx, child, "field name '" + key + "' is not allowed");
       bool matched = false;
-      if (props) {
-        if (auto p = props->find(key); p != props->end()) {
+      if (k.properties) {
+        if (auto p = k.properties->find(key); p != k.properties->end()) {
           matched = true;
           check(*p, value, child, root, ctx);
         }
       }
-      if (patterns) {
-        for (const auto& [pattern, sub] : patterns->items()) {
-          if (std::regex_search(key, regexFor(pattern))) {
-            matched = true;
-            check(sub, value, child, root, ctx);
-          }
+      for (const auto& [re, sub] : k.pattern_properties) {
+        if (std::regex_search(key, *re)) {
+          matched = true;
+          check(*sub, value, child, root, ctx);
         }
       }
-      if (!matched && additional) {
-        if (additional->is_boolean() && !additional->get<bool>()) fail(ctx, child, "unknown field '" + key + "'");
-        else check(*additional, value, child, root, ctx);
+      if (!matched && k.additional) {
+        if (k.additional->is_boolean() && !k.additional->get<bool>()) fail(ctx, child, "unknown field '" + key + "'");
+        else check(*k.additional, value, child, root, ctx);
       }
     }
   }
 
-  void checkArray(const json& schema, const json& v, const std::string& path, const json* root, Ctx& ctx) const {
-    if (auto it = schema.find("minItems"); it != schema.end() && v.size() < it->get<std::size_t>())
-      fail(ctx, path, "must have at least " + it->dump() + " items");
-    if (auto it = schema.find("maxItems"); it != schema.end() && v.size() > it->get<std::size_t>())
-      fail(ctx, path, "must have at most " + it->dump() + " items");
+  void checkArray(const Keywords& k, const json& v, const Path& path, const json* root, Ctx& ctx) const {
+    if (k.min_items && v.size() < k.min_items->get<std::size_t>())
+      fail(ctx, path, "must have at least " + k.min_items->dump() + " items");
+    if (k.max_items && v.size() > k.max_items->get<std::size_t>())
+      fail(ctx, path, "must have at most " + k.max_items->dump() + " items");
     std::size_t prefix = 0;
-    if (auto it = schema.find("prefixItems"); it != schema.end()) {
-      prefix = it->size();
-      for (std::size_t i = 0; i < prefix && i < v.size(); ++i) check((*it)[i], v[i], path + "/" + std::to_string(i), root, ctx);
+    if (k.prefix_items) {
+      prefix = k.prefix_items->size();
+      for (std::size_t i = 0; i < prefix && i < v.size(); ++i) check((*k.prefix_items)[i], v[i], path.item(i), root, ctx);
     }
-    if (auto it = schema.find("items"); it != schema.end()) {
+    if (k.items) {
       for (std::size_t i = prefix; i < v.size(); ++i) {
-        if (it->is_boolean() && !it->get<bool>()) fail(ctx, path + "/" + std::to_string(i), "no more items are allowed");
-        else check(*it, v[i], path + "/" + std::to_string(i), root, ctx);
+        if (k.items->is_boolean() && !k.items->get<bool>()) fail(ctx, path.item(i), "no more items are allowed");
+        else check(*k.items, v[i], path.item(i), root, ctx);
       }
     }
-    if (auto it = schema.find("uniqueItems"); it != schema.end() && it->get<bool>()) {
+    if (k.unique_items && k.unique_items->get<bool>()) {
       for (std::size_t i = 0; i < v.size(); ++i)
         for (std::size_t j = i + 1; j < v.size(); ++j)
           if (jsonEqual(v[i], v[j])) {
@@ -375,75 +513,69 @@ struct SchemaRegistry::Impl {
             return;
           }
     }
-    if (auto it = schema.find("contains"); it != schema.end()) {
+    if (k.contains) {
       bool any = false;
-      for (const auto& item : v) any = any || valid(*it, item, root);
+      for (const auto& item : v) any = any || valid(*k.contains, item, root);
       if (!any) fail(ctx, path, "must contain at least one matching item");
     }
   }
 
-  void checkNumber(const json& schema, const json& v, const std::string& path, Ctx& ctx) const {
+  void checkNumber(const Keywords& k, const json& v, const Path& path, Ctx& ctx) const {
     const double d = v.get<double>();
-    if (auto it = schema.find("minimum"); it != schema.end() && d < it->get<double>())
-      fail(ctx, path, "must be >= " + it->dump() + ", got " + v.dump());
-    if (auto it = schema.find("maximum"); it != schema.end() && d > it->get<double>())
-      fail(ctx, path, "must be <= " + it->dump() + ", got " + v.dump());
-    if (auto it = schema.find("exclusiveMinimum"); it != schema.end() && d <= it->get<double>())
-      fail(ctx, path, "must be > " + it->dump() + ", got " + v.dump());
-    if (auto it = schema.find("exclusiveMaximum"); it != schema.end() && d >= it->get<double>())
-      fail(ctx, path, "must be < " + it->dump() + ", got " + v.dump());
-    if (auto it = schema.find("multipleOf"); it != schema.end()) {
-      const double q = d / it->get<double>();
-      if (std::fabs(q - std::round(q)) > 1e-9) fail(ctx, path, "must be a multiple of " + it->dump());
+    if (k.minimum && d < k.minimum->get<double>()) fail(ctx, path, "must be >= " + k.minimum->dump() + ", got " + v.dump());
+    if (k.maximum && d > k.maximum->get<double>()) fail(ctx, path, "must be <= " + k.maximum->dump() + ", got " + v.dump());
+    if (k.exclusive_minimum && d <= k.exclusive_minimum->get<double>())
+      fail(ctx, path, "must be > " + k.exclusive_minimum->dump() + ", got " + v.dump());
+    if (k.exclusive_maximum && d >= k.exclusive_maximum->get<double>())
+      fail(ctx, path, "must be < " + k.exclusive_maximum->dump() + ", got " + v.dump());
+    if (k.multiple_of) {
+      const double q = d / k.multiple_of->get<double>();
+      if (std::fabs(q - std::round(q)) > 1e-9) fail(ctx, path, "must be a multiple of " + k.multiple_of->dump());
     }
   }
 
-  void checkString(const json& schema, const json& v, const std::string& path, Ctx& ctx) const {
+  void checkString(const Keywords& k, const json& v, const Path& path, Ctx& ctx) const {
     const auto& s = v.get_ref<const std::string&>();
-    if (auto it = schema.find("minLength"); it != schema.end() && codePointCount(s) < it->get<std::size_t>())
-      fail(ctx, path, "must be at least " + it->dump() + " characters long");
-    if (auto it = schema.find("maxLength"); it != schema.end() && codePointCount(s) > it->get<std::size_t>())
-      fail(ctx, path, "must be at most " + it->dump() + " characters long");
-    if (auto it = schema.find("pattern"); it != schema.end()) {
-      if (!std::regex_search(s, regexFor(it->get<std::string>())))
-        fail(ctx, path, "does not match pattern " + it->get<std::string>());
-    }
-    if (auto it = schema.find("format"); it != schema.end()) {
-      if (!validFormat(it->get<std::string>(), s)) fail(ctx, path, "is not a valid " + it->get<std::string>());
-    }
+    // Code points are at most bytes: the count is needed only near the bounds.
+    if (k.min_length && codePointCount(s) < k.min_length->get<std::size_t>())
+      fail(ctx, path, "must be at least " + k.min_length->dump() + " characters long");
+    if (k.max_length && s.size() > k.max_length->get<std::size_t>() && codePointCount(s) > k.max_length->get<std::size_t>())
+      fail(ctx, path, "must be at most " + k.max_length->dump() + " characters long");
+    if (k.pattern_re && !std::regex_search(s, *k.pattern_re))
+      fail(ctx, path, "does not match pattern " + k.pattern->get<std::string>());
+    if (k.format && !validFormat(k.format->get_ref<const std::string&>(), s))
+      fail(ctx, path, "is not a valid " + k.format->get<std::string>());
   }
 
-  void checkCombinators(const json& schema, const json& v, const std::string& path, const json* root, Ctx& ctx) const {
-    if (auto it = schema.find("allOf"); it != schema.end()) {
-      for (const auto& sub : *it) check(sub, v, path, root, ctx);
+  void checkCombinators(const Keywords& k, const json& v, const Path& path, const json* root, Ctx& ctx) const {
+    if (k.all_of) {
+      for (const auto& sub : *k.all_of) check(sub, v, path, root, ctx);
     }
-    if (auto it = schema.find("anyOf"); it != schema.end()) {
+    if (k.any_of) {
       bool any = false;
-      for (const auto& sub : *it) any = any || valid(sub, v, root);
+      for (const auto& sub : *k.any_of) any = any || valid(sub, v, root);
       if (!any) {
         std::string detail;
-        if (!it->empty()) {
+        if (!k.any_of->empty()) {
           std::vector<ValidationError> first;
           Ctx c{&first, 1};
-          check((*it)[0], v, path, root, c);
+          check((*k.any_of)[0], v, path, root, c);
           if (!first.empty()) detail = " (first form: " + first[0].describe() + ")";
         }
         fail(ctx, path, "matches none of the allowed forms" + detail);
       }
     }
-    if (auto it = schema.find("oneOf"); it != schema.end()) {
+    if (k.one_of) {
       int count = 0;
-      for (const auto& sub : *it) count += valid(sub, v, root) ? 1 : 0;
+      for (const auto& sub : *k.one_of) count += valid(sub, v, root) ? 1 : 0;
       if (count != 1) fail(ctx, path, count == 0 ? "matches none of the allowed forms" : "matches more than one allowed form");
     }
-    if (auto it = schema.find("not"); it != schema.end()) {
-      if (valid(*it, v, root)) fail(ctx, path, "matches a form that is not allowed");
-    }
-    if (auto it = schema.find("if"); it != schema.end()) {
-      if (valid(*it, v, root)) {
-        if (auto t = schema.find("then"); t != schema.end()) check(*t, v, path, root, ctx);
-      } else if (auto e = schema.find("else"); e != schema.end()) {
-        check(*e, v, path, root, ctx);
+    if (k.not_schema && valid(*k.not_schema, v, root)) fail(ctx, path, "matches a form that is not allowed");
+    if (k.if_schema) {
+      if (valid(*k.if_schema, v, root)) {
+        if (k.then_schema) check(*k.then_schema, v, path, root, ctx);
+      } else if (k.else_schema) {
+        check(*k.else_schema, v, path, root, ctx);
       }
     }
   }
@@ -456,6 +588,7 @@ void SchemaRegistry::add(const std::string& name, nlohmann::json schema) {
   checkKeywords(schema, name + "#");
   if (schema.is_object() && schema.contains("$id")) impl_->schemas[schema["$id"].get<std::string>()] = schema;
   impl_->schemas[name] = std::move(schema);
+  impl_->recompile();  // refs into this schema from earlier ones resolve now
 }
 
 bool SchemaRegistry::has(const std::string& name) const { return impl_->schemas.count(name) > 0; }
@@ -466,12 +599,12 @@ std::vector<ValidationError> SchemaRegistry::validate(const std::string& name, c
   Impl::Ctx ctx{&errors, max_errors};
   if (name.find('#') != std::string::npos) {  // a part of a schema, e.g. "common.schema.json#/$defs/answer"
     auto [target, root] = impl_->resolve(name, nullptr);
-    impl_->check(*target, doc, "", root, ctx);
+    impl_->check(*target, doc, Path{}, root, ctx);
     return errors;
   }
   auto it = impl_->schemas.find(name);
   if (it == impl_->schemas.end()) throw std::invalid_argument("no schema named " + name);
-  impl_->check(it->second, doc, "", &it->second, ctx);
+  impl_->check(it->second, doc, Path{}, &it->second, ctx);
   return errors;
 }
 

@@ -1,6 +1,8 @@
 #pragma once
-// A fixed set of threads running tasks in submission order: the stage engine's handler threads,
-// and the tier pools' bounded pool for blocking model calls.
+// Threads running tasks in submission order: the stage engine's handler threads, and the tier
+// pools' bounded pool for blocking model calls. Threads start as the queue needs them, up to the
+// bound: a tier sized for 256 slow calls holds 256 threads only while 256 calls are in flight,
+// and fast calls stay on a few warm threads (fewer stacks, malloc arenas and wake-ups).
 
 #include <condition_variable>
 #include <deque>
@@ -13,34 +15,49 @@ namespace ticketflow {
 
 class WorkerPool {
  public:
-  explicit WorkerPool(int threads) {
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { loop(); });
-  }
+  explicit WorkerPool(int max_threads) : max_threads_(static_cast<std::size_t>(max_threads < 1 ? 1 : max_threads)) {}
   ~WorkerPool() { stop(); }
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
   void submit(std::function<void()> task) {
     {
       std::lock_guard lock(mutex_);
       tasks_.push_back(std::move(task));
+      // Every queued task beyond the waiting threads needs a thread of its own, while the bound allows.
+      if (tasks_.size() > idle_ + starting_ && threads_.size() < max_threads_ && !stopped_) {
+        ++starting_;
+        threads_.emplace_back([this] { loop(); });
+      }
     }
     ready_.notify_one();
   }
   // Joins the threads; tasks not started are destroyed without running.
   void stop() {
+    std::vector<std::thread> threads;
     {
       std::lock_guard lock(mutex_);
       if (stopped_) return;
       stopped_ = true;
+      threads.swap(threads_);
     }
     ready_.notify_all();
-    for (auto& t : threads_) t.join();
+    for (auto& t : threads) t.join();
     tasks_.clear();
+  }
+  std::size_t threads() const {
+    std::lock_guard lock(mutex_);
+    return threads_.size();
   }
 
  private:
   void loop() {
     std::unique_lock lock(mutex_);
+    --starting_;
     while (true) {
+      ++idle_;
       ready_.wait(lock, [this] { return stopped_ || !tasks_.empty(); });
+      --idle_;
       if (stopped_) return;
       auto task = std::move(tasks_.front());
       tasks_.pop_front();
@@ -50,10 +67,13 @@ class WorkerPool {
       lock.lock();
     }
   }
-  std::mutex mutex_;
+  const std::size_t max_threads_;
+  mutable std::mutex mutex_;
   std::condition_variable ready_;
   std::deque<std::function<void()>> tasks_;
   std::vector<std::thread> threads_;
+  std::size_t idle_ = 0;      // threads waiting for a task
+  std::size_t starting_ = 0;  // threads started that have not looked for a task yet
   bool stopped_ = false;
 };
 

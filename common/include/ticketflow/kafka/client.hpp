@@ -125,9 +125,12 @@ Status createTopics(const KafkaConfig& kafka, const std::vector<std::string>& to
 std::vector<std::string> configuredTopics(const Config& config);
 
 // librdkafka's mock cluster: a real Kafka wire-protocol broker on loopback, in this process.
-// Not durable; keeps about 5 MiB per partition.
+// Not durable, and it keeps only the newest 5 MiB of each partition (rdkafka_mock.c): whatever
+// is not consumed by then is gone, so a producer of a large backlog must stay within it.
 class MockBroker {
  public:
+  static constexpr std::size_t kPartitionRetentionBytes = std::size_t{5} << 20;
+
   explicit MockBroker(int brokers = 1);
   ~MockBroker();
   MockBroker(const MockBroker&) = delete;
