@@ -367,14 +367,17 @@ BacklogReport runBacklog(Config config, const BacklogOptions& options) {
     kafka::Producer producer(config.kafka, "triage");
     const std::size_t batch = options.submit_rate > 0 ? std::max<std::size_t>(1, static_cast<std::size_t>(options.submit_rate / 10)) : 500;
     const auto t0 = Clock::now();
-    for (std::size_t i = 0; i < to_submit.size() && !stop_submitting; i += batch) {
+    for (std::size_t i = 0; i < to_submit.size() && !stop_submitting;) {
       std::vector<std::pair<std::string, std::string>> records;
       std::vector<std::string> keys;
       std::size_t batch_bytes = 0;
       for (std::size_t j = i; j < std::min(to_submit.size(), i + batch); ++j) {
+        const std::size_t bytes = footprint.at(keyOf(to_submit[j]->tenant, to_submit[j]->id));
+        // A batch of large tickets is cut short, so that it never needs more than a quarter of the bound.
+        if (max_outstanding_bytes > 0 && !keys.empty() && batch_bytes + bytes > max_outstanding_bytes / 4) break;
         records.emplace_back(to_submit[j]->id, toJson(*to_submit[j]).dump());
         keys.push_back(keyOf(to_submit[j]->tenant, to_submit[j]->id));
-        batch_bytes += footprint.at(keys.back());
+        batch_bytes += bytes;
       }
       if (max_outstanding_bytes > 0) {
         submit_waiting = true;
@@ -391,8 +394,9 @@ BacklogReport runBacklog(Config config, const BacklogOptions& options) {
       }
       state.recordSubmitted(keys);
       submitted += keys.size();
+      i += keys.size();
       if (options.submit_rate > 0) {
-        const auto due = t0 + std::chrono::duration<double>(static_cast<double>(i + keys.size()) / options.submit_rate);
+        const auto due = t0 + std::chrono::duration<double>(static_cast<double>(i) / options.submit_rate);
         std::this_thread::sleep_until(std::chrono::time_point_cast<Clock::duration>(due));
       }
     }
