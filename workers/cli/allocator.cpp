@@ -2,7 +2,7 @@
 // Freed pages go back to the system within a second instead of ten, and each thread's cache is
 // kept small: a tier pool has hundreds of call threads, and with jemalloc's default caches they
 // held ~100 MiB between them (bench tier: 185 MiB peak RSS with defaults, 121 MiB with these, at
-// the same calls/s; bench pipeline: 195 -> 144 MiB).
+// similar calls/s; bench pipeline: 195 -> 144 MiB).
 #ifdef TICKETFLOW_JEMALLOC
 extern "C" {
 // NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables): the name jemalloc looks up

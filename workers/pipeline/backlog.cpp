@@ -360,9 +360,15 @@ BacklogReport runBacklog(Config config, const BacklogOptions& options) {
       options.embedded ? static_cast<std::size_t>(options.local.partitions) * kafka::MockBroker::kPartitionRetentionBytes / 2
                        : 0;
   constexpr std::size_t kStageOverheadBytes = 4096;  // classification, answer, costs, headers
-  std::map<std::string, std::size_t> footprint;     // read-only once the submitter runs
+  // Each ticket serialised once: its message, its key, and what it will hold in the broker.
+  std::vector<std::string> payloads, submit_keys;
+  std::map<std::string, std::size_t> footprint;  // read-only once the submitter runs
+  for (const Ticket* t : to_submit) {
+    payloads.push_back(toJson(*t).dump());
+    submit_keys.push_back(keyOf(t->tenant, t->id));
+    footprint[submit_keys.back()] = payloads.back().size() + kStageOverheadBytes;
+  }
   std::atomic<std::size_t> submitted_bytes{0}, answered_bytes{0};
-  for (const Ticket* t : to_submit) footprint[keyOf(t->tenant, t->id)] = toJson(*t).dump().size() + kStageOverheadBytes;
   std::thread submitter([&] {
     kafka::Producer producer(config.kafka, "triage");
     const std::size_t batch = options.submit_rate > 0 ? std::max<std::size_t>(1, static_cast<std::size_t>(options.submit_rate / 10)) : 500;
@@ -372,11 +378,11 @@ BacklogReport runBacklog(Config config, const BacklogOptions& options) {
       std::vector<std::string> keys;
       std::size_t batch_bytes = 0;
       for (std::size_t j = i; j < std::min(to_submit.size(), i + batch); ++j) {
-        const std::size_t bytes = footprint.at(keyOf(to_submit[j]->tenant, to_submit[j]->id));
+        const std::size_t bytes = payloads[j].size() + kStageOverheadBytes;
         // A batch of large tickets is cut short, so that it never needs more than a quarter of the bound.
         if (max_outstanding_bytes > 0 && !keys.empty() && batch_bytes + bytes > max_outstanding_bytes / 4) break;
-        records.emplace_back(to_submit[j]->id, toJson(*to_submit[j]).dump());
-        keys.push_back(keyOf(to_submit[j]->tenant, to_submit[j]->id));
+        records.emplace_back(to_submit[j]->id, std::move(payloads[j]));
+        keys.push_back(submit_keys[j]);
         batch_bytes += bytes;
       }
       if (max_outstanding_bytes > 0) {

@@ -202,16 +202,15 @@ namespace {
 // Where a value sits in the document, built only when an error is reported: validation of a
 // valid document allocates no paths.
 struct Path {
-  const Path* parent = nullptr;
+  const Path* parent = nullptr;      // null only for the root
   const std::string* key = nullptr;  // an object member; null for an array item or the root
   std::size_t index = 0;
-  bool is_root = true;
 
-  Path member(const std::string& k) const { return {this, &k, 0, false}; }
-  Path item(std::size_t i) const { return {this, nullptr, i, false}; }
+  Path member(const std::string& k) const { return {this, &k, 0}; }
+  Path item(std::size_t i) const { return {this, nullptr, i}; }
   std::string str() const {
     std::vector<const Path*> chain;
-    for (const Path* p = this; p && !p->is_root; p = p->parent) chain.push_back(p);
+    for (const Path* p = this; p->parent; p = p->parent) chain.push_back(p);
     std::string out;
     for (auto it = chain.rbegin(); it != chain.rend(); ++it)
       out += "/" + ((*it)->key ? escapePointerToken(*(*it)->key) : std::to_string((*it)->index));
