@@ -1,9 +1,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <thread>
 
 #include "fixtures/services.hpp"
+#include "fixtures/simulator.hpp"
+#include "sim/simulator.hpp"
 #include "ticketflow/redis/semantic_cache.hpp"
 
 namespace ticketflow {
@@ -25,7 +28,7 @@ class SemanticCacheTest : public testing::RedisTest {
     options.pool_size = 2;
     options.command_timeout = std::chrono::seconds(2);
     return std::make_unique<SemanticCache>(std::make_shared<redis::RedisPool>(options), config_, key_prefix_,
-                                           redis::makeEmbedder(config_), clock_);
+                                           std::make_shared<redis::HashingEmbedder>(config_.dimension), clock_);
   }
   static CacheEntry entry(const std::string& source, const std::string& category) {
     CacheEntry e;
@@ -144,6 +147,149 @@ TEST_F(SemanticCacheTest, RedisDownSkipsTheCacheAndARestartResumesIt) {
     if (!stored) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_TRUE(stored);
+}
+
+TEST_F(SemanticCacheTest, ACrowdedBandBucketKeepsOnlyItsNewestMembers) {
+  auto cache = makeCache();
+  // Near-identical texts share most band buckets: more of them than a bucket holds overfill those.
+  for (int i = 0; i < SemanticCache::kBucketCapacity + 40; ++i) cache->insert("acme", kVpn + " ticket reference " + std::to_string(i) + std::string(1, static_cast<char>('a' + i % 26)), entry("T-" + std::to_string(i), "Access"));
+  auto redis = connect();
+  std::int64_t longest = 0, buckets = 0;
+  std::string cursor = "0";
+  for (int pass = 0; pass < 1000; ++pass) {
+    auto scanned = redis->command({"SCAN", cursor, "MATCH", key_prefix_ + "cache:t:acme:l:*", "COUNT", "1000"});
+    ASSERT_TRUE(scanned.ok());
+    for (const auto& key : scanned->elements[1].elements) {
+      auto length = redis->command({"LLEN", key.str});
+      ASSERT_TRUE(length.ok());
+      longest = std::max(longest, length->integer);
+      ++buckets;
+    }
+    cursor = scanned->elements[0].str;
+    if (cursor == "0") break;
+  }
+  EXPECT_GT(buckets, 0);
+  EXPECT_EQ(longest, SemanticCache::kBucketCapacity) << "the crowded buckets are trimmed to their newest ids";
+  // The newest entries stay findable through their crowded buckets.
+  const int newest = SemanticCache::kBucketCapacity + 39;
+  auto probe = cache->probe("acme", "", kVpn + " ticket reference " + std::to_string(newest) + " x");
+  ASSERT_TRUE(probe.ok());
+  ASSERT_TRUE(probe->best.has_value());
+  EXPECT_GE(probe->best->similarity, 0.97);
+  // Purge removes the memberships too: no bucket outlives its entries.
+  ASSERT_TRUE(cache->purge({std::string("acme"), std::nullopt, std::nullopt}).ok());
+  auto left = redis->command({"SCAN", "0", "MATCH", key_prefix_ + "cache:t:acme:*", "COUNT", "100000"});
+  ASSERT_TRUE(left.ok());
+  EXPECT_TRUE(left->elements[1].elements.empty());
+}
+
+// The remote embedder against the provider simulator's /v1/embeddings over loopback.
+class OpenAiEmbedderTest : public SemanticCacheTest {
+ protected:
+  void SetUp() override {
+    SemanticCacheTest::SetUp();
+    auto options = testing::instantSimulatorOptions();
+    options.expected_api_key = "embed-key-123";
+    simulator_ = std::make_unique<sim::ProviderSimulator>(options);
+    ::setenv(kKeyEnv, "embed-key-123", 1);
+    config_with_endpoint_ = loadEmbeddedConfig();
+    ProviderConfig p;
+    p.name = "embeddings";
+    p.base_url = simulator_->baseUrl() + "/v1";
+    p.api_key_env = kKeyEnv;
+    p.connect_timeout_ms = 500;
+    p.total_timeout_ms = 2000;
+    config_with_endpoint_.providers.push_back(p);
+    config_with_endpoint_.cache.embedder = EmbedderKind::kOpenAi;
+    config_with_endpoint_.cache.embedder_provider = "embeddings";
+    config_with_endpoint_.cache.embedder_model = "text-embedding-3-small";
+    config_with_endpoint_.cache.dimension = 512;
+  }
+  static constexpr const char* kKeyEnv = "TICKETFLOW_TEST_EMBEDDINGS_KEY";
+  std::unique_ptr<sim::ProviderSimulator> simulator_;
+  Config config_with_endpoint_;
+};
+
+double cosine(const std::vector<float>& a, const std::vector<float>& b) {
+  double dot = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) dot += static_cast<double>(a[i]) * b[i];
+  return dot;
+}
+
+TEST_F(OpenAiEmbedderTest, EmbedsOverHttpOncePerTextAndAnswersNearDuplicatesFromTheCache) {
+  auto embedder = redis::makeEmbedder(config_with_endpoint_);
+  auto* remote = dynamic_cast<const redis::OpenAiEmbedder*>(embedder.get());
+  ASSERT_NE(remote, nullptr);
+  EXPECT_EQ(embedder->dimension(), 512);
+  auto a = embedder->embed(kVpn);
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  ASSERT_EQ(a->size(), 512u);
+  EXPECT_NEAR(cosine(*a, *a), 1.0, 1e-5);
+  auto near = embedder->embed(kVpnSimilar);
+  auto other = embedder->embed(kPrinter);
+  ASSERT_TRUE(near.ok() && other.ok());
+  EXPECT_GT(cosine(*a, *near), 0.9);
+  EXPECT_LT(cosine(*a, *other), 0.5);
+  ASSERT_TRUE(embedder->embed(kVpn).ok());
+  EXPECT_EQ(remote->calls(), 3u) << "a text embedded again is answered from memory";
+  EXPECT_EQ(simulator_->stats().embeddings, 3);
+
+  config_.dimension = 512;
+  SemanticCache cache(std::make_shared<redis::RedisPool>([&] {
+                        redis::RedisPoolOptions o;
+                        o.endpoint.port = server().port();
+                        return o;
+                      }()),
+                      config_, key_prefix_, embedder, clock_);
+  cache.insert("acme", kVpn, entry("T-1", "Access"));
+  auto hit = cache.lookup("acme", "Access", kVpnSimilar);
+  ASSERT_TRUE(hit.has_value());
+  EXPECT_FALSE(hit->exact);
+  EXPECT_EQ(hit->entry.source_ticket_id, "T-1");
+}
+
+TEST_F(OpenAiEmbedderTest, AWrongKeyAWrongDimensionAndAMissingKeyAreClearErrors) {
+  config_with_endpoint_.cache.embedder_send_dimensions = false;  // the simulator then answers 1536
+  auto wrong_dimension = redis::makeEmbedder(config_with_endpoint_)->embed(kVpn);
+  ASSERT_FALSE(wrong_dimension.ok());
+  EXPECT_NE(wrong_dimension.error().message.find("returned 1536 dimensions; cache.embedder.dimension is 512"),
+            std::string::npos)
+      << wrong_dimension.error().message;
+
+  ::setenv(kKeyEnv, "not-the-key", 1);
+  auto unauthorised = redis::makeEmbedder(config_with_endpoint_)->embed(kVpn);
+  ASSERT_FALSE(unauthorised.ok());
+  EXPECT_NE(unauthorised.error().message.find("HTTP 401"), std::string::npos);
+  EXPECT_EQ(unauthorised.error().message.find("not-the-key"), std::string::npos) << "the key is never in a message";
+
+  ::unsetenv(kKeyEnv);
+  try {
+    redis::makeEmbedder(config_with_endpoint_);
+    FAIL() << "an unset key variable must stop start-up";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find(kKeyEnv), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(OpenAiEmbedderTest, ADeadEndpointSkipsTheCacheAndTheBreakerStopsCallingIt) {
+  auto embedder = redis::makeEmbedder(config_with_endpoint_);
+  auto* remote = dynamic_cast<const redis::OpenAiEmbedder*>(embedder.get());
+  ASSERT_NE(remote, nullptr);
+  config_.dimension = 512;
+  SemanticCache cache(std::make_shared<redis::RedisPool>([&] {
+                        redis::RedisPoolOptions o;
+                        o.endpoint.port = server().port();
+                        return o;
+                      }()),
+                      config_, key_prefix_, embedder, clock_);
+  simulator_.reset();  // the endpoint goes away: connections are refused
+  for (int i = 0; i < 20; ++i) {
+    bool skipped = false;
+    EXPECT_FALSE(cache.lookup("acme", "Access", kVpn + " " + std::to_string(i), &skipped).has_value());
+    EXPECT_TRUE(skipped);
+  }
+  EXPECT_EQ(cache.counters().skipped, 20u);
+  EXPECT_LE(remote->calls(), 6u) << "the breaker opens after a few failures and refuses the rest without a call";
 }
 
 TEST(CacheVectors, Int8CodecKeepsCosine) {

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -162,13 +163,18 @@ int runBudgetReset(const cli::ParsedArgs& args) {
   return kExitOk;
 }
 
+// Stats and purge embed no text, so they need no embeddings endpoint (nor its API key).
+std::shared_ptr<const redis::Embedder> statsOnlyEmbedder(const Config& config) {
+  return std::make_shared<redis::HashingEmbedder>(config.cache.dimension);
+}
+
 std::string formatTime(std::chrono::system_clock::time_point t) {
   return t.time_since_epoch().count() == 0 ? "-" : formatRfc3339(t);
 }
 
 int runCacheStats(const cli::ParsedArgs& args) {
   const Config config = loadConfigOption(args);
-  redis::SemanticCache cache(connectConfigured(config), config.cache, config.redis.key_prefix, redis::makeEmbedder(config.cache));
+  redis::SemanticCache cache(connectConfigured(config), config.cache, config.redis.key_prefix, statsOnlyEmbedder(config));
   auto stats = cache.stats();
   if (!stats) throw std::runtime_error(stats.error().message);
   std::int64_t total = 0;
@@ -192,7 +198,7 @@ int runCachePurge(const cli::ParsedArgs& args) {
   if (args.has("older-than")) filter.older_than = std::chrono::seconds(args.getInt("older-than", 0, 1LL << 40));
   if (!filter.tenant && !filter.category && !filter.older_than && !args.has("all"))
     throw cli::UsageError("say what to purge: --tenant, --category, --older-than, or --all");
-  redis::SemanticCache cache(connectConfigured(config), config.cache, config.redis.key_prefix, redis::makeEmbedder(config.cache));
+  redis::SemanticCache cache(connectConfigured(config), config.cache, config.redis.key_prefix, statsOnlyEmbedder(config));
   auto purged = cache.purge(filter);
   if (!purged) throw std::runtime_error(purged.error().message);
   std::cout << "purged " << *purged << " cache entries\n";
@@ -276,7 +282,7 @@ int runCacheEval(const cli::ParsedArgs& args) {
   if (auto options = args.find("embedder-options")) {
     embedder = std::make_shared<redis::HashingEmbedder>(config.cache.dimension, parseEmbedderOptions(*options));
   } else {
-    embedder = redis::makeEmbedder(config.cache);
+    embedder = redis::makeEmbedder(config);
   }
   std::vector<double> best(tickets.size(), -1.0);
   std::vector<std::string> best_label(tickets.size());
@@ -405,12 +411,17 @@ int runBenchCache(const cli::ParsedArgs& args) {
   const int lookups = static_cast<int>(args.getInt("lookups", 100, 1'000'000));
   redis::EmbeddedRedisServer server;
   auto pool = connectPrivate(server, threads + 1);
-  redis::SemanticCache cache(pool, config.cache, "bench:", redis::makeEmbedder(config.cache));
+  redis::SemanticCache cache(pool, config.cache, "bench:", std::make_shared<redis::HashingEmbedder>(config.cache.dimension));
   std::cout << "bench cache: private redis-server, hashing embedder dimension " << config.cache.dimension
             << " (int8 vectors), lsh " << config.cache.lsh_bands << "x" << config.cache.lsh_rows_per_band
             << ", " << threads << " insert threads\n";
   long long stored = 0;
-  std::vector<std::string> samples;  // texts known to be stored, for near-duplicate queries
+  // Texts known to be stored, a uniform sample of all of them (reservoir sampling over every
+  // insert), so near-duplicate queries ask for old entries as often as new ones.
+  const std::size_t sample_size = static_cast<std::size_t>(lookups / 2 + 1);
+  std::vector<std::string> samples;
+  std::mutex samples_mutex;
+  std::mt19937_64 sample_rng(42);
   for (long long target : sizes) {
     const long long to_insert = target - stored;
     if (to_insert > 0) {
@@ -428,7 +439,17 @@ int runBenchCache(const cli::ParsedArgs& args) {
           entry.category = "Hardware";
           for (long long i; (i = next.fetch_add(1)) < to_insert;) {
             entry.source_ticket_id = "B-" + std::to_string(stored + i);
-            if (!cache.store("bench", gen.next(), entry)) ++failures;
+            std::string text = gen.next();
+            if (!cache.store("bench", text, entry)) {
+              ++failures;
+              continue;
+            }
+            {
+              std::lock_guard lock(samples_mutex);
+              const auto seen = static_cast<std::uint64_t>(stored + i);
+              if (samples.size() < sample_size) samples.push_back(std::move(text));
+              else if (const auto slot = sample_rng() % (seen + 1); slot < sample_size) samples[slot] = std::move(text);
+            }
             if (i > 0 && i % 100'000 == 0 && t == 0) std::cerr << "  inserted " << (stored + i) << "\n";
           }
         });
@@ -440,17 +461,34 @@ int runBenchCache(const cli::ParsedArgs& args) {
                 << (failures ? " (" + std::to_string(failures.load()) + " failed)" : "") << "\n";
       stored = target;
     }
-    // Queries: half near-duplicates of stored texts (one word changed), half new texts.
-    TextGenerator replay(static_cast<std::uint64_t>(0 * 131));  // thread 0's first texts are stored
+    // Queries: half near-duplicates of stored texts (one word added), half new texts.
     TextGenerator fresh(0xfeedULL + static_cast<std::uint64_t>(target));
     std::vector<double> lat_us;
     long long hits = 0;
+    (void)pool->command({"CONFIG", "RESETSTAT"});
     for (int i = 0; i < lookups; ++i) {
-      std::string q = i % 2 ? fresh.next() : replay.next() + " again";
+      std::string q = i % 2 ? fresh.next() : samples[static_cast<std::size_t>(i / 2) % samples.size()] + " again";
       const auto t0 = Steady::now();
       auto hit = cache.lookup("bench", "Hardware", q);
       lat_us.push_back(std::chrono::duration<double, std::micro>(Steady::now() - t0).count());
       hits += hit.has_value();
+    }
+    // Where a lookup's time goes inside redis-server, per command (the rest is the client and
+    // the round trips).
+    std::string server_time;
+    if (auto stats = pool->command({"INFO", "commandstats"}); stats) {
+      std::istringstream lines(stats->str);
+      for (std::string line; std::getline(lines, line);) {
+        const auto colon = line.find(':');
+        const auto usec = line.find("usec=");
+        if (line.rfind("cmdstat_", 0) != 0 || colon == std::string::npos || usec == std::string::npos) continue;
+        const std::string name = line.substr(8, colon - 8);
+        if (name.rfind("config", 0) == 0 || name == "info") continue;
+        const double total_us = std::stod(line.substr(usec + 5));
+        std::ostringstream part;
+        part << std::fixed << std::setprecision(0) << name << " " << total_us / lookups << " us";
+        server_time += (server_time.empty() ? "" : ", ") + part.str();
+      }
     }
     auto info = pool->command({"INFO", "memory"});
     std::string mem = "?";
@@ -460,7 +498,8 @@ int runBenchCache(const cli::ParsedArgs& args) {
     }
     std::cout << "  " << target << " entries: lookup p50 " << std::setprecision(0) << percentile(lat_us, 0.5)
               << " us, p99 " << percentile(lat_us, 0.99) << " us, max " << percentile(lat_us, 1.0) << " us ("
-              << lookups << " lookups, " << hits << " hits); Redis memory " << mem << "\n";
+              << lookups << " lookups, " << hits << " hits); Redis memory " << mem << "\n"
+              << "    redis-server time per lookup: " << server_time << "\n";
   }
   return kExitOk;
 }

@@ -222,7 +222,10 @@ BacklogReport dryRun(const Config& config, const BacklogOptions& options, Loaded
       auto pool_options = redis::RedisPoolOptions::fromConfig(rc);
       if (pool_options) {
         auto pool = std::make_shared<redis::RedisPool>(*pool_options);
-        cache = std::make_unique<redis::SemanticCache>(pool, config.cache, "dry:", redis::makeEmbedder(config.cache));
+        // The built-in embedder even when an embeddings endpoint is configured: a dry run calls
+        // no model, so its clusters are the hashing embedder's.
+        cache = std::make_unique<redis::SemanticCache>(pool, config.cache, "dry:",
+                                                       std::make_shared<redis::HashingEmbedder>(config.cache.dimension));
         report.cache_projected = true;
       }
     } catch (const std::exception&) {

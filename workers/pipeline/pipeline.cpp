@@ -74,7 +74,7 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
                                                     options_.log_sink ? *options_.log_sink : std::cerr);
   // The process's own connections: health checks, budget gauges, ledger() and cache().
   redis_ = redisPoolFor(config, 2);
-  const auto embedder = redis::makeEmbedder(config.cache);
+  const auto embedder = redis::makeEmbedder(config);
   cache_ = std::make_unique<redis::SemanticCache>(redis_, config.cache, config.redis.key_prefix, embedder);
   ledger_ = std::make_unique<redis::BudgetLedger>(redis_, config.budgets, config.redis.key_prefix);
   auto roleRedis = [&]() -> Impl::RoleRedis& {

@@ -7,6 +7,7 @@
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/core/json_fields.hpp"
 #include "ticketflow/core/clock.hpp"
+#include "ticketflow/redis/embedder.hpp"
 
 namespace ticketflow::sim {
 namespace {
@@ -148,7 +149,7 @@ ProviderSimulator::~ProviderSimulator() {
 
 SimulatorStats ProviderSimulator::stats() const {
   return {requests_.load(), ok_.load(),        rate_limited_.load(), server_errors_.load(),
-          hangs_.load(),    malformed_.load(), unauthorized_.load(), max_concurrent_.load()};
+          hangs_.load(),    malformed_.load(), unauthorized_.load(), max_concurrent_.load(), embeddings_.load()};
 }
 
 const ModelProfile& ProviderSimulator::profileFor(const std::string& model) const {
@@ -173,6 +174,7 @@ http::HttpResponse ProviderSimulator::handle(const http::HttpRequest& request) {
   if (request.method == "GET" && (request.path == "/healthz" || request.path == "/")) {
     return {200, {}, R"({"status":"ok","simulated":true})"};
   }
+  if (request.method == "POST" && request.path.ends_with("/embeddings")) return handleEmbeddings(request);
   const bool anthropic = request.path.ends_with("/messages");
   const bool openai = request.path.ends_with("/chat/completions");
   if (request.method != "POST" || (!anthropic && !openai)) {
@@ -366,6 +368,50 @@ http::HttpResponse ProviderSimulator::handle(const http::HttpRequest& request) {
   ok_.fetch_add(1);
   headers["x-ticketflow-simulated"] = "true";
   return finish({200, headers, response.dump()}, fault);
+}
+
+// OpenAI's embeddings API: the built-in hashing embedder's vector (so near-duplicate texts get
+// near vectors, as from a real model), `dimensions` of them (1536 when the request names none,
+// text-embedding-3-small's default). No latency, no faults.
+http::HttpResponse ProviderSimulator::handleEmbeddings(const http::HttpRequest& request) {
+  embeddings_.fetch_add(1);
+  json entry = {{"protocol", "openai"}, {"path", request.path}};
+  auto finish = [&](http::HttpResponse response) {
+    entry["status"] = response.status;
+    log(entry);
+    return response;
+  };
+  const std::string auth = request.header("authorization");
+  const std::string key = auth.rfind("Bearer ", 0) == 0 ? auth.substr(7) : "";
+  if (key.empty() || (!options_.expected_api_key.empty() && key != options_.expected_api_key)) {
+    unauthorized_.fetch_add(1);
+    return finish({401, {}, openAiError("invalid_api_key", "invalid or missing API key").dump()});
+  }
+  const json body = json::parse(request.body, nullptr, false);
+  if (!body.is_object() || !body.contains("model") || !body["model"].is_string() || !body.contains("input")) {
+    return finish({400, {}, openAiError("invalid_request_error", "model and input are required").dump()});
+  }
+  std::vector<std::string> inputs;
+  if (body["input"].is_string()) inputs.push_back(body["input"]);
+  else if (body["input"].is_array())
+    for (const auto& item : body["input"])
+      if (item.is_string()) inputs.push_back(item);
+  const auto dimensions = body.value("dimensions", 1536);
+  if (inputs.empty() || dimensions < 1 || dimensions > 8192) {
+    return finish({400, {}, openAiError("invalid_request_error", "input must be a string or strings; 1 <= dimensions <= 8192").dump()});
+  }
+  entry["model"] = body["model"];
+  const redis::HashingEmbedder embedder(dimensions);
+  json data = json::array();
+  std::int64_t tokens = 0;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    auto vector = embedder.embed(inputs[i]);
+    data.push_back({{"object", "embedding"}, {"index", i}, {"embedding", vector ? *vector : std::vector<float>()}});
+    tokens += static_cast<std::int64_t>((inputs[i].size() + 3) / 4);
+  }
+  json response = {{"object", "list"}, {"data", data}, {"model", body["model"]},
+                   {"usage", {{"prompt_tokens", tokens}, {"total_tokens", tokens}}}};
+  return finish({200, {{"x-ticketflow-simulated", "true"}}, response.dump()});
 }
 
 }  // namespace ticketflow::sim

@@ -2,7 +2,8 @@
 // The provider simulator: an HTTP server speaking OpenAI Chat Completions and Anthropic
 // Messages on loopback, for the demo, tests and benchmarks. Per-model profiles set latency
 // (log-normal median/p99), token counts, rate limits and fault rates (429 with retry-after, 500,
-// 503, hang-until-timeout, malformed JSON, JSON in code fences, JSON wrapped in prose). Reply
+// 503, hang-until-timeout, malformed JSON, JSON in code fences, JSON wrapped in prose). It also
+// answers OpenAI's /embeddings (deterministic vectors, for the cache's remote embedder). Reply
 // content is deterministic for a given ticket, model and seed, built from the runbook snippets,
 // and always says it is simulated. Faults are drawn per request from a seeded generator.
 
@@ -85,6 +86,7 @@ struct SimulatorStats {
   std::int64_t malformed = 0;
   std::int64_t unauthorized = 0;
   std::int64_t max_concurrent = 0;  // the most model requests being answered at once
+  std::int64_t embeddings = 0;      // /embeddings requests (not in `requests`)
 };
 
 class ProviderSimulator {
@@ -102,6 +104,7 @@ class ProviderSimulator {
   http::HttpResponse handle(const http::HttpRequest& request);
 
  private:
+  http::HttpResponse handleEmbeddings(const http::HttpRequest& request);
   const ModelProfile& profileFor(const std::string& model) const;
   // Sleeps up to `ms` unless the simulator is stopping.
   void pause(double ms);
@@ -118,7 +121,7 @@ class ProviderSimulator {
   std::condition_variable stop_cv_;
   bool stopping_ = false;
   std::atomic<std::int64_t> requests_{0}, ok_{0}, rate_limited_{0}, server_errors_{0}, hangs_{0}, malformed_{0},
-      unauthorized_{0}, in_flight_{0}, max_concurrent_{0};
+      unauthorized_{0}, in_flight_{0}, max_concurrent_{0}, embeddings_{0};
   std::unique_ptr<http::HttpServer> server_;  // last: stopped first
 };
 

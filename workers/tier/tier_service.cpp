@@ -9,27 +9,9 @@ namespace ticketflow::tier {
 ModelClientFactory httpModelClientFactory(const Config& config) {
   auto clients = std::make_shared<std::map<std::string, std::shared_ptr<http::HttpClient>>>();
   return [&config, clients](const ProviderConfig& provider, const ModelConfig& model) {
-    std::string key;
-    if (!provider.api_key_env.empty()) {
-      auto value = processEnv(provider.api_key_env);
-      if (!value || value->empty()) {
-        std::size_t index = 0;
-        while (index < config.providers.size() && config.providers[index].name != provider.name) ++index;
-        throw ConfigError(config.source, "providers[" + std::to_string(index) + "].api_key_env",
-                          "environment variable " + provider.api_key_env + " is not set");
-      }
-      key = *value;
-    }
+    const std::string key = provider::providerApiKey(config, provider);
     auto& http = (*clients)[provider.name];
-    if (!http) {
-      http::HttpClientOptions options;
-      options.connect_timeout = std::chrono::milliseconds(provider.connect_timeout_ms);
-      options.read_timeout = std::chrono::milliseconds(provider.read_timeout_ms);
-      options.total_timeout = std::chrono::milliseconds(provider.total_timeout_ms);
-      options.max_connections = provider.max_connections;
-      options.proxy = config.proxy;
-      http = std::make_shared<http::HttpClient>(options);
-    }
+    if (!http) http = std::make_shared<http::HttpClient>(http::providerClientOptions(provider, config.proxy));
     return provider::makeModelClient(provider, model, http, key);
   };
 }

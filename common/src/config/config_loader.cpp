@@ -273,6 +273,7 @@ Config buildConfig(const json& doc, const std::string& file) {
       readIfPresent(*e, "dimension", c.cache.dimension);
       readIfPresent(*e, "provider", c.cache.embedder_provider);
       readIfPresent(*e, "model", c.cache.embedder_model);
+      readIfPresent(*e, "send_dimensions", c.cache.embedder_send_dimensions);
     }
     if (auto l = it->find("lsh"); l != it->end()) {
       readIfPresent(*l, "bands", c.cache.lsh_bands);

@@ -103,6 +103,21 @@ struct HttpClient::Impl {
   }
 };
 
+HttpClientOptions providerClientOptions(const ProviderConfig& provider, const ProxyConfig& proxy) {
+  HttpClientOptions options;
+  options.connect_timeout = std::chrono::milliseconds(provider.connect_timeout_ms);
+  options.read_timeout = std::chrono::milliseconds(provider.read_timeout_ms);
+  options.total_timeout = std::chrono::milliseconds(provider.total_timeout_ms);
+  options.max_connections = provider.max_connections;
+  options.proxy = proxy;
+  return options;
+}
+
+std::string joinUrl(const std::string& base, const std::string& path) {
+  if (!base.empty() && base.back() == '/') return base.substr(0, base.size() - 1) + path;
+  return base + path;
+}
+
 HttpClient::HttpClient(HttpClientOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 HttpClient::~HttpClient() = default;
 

@@ -11,12 +11,10 @@ namespace {
 
 using nlohmann::json;
 
-std::string joinUrl(const std::string& base, const std::string& path) {
-  if (!base.empty() && base.back() == '/') return base.substr(0, base.size() - 1) + path;
-  return base + path;
-}
+using http::joinUrl;
 
-// Maps an HTTP status to our error kinds; `retry_after` comes from the response headers.
+}  // namespace
+
 Error errorForStatus(int status, const std::string& who, std::optional<std::chrono::milliseconds> retry_after) {
   const std::string msg = who + " answered HTTP " + std::to_string(status);
   if (status == 429) return Error::rateLimited(msg, retry_after ? retry_after->count() : -1);
@@ -33,6 +31,20 @@ Error errorForStatus(int status, const std::string& who, std::optional<std::chro
   }
   return Error::invalidArgument(msg);
 }
+
+std::string providerApiKey(const Config& config, const ProviderConfig& provider, EnvLookup env) {
+  if (provider.api_key_env.empty()) return "";
+  auto value = env(provider.api_key_env);
+  if (!value || value->empty()) {
+    std::size_t index = 0;
+    while (index < config.providers.size() && config.providers[index].name != provider.name) ++index;
+    throw ConfigError(config.source, "providers[" + std::to_string(index) + "].api_key_env",
+                      "environment variable " + provider.api_key_env + " is not set");
+  }
+  return *value;
+}
+
+namespace {
 
 class HttpModelClient final : public ModelClient {
  public:

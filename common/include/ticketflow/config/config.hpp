@@ -164,6 +164,7 @@ struct CacheConfig {
   int dimension = 512;
   std::string embedder_provider;  // kOpenAi
   std::string embedder_model;     // kOpenAi
+  bool embedder_send_dimensions = true;  // kOpenAi: ask the endpoint for `dimension` dimensions
   int lsh_bands = 20;
   int lsh_rows_per_band = 14;
 };

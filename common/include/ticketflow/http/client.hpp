@@ -70,6 +70,12 @@ class HttpClient {
   std::unique_ptr<Impl> impl_;
 };
 
+// The client a provider's config asks for: its timeouts and connection bound, with the proxy.
+HttpClientOptions providerClientOptions(const ProviderConfig& provider, const ProxyConfig& proxy);
+
+// `base` + `path` with exactly one slash between them ("https://api.x/v1/" + "/embeddings").
+std::string joinUrl(const std::string& base, const std::string& path);
+
 // Whether `host` bypasses the proxy under a NO_PROXY list ("*", exact hosts, ".suffix" or "suffix").
 bool bypassesProxy(const std::string& host, const std::string& no_proxy);
 

@@ -71,6 +71,14 @@ http::ClientRequest buildOpenAiRequest(const ProviderConfig& provider, const Mod
 http::ClientRequest buildAnthropicRequest(const ProviderConfig& provider, const ModelConfig& model,
                                           const ModelRequest& request, const std::string& api_key);
 
+// Maps a provider's HTTP status to our error kinds (see ModelClient::complete); `retry_after`
+// comes from the response headers.
+Error errorForStatus(int status, const std::string& who, std::optional<std::chrono::milliseconds> retry_after);
+
+// The API key named by the provider's api_key_env ("" when it names none). Throws ConfigError
+// (file, providers[i].api_key_env) when the variable is unset or empty.
+std::string providerApiKey(const Config& config, const ProviderConfig& provider, EnvLookup env = processEnv);
+
 // "1s", "6m0s", "20ms", "1.5s" (OpenAI's reset format), plain seconds ("2"), or an RFC 3339
 // time (Anthropic's reset headers) relative to `now`.
 std::optional<std::chrono::milliseconds> parseResetHint(const std::string& value,

@@ -13,11 +13,15 @@
 // Threading: embed() is const and thread-safe.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
+#include "ticketflow/core/clock.hpp"
 #include "ticketflow/core/result.hpp"
+#include "ticketflow/http/client.hpp"
 
 namespace ticketflow::redis {
 
@@ -54,6 +58,42 @@ class HashingEmbedder final : public Embedder {
  private:
   int dimension_;
   HashingEmbedderOptions options_;
+};
+
+// An OpenAI-compatible embeddings endpoint (POST {base_url}/embeddings: OpenAI, Azure OpenAI
+// behind a gateway, LiteLLM, vLLM, Ollama, ...). Sends the ticket text (truncated to 16 KB at a
+// character boundary), asks for `dimension` dimensions when send_dimensions is on (the
+// text-embedding-3 models and other Matryoshka models honour it), checks the answer has that
+// many, and L2-normalises it. Resilience: a circuit breaker per embedder, so a dead endpoint
+// costs a ticket nothing but a skipped cache lookup once it is open; the last
+// `memo_entries` texts' vectors are kept, so the lookup and the insert of one ticket in one
+// process make one call. Never logs the text or the key. Thread-safe.
+struct OpenAiEmbedderOptions {
+  std::string provider_name;  // for error messages
+  std::string url;            // the full endpoint URL
+  std::string model_id;
+  std::string api_key;  // sent as a bearer token; "" sends none
+  std::vector<std::pair<std::string, std::string>> headers;
+  int dimension = 512;
+  bool send_dimensions = true;
+  std::size_t memo_entries = 1024;
+};
+
+class OpenAiEmbedder final : public Embedder {
+ public:
+  OpenAiEmbedder(OpenAiEmbedderOptions options, std::shared_ptr<http::HttpClient> http,
+                 const Clock& clock = SystemClock::instance());
+  ~OpenAiEmbedder() override;
+  int dimension() const override { return options_.dimension; }
+  Result<std::vector<float>> embed(std::string_view text) const override;
+  // Calls that reached the endpoint (memoised texts and calls refused by the breaker do not).
+  std::uint64_t calls() const;
+
+ private:
+  struct State;
+  OpenAiEmbedderOptions options_;
+  std::shared_ptr<http::HttpClient> http_;
+  std::unique_ptr<State> state_;
 };
 
 // 64-bit FNV-1a, the hash the cache uses for features and keys (stable across platforms).
