@@ -1,9 +1,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <future>
 #include <thread>
 
 #include "fixtures/services.hpp"
+#include "ticketflow/redis/batcher.hpp"
 #include "ticketflow/redis/pool.hpp"
 
 namespace ticketflow {
@@ -79,6 +81,76 @@ TEST_F(RedisPoolTest, BrokenConnectionsAreDiscardedAndTheServerIsRejoinedAfterAR
   }
   ASSERT_TRUE(up.ok()) << up.error().message;
   EXPECT_EQ(up->str, "PONG");
+}
+
+TEST_F(RedisPoolTest, TheBatcherAnswersEachCallerWithItsOwnRepliesInFewRoundTrips) {
+  auto pool = std::make_shared<redis::RedisPool>(options(1));
+  std::atomic<int> answered{0}, wrong{0};
+  std::promise<void> all_submitted;
+  auto submitted = all_submitted.get_future().share();
+  constexpr int kThreads = 8, kPerThread = 250;
+  {
+    redis::CommandBatcher batcher(pool, 256);
+    // The first callback holds the batcher's thread until every other request is queued, so the
+    // rest must share round trips: 2,000 requests of 2 calls in batches of at most 256 calls.
+    batcher.submit({redis::RedisCall::command({"PING"})}, [&](Result<std::vector<redis::Reply>>) {
+      (void)submitted.wait_for(std::chrono::seconds(20));
+      ++answered;
+    });
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kPerThread; ++i) {
+          const std::string key = key_prefix_ + "b:" + std::to_string(t) + ":" + std::to_string(i);
+          const std::string value = "v" + std::to_string(t * 1000 + i);
+          batcher.submit({redis::RedisCall::command({"SET", key, value}), redis::RedisCall::command({"GET", key})},
+                         [&, value](Result<std::vector<redis::Reply>> replies) {
+                           if (!replies || replies->size() != 2 || (*replies)[1].str != value) ++wrong;
+                           ++answered;
+                         });
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    all_submitted.set_value();
+    // Leaving the scope destroys the batcher, which answers everything queued first.
+  }
+  EXPECT_EQ(answered, 1 + kThreads * kPerThread);
+  EXPECT_EQ(wrong, 0);
+}
+
+TEST_F(RedisPoolTest, TheBatcherCountsItsRoundTripsAndReportsRedisTroubleToEveryCaller) {
+  auto options_here = options(1);
+  auto pool = std::make_shared<redis::RedisPool>(options_here);
+  redis::CommandBatcher batcher(pool, 4);
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  std::promise<void> holding;
+  batcher.submit({}, [&](Result<std::vector<redis::Reply>>) {
+    holding.set_value();
+    (void)released.wait_for(std::chrono::seconds(20));
+  });
+  ASSERT_EQ(holding.get_future().wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 10; ++i)
+    batcher.submit({redis::RedisCall::command({"INCR", key_prefix_ + "c"}), redis::RedisCall::command({"INCR", key_prefix_ + "c"})},
+                   [&](Result<std::vector<redis::Reply>> r) { ok += r.ok() && r->size() == 2 ? 1 : 0; });
+  release.set_value();
+  for (int i = 0; i < 200 && ok < 10; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(ok, 10);
+  EXPECT_EQ(batcher.stats().submitted, 11u);
+  EXPECT_EQ(batcher.stats().round_trips, 6u) << "the held one, then 10 requests of 2 calls in trips of at most 4";
+  EXPECT_EQ(pool->command({"GET", key_prefix_ + "c"})->str, "20");
+
+  server().stop(/*crash=*/true);
+  std::promise<std::string> failed;
+  batcher.submit({redis::RedisCall::command({"PING"})}, [&](Result<std::vector<redis::Reply>> r) {
+    failed.set_value(r.ok() ? "ok" : r.error().message);
+  });
+  auto message = failed.get_future();
+  ASSERT_EQ(message.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  EXPECT_NE(message.get(), "ok");
+  server().restart();
 }
 
 TEST(RedisPoolConfig, OptionsComeFromTheRedisSection) {

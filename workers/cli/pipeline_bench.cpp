@@ -146,6 +146,7 @@ int runBenchPipeline(const cli::ParsedArgs& args) {
   const auto started = Steady::now();
   Steady::time_point t_first{};
   double cpu_first = 0;
+  std::int64_t switches_first = 0;
   auto last_trace = Steady::now();
   const bool trace = args.has("trace");
   std::int64_t done = 0;
@@ -160,6 +161,7 @@ int runBenchPipeline(const cli::ParsedArgs& args) {
     if (t_first == Steady::time_point{} && consumed > 0) {
       t_first = Steady::now();
       cpu_first = stage::processCpuSeconds();
+      switches_first = stage::processContextSwitches();
     }
     if (trace && Steady::now() - last_trace > 500ms) {
       last_trace = Steady::now();
@@ -171,6 +173,7 @@ int runBenchPipeline(const cli::ParsedArgs& args) {
   }
   const auto t_last = Steady::now();
   const double cpu_last = stage::processCpuSeconds();
+  const std::int64_t switches_last = stage::processContextSwitches();
   loader.join();
   if (done < tickets)
     throw std::runtime_error("bench pipeline: only " + std::to_string(done) + " of " + std::to_string(tickets) +
@@ -180,7 +183,8 @@ int runBenchPipeline(const cli::ParsedArgs& args) {
   std::cout << std::fixed << std::setprecision(1) << "  backlog of " << tickets << ": " << tickets / span
             << " tickets/s end to end (intake's first ticket to the last update in " << span << " s); "
             << std::setprecision(3) << (cpu_last - cpu_first) / tickets * 1000
-            << " CPU-s per 1,000 tickets (this process)\n"
+            << " CPU-s per 1,000 tickets (this process), " << std::setprecision(1)
+            << static_cast<double>(switches_last - switches_first) / tickets << " context switches per ticket\n"
             << std::flush;
 
   // Latency: tickets sent one by one at a fixed rate, each timed from its produce to its update.

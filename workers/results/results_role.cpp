@@ -55,15 +55,36 @@ ResultsRole::ResultsRole(const Config& config, std::vector<SinkBinding> sinks, s
       logger_(logger) {
   for (const auto& s : sinks_) has_http_sinks_ = has_http_sinks_ || s.sink != nullptr;
   if (has_http_sinks_) http_ = std::make_unique<WorkerPool>(http_threads);
+  if (markers_) batcher_ = std::make_unique<redis::CommandBatcher>(markers_);
 }
 
 stage::Handler ResultsRole::handler() {
   return [this](const std::shared_ptr<const stage::Delivery>& delivery, stage::Completion completion) {
-    if (http_) {
-      http_->submit([this, delivery, completion] { handle(*delivery, completion); });
-    } else {
-      handle(*delivery, completion);
-    }
+    auto result = parseTicketResult(delivery->message.value);
+    if (!result) return completion.fail(result.error());  // malformed: dead letter at once
+    auto update = std::make_shared<const TicketUpdate>(TicketUpdate::fromResult(*result, formatRfc3339(clock_.now())));
+    auto writeAll = [this, delivery, completion, update](std::set<std::string> written) {
+      if (http_) {
+        http_->submit([this, delivery, completion, update, written = std::move(written)] {
+          write(*delivery, completion, *update, written);
+        });
+      } else {
+        write(*delivery, completion, *update, written);
+      }
+    };
+    if (!batcher_) return writeAll({});
+    // Which sinks already have this update: asked in the batcher's next round trip, with the
+    // other results' questions and markers, instead of a round trip of this thread's own.
+    batcher_->submit({redis::RedisCall::command({"HKEYS", markerKey(*update)})},
+                     [completion, writeAll](Result<std::vector<redis::Reply>> replies) {
+                       if (!replies) return completion.fail(Error::unavailable("idempotency markers: " + replies.error().message));
+                       const redis::Reply& have = replies->front();
+                       if (have.type == redis::Reply::Type::kError)
+                         return completion.fail(Error::unavailable("idempotency markers: " + have.str));
+                       std::set<std::string> written;
+                       for (const auto& e : have.elements) written.insert(e.str);
+                       writeAll(std::move(written));
+                     });
   };
 }
 
@@ -73,29 +94,22 @@ std::string ResultsRole::markerKey(const TicketUpdate& update) const {
 }
 
 void ResultsRole::markWritten(const std::string& key, const std::vector<std::string>& sinks) {
-  if (!markers_ || sinks.empty()) return;
+  if (!batcher_ || sinks.empty()) return;
   std::vector<std::string> hset = {"HSET", key};
   for (const auto& s : sinks) {
     hset.push_back(s);
     hset.push_back(formatRfc3339(clock_.now()));
   }
-  // A lost marker can only repeat a write that sinks recognise by its idempotency key.
-  (void)markers_->pipeline({hset, {"EXPIRE", key, std::to_string(config_.results.idempotency_ttl_s)}});
+  // Fire and forget: a lost marker can only repeat a write that sinks recognise by its
+  // idempotency key. The batcher keeps submission order, so a retry's HKEYS sees these.
+  batcher_->submit({redis::RedisCall::command(std::move(hset)),
+                    redis::RedisCall::command({"EXPIRE", key, std::to_string(config_.results.idempotency_ttl_s)})},
+                   {});
 }
 
-void ResultsRole::handle(const stage::Delivery& delivery, const stage::Completion& completion) {
-  auto result = parseTicketResult(delivery.message.value);
-  if (!result) return completion.fail(result.error());  // malformed: dead letter at once
-  const TicketUpdate update = TicketUpdate::fromResult(*result, formatRfc3339(clock_.now()));
+void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion& completion, const TicketUpdate& update,
+                        const std::set<std::string>& written) {
   const std::string key = markerKey(update);
-  std::set<std::string> written;
-  if (markers_) {
-    auto have = markers_->command({"HKEYS", key});
-    if (!have) return completion.fail(Error::unavailable("idempotency markers: " + have.error().message));
-    if (have->type == redis::Reply::Type::kError)
-      return completion.fail(Error::unavailable("idempotency markers: " + have->str));
-    for (const auto& e : have->elements) written.insert(e.str);
-  }
   const std::string source_system = update.source ? update.source->system : std::string();
   std::vector<stage::OutputRecord> outputs;
   std::vector<std::string> topic_sinks;

@@ -16,6 +16,7 @@
 // write), so nothing is written twice.
 
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,7 @@
 #include "ticketflow/core/worker_pool.hpp"
 #include "ticketflow/observability/log.hpp"
 #include "ticketflow/observability/pipeline_metrics.hpp"
+#include "ticketflow/redis/batcher.hpp"
 #include "ticketflow/redis/pool.hpp"
 #include "ticketflow/stage/stage.hpp"
 
@@ -52,7 +54,9 @@ class ResultsRole {
   std::string markerKey(const TicketUpdate& update) const;
 
  private:
-  void handle(const stage::Delivery& delivery, const stage::Completion& completion);
+  // Writes the update to every sink it serves that is not in `written` (from the markers).
+  void write(const stage::Delivery& delivery, const stage::Completion& completion, const TicketUpdate& update,
+             const std::set<std::string>& written);
   void markWritten(const std::string& key, const std::vector<std::string>& sinks);
 
   const Config& config_;
@@ -63,6 +67,9 @@ class ResultsRole {
   observability::Logger* logger_;
   bool has_http_sinks_ = false;
   std::unique_ptr<WorkerPool> http_;
+  // The markers' reads and writes, batched into shared round trips. Last: destroyed first, so its
+  // final callbacks still find the HTTP pool and everything else alive.
+  std::unique_ptr<redis::CommandBatcher> batcher_;
 };
 
 }  // namespace ticketflow::results

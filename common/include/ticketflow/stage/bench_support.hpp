@@ -36,5 +36,7 @@ std::size_t residentBytes();
 std::size_t peakResidentBytes();
 // User plus system CPU time this process has used, in seconds.
 double processCpuSeconds();
+// Context switches of this process so far, voluntary (a thread blocked) and involuntary.
+std::int64_t processContextSwitches();
 
 }  // namespace ticketflow::stage
