@@ -136,6 +136,9 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
         so.input_topics = {config.kafka.topics.results};
         so.group = config.kafka.consumer_groups.results;
         handler = impl_->results->handler();
+        // ResultsRole::handler parses and passes the update on (the marker batcher, the HTTP
+        // sinks' threads); it never blocks.
+        so.handler_hands_off = true;
         break;
       }
     }

@@ -48,6 +48,8 @@ class ResultsRole {
   ResultsRole(const Config& config, std::vector<SinkBinding> sinks, std::shared_ptr<redis::RedisPool> markers,
               observability::PipelineMetrics* metrics = nullptr, const Clock& clock = SystemClock::instance(),
               int http_threads = 32, observability::Logger* logger = nullptr);
+  // Never blocks (parses, then hands the write to the marker batcher or the HTTP sinks' threads),
+  // so the stage may call it on its poll thread (StageOptions::handler_hands_off).
   stage::Handler handler();
 
   // The Redis hash recording which sinks have the update.

@@ -255,6 +255,16 @@ int Consumer::assignedPartitions() const {
   return owned->cnt;
 }
 
+Status Consumer::setPaused(bool paused) {
+  rd_kafka_topic_partition_list_t* list = nullptr;
+  if (auto err = rd_kafka_assignment(rk_.get(), &list); err != RD_KAFKA_RESP_ERR_NO_ERROR || !list)
+    return Error::unavailable(std::string("reading the assignment: ") + rd_kafka_err2str(err));
+  PartitionListPtr owned(list);
+  const auto err = paused ? rd_kafka_pause_partitions(rk_.get(), owned.get()) : rd_kafka_resume_partitions(rk_.get(), owned.get());
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return Error::unavailable(std::string(paused ? "pause: " : "resume: ") + rd_kafka_err2str(err));
+  return {};
+}
+
 Status createTopics(const KafkaConfig& kafka, const std::vector<std::string>& topics, int partitions,
                     std::chrono::milliseconds timeout) {
   HandlePtr rk = makeHandle(RD_KAFKA_PRODUCER, makeConf(clientProperties(kafka, "admin")));

@@ -109,6 +109,8 @@ class Consumer {
   Status commitStored();
   // Partitions currently assigned by the group (0 before the first assignment).
   int assignedPartitions() const;
+  // Stops (or resumes) fetching from every assigned partition; the assignment stays.
+  Status setPaused(bool paused);
   void close();
   rd_kafka_t* handle() const { return rk_.get(); }
 
