@@ -22,13 +22,15 @@ class SemanticCacheTest : public testing::RedisTest {
     config_.similarity_threshold = 0.9;
     config_.same_category = true;
   }
-  std::unique_ptr<SemanticCache> makeCache() {
+  // A cache on the suite's redis-server; the built-in embedder unless another is given.
+  std::unique_ptr<SemanticCache> makeCache(std::shared_ptr<const redis::Embedder> embedder = nullptr) {
     redis::RedisPoolOptions options;
     options.endpoint.port = server().port();
     options.pool_size = 2;
     options.command_timeout = std::chrono::seconds(2);
+    if (!embedder) embedder = std::make_shared<redis::HashingEmbedder>(config_.dimension);
     return std::make_unique<SemanticCache>(std::make_shared<redis::RedisPool>(options), config_, key_prefix_,
-                                           std::make_shared<redis::HashingEmbedder>(config_.dimension), clock_);
+                                           std::move(embedder), clock_);
   }
   static CacheEntry entry(const std::string& source, const std::string& category) {
     CacheEntry e;
@@ -234,15 +236,9 @@ TEST_F(OpenAiEmbedderTest, EmbedsOverHttpOncePerTextAndAnswersNearDuplicatesFrom
   EXPECT_EQ(remote->calls(), 3u) << "a text embedded again is answered from memory";
   EXPECT_EQ(simulator_->stats().embeddings, 3);
 
-  config_.dimension = 512;
-  SemanticCache cache(std::make_shared<redis::RedisPool>([&] {
-                        redis::RedisPoolOptions o;
-                        o.endpoint.port = server().port();
-                        return o;
-                      }()),
-                      config_, key_prefix_, embedder, clock_);
-  cache.insert("acme", kVpn, entry("T-1", "Access"));
-  auto hit = cache.lookup("acme", "Access", kVpnSimilar);
+  auto cache = makeCache(embedder);
+  cache->insert("acme", kVpn, entry("T-1", "Access"));
+  auto hit = cache->lookup("acme", "Access", kVpnSimilar);
   ASSERT_TRUE(hit.has_value());
   EXPECT_FALSE(hit->exact);
   EXPECT_EQ(hit->entry.source_ticket_id, "T-1");
@@ -275,20 +271,14 @@ TEST_F(OpenAiEmbedderTest, ADeadEndpointSkipsTheCacheAndTheBreakerStopsCallingIt
   auto embedder = redis::makeEmbedder(config_with_endpoint_);
   auto* remote = dynamic_cast<const redis::OpenAiEmbedder*>(embedder.get());
   ASSERT_NE(remote, nullptr);
-  config_.dimension = 512;
-  SemanticCache cache(std::make_shared<redis::RedisPool>([&] {
-                        redis::RedisPoolOptions o;
-                        o.endpoint.port = server().port();
-                        return o;
-                      }()),
-                      config_, key_prefix_, embedder, clock_);
+  auto cache = makeCache(embedder);
   simulator_.reset();  // the endpoint goes away: connections are refused
   for (int i = 0; i < 20; ++i) {
     bool skipped = false;
-    EXPECT_FALSE(cache.lookup("acme", "Access", kVpn + " " + std::to_string(i), &skipped).has_value());
+    EXPECT_FALSE(cache->lookup("acme", "Access", kVpn + " " + std::to_string(i), &skipped).has_value());
     EXPECT_TRUE(skipped);
   }
-  EXPECT_EQ(cache.counters().skipped, 20u);
+  EXPECT_EQ(cache->counters().skipped, 20u);
   EXPECT_LE(remote->calls(), 6u) << "the breaker opens after a few failures and refuses the rest without a call";
 }
 
