@@ -84,13 +84,15 @@ TEST_F(RedisPoolTest, BrokenConnectionsAreDiscardedAndTheServerIsRejoinedAfterAR
 }
 
 TEST_F(RedisPoolTest, TheBatcherAnswersEachCallerWithItsOwnRepliesInFewRoundTrips) {
-  auto pool = std::make_shared<redis::RedisPool>(options(1));
+ for (const int lanes : {1, 4}) {
+  SCOPED_TRACE("lanes " + std::to_string(lanes));
+  auto pool = std::make_shared<redis::RedisPool>(options(lanes));
   std::atomic<int> answered{0}, wrong{0};
   std::promise<void> all_submitted;
   auto submitted = all_submitted.get_future().share();
   constexpr int kThreads = 8, kPerThread = 250;
   {
-    redis::CommandBatcher batcher(pool, 256);
+    redis::CommandBatcher batcher(pool, lanes, 256);
     // The first callback holds the batcher's thread until every other request is queued, so the
     // rest must share round trips: 2,000 requests of 2 calls in batches of at most 256 calls.
     batcher.submit({redis::RedisCall::command({"PING"})}, [&](Result<std::vector<redis::Reply>>) {
@@ -101,7 +103,7 @@ TEST_F(RedisPoolTest, TheBatcherAnswersEachCallerWithItsOwnRepliesInFewRoundTrip
     for (int t = 0; t < kThreads; ++t) {
       threads.emplace_back([&, t] {
         for (int i = 0; i < kPerThread; ++i) {
-          const std::string key = key_prefix_ + "b:" + std::to_string(t) + ":" + std::to_string(i);
+          const std::string key = key_prefix_ + "b:" + std::to_string(lanes) + ":" + std::to_string(t) + ":" + std::to_string(i);
           const std::string value = "v" + std::to_string(t * 1000 + i);
           batcher.submit({redis::RedisCall::command({"SET", key, value}), redis::RedisCall::command({"GET", key})},
                          [&, value](Result<std::vector<redis::Reply>> replies) {
@@ -117,12 +119,47 @@ TEST_F(RedisPoolTest, TheBatcherAnswersEachCallerWithItsOwnRepliesInFewRoundTrip
   }
   EXPECT_EQ(answered, 1 + kThreads * kPerThread);
   EXPECT_EQ(wrong, 0);
+ }
+}
+
+TEST_F(RedisPoolTest, OrderedCallsOfOneKeyKeepTheirOrderAcrossLanes) {
+  auto pool = std::make_shared<redis::RedisPool>(options(4));
+  {
+    redis::CommandBatcher batcher(pool, 4);
+    for (int i = 0; i < 100; ++i)
+      for (int k = 0; k < 20; ++k) {
+        const std::string key = key_prefix_ + "o" + std::to_string(k);
+        batcher.submitOrdered(key, {redis::RedisCall::command({"RPUSH", key, std::to_string(i)})}, {});
+      }
+  }  // destruction sends everything queued
+  for (int k = 0; k < 20; ++k) {
+    auto list = pool->command({"LRANGE", key_prefix_ + "o" + std::to_string(k), "0", "-1"});
+    ASSERT_TRUE(list.ok());
+    ASSERT_EQ(list->elements.size(), 100u);
+    for (int i = 0; i < 100; ++i) ASSERT_EQ(list->elements[static_cast<std::size_t>(i)].str, std::to_string(i)) << "key " << k;
+  }
+}
+
+TEST_F(RedisPoolTest, TheBatchersRunWaitsForItsOwnReplies) {
+  redis::CommandBatcher batcher(std::make_shared<redis::RedisPool>(options(4)), 4);
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 16; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 100; ++i) {
+        auto replies = batcher.run({redis::RedisCall::command({"INCRBY", key_prefix_ + "r" + std::to_string(t), "2"})});
+        if (!replies || replies->size() != 1 || replies->front().integer != 2 * (i + 1)) ++wrong;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong, 0) << "each thread's counter counts only its own calls, in its own order";
 }
 
 TEST_F(RedisPoolTest, TheBatcherCountsItsRoundTripsAndReportsRedisTroubleToEveryCaller) {
   auto options_here = options(1);
   auto pool = std::make_shared<redis::RedisPool>(options_here);
-  redis::CommandBatcher batcher(pool, 4);
+  redis::CommandBatcher batcher(pool, 1, 4);
   std::promise<void> release;
   auto released = release.get_future().share();
   std::promise<void> holding;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -17,6 +18,7 @@
 #include "pipeline/pipeline.hpp"
 #include "ticketflow/core/embedded.hpp"
 #include "ticketflow/core/process.hpp"
+#include "ticketflow/redis/client.hpp"
 #include "ticketflow/redis/embedded_server.hpp"
 #include "ticketflow/stage/bench_support.hpp"
 
@@ -149,6 +151,22 @@ int runBenchPipeline(const cli::ParsedArgs& args) {
   // update acknowledged by the broker (both from the stages' own counts), and the CPU this
   // process used meanwhile. Stages of one pipeline can run unevenly (a burst at the end is not
   // the pipeline's rate), so nothing shorter than the whole run is measured.
+  // redis-server's own CPU over the same span (INFO cpu), and its busiest commands: it shares
+  // the machine's cores with the pipeline.
+  redis::RedisEndpoint redis_endpoint;
+  redis_endpoint.port = redis_server.port();
+  auto redis_client = redis::RedisClient::connect(redis_endpoint, 2000ms, 2000ms);
+  auto redisCpuSeconds = [&]() -> double {
+    if (!redis_client) return 0;
+    auto info = (*redis_client)->command({"INFO", "cpu"});
+    if (!info) return 0;
+    double total = 0;
+    for (const char* field : {"used_cpu_sys:", "used_cpu_user:"})
+      if (auto p = info->str.find(field); p != std::string::npos) total += std::stod(info->str.substr(p + std::strlen(field)));
+    return total;
+  };
+  if (redis_client) (void)(*redis_client)->command({"CONFIG", "RESETSTAT"});
+  double redis_cpu_first = 0;
   const auto started = Steady::now();
   Steady::time_point t_first{};
   double cpu_first = 0;
@@ -170,6 +188,7 @@ int runBenchPipeline(const cli::ParsedArgs& args) {
       t_first = Steady::now();
       cpu_first = stage::processCpuSeconds();
       switches_first = stage::processContextSwitches();
+      redis_cpu_first = redisCpuSeconds();
     }
     if (trace && Steady::now() - last_trace > 500ms) {
       last_trace = Steady::now();
@@ -182,6 +201,7 @@ int runBenchPipeline(const cli::ParsedArgs& args) {
   const auto t_last = Steady::now();
   const double cpu_last = stage::processCpuSeconds();
   const std::int64_t switches_last = stage::processContextSwitches();
+  const double redis_cpu_last = redisCpuSeconds();
   loader.join();
   if (done < tickets)
     throw std::runtime_error("bench pipeline: only " + std::to_string(done) + " of " + std::to_string(tickets) +
@@ -194,6 +214,8 @@ int runBenchPipeline(const cli::ParsedArgs& args) {
             << std::setprecision(3) << (cpu_last - cpu_first) / tickets * 1000
             << " CPU-s per 1,000 tickets (this process), " << std::setprecision(1)
             << static_cast<double>(switches_last - switches_first) / tickets << " context switches per ticket\n"
+            << "  redis-server meanwhile: " << std::setprecision(3) << (redis_cpu_last - redis_cpu_first) / tickets * 1000
+            << " CPU-s per 1,000 tickets\n"
             << std::flush;
 
   // Latency: tickets sent one by one at a fixed rate, each timed from its produce to its update.

@@ -36,6 +36,7 @@ struct Pipeline::Impl {
     std::unique_ptr<redis::SemanticCache> cache;
     std::unique_ptr<redis::BudgetLedger> ledger;
     std::unique_ptr<redis::RateLimiter> limiter;
+    std::unique_ptr<redis::CommandBatcher> batcher;  // a tier's admission round trips
   };
   std::vector<std::unique_ptr<RoleRedis>> redis;
   std::unique_ptr<classify::CategoryModel> model;
@@ -52,6 +53,9 @@ struct Pipeline::Impl {
 };
 
 namespace {
+
+// Round-trip lanes of a tier's admission batcher (docs/pipeline.md: how this was chosen).
+constexpr int kAdmissionLanes = 1;
 
 observability::LogLevel levelFrom(const Config& config) {
   auto level = observability::parseLogLevel(config.observability.log_level);
@@ -117,7 +121,10 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
       case Role::kTier: {
         if (!config.findTier(spec.tier))
           throw std::invalid_argument("no tier named '" + spec.tier + "' in " + config.source);
-        tier::CallAdmission admission{rr.limiter.get(), rr.ledger.get(), std::chrono::milliseconds(30000), rr.pool.get()};
+        // Lanes: a tier's calls all wait on these round trips, so one lane's thread waiting for
+        // a core must not hold every call up.
+        rr.batcher = std::make_unique<redis::CommandBatcher>(rr.pool, kAdmissionLanes);
+        tier::CallAdmission admission{rr.limiter.get(), rr.ledger.get(), std::chrono::milliseconds(30000), rr.batcher.get()};
         impl_->tier_services.push_back(std::make_unique<tier::TierService>(
             config, spec.tier, model_clients, SystemClock::instance(), sleeper, prompts, tier::TierPolicy{}, admission,
             &metrics_));

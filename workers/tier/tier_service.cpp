@@ -159,7 +159,7 @@ Result<std::string> TierService::admit(const ModelConfig& model, std::int64_t pr
     context.refused = r;
     return Error{ErrorCode::kBudgetExhausted, "no room in budget " + r.exhausted_bucket, false, -1};
   };
-  if (!ledger || !limiter || !admission_.pool) {  // one of them, or no shared pool: one by one
+  if (!ledger || !limiter || !admission_.batcher) {  // one of them, or no batcher: one by one
     auto lease = admitRate(model, tokens);
     if (!lease || !ledger) return lease;
     auto reserved = ledger->reserve(request);
@@ -187,7 +187,7 @@ Result<std::string> TierService::admit(const ModelConfig& model, std::int64_t pr
     std::string lease;
     std::vector<redis::RedisCall> calls = {limiter->acquireCall(model, tokens, lease)};
     if (!reserved) calls.push_back(prepared->call);
-    auto replies = admission_.pool->run(calls);
+    auto replies = admission_.batcher->run(std::move(calls));
     if (!replies) {  // fail closed: the engine retries the ticket later
       if (reserved) (void)ledger->release(context.budget_key, call);
       context.abort = Error::unavailable("rate limiter and budget ledger: " + replies.error().message);
@@ -234,13 +234,13 @@ void TierService::finishCall(const ModelConfig& model, const std::string& lease,
   const bool settles = ledger && cost;
   if (ledger) calls.push_back(cost ? ledger->settleCall(context.budget_key, call, *cost) : ledger->releaseCall(context.budget_key, call));
   if (calls.empty()) return;
-  if (!admission_.pool) {
+  if (!admission_.batcher) {
     if (limiter) (void)limiter->release(model, lease);
     if (settles) settleWithRetries(context, call, *cost);
     else if (ledger) (void)ledger->release(context.budget_key, call);
     return;
   }
-  auto replies = admission_.pool->run(calls);
+  auto replies = admission_.batcher->run(std::move(calls));
   if (!settles) return;
   if (replies) {
     auto settled = redis::BudgetLedger::decodeSettle(replies->back(), context.budget_key, call);

@@ -31,6 +31,7 @@
 #include "ticketflow/provider/model_client.hpp"
 #include "ticketflow/provider/prompt.hpp"
 #include "ticketflow/provider/resilience.hpp"
+#include "ticketflow/redis/batcher.hpp"
 #include "ticketflow/redis/budget_ledger.hpp"
 #include "ticketflow/redis/rate_limiter.hpp"
 
@@ -47,9 +48,10 @@ struct CallAdmission {
   redis::RateLimiter* limiter = nullptr;
   redis::BudgetLedger* ledger = nullptr;
   std::chrono::milliseconds max_rate_wait{30000};  // longest one call waits for a rate-limit grant
-  // The pool both use: the grant and the reservation (and the lease's release and the settle)
-  // then share one round trip. Null: one round trip each.
-  redis::RedisPool* pool = nullptr;
+  // Both send through it: the grant and the reservation (and the lease's release and the
+  // settle) then share one round trip, with whatever other calls of the process are admitting
+  // or finishing at the same moment. Null: one round trip each.
+  redis::CommandBatcher* batcher = nullptr;
 };
 
 // kFailed: no answer this time (every model down, or the budget ledger unreachable); `failure`
