@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include "ticketflow/core/check.hpp"
 #include "ticketflow/core/signals.hpp"
@@ -380,7 +381,7 @@ struct Stage::Impl {
         wakeDrainedFetcher();
         continue;
       }
-      last_message_at = std::chrono::steady_clock::now();
+      ++messages_since_empty_poll;
       if (msg->err) {
         if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
           logLine(std::string("consume: ") + rd_kafka_message_errstr(msg.get()));
@@ -835,12 +836,13 @@ struct Stage::Impl {
   // queued.max.messages.kbytes, and looks at it again only on the same 1 s tick, not when the
   // queue drains: a busy stage (big messages, a full prefetch) then took a refill per second
   // (bench pipeline ran at 1,500 instead of 2,100 tickets/s in about half the runs). So a poll
-  // that finds the queue empty soon after messages were flowing wakes the fetcher, at most every
-  // 20 ms; a stage idle for a second stops doing so.
+  // that finds the queue empty right after a run of messages (a drained prefetch, not a trickle)
+  // wakes the fetcher, at most every 20 ms.
   void wakeDrainedFetcher() {
-    if (paused_all || partitions.empty()) return;
+    const std::int64_t run = std::exchange(messages_since_empty_poll, 0);
+    if (run < kDrainedRun || paused_all || partitions.empty()) return;
     const auto now = std::chrono::steady_clock::now();
-    if (now - last_message_at > std::chrono::seconds(1) || now < next_drained_wake_at) return;
+    if (now < next_drained_wake_at) return;
     next_drained_wake_at = now + std::chrono::milliseconds(20);
     for (const auto& [tp, p] : partitions) {
       if (p.paused_by_us || p.revoking) continue;
@@ -1011,7 +1013,9 @@ struct Stage::Impl {
   bool stopping = false;
   bool paused_all = false;
   std::optional<SteadyTime> full_since;
-  SteadyTime last_message_at{};
+  // Messages polled since the last empty poll; a run this long means the prefetch was full.
+  static constexpr std::int64_t kDrainedRun = 32;
+  std::int64_t messages_since_empty_poll = 0;
   SteadyTime next_drained_wake_at{};
 
   std::map<TopicPartition, Partition> partitions;
