@@ -84,42 +84,43 @@ TEST_F(RedisPoolTest, BrokenConnectionsAreDiscardedAndTheServerIsRejoinedAfterAR
 }
 
 TEST_F(RedisPoolTest, TheBatcherAnswersEachCallerWithItsOwnRepliesInFewRoundTrips) {
- for (const int lanes : {1, 4}) {
-  SCOPED_TRACE("lanes " + std::to_string(lanes));
-  auto pool = std::make_shared<redis::RedisPool>(options(lanes));
-  std::atomic<int> answered{0}, wrong{0};
-  std::promise<void> all_submitted;
-  auto submitted = all_submitted.get_future().share();
-  constexpr int kThreads = 8, kPerThread = 250;
-  {
-    redis::CommandBatcher batcher(pool, lanes, 256);
-    // The first callback holds the batcher's thread until every other request is queued, so the
-    // rest must share round trips: 2,000 requests of 2 calls in batches of at most 256 calls.
-    batcher.submit({redis::RedisCall::command({"PING"})}, [&](Result<std::vector<redis::Reply>>) {
-      (void)submitted.wait_for(std::chrono::seconds(20));
-      ++answered;
-    });
-    std::vector<std::thread> threads;
-    for (int t = 0; t < kThreads; ++t) {
-      threads.emplace_back([&, t] {
-        for (int i = 0; i < kPerThread; ++i) {
-          const std::string key = key_prefix_ + "b:" + std::to_string(lanes) + ":" + std::to_string(t) + ":" + std::to_string(i);
-          const std::string value = "v" + std::to_string(t * 1000 + i);
-          batcher.submit({redis::RedisCall::command({"SET", key, value}), redis::RedisCall::command({"GET", key})},
-                         [&, value](Result<std::vector<redis::Reply>> replies) {
-                           if (!replies || replies->size() != 2 || (*replies)[1].str != value) ++wrong;
-                           ++answered;
-                         });
-        }
+  for (const int lanes : {1, 4}) {
+    SCOPED_TRACE("lanes " + std::to_string(lanes));
+    auto pool = std::make_shared<redis::RedisPool>(options(lanes));
+    std::atomic<int> answered{0}, wrong{0};
+    std::promise<void> all_submitted;
+    auto submitted = all_submitted.get_future().share();
+    constexpr int kThreads = 8, kPerThread = 250;
+    {
+      redis::CommandBatcher batcher(pool, lanes, 256);
+      // The first callback holds its lane's thread until every other request is queued (with one
+      // lane the rest must then share round trips of at most 256 calls).
+      batcher.submit({redis::RedisCall::command({"PING"})}, [&](Result<std::vector<redis::Reply>>) {
+        (void)submitted.wait_for(std::chrono::seconds(20));
+        ++answered;
       });
+      std::vector<std::thread> threads;
+      for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+          for (int i = 0; i < kPerThread; ++i) {
+            const std::string key =
+                key_prefix_ + "b:" + std::to_string(lanes) + ":" + std::to_string(t) + ":" + std::to_string(i);
+            const std::string value = "v" + std::to_string(t * 1000 + i);
+            batcher.submit({redis::RedisCall::command({"SET", key, value}), redis::RedisCall::command({"GET", key})},
+                           [&, value](Result<std::vector<redis::Reply>> replies) {
+                             if (!replies || replies->size() != 2 || (*replies)[1].str != value) ++wrong;
+                             ++answered;
+                           });
+          }
+        });
+      }
+      for (auto& th : threads) th.join();
+      all_submitted.set_value();
+      // Leaving the scope destroys the batcher, which answers everything queued first.
     }
-    for (auto& th : threads) th.join();
-    all_submitted.set_value();
-    // Leaving the scope destroys the batcher, which answers everything queued first.
+    EXPECT_EQ(answered, 1 + kThreads * kPerThread);
+    EXPECT_EQ(wrong, 0);
   }
-  EXPECT_EQ(answered, 1 + kThreads * kPerThread);
-  EXPECT_EQ(wrong, 0);
- }
 }
 
 TEST_F(RedisPoolTest, OrderedCallsOfOneKeyKeepTheirOrderAcrossLanes) {
@@ -136,7 +137,8 @@ TEST_F(RedisPoolTest, OrderedCallsOfOneKeyKeepTheirOrderAcrossLanes) {
     auto list = pool->command({"LRANGE", key_prefix_ + "o" + std::to_string(k), "0", "-1"});
     ASSERT_TRUE(list.ok());
     ASSERT_EQ(list->elements.size(), 100u);
-    for (int i = 0; i < 100; ++i) ASSERT_EQ(list->elements[static_cast<std::size_t>(i)].str, std::to_string(i)) << "key " << k;
+    for (int i = 0; i < 100; ++i)
+      ASSERT_EQ(list->elements[static_cast<std::size_t>(i)].str, std::to_string(i)) << "key " << k;
   }
 }
 
@@ -170,7 +172,8 @@ TEST_F(RedisPoolTest, TheBatcherCountsItsRoundTripsAndReportsRedisTroubleToEvery
   ASSERT_EQ(holding.get_future().wait_for(std::chrono::seconds(20)), std::future_status::ready);
   std::atomic<int> ok{0};
   for (int i = 0; i < 10; ++i)
-    batcher.submit({redis::RedisCall::command({"INCR", key_prefix_ + "c"}), redis::RedisCall::command({"INCR", key_prefix_ + "c"})},
+    batcher.submit({redis::RedisCall::command({"INCR", key_prefix_ + "c"}),
+                    redis::RedisCall::command({"INCR", key_prefix_ + "c"})},
                    [&](Result<std::vector<redis::Reply>> r) { ok += r.ok() && r->size() == 2 ? 1 : 0; });
   release.set_value();
   for (int i = 0; i < 200 && ok < 10; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -181,9 +184,8 @@ TEST_F(RedisPoolTest, TheBatcherCountsItsRoundTripsAndReportsRedisTroubleToEvery
 
   server().stop(/*crash=*/true);
   std::promise<std::string> failed;
-  batcher.submit({redis::RedisCall::command({"PING"})}, [&](Result<std::vector<redis::Reply>> r) {
-    failed.set_value(r.ok() ? "ok" : r.error().message);
-  });
+  batcher.submit({redis::RedisCall::command({"PING"})},
+                 [&](Result<std::vector<redis::Reply>> r) { failed.set_value(r.ok() ? "ok" : r.error().message); });
   auto message = failed.get_future();
   ASSERT_EQ(message.wait_for(std::chrono::seconds(20)), std::future_status::ready);
   EXPECT_NE(message.get(), "ok");

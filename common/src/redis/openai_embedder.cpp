@@ -44,12 +44,15 @@ struct OpenAiEmbedder::State {
   std::atomic<std::uint64_t> calls{0};
 };
 
-OpenAiEmbedder::OpenAiEmbedder(OpenAiEmbedderOptions options, std::shared_ptr<http::HttpClient> http, const Clock& clock)
+OpenAiEmbedder::OpenAiEmbedder(OpenAiEmbedderOptions options, std::shared_ptr<http::HttpClient> http,
+                               const Clock& clock)
     : options_(std::move(options)), http_(std::move(http)), state_(std::make_unique<State>(clock)) {}
 
 OpenAiEmbedder::~OpenAiEmbedder() = default;
 
-std::uint64_t OpenAiEmbedder::calls() const { return state_->calls.load(); }
+std::uint64_t OpenAiEmbedder::calls() const {
+  return state_->calls.load();
+}
 
 Result<std::vector<float>> OpenAiEmbedder::embed(std::string_view text) const {
   const std::string_view input = utf8Prefix(text, kMaxInputBytes);
@@ -78,8 +81,9 @@ Result<std::vector<float>> OpenAiEmbedder::embed(std::string_view text) const {
   }
   if (response->status < 200 || response->status >= 300) {
     state_->breaker.onFailure();
-    return provider::errorForStatus(response->status, who,
-                                    provider::parseResetHint(response->header("retry-after"), SystemClock::instance().now()));
+    return provider::errorForStatus(
+        response->status, who,
+        provider::parseResetHint(response->header("retry-after"), SystemClock::instance().now()));
   }
   std::vector<float> vector;
   try {
@@ -91,8 +95,8 @@ Result<std::vector<float>> OpenAiEmbedder::embed(std::string_view text) const {
   }
   if (vector.size() != static_cast<std::size_t>(options_.dimension)) {
     state_->breaker.onFailure();
-    return Error::malformed(who + " returned " + std::to_string(vector.size()) + " dimensions; cache.embedder.dimension is " +
-                            std::to_string(options_.dimension));
+    return Error::malformed(who + " returned " + std::to_string(vector.size()) +
+                            " dimensions; cache.embedder.dimension is " + std::to_string(options_.dimension));
   }
   state_->breaker.onSuccess();
   double norm2 = 0;
