@@ -7,6 +7,7 @@
 #include "results/results_role.hpp"
 #include "ticketflow/classify/category_model.hpp"
 #include "ticketflow/core/signals.hpp"
+#include "ticketflow/core/thread_name.hpp"
 #include "ticketflow/provider/prompt.hpp"
 #include "tier/tier_role.hpp"
 
@@ -168,6 +169,7 @@ void Pipeline::start() {
   logger_->info("starting", {{"roles", roles}, {"kafka", config_.kafka.bootstrap_servers}, {"http_port", httpPort()}});
   for (auto& s : impl_->stages) {
     threads_.emplace_back([this, stage = s.stage.get(), role = s.role] {
+      nameThisThread("tf-poll-" + role.substr(role.find(':') + 1));  // "tier:fast" -> "tf-poll-fast"
       auto status = stage->run();
       if (!status) {
         logger_->error("stage_failed", {{"stage", role}, {"error", status.error().message}});

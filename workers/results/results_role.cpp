@@ -58,7 +58,7 @@ ResultsRole::ResultsRole(const Config& config, std::vector<SinkBinding> sinks, s
     : config_(config), sinks_(std::move(sinks)), markers_(std::move(markers)), metrics_(metrics), clock_(clock),
       logger_(logger) {
   for (const auto& s : sinks_) has_http_sinks_ = has_http_sinks_ || s.sink != nullptr;
-  if (has_http_sinks_) http_ = std::make_unique<WorkerPool>(http_threads);
+  if (has_http_sinks_) http_ = std::make_unique<WorkerPool>(http_threads, "tf-sink-http");
   if (markers_) batcher_ = std::make_unique<redis::CommandBatcher>(markers_, kMarkerLanes);
 }
 

@@ -22,7 +22,7 @@ TierRole::TierRole(const Config& config, TierService& service, int call_threads,
       cache_(cache),
       metrics_(metrics),
       logger_(logger),
-      calls_(call_threads) {}
+      calls_(call_threads, "tf-call-" + service.name()) {}
 
 stage::Handler TierRole::handler() {
   return [this](const std::shared_ptr<const stage::Delivery>& delivery, stage::Completion completion) {

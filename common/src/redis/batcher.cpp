@@ -4,6 +4,7 @@
 #include <iterator>
 #include <optional>
 
+#include "ticketflow/core/thread_name.hpp"
 #include "ticketflow/redis/embedder.hpp"
 
 namespace ticketflow::redis {
@@ -11,7 +12,11 @@ namespace ticketflow::redis {
 CommandBatcher::CommandBatcher(std::shared_ptr<RedisPool> pool, int lanes, std::size_t max_calls_per_trip)
     : pool_(std::move(pool)), max_calls_per_trip_(std::max<std::size_t>(1, max_calls_per_trip)) {
   for (int i = 0; i < std::max(1, lanes); ++i) lanes_.push_back(std::make_unique<Lane>());
-  for (auto& lane : lanes_) lane->thread = std::thread([this, raw = lane.get()] { loop(*raw); });
+  for (auto& lane : lanes_)
+    lane->thread = std::thread([this, raw = lane.get()] {
+      nameThisThread("tf-redis-batch");
+      loop(*raw);
+    });
 }
 
 CommandBatcher::~CommandBatcher() {

@@ -24,6 +24,7 @@
 
 #include "ticketflow/core/check.hpp"
 #include "ticketflow/core/signals.hpp"
+#include "ticketflow/core/thread_name.hpp"
 #include "ticketflow/domain/messages.hpp"
 #include "ticketflow/stage/offset_tracker.hpp"
 #include "ticketflow/stage/timer.hpp"
@@ -210,9 +211,13 @@ struct Stage::Impl {
     (void)pconf.release();
     producer.reset(p);
 
-    workers = std::make_unique<WorkerPool>(options.limits.worker_threads);
-    waker = std::thread([this] { wakerLoop(); });
+    workers = std::make_unique<WorkerPool>(options.limits.worker_threads, "tf-work-" + options.name);
+    waker = std::thread([this] {
+      nameThisThread("tf-wake-" + options.name);
+      wakerLoop();
+    });
     producer_thread = std::thread([this] {
+      nameThisThread("tf-dr-" + options.name);
       while (!producer_stop.load()) rd_kafka_poll(producer.get(), 50);
     });
   }

@@ -8,14 +8,19 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
+
+#include "ticketflow/core/thread_name.hpp"
 
 namespace ticketflow {
 
 class WorkerPool {
  public:
-  explicit WorkerPool(int max_threads) : max_threads_(static_cast<std::size_t>(max_threads < 1 ? 1 : max_threads)) {}
+  // `name`: the threads' name (core/thread_name.hpp).
+  explicit WorkerPool(int max_threads, std::string name = "tf-worker")
+      : max_threads_(static_cast<std::size_t>(max_threads < 1 ? 1 : max_threads)), name_(std::move(name)) {}
   ~WorkerPool() { stop(); }
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
@@ -52,6 +57,7 @@ class WorkerPool {
 
  private:
   void loop() {
+    nameThisThread(name_);
     std::unique_lock lock(mutex_);
     --starting_;
     while (true) {
@@ -68,6 +74,7 @@ class WorkerPool {
     }
   }
   const std::size_t max_threads_;
+  const std::string name_;
   mutable std::mutex mutex_;
   std::condition_variable ready_;
   std::deque<std::function<void()>> tasks_;
