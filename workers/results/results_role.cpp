@@ -80,16 +80,17 @@ stage::Handler ResultsRole::handler() {
     // Which sinks already have this update: asked in the batcher's next round trip, with the
     // other results' questions and markers, instead of a round trip of this thread's own.
     const std::string key = markerKey(*update);
-    batcher_->submitOrdered(key, {redis::RedisCall::command({"HKEYS", key})},
-                     [completion, writeAll](Result<std::vector<redis::Reply>> replies) {
-                       if (!replies) return completion.fail(Error::unavailable("idempotency markers: " + replies.error().message));
-                       const redis::Reply& have = replies->front();
-                       if (have.type == redis::Reply::Type::kError)
-                         return completion.fail(Error::unavailable("idempotency markers: " + have.str));
-                       std::set<std::string> written;
-                       for (const auto& e : have.elements) written.insert(e.str);
-                       writeAll(std::move(written));
-                     });
+    batcher_->submitOrdered(
+        key, {redis::RedisCall::command({"HKEYS", key})},
+        [completion, writeAll](Result<std::vector<redis::Reply>> replies) {
+          if (!replies) return completion.fail(Error::unavailable("idempotency markers: " + replies.error().message));
+          const redis::Reply& have = replies->front();
+          if (have.type == redis::Reply::Type::kError)
+            return completion.fail(Error::unavailable("idempotency markers: " + have.str));
+          std::set<std::string> written;
+          for (const auto& e : have.elements) written.insert(e.str);
+          writeAll(std::move(written));
+        });
   };
 }
 
