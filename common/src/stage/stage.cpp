@@ -849,15 +849,17 @@ struct Stage::Impl {
     const auto now = std::chrono::steady_clock::now();
     if (now < next_drained_wake_at) return;
     next_drained_wake_at = now + std::chrono::milliseconds(20);
-    for (const auto& [tp, p] : partitions) {
-      if (p.paused_by_us || p.revoking) continue;
-      {
-        std::lock_guard lock(waker_mutex);
-        waker_partition = tp;
-      }
-      waker_ready.notify_one();
-      return;
+    // One partition per wake, the next one each time: with several brokers, each partition
+    // leader's fetcher is woken in turn.
+    std::vector<TopicPartition> fetching;
+    for (const auto& [tp, p] : partitions)
+      if (!p.paused_by_us && !p.revoking) fetching.push_back(tp);
+    if (fetching.empty()) return;
+    {
+      std::lock_guard lock(waker_mutex);
+      waker_partition = fetching[drained_wakes++ % fetching.size()];
     }
+    waker_ready.notify_one();
   }
 
   void wakerLoop() {
@@ -1021,6 +1023,7 @@ struct Stage::Impl {
   // Messages polled since the last empty poll; a run this long means the prefetch was full.
   static constexpr std::int64_t kDrainedRun = 32;
   std::int64_t messages_since_empty_poll = 0;
+  std::size_t drained_wakes = 0;
   SteadyTime next_drained_wake_at{};
 
   std::map<TopicPartition, Partition> partitions;
