@@ -83,54 +83,50 @@ TEST_F(RedisPoolTest, BrokenConnectionsAreDiscardedAndTheServerIsRejoinedAfterAR
   EXPECT_EQ(up->str, "PONG");
 }
 
-TEST_F(RedisPoolTest, TheBatcherAnswersEachCallerWithItsOwnRepliesInFewRoundTrips) {
-  for (const int lanes : {1, 4}) {
-    SCOPED_TRACE("lanes " + std::to_string(lanes));
-    auto pool = std::make_shared<redis::RedisPool>(options(lanes));
-    std::atomic<int> answered{0}, wrong{0};
-    std::promise<void> all_submitted;
-    auto submitted = all_submitted.get_future().share();
-    constexpr int kThreads = 8, kPerThread = 250;
-    {
-      redis::CommandBatcher batcher(pool, lanes, 256);
-      // The first callback holds its lane's thread until every other request is queued (with one
-      // lane the rest must then share round trips of at most 256 calls).
-      batcher.submit({redis::RedisCall::command({"PING"})}, [&](Result<std::vector<redis::Reply>>) {
-        (void)submitted.wait_for(std::chrono::seconds(20));
-        ++answered;
+TEST_F(RedisPoolTest, TheBatcherAnswersEachCallerWithItsOwnReplies) {
+  auto pool = std::make_shared<redis::RedisPool>(options(1));
+  std::atomic<int> answered{0}, wrong{0};
+  std::promise<void> all_submitted;
+  auto submitted = all_submitted.get_future().share();
+  constexpr int kThreads = 8, kPerThread = 250;
+  {
+    redis::CommandBatcher batcher(pool, 256);
+    // The first callback holds the batcher's thread until every other request is queued, so the
+    // rest share round trips of at most 256 calls.
+    batcher.submit({redis::RedisCall::command({"PING"})}, [&](Result<std::vector<redis::Reply>>) {
+      (void)submitted.wait_for(std::chrono::seconds(20));
+      ++answered;
+    });
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kPerThread; ++i) {
+          const std::string key = key_prefix_ + "b:" + std::to_string(t) + ":" + std::to_string(i);
+          const std::string value = "v" + std::to_string(t * 1000 + i);
+          batcher.submit({redis::RedisCall::command({"SET", key, value}), redis::RedisCall::command({"GET", key})},
+                         [&, value](Result<std::vector<redis::Reply>> replies) {
+                           if (!replies || replies->size() != 2 || (*replies)[1].str != value) ++wrong;
+                           ++answered;
+                         });
+        }
       });
-      std::vector<std::thread> threads;
-      for (int t = 0; t < kThreads; ++t) {
-        threads.emplace_back([&, t] {
-          for (int i = 0; i < kPerThread; ++i) {
-            const std::string key =
-                key_prefix_ + "b:" + std::to_string(lanes) + ":" + std::to_string(t) + ":" + std::to_string(i);
-            const std::string value = "v" + std::to_string(t * 1000 + i);
-            batcher.submit({redis::RedisCall::command({"SET", key, value}), redis::RedisCall::command({"GET", key})},
-                           [&, value](Result<std::vector<redis::Reply>> replies) {
-                             if (!replies || replies->size() != 2 || (*replies)[1].str != value) ++wrong;
-                             ++answered;
-                           });
-          }
-        });
-      }
-      for (auto& th : threads) th.join();
-      all_submitted.set_value();
-      // Leaving the scope destroys the batcher, which answers everything queued first.
     }
-    EXPECT_EQ(answered, 1 + kThreads * kPerThread);
-    EXPECT_EQ(wrong, 0);
+    for (auto& th : threads) th.join();
+    all_submitted.set_value();
+    // Leaving the scope destroys the batcher, which answers everything queued first.
   }
+  EXPECT_EQ(answered, 1 + kThreads * kPerThread);
+  EXPECT_EQ(wrong, 0);
 }
 
-TEST_F(RedisPoolTest, OrderedCallsOfOneKeyKeepTheirOrderAcrossLanes) {
-  auto pool = std::make_shared<redis::RedisPool>(options(4));
+TEST_F(RedisPoolTest, TheBatcherSendsCallsInSubmissionOrder) {
+  auto pool = std::make_shared<redis::RedisPool>(options(1));
   {
-    redis::CommandBatcher batcher(pool, 4);
+    redis::CommandBatcher batcher(pool, 7);  // trips of 7 calls: the order must hold across them
     for (int i = 0; i < 100; ++i)
       for (int k = 0; k < 20; ++k) {
         const std::string key = key_prefix_ + "o" + std::to_string(k);
-        batcher.submitOrdered(key, {redis::RedisCall::command({"RPUSH", key, std::to_string(i)})}, {});
+        batcher.submit({redis::RedisCall::command({"RPUSH", key, std::to_string(i)})}, {});
       }
   }  // destruction sends everything queued
   for (int k = 0; k < 20; ++k) {
@@ -143,7 +139,7 @@ TEST_F(RedisPoolTest, OrderedCallsOfOneKeyKeepTheirOrderAcrossLanes) {
 }
 
 TEST_F(RedisPoolTest, TheBatchersRunWaitsForItsOwnReplies) {
-  redis::CommandBatcher batcher(std::make_shared<redis::RedisPool>(options(4)), 4);
+  redis::CommandBatcher batcher(std::make_shared<redis::RedisPool>(options(1)));
   std::atomic<int> wrong{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 16; ++t) {
@@ -161,7 +157,7 @@ TEST_F(RedisPoolTest, TheBatchersRunWaitsForItsOwnReplies) {
 TEST_F(RedisPoolTest, TheBatcherCountsItsRoundTripsAndReportsRedisTroubleToEveryCaller) {
   auto options_here = options(1);
   auto pool = std::make_shared<redis::RedisPool>(options_here);
-  redis::CommandBatcher batcher(pool, 1, 4);
+  redis::CommandBatcher batcher(pool, 4);
   std::promise<void> release;
   auto released = release.get_future().share();
   std::promise<void> holding;

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "fixtures/services.hpp"
+#include "ticketflow/redis/client.hpp"
 
 namespace ticketflow {
 namespace {
@@ -18,6 +19,19 @@ TEST_F(EmbeddedRedis, AnswersCommandsAndPipelines) {
   EXPECT_EQ((*replies)[1].str, "v");
   EXPECT_TRUE((*replies)[2].isNil());
   EXPECT_EQ((*replies)[3].type, redis::Reply::Type::kError);
+}
+
+TEST_F(EmbeddedRedis, InfoFieldsAreReadByWholeName) {
+  auto info = connect()->command({"INFO", "memory"});
+  ASSERT_TRUE(info.ok());
+  const auto bytes = redis::infoField(info->str, "used_memory");
+  ASSERT_TRUE(bytes.has_value());
+  EXPECT_GT(std::stoll(*bytes), 0) << "the used_memory line, not used_memory_human's";
+  const auto human = redis::infoField(info->str, "used_memory_human");
+  ASSERT_TRUE(human.has_value());
+  EXPECT_EQ(human->find('\r'), std::string::npos);
+  EXPECT_FALSE(redis::infoField(info->str, "used_mem").has_value()) << "a prefix of a name is no match";
+  EXPECT_FALSE(redis::infoField(info->str, "no_such_field").has_value());
 }
 
 TEST_F(EmbeddedRedis, ABrokenConnectionIsReportedAndReconnectWorksAfterRestart) {

@@ -154,7 +154,10 @@ TEST_F(SemanticCacheTest, RedisDownSkipsTheCacheAndARestartResumesIt) {
 TEST_F(SemanticCacheTest, ACrowdedBandBucketKeepsOnlyItsNewestMembers) {
   auto cache = makeCache();
   // Near-identical texts share most band buckets: more of them than a bucket holds overfill those.
-  for (int i = 0; i < SemanticCache::kBucketCapacity + 40; ++i) cache->insert("acme", kVpn + " ticket reference " + std::to_string(i) + std::string(1, static_cast<char>('a' + i % 26)), entry("T-" + std::to_string(i), "Access"));
+  for (int i = 0; i < SemanticCache::kBucketCapacity + 40; ++i)
+    cache->insert("acme",
+                  kVpn + " ticket reference " + std::to_string(i) + std::string(1, static_cast<char>('a' + i % 26)),
+                  entry("T-" + std::to_string(i), "Access"));
   auto redis = connect();
   std::int64_t longest = 0, buckets = 0;
   std::string cursor = "0";

@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -147,12 +146,8 @@ int runBenchPipeline(const cli::ParsedArgs& args) {
       std::cerr << "bench pipeline: loading the backlog: " << st.error().message << "\n";
   });
 
-  // Throughput: the whole backlog, from intake's first ticket to the result writer's last
-  // update acknowledged by the broker (both from the stages' own counts), and the CPU this
-  // process used meanwhile. Stages of one pipeline can run unevenly (a burst at the end is not
-  // the pipeline's rate), so nothing shorter than the whole run is measured.
-  // redis-server's own CPU over the same span (INFO cpu), and its busiest commands: it shares
-  // the machine's cores with the pipeline.
+  // redis-server's own CPU over the same span (INFO cpu): it shares the machine's cores with the
+  // pipeline.
   redis::RedisEndpoint redis_endpoint;
   redis_endpoint.port = redis_server.port();
   auto redis_client = redis::RedisClient::connect(redis_endpoint, 2000ms, 2000ms);
@@ -161,11 +156,15 @@ int runBenchPipeline(const cli::ParsedArgs& args) {
     auto info = (*redis_client)->command({"INFO", "cpu"});
     if (!info) return 0;
     double total = 0;
-    for (const char* field : {"used_cpu_sys:", "used_cpu_user:"})
-      if (auto p = info->str.find(field); p != std::string::npos) total += std::stod(info->str.substr(p + std::strlen(field)));
+    for (const char* field : {"used_cpu_sys", "used_cpu_user"})
+      total += std::stod(redis::infoField(info->str, field).value_or("0"));
     return total;
   };
-  if (redis_client) (void)(*redis_client)->command({"CONFIG", "RESETSTAT"});
+
+  // Throughput: the whole backlog, from intake's first ticket to the result writer's last
+  // update acknowledged by the broker (both from the stages' own counts), and the CPU this
+  // process used meanwhile. Stages of one pipeline can run unevenly (a burst at the end is not
+  // the pipeline's rate), so nothing shorter than the whole run is measured.
   double redis_cpu_first = 0;
   const auto started = Steady::now();
   Steady::time_point t_first{};

@@ -491,11 +491,7 @@ int runBenchCache(const cli::ParsedArgs& args) {
       }
     }
     auto info = pool->command({"INFO", "memory"});
-    std::string mem = "?";
-    if (info) {
-      const auto p = info->str.find("used_memory_human:");
-      if (p != std::string::npos) mem = info->str.substr(p + 18, info->str.find('\r', p) - p - 18);
-    }
+    const std::string mem = info ? redis::infoField(info->str, "used_memory_human").value_or("?") : "?";
     std::cout << "  " << target << " entries: lookup p50 " << std::setprecision(0) << percentile(lat_us, 0.5)
               << " us, p99 " << percentile(lat_us, 0.99) << " us, max " << percentile(lat_us, 1.0) << " us ("
               << lookups << " lookups, " << hits << " hits); Redis memory " << mem << "\n"

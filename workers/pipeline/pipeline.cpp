@@ -55,9 +55,6 @@ struct Pipeline::Impl {
 
 namespace {
 
-// Round-trip lanes of a tier's admission batcher (docs/pipeline.md: how this was chosen).
-constexpr int kAdmissionLanes = 1;
-
 observability::LogLevel levelFrom(const Config& config) {
   auto level = observability::parseLogLevel(config.observability.log_level);
   return level.value_or(observability::LogLevel::kInfo);
@@ -122,9 +119,7 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
       case Role::kTier: {
         if (!config.findTier(spec.tier))
           throw std::invalid_argument("no tier named '" + spec.tier + "' in " + config.source);
-        // Lanes: a tier's calls all wait on these round trips, so one lane's thread waiting for
-        // a core must not hold every call up.
-        rr.batcher = std::make_unique<redis::CommandBatcher>(rr.pool, kAdmissionLanes);
+        rr.batcher = std::make_unique<redis::CommandBatcher>(rr.pool);
         tier::CallAdmission admission{rr.limiter.get(), rr.ledger.get(), std::chrono::milliseconds(30000), rr.batcher.get()};
         impl_->tier_services.push_back(std::make_unique<tier::TierService>(
             config, spec.tier, model_clients, SystemClock::instance(), sleeper, prompts, tier::TierPolicy{}, admission,

@@ -15,10 +15,6 @@ std::string secretFrom(const Config& config, std::size_t index, EnvLookup env) {
   return *value;
 }
 
-// Round-trip lanes for the markers: the results stage waits on them, so one lane's thread
-// waiting for a core must not hold every result up; each marker key keeps to one lane.
-constexpr int kMarkerLanes = 1;
-
 }  // namespace
 
 std::vector<SinkBinding> makeSinks(const Config& config, EnvLookup env) {
@@ -59,7 +55,7 @@ ResultsRole::ResultsRole(const Config& config, std::vector<SinkBinding> sinks, s
       logger_(logger) {
   for (const auto& s : sinks_) has_http_sinks_ = has_http_sinks_ || s.sink != nullptr;
   if (has_http_sinks_) http_ = std::make_unique<WorkerPool>(http_threads, "tf-sink-http");
-  if (markers_) batcher_ = std::make_unique<redis::CommandBatcher>(markers_, kMarkerLanes);
+  if (markers_) batcher_ = std::make_unique<redis::CommandBatcher>(markers_);
 }
 
 stage::Handler ResultsRole::handler() {
@@ -79,9 +75,8 @@ stage::Handler ResultsRole::handler() {
     if (!batcher_) return writeAll({});
     // Which sinks already have this update: asked in the batcher's next round trip, with the
     // other results' questions and markers, instead of a round trip of this thread's own.
-    const std::string key = markerKey(*update);
-    batcher_->submitOrdered(
-        key, {redis::RedisCall::command({"HKEYS", key})},
+    batcher_->submit(
+        {redis::RedisCall::command({"HKEYS", markerKey(*update)})},
         [completion, writeAll](Result<std::vector<redis::Reply>> replies) {
           if (!replies) return completion.fail(Error::unavailable("idempotency markers: " + replies.error().message));
           const redis::Reply& have = replies->front();
@@ -107,11 +102,10 @@ void ResultsRole::markWritten(const std::string& key, const std::vector<std::str
     hset.push_back(formatRfc3339(clock_.now()));
   }
   // Fire and forget: a lost marker can only repeat a write that sinks recognise by its
-  // idempotency key. Ordered by the marker's key, so a later check of it sees these.
-  batcher_->submitOrdered(key,
-                          {redis::RedisCall::command(std::move(hset)),
-                           redis::RedisCall::command({"EXPIRE", key, std::to_string(config_.results.idempotency_ttl_s)})},
-                          {});
+  // idempotency key. The batcher keeps submission order, so a later check of it sees these.
+  batcher_->submit({redis::RedisCall::command(std::move(hset)),
+                    redis::RedisCall::command({"EXPIRE", key, std::to_string(config_.results.idempotency_ttl_s)})},
+                   {});
 }
 
 void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion& completion, const TicketUpdate& update,

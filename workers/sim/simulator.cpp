@@ -30,6 +30,12 @@ std::uint64_t stableHash(const std::string& s, std::uint64_t seed) {
   return h;
 }
 
+// The key of an "Authorization: Bearer <key>" header; "" without one.
+std::string bearerToken(const http::HttpRequest& request) {
+  const std::string auth = request.header("authorization");
+  return auth.rfind("Bearer ", 0) == 0 ? auth.substr(7) : "";
+}
+
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
   return s;
@@ -152,6 +158,10 @@ SimulatorStats ProviderSimulator::stats() const {
           hangs_.load(),    malformed_.load(), unauthorized_.load(), max_concurrent_.load(), embeddings_.load()};
 }
 
+bool ProviderSimulator::keyAccepted(const std::string& key) const {
+  return !key.empty() && (options_.expected_api_key.empty() || key == options_.expected_api_key);
+}
+
 const ModelProfile& ProviderSimulator::profileFor(const std::string& model) const {
   auto it = options_.profiles.find(model);
   return it == options_.profiles.end() ? options_.default_profile : it->second;
@@ -202,13 +212,9 @@ http::HttpResponse ProviderSimulator::handle(const http::HttpRequest& request) {
   };
 
   // Authentication: the key is checked, never logged.
-  const std::string key = anthropic ? request.header("x-api-key")
-                                    : (request.header("authorization").rfind("Bearer ", 0) == 0
-                                           ? request.header("authorization").substr(7)
-                                           : "");
+  const std::string key = anthropic ? request.header("x-api-key") : bearerToken(request);
   entry["auth"] = !key.empty();
-  if (key.empty() || (!options_.expected_api_key.empty() && key != options_.expected_api_key) ||
-      (anthropic && request.header("anthropic-version").empty())) {
+  if (!keyAccepted(key) || (anthropic && request.header("anthropic-version").empty())) {
     unauthorized_.fetch_add(1);
     return finish({401, {}, errorBody("invalid_api_key", "authentication_error", "invalid or missing API key")}, "auth");
   }
@@ -381,9 +387,7 @@ http::HttpResponse ProviderSimulator::handleEmbeddings(const http::HttpRequest& 
     log(entry);
     return response;
   };
-  const std::string auth = request.header("authorization");
-  const std::string key = auth.rfind("Bearer ", 0) == 0 ? auth.substr(7) : "";
-  if (key.empty() || (!options_.expected_api_key.empty() && key != options_.expected_api_key)) {
+  if (!keyAccepted(bearerToken(request))) {
     unauthorized_.fetch_add(1);
     return finish({401, {}, openAiError("invalid_api_key", "invalid or missing API key").dump()});
   }

@@ -105,6 +105,8 @@ class ProviderSimulator {
 
  private:
   http::HttpResponse handleEmbeddings(const http::HttpRequest& request);
+  // A key is needed, and must be the expected one when options name one. Never logged.
+  bool keyAccepted(const std::string& key) const;
   const ModelProfile& profileFor(const std::string& model) const;
   // Sleeps up to `ms` unless the simulator is stopping.
   void pause(double ms);

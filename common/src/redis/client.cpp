@@ -2,6 +2,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <regex>
 
 namespace ticketflow::redis {
@@ -111,6 +112,19 @@ Result<std::vector<Reply>> RedisClient::pipeline(const std::vector<std::vector<s
     out.push_back(convert(reply.get()));
   }
   return out;
+}
+
+std::optional<std::string> infoField(std::string_view info, std::string_view field) {
+  // INFO is "name:value\r\n" lines; a field matches at a line's start only.
+  for (std::size_t start = 0; start < info.size();) {
+    const std::size_t end = std::min(info.find('\n', start), info.size());
+    std::string_view line = info.substr(start, end - start);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.size() > field.size() && line.substr(0, field.size()) == field && line[field.size()] == ':')
+      return std::string(line.substr(field.size() + 1));
+    start = end + 1;
+  }
+  return std::nullopt;
 }
 
 }  // namespace ticketflow::redis

@@ -30,12 +30,14 @@ std::string_view utf8Prefix(std::string_view text, std::size_t limit) {
 }  // namespace
 
 struct OpenAiEmbedder::State {
-  explicit State(const Clock& clock) : breaker(provider::BreakerPolicy{}, clock) {}
+  explicit State(const Clock& c) : clock(c), breaker(provider::BreakerPolicy{}, c) {}
+  const Clock& clock;
   provider::CircuitBreaker breaker;
   std::mutex mutex;
   // Most recently used first; the map finds a text's node by its 64-bit hash, the node keeps the
   // text so a hash collision is never mistaken for a hit.
   struct Memo {
+    std::uint64_t hash;
     std::string text;
     std::vector<float> vector;
   };
@@ -83,7 +85,7 @@ Result<std::vector<float>> OpenAiEmbedder::embed(std::string_view text) const {
     state_->breaker.onFailure();
     return provider::errorForStatus(
         response->status, who,
-        provider::parseResetHint(response->header("retry-after"), SystemClock::instance().now()));
+        provider::parseResetHint(response->header("retry-after"), state_->clock.now()));
   }
   std::vector<float> vector;
   try {
@@ -107,10 +109,10 @@ Result<std::vector<float>> OpenAiEmbedder::embed(std::string_view text) const {
   }
   std::lock_guard lock(state_->mutex);
   if (state_->index.count(key)) return vector;  // another thread embedded the same text meanwhile
-  state_->recent.push_front({std::string(input), vector});
+  state_->recent.push_front({key, std::string(input), vector});
   state_->index[key] = state_->recent.begin();
   if (state_->recent.size() > options_.memo_entries) {
-    state_->index.erase(fnv1a64(state_->recent.back().text));
+    state_->index.erase(state_->recent.back().hash);
     state_->recent.pop_back();
   }
   return vector;

@@ -820,19 +820,19 @@ struct Stage::Impl {
     rd_kafka_resume_partitions(consumer.get(), list.get());
     for (int i = 0; i < list->cnt; ++i)
       if (!list->elems[i].err) partitions[{list->elems[i].topic, list->elems[i].partition}].paused_by_us = false;
-    wakeFetcher(list.get());
+    // One query per resume: more would pile up behind fetches and slow them.
+    wakeFetcher({list->elems[0].topic, list->elems[0].partition});
   }
 
   // librdkafka 2.0.2 does not wake a broker thread whose partitions were all paused when they
   // are resumed: it refetches only on its next 1 s tick, which capped a full window at one
   // refill per second. Any request to the partition leader wakes that thread at once, so a
-  // helper thread sends a watermark query (it may queue behind a fetch; the poll thread must not
-  // wait for it). One query per resume: more would pile up behind fetches and slow them.
-  void wakeFetcher(const rd_kafka_topic_partition_list_t* resumed) {
-    if (resumed->cnt == 0) return;
+  // helper thread sends a watermark query to `tp`'s leader (it may queue behind a fetch; the
+  // poll thread must not wait for it).
+  void wakeFetcher(TopicPartition tp) {
     {
       std::lock_guard lock(waker_mutex);
-      waker_partition = TopicPartition{resumed->elems[0].topic, resumed->elems[0].partition};
+      waker_partition = std::move(tp);
     }
     waker_ready.notify_one();
   }
@@ -854,12 +854,7 @@ struct Stage::Impl {
     std::vector<TopicPartition> fetching;
     for (const auto& [tp, p] : partitions)
       if (!p.paused_by_us && !p.revoking) fetching.push_back(tp);
-    if (fetching.empty()) return;
-    {
-      std::lock_guard lock(waker_mutex);
-      waker_partition = fetching[drained_wakes++ % fetching.size()];
-    }
-    waker_ready.notify_one();
+    if (!fetching.empty()) wakeFetcher(fetching[drained_wakes++ % fetching.size()]);
   }
 
   void wakerLoop() {

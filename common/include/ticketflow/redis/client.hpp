@@ -6,7 +6,9 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ticketflow/core/result.hpp"
@@ -61,5 +63,9 @@ class RedisClient {
   std::unique_ptr<redisContext, ContextDeleter> ctx_;
   bool broken_ = false;
 };
+
+// The value of `field` in the text of an INFO reply (field "used_memory_human" -> "1.53G");
+// nullopt when the reply has no such line.
+std::optional<std::string> infoField(std::string_view info, std::string_view field);
 
 }  // namespace ticketflow::redis

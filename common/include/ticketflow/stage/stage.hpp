@@ -94,8 +94,9 @@ struct StageOptions {
   // Where the engine reports rebalances and transport trouble (never message contents); the
   // default writes a plain line to stderr. Called from the poll thread.
   std::function<void(const std::string& text)> log;
-  // The handler only passes the work to a pool of its own and returns at once (the tier role's
-  // call threads): call it on the poll thread, sparing a thread hand-off per message.
+  // The handler never blocks: it hands the work on and returns at once (the tier role queues the
+  // call on its call threads; the result writer parses and queues its marker check). Call it on
+  // the poll thread, sparing a thread hand-off per message.
   bool handler_hands_off = false;
 };
 
