@@ -10,6 +10,7 @@
 #include "ticketflow/domain/messages.hpp"
 #include "ticketflow/observability/log.hpp"
 #include "ticketflow/provider/answer_normaliser.hpp"
+#include "ticketflow/schema/validator.hpp"
 
 namespace ticketflow {
 namespace {
@@ -83,37 +84,37 @@ TicketResult sampleResult() {
 
 void BM_RoutedTicketSerialise(benchmark::State& state) {
   const RoutedTicket routed = sampleRouted();
-  for (auto _ : state) benchmark::DoNotOptimize(toJson(routed).dump());
+  for (auto _ : state) benchmark::DoNotOptimize(toJson(routed));
 }
 BENCHMARK(BM_RoutedTicketSerialise);
 
 void BM_RoutedTicketParse(benchmark::State& state) {
-  const std::string bytes = toJson(sampleRouted()).dump();
+  const std::string bytes = toJson(sampleRouted());
   for (auto _ : state) benchmark::DoNotOptimize(parseRoutedTicket(bytes));
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * bytes.size()));
 }
 BENCHMARK(BM_RoutedTicketParse);
 
 void BM_TicketParse(benchmark::State& state) {
-  const std::string bytes = toJson(sampleTicket()).dump();
+  const std::string bytes = toJson(sampleTicket());
   for (auto _ : state) benchmark::DoNotOptimize(parseTicket(bytes));
 }
 BENCHMARK(BM_TicketParse);
 
 void BM_AnswerNormalise(benchmark::State& state) {
-  const std::string content = toJson(sampleAnswer()).dump();
+  const std::string content = toJson(sampleAnswer());
   for (auto _ : state) benchmark::DoNotOptimize(provider::normaliseAnswer(content));
 }
 BENCHMARK(BM_AnswerNormalise);
 
 void BM_ResultSerialise(benchmark::State& state) {
   const TicketResult result = sampleResult();
-  for (auto _ : state) benchmark::DoNotOptimize(toJson(result).dump());
+  for (auto _ : state) benchmark::DoNotOptimize(toJson(result));
 }
 BENCHMARK(BM_ResultSerialise);
 
 void BM_ResultParse(benchmark::State& state) {
-  const std::string bytes = toJson(sampleResult()).dump();
+  const std::string bytes = toJson(sampleResult());
   for (auto _ : state) benchmark::DoNotOptimize(parseTicketResult(bytes));
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * bytes.size()));
 }
@@ -121,7 +122,7 @@ BENCHMARK(BM_ResultParse);
 
 void BM_UpdateSerialise(benchmark::State& state) {
   const TicketUpdate update = TicketUpdate::fromResult(sampleResult(), "2026-12-02T16:41:36.500Z");
-  for (auto _ : state) benchmark::DoNotOptimize(toJson(update).dump());
+  for (auto _ : state) benchmark::DoNotOptimize(toJson(update));
 }
 BENCHMARK(BM_UpdateSerialise);
 

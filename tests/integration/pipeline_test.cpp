@@ -62,7 +62,7 @@ std::vector<kafka::Message> readTopic(const Config& c, const std::string& topic,
 
 std::vector<testing::Record> recordsOf(const std::vector<Ticket>& tickets) {
   std::vector<testing::Record> records;
-  for (const auto& t : tickets) records.push_back({t.id, toJson(t).dump()});
+  for (const auto& t : tickets) records.push_back({t.id, toJson(t)});
   return records;
 }
 
@@ -137,7 +137,7 @@ TEST(Pipeline, IntakeDeadLettersBadTicketsAtOnceAndAnswersRepeatsFromTheCache) {
   original.subject = "3rd floor printer offline";
   original.body = "The printer on the 3rd floor shows offline and the print queue is stuck since this morning.";
   testing::produceAll(config.kafka.bootstrap_servers, config.kafka.topics.inbound,
-                      {{original.id, toJson(original).dump()}, {"BAD-1", "{not json"},
+                      {{original.id, toJson(original)}, {"BAD-1", "{not json"},
                        {"BAD-2", R"({"schema_version":1,"id":"BAD-2","tenant":"acme","created_at":"2026-11-22T10:00:00Z"})"}});
   auto first = readTopic(config, config.kafka.topics.updates, 1, 60s);
   ASSERT_EQ(first.size(), 1u);
@@ -215,7 +215,7 @@ TEST_P(BudgetPolicyTest, AFrontierCapWithoutRoomAppliesThePolicy) {
   run.start();
   const RoutedTicket routed = routedTo("frontier", routedSample("CAPPED-1"));
   testing::produceAll(config.kafka.bootstrap_servers, config.kafka.tierTopic("frontier"),
-                      {{routed.ticket.id, toJson(routed).dump()}});
+                      {{routed.ticket.id, toJson(routed)}});
   switch (GetParam()) {
     case BudgetPolicy::kDowngrade: {
       const auto down = readTopic(config, config.kafka.tierTopic("balanced"), 1, 60s);
@@ -293,7 +293,7 @@ TEST(Pipeline, EscalatedTicketsCarryWhatTheLowerTierSpent) {
   pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kTier, "fast"}, {pipeline::Role::kTier, "balanced"}}, &log));
   run.start();
   const RoutedTicket routed = routedTo("fast", routedSample("UP-1"));
-  testing::produceAll(config.kafka.bootstrap_servers, config.kafka.tierTopic("fast"), {{routed.ticket.id, toJson(routed).dump()}});
+  testing::produceAll(config.kafka.bootstrap_servers, config.kafka.tierTopic("fast"), {{routed.ticket.id, toJson(routed)}});
   const auto results = readTopic(config, config.kafka.topics.results, 1, 60s);
   ASSERT_EQ(results.size(), 1u);
   auto r = parseTicketResult(results[0].value);
@@ -354,7 +354,7 @@ TEST_F(ResultWriters, EveryUpdateReachesEachSinkOnceDespiteRedeliveryAndRetries)
   pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kResults, ""}}, &log));
   run.start();
   std::vector<testing::Record> records;
-  for (int i = 0; i < 20; ++i) records.push_back({"R-" + std::to_string(i), toJson(resultFor("R-" + std::to_string(i), "web")).dump()});
+  for (int i = 0; i < 20; ++i) records.push_back({"R-" + std::to_string(i), toJson(resultFor("R-" + std::to_string(i), "web"))});
   // Redelivered results (a tier that crashed after producing): the same (ticket, revision) again.
   for (int i = 0; i < 5; ++i) records.push_back(records[static_cast<std::size_t>(i)]);
   testing::produceAll(config.kafka.bootstrap_servers, config.kafka.topics.results, records);
@@ -404,7 +404,7 @@ TEST_F(ResultWriters, ASinkThatRefusesAnUpdateDeadLettersOnlyThatWrite) {
   pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kResults, ""}}, &log));
   run.start();
   testing::produceAll(config.kafka.bootstrap_servers, config.kafka.topics.results,
-                      {{"J-1", toJson(resultFor("J-1", "jira")).dump()}, {"W-1", toJson(resultFor("W-1", "web")).dump()}});
+                      {{"J-1", toJson(resultFor("J-1", "jira"))}, {"W-1", toJson(resultFor("W-1", "web"))}});
   const auto updates = readTopic(config, config.kafka.topics.updates, 2, 60s);
   EXPECT_EQ(updates.size(), 2u) << "the topic still gets both updates";
   const auto dlq = readTopic(config, config.kafka.topics.dlq, 1, 30s);

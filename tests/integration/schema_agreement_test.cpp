@@ -65,7 +65,7 @@ TEST_F(SchemaAgreement, WhatOurTypesSerialiseIsValidForAjv) {
   t.created_at = formatRfc3339(std::chrono::system_clock::now());
   t.priority = "high";
   t.requester = Requester{"", "Bo", "bo@globex.example", "", false};
-  testing::writeFile(dir + "/ticket.json", toJson(t).dump());
+  testing::writeFile(dir + "/ticket.json", toJson(t));
   TicketResult r;
   r.ticket_id = t.id;
   r.tenant = t.tenant;
@@ -79,15 +79,15 @@ TEST_F(SchemaAgreement, WhatOurTypesSerialiseIsValidForAjv) {
   r.answer.needs_human = true;
   r.answer.needs_human_reason = "hardware diagnosis on site";
   r.completed_at = formatRfc3339(std::chrono::system_clock::now());
-  testing::writeFile(dir + "/result.json", toJson(r).dump());
-  testing::writeFile(dir + "/update.json", toJson(TicketUpdate::fromResult(r, r.completed_at)).dump());
+  testing::writeFile(dir + "/result.json", toJson(r));
+  testing::writeFile(dir + "/update.json", toJson(TicketUpdate::fromResult(r, r.completed_at)));
   DeadLetter d;
   d.stage = "tier:fast";
   d.error = "provider chain exhausted";
   d.topic = "tickets.tier.fast";
   d.payload = std::string("\x01\x02\xff", 3);
   d.failed_at = r.completed_at;
-  testing::writeFile(dir + "/dead_letter.json", toJson(d).dump());
+  testing::writeFile(dir + "/dead_letter.json", toJson(d));
 
   const std::map<std::string, std::string> files = {{"ticket.json", "ticket.schema.json"},
                                                     {"result.json", "result.schema.json"},

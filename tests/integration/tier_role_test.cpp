@@ -80,7 +80,7 @@ stage: {max_in_flight: 64, worker_threads: 2, commit_interval_ms: 200, drain_dea
       t.classification = {"Access", 0.9, Difficulty::kEasy, 0.2, {}};
       t.tier = "fast";
       t.rule = "difficulty easy";
-      records.push_back({t.ticket.id, toJson(t).dump()});
+      records.push_back({t.ticket.id, toJson(t)});
     }
     return records;
   }

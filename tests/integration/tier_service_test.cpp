@@ -83,7 +83,7 @@ struct Harness {
 
 void expectValidResult(const TicketResult& r) {
   TicketResult copy = r;
-  const auto errors = schema::SchemaRegistry::builtin().validate("result.schema.json", toJson(copy));
+  const auto errors = schema::SchemaRegistry::builtin().validate("result.schema.json", nlohmann::json::parse(toJson(copy)));
   EXPECT_TRUE(errors.empty()) << (errors.empty() ? "" : errors[0].describe());
 }
 

@@ -21,6 +21,8 @@ Ticket sampleTicket() {
   return t;
 }
 
+nlohmann::json document(const std::string& text) { return nlohmann::json::parse(text); }
+
 TicketResult sampleResult() {
   TicketResult r;
   r.ticket_id = "INC-1001";
@@ -43,7 +45,7 @@ TicketResult sampleResult() {
 
 TEST(Messages, TicketRoundTrips) {
   const Ticket t = sampleTicket();
-  auto parsed = parseTicket(toJson(t).dump());
+  auto parsed = parseTicket(toJson(t));
   ASSERT_TRUE(parsed.ok()) << parsed.error().message;
   EXPECT_EQ(toJson(*parsed), toJson(t));
   EXPECT_EQ(parsed->text(), "VPN drops every hour\nGlobalProtect disconnects every 60 minutes.");
@@ -53,20 +55,37 @@ TEST(Messages, EveryTypeSerialisesToItsSchema) {
   const auto& schemas = schema::SchemaRegistry::builtin();
   RoutedTicket routed{sampleTicket(), "0123456789abcdef0123456789abcdef", "2026-11-20T09:00:00.100Z",
                       sampleResult().classification, "fast", "difficulty easy -> fast", 0, "ok"};
-  EXPECT_TRUE(schemas.validate("routed_ticket.schema.json", toJson(routed)).empty());
-  EXPECT_TRUE(schemas.validate("result.schema.json", toJson(sampleResult())).empty());
+  EXPECT_TRUE(schemas.validate("routed_ticket.schema.json", document(toJson(routed))).empty());
+  EXPECT_TRUE(schemas.validate("result.schema.json", document(toJson(sampleResult()))).empty());
   const auto update = TicketUpdate::fromResult(sampleResult(), "2026-11-20T09:00:02.000Z");
-  EXPECT_TRUE(schemas.validate("ticket_update.schema.json", toJson(update)).empty());
+  EXPECT_TRUE(schemas.validate("ticket_update.schema.json", document(toJson(update))).empty());
 
-  auto routed_back = parseRoutedTicket(toJson(routed).dump());
+  auto routed_back = parseRoutedTicket(toJson(routed));
   ASSERT_TRUE(routed_back.ok()) << routed_back.error().message;
   EXPECT_EQ(toJson(*routed_back), toJson(routed));
-  auto result_back = parseTicketResult(toJson(sampleResult()).dump());
+  auto result_back = parseTicketResult(toJson(sampleResult()));
   ASSERT_TRUE(result_back.ok()) << result_back.error().message;
   EXPECT_EQ(toJson(*result_back), toJson(sampleResult()));
-  auto update_back = parseTicketUpdate(toJson(update).dump());
+  auto update_back = parseTicketUpdate(toJson(update));
   ASSERT_TRUE(update_back.ok()) << update_back.error().message;
   EXPECT_EQ(toJson(*update_back), toJson(update));
+}
+
+// The writer prints keys sorted and numbers as nlohmann does: the bytes are what nlohmann's own
+// dump() of the parsed message gives, so either side of a hop may use either.
+TEST(Messages, SerialisedBytesAreNlohmannsPrintingOfTheSameDocument) {
+  RoutedTicket routed{sampleTicket(), "0123456789abcdef0123456789abcdef", "2026-11-20T09:00:00.100Z",
+                      sampleResult().classification, "balanced", "escalated", 1, "downgraded", 250};
+  TicketResult cached = sampleResult();
+  cached.cache = {CacheStatus::kSemantic, 0.9712, "INC-0999", 480};
+  cached.source.reset();
+  cached.degraded = true;
+  cached.degraded_reason = "answered by fallback";
+  TicketUpdate update = TicketUpdate::fromResult(cached, "2026-11-20T09:00:02.000Z");
+  for (const std::string& text : {toJson(sampleTicket()), toJson(routed), toJson(sampleResult()), toJson(cached),
+                                  toJson(update), toJson(cached.answer)})
+    EXPECT_EQ(text, document(text).dump());
+  EXPECT_TRUE(schema::SchemaRegistry::builtin().validate("ticket_update.schema.json", document(toJson(update))).empty());
 }
 
 TEST(Messages, DeadLetterKeepsBinaryPayloadAsBase64) {
@@ -80,7 +99,7 @@ TEST(Messages, DeadLetterKeepsBinaryPayloadAsBase64) {
   d.offset = 42;
   d.payload = std::string("\xff\xfe\x00garbage", 10);
   d.failed_at = "2026-11-20T09:00:00.000Z";
-  const auto j = toJson(d);
+  const auto j = document(toJson(d));
   EXPECT_EQ(j["payload_encoding"], "base64");
   auto back = parseDeadLetter(j.dump());
   ASSERT_TRUE(back.ok()) << back.error().message;
@@ -93,14 +112,14 @@ TEST(Messages, ParseErrorsNameTheField) {
   ASSERT_FALSE(bad_json.ok());
   EXPECT_EQ(bad_json.error().code, ErrorCode::kMalformed);
 
-  auto j = toJson(sampleTicket());
+  auto j = document(toJson(sampleTicket()));
   j["priority"] = "whenever";
   auto bad_priority = parseTicket(j.dump());
   ASSERT_FALSE(bad_priority.ok());
   EXPECT_EQ(bad_priority.error().code, ErrorCode::kSchemaViolation);
   EXPECT_NE(bad_priority.error().message.find("field 'priority'"), std::string::npos) << bad_priority.error().message;
 
-  j = toJson(sampleTicket());
+  j = document(toJson(sampleTicket()));
   j.erase("body");
   auto no_body = parseTicket(j.dump());
   ASSERT_FALSE(no_body.ok());

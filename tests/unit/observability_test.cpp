@@ -70,6 +70,11 @@ TEST(Logs, OneJsonObjectPerLineWithSecretsRedacted) {
   EXPECT_EQ(out.find("hunter2"), std::string::npos);
   EXPECT_EQ(out.find("sk-live-123"), std::string::npos);
   EXPECT_EQ(out.find("Bearer x"), std::string::npos);
+  // A field cannot replace the line's own keys, and a value that is not UTF-8 still gives a line.
+  log.info("stage", {{"event", "spoofed"}, {"detail", std::string("bad \xff byte")}});
+  const std::string second = sink.str().substr(out.size());
+  EXPECT_EQ(nlohmann::json::parse(second)["event"], "stage");
+  EXPECT_EQ(second.find("spoofed"), std::string::npos);
   EXPECT_EQ(parseLogLevel("warn"), LogLevel::kWarn);
   EXPECT_FALSE(parseLogLevel("loud").has_value());
 }

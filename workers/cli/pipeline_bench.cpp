@@ -144,7 +144,7 @@ int runBenchPipeline(const cli::ParsedArgs& args) {
   const std::string backlog_file = dir + "/backlog.jsonl";
   {
     std::ofstream backlog(backlog_file);
-    for (const auto& t : benchTickets("B-", tickets)) backlog << toJson(t).dump() << "\n";
+    for (const auto& t : benchTickets("B-", tickets)) backlog << toJson(t) << "\n";
   }
   ::setenv("TICKETFLOW_KAFKA_BOOTSTRAP", config.kafka.bootstrap_servers.c_str(), 1);
   ChildProcess loader({exe, "submit", backlog_file, "--topic", config.kafka.topics.inbound}, dir + "/submit.log");
@@ -234,7 +234,7 @@ int runBenchPipeline(const cli::ParsedArgs& args) {
         std::lock_guard lock(mutex);
         sent[paced[i].id] = Steady::now();
       }
-      (void)producer.produceSync(config.kafka.topics.inbound, paced[i].id, toJson(paced[i]).dump());
+      (void)producer.produceSync(config.kafka.topics.inbound, paced[i].id, toJson(paced[i]));
     }
   });
   const auto latency_start = Steady::now();

@@ -102,7 +102,7 @@ int runSubmit(const cli::ParsedArgs& args) {
         std::cerr << path << ": " << ticket.error().message << " (not sent)\n";
         continue;
       }
-      batch.emplace_back(ticket->id, toJson(*ticket).dump());
+      batch.emplace_back(ticket->id, toJson(*ticket));
     }
     if (batch.size() >= 1000) flush();
   }

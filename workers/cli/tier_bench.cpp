@@ -76,7 +76,7 @@ tiers:
     t.classification = {"Access", 0.9, Difficulty::kEasy, 0.2, {}};
     t.tier = "bench";
     t.rule = "bench";
-    records.emplace_back(t.ticket.id, toJson(t).dump());
+    records.emplace_back(t.ticket.id, toJson(t));
   }
   {
     kafka::Producer producer(config.kafka, "bench-load");

@@ -142,7 +142,7 @@ void IntakeRole::handle(const stage::Delivery& delivery, const stage::Completion
         logger_->debug("ticket_cache_hit", {{"ticket_id", routed.ticket.id}, {"trace_id", routed.trace_id},
                                             {"source_ticket_id", hit->entry.source_ticket_id},
                                             {"similarity", hit->similarity}});
-      return completion.succeed({{config_.kafka.topics.results, routed.ticket.id, toJson(result).dump(), trace}});
+      return completion.succeed({{config_.kafka.topics.results, routed.ticket.id, toJson(result), trace}});
     }
   }
   if (decision.route.rule == "budget_downgrade") routed.budget_state = "downgraded";
@@ -150,7 +150,7 @@ void IntakeRole::handle(const stage::Delivery& delivery, const stage::Completion
   if (decision.route.action == classify::RouteAction::kHuman) {
     if (metrics_) metrics_->routed.with({"human", decision.route.rule}).inc();
     const TicketResult result = handOffResult(routed, "budget cap reached for tier " + routed.tier, 0, clock_.now());
-    return completion.succeed({{config_.kafka.topics.results, routed.ticket.id, toJson(result).dump(), trace}});
+    return completion.succeed({{config_.kafka.topics.results, routed.ticket.id, toJson(result), trace}});
   }
   if (metrics_) metrics_->routed.with({routed.tier, decision.route.rule}).inc();
   if (logger_)
@@ -158,7 +158,7 @@ void IntakeRole::handle(const stage::Delivery& delivery, const stage::Completion
                                      {"category", routed.classification.category},
                                      {"difficulty", difficultyName(routed.classification.difficulty)},
                                      {"tier", routed.tier}, {"rule", decision.route.rule}});
-  completion.succeed({{config_.kafka.tierTopic(routed.tier), routed.ticket.id, toJson(routed).dump(), trace}});
+  completion.succeed({{config_.kafka.tierTopic(routed.tier), routed.ticket.id, toJson(routed), trace}});
 }
 
 }  // namespace ticketflow::intake

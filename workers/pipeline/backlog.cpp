@@ -367,7 +367,7 @@ BacklogReport runBacklog(Config config, const BacklogOptions& options) {
   std::vector<std::string> payloads, submit_keys;
   std::map<std::string, std::size_t> footprint;  // read-only once the submitter runs
   for (const Ticket* t : to_submit) {
-    payloads.push_back(toJson(*t).dump());
+    payloads.push_back(toJson(*t));
     submit_keys.push_back(keyOf(t->tenant, t->id));
     footprint[submit_keys.back()] = payloads.back().size() + kStageOverheadBytes;
   }

@@ -124,7 +124,7 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
     }
     if (!binding.sink) {  // the updates topic: written by the engine, marked once acknowledged
       if (topic_sinks.empty())
-        outputs.push_back({config_.kafka.topics.updates, update.ticket_id, toJson(update).dump(),
+        outputs.push_back({config_.kafka.topics.updates, update.ticket_id, toJson(update),
                            {{"idempotency-key", idempotencyKey(update)}}});
       topic_sinks.push_back(name);
       continue;
@@ -154,7 +154,7 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
       d.ticket_id = update.ticket_id;
       d.trace_id = update.trace_id;
       d.failed_at = formatRfc3339(clock_.now());
-      outputs.push_back({config_.kafka.topics.dlq, update.ticket_id, toJson(d).dump(),
+      outputs.push_back({config_.kafka.topics.dlq, update.ticket_id, toJson(d),
                          {{stage::kStageHeader, d.stage}, {stage::kErrorClassHeader, errorCodeName(d.error_class)}}});
       http_written.push_back(name);  // handled: a redelivery must not dead-letter it again
       continue;

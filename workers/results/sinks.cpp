@@ -36,7 +36,7 @@ class WebhookSink final : public ResultSink {
   Status write(const TicketUpdate& update) override {
     http::ClientRequest req;
     req.url = o_.url;
-    req.body = toJson(update).dump();
+    req.body = toJson(update);
     req.headers = {{"Idempotency-Key", idempotencyKey(update)},
                    {"X-Ticketflow-Event", "ticket.update"},
                    {"X-Ticketflow-Signature", "sha256=" + hmacSha256Hex(o_.secret, req.body)}};

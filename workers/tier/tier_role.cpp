@@ -49,7 +49,7 @@ void TierRole::applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& 
       down.spent_micro_usd = spent;
       down.rule = utf8Prefix("budget_downgrade from " + routed.tier + ": " + outcome.reason, 200);
       count("downgraded");
-      return completion.succeed({{config_.kafka.tierTopic(down.tier), routed.ticket.id, toJson(down).dump(), {}}});
+      return completion.succeed({{config_.kafka.tierTopic(down.tier), routed.ticket.id, toJson(down), {}}});
     }
     case BudgetPolicy::kDefer:
       count("deferred");
@@ -57,7 +57,7 @@ void TierRole::applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& 
     case BudgetPolicy::kHuman: {
       count("human");
       const TicketResult r = handOffResult(routed, outcome.reason, spent, clock_.now());
-      return completion.succeed({{config_.kafka.topics.results, routed.ticket.id, toJson(r).dump(), {}}});
+      return completion.succeed({{config_.kafka.topics.results, routed.ticket.id, toJson(r), {}}});
     }
   }
 }
@@ -109,7 +109,7 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
     if (logger_)
       logger_->info("ticket_escalated", {{"ticket_id", up.ticket.id}, {"trace_id", up.trace_id}, {"from", routed->tier},
                                          {"to", up.tier}});
-    return completion.succeed({{config_.kafka.tierTopic(up.tier), routed->ticket.id, toJson(up).dump(), {}}});
+    return completion.succeed({{config_.kafka.tierTopic(up.tier), routed->ticket.id, toJson(up), {}}});
   }
   TicketResult& result = outcome->result;
   result.latency_ms = millisSince(routed->received_at, clock_);  // end to end, from intake's receipt
@@ -126,7 +126,7 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
     entry.created = clock_.now();
     cache_->insert(result.tenant, routed->ticket.text(), entry);  // Redis trouble: skipped, counted
   }
-  completion.succeed({{config_.kafka.topics.results, routed->ticket.id, toJson(result).dump(), {}}});
+  completion.succeed({{config_.kafka.topics.results, routed->ticket.id, toJson(result), {}}});
 }
 
 int callThreadsFor(const Config& config, const std::string& tier) {

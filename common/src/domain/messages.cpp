@@ -8,16 +8,13 @@
 
 #include "ticketflow/core/clock.hpp"
 #include "ticketflow/core/json_fields.hpp"
+#include "ticketflow/core/json_writer.hpp"
 #include "ticketflow/schema/validator.hpp"
 
 namespace ticketflow {
 namespace {
 
 using nlohmann::json;
-
-void putIfNotEmpty(json& obj, const char* key, const std::string& value) {
-  if (!value.empty()) obj[key] = value;
-}
 
 // Parses and validates `bytes` against `schema`; a failure names the field and the reason.
 Result<json> parseValidated(std::string_view bytes, const char* schema) {
@@ -32,10 +29,8 @@ Result<json> parseValidated(std::string_view bytes, const char* schema) {
   return doc;
 }
 
-json sourceJson(const TicketSource& s) {
-  json j = {{"system", s.system}};
-  putIfNotEmpty(j, "ref", s.ref);
-  return j;
+void writeSource(JsonWriter& w, const TicketSource& s) {
+  w.beginObject().fieldIfNotEmpty("ref", s.ref).field("system", s.system).endObject();
 }
 
 TicketSource sourceFrom(const json& j) {
@@ -69,13 +64,18 @@ Ticket ticketFrom(const json& j) {
   return t;
 }
 
-json classificationJson(const Classification& c) {
-  json j = {{"category", c.category},
-            {"confidence", c.confidence},
-            {"difficulty", difficultyName(c.difficulty)},
-            {"difficulty_score", c.difficulty_score}};
-  if (!c.probabilities.empty()) j["probabilities"] = c.probabilities;
-  return j;
+void writeClassification(JsonWriter& w, const Classification& c) {
+  w.beginObject()
+      .field("category", c.category)
+      .field("confidence", c.confidence)
+      .field("difficulty", difficultyName(c.difficulty))
+      .field("difficulty_score", c.difficulty_score);
+  if (!c.probabilities.empty()) {
+    w.key("probabilities").beginObject();
+    for (const auto& [label, p] : c.probabilities) w.field(label, p);
+    w.endObject();
+  }
+  w.endObject();
 }
 
 Classification classificationFrom(const json& j) {
@@ -100,7 +100,40 @@ Answer answerFrom(const json& a) {
   return answer;
 }
 
-json usageJson(const TokenUsage& u) { return {{"input_tokens", u.input_tokens}, {"output_tokens", u.output_tokens}}; }
+void writeUsage(JsonWriter& w, const TokenUsage& u) {
+  w.beginObject().field("input_tokens", u.input_tokens).field("output_tokens", u.output_tokens).endObject();
+}
+
+void writeAnswer(JsonWriter& w, const Answer& a) {
+  w.beginObject()
+      .fieldIfNotEmpty("category_check", a.category_check)
+      .field("confidence", a.confidence)
+      .field("needs_human", a.needs_human)
+      .fieldIfNotEmpty("needs_human_reason", a.needs_human_reason)
+      .field("reply", a.reply)
+      .field("resolution_steps", a.resolution_steps)
+      .field("summary", a.summary)
+      .endObject();
+}
+
+void writeTicket(JsonWriter& w, const Ticket& t) {
+  w.beginObject().field("body", t.body).field("created_at", t.created_at).field("id", t.id);
+  w.fieldIfNotEmpty("language", t.language);
+  if (!t.metadata.empty()) w.field("metadata", t.metadata);
+  w.fieldIfNotEmpty("priority", t.priority);
+  if (t.requester) {
+    const Requester& r = *t.requester;
+    w.key("requester").beginObject();
+    w.fieldIfNotEmpty("department", r.department).fieldIfNotEmpty("email", r.email).fieldIfNotEmpty("id", r.id);
+    w.fieldIfNotEmpty("name", r.name);
+    if (r.vip) w.field("vip", true);
+    w.endObject();
+  }
+  if (t.revision != 0) w.field("revision", t.revision);
+  w.field("schema_version", 1);
+  if (t.source) writeSource(w.key("source"), *t.source);
+  w.fieldIfNotEmpty("subject", t.subject).field("tenant", t.tenant).endObject();
+}
 
 TokenUsage usageFrom(const json& j) { return {j.at("input_tokens"), j.at("output_tokens")}; }
 
@@ -148,51 +181,41 @@ const char* cacheStatusName(CacheStatus s) {
   return "miss";
 }
 
-json toJson(const Ticket& t) {
-  json j = {{"schema_version", 1}, {"id", t.id}, {"tenant", t.tenant}, {"body", t.body}, {"created_at", t.created_at}};
-  if (t.revision != 0) j["revision"] = t.revision;
-  if (t.source) j["source"] = sourceJson(*t.source);
-  putIfNotEmpty(j, "subject", t.subject);
-  if (t.requester) {
-    json r = json::object();
-    putIfNotEmpty(r, "id", t.requester->id);
-    putIfNotEmpty(r, "name", t.requester->name);
-    putIfNotEmpty(r, "email", t.requester->email);
-    putIfNotEmpty(r, "department", t.requester->department);
-    if (t.requester->vip) r["vip"] = true;
-    j["requester"] = r;
-  }
-  putIfNotEmpty(j, "priority", t.priority);
-  putIfNotEmpty(j, "language", t.language);
-  if (!t.metadata.empty()) j["metadata"] = t.metadata;
-  return j;
+// Keys are written in sorted order, as nlohmann's documents print them, so a message's bytes do
+// not depend on which of the two wrote it.
+std::string toJson(const Ticket& t) {
+  JsonWriter w;
+  writeTicket(w, t);
+  return w.take();
 }
 
-json toJson(const RoutedTicket& t) {
-  json routing = {{"tier", t.tier}, {"rule", t.rule}};
-  if (t.escalations) routing["escalations"] = t.escalations;
-  routing["budget_state"] = t.budget_state;
-  if (t.spent_micro_usd) routing["spent_micro_usd"] = t.spent_micro_usd;
-  return {{"ticket", toJson(t.ticket)},
-          {"trace_id", t.trace_id},
-          {"received_at", t.received_at},
-          {"classification", classificationJson(t.classification)},
-          {"routing", routing}};
+std::string toJson(const RoutedTicket& t) {
+  JsonWriter w;
+  w.beginObject();
+  writeClassification(w.key("classification"), t.classification);
+  w.field("received_at", t.received_at);
+  w.key("routing").beginObject().field("budget_state", t.budget_state);
+  if (t.escalations) w.field("escalations", t.escalations);
+  w.field("rule", t.rule);
+  if (t.spent_micro_usd) w.field("spent_micro_usd", t.spent_micro_usd);
+  w.field("tier", t.tier).endObject();
+  writeTicket(w.key("ticket"), t.ticket);
+  w.field("trace_id", t.trace_id).endObject();
+  return w.take();
 }
 
-json toJson(const Answer& a) {
-  json answer = {{"summary", a.summary},
-                 {"reply", a.reply},
-                 {"resolution_steps", a.resolution_steps},
-                 {"needs_human", a.needs_human},
-                 {"confidence", a.confidence}};
-  putIfNotEmpty(answer, "category_check", a.category_check);
-  putIfNotEmpty(answer, "needs_human_reason", a.needs_human_reason);
-  return answer;
+std::string toJson(const Answer& a) {
+  JsonWriter w;
+  writeAnswer(w, a);
+  return w.take();
 }
 
 std::string toCacheJson(const CachedAnswer& cached) {
-  return json{{"answer", toJson(cached.answer)}, {"simulated", cached.simulated}}.dump();
+  JsonWriter w;
+  w.beginObject();
+  writeAnswer(w.key("answer"), cached.answer);
+  w.field("simulated", cached.simulated).endObject();
+  return w.take();
 }
 
 Result<CachedAnswer> parseCachedAnswer(std::string_view bytes) {
@@ -208,32 +231,26 @@ Result<CachedAnswer> parseCachedAnswer(std::string_view bytes) {
   }
 }
 
-json toJson(const TicketResult& r) {
-  json cache = {{"status", cacheStatusName(r.cache.status)}};
-  if (r.cache.similarity) cache["similarity"] = *r.cache.similarity;
-  putIfNotEmpty(cache, "source_ticket_id", r.cache.source_ticket_id);
-  if (r.cache.saved_micro_usd) cache["saved_micro_usd"] = r.cache.saved_micro_usd;
-  const json answer = toJson(r.answer);
-  json j = {{"ticket_id", r.ticket_id},
-            {"tenant", r.tenant},
-            {"revision", r.revision},
-            {"trace_id", r.trace_id},
-            {"classification", classificationJson(r.classification)},
-            {"tier", r.tier},
-            {"cache", cache},
-            {"answer", answer},
-            {"cost_micro_usd", r.cost_micro_usd},
-            {"usage", usageJson(r.usage)},
-            {"latency_ms", r.latency_ms},
-            {"attempts", r.attempts},
-            {"degraded", r.degraded},
-            {"simulated", r.simulated},
-            {"completed_at", r.completed_at}};
-  if (r.source) j["source"] = sourceJson(*r.source);
-  putIfNotEmpty(j, "model", r.model);
-  putIfNotEmpty(j, "provider", r.provider);
-  putIfNotEmpty(j, "degraded_reason", r.degraded_reason);
-  return j;
+std::string toJson(const TicketResult& r) {
+  JsonWriter w;
+  w.beginObject();
+  writeAnswer(w.key("answer"), r.answer);
+  w.field("attempts", r.attempts);
+  w.key("cache").beginObject();
+  if (r.cache.saved_micro_usd) w.field("saved_micro_usd", r.cache.saved_micro_usd);
+  if (r.cache.similarity) w.field("similarity", *r.cache.similarity);
+  w.fieldIfNotEmpty("source_ticket_id", r.cache.source_ticket_id).field("status", cacheStatusName(r.cache.status));
+  w.endObject();
+  writeClassification(w.key("classification"), r.classification);
+  w.field("completed_at", r.completed_at).field("cost_micro_usd", r.cost_micro_usd).field("degraded", r.degraded);
+  w.fieldIfNotEmpty("degraded_reason", r.degraded_reason).field("latency_ms", r.latency_ms);
+  w.fieldIfNotEmpty("model", r.model).fieldIfNotEmpty("provider", r.provider);
+  w.field("revision", r.revision).field("simulated", r.simulated);
+  if (r.source) writeSource(w.key("source"), *r.source);
+  w.field("tenant", r.tenant).field("ticket_id", r.ticket_id).field("tier", r.tier).field("trace_id", r.trace_id);
+  writeUsage(w.key("usage"), r.usage);
+  w.endObject();
+  return w.take();
 }
 
 TicketResult handOffResult(const RoutedTicket& routed, const std::string& reason, MicroUsd spent,
@@ -288,51 +305,38 @@ TicketUpdate TicketUpdate::fromResult(const TicketResult& r, std::string updated
   return u;
 }
 
-json toJson(const TicketUpdate& u) {
-  json j = {{"ticket_id", u.ticket_id},
-            {"tenant", u.tenant},
-            {"revision", u.revision},
-            {"trace_id", u.trace_id},
-            {"category", u.category},
-            {"difficulty", difficultyName(u.difficulty)},
-            {"confidence", u.confidence},
-            {"tier", u.tier},
-            {"cache", cacheStatusName(u.cache)},
-            {"cost_micro_usd", u.cost_micro_usd},
-            {"usage", usageJson(u.usage)},
-            {"latency_ms", u.latency_ms},
-            {"degraded", u.degraded},
-            {"needs_human", u.needs_human},
-            {"summary", u.summary},
-            {"reply", u.reply},
-            {"resolution_steps", u.resolution_steps},
-            {"simulated", u.simulated},
-            {"updated_at", u.updated_at}};
-  if (u.source) j["source"] = sourceJson(*u.source);
-  putIfNotEmpty(j, "model", u.model);
-  putIfNotEmpty(j, "provider", u.provider);
-  putIfNotEmpty(j, "degraded_reason", u.degraded_reason);
-  putIfNotEmpty(j, "needs_human_reason", u.needs_human_reason);
-  putIfNotEmpty(j, "cache_source_ticket_id", u.cache_source_ticket_id);
-  if (u.cache_saved_micro_usd) j["cache_saved_micro_usd"] = u.cache_saved_micro_usd;
-  return j;
+std::string toJson(const TicketUpdate& u) {
+  JsonWriter w;
+  w.beginObject().field("cache", cacheStatusName(u.cache));
+  if (u.cache_saved_micro_usd) w.field("cache_saved_micro_usd", u.cache_saved_micro_usd);
+  w.fieldIfNotEmpty("cache_source_ticket_id", u.cache_source_ticket_id);
+  w.field("category", u.category).field("confidence", u.confidence).field("cost_micro_usd", u.cost_micro_usd);
+  w.field("degraded", u.degraded).fieldIfNotEmpty("degraded_reason", u.degraded_reason);
+  w.field("difficulty", difficultyName(u.difficulty)).field("latency_ms", u.latency_ms);
+  w.fieldIfNotEmpty("model", u.model).field("needs_human", u.needs_human);
+  w.fieldIfNotEmpty("needs_human_reason", u.needs_human_reason).fieldIfNotEmpty("provider", u.provider);
+  w.field("reply", u.reply).field("resolution_steps", u.resolution_steps).field("revision", u.revision);
+  w.field("simulated", u.simulated);
+  if (u.source) writeSource(w.key("source"), *u.source);
+  w.field("summary", u.summary).field("tenant", u.tenant).field("ticket_id", u.ticket_id).field("tier", u.tier);
+  w.field("trace_id", u.trace_id).field("updated_at", u.updated_at);
+  writeUsage(w.key("usage"), u.usage);
+  w.endObject();
+  return w.take();
 }
 
-json toJson(const DeadLetter& d) {
+std::string toJson(const DeadLetter& d) {
   const bool text = isValidUtf8(d.payload);
-  json source = {{"topic", d.topic}, {"partition", d.partition}, {"offset", d.offset}};
-  if (!d.key.empty()) source["key"] = isValidUtf8(d.key) ? d.key : base64Encode(d.key);
-  json j = {{"stage", d.stage},
-            {"error_class", errorCodeName(d.error_class)},
-            {"error", d.error},
-            {"attempts", d.attempts},
-            {"source", source},
-            {"payload", text ? d.payload : base64Encode(d.payload)},
-            {"payload_encoding", text ? "utf-8" : "base64"},
-            {"failed_at", d.failed_at}};
-  putIfNotEmpty(j, "ticket_id", d.ticket_id);
-  putIfNotEmpty(j, "trace_id", d.trace_id);
-  return j;
+  JsonWriter w;
+  w.beginObject().field("attempts", d.attempts).field("error", d.error);
+  w.field("error_class", errorCodeName(d.error_class)).field("failed_at", d.failed_at);
+  w.field("payload", text ? d.payload : base64Encode(d.payload)).field("payload_encoding", text ? "utf-8" : "base64");
+  w.key("source").beginObject();
+  if (!d.key.empty()) w.field("key", isValidUtf8(d.key) ? d.key : base64Encode(d.key));
+  w.field("offset", d.offset).field("partition", d.partition).field("topic", d.topic).endObject();
+  w.field("stage", d.stage).fieldIfNotEmpty("ticket_id", d.ticket_id).fieldIfNotEmpty("trace_id", d.trace_id);
+  w.endObject();
+  return w.take();
 }
 
 Result<Ticket> parseTicket(std::string_view bytes) {
@@ -456,37 +460,14 @@ std::string utf8Prefix(std::string_view s, std::size_t max_code_points) {
 }
 
 bool isValidUtf8(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    std::size_t len = 0;
-    std::uint32_t cp = 0;
-    if (c < 0x80) {
+  for (std::size_t i = 0; i < s.size();) {
+    if (static_cast<unsigned char>(s[i]) < 0x80) {
       ++i;
-      continue;
-    } else if ((c & 0xE0) == 0xC0) {
-      len = 2;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4;
-      cp = c & 0x07;
+    } else if (const std::size_t len = utf8SequenceLength(s, i)) {
+      i += len;
     } else {
       return false;
     }
-    if (i + len > s.size()) return false;
-    for (std::size_t k = 1; k < len; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    // Reject overlong forms, surrogates and values past U+10FFFF.
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-      return false;
-    i += len;
   }
   return true;
 }

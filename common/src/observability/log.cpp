@@ -4,6 +4,8 @@
 #include <array>
 #include <ostream>
 
+#include "ticketflow/core/json_writer.hpp"
+
 namespace ticketflow::observability {
 namespace {
 
@@ -18,11 +20,27 @@ bool sensitive(const std::string& key) {
   return false;
 }
 
-nlohmann::json redact(const nlohmann::json& fields) {
-  if (!fields.is_object()) return fields;
-  nlohmann::json out = nlohmann::json::object();
-  for (const auto& [k, v] : fields.items()) out[k] = sensitive(k) ? nlohmann::json("[redacted]") : redact(v);
-  return out;
+// Writes `v` with the values of sensitive keys in every nested object replaced.
+void writeRedacted(JsonWriter& w, const nlohmann::json& v) {
+  using Type = nlohmann::json::value_t;
+  switch (v.type()) {
+    case Type::object:
+      w.beginObject();
+      for (const auto& [k, member] : v.items()) {
+        w.key(k);
+        if (sensitive(k)) w.value("[redacted]");
+        else writeRedacted(w, member);
+      }
+      w.endObject();
+      return;
+    case Type::string: w.value(v.get_ref<const std::string&>()); return;
+    case Type::boolean: w.value(v.get<bool>()); return;
+    case Type::number_integer: w.value(v.get<std::int64_t>()); return;
+    case Type::number_unsigned: w.value(v.get<std::uint64_t>()); return;
+    case Type::number_float: w.value(v.get<double>()); return;
+    case Type::null: w.null(); return;
+    default: w.value(v); return;  // arrays as they are
+  }
 }
 
 }  // namespace
@@ -50,11 +68,19 @@ Logger::Logger(std::string role, LogLevel level, std::ostream& sink, const Clock
 
 void Logger::log(LogLevel level, std::string_view event, const nlohmann::json& fields) {
   if (!enabled(level)) return;
-  nlohmann::json line = {{"time", formatRfc3339(clock_.now())}, {"level", logLevelName(level)}, {"role", role_},
-                         {"event", std::string(event)}};
-  const nlohmann::json safe = redact(fields);  // a named value: items() must not outlive it
-  for (const auto& [k, v] : safe.items()) line[k] = v;
-  const std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  JsonWriter w;
+  w.beginObject().field("time", formatRfc3339(clock_.now())).field("level", logLevelName(level));
+  w.field("role", role_).field("event", event);
+  if (fields.is_object()) {
+    for (const auto& [k, v] : fields.items()) {
+      if (k == "time" || k == "level" || k == "role" || k == "event") continue;  // the line's own
+      w.key(k);
+      if (sensitive(k)) w.value("[redacted]");
+      else writeRedacted(w, v);
+    }
+  }
+  std::string text = w.endObject().take();
+  text += '\n';
   std::lock_guard lock(mutex_);
   sink_ << text << std::flush;
 }

@@ -5,6 +5,7 @@
 #include <regex>
 
 #include "ticketflow/core/clock.hpp"
+#include "ticketflow/core/json_writer.hpp"
 
 namespace ticketflow::provider {
 namespace {
@@ -111,38 +112,45 @@ class HttpModelClient final : public ModelClient {
   std::string api_key_;
 };
 
+void writeTurn(JsonWriter& body, const std::string& role, const std::string& content) {
+  body.beginObject().field("content", content).field("role", role).endObject();
+}
+
 }  // namespace
 
 http::ClientRequest buildOpenAiRequest(const ProviderConfig& provider, const ModelConfig& model,
                                        const ModelRequest& request, const std::string& api_key) {
-  json body = {{"model", model.model_id},
-               {"messages", json::array({{{"role", "system"}, {"content", request.system_prompt}},
-                                         {{"role", "user"}, {"content", request.user_content}}})},
-               {"max_tokens", request.max_output_tokens}};
-  for (const auto& turn : request.follow_up) body["messages"].push_back({{"role", turn.role}, {"content", turn.content}});
+  JsonWriter body;
+  body.beginObject().field("max_tokens", request.max_output_tokens).key("messages").beginArray();
+  writeTurn(body, "system", request.system_prompt);
+  writeTurn(body, "user", request.user_content);
+  for (const auto& turn : request.follow_up) writeTurn(body, turn.role, turn.content);
+  body.endArray().field("model", model.model_id);
   // Reasoning models reject any temperature but their default, so it is sent only when set.
-  if (request.temperature) body["temperature"] = *request.temperature;
+  if (request.temperature) body.field("temperature", *request.temperature);
+  body.endObject();
   http::ClientRequest req;
   req.url = joinUrl(provider.base_url, "/chat/completions");
   req.headers = {{"Authorization", "Bearer " + api_key}};
   for (const auto& [k, v] : provider.headers) req.headers.emplace_back(k, v);
-  req.body = body.dump();
+  req.body = body.take();
   return req;
 }
 
 http::ClientRequest buildAnthropicRequest(const ProviderConfig& provider, const ModelConfig& model,
                                           const ModelRequest& request, const std::string& api_key) {
-  json body = {{"model", model.model_id},
-               {"max_tokens", request.max_output_tokens},
-               {"system", request.system_prompt},
-               {"messages", json::array({{{"role", "user"}, {"content", request.user_content}}})}};
-  for (const auto& turn : request.follow_up) body["messages"].push_back({{"role", turn.role}, {"content", turn.content}});
-  if (request.temperature) body["temperature"] = *request.temperature;
+  JsonWriter body;
+  body.beginObject().field("max_tokens", request.max_output_tokens).key("messages").beginArray();
+  writeTurn(body, "user", request.user_content);
+  for (const auto& turn : request.follow_up) writeTurn(body, turn.role, turn.content);
+  body.endArray().field("model", model.model_id).field("system", request.system_prompt);
+  if (request.temperature) body.field("temperature", *request.temperature);
+  body.endObject();
   http::ClientRequest req;
   req.url = joinUrl(provider.base_url, "/v1/messages");
   req.headers = {{"x-api-key", api_key}, {"anthropic-version", "2023-06-01"}};
   for (const auto& [k, v] : provider.headers) req.headers.emplace_back(k, v);
-  req.body = body.dump();
+  req.body = body.take();
   return req;
 }
 

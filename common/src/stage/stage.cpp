@@ -571,7 +571,7 @@ struct Stage::Impl {
     if (isTraceId(item.trace_id)) d.trace_id = item.trace_id;
     d.failed_at = formatRfc3339(options.clock->now());
     item.dead_lettering = true;
-    item.dead_letter = toJson(d).dump();
+    item.dead_letter = toJson(d);
     item.error_class = errorCodeName(error.code);
     produceDeadLetter(item);
   }

@@ -173,13 +173,14 @@ struct DeadLetter {
   std::string failed_at;
 };
 
-nlohmann::json toJson(const Ticket& t);
-nlohmann::json toJson(const RoutedTicket& t);
-nlohmann::json toJson(const Answer& a);
-nlohmann::json toJson(const TicketResult& r);
-nlohmann::json toJson(const TicketUpdate& u);
+// Each message's JSON text (core/json_writer.hpp writes it; no document is built).
+std::string toJson(const Ticket& t);
+std::string toJson(const RoutedTicket& t);
+std::string toJson(const Answer& a);
+std::string toJson(const TicketResult& r);
+std::string toJson(const TicketUpdate& u);
 // The payload is carried as text when it is valid UTF-8, else base64.
-nlohmann::json toJson(const DeadLetter& d);
+std::string toJson(const DeadLetter& d);
 
 // Each parse validates the bytes against the schema first; the error names the field.
 Result<Ticket> parseTicket(std::string_view bytes);

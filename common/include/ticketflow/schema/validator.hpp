@@ -43,6 +43,9 @@ class SchemaRegistry {
   // (empty when valid). Collects at most `max_errors`.
   std::vector<ValidationError> validate(const std::string& name, const nlohmann::json& doc,
                                         std::size_t max_errors = 8) const;
+  // JSON text is parsed first (a std::string would otherwise become a string document).
+  std::vector<ValidationError> validate(const std::string& name, std::string_view json_text,
+                                        std::size_t max_errors = 8) const = delete;
 
   bool has(const std::string& name) const;
 
