@@ -3,12 +3,16 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <future>
 #include <thread>
 
 #include "fixtures/environment.hpp"
 #include "fixtures/simulator.hpp"
 #include "sim/simulator.hpp"
 #include "ticketflow/core/embedded.hpp"
+#include "ticketflow/core/worker_pool.hpp"
+#include "ticketflow/redis/batcher.hpp"
+#include "ticketflow/redis/rate_limiter.hpp"
 #include "ticketflow/schema/validator.hpp"
 #include "ticketflow/redis/embedded_server.hpp"
 #include "tier/tier_service.hpp"
@@ -268,7 +272,7 @@ TEST(TierService, ARedeliveredTicketIsNotChargedTwiceAndNotRefused) {
   BudgetsConfig budgets;
   budgets.caps = {BudgetCap{BudgetScope::kGlobal, "", "", 1'000'000, std::nullopt}};
   redis::BudgetLedger ledger(pool, budgets, "t:", SystemClock::instance());
-  auto svc = h.service("fast", {}, {nullptr, &ledger, 1000ms});
+  auto svc = h.service("fast", {}, {nullptr, &ledger, 1000ms, nullptr, {}});
   auto settled = [&] {
     MicroUsd total = 0;
     auto spend = ledger.show();
@@ -292,6 +296,48 @@ TEST(TierService, ARedeliveredTicketIsNotChargedTwiceAndNotRefused) {
   auto retry = svc.handle(ticket("T-RE", "printer offline"), 2);
   ASSERT_TRUE(retry.ok());
   EXPECT_EQ(settled(), once + retry->result.cost_micro_usd);
+}
+
+// With the batcher and somewhere to retry, decide() returns without waiting for the settle: the
+// ticket's PendingSettles hands it on once the ledger has the call's cost, never before.
+TEST(TierService, TheCallThreadGoesOnButTheTicketWaitsForTheLedgerToHaveItsCost) {
+  redis::EmbeddedRedisServer server;
+  RedisConfig rc;
+  rc.url = server.url();
+  auto pool = std::make_shared<redis::RedisPool>(*redis::RedisPoolOptions::fromConfig(rc));
+  Harness h(testing::instantSimulatorOptions(), testing::instantSimulatorOptions());
+  BudgetsConfig budgets;
+  budgets.caps = {BudgetCap{BudgetScope::kGlobal, "", "", 1'000'000, std::nullopt}};
+  redis::BudgetLedger ledger(pool, budgets, "t:", SystemClock::instance());
+  redis::RateLimiter limiter(pool, "t:");
+  redis::CommandBatcher batcher(pool);
+  WorkerPool retries(2, "test-settle");
+  tier::CallAdmission admission{&limiter, &ledger, 1000ms, &batcher,
+                                [&](std::function<void()> retry) { retries.submit(std::move(retry)); }};
+  auto svc = h.service("fast", {}, admission);
+  auto settled = [&] {
+    auto spend = ledger.show();
+    EXPECT_TRUE(spend.ok());
+    MicroUsd total = 0;
+    if (spend.ok())
+      for (const auto& b : spend.value())
+        if (b.scope == "global" && b.period == "day") total = b.settled;
+    return total;
+  };
+  MicroUsd expected = 0;
+  for (int i = 0; i < 20; ++i) {
+    auto out = svc.decide(ticket("T-AS" + std::to_string(i), "printer offline on floor 3"), 1);
+    ASSERT_TRUE(out.ok()) << out.error().message;
+    ASSERT_EQ(out->kind, tier::TierOutcomeKind::kAnswered);
+    ASSERT_NE(out->settles, nullptr);
+    expected += out->result.cost_micro_usd;
+    std::promise<MicroUsd> handed_on;
+    out->settles->whenSettled([&] { handed_on.set_value(settled()); });
+    auto at_hand_on = handed_on.get_future();
+    ASSERT_EQ(at_hand_on.wait_for(5s), std::future_status::ready);
+    EXPECT_EQ(at_hand_on.get(), expected);  // the ledger had the cost when the ticket went on
+  }
+  EXPECT_EQ(settled(), expected);
 }
 
 }  // namespace

@@ -38,6 +38,8 @@ struct Pipeline::Impl {
     std::unique_ptr<redis::BudgetLedger> ledger;
     std::unique_ptr<redis::RateLimiter> limiter;
     std::unique_ptr<redis::CommandBatcher> batcher;  // a tier's admission round trips
+    // A tier's settle retries, off the batcher's thread (threads start only when one is needed).
+    std::unique_ptr<WorkerPool> settle_retries;
   };
   std::vector<std::unique_ptr<RoleRedis>> redis;
   std::unique_ptr<classify::CategoryModel> model;
@@ -51,6 +53,14 @@ struct Pipeline::Impl {
     stage::StageStats exported;  // what the metrics already count
   };
   std::vector<RunningStage> stages;
+
+  // Stages first (nothing new arrives), then each batcher answers what it still holds while the
+  // tier services and roles its callbacks reach are alive, then the settle retries finish.
+  ~Impl() {
+    stages.clear();
+    for (auto& r : redis) r->batcher.reset();
+    for (auto& r : redis) r->settle_retries.reset();
+  }
 };
 
 namespace {
@@ -120,7 +130,11 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
         if (!config.findTier(spec.tier))
           throw std::invalid_argument("no tier named '" + spec.tier + "' in " + config.source);
         rr.batcher = std::make_unique<redis::CommandBatcher>(rr.pool);
-        tier::CallAdmission admission{rr.limiter.get(), rr.ledger.get(), std::chrono::milliseconds(30000), rr.batcher.get()};
+        rr.settle_retries = std::make_unique<WorkerPool>(4, "tf-settle-" + spec.tier);
+        tier::CallAdmission admission{rr.limiter.get(), rr.ledger.get(), std::chrono::milliseconds(30000), rr.batcher.get(),
+                                      [pool = rr.settle_retries.get()](std::function<void()> retry) {
+                                        pool->submit(std::move(retry));
+                                      }};
         impl_->tier_services.push_back(std::make_unique<tier::TierService>(
             config, spec.tier, model_clients, SystemClock::instance(), sleeper, prompts, tier::TierPolicy{}, admission,
             &metrics_));

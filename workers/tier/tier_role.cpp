@@ -14,6 +14,17 @@ std::int64_t millisSince(const std::string& rfc3339, const Clock& clock) {
 
 }  // namespace
 
+SettledCompletion::SettledCompletion(stage::Completion completion, std::shared_ptr<PendingSettles> settles)
+    : completion_(std::move(completion)), settles_(std::move(settles)) {}
+
+void SettledCompletion::succeed(std::vector<stage::OutputRecord> outputs) const {
+  settles_->whenSettled([completion = completion_, outputs = std::move(outputs)] { completion.succeed(outputs); });
+}
+
+void SettledCompletion::fail(Error error) const {
+  settles_->whenSettled([completion = completion_, error = std::move(error)] { completion.fail(error); });
+}
+
 TierRole::TierRole(const Config& config, TierService& service, int call_threads, const Clock& clock,
                    redis::SemanticCache* cache, observability::PipelineMetrics* metrics, observability::Logger* logger)
     : config_(config),
@@ -35,7 +46,7 @@ void TierRole::count(const std::string& outcome) {
 }
 
 void TierRole::applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& outcome,
-                                 const stage::Completion& completion) {
+                                 const SettledCompletion& completion) {
   const MicroUsd spent = routed.spent_micro_usd + outcome.spent_micro_usd;
   BudgetPolicy policy = outcome.budget_policy;
   const int index = config_.tierIndex(routed.tier);
@@ -78,13 +89,14 @@ void TierRole::carry(const std::string& key, MicroUsd spent) {
   carried_[key] += spent;
 }
 
-void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& completion) {
+void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& engine) {
   auto routed = parseRoutedTicket(delivery.message.value);
-  if (!routed) return completion.fail(routed.error());  // malformed: dead letter at once
+  if (!routed) return engine.fail(routed.error());  // malformed: dead letter at once
   const std::string attempts_key = delivery.message.topic + "/" + std::to_string(delivery.message.partition) + "/" +
                                    std::to_string(delivery.message.offset);
-  auto outcome = service_.handle(*routed, delivery.attempt);
-  if (!outcome) return completion.fail(outcome.error());
+  auto outcome = service_.decide(*routed, delivery.attempt);
+  if (!outcome) return engine.fail(outcome.error());
+  const SettledCompletion completion(engine, outcome->settles);
   if (outcome->kind == TierOutcomeKind::kFailed) {
     carry(attempts_key, outcome->spent_micro_usd);
     count("failed");

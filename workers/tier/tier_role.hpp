@@ -26,6 +26,19 @@
 
 namespace ticketflow::tier {
 
+// The engine's completion, answered once the ledger has every settle of the ticket's calls
+// (PendingSettles): on this thread if it already has, else on the one that acknowledges the last.
+class SettledCompletion {
+ public:
+  SettledCompletion(stage::Completion completion, std::shared_ptr<PendingSettles> settles);
+  void succeed(std::vector<stage::OutputRecord> outputs) const;
+  void fail(Error error) const;
+
+ private:
+  stage::Completion completion_;
+  std::shared_ptr<PendingSettles> settles_;
+};
+
 class TierRole {
  public:
   // `cache`, `metrics` and `logger` may be null (not used).
@@ -36,7 +49,7 @@ class TierRole {
 
  private:
   void handle(const stage::Delivery& delivery, const stage::Completion& completion);
-  void applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& outcome, const stage::Completion& completion);
+  void applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& outcome, const SettledCompletion& completion);
   void count(const std::string& outcome);
   // What earlier failed attempts of a message spent (unusable replies are billed too), so its
   // final result carries the ticket's whole cost. In memory: a crash loses it with the attempt.

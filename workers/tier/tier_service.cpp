@@ -6,6 +6,38 @@
 
 namespace ticketflow::tier {
 
+void PendingSettles::add() {
+  std::lock_guard lock(mutex_);
+  ++pending_;
+}
+
+void PendingSettles::settled() {
+  std::function<void()> then;
+  {
+    std::lock_guard lock(mutex_);
+    if (--pending_ > 0) return;
+    then.swap(then_);
+  }
+  idle_.notify_all();
+  if (then) then();
+}
+
+void PendingSettles::whenSettled(std::function<void()> then) {
+  {
+    std::lock_guard lock(mutex_);
+    if (pending_ > 0) {
+      then_ = std::move(then);
+      return;
+    }
+  }
+  then();
+}
+
+void PendingSettles::wait() {
+  std::unique_lock lock(mutex_);
+  idle_.wait(lock, [this] { return pending_ == 0; });
+}
+
 ModelClientFactory httpModelClientFactory(const Config& config) {
   auto clients = std::make_shared<std::map<std::string, std::shared_ptr<http::HttpClient>>>();
   return [&config, clients](const ProviderConfig& provider, const ModelConfig& model) {
@@ -104,13 +136,13 @@ void TierService::observeLimits(const ModelConfig& model, const Result<provider:
   (void)admission_.limiter->observe(model, hints);  // advisory: a Redis hiccup only delays adapting
 }
 
-void TierService::settleWithRetries(const CallContext& context, int call, MicroUsd cost) {
+void TierService::settleWithRetries(const std::string& budget_key, int call, MicroUsd cost) {
   if (!admission_.ledger) return;
   // The call happened: keep trying for a while, since an unsettled reservation would expire and
   // leave the spend unaccounted.
   auto delay = std::chrono::milliseconds(50);
   for (int tries = 0; tries < 8; ++tries) {
-    auto settled = admission_.ledger->settle(context.budget_key, call, cost);
+    auto settled = admission_.ledger->settle(budget_key, call, cost);
     if (settled || !settled.error().retriable) return;
     sleeper_(delay);
     delay = std::min(delay * 2, std::chrono::milliseconds(2000));
@@ -236,8 +268,28 @@ void TierService::finishCall(const ModelConfig& model, const std::string& lease,
   if (calls.empty()) return;
   if (!admission_.batcher) {
     if (limiter) (void)limiter->release(model, lease);
-    if (settles) settleWithRetries(context, call, *cost);
+    if (settles) settleWithRetries(context.budget_key, call, *cost);
     else if (ledger) (void)ledger->release(context.budget_key, call);
+    return;
+  }
+  if (admission_.offload) {
+    if (!settles) return admission_.batcher->submit(std::move(calls), {});  // a failed release expires with its TTL
+    // The call thread goes on; the ticket waits for this acknowledgement (PendingSettles).
+    context.settles->add();
+    admission_.batcher->submit(
+        std::move(calls), [this, settles = context.settles, key = context.budget_key, call,
+                           cost = *cost](Result<std::vector<redis::Reply>> replies) {
+          if (replies) {
+            auto settled = redis::BudgetLedger::decodeSettle(replies->back(), key, call);
+            // kNotFound: a replay, already counted.
+            if (settled || settled.error().code == ErrorCode::kNotFound) return settles->settled();
+          }
+          // The call happened: its cost must reach the ledger, retried off the batcher's thread.
+          admission_.offload([this, settles, key, call, cost] {
+            settleWithRetries(key, call, cost);
+            settles->settled();
+          });
+        });
     return;
   }
   auto replies = admission_.batcher->run(std::move(calls));
@@ -246,7 +298,7 @@ void TierService::finishCall(const ModelConfig& model, const std::string& lease,
     auto settled = redis::BudgetLedger::decodeSettle(replies->back(), context.budget_key, call);
     if (settled || settled.error().code == ErrorCode::kNotFound) return;  // kNotFound: a replay, already counted
   }
-  settleWithRetries(context, call, *cost);  // the call happened: its cost must reach the ledger
+  settleWithRetries(context.budget_key, call, *cost);  // the call happened: its cost must reach the ledger
 }
 
 Result<provider::ModelReply> TierService::callWithRetries(Entry& entry, provider::ModelRequest request,
@@ -310,11 +362,18 @@ Result<provider::ModelReply> TierService::callWithRetries(Entry& entry, provider
 }
 
 Result<TierOutcome> TierService::handle(const RoutedTicket& ticket, int delivery_attempt) {
+  auto outcome = decide(ticket, delivery_attempt);
+  if (outcome) outcome->settles->wait();
+  return outcome;
+}
+
+Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery_attempt) {
   TierOutcome outcome;
   const auto started = clock_.steadyNow();
   std::string failures;
   bool unusable_output = false;
   CallContext context;
+  outcome.settles = context.settles;
   context.budget_key = ticket.ticket.tenant + ":" + ticket.ticket.id + ":" + std::to_string(ticket.ticket.revision) + ":" + tier_.name + ":" +
                        std::to_string(delivery_attempt);
   context.tenant = ticket.ticket.tenant;

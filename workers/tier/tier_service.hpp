@@ -14,6 +14,7 @@
 // replays them and is never charged twice for the same call. A cap without room ends the chain
 // with kBudgetRefused: the role applies budgets.on_exhausted.
 
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -43,6 +44,28 @@ struct TierPolicy {
   provider::BreakerPolicy breaker;
 };
 
+// The ledger acknowledgements a ticket's finished calls still wait for. The ticket is handed on
+// only once every settle of its calls is acknowledged (an unsettled reservation would expire and
+// leave its spend unaccounted), but no call thread waits for them: it takes the next ticket while
+// the batcher's round trip is out, and the last acknowledgement hands the ticket on. Thread-safe.
+class PendingSettles {
+ public:
+  void add();
+  // One acknowledged, or given up on after its retries.
+  void settled();
+  // Runs `then` once nothing is pending: at once on this thread if nothing is, else on the thread
+  // that acknowledges the last settle. Call it once.
+  void whenSettled(std::function<void()> then);
+  // Blocks until nothing is pending.
+  void wait();
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable idle_;
+  int pending_ = 0;
+  std::function<void()> then_;
+};
+
 // Cluster-wide admission of each call; a null member is not enforced (unit tests, benchmarks).
 struct CallAdmission {
   redis::RateLimiter* limiter = nullptr;
@@ -52,6 +75,10 @@ struct CallAdmission {
   // settle) then share one round trip, with whatever other calls of the process are admitting
   // or finishing at the same moment. Null: one round trip each.
   redis::CommandBatcher* batcher = nullptr;
+  // Runs a settle's retries (they wait between tries) on a thread that may wait, never the
+  // batcher's. With a batcher and this, no call thread waits for its settle (PendingSettles);
+  // without it, each call waits for its settle's round trip.
+  std::function<void(std::function<void()>)> offload;
 };
 
 // kFailed: no answer this time (every model down, or the budget ledger unreachable); `failure`
@@ -67,6 +94,9 @@ struct TierOutcome {
   MicroUsd spent_micro_usd = 0;  // spent on calls by this tier, including unusable replies
   BudgetPolicy budget_policy = BudgetPolicy::kDowngrade;  // kBudgetRefused
   std::optional<Error> failure;  // kFailed
+  // What the ticket's calls still owe the ledger (decide()); hand the ticket on only once it is
+  // settled. Never null.
+  std::shared_ptr<PendingSettles> settles;
   // kAnswered: worth reusing for a near-duplicate (not degraded, not handed to humans for low
   // confidence). A confident "needs a human for approval" answer is reusable.
   bool cacheable = false;
@@ -94,7 +124,11 @@ class TierService {
   // When no model of the chain could answer for transient reasons (the message lists what each
   // model said, retry_after_ms when breakers say how long) or the budget ledger is unreachable,
   // the outcome is kFailed with a retriable error. The Result's own error is for broken input.
+  // Returns once every settle of the ticket's calls is acknowledged.
   Result<TierOutcome> handle(const RoutedTicket& ticket, int delivery_attempt = 1);
+  // The same decision, returned as soon as it is made: outcome.settles says when the ledger has
+  // every settle (the tier role hands the ticket on then).
+  Result<TierOutcome> decide(const RoutedTicket& ticket, int delivery_attempt = 1);
   const std::string& name() const { return tier_.name; }
 
   provider::BreakerState breakerState(const std::string& model_name);
@@ -116,6 +150,7 @@ class TierService {
     std::string tenant;
     std::optional<Error> abort;                 // the ledger is unreachable: fail retriably
     std::optional<redis::ReserveResult> refused;  // a cap has no room
+    std::shared_ptr<PendingSettles> settles = std::make_shared<PendingSettles>();
   };
   // One model, with retries; an unusable reply is repaired once. Errors mean "try the next",
   // unless the context says to stop.
@@ -132,7 +167,7 @@ class TierService {
   // Waits for the rate limiter alone; the lease to release after the call.
   Result<std::string> admitRate(const ModelConfig& model, std::int64_t tokens);
   void observeLimits(const ModelConfig& model, const Result<provider::ModelReply>& reply);
-  void settleWithRetries(const CallContext& context, int call, MicroUsd cost);
+  void settleWithRetries(const std::string& budget_key, int call, MicroUsd cost);
   void recordCall(const Entry& entry, const Result<provider::ModelReply>& reply, std::chrono::steady_clock::duration took,
                   bool usable);
   std::chrono::milliseconds nextDelay(int attempt, std::int64_t retry_after_ms);
