@@ -650,16 +650,17 @@ struct Stage::Impl {
       finish(item);
       return;
     }
+    if (item.after_ack && options.handler_hands_off) {
+      // A handler that never blocks has hooks that never block: run here, sparing two hand-offs.
+      runAfterAck(item.after_ack);
+      item.after_ack = nullptr;
+    }
     if (item.after_ack) {
       // The hook runs off the poll thread; the item (and so its key's next message) waits for it.
       item.state = ItemState::kAfterAck;
       auto queue = events;
       workers->submit([this, hook = std::move(item.after_ack), queue, id = item.id] {
-        try {
-          hook();
-        } catch (const std::exception& e) {
-          logLine(std::string("after-ack hook threw: ") + e.what());
-        }
+        runAfterAck(hook);
         Event done;
         done.kind = EventKind::kAfterAckDone;
         done.item = id;
@@ -669,6 +670,14 @@ struct Stage::Impl {
       return;
     }
     succeeded(item);
+  }
+
+  void runAfterAck(const std::function<void()>& hook) {
+    try {
+      hook();
+    } catch (const std::exception& e) {
+      logLine(std::string("after-ack hook threw: ") + e.what());
+    }
   }
 
   void succeeded(Item& item) {

@@ -95,8 +95,8 @@ struct StageOptions {
   // default writes a plain line to stderr. Called from the poll thread.
   std::function<void(const std::string& text)> log;
   // The handler never blocks: it hands the work on and returns at once (the tier role queues the
-  // call on its call threads; the result writer parses and queues its marker check). Call it on
-  // the poll thread, sparing a thread hand-off per message.
+  // call on its call threads; the result writer parses and queues its marker check), and neither
+  // do its after-ack hooks. Call both on the poll thread, sparing thread hand-offs per message.
   bool handler_hands_off = false;
 };
 
