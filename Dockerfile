@@ -15,7 +15,7 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DTICKETFLOW_BUILD_TESTS=OFF
 FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
-      librdkafka1 libhiredis0.14 libyaml-cpp0.7 libpoconet80 libpoconetssl80 libpocofoundation80 libssl3 libjemalloc2 \
+      librdkafka1 libhiredis0.14 libyaml-cpp0.7 libpoconet80 libpoconetssl80 libpocofoundation80 libssl3 libjemalloc2 libsimdjson14 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin ticketflow
 COPY --from=build /build/ticketflow /usr/local/bin/ticketflow

@@ -8,6 +8,7 @@
 
 #include "ticketflow/core/clock.hpp"
 #include "ticketflow/core/json_fields.hpp"
+#include "ticketflow/core/json_parse.hpp"
 #include "ticketflow/core/json_writer.hpp"
 #include "ticketflow/schema/validator.hpp"
 
@@ -18,15 +19,15 @@ using nlohmann::json;
 
 // Parses and validates `bytes` against `schema`; a failure names the field and the reason.
 Result<json> parseValidated(std::string_view bytes, const char* schema) {
-  json doc = json::parse(bytes.begin(), bytes.end(), nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return Error::malformed("not valid JSON");
-  const auto errors = schema::SchemaRegistry::builtin().validate(schema, doc, 1);
+  auto parsed = parseJsonText(bytes);
+  if (!parsed) return Error::malformed("not valid JSON");
+  const auto errors = schema::SchemaRegistry::builtin().validate(schema, *parsed, 1);
   if (!errors.empty()) {
     const auto& e = errors.front();
     const std::string field = schema::pointerToFieldPath(e.path);
     return Error::schema(field.empty() ? e.reason : "field '" + field + "': " + e.reason);
   }
-  return doc;
+  return std::move(*parsed);
 }
 
 void writeSource(JsonWriter& w, const TicketSource& s) {
@@ -219,8 +220,8 @@ std::string toCacheJson(const CachedAnswer& cached) {
 }
 
 Result<CachedAnswer> parseCachedAnswer(std::string_view bytes) {
-  const json doc = json::parse(bytes, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) return Error::malformed("cached answer: not a JSON object");
+  const json doc = parseJsonText(bytes).value_or(json());
+  if (!doc.is_object()) return Error::malformed("cached answer: not a JSON object");
   try {
     CachedAnswer cached;
     cached.answer = answerFrom(doc.at("answer"));

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "ticketflow/core/json_parse.hpp"
 #include "ticketflow/schema/validator.hpp"
 
 namespace ticketflow::provider {
@@ -95,7 +96,7 @@ std::string clip(std::string s, std::size_t max_chars) {
 Result<Answer> normaliseAnswer(std::string_view model_text) {
   const std::string_view object = firstJsonObject(model_text);
   if (object.empty()) return Error::malformed("the reply contains no complete JSON object");
-  const json parsed = json::parse(object, nullptr, false);
+  const json parsed = parseJsonText(object).value_or(json());
   if (!parsed.is_object()) return Error::malformed("the JSON object in the reply does not parse");
   json fields = json::object();
   for (const auto& [k, v] : parsed.items()) fields[canonicalKey(k)] = v;

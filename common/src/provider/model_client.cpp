@@ -5,6 +5,7 @@
 #include <regex>
 
 #include "ticketflow/core/clock.hpp"
+#include "ticketflow/core/json_parse.hpp"
 #include "ticketflow/core/json_writer.hpp"
 
 namespace ticketflow::provider {
@@ -78,7 +79,7 @@ class HttpModelClient final : public ModelClient {
       auto retry = hints.retry_after ? hints.retry_after : (hints.reset_requests ? hints.reset_requests : hints.reset_tokens);
       return errorForStatus(response->status, provider_.name, retry);
     }
-    const json body = json::parse(response->body, nullptr, false);
+    const json body = parseJsonText(response->body).value_or(json());
     ModelReply reply;
     reply.hints = hints;
     reply.simulated = response->header("x-ticketflow-simulated") == "true";
