@@ -60,6 +60,27 @@ TEST(ModelClient, BothProtocolsRoundTripWithExactCost) {
   EXPECT_EQ(stats.connections_opened, 1);  // keep-alive: the second call reused the connection
 }
 
+// The provider's limits and what is left of them reach the rate limiter (it slows down below a
+// tenth of a window), in either protocol's header names.
+TEST(ModelClient, RateLimitHeadersBecomeHints) {
+  auto options = testing::instantSimulatorOptions();
+  options.default_profile.rpm = 600;
+  options.default_profile.tpm = 90'000;
+  sim::ProviderSimulator s(options);
+  auto http = std::make_shared<http::HttpClient>(http::HttpClientOptions{});
+  for (auto api : {ProviderApi::kOpenAi, ProviderApi::kAnthropic}) {
+    const auto x = setupFor(s, api);
+    auto reply = provider::makeModelClient(x.provider, x.model, http, "sk-sim")->complete(request("printer offline"));
+    ASSERT_TRUE(reply.ok()) << reply.error().message;
+    EXPECT_EQ(reply->hints.limit_requests, 600);
+    EXPECT_EQ(reply->hints.limit_tokens, 90'000);
+    ASSERT_TRUE(reply->hints.remaining_requests.has_value());
+    EXPECT_LT(*reply->hints.remaining_requests, 600);
+    ASSERT_TRUE(reply->hints.remaining_tokens.has_value());
+    EXPECT_LT(*reply->hints.remaining_tokens, 90'000);
+  }
+}
+
 TEST(ModelClient, RateLimitCarriesRetryAfter) {
   auto options = testing::instantSimulatorOptions();
   options.default_profile.faults.rate_429 = 1;

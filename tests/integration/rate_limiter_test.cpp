@@ -30,25 +30,6 @@ class RateLimiterTest : public testing::RedisTest {
   }
 };
 
-TEST(RateLimitHeaders, OpenAiAndAnthropicHintsAreRead) {
-  auto h = redis::parseRateLimitHeaders(429, {{"Retry-After", "2"},
-                                              {"x-ratelimit-remaining-requests", "0"},
-                                              {"x-ratelimit-limit-requests", "500"},
-                                              {"x-ratelimit-reset-requests", "6m0s"},
-                                              {"x-ratelimit-reset-tokens", "20ms"}});
-  EXPECT_TRUE(h.rate_limited);
-  EXPECT_EQ(h.retry_after, std::chrono::milliseconds(2000));
-  EXPECT_EQ(h.remaining_requests, 0);
-  EXPECT_EQ(h.limit_requests, 500);
-  EXPECT_EQ(h.reset_requests, std::chrono::milliseconds(360000));
-  EXPECT_EQ(h.reset_tokens, std::chrono::milliseconds(20));
-  auto a = redis::parseRateLimitHeaders(200, {{"anthropic-ratelimit-tokens-remaining", "1000"},
-                                              {"anthropic-ratelimit-tokens-limit", "80000"}});
-  EXPECT_FALSE(a.rate_limited);
-  EXPECT_EQ(a.remaining_tokens, 1000);
-  EXPECT_EQ(a.limit_tokens, 80000);
-}
-
 TEST_F(RateLimiterTest, OverTheRateTheLimiterRefusesWithTheWait) {
   RateLimiter limiter(makePool(server().port()), key_prefix_);
   const auto m = model(60, 0, 0);  // one a second

@@ -157,7 +157,12 @@ TEST(ResetHints, ParsesEveryProviderFormat) {
   EXPECT_EQ(parseResetHint("20ms", now), 20ms);
   EXPECT_EQ(parseResetHint("1.5s", now), 1500ms);
   EXPECT_EQ(parseResetHint(formatRfc3339(now + 3s), now), 3000ms);
+  EXPECT_EQ(parseResetHint(" 1h2m3.5s ", now), 3723500ms);
+  EXPECT_EQ(parseResetHint("0.0004", now), 1ms);  // rounded up: never sooner than asked
   EXPECT_FALSE(parseResetHint("soon", now).has_value());
+  EXPECT_FALSE(parseResetHint("5x", now).has_value());
+  EXPECT_FALSE(parseResetHint("-1", now).has_value());
+  EXPECT_FALSE(parseResetHint("1s2", now).has_value());
   EXPECT_FALSE(parseResetHint("", now).has_value());
 }
 

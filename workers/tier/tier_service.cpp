@@ -127,6 +127,8 @@ void TierService::observeLimits(const ModelConfig& model, const Result<provider:
   } else {
     const auto& h = reply->hints;
     if (!h.remaining_requests && !h.remaining_tokens) return;  // nothing to adapt to
+    hints.limit_requests = h.limit_requests;
+    hints.limit_tokens = h.limit_tokens;
     hints.remaining_requests = h.remaining_requests;
     hints.remaining_tokens = h.remaining_tokens;
     hints.reset_requests = h.reset_requests;

@@ -2,7 +2,7 @@
 
 #include <cmath>
 #include <ctime>
-#include <regex>
+#include <charconv>
 
 #include "ticketflow/core/clock.hpp"
 #include "ticketflow/core/json_parse.hpp"
@@ -70,11 +70,14 @@ class HttpModelClient final : public ModelClient {
       if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
       return std::stoll(v);
     };
+    hints.limit_requests = number(prefix + (anthropic ? "requests-limit" : "limit-requests"));
+    hints.limit_tokens = number(prefix + (anthropic ? "tokens-limit" : "limit-tokens"));
     hints.remaining_requests = number(prefix + (anthropic ? "requests-remaining" : "remaining-requests"));
     hints.remaining_tokens = number(prefix + (anthropic ? "tokens-remaining" : "remaining-tokens"));
     hints.reset_requests = parseResetHint(response->header(prefix + (anthropic ? "requests-reset" : "reset-requests")), now);
     hints.reset_tokens = parseResetHint(response->header(prefix + (anthropic ? "tokens-reset" : "reset-tokens")), now);
-    hints.retry_after = parseResetHint(response->header("retry-after"), now);
+    if (auto ms = number("retry-after-ms")) hints.retry_after = std::chrono::milliseconds(*ms);  // OpenAI's, finer
+    else hints.retry_after = parseResetHint(response->header("retry-after"), now);
     if (response->status < 200 || response->status >= 300) {
       auto retry = hints.retry_after ? hints.retry_after : (hints.reset_requests ? hints.reset_requests : hints.reset_tokens);
       return errorForStatus(response->status, provider_.name, retry);
@@ -112,6 +115,30 @@ class HttpModelClient final : public ModelClient {
   std::shared_ptr<http::HttpClient> http_;
   std::string api_key_;
 };
+
+// Plain seconds ("2", "1.5"), or parts with units ("6m0s", "20ms", "1h"); spaces around allowed.
+std::optional<double> parseDurationMs(std::string_view text) {
+  const std::size_t first = text.find_first_not_of(" \t");
+  if (first == std::string_view::npos) return std::nullopt;
+  text = text.substr(first, text.find_last_not_of(" \t") - first + 1);
+  const bool plain_seconds = text.find_first_of("hms") == std::string_view::npos;
+  double total_ms = 0;
+  for (const char* at = text.data(); at != text.data() + text.size();) {
+    double n = 0;
+    const auto [end, ec] = std::from_chars(at, text.data() + text.size(), n, std::chars_format::fixed);
+    if (ec != std::errc() || n < 0) return std::nullopt;
+    const std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
+    if (plain_seconds) return unit.empty() ? std::optional<double>(n * 1000) : std::nullopt;
+    std::size_t unit_length = 1;
+    if (unit.starts_with("ms")) total_ms += n, unit_length = 2;
+    else if (unit.starts_with("h")) total_ms += n * 3'600'000;
+    else if (unit.starts_with("m")) total_ms += n * 60'000;
+    else if (unit.starts_with("s")) total_ms += n * 1000;
+    else return std::nullopt;
+    at = end + unit_length;
+  }
+  return total_ms;
+}
 
 void writeTurn(JsonWriter& body, const std::string& role, const std::string& content) {
   body.beginObject().field("content", content).field("role", role).endObject();
@@ -163,21 +190,7 @@ std::unique_ptr<ModelClient> makeModelClient(const ProviderConfig& provider, con
 std::optional<std::chrono::milliseconds> parseResetHint(const std::string& value,
                                                         std::chrono::system_clock::time_point now) {
   if (value.empty()) return std::nullopt;
-  static const std::regex seconds_re(R"(^\s*([0-9]+(\.[0-9]+)?)\s*$)");
-  static const std::regex duration_re(R"(^(([0-9]+(\.[0-9]+)?)(h|ms|m|s))+$)");
-  static const std::regex part_re(R"(([0-9]+(\.[0-9]+)?)(h|ms|m|s))");
-  std::smatch m;
-  if (std::regex_match(value, m, seconds_re))
-    return std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(std::stod(m[1]) * 1000)));
-  if (std::regex_match(value, duration_re)) {
-    double ms = 0;
-    for (auto it = std::sregex_iterator(value.begin(), value.end(), part_re); it != std::sregex_iterator(); ++it) {
-      const double n = std::stod((*it)[1]);
-      const std::string unit = (*it)[3];
-      ms += unit == "h" ? n * 3600000 : unit == "m" ? n * 60000 : unit == "s" ? n * 1000 : n;
-    }
-    return std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(ms)));
-  }
+  if (auto ms = parseDurationMs(value)) return std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(*ms)));
   if (auto at = parseRfc3339(value)) {  // Anthropic's reset headers
     const auto delta = std::chrono::duration_cast<std::chrono::milliseconds>(*at - now);
     return std::max(delta, std::chrono::milliseconds(0));

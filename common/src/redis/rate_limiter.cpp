@@ -86,47 +86,6 @@ return math.floor(nf * 1000000)
 const RedisScript& acquireScript() { static const RedisScript s(kAcquireLua); return s; }
 const RedisScript& observeScript() { static const RedisScript s(kObserveLua); return s; }
 
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-std::optional<std::int64_t> parseInt(const std::string& s) {
-  try {
-    std::size_t used = 0;
-    const long long v = std::stoll(s, &used);
-    return used ? std::optional<std::int64_t>(v) : std::nullopt;
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-}
-
-// "1s", "6m0s", "20ms", "0.5s", or plain seconds.
-std::optional<std::chrono::milliseconds> parseDuration(const std::string& s) {
-  double total_ms = 0;
-  std::size_t i = 0;
-  bool any = false;
-  while (i < s.size()) {
-    std::size_t used = 0;
-    double v = 0;
-    try {
-      v = std::stod(s.substr(i), &used);
-    } catch (const std::exception&) {
-      return std::nullopt;
-    }
-    i += used;
-    any = true;
-    if (s.compare(i, 2, "ms") == 0) { total_ms += v; i += 2; }
-    else if (i < s.size() && s[i] == 'h') { total_ms += v * 3'600'000; ++i; }
-    else if (i < s.size() && s[i] == 'm') { total_ms += v * 60'000; ++i; }
-    else if (i < s.size() && s[i] == 's') { total_ms += v * 1000; ++i; }
-    else if (i == s.size()) total_ms += v * 1000;
-    else return std::nullopt;
-  }
-  if (!any || total_ms < 0) return std::nullopt;
-  return std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(total_ms)));
-}
-
 std::string newLeaseId() {
   static std::atomic<std::uint64_t> counter{0};
   static const std::uint64_t process_tag = std::random_device{}();
@@ -134,34 +93,6 @@ std::string newLeaseId() {
 }
 
 }  // namespace
-
-ProviderHints parseRateLimitHeaders(int http_status, const std::map<std::string, std::string>& headers) {
-  ProviderHints h;
-  h.rate_limited = http_status == 429;
-  std::map<std::string, std::string> lc;
-  for (const auto& [k, v] : headers) lc[lower(k)] = v;
-  auto get = [&](const char* name) -> const std::string* {
-    auto it = lc.find(name);
-    return it == lc.end() ? nullptr : &it->second;
-  };
-  if (auto* v = get("retry-after-ms")) {
-    if (auto n = parseInt(*v)) h.retry_after = std::chrono::milliseconds(*n);
-  } else if (auto* r = get("retry-after")) {
-    h.retry_after = parseDuration(*r);
-  }
-  auto intOf = [&](const char* a, const char* b) -> std::optional<std::int64_t> {
-    if (auto* v = get(a)) return parseInt(*v);
-    if (auto* v = get(b)) return parseInt(*v);
-    return std::nullopt;
-  };
-  h.limit_requests = intOf("x-ratelimit-limit-requests", "anthropic-ratelimit-requests-limit");
-  h.remaining_requests = intOf("x-ratelimit-remaining-requests", "anthropic-ratelimit-requests-remaining");
-  h.limit_tokens = intOf("x-ratelimit-limit-tokens", "anthropic-ratelimit-tokens-limit");
-  h.remaining_tokens = intOf("x-ratelimit-remaining-tokens", "anthropic-ratelimit-tokens-remaining");
-  if (auto* v = get("x-ratelimit-reset-requests")) h.reset_requests = parseDuration(*v);
-  if (auto* v = get("x-ratelimit-reset-tokens")) h.reset_tokens = parseDuration(*v);
-  return h;
-}
 
 RateLimiter::RateLimiter(std::shared_ptr<RedisPool> pool, std::string key_prefix, std::chrono::milliseconds lease_ttl)
     : pool_(std::move(pool)), prefix_(std::move(key_prefix) + "rl:"), lease_ttl_(lease_ttl) {}

@@ -34,6 +34,8 @@ struct ModelRequest {
 
 // What a provider told us about its limits, from headers, for the rate limiter to adapt.
 struct RateLimitHints {
+  std::optional<std::int64_t> limit_requests;
+  std::optional<std::int64_t> limit_tokens;
   std::optional<std::int64_t> remaining_requests;
   std::optional<std::int64_t> remaining_tokens;
   std::optional<std::chrono::milliseconds> reset_requests;

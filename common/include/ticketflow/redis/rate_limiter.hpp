@@ -35,7 +35,8 @@ struct RateLimitDecision {
   double rate_factor = 1.0;           // effective share of the configured rates (adaptation)
 };
 
-// What a provider told us about its limits, from the status and headers of one response.
+// What a provider told us about its limits, from the status and headers of one response (the
+// model client reads them: provider::RateLimitHints).
 struct ProviderHints {
   bool rate_limited = false;  // HTTP 429
   std::optional<std::chrono::milliseconds> retry_after;
@@ -43,11 +44,6 @@ struct ProviderHints {
   std::optional<std::int64_t> limit_tokens, remaining_tokens;
   std::optional<std::chrono::milliseconds> reset_requests, reset_tokens;
 };
-
-// Reads retry-after (seconds), x-ratelimit-{limit,remaining,reset}-{requests,tokens} (OpenAI:
-// reset as "1s", "6m0s", "20ms") and anthropic-ratelimit-{requests,tokens}-{limit,remaining}.
-// Header names are matched case-insensitively.
-ProviderHints parseRateLimitHeaders(int http_status, const std::map<std::string, std::string>& headers);
 
 class RateLimiter {
  public:
