@@ -1,5 +1,9 @@
 #include "ticketflow/core/json_parse.hpp"
 
+#include <memory>
+#include <mutex>
+#include <vector>
+
 #include <simdjson.h>
 
 namespace ticketflow {
@@ -33,22 +37,57 @@ json toDocument(simdjson::dom::element e) {
   return json();
 }
 
-// Bigger texts (a model file's header, a large report) get a parser of their own, so no
-// thread keeps a large buffer for the rest of its life.
-constexpr std::size_t kThreadParserMaxBytes = 1 << 20;
+// Parsers keep their buffers between parses. They are shared, not one per thread: a process runs
+// hundreds of call threads but only a few parse at any moment, and each parser holds tens of KiB.
+// Bigger texts (a model file's header) get a parser of their own, so none keeps a large buffer.
+class ParserPool {
+ public:
+  static constexpr std::size_t kMaxPooledBytes = 64 * 1024;
+  std::unique_ptr<simdjson::dom::parser> take() {
+    std::lock_guard lock(mutex_);
+    if (idle_.empty()) return std::make_unique<simdjson::dom::parser>();
+    auto parser = std::move(idle_.back());
+    idle_.pop_back();
+    return parser;
+  }
+  void give(std::unique_ptr<simdjson::dom::parser> parser) {
+    std::lock_guard lock(mutex_);
+    idle_.push_back(std::move(parser));
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<simdjson::dom::parser>> idle_;
+};
+
+ParserPool& parsers() {
+  static ParserPool pool;
+  return pool;
+}
+
+std::optional<json> parseWithSimdjson(simdjson::dom::parser& parser, std::string_view text) {
+  simdjson::dom::element root;
+  if (parser.parse(text.data(), text.size()).get(root) != simdjson::SUCCESS) return std::nullopt;
+  return toDocument(root);
+}
 
 }  // namespace
 
 std::optional<json> parseJsonText(std::string_view text) {
-  thread_local simdjson::dom::parser thread_parser;
-  simdjson::dom::parser own_parser;
-  simdjson::dom::parser& parser = text.size() <= kThreadParserMaxBytes ? thread_parser : own_parser;
-  simdjson::dom::element root;
-  if (parser.parse(text.data(), text.size()).get(root) == simdjson::SUCCESS) return toDocument(root);
+  std::optional<json> doc;
+  if (text.size() <= ParserPool::kMaxPooledBytes) {
+    auto parser = parsers().take();
+    doc = parseWithSimdjson(*parser, text);
+    parsers().give(std::move(parser));
+  } else {
+    simdjson::dom::parser own;
+    doc = parseWithSimdjson(own, text);
+  }
+  if (doc) return doc;
   // Refused (not JSON, or past simdjson's depth): nlohmann decides, as it always did.
-  json doc = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return std::nullopt;
-  return doc;
+  json fallback = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (fallback.is_discarded()) return std::nullopt;
+  return fallback;
 }
 
 }  // namespace ticketflow
