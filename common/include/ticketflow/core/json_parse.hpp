@@ -1,6 +1,7 @@
 #pragma once
-// JSON text to nlohmann's document, parsed by simdjson: a hop's message (about 1.3 KB) takes
-// 9 µs where nlohmann's own lexer takes 24 (bench/codec_bench). The document is the one
+// JSON text to nlohmann's document, parsed by simdjson: a result (about 1.3 KB) becomes a
+// document in 9 µs where nlohmann's own lexer takes 24, and its parse with validation went from
+// 34 to 20 µs (bench/codec_bench). The document is the one
 // nlohmann::json::parse would build (integers >= 0 unsigned, negative ones signed, the last of
 // duplicate keys); text simdjson refuses is handed to nlohmann::json::parse, whose verdict stands.
 
