@@ -2,9 +2,11 @@
 // headless Chromium renders with its charts; a live run on the local stack, killed halfway,
 // resumes without sending a finished ticket again.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -93,6 +95,25 @@ StateLines readState(const std::string& path) {
   return s;
 }
 
+// The processes whose parent is `parent` (from /proc).
+std::vector<pid_t> childrenOf(pid_t parent) {
+  std::vector<pid_t> out;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    char state;
+    pid_t ppid = 0;
+    if (rest >> state >> ppid && ppid == parent) out.push_back(static_cast<pid_t>(std::stol(name)));
+  }
+  return out;
+}
+
 TEST(Triage, AnInterruptedLiveRunResumesWithoutRedoingFinishedTickets) {
   const std::string dir = testing::makeTempDir("triage-resume");
   const std::string file = samplesFile(dir, 40);
@@ -106,7 +127,15 @@ TEST(Triage, AnInterruptedLiveRunResumesWithoutRedoingFinishedTickets) {
       ASSERT_TRUE(first.running()) << testing::readFile(dir + "/first.log");
       std::this_thread::sleep_for(100ms);
     }
+    const std::vector<pid_t> helpers = childrenOf(first.pid());
+    ASSERT_FALSE(helpers.empty()) << "the embedded stack's redis-server should be a child";
     first.stop(SIGKILL);
+    // A SIGKILLed run leaves nothing behind: its private redis-server follows it.
+    for (const pid_t helper : helpers) {
+      const auto gone_by = std::chrono::steady_clock::now() + 10s;
+      while (::kill(helper, 0) == 0 && std::chrono::steady_clock::now() < gone_by) std::this_thread::sleep_for(50ms);
+      EXPECT_NE(::kill(helper, 0), 0) << "helper " << helper << " outlived its killed parent";
+    }
   }
   const StateLines before = readState(state);
   ASSERT_GE(before.outcomes.size(), 8u);

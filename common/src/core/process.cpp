@@ -3,11 +3,12 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -24,23 +25,49 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::stri
   std::vector<char*> cargv;
   for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  if (!log_path.empty()) {
-    posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  // The child reports a failed exec through this pipe (closed by a successful one).
+  int report[2];
+  if (pipe2(report, O_CLOEXEC) != 0) throw std::runtime_error("cannot start " + program + ": no pipe");
+  const pid_t parent = getpid();
+  pid_ = fork();
+  if (pid_ < 0) {
+    close(report[0]);
+    close(report[1]);
+    throw std::runtime_error("cannot start " + program + ": fork failed");
   }
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  // The child must not inherit our blocked termination signals, or SIGTERM would not stop it.
-  sigset_t empty;
-  sigemptyset(&empty);
-  posix_spawnattr_setsigmask(&attr, &empty);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-  const int rc = posix_spawn(&pid_, program.c_str(), &actions, &attr, cargv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) throw std::runtime_error("cannot start " + program + ": error " + std::to_string(rc));
+  if (pid_ == 0) {  // the child: async-signal-safe calls only, until exec
+    close(report[0]);
+    int error = 0;
+    // Dies with us, even when we are SIGKILLed: no private redis-server or broker is orphaned.
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) _exit(127);
+    if (!log_path.empty()) {
+      const int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0) error = errno;
+      if (fd > 2) close(fd);
+    }
+    // The child must not inherit our blocked termination signals, or SIGTERM would not stop it.
+    sigset_t empty;
+    sigemptyset(&empty);
+    sigprocmask(SIG_SETMASK, &empty, nullptr);
+    if (error == 0) {
+      execve(program.c_str(), cargv.data(), environ);
+      error = errno;
+    }
+    (void)!write(report[1], &error, sizeof error);
+    _exit(127);
+  }
+  close(report[1]);
+  int error = 0;
+  ssize_t got;
+  do {
+    got = read(report[0], &error, sizeof error);
+  } while (got < 0 && errno == EINTR);
+  close(report[0]);
+  if (got == static_cast<ssize_t>(sizeof error)) {
+    waitpid(pid_, &status_, 0);
+    pid_ = -1;
+    throw std::runtime_error("cannot start " + program + ": error " + std::to_string(error));
+  }
 }
 
 ChildProcess::~ChildProcess() {

@@ -1,6 +1,9 @@
 #pragma once
 // Child processes we start ourselves (a private redis-server, the broker in tests), owned RAII:
 // the destructor stops the child (SIGTERM, then SIGKILL after a grace period) and reaps it.
+// A child also gets SIGTERM when the thread that started it ends, our SIGKILL included
+// (PR_SET_PDEATHSIG), so a killed demo or test leaves no redis-server or broker behind: start
+// children from a thread that outlives them (every caller starts them from main or a test).
 
 #include <chrono>
 #include <string>
