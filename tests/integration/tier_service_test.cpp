@@ -263,25 +263,38 @@ TEST(TierServiceConcurrency, CallsToAModelNeverExceedItsMaxConcurrency) {
   EXPECT_EQ(h.primary.stats().max_concurrent, 2);
 }
 
-TEST(TierService, ARedeliveredTicketIsNotChargedTwiceAndNotRefused) {
+// A budget ledger on a private redis-server with one global cap, and what it has settled today.
+struct LedgerOnRedis {
   redis::EmbeddedRedisServer server;
-  RedisConfig rc;
-  rc.url = server.url();
-  auto pool = std::make_shared<redis::RedisPool>(*redis::RedisPoolOptions::fromConfig(rc));
-  Harness h(testing::instantSimulatorOptions(), testing::instantSimulatorOptions());
-  BudgetsConfig budgets;
-  budgets.caps = {BudgetCap{BudgetScope::kGlobal, "", "", 1'000'000, std::nullopt}};
-  redis::BudgetLedger ledger(pool, budgets, "t:", SystemClock::instance());
-  auto svc = h.service("fast", {}, {nullptr, &ledger, 1000ms, nullptr, {}});
-  auto settled = [&] {
-    MicroUsd total = 0;
+  std::shared_ptr<redis::RedisPool> pool = [this] {
+    RedisConfig rc;
+    rc.url = server.url();
+    return std::make_shared<redis::RedisPool>(*redis::RedisPoolOptions::fromConfig(rc));
+  }();
+  redis::BudgetLedger ledger{pool, [] {
+                               BudgetsConfig budgets;
+                               budgets.caps = {BudgetCap{BudgetScope::kGlobal, "", "", 1'000'000, std::nullopt}};
+                               return budgets;
+                             }(),
+                             "t:", SystemClock::instance()};
+
+  MicroUsd settledToday() {
     auto spend = ledger.show();
     EXPECT_TRUE(spend.ok());
-    if (!spend.ok()) return total;
-    for (const auto& b : spend.value())
-      if (b.scope == "global" && b.period == "day") total = b.settled;
+    MicroUsd total = 0;
+    if (spend.ok())
+      for (const auto& b : spend.value())
+        if (b.scope == "global" && b.period == "day") total = b.settled;
     return total;
-  };
+  }
+};
+
+TEST(TierService, ARedeliveredTicketIsNotChargedTwiceAndNotRefused) {
+  LedgerOnRedis redis_ledger;
+  auto& ledger = redis_ledger.ledger;
+  Harness h(testing::instantSimulatorOptions(), testing::instantSimulatorOptions());
+  auto svc = h.service("fast", {}, {nullptr, &ledger, 1000ms, nullptr, {}});
+  auto settled = [&] { return redis_ledger.settledToday(); };
   auto first = svc.handle(ticket("T-RE", "printer offline"), 1);
   ASSERT_TRUE(first.ok());
   ASSERT_EQ(first->kind, tier::TierOutcomeKind::kAnswered);
@@ -301,29 +314,17 @@ TEST(TierService, ARedeliveredTicketIsNotChargedTwiceAndNotRefused) {
 // With the batcher and somewhere to retry, decide() returns without waiting for the settle: the
 // ticket's PendingSettles hands it on once the ledger has the call's cost, never before.
 TEST(TierService, TheCallThreadGoesOnButTheTicketWaitsForTheLedgerToHaveItsCost) {
-  redis::EmbeddedRedisServer server;
-  RedisConfig rc;
-  rc.url = server.url();
-  auto pool = std::make_shared<redis::RedisPool>(*redis::RedisPoolOptions::fromConfig(rc));
+  LedgerOnRedis redis_ledger;
+  auto& ledger = redis_ledger.ledger;
+  auto& pool = redis_ledger.pool;
   Harness h(testing::instantSimulatorOptions(), testing::instantSimulatorOptions());
-  BudgetsConfig budgets;
-  budgets.caps = {BudgetCap{BudgetScope::kGlobal, "", "", 1'000'000, std::nullopt}};
-  redis::BudgetLedger ledger(pool, budgets, "t:", SystemClock::instance());
   redis::RateLimiter limiter(pool, "t:");
   redis::CommandBatcher batcher(pool);
   WorkerPool retries(2, "test-settle");
   tier::CallAdmission admission{&limiter, &ledger, 1000ms, &batcher,
                                 [&](std::function<void()> retry) { retries.submit(std::move(retry)); }};
   auto svc = h.service("fast", {}, admission);
-  auto settled = [&] {
-    auto spend = ledger.show();
-    EXPECT_TRUE(spend.ok());
-    MicroUsd total = 0;
-    if (spend.ok())
-      for (const auto& b : spend.value())
-        if (b.scope == "global" && b.period == "day") total = b.settled;
-    return total;
-  };
+  auto settled = [&] { return redis_ledger.settledToday(); };
   MicroUsd expected = 0;
   for (int i = 0; i < 20; ++i) {
     auto out = svc.decide(ticket("T-AS" + std::to_string(i), "printer offline on floor 3"), 1);

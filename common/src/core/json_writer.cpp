@@ -4,36 +4,9 @@
 #include <cmath>
 
 #include "ticketflow/core/check.hpp"
+#include "ticketflow/core/utf8.hpp"
 
 namespace ticketflow {
-
-std::size_t utf8SequenceLength(std::string_view s, std::size_t i) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  std::size_t len;
-  std::uint32_t cp;
-  if ((c & 0xE0) == 0xC0) {
-    len = 2;
-    cp = c & 0x1F;
-  } else if ((c & 0xF0) == 0xE0) {
-    len = 3;
-    cp = c & 0x0F;
-  } else if ((c & 0xF8) == 0xF0) {
-    len = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + len > s.size()) return 0;
-  for (std::size_t k = 1; k < len; ++k) {
-    const auto cc = static_cast<unsigned char>(s[i + k]);
-    if ((cc & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (cc & 0x3F);
-  }
-  if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-      (cp >= 0xD800 && cp <= 0xDFFF))
-    return 0;
-  return len;
-}
 
 void JsonWriter::separate() {
   if (after_key_) {
@@ -170,7 +143,8 @@ void JsonWriter::appendEscaped(std::string_view text) {
       continue;
     }
     if (c >= 0x80) {
-      if (const std::size_t len = utf8SequenceLength(text, i)) {
+      char32_t code_point;
+      if (const std::size_t len = decodeUtf8(text, i, code_point)) {
         i += len;
         continue;
       }

@@ -10,6 +10,7 @@
 #include "ticketflow/core/json_fields.hpp"
 #include "ticketflow/core/json_parse.hpp"
 #include "ticketflow/core/json_writer.hpp"
+#include "ticketflow/core/utf8.hpp"
 #include "ticketflow/schema/validator.hpp"
 
 namespace ticketflow {
@@ -461,14 +462,11 @@ std::string utf8Prefix(std::string_view s, std::size_t max_code_points) {
 }
 
 bool isValidUtf8(std::string_view s) {
+  char32_t code_point;
   for (std::size_t i = 0; i < s.size();) {
-    if (static_cast<unsigned char>(s[i]) < 0x80) {
-      ++i;
-    } else if (const std::size_t len = utf8SequenceLength(s, i)) {
-      i += len;
-    } else {
-      return false;
-    }
+    const std::size_t len = decodeUtf8(s, i, code_point);
+    if (len == 0) return false;
+    i += len;
   }
   return true;
 }

@@ -18,10 +18,6 @@
 
 namespace ticketflow {
 
-// Length of the valid multi-byte UTF-8 sequence starting at s[i], or 0 when there is none there
-// (overlong forms, surrogates and values past U+10FFFF are not valid).
-std::size_t utf8SequenceLength(std::string_view s, std::size_t i);
-
 class JsonWriter {
  public:
   JsonWriter& beginObject();
