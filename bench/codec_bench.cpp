@@ -2,9 +2,9 @@
 // serialising the routed ticket, the result and the update, normalising a model's answer, and
 // one structured log line. Messages are the shapes `bench pipeline` sends (a sample ticket, eight
 // category probabilities, a three-step answer).
-#include <benchmark/benchmark.h>
-
 #include <sstream>
+
+#include <benchmark/benchmark.h>
 
 #include "ticketflow/core/embedded.hpp"
 #include "ticketflow/domain/messages.hpp"
@@ -30,8 +30,8 @@ Classification sampleClassification() {
   c.confidence = 0.9941335035736882;
   c.difficulty = Difficulty::kEasy;
   c.difficulty_score = 0.27817718996697827;
-  const char* labels[] = {"Access", "Administrative rights", "HR Support", "Hardware",
-                          "Internal Project", "Miscellaneous", "Purchase", "Storage"};
+  const char* labels[] = {"Access",           "Administrative rights", "HR Support", "Hardware",
+                          "Internal Project", "Miscellaneous",         "Purchase",   "Storage"};
   double p = 0.0012126624722715422;
   for (const char* l : labels) c.probabilities[l] = (p *= 0.731);
   c.probabilities["Hardware"] = c.confidence;
@@ -131,10 +131,18 @@ void BM_LogLine(benchmark::State& state) {
   observability::Logger logger("results", observability::LogLevel::kInfo, sink);
   const TicketResult r = sampleResult();
   for (auto _ : state) {
-    logger.info("ticket_updated", {{"ticket_id", r.ticket_id}, {"trace_id", r.trace_id}, {"tenant", r.tenant},
-                                   {"revision", r.revision}, {"category", r.classification.category}, {"tier", r.tier},
-                                   {"model", r.model}, {"cache", "miss"}, {"cost_micro_usd", r.cost_micro_usd},
-                                   {"latency_ms", r.latency_ms}, {"needs_human", false}, {"degraded", false},
+    logger.info("ticket_updated", {{"ticket_id", r.ticket_id},
+                                   {"trace_id", r.trace_id},
+                                   {"tenant", r.tenant},
+                                   {"revision", r.revision},
+                                   {"category", r.classification.category},
+                                   {"tier", r.tier},
+                                   {"model", r.model},
+                                   {"cache", "miss"},
+                                   {"cost_micro_usd", r.cost_micro_usd},
+                                   {"latency_ms", r.latency_ms},
+                                   {"needs_human", false},
+                                   {"degraded", false},
                                    {"sinks_written", 1}});
     if (sink.tellp() > (1 << 20)) sink.str("");
   }

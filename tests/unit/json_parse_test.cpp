@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "ticketflow/core/json_parse.hpp"
+
+#include <gtest/gtest.h>
 
 namespace ticketflow {
 namespace {

@@ -1,8 +1,9 @@
-#include <gtest/gtest.h>
+#include "ticketflow/core/json_writer.hpp"
 
 #include <limits>
 
-#include "ticketflow/core/json_writer.hpp"
+#include <gtest/gtest.h>
+
 #include "ticketflow/domain/messages.hpp"
 
 namespace ticketflow {
@@ -30,8 +31,8 @@ TEST(JsonWriter, WritesWhatNlohmannPrintsForTheSameDocument) {
 }
 
 TEST(JsonWriter, EscapesLikeDumpAndReplacesBytesThatAreNotUtf8) {
-  const std::string tricky = std::string("quote \" backslash \\ tab \t newline \n nul ") + '\0' + " bell \x07 del \x7f " +
-                             "Grüße 日本語 🖨️";
+  const std::string tricky = std::string("quote \" backslash \\ tab \t newline \n nul ") + '\0' +
+                             " bell \x07 del \x7f " + "Grüße 日本語 🖨️";
   JsonWriter w;
   w.value(tricky);
   const std::string text = w.take();
@@ -42,17 +43,22 @@ TEST(JsonWriter, EscapesLikeDumpAndReplacesBytesThatAreNotUtf8) {
   bad.value(std::string("ok \xc3\x28 \xed\xa0\x80 end \xf0\x9f"));  // broken pair, surrogate, cut-off sequence
   const std::string replaced = bad.take();
   EXPECT_TRUE(isValidUtf8(replaced));
-  EXPECT_EQ(json::parse(replaced).get<std::string>(), "ok \xEF\xBF\xBD( \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD end \xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_EQ(json::parse(replaced).get<std::string>(),
+            "ok \xEF\xBF\xBD( \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD end \xEF\xBF\xBD\xEF\xBF\xBD");
 }
 
 TEST(JsonWriter, NonFiniteNumbersAreNull) {
   JsonWriter w;
-  w.beginArray().value(std::numeric_limits<double>::quiet_NaN()).value(std::numeric_limits<double>::infinity()).endArray();
+  w.beginArray()
+      .value(std::numeric_limits<double>::quiet_NaN())
+      .value(std::numeric_limits<double>::infinity())
+      .endArray();
   EXPECT_EQ(w.take(), "[null,null]");
 }
 
 TEST(JsonWriter, DoublesRoundTripExactly) {
-  for (double d : {0.9941335035736882, 4.4638399472251425e-08, 1.0 / 3, 123456789.125, -0.0, 5e-324, 1.7976931348623157e308}) {
+  for (double d :
+       {0.9941335035736882, 4.4638399472251425e-08, 1.0 / 3, 123456789.125, -0.0, 5e-324, 1.7976931348623157e308}) {
     JsonWriter w;
     w.value(d);
     const std::string text = w.take();

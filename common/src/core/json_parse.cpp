@@ -24,15 +24,20 @@ json toDocument(simdjson::dom::element e) {
       for (auto value : simdjson::dom::array(e)) array.push_back(toDocument(value));
       return array;
     }
-    case Type::STRING: return json(std::string(std::string_view(e)));
+    case Type::STRING:
+      return json(std::string(std::string_view(e)));
     case Type::INT64: {
       const auto n = static_cast<std::int64_t>(e);
       return n >= 0 ? json(static_cast<std::uint64_t>(n)) : json(n);
     }
-    case Type::UINT64: return json(static_cast<std::uint64_t>(e));
-    case Type::DOUBLE: return json(static_cast<double>(e));
-    case Type::BOOL: return json(static_cast<bool>(e));
-    case Type::NULL_VALUE: return json(nullptr);
+    case Type::UINT64:
+      return json(static_cast<std::uint64_t>(e));
+    case Type::DOUBLE:
+      return json(static_cast<double>(e));
+    case Type::BOOL:
+      return json(static_cast<bool>(e));
+    case Type::NULL_VALUE:
+      return json(nullptr);
   }
   return json();
 }

@@ -32,11 +32,12 @@ class JsonWriter {
   JsonWriter& value(bool b);
   JsonWriter& value(double d);
   template <std::integral T>
-    requires(!std::same_as<T, bool>)
-  JsonWriter& value(T n) {
+  requires(!std::same_as<T, bool>) JsonWriter& value(T n) {
     separate();
-    if constexpr (std::is_signed_v<T>) appendInteger(static_cast<std::int64_t>(n));
-    else appendUnsigned(static_cast<std::uint64_t>(n));
+    if constexpr (std::is_signed_v<T>)
+      appendInteger(static_cast<std::int64_t>(n));
+    else
+      appendUnsigned(static_cast<std::uint64_t>(n));
     return *this;
   }
   JsonWriter& value(const std::vector<std::string>& texts);
