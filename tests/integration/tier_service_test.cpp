@@ -312,8 +312,7 @@ TEST(TierService, ARedeliveredTicketIsNotChargedTwiceAndNotRefused) {
 }
 
 // With the batcher and somewhere to retry, decide() returns without waiting for the settle: the
-// ticket's PendingSettles hands it on once the ledger has the call's cost, never before. An
-// early admission (admitEarly) charges the same.
+// ticket's PendingSettles hands it on once the ledger has the call's cost, never before.
 TEST(TierService, TheCallThreadGoesOnButTheTicketWaitsForTheLedgerToHaveItsCost) {
   LedgerOnRedis redis_ledger;
   auto& ledger = redis_ledger.ledger;
@@ -328,12 +327,7 @@ TEST(TierService, TheCallThreadGoesOnButTheTicketWaitsForTheLedgerToHaveItsCost)
   auto settled = [&] { return redis_ledger.settledToday(); };
   MicroUsd expected = 0;
   for (int i = 0; i < 20; ++i) {
-    // Every other ticket's first admission is asked for early, as the tier role asks on its poll
-    // thread: the ledger must hold exactly the same.
-    const RoutedTicket t = ticket("T-AS" + std::to_string(i), "printer offline on floor 3");
-    auto early = i % 2 ? svc.admitEarly(t, 1) : nullptr;
-    ASSERT_TRUE(i % 2 == 0 || early != nullptr);
-    auto out = svc.decide(t, 1, early);
+    auto out = svc.decide(ticket("T-AS" + std::to_string(i), "printer offline on floor 3"), 1);
     ASSERT_TRUE(out.ok()) << out.error().message;
     ASSERT_EQ(out->kind, tier::TierOutcomeKind::kAnswered);
     ASSERT_NE(out->settles, nullptr);
@@ -344,12 +338,6 @@ TEST(TierService, TheCallThreadGoesOnButTheTicketWaitsForTheLedgerToHaveItsCost)
     ASSERT_EQ(at_hand_on.wait_for(5s), std::future_status::ready);
     EXPECT_EQ(at_hand_on.get(), expected);  // the ledger had the cost when the ticket went on
   }
-  EXPECT_EQ(settled(), expected);
-  // The same delivery of an early-admitted ticket again: replayed, not charged twice.
-  const RoutedTicket again = ticket("T-AS1", "printer offline on floor 3");
-  auto replay = svc.handle(again, 1);
-  ASSERT_TRUE(replay.ok());
-  EXPECT_EQ(replay->kind, tier::TierOutcomeKind::kAnswered) << replay->reason;
   EXPECT_EQ(settled(), expected);
 }
 

@@ -37,13 +37,7 @@ TierRole::TierRole(const Config& config, TierService& service, int call_threads,
 
 stage::Handler TierRole::handler() {
   return [this](const std::shared_ptr<const stage::Delivery>& delivery, stage::Completion completion) {
-    auto routed = parseRoutedTicket(delivery->message.value);
-    if (!routed) return completion.fail(routed.error());  // malformed: dead letter at once
-    // The first call's admission goes out now; its round trip overlaps the wait for a call thread.
-    auto early = service_.admitEarly(*routed, delivery->attempt);
-    calls_.submit([this, delivery, completion, routed = std::make_shared<RoutedTicket>(std::move(*routed)), early] {
-      handle(*delivery, completion, *routed, early);
-    });
+    calls_.submit([this, delivery, completion] { handle(*delivery, completion); });
   };
 }
 
@@ -95,41 +89,42 @@ void TierRole::carry(const std::string& key, MicroUsd spent) {
   carried_[key] += spent;
 }
 
-void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& engine, RoutedTicket& routed,
-                      std::shared_ptr<EarlyAdmission> early) {
+void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& engine) {
+  auto routed = parseRoutedTicket(delivery.message.value);
+  if (!routed) return engine.fail(routed.error());  // malformed: dead letter at once
   const std::string attempts_key = delivery.message.topic + "/" + std::to_string(delivery.message.partition) + "/" +
                                    std::to_string(delivery.message.offset);
-  auto outcome = service_.decide(routed, delivery.attempt, std::move(early));
+  auto outcome = service_.decide(*routed, delivery.attempt);
   if (!outcome) return engine.fail(outcome.error());
   const SettledCompletion completion(engine, outcome->settles);
   if (outcome->kind == TierOutcomeKind::kFailed) {
     carry(attempts_key, outcome->spent_micro_usd);
     count("failed");
     if (logger_)
-      logger_->warn("tier_attempt_failed", {{"ticket_id", routed.ticket.id}, {"trace_id", routed.trace_id},
-                                            {"tier", routed.tier}, {"attempt", delivery.attempt},
+      logger_->warn("tier_attempt_failed", {{"ticket_id", routed->ticket.id}, {"trace_id", routed->trace_id},
+                                            {"tier", routed->tier}, {"attempt", delivery.attempt},
                                             {"error", outcome->failure->message}});
     return completion.fail(*outcome->failure);
   }
   if (const MicroUsd earlier = takeCarried(attempts_key)) {
-    routed.spent_micro_usd += earlier;
+    routed->spent_micro_usd += earlier;
     outcome->result.cost_micro_usd += earlier;
   }
-  if (outcome->kind == TierOutcomeKind::kBudgetRefused) return applyBudgetPolicy(routed, *outcome, completion);
+  if (outcome->kind == TierOutcomeKind::kBudgetRefused) return applyBudgetPolicy(*routed, *outcome, completion);
   if (outcome->kind == TierOutcomeKind::kEscalate) {
-    RoutedTicket up = routed;
+    RoutedTicket up = *routed;
     up.tier = outcome->next_tier;
-    up.escalations = routed.escalations + 1;
-    up.spent_micro_usd = routed.spent_micro_usd + outcome->spent_micro_usd;
-    up.rule = utf8Prefix("escalated from " + routed.tier + ": " + outcome->reason, 200);
+    up.escalations = routed->escalations + 1;
+    up.spent_micro_usd = routed->spent_micro_usd + outcome->spent_micro_usd;
+    up.rule = utf8Prefix("escalated from " + routed->tier + ": " + outcome->reason, 200);
     count("escalated");
     if (logger_)
-      logger_->info("ticket_escalated", {{"ticket_id", up.ticket.id}, {"trace_id", up.trace_id}, {"from", routed.tier},
+      logger_->info("ticket_escalated", {{"ticket_id", up.ticket.id}, {"trace_id", up.trace_id}, {"from", routed->tier},
                                          {"to", up.tier}});
-    return completion.succeed({{config_.kafka.tierTopic(up.tier), routed.ticket.id, toJson(up), {}}});
+    return completion.succeed({{config_.kafka.tierTopic(up.tier), routed->ticket.id, toJson(up), {}}});
   }
   TicketResult& result = outcome->result;
-  result.latency_ms = millisSince(routed.received_at, clock_);  // end to end, from intake's receipt
+  result.latency_ms = millisSince(routed->received_at, clock_);  // end to end, from intake's receipt
   count(result.degraded ? "degraded" : result.answer.needs_human ? "needs_human" : "answered");
   // Only full-strength answers are worth repeating to the next requester.
   if (cache_ && config_.cache.enabled && outcome->cacheable) {
@@ -141,9 +136,9 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
     entry.source_ticket_id = result.ticket_id;
     entry.category = result.classification.category;
     entry.created = clock_.now();
-    cache_->insert(result.tenant, routed.ticket.text(), entry);  // Redis trouble: skipped, counted
+    cache_->insert(result.tenant, routed->ticket.text(), entry);  // Redis trouble: skipped, counted
   }
-  completion.succeed({{config_.kafka.topics.results, routed.ticket.id, toJson(result), {}}});
+  completion.succeed({{config_.kafka.topics.results, routed->ticket.id, toJson(result), {}}});
 }
 
 int callThreadsFor(const Config& config, const std::string& tier) {

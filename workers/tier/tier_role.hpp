@@ -48,8 +48,7 @@ class TierRole {
   stage::Handler handler();
 
  private:
-  void handle(const stage::Delivery& delivery, const stage::Completion& completion, RoutedTicket& routed,
-              std::shared_ptr<EarlyAdmission> early);
+  void handle(const stage::Delivery& delivery, const stage::Completion& completion);
   void applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& outcome, const SettledCompletion& completion);
   void count(const std::string& outcome);
   // What earlier failed attempts of a message spent (unusable replies are billed too), so its

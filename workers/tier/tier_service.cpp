@@ -181,7 +181,7 @@ void TierService::recordCall(const Entry& entry, const Result<provider::ModelRep
 }
 
 Result<std::string> TierService::admit(const ModelConfig& model, std::int64_t prompt_tokens, std::int64_t tokens,
-                                       int call, CallContext& context, EarlyAdmission* early) {
+                                       int call, CallContext& context) {
   redis::BudgetLedger* ledger = admission_.ledger;
   redis::RateLimiter* limiter = admission_.limiter;
   const redis::BudgetRequest request{context.budget_key, call, context.tenant, tier_.name,
@@ -210,7 +210,7 @@ Result<std::string> TierService::admit(const ModelConfig& model, std::int64_t pr
   // The rate-limit grant and the reservation in one round trip. While the limiter makes the call
   // wait, the reservation is kept (releasing and reserving again under the same key would replay
   // as released and leave the call uncharged).
-  auto prepared = early ? Result<redis::BudgetLedger::PreparedReserve>(early->prepared) : ledger->prepareReserve(request);
+  auto prepared = ledger->prepareReserve(request);
   if (!prepared) {
     context.abort = prepared.error();
     return *context.abort;
@@ -219,15 +219,9 @@ Result<std::string> TierService::admit(const ModelConfig& model, std::int64_t pr
   bool reserved = false;
   for (int round = 0; round < 10'000; ++round) {
     std::string lease;
-    Result<std::vector<redis::Reply>> replies = Error::internal("not asked");
-    if (round == 0 && early) {  // asked for before this thread took the ticket
-      lease = early->lease;
-      replies = early->replies.get();
-    } else {
-      std::vector<redis::RedisCall> calls = {limiter->acquireCall(model, tokens, lease)};
-      if (!reserved) calls.push_back(prepared->call);
-      replies = admission_.batcher->run(std::move(calls));
-    }
+    std::vector<redis::RedisCall> calls = {limiter->acquireCall(model, tokens, lease)};
+    if (!reserved) calls.push_back(prepared->call);
+    auto replies = admission_.batcher->run(std::move(calls));
     if (!replies) {  // fail closed: the engine retries the ticket later
       if (reserved) (void)ledger->release(context.budget_key, call);
       context.abort = Error::unavailable("rate limiter and budget ledger: " + replies.error().message);
@@ -310,17 +304,14 @@ void TierService::finishCall(const ModelConfig& model, const std::string& lease,
 }
 
 Result<provider::ModelReply> TierService::callWithRetries(Entry& entry, provider::ModelRequest request,
-                                                          TierOutcome& outcome, Answer& answer, CallContext& context,
-                                                          EarlyAdmission* early) {
+                                                          TierOutcome& outcome, Answer& answer, CallContext& context) {
   Error last = Error::unavailable("not called");
   bool repaired = false;
   for (int attempt = 1; attempt <= policy_.attempts_per_model; ++attempt) {
-    // An early admission was asked for with the breaker's leave; it is not asked twice.
-    EarlyAdmission* asked = attempt == 1 && !repaired ? early : nullptr;
-    if (!asked && !entry.breaker->allow()) return Error::unavailable(entry.model->name + ": circuit breaker open");
+    if (!entry.breaker->allow()) return Error::unavailable(entry.model->name + ": circuit breaker open");
     const std::int64_t prompt_tokens = provider::estimatePromptTokens(request);
     const int call = outcome.calls + 1;
-    auto lease = admit(*entry.model, prompt_tokens, prompt_tokens + request.max_output_tokens, call, context, asked);
+    auto lease = admit(*entry.model, prompt_tokens, prompt_tokens + request.max_output_tokens, call, context);
     if (!lease) return lease.error();  // our own limit or budget, not the provider's fault: no breaker count
     // Wait for a free slot no longer than a call could take anyway.
     if (entry.slots && !entry.slots->try_acquire_for(std::chrono::milliseconds(entry.provider->total_timeout_ms))) {
@@ -378,42 +369,15 @@ Result<TierOutcome> TierService::handle(const RoutedTicket& ticket, int delivery
   return outcome;
 }
 
-std::string TierService::budgetKey(const RoutedTicket& ticket, int delivery_attempt) const {
-  return ticket.ticket.tenant + ":" + ticket.ticket.id + ":" + std::to_string(ticket.ticket.revision) + ":" + tier_.name +
-         ":" + std::to_string(delivery_attempt);
-}
-
-std::shared_ptr<EarlyAdmission> TierService::admitEarly(const RoutedTicket& ticket, int delivery_attempt) {
-  if (!admission_.ledger || !admission_.limiter || !admission_.batcher || chain_.empty()) return nullptr;
-  Entry& entry = chain_.front();
-  if (!entry.breaker->allow()) return nullptr;
-  const auto request = provider::buildModelRequest(prompts_, ticket.ticket, ticket.classification.category,
-                                                   entry.model->max_output_tokens);
-  auto early = std::make_shared<EarlyAdmission>();
-  early->prompt_tokens = provider::estimatePromptTokens(request);
-  early->tokens = early->prompt_tokens + request.max_output_tokens;
-  auto prepared = admission_.ledger->prepareReserve({budgetKey(ticket, delivery_attempt), 1, ticket.ticket.tenant,
-                                                     tier_.name,
-                                                     redis::estimateCallCost(*entry.model, early->prompt_tokens)});
-  if (!prepared) return nullptr;  // admitted when the call starts, which reports the error
-  early->prepared = std::move(*prepared);
-  auto promise = std::make_shared<std::promise<Result<std::vector<redis::Reply>>>>();
-  early->replies = promise->get_future().share();
-  admission_.batcher->submit({admission_.limiter->acquireCall(*entry.model, early->tokens, early->lease),
-                              early->prepared.call},
-                             [promise](Result<std::vector<redis::Reply>> replies) { promise->set_value(std::move(replies)); });
-  return early;
-}
-
-Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery_attempt,
-                                        std::shared_ptr<EarlyAdmission> early) {
+Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery_attempt) {
   TierOutcome outcome;
   const auto started = clock_.steadyNow();
   std::string failures;
   bool unusable_output = false;
   CallContext context;
   outcome.settles = context.settles;
-  context.budget_key = budgetKey(ticket, delivery_attempt);
+  context.budget_key = ticket.ticket.tenant + ":" + ticket.ticket.id + ":" + std::to_string(ticket.ticket.revision) + ":" + tier_.name + ":" +
+                       std::to_string(delivery_attempt);
   context.tenant = ticket.ticket.tenant;
   // A ticket a cap sent down must not climb back up: that would undo the downgrade.
   const std::string next_tier = ticket.budget_state == "ok" ? next_tier_ : std::string();
@@ -422,7 +386,7 @@ Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery
     auto request = provider::buildModelRequest(prompts_, ticket.ticket, ticket.classification.category,
                                                entry.model->max_output_tokens);
     Answer answer;
-    auto reply = callWithRetries(entry, std::move(request), outcome, answer, context, i == 0 ? early.get() : nullptr);
+    auto reply = callWithRetries(entry, std::move(request), outcome, answer, context);
     if (context.abort) {
       outcome.kind = TierOutcomeKind::kFailed;
       outcome.failure = *context.abort;

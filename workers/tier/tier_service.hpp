@@ -16,7 +16,6 @@
 
 #include <condition_variable>
 #include <functional>
-#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -103,18 +102,6 @@ struct TierOutcome {
   bool cacheable = false;
 };
 
-// The first call's admission (rate-limit grant and budget reservation), asked for before a call
-// thread takes the ticket: the tier role asks on its poll thread, so the round trip overlaps the
-// ticket's wait for a call thread instead of holding that thread. The first chain model's
-// breaker is consulted then, not again when the call starts.
-struct EarlyAdmission {
-  std::int64_t prompt_tokens = 0;
-  std::int64_t tokens = 0;
-  redis::BudgetLedger::PreparedReserve prepared;
-  std::string lease;
-  std::shared_future<Result<std::vector<redis::Reply>>> replies;
-};
-
 // Creates the client for one chain entry (the production factory sends real HTTP).
 using ModelClientFactory =
     std::function<std::unique_ptr<provider::ModelClient>(const ProviderConfig&, const ModelConfig&)>;
@@ -141,12 +128,7 @@ class TierService {
   Result<TierOutcome> handle(const RoutedTicket& ticket, int delivery_attempt = 1);
   // The same decision, returned as soon as it is made: outcome.settles says when the ledger has
   // every settle (the tier role hands the ticket on then).
-  // `early`: from admitEarly() for the same ticket and attempt (null: admitted when the call starts).
-  Result<TierOutcome> decide(const RoutedTicket& ticket, int delivery_attempt = 1,
-                             std::shared_ptr<EarlyAdmission> early = nullptr);
-  // Asks for the first call's admission now; null when there is nothing to ask early (no
-  // batcher, limiter and ledger, or the first model's breaker is open). Never blocks.
-  std::shared_ptr<EarlyAdmission> admitEarly(const RoutedTicket& ticket, int delivery_attempt);
+  Result<TierOutcome> decide(const RoutedTicket& ticket, int delivery_attempt = 1);
   const std::string& name() const { return tier_.name; }
 
   provider::BreakerState breakerState(const std::string& model_name);
@@ -172,15 +154,13 @@ class TierService {
   };
   // One model, with retries; an unusable reply is repaired once. Errors mean "try the next",
   // unless the context says to stop.
-  // `early`: the first attempt's admission, already asked for.
   Result<provider::ModelReply> callWithRetries(Entry& entry, provider::ModelRequest request, TierOutcome& outcome,
-                                               Answer& answer, CallContext& context, EarlyAdmission* early);
+                                               Answer& answer, CallContext& context);
   // The rate-limit grant (the lease to give back, "" without a limiter) and the budget
   // reservation for call number `call`. An error means "try the next model", unless it set
   // context.abort (Redis unreachable) or context.refused (a cap without room).
   Result<std::string> admit(const ModelConfig& model, std::int64_t prompt_tokens, std::int64_t tokens, int call,
-                            CallContext& context, EarlyAdmission* early = nullptr);
-  std::string budgetKey(const RoutedTicket& ticket, int delivery_attempt) const;
+                            CallContext& context);
   // After the call: the lease back, the reservation settled to `cost` or released (nullopt).
   void finishCall(const ModelConfig& model, const std::string& lease, const CallContext& context, int call,
                   std::optional<MicroUsd> cost);
