@@ -18,11 +18,16 @@ SettledCompletion::SettledCompletion(stage::Completion completion, std::shared_p
     : completion_(std::move(completion)), settles_(std::move(settles)) {}
 
 void SettledCompletion::succeed(std::vector<stage::OutputRecord> outputs) const {
-  settles_->whenSettled([completion = completion_, outputs = std::move(outputs)] { completion.succeed(outputs); });
+  // Runs once: the outputs (the result's JSON) are moved on, not copied.
+  settles_->whenSettled([completion = completion_, outputs = std::move(outputs)]() mutable {
+    completion.succeed(std::move(outputs));
+  });
 }
 
 void SettledCompletion::fail(Error error) const {
-  settles_->whenSettled([completion = completion_, error = std::move(error)] { completion.fail(error); });
+  settles_->whenSettled([completion = completion_, error = std::move(error)]() mutable {
+    completion.fail(std::move(error));
+  });
 }
 
 TierRole::TierRole(const Config& config, TierService& service, int call_threads, const Clock& clock,

@@ -119,18 +119,6 @@ std::string JsonWriter::take() {
   return text;
 }
 
-void JsonWriter::appendInteger(std::int64_t n) {
-  char buf[24];
-  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
-  out_.append(buf, end);
-}
-
-void JsonWriter::appendUnsigned(std::uint64_t n) {
-  char buf[24];
-  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
-  out_.append(buf, end);
-}
-
 void JsonWriter::appendEscaped(std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
   out_.reserve(out_.size() + text.size() + 2);

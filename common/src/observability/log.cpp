@@ -20,17 +20,26 @@ bool sensitive(const std::string& key) {
   return false;
 }
 
+void writeRedacted(JsonWriter& w, const nlohmann::json& v);
+
+// An object's members into the object `w` has open, sensitive keys' values replaced; keys in
+// `skip` are left out.
+void writeRedactedMembers(JsonWriter& w, const nlohmann::json& object, std::initializer_list<std::string_view> skip = {}) {
+  for (const auto& [k, member] : object.items()) {
+    if (std::find(skip.begin(), skip.end(), k) != skip.end()) continue;
+    w.key(k);
+    if (sensitive(k)) w.value("[redacted]");
+    else writeRedacted(w, member);
+  }
+}
+
 // Writes `v` with the values of sensitive keys in every nested object replaced.
 void writeRedacted(JsonWriter& w, const nlohmann::json& v) {
   using Type = nlohmann::json::value_t;
   switch (v.type()) {
     case Type::object:
       w.beginObject();
-      for (const auto& [k, member] : v.items()) {
-        w.key(k);
-        if (sensitive(k)) w.value("[redacted]");
-        else writeRedacted(w, member);
-      }
+      writeRedactedMembers(w, v);
       w.endObject();
       return;
     case Type::string: w.value(v.get_ref<const std::string&>()); return;
@@ -71,14 +80,7 @@ void Logger::log(LogLevel level, std::string_view event, const nlohmann::json& f
   JsonWriter w;
   w.beginObject().field("time", formatRfc3339(clock_.now())).field("level", logLevelName(level));
   w.field("role", role_).field("event", event);
-  if (fields.is_object()) {
-    for (const auto& [k, v] : fields.items()) {
-      if (k == "time" || k == "level" || k == "role" || k == "event") continue;  // the line's own
-      w.key(k);
-      if (sensitive(k)) w.value("[redacted]");
-      else writeRedacted(w, v);
-    }
-  }
+  if (fields.is_object()) writeRedactedMembers(w, fields, {"time", "level", "role", "event"});  // not the line's own
   std::string text = w.endObject().take();
   text += '\n';
   std::lock_guard lock(mutex_);

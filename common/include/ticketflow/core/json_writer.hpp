@@ -8,6 +8,7 @@
 // printed in their shortest round-trip form ("0.25", "1e-07", "3.0"); NaN and infinities as null.
 // Callers are trusted to nest correctly (checked always: a broken nesting is our bug).
 
+#include <charconv>
 #include <concepts>
 #include <cstdint>
 #include <string>
@@ -32,12 +33,12 @@ class JsonWriter {
   JsonWriter& value(bool b);
   JsonWriter& value(double d);
   template <std::integral T>
-  requires(!std::same_as<T, bool>) JsonWriter& value(T n) {
+    requires(!std::same_as<T, bool>)
+  JsonWriter& value(T n) {
     separate();
-    if constexpr (std::is_signed_v<T>)
-      appendInteger(static_cast<std::int64_t>(n));
-    else
-      appendUnsigned(static_cast<std::uint64_t>(n));
+    char buf[24];
+    const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);  // 24 digits hold any 64-bit integer
+    out_.append(buf, end);
     return *this;
   }
   JsonWriter& value(const std::vector<std::string>& texts);
@@ -61,8 +62,6 @@ class JsonWriter {
   void separate();
   void open(char bracket, bool object);
   void close(char bracket, bool object);
-  void appendInteger(std::int64_t n);
-  void appendUnsigned(std::uint64_t n);
   void appendEscaped(std::string_view text);
 
   std::string out_;
