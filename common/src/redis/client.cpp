@@ -96,8 +96,15 @@ Result<Reply> RedisClient::command(const std::vector<std::string>& argv) {
 }
 
 Result<std::vector<Reply>> RedisClient::pipeline(const std::vector<std::vector<std::string>>& commands) {
+  std::vector<const std::vector<std::string>*> argvs;
+  argvs.reserve(commands.size());
+  for (const auto& argv : commands) argvs.push_back(&argv);
+  return pipeline(argvs);
+}
+
+Result<std::vector<Reply>> RedisClient::pipeline(std::span<const std::vector<std::string>* const> commands) {
   if (broken_) return Error::unavailable("Redis connection is broken");
-  for (const auto& argv : commands) appendCommand(ctx_.get(), argv);
+  for (const auto* argv : commands) appendCommand(ctx_.get(), *argv);
   std::vector<Reply> out;
   out.reserve(commands.size());
   for (std::size_t i = 0; i < commands.size(); ++i) {

@@ -118,9 +118,9 @@ RedisCall RedisCall::eval(const RedisScript& script, const std::vector<std::stri
 Result<std::vector<Reply>> RedisPool::run(const std::vector<RedisCall>& calls) {
   auto lease = acquire();
   if (!lease) return lease.error();
-  std::vector<std::vector<std::string>> commands;
+  std::vector<const std::vector<std::string>*> commands;
   commands.reserve(calls.size());
-  for (const auto& c : calls) commands.push_back(c.argv);
+  for (const auto& c : calls) commands.push_back(&c.argv);
   auto replies = (*lease)->pipeline(commands);
   if (!replies) return replies;
   for (std::size_t i = 0; i < calls.size(); ++i) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,6 +56,8 @@ class RedisClient {
   Result<Reply> command(const std::vector<std::string>& argv);
   // Sends all commands, then reads all replies (one round trip).
   Result<std::vector<Reply>> pipeline(const std::vector<std::vector<std::string>>& commands);
+  // The same, for commands held elsewhere (the batcher's RedisCalls): nothing is copied.
+  Result<std::vector<Reply>> pipeline(std::span<const std::vector<std::string>* const> commands);
 
   bool broken() const { return broken_; }
 
