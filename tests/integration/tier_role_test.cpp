@@ -1,6 +1,7 @@
 // The tier pool role end to end on the embedded broker and the provider simulator: routed
 // tickets in, schema-valid results out; escalations go to the next tier's topic; malformed input
-// is dead-lettered.
+// is dead-lettered; with cluster-wide admission on a real redis-server, tickets beyond the
+// model's concurrency all complete, each charged once.
 #include <gtest/gtest.h>
 
 #include <set>
@@ -9,6 +10,11 @@
 #include "fixtures/kafka_io.hpp"
 #include "fixtures/services.hpp"
 #include "fixtures/simulator.hpp"
+#include "ticketflow/core/worker_pool.hpp"
+#include "ticketflow/redis/batcher.hpp"
+#include "ticketflow/redis/budget_ledger.hpp"
+#include "ticketflow/redis/embedded_server.hpp"
+#include "ticketflow/redis/rate_limiter.hpp"
 #include "ticketflow/schema/validator.hpp"
 #include "tier/tier_role.hpp"
 
@@ -21,7 +27,7 @@ std::optional<std::string> noEnv(const std::string&) { return std::nullopt; }
 
 class TierRoleTest : public testing::KafkaTest {
  protected:
-  Config configFor(const sim::ProviderSimulator& sim, double escalate_below) {
+  Config configFor(const sim::ProviderSimulator& sim, double escalate_below, const std::string& model_limits = "{}") {
     const std::string yaml = R"(
 version: 1
 kafka:
@@ -32,7 +38,7 @@ redis: {url: "redis://127.0.0.1:6379/0"}
 providers:
   - {name: sim, api: anthropic, base_url: ")" + sim.baseUrl() + R"("}
 models:
-  - {name: m, provider: sim, model_id: test-model, input_usd_per_mtok: 0.5, output_usd_per_mtok: 1.5}
+  - {name: m, provider: sim, model_id: test-model, input_usd_per_mtok: 0.5, output_usd_per_mtok: 1.5, limits: )" + model_limits + R"(}
 tiers:
   - {name: fast, models: [m], escalate_below_confidence: )" + std::to_string(escalate_below) + R"(}
   - {name: frontier, models: [m]}
@@ -44,13 +50,16 @@ stage: {max_in_flight: 64, worker_threads: 2, commit_interval_ms: 200, drain_dea
     return c;
   }
 
-  // Runs the fast tier's stage until `until` returns true or 30 s pass.
-  void runFastTier(const Config& config, const std::function<bool()>& until) {
+  // Runs the fast tier's stage until `until` returns true or 30 s pass; `admission` as the
+  // pipeline gives it (none: calls are not admitted).
+  void runFastTier(const Config& config, const std::function<bool()>& until, tier::CallAdmission admission = {},
+                   int call_threads = 8) {
     auto http = std::make_shared<http::HttpClient>(http::HttpClientOptions{});
     tier::TierService service(
         config, "fast", [http](const ProviderConfig& p, const ModelConfig& m) { return provider::makeModelClient(p, m, http, "k"); },
-        SystemClock::instance(), [](std::chrono::milliseconds) {}, provider::PromptSet::builtin());
-    tier::TierRole role(config, service, 8);
+        SystemClock::instance(), [](std::chrono::milliseconds wait) { std::this_thread::sleep_for(wait); },
+        provider::PromptSet::builtin(), tier::TierPolicy{}, admission);
+    tier::TierRole role(config, service, call_threads);
     stage::StageOptions options;
     options.name = "tier:fast";
     options.input_topics = {config.kafka.tierTopic("fast")};
@@ -134,6 +143,64 @@ TEST_F(TierRoleTest, LowConfidenceEscalatesToTheNextTiersTopic) {
     EXPECT_EQ(t->escalations, 1);
     EXPECT_EQ(t->rule.rfind("escalated from fast", 0), 0u) << t->rule;
   }
+}
+
+// Two hundred tickets, 64 in flight at a time, for a model that takes two calls at a time, with the rate
+// limiter, the budget ledger and the batcher on a real redis-server, as the pipeline admits
+// calls: a ticket's admission is asked for before a call thread takes it, and a ticket holding
+// one of the two leases must never wait behind tickets waiting for a lease (which would hold
+// both call threads until the 30 s rate wait ran out). Every ticket is answered, each charged
+// once, and every lease is given back.
+TEST_F(TierRoleTest, TicketsBeyondTheModelsConcurrencyAreAllAnsweredAndChargedOnce) {
+  sim::ProviderSimulator sim(testing::instantSimulatorOptions());
+  const Config config = configFor(sim, 0.0, "{max_concurrency: 2}");
+  redis::EmbeddedRedisServer server;
+  RedisConfig redis_config;
+  redis_config.url = server.url();
+  auto pool = std::make_shared<redis::RedisPool>(*redis::RedisPoolOptions::fromConfig(redis_config));
+  BudgetsConfig budgets;
+  budgets.caps = {BudgetCap{BudgetScope::kGlobal, "", "", 1'000'000'000, std::nullopt}};
+  redis::BudgetLedger ledger(pool, budgets, "t:", SystemClock::instance());
+  redis::RateLimiter limiter(pool, "t:");
+  WorkerPool settle_retries(2, "test-settle");
+  MicroUsd answered_cost = 0;
+  {
+    redis::CommandBatcher batcher(pool);
+    const tier::CallAdmission admission{&limiter, &ledger, 30s, &batcher,
+                                        [&](std::function<void()> retry) { settle_retries.submit(std::move(retry)); }};
+    constexpr int kTickets = 200;
+    testing::produceAll(kafka_.bootstrap_servers, config.kafka.tierTopic("fast"), routedTickets(kTickets));
+    testing::TopicReader results(kafka_.bootstrap_servers, config.kafka.topics.results, kafka_.partitions);
+    const int call_threads = tier::callThreadsFor(config, "fast");
+    ASSERT_EQ(call_threads, 2);
+    runFastTier(
+        config,
+        [&] {
+          results.read(200ms, kTickets);
+          return results.messages().size() >= kTickets;
+        },
+        admission, call_threads);
+    std::set<std::string> ids;
+    for (const auto& m : results.messages()) {
+      auto r = parseTicketResult(m.value);
+      ASSERT_TRUE(r.ok()) << r.error().message;
+      answered_cost += r->cost_micro_usd;
+      ids.insert(r->ticket_id);
+    }
+    EXPECT_EQ(ids.size(), static_cast<std::size_t>(kTickets));
+    EXPECT_EQ(results.messages().size(), static_cast<std::size_t>(kTickets));
+  }
+  settle_retries.stop();
+  auto spend = ledger.show();
+  ASSERT_TRUE(spend.ok()) << spend.error().message;
+  MicroUsd settled = -1;
+  for (const auto& b : *spend)
+    if (b.scope == "global" && b.period == "day") settled = b.settled;
+  EXPECT_GT(answered_cost, 0);
+  EXPECT_EQ(settled, answered_cost);
+  auto leases = pool->run({redis::RedisCall::command({"ZCARD", "t:rl:sim:m:leases"})});
+  ASSERT_TRUE(leases.ok()) << leases.error().message;
+  EXPECT_EQ(leases->front().integer, 0);
 }
 
 }  // namespace

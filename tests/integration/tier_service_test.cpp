@@ -312,7 +312,8 @@ TEST(TierService, ARedeliveredTicketIsNotChargedTwiceAndNotRefused) {
 }
 
 // With the batcher and somewhere to retry, decide() returns without waiting for the settle: the
-// ticket's PendingSettles hands it on once the ledger has the call's cost, never before.
+// ticket's PendingSettles hands it on once the ledger has the call's cost, never before. A
+// ticket whose first admission was asked for early (admitEarly) is charged the same.
 TEST(TierService, TheCallThreadGoesOnButTheTicketWaitsForTheLedgerToHaveItsCost) {
   LedgerOnRedis redis_ledger;
   auto& ledger = redis_ledger.ledger;
@@ -327,7 +328,18 @@ TEST(TierService, TheCallThreadGoesOnButTheTicketWaitsForTheLedgerToHaveItsCost)
   auto settled = [&] { return redis_ledger.settledToday(); };
   MicroUsd expected = 0;
   for (int i = 0; i < 20; ++i) {
-    auto out = svc.decide(ticket("T-AS" + std::to_string(i), "printer offline on floor 3"), 1);
+    const RoutedTicket t = ticket("T-AS" + std::to_string(i), "printer offline on floor 3");
+    std::shared_ptr<tier::EarlyAdmission> early;
+    if (i % 2) {  // as the tier role asks, before a call thread takes the ticket
+      std::promise<std::shared_ptr<tier::EarlyAdmission>> answered;
+      ASSERT_TRUE(svc.admitEarly(t, 1, [&](std::shared_ptr<tier::EarlyAdmission> a) { answered.set_value(std::move(a)); }));
+      auto admitted = answered.get_future();
+      ASSERT_EQ(admitted.wait_for(5s), std::future_status::ready);
+      early = admitted.get();
+      ASSERT_NE(early, nullptr);
+      ASSERT_TRUE(early->replies.has_value());
+    }
+    auto out = svc.decide(t, 1, early);
     ASSERT_TRUE(out.ok()) << out.error().message;
     ASSERT_EQ(out->kind, tier::TierOutcomeKind::kAnswered);
     ASSERT_NE(out->settles, nullptr);
@@ -338,6 +350,11 @@ TEST(TierService, TheCallThreadGoesOnButTheTicketWaitsForTheLedgerToHaveItsCost)
     ASSERT_EQ(at_hand_on.wait_for(5s), std::future_status::ready);
     EXPECT_EQ(at_hand_on.get(), expected);  // the ledger had the cost when the ticket went on
   }
+  EXPECT_EQ(settled(), expected);
+  // An early-admitted ticket's same delivery again: replayed, not charged twice.
+  auto replay = svc.handle(ticket("T-AS1", "printer offline on floor 3"), 1);
+  ASSERT_TRUE(replay.ok());
+  EXPECT_EQ(replay->kind, tier::TierOutcomeKind::kAnswered) << replay->reason;
   EXPECT_EQ(settled(), expected);
 }
 

@@ -38,12 +38,52 @@ TierRole::TierRole(const Config& config, TierService& service, int call_threads,
       cache_(cache),
       metrics_(metrics),
       logger_(logger),
+      free_turns_(std::max(1, call_threads)),
       calls_(call_threads, "tf-call-" + service.name()) {}
 
 stage::Handler TierRole::handler() {
   return [this](const std::shared_ptr<const stage::Delivery>& delivery, stage::Completion completion) {
-    calls_.submit([this, delivery, completion] { handle(*delivery, completion); });
+    auto parsed = parseRoutedTicket(delivery->message.value);
+    if (!parsed) return completion.fail(parsed.error());  // malformed: dead letter at once
+    auto routed = std::make_shared<RoutedTicket>(std::move(*parsed));
+    takeTurn([this, delivery, completion, routed] {
+      auto call = [this, delivery, completion, routed](std::shared_ptr<EarlyAdmission> early) {
+        calls_.submit([this, delivery, completion, routed, early = std::move(early)]() mutable {
+          handle(*delivery, completion, *routed, std::move(early));
+          giveTurnBack();
+        });
+      };
+      // The first call's admission round trip goes out before a call thread takes the ticket:
+      // that thread then blocks once per call (on the model's reply), not twice.
+      if (!service_.admitEarly(*routed, delivery->attempt, call)) call(nullptr);
+    });
   };
+}
+
+void TierRole::takeTurn(std::function<void()> start) {
+  {
+    std::lock_guard lock(turns_mutex_);
+    if (free_turns_ == 0) {
+      waiting_for_turn_.push_back(std::move(start));
+      return;
+    }
+    --free_turns_;
+  }
+  start();
+}
+
+void TierRole::giveTurnBack() {
+  std::function<void()> next;
+  {
+    std::lock_guard lock(turns_mutex_);
+    if (waiting_for_turn_.empty()) {
+      ++free_turns_;
+      return;
+    }
+    next = std::move(waiting_for_turn_.front());
+    waiting_for_turn_.pop_front();
+  }
+  next();  // the turn passes straight on
 }
 
 void TierRole::count(const std::string& outcome) {
@@ -94,42 +134,41 @@ void TierRole::carry(const std::string& key, MicroUsd spent) {
   carried_[key] += spent;
 }
 
-void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& engine) {
-  auto routed = parseRoutedTicket(delivery.message.value);
-  if (!routed) return engine.fail(routed.error());  // malformed: dead letter at once
+void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& engine, RoutedTicket& routed,
+                      std::shared_ptr<EarlyAdmission> early) {
   const std::string attempts_key = delivery.message.topic + "/" + std::to_string(delivery.message.partition) + "/" +
                                    std::to_string(delivery.message.offset);
-  auto outcome = service_.decide(*routed, delivery.attempt);
+  auto outcome = service_.decide(routed, delivery.attempt, std::move(early));
   if (!outcome) return engine.fail(outcome.error());
   const SettledCompletion completion(engine, outcome->settles);
   if (outcome->kind == TierOutcomeKind::kFailed) {
     carry(attempts_key, outcome->spent_micro_usd);
     count("failed");
     if (logger_)
-      logger_->warn("tier_attempt_failed", {{"ticket_id", routed->ticket.id}, {"trace_id", routed->trace_id},
-                                            {"tier", routed->tier}, {"attempt", delivery.attempt},
+      logger_->warn("tier_attempt_failed", {{"ticket_id", routed.ticket.id}, {"trace_id", routed.trace_id},
+                                            {"tier", routed.tier}, {"attempt", delivery.attempt},
                                             {"error", outcome->failure->message}});
     return completion.fail(*outcome->failure);
   }
   if (const MicroUsd earlier = takeCarried(attempts_key)) {
-    routed->spent_micro_usd += earlier;
+    routed.spent_micro_usd += earlier;
     outcome->result.cost_micro_usd += earlier;
   }
-  if (outcome->kind == TierOutcomeKind::kBudgetRefused) return applyBudgetPolicy(*routed, *outcome, completion);
+  if (outcome->kind == TierOutcomeKind::kBudgetRefused) return applyBudgetPolicy(routed, *outcome, completion);
   if (outcome->kind == TierOutcomeKind::kEscalate) {
-    RoutedTicket up = *routed;
+    RoutedTicket up = routed;
     up.tier = outcome->next_tier;
-    up.escalations = routed->escalations + 1;
-    up.spent_micro_usd = routed->spent_micro_usd + outcome->spent_micro_usd;
-    up.rule = utf8Prefix("escalated from " + routed->tier + ": " + outcome->reason, 200);
+    up.escalations = routed.escalations + 1;
+    up.spent_micro_usd = routed.spent_micro_usd + outcome->spent_micro_usd;
+    up.rule = utf8Prefix("escalated from " + routed.tier + ": " + outcome->reason, 200);
     count("escalated");
     if (logger_)
-      logger_->info("ticket_escalated", {{"ticket_id", up.ticket.id}, {"trace_id", up.trace_id}, {"from", routed->tier},
+      logger_->info("ticket_escalated", {{"ticket_id", up.ticket.id}, {"trace_id", up.trace_id}, {"from", routed.tier},
                                          {"to", up.tier}});
-    return completion.succeed({{config_.kafka.tierTopic(up.tier), routed->ticket.id, toJson(up), {}}});
+    return completion.succeed({{config_.kafka.tierTopic(up.tier), routed.ticket.id, toJson(up), {}}});
   }
   TicketResult& result = outcome->result;
-  result.latency_ms = millisSince(routed->received_at, clock_);  // end to end, from intake's receipt
+  result.latency_ms = millisSince(routed.received_at, clock_);  // end to end, from intake's receipt
   count(result.degraded ? "degraded" : result.answer.needs_human ? "needs_human" : "answered");
   // Only full-strength answers are worth repeating to the next requester.
   if (cache_ && config_.cache.enabled && outcome->cacheable) {
@@ -141,9 +180,9 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
     entry.source_ticket_id = result.ticket_id;
     entry.category = result.classification.category;
     entry.created = clock_.now();
-    cache_->insert(result.tenant, routed->ticket.text(), entry);  // Redis trouble: skipped, counted
+    cache_->insert(result.tenant, routed.ticket.text(), entry);  // Redis trouble: skipped, counted
   }
-  completion.succeed({{config_.kafka.topics.results, routed->ticket.id, toJson(result), {}}});
+  completion.succeed({{config_.kafka.topics.results, routed.ticket.id, toJson(result), {}}});
 }
 
 int callThreadsFor(const Config& config, const std::string& tier) {

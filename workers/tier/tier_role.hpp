@@ -11,6 +11,8 @@
 // on the cheapest tier, defer), defer (a retriable failure: the engine retries with backoff, and
 // dead-letters after stage.max_attempts), or human (a result with needs_human and no call).
 
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -48,7 +50,14 @@ class TierRole {
   stage::Handler handler();
 
  private:
-  void handle(const stage::Delivery& delivery, const stage::Completion& completion);
+  // `routed`: the delivery's, parsed; `early`: its first call's admission, answered (or null).
+  void handle(const stage::Delivery& delivery, const stage::Completion& completion, RoutedTicket& routed,
+              std::shared_ptr<EarlyAdmission> early);
+  // A ticket takes a turn before its first admission is asked for and gives it back when its
+  // call thread is done with it. Turns are as many as call threads, so a ticket that holds a
+  // rate-limit lease never waits for a thread, which a ticket waiting for a lease could hold.
+  void takeTurn(std::function<void()> start);
+  void giveTurnBack();
   void applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& outcome, const SettledCompletion& completion);
   void count(const std::string& outcome);
   // What earlier failed attempts of a message spent (unusable replies are billed too), so its
@@ -64,6 +73,9 @@ class TierRole {
   observability::Logger* logger_;
   std::mutex carried_mutex_;
   std::map<std::string, MicroUsd> carried_;
+  std::mutex turns_mutex_;
+  int free_turns_;
+  std::deque<std::function<void()>> waiting_for_turn_;  // tickets parsed, waiting for a turn
   WorkerPool calls_;
 };
 

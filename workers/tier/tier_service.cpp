@@ -181,7 +181,7 @@ void TierService::recordCall(const Entry& entry, const Result<provider::ModelRep
 }
 
 Result<std::string> TierService::admit(const ModelConfig& model, std::int64_t prompt_tokens, std::int64_t tokens,
-                                       int call, CallContext& context) {
+                                       int call, CallContext& context, EarlyAdmission* early) {
   redis::BudgetLedger* ledger = admission_.ledger;
   redis::RateLimiter* limiter = admission_.limiter;
   const redis::BudgetRequest request{context.budget_key, call, context.tenant, tier_.name,
@@ -210,7 +210,9 @@ Result<std::string> TierService::admit(const ModelConfig& model, std::int64_t pr
   // The rate-limit grant and the reservation in one round trip. While the limiter makes the call
   // wait, the reservation is kept (releasing and reserving again under the same key would replay
   // as released and leave the call uncharged).
-  auto prepared = ledger->prepareReserve(request);
+  const bool answered_early = early && early->replies;
+  auto prepared = answered_early ? Result<redis::BudgetLedger::PreparedReserve>(std::move(early->prepared))
+                                 : ledger->prepareReserve(request);
   if (!prepared) {
     context.abort = prepared.error();
     return *context.abort;
@@ -219,9 +221,15 @@ Result<std::string> TierService::admit(const ModelConfig& model, std::int64_t pr
   bool reserved = false;
   for (int round = 0; round < 10'000; ++round) {
     std::string lease;
-    std::vector<redis::RedisCall> calls = {limiter->acquireCall(model, tokens, lease)};
-    if (!reserved) calls.push_back(prepared->call);
-    auto replies = admission_.batcher->run(std::move(calls));
+    Result<std::vector<redis::Reply>> replies = Error::internal("admission not asked");
+    if (round == 0 && answered_early) {  // before this thread took the ticket
+      lease = std::move(early->lease);
+      replies = std::move(*early->replies);
+    } else {
+      std::vector<redis::RedisCall> calls = {limiter->acquireCall(model, tokens, lease)};
+      if (!reserved) calls.push_back(prepared->call);
+      replies = admission_.batcher->run(std::move(calls));
+    }
     if (!replies) {  // fail closed: the engine retries the ticket later
       if (reserved) (void)ledger->release(context.budget_key, call);
       context.abort = Error::unavailable("rate limiter and budget ledger: " + replies.error().message);
@@ -304,14 +312,17 @@ void TierService::finishCall(const ModelConfig& model, const std::string& lease,
 }
 
 Result<provider::ModelReply> TierService::callWithRetries(Entry& entry, provider::ModelRequest request,
-                                                          TierOutcome& outcome, Answer& answer, CallContext& context) {
+                                                          TierOutcome& outcome, Answer& answer, CallContext& context,
+                                                          EarlyAdmission* early) {
   Error last = Error::unavailable("not called");
   bool repaired = false;
   for (int attempt = 1; attempt <= policy_.attempts_per_model; ++attempt) {
-    if (!entry.breaker->allow()) return Error::unavailable(entry.model->name + ": circuit breaker open");
-    const std::int64_t prompt_tokens = provider::estimatePromptTokens(request);
+    // An early admission was asked for with the breaker's leave: it is not asked twice.
+    EarlyAdmission* asked = attempt == 1 && !repaired ? early : nullptr;
+    if (!asked && !entry.breaker->allow()) return Error::unavailable(entry.model->name + ": circuit breaker open");
+    const std::int64_t prompt_tokens = asked ? asked->prompt_tokens : provider::estimatePromptTokens(request);
     const int call = outcome.calls + 1;
-    auto lease = admit(*entry.model, prompt_tokens, prompt_tokens + request.max_output_tokens, call, context);
+    auto lease = admit(*entry.model, prompt_tokens, prompt_tokens + request.max_output_tokens, call, context, asked);
     if (!lease) return lease.error();  // our own limit or budget, not the provider's fault: no breaker count
     // Wait for a free slot no longer than a call could take anyway.
     if (entry.slots && !entry.slots->try_acquire_for(std::chrono::milliseconds(entry.provider->total_timeout_ms))) {
@@ -369,24 +380,58 @@ Result<TierOutcome> TierService::handle(const RoutedTicket& ticket, int delivery
   return outcome;
 }
 
-Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery_attempt) {
+std::string TierService::budgetKey(const RoutedTicket& ticket, int delivery_attempt) const {
+  return ticket.ticket.tenant + ":" + ticket.ticket.id + ":" + std::to_string(ticket.ticket.revision) + ":" +
+         tier_.name + ":" + std::to_string(delivery_attempt);
+}
+
+bool TierService::admitEarly(const RoutedTicket& ticket, int delivery_attempt,
+                             std::function<void(std::shared_ptr<EarlyAdmission>)> answered) {
+  if (!admission_.ledger || !admission_.limiter || !admission_.batcher || chain_.empty()) return false;
+  Entry& entry = chain_.front();
+  if (!entry.breaker->allow()) return false;
+  auto early = std::make_shared<EarlyAdmission>();
+  early->request = provider::buildModelRequest(prompts_, ticket.ticket, ticket.classification.category,
+                                               entry.model->max_output_tokens);
+  early->prompt_tokens = provider::estimatePromptTokens(early->request);
+  early->tokens = early->prompt_tokens + early->request.max_output_tokens;
+  auto prepared = admission_.ledger->prepareReserve({budgetKey(ticket, delivery_attempt), 1, ticket.ticket.tenant,
+                                                     tier_.name, redis::estimateCallCost(*entry.model, early->prompt_tokens)});
+  if (!prepared) {  // the call thread admits it and reports the error
+    answered(std::move(early));
+    return true;
+  }
+  early->prepared = std::move(*prepared);
+  std::vector<redis::RedisCall> calls = {admission_.limiter->acquireCall(*entry.model, early->tokens, early->lease),
+                                         early->prepared.call};
+  admission_.batcher->submit(std::move(calls), [early, answered = std::move(answered)](
+                                                   Result<std::vector<redis::Reply>> replies) mutable {
+    early->replies = std::move(replies);
+    answered(std::move(early));
+  });
+  return true;
+}
+
+Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery_attempt,
+                                        std::shared_ptr<EarlyAdmission> early) {
   TierOutcome outcome;
   const auto started = clock_.steadyNow();
   std::string failures;
   bool unusable_output = false;
   CallContext context;
   outcome.settles = context.settles;
-  context.budget_key = ticket.ticket.tenant + ":" + ticket.ticket.id + ":" + std::to_string(ticket.ticket.revision) + ":" + tier_.name + ":" +
-                       std::to_string(delivery_attempt);
+  context.budget_key = budgetKey(ticket, delivery_attempt);
   context.tenant = ticket.ticket.tenant;
   // A ticket a cap sent down must not climb back up: that would undo the downgrade.
   const std::string next_tier = ticket.budget_state == "ok" ? next_tier_ : std::string();
   for (std::size_t i = 0; i < chain_.size(); ++i) {
     Entry& entry = chain_[i];
-    auto request = provider::buildModelRequest(prompts_, ticket.ticket, ticket.classification.category,
-                                               entry.model->max_output_tokens);
+    EarlyAdmission* asked = i == 0 ? early.get() : nullptr;
+    auto request = asked ? std::move(asked->request)
+                         : provider::buildModelRequest(prompts_, ticket.ticket, ticket.classification.category,
+                                                       entry.model->max_output_tokens);
     Answer answer;
-    auto reply = callWithRetries(entry, std::move(request), outcome, answer, context);
+    auto reply = callWithRetries(entry, std::move(request), outcome, answer, context, asked);
     if (context.abort) {
       outcome.kind = TierOutcomeKind::kFailed;
       outcome.failure = *context.abort;

@@ -102,6 +102,19 @@ struct TierOutcome {
   bool cacheable = false;
 };
 
+// The first call's admission (rate-limit grant and budget reservation), asked for before a call
+// thread takes the ticket (admitEarly): its round trip then holds no thread, and the thread that
+// takes the ticket starts with the answer at hand instead of waiting for it. The first chain
+// model's breaker is consulted when it is asked for, not again when the call starts.
+struct EarlyAdmission {
+  provider::ModelRequest request;  // the first model's, built once
+  std::int64_t prompt_tokens = 0;
+  std::int64_t tokens = 0;  // prompt and output, what the rate limiter counts
+  redis::BudgetLedger::PreparedReserve prepared;
+  std::string lease;
+  std::optional<Result<std::vector<redis::Reply>>> replies;  // the grant's and the reservation's
+};
+
 // Creates the client for one chain entry (the production factory sends real HTTP).
 using ModelClientFactory =
     std::function<std::unique_ptr<provider::ModelClient>(const ProviderConfig&, const ModelConfig&)>;
@@ -128,7 +141,15 @@ class TierService {
   Result<TierOutcome> handle(const RoutedTicket& ticket, int delivery_attempt = 1);
   // The same decision, returned as soon as it is made: outcome.settles says when the ledger has
   // every settle (the tier role hands the ticket on then).
-  Result<TierOutcome> decide(const RoutedTicket& ticket, int delivery_attempt = 1);
+  // `early`: from admitEarly() for the same ticket and attempt (null: admitted when the call starts).
+  Result<TierOutcome> decide(const RoutedTicket& ticket, int delivery_attempt = 1,
+                             std::shared_ptr<EarlyAdmission> early = nullptr);
+  // Asks for the first call's admission and returns at once; `answered` runs on the batcher's
+  // thread with the answered admission, to pass on to decide(). False, and `answered` never runs,
+  // when there is nothing to ask early: no batcher, limiter and ledger, or the first model's
+  // breaker is open.
+  bool admitEarly(const RoutedTicket& ticket, int delivery_attempt,
+                  std::function<void(std::shared_ptr<EarlyAdmission>)> answered);
   const std::string& name() const { return tier_.name; }
 
   provider::BreakerState breakerState(const std::string& model_name);
@@ -154,13 +175,15 @@ class TierService {
   };
   // One model, with retries; an unusable reply is repaired once. Errors mean "try the next",
   // unless the context says to stop.
+  // `early`: the first attempt's admission, already answered.
   Result<provider::ModelReply> callWithRetries(Entry& entry, provider::ModelRequest request, TierOutcome& outcome,
-                                               Answer& answer, CallContext& context);
+                                               Answer& answer, CallContext& context, EarlyAdmission* early);
   // The rate-limit grant (the lease to give back, "" without a limiter) and the budget
   // reservation for call number `call`. An error means "try the next model", unless it set
   // context.abort (Redis unreachable) or context.refused (a cap without room).
   Result<std::string> admit(const ModelConfig& model, std::int64_t prompt_tokens, std::int64_t tokens, int call,
-                            CallContext& context);
+                            CallContext& context, EarlyAdmission* early = nullptr);
+  std::string budgetKey(const RoutedTicket& ticket, int delivery_attempt) const;
   // After the call: the lease back, the reservation settled to `cost` or released (nullopt).
   void finishCall(const ModelConfig& model, const std::string& lease, const CallContext& context, int call,
                   std::optional<MicroUsd> cost);
