@@ -2,7 +2,8 @@
 // The tier pool role on the stage engine: consumes <tier_prefix><tier>, runs the TierService on
 // a bounded pool of call threads (model calls block on HTTP; the pool is sized by the tier's
 // model concurrency so hundreds of calls are in flight without a thread per message beyond that
-// bound), and produces the result to the results topic, or the ticket to another tier's topic
+// bound; the first call's admission is asked for before a thread takes the ticket), and
+// produces the result to the results topic, or the ticket to another tier's topic
 // (escalated up, or sent down by a budget cap). Malformed input is dead-lettered at once by the
 // engine. A good answer is stored in the semantic cache so that a near-duplicate ticket of the
 // same tenant is answered by intake without a call.
