@@ -54,10 +54,13 @@ struct Pipeline::Impl {
   };
   std::vector<RunningStage> stages;
 
-  // Stages first (nothing new arrives), then each batcher answers what it still holds while the
-  // tier services and roles its callbacks reach are alive, then the settle retries finish.
+  // Stages first (nothing new arrives), then the tier roles' call threads finish their tickets
+  // (their calls still send through the batchers), then each batcher answers what it still
+  // holds while the tier services and roles its callbacks reach are alive, then the settle
+  // retries finish.
   ~Impl() {
     stages.clear();
+    for (auto& role : tier_roles) role->stop();
     for (auto& r : redis) r->batcher.reset();
     for (auto& r : redis) r->settle_retries.reset();
   }

@@ -60,9 +60,19 @@ stage::Handler TierRole::handler() {
   };
 }
 
+void TierRole::stop() {
+  {
+    std::lock_guard lock(turns_mutex_);
+    stopping_ = true;
+    waiting_for_turn_.clear();  // never started: redelivered, like the engine's uncommitted messages
+  }
+  calls_.stop();
+}
+
 void TierRole::takeTurn(std::function<void()> start) {
   {
     std::lock_guard lock(turns_mutex_);
+    if (stopping_) return;
     if (free_turns_ == 0) {
       waiting_for_turn_.push_back(std::move(start));
       return;
@@ -76,6 +86,7 @@ void TierRole::giveTurnBack() {
   std::function<void()> next;
   {
     std::lock_guard lock(turns_mutex_);
+    if (stopping_) return;
     if (waiting_for_turn_.empty()) {
       ++free_turns_;
       return;

@@ -49,6 +49,9 @@ class TierRole {
            redis::SemanticCache* cache = nullptr, observability::PipelineMetrics* metrics = nullptr,
            observability::Logger* logger = nullptr);
   stage::Handler handler();
+  // Starts no more tickets and waits for the call threads' current ones. After the stage has
+  // stopped and before the batcher goes: a finishing call still sends through it.
+  void stop();
 
  private:
   // `routed`: the delivery's, parsed; `early`: its first call's admission, answered (or null).
@@ -76,6 +79,7 @@ class TierRole {
   std::map<std::string, MicroUsd> carried_;
   std::mutex turns_mutex_;
   int free_turns_;
+  bool stopping_ = false;
   std::deque<std::function<void()>> waiting_for_turn_;  // tickets parsed, waiting for a turn
   WorkerPool calls_;
 };
