@@ -145,62 +145,105 @@ TEST_F(TierRoleTest, LowConfidenceEscalatesToTheNextTiersTopic) {
   }
 }
 
-// Two hundred tickets, 64 in flight at a time, for a model that takes two calls at a time, with the rate
-// limiter, the budget ledger and the batcher on a real redis-server, as the pipeline admits
-// calls: a ticket's admission is asked for before a call thread takes it, and a ticket holding
-// one of the two leases must never wait behind tickets waiting for a lease (which would hold
-// both call threads until the 30 s rate wait ran out). Every ticket is answered, each charged
-// once, and every lease is given back.
+// The rate limiter, the budget ledger and the batcher on a private redis-server, as the
+// pipeline admits calls.
+struct AdmissionOnRedis {
+  redis::EmbeddedRedisServer server;
+  std::shared_ptr<redis::RedisPool> pool = [this] {
+    RedisConfig rc;
+    rc.url = server.url();
+    return std::make_shared<redis::RedisPool>(*redis::RedisPoolOptions::fromConfig(rc));
+  }();
+  redis::BudgetLedger ledger{pool, [] {
+                               BudgetsConfig budgets;
+                               budgets.caps = {BudgetCap{BudgetScope::kGlobal, "", "", 1'000'000'000, std::nullopt}};
+                               return budgets;
+                             }(),
+                             "t:", SystemClock::instance()};
+  redis::RateLimiter limiter{pool, "t:"};
+  WorkerPool settle_retries{2, "test-settle"};
+  std::unique_ptr<redis::CommandBatcher> batcher = std::make_unique<redis::CommandBatcher>(pool);
+
+  tier::CallAdmission admission() {
+    return {&limiter, &ledger, 30s, batcher.get(),
+            [this](std::function<void()> retry) { settle_retries.submit(std::move(retry)); }};
+  }
+  // After the role has stopped: the batcher answers what it holds, then the settle retries end.
+  void finish() {
+    batcher.reset();
+    settle_retries.stop();
+  }
+  redis::BucketSpend globalToday() {
+    auto spend = ledger.show();
+    EXPECT_TRUE(spend.ok()) << spend.error().message;
+    if (spend.ok())
+      for (const auto& b : *spend)
+        if (b.scope == "global" && b.period == "day") return b;
+    return {};
+  }
+  std::int64_t leasesHeld() {  // of the test config's model m on provider sim
+    auto leases = pool->run({redis::RedisCall::command({"ZCARD", "t:rl:sim:m:leases"})});
+    EXPECT_TRUE(leases.ok()) << leases.error().message;
+    return leases.ok() ? leases->front().integer : -1;
+  }
+};
+
+// Two hundred tickets, 64 in flight at a time, for a model that takes two calls at a time: a
+// ticket's admission is asked for before a call thread takes it, and a ticket holding one of the
+// two leases must never wait behind tickets waiting for a lease (which would hold both call
+// threads until the 30 s rate wait ran out). Every ticket is answered, each charged once, and
+// every lease is given back.
 TEST_F(TierRoleTest, TicketsBeyondTheModelsConcurrencyAreAllAnsweredAndChargedOnce) {
   sim::ProviderSimulator sim(testing::instantSimulatorOptions());
   const Config config = configFor(sim, 0.0, "{max_concurrency: 2}");
-  redis::EmbeddedRedisServer server;
-  RedisConfig redis_config;
-  redis_config.url = server.url();
-  auto pool = std::make_shared<redis::RedisPool>(*redis::RedisPoolOptions::fromConfig(redis_config));
-  BudgetsConfig budgets;
-  budgets.caps = {BudgetCap{BudgetScope::kGlobal, "", "", 1'000'000'000, std::nullopt}};
-  redis::BudgetLedger ledger(pool, budgets, "t:", SystemClock::instance());
-  redis::RateLimiter limiter(pool, "t:");
-  WorkerPool settle_retries(2, "test-settle");
+  AdmissionOnRedis redis;
+  constexpr int kTickets = 200;
+  testing::produceAll(kafka_.bootstrap_servers, config.kafka.tierTopic("fast"), routedTickets(kTickets));
+  testing::TopicReader results(kafka_.bootstrap_servers, config.kafka.topics.results, kafka_.partitions);
+  const int call_threads = tier::callThreadsFor(config, "fast");
+  ASSERT_EQ(call_threads, 2);
+  runFastTier(
+      config,
+      [&] {
+        results.read(200ms, kTickets);
+        return results.messages().size() >= kTickets;
+      },
+      redis.admission(), call_threads);
+  redis.finish();
+  std::set<std::string> ids;
   MicroUsd answered_cost = 0;
-  {
-    redis::CommandBatcher batcher(pool);
-    const tier::CallAdmission admission{&limiter, &ledger, 30s, &batcher,
-                                        [&](std::function<void()> retry) { settle_retries.submit(std::move(retry)); }};
-    constexpr int kTickets = 200;
-    testing::produceAll(kafka_.bootstrap_servers, config.kafka.tierTopic("fast"), routedTickets(kTickets));
-    testing::TopicReader results(kafka_.bootstrap_servers, config.kafka.topics.results, kafka_.partitions);
-    const int call_threads = tier::callThreadsFor(config, "fast");
-    ASSERT_EQ(call_threads, 2);
-    runFastTier(
-        config,
-        [&] {
-          results.read(200ms, kTickets);
-          return results.messages().size() >= kTickets;
-        },
-        admission, call_threads);
-    std::set<std::string> ids;
-    for (const auto& m : results.messages()) {
-      auto r = parseTicketResult(m.value);
-      ASSERT_TRUE(r.ok()) << r.error().message;
-      answered_cost += r->cost_micro_usd;
-      ids.insert(r->ticket_id);
-    }
-    EXPECT_EQ(ids.size(), static_cast<std::size_t>(kTickets));
-    EXPECT_EQ(results.messages().size(), static_cast<std::size_t>(kTickets));
+  for (const auto& m : results.messages()) {
+    auto r = parseTicketResult(m.value);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    answered_cost += r->cost_micro_usd;
+    ids.insert(r->ticket_id);
   }
-  settle_retries.stop();
-  auto spend = ledger.show();
-  ASSERT_TRUE(spend.ok()) << spend.error().message;
-  MicroUsd settled = -1;
-  for (const auto& b : *spend)
-    if (b.scope == "global" && b.period == "day") settled = b.settled;
+  EXPECT_EQ(ids.size(), static_cast<std::size_t>(kTickets));
+  EXPECT_EQ(results.messages().size(), static_cast<std::size_t>(kTickets));
   EXPECT_GT(answered_cost, 0);
-  EXPECT_EQ(settled, answered_cost);
-  auto leases = pool->run({redis::RedisCall::command({"ZCARD", "t:rl:sim:m:leases"})});
-  ASSERT_TRUE(leases.ok()) << leases.error().message;
-  EXPECT_EQ(leases->front().integer, 0);
+  EXPECT_EQ(redis.globalToday().settled, answered_cost);
+  EXPECT_EQ(redis.leasesHeld(), 0);
+}
+
+// Stopped in the middle of a backlog (model calls take ~100 ms, two at a time, and the drain
+// deadline is short): the tickets that had a turn, their admission asked for early, run to the
+// end, and the rest never start, so no lease and no reservation is left behind.
+TEST_F(TierRoleTest, AStopMidBacklogLeavesNoLeaseOrReservationBehind) {
+  auto options = testing::instantSimulatorOptions();
+  options.latency_scale = 0.1;
+  sim::ProviderSimulator sim(options);
+  Config config = configFor(sim, 0.0, "{max_concurrency: 2}");
+  config.stage.drain_deadline_ms = 200;
+  AdmissionOnRedis redis;
+  testing::produceAll(kafka_.bootstrap_servers, config.kafka.tierTopic("fast"), routedTickets(200));
+  // Stopped once the first calls are settled: ~200 x 100 ms / 2 of the backlog is still ahead.
+  runFastTier(config, [&] { return redis.globalToday().settled > 0; }, redis.admission(),
+              tier::callThreadsFor(config, "fast"));
+  redis.finish();
+  const auto spend = redis.globalToday();
+  EXPECT_GT(spend.settled, 0);
+  EXPECT_EQ(spend.reserved, 0);
+  EXPECT_EQ(redis.leasesHeld(), 0);
 }
 
 }  // namespace

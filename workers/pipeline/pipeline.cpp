@@ -147,7 +147,9 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
         so.input_topics = {config.kafka.tierTopic(spec.tier)};
         so.group = config.kafka.tierGroup(spec.tier);
         handler = impl_->tier_roles.back()->handler();
-        so.handler_hands_off = true;  // TierRole::handler queues the call on the tier's call threads
+        // TierRole::handler parses the ticket and sends its first admission to the batcher (or
+        // queues it for a turn); it never blocks.
+        so.handler_hands_off = true;
         break;
       }
       case Role::kResults: {

@@ -38,7 +38,8 @@ TierRole::TierRole(const Config& config, TierService& service, int call_threads,
       cache_(cache),
       metrics_(metrics),
       logger_(logger),
-      free_turns_(std::max(1, call_threads)),
+      turns_(std::max(1, call_threads)),
+      free_turns_(turns_),
       calls_(call_threads, "tf-call-" + service.name()) {}
 
 stage::Handler TierRole::handler() {
@@ -49,32 +50,46 @@ stage::Handler TierRole::handler() {
     takeTurn([this, delivery, completion, routed] {
       auto call = [this, delivery, completion, routed](std::shared_ptr<EarlyAdmission> early) {
         calls_.submit([this, delivery, completion, routed, early = std::move(early)]() mutable {
-          handle(*delivery, completion, *routed, std::move(early));
+          try {
+            handle(*delivery, completion, *routed, std::move(early));
+          } catch (const std::exception& e) {
+            completion.fail(Error::internal(std::string("tier call threw: ") + e.what()));
+          }
           giveTurnBack();
         });
       };
       // The first call's admission round trip goes out before a call thread takes the ticket:
       // that thread then blocks once per call (on the model's reply), not twice.
-      if (!service_.admitEarly(*routed, delivery->attempt, call)) call(nullptr);
+      try {
+        if (!service_.admitEarly(*routed, delivery->attempt, call)) call(nullptr);
+      } catch (const std::exception& e) {  // nothing was sent or queued: the turn comes back
+        completion.fail(Error::internal(std::string("tier admission threw: ") + e.what()));
+        giveTurnBack();
+      }
     });
   };
 }
 
+TierRole::~TierRole() { stop(); }
+
 void TierRole::stop() {
   {
-    std::lock_guard lock(turns_mutex_);
+    std::unique_lock lock(turns_mutex_);
     stopping_ = true;
     waiting_for_turn_.clear();  // never started: redelivered, like the engine's uncommitted messages
+    // A ticket with a turn may hold a rate-limit lease and a reservation (asked for early, its
+    // call task not yet queued): it runs to the end, so both are given back.
+    all_turns_back_.wait(lock, [this] { return free_turns_ == turns_; });
   }
   calls_.stop();
 }
 
-void TierRole::takeTurn(std::function<void()> start) {
+void TierRole::takeTurn(const std::function<void()>& start) {
   {
     std::lock_guard lock(turns_mutex_);
     if (stopping_) return;
     if (free_turns_ == 0) {
-      waiting_for_turn_.push_back(std::move(start));
+      waiting_for_turn_.push_back(start);
       return;
     }
     --free_turns_;
@@ -86,9 +101,9 @@ void TierRole::giveTurnBack() {
   std::function<void()> next;
   {
     std::lock_guard lock(turns_mutex_);
-    if (stopping_) return;
-    if (waiting_for_turn_.empty()) {
+    if (stopping_ || waiting_for_turn_.empty()) {
       ++free_turns_;
+      if (stopping_) all_turns_back_.notify_all();
       return;
     }
     next = std::move(waiting_for_turn_.front());

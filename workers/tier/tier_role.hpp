@@ -12,6 +12,7 @@
 // on the cheapest tier, defer), defer (a retriable failure: the engine retries with backoff, and
 // dead-letters after stage.max_attempts), or human (a result with needs_human and no call).
 
+#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
@@ -48,9 +49,13 @@ class TierRole {
   TierRole(const Config& config, TierService& service, int call_threads, const Clock& clock = SystemClock::instance(),
            redis::SemanticCache* cache = nullptr, observability::PipelineMetrics* metrics = nullptr,
            observability::Logger* logger = nullptr);
+  ~TierRole();
+  TierRole(const TierRole&) = delete;
+  TierRole& operator=(const TierRole&) = delete;
   stage::Handler handler();
-  // Starts no more tickets and waits for the call threads' current ones. After the stage has
-  // stopped and before the batcher goes: a finishing call still sends through it.
+  // Starts no more tickets and waits for every ticket that has a turn to finish (including one
+  // whose early admission is still out). After the stage has stopped and before the batcher goes:
+  // those tickets' round trips go through it.
   void stop();
 
  private:
@@ -60,7 +65,8 @@ class TierRole {
   // A ticket takes a turn before its first admission is asked for and gives it back when its
   // call thread is done with it. Turns are as many as call threads, so a ticket that holds a
   // rate-limit lease never waits for a thread, which a ticket waiting for a lease could hold.
-  void takeTurn(std::function<void()> start);
+  // `start` never throws: it answers the ticket's completion itself.
+  void takeTurn(const std::function<void()>& start);
   void giveTurnBack();
   void applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& outcome, const SettledCompletion& completion);
   void count(const std::string& outcome);
@@ -78,8 +84,10 @@ class TierRole {
   std::mutex carried_mutex_;
   std::map<std::string, MicroUsd> carried_;
   std::mutex turns_mutex_;
+  const int turns_;
   int free_turns_;
   bool stopping_ = false;
+  std::condition_variable all_turns_back_;
   std::deque<std::function<void()>> waiting_for_turn_;  // tickets parsed, waiting for a turn
   WorkerPool calls_;
 };

@@ -145,9 +145,10 @@ class TierService {
   Result<TierOutcome> decide(const RoutedTicket& ticket, int delivery_attempt = 1,
                              std::shared_ptr<EarlyAdmission> early = nullptr);
   // Asks for the first call's admission and returns at once; `answered` runs on the batcher's
-  // thread with the answered admission, to pass on to decide(). False, and `answered` never runs,
-  // when there is nothing to ask early: no batcher, limiter and ledger, or the first model's
-  // breaker is open.
+  // thread with the answered admission, to pass on to decide() (on this thread, unanswered, when
+  // the reservation could not be prepared: decide() then admits it and reports why). False, and
+  // `answered` never runs, when there is nothing to ask early: no batcher, limiter and ledger, or
+  // the first model's breaker is open.
   bool admitEarly(const RoutedTicket& ticket, int delivery_attempt,
                   std::function<void(std::shared_ptr<EarlyAdmission>)> answered);
   const std::string& name() const { return tier_.name; }

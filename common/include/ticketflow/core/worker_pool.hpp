@@ -48,7 +48,11 @@ class WorkerPool {
     }
     ready_.notify_all();
     for (auto& t : threads) t.join();
-    tasks_.clear();
+    std::deque<std::function<void()>> never_run;
+    {
+      std::lock_guard lock(mutex_);  // a late submit may still be pushing
+      never_run.swap(tasks_);
+    }
   }
   std::size_t threads() const {
     std::lock_guard lock(mutex_);

@@ -94,8 +94,9 @@ struct StageOptions {
   // Where the engine reports rebalances and transport trouble (never message contents); the
   // default writes a plain line to stderr. Called from the poll thread.
   std::function<void(const std::string& text)> log;
-  // The handler never blocks: it hands the work on and returns at once (the tier role queues the
-  // call on its call threads; the result writer parses and queues its marker check), and neither
+  // The handler never blocks: it hands the work on and returns at once (the tier role parses and
+  // sends the first admission to its batcher; the result writer parses and queues its marker
+  // check), and neither
   // do its after-ack hooks. Call both on the poll thread, sparing thread hand-offs per message.
   bool handler_hands_off = false;
 };
