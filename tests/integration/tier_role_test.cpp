@@ -7,14 +7,10 @@
 #include <set>
 #include <thread>
 
+#include "fixtures/admission_on_redis.hpp"
 #include "fixtures/kafka_io.hpp"
 #include "fixtures/services.hpp"
 #include "fixtures/simulator.hpp"
-#include "ticketflow/core/worker_pool.hpp"
-#include "ticketflow/redis/batcher.hpp"
-#include "ticketflow/redis/budget_ledger.hpp"
-#include "ticketflow/redis/embedded_server.hpp"
-#include "ticketflow/redis/rate_limiter.hpp"
 #include "ticketflow/schema/validator.hpp"
 #include "tier/tier_role.hpp"
 
@@ -145,49 +141,6 @@ TEST_F(TierRoleTest, LowConfidenceEscalatesToTheNextTiersTopic) {
   }
 }
 
-// The rate limiter, the budget ledger and the batcher on a private redis-server, as the
-// pipeline admits calls.
-struct AdmissionOnRedis {
-  redis::EmbeddedRedisServer server;
-  std::shared_ptr<redis::RedisPool> pool = [this] {
-    RedisConfig rc;
-    rc.url = server.url();
-    return std::make_shared<redis::RedisPool>(*redis::RedisPoolOptions::fromConfig(rc));
-  }();
-  redis::BudgetLedger ledger{pool, [] {
-                               BudgetsConfig budgets;
-                               budgets.caps = {BudgetCap{BudgetScope::kGlobal, "", "", 1'000'000'000, std::nullopt}};
-                               return budgets;
-                             }(),
-                             "t:", SystemClock::instance()};
-  redis::RateLimiter limiter{pool, "t:"};
-  WorkerPool settle_retries{2, "test-settle"};
-  std::unique_ptr<redis::CommandBatcher> batcher = std::make_unique<redis::CommandBatcher>(pool);
-
-  tier::CallAdmission admission() {
-    return {&limiter, &ledger, 30s, batcher.get(),
-            [this](std::function<void()> retry) { settle_retries.submit(std::move(retry)); }};
-  }
-  // After the role has stopped: the batcher answers what it holds, then the settle retries end.
-  void finish() {
-    batcher.reset();
-    settle_retries.stop();
-  }
-  redis::BucketSpend globalToday() {
-    auto spend = ledger.show();
-    EXPECT_TRUE(spend.ok()) << spend.error().message;
-    if (spend.ok())
-      for (const auto& b : *spend)
-        if (b.scope == "global" && b.period == "day") return b;
-    return {};
-  }
-  std::int64_t leasesHeld() {  // of the test config's model m on provider sim
-    auto leases = pool->run({redis::RedisCall::command({"ZCARD", "t:rl:sim:m:leases"})});
-    EXPECT_TRUE(leases.ok()) << leases.error().message;
-    return leases.ok() ? leases->front().integer : -1;
-  }
-};
-
 // Two hundred tickets, 64 in flight at a time, for a model that takes two calls at a time: a
 // ticket's admission is asked for before a call thread takes it, and a ticket holding one of the
 // two leases must never wait behind tickets waiting for a lease (which would hold both call
@@ -196,7 +149,7 @@ struct AdmissionOnRedis {
 TEST_F(TierRoleTest, TicketsBeyondTheModelsConcurrencyAreAllAnsweredAndChargedOnce) {
   sim::ProviderSimulator sim(testing::instantSimulatorOptions());
   const Config config = configFor(sim, 0.0, "{max_concurrency: 2}");
-  AdmissionOnRedis redis;
+  testing::AdmissionOnRedis redis(1'000'000'000);
   constexpr int kTickets = 200;
   testing::produceAll(kafka_.bootstrap_servers, config.kafka.tierTopic("fast"), routedTickets(kTickets));
   testing::TopicReader results(kafka_.bootstrap_servers, config.kafka.topics.results, kafka_.partitions);
@@ -222,7 +175,7 @@ TEST_F(TierRoleTest, TicketsBeyondTheModelsConcurrencyAreAllAnsweredAndChargedOn
   EXPECT_EQ(results.messages().size(), static_cast<std::size_t>(kTickets));
   EXPECT_GT(answered_cost, 0);
   EXPECT_EQ(redis.globalToday().settled, answered_cost);
-  EXPECT_EQ(redis.leasesHeld(), 0);
+  EXPECT_EQ(redis.leasesHeld("sim", "m"), 0);
 }
 
 // Stopped in the middle of a backlog (model calls take ~100 ms, two at a time, and the drain
@@ -234,7 +187,7 @@ TEST_F(TierRoleTest, AStopMidBacklogLeavesNoLeaseOrReservationBehind) {
   sim::ProviderSimulator sim(options);
   Config config = configFor(sim, 0.0, "{max_concurrency: 2}");
   config.stage.drain_deadline_ms = 200;
-  AdmissionOnRedis redis;
+  testing::AdmissionOnRedis redis(1'000'000'000);
   testing::produceAll(kafka_.bootstrap_servers, config.kafka.tierTopic("fast"), routedTickets(200));
   // Stopped once the first calls are settled: ~200 x 100 ms / 2 of the backlog is still ahead.
   runFastTier(config, [&] { return redis.globalToday().settled > 0; }, redis.admission(),
@@ -243,7 +196,7 @@ TEST_F(TierRoleTest, AStopMidBacklogLeavesNoLeaseOrReservationBehind) {
   const auto spend = redis.globalToday();
   EXPECT_GT(spend.settled, 0);
   EXPECT_EQ(spend.reserved, 0);
-  EXPECT_EQ(redis.leasesHeld(), 0);
+  EXPECT_EQ(redis.leasesHeld("sim", "m"), 0);
 }
 
 }  // namespace

@@ -6,15 +6,12 @@
 #include <future>
 #include <thread>
 
+#include "fixtures/admission_on_redis.hpp"
 #include "fixtures/environment.hpp"
 #include "fixtures/simulator.hpp"
 #include "sim/simulator.hpp"
 #include "ticketflow/core/embedded.hpp"
-#include "ticketflow/core/worker_pool.hpp"
-#include "ticketflow/redis/batcher.hpp"
-#include "ticketflow/redis/rate_limiter.hpp"
 #include "ticketflow/schema/validator.hpp"
-#include "ticketflow/redis/embedded_server.hpp"
 #include "tier/tier_service.hpp"
 
 namespace ticketflow {
@@ -263,38 +260,11 @@ TEST(TierServiceConcurrency, CallsToAModelNeverExceedItsMaxConcurrency) {
   EXPECT_EQ(h.primary.stats().max_concurrent, 2);
 }
 
-// A budget ledger on a private redis-server with one global cap, and what it has settled today.
-struct LedgerOnRedis {
-  redis::EmbeddedRedisServer server;
-  std::shared_ptr<redis::RedisPool> pool = [this] {
-    RedisConfig rc;
-    rc.url = server.url();
-    return std::make_shared<redis::RedisPool>(*redis::RedisPoolOptions::fromConfig(rc));
-  }();
-  redis::BudgetLedger ledger{pool, [] {
-                               BudgetsConfig budgets;
-                               budgets.caps = {BudgetCap{BudgetScope::kGlobal, "", "", 1'000'000, std::nullopt}};
-                               return budgets;
-                             }(),
-                             "t:", SystemClock::instance()};
-
-  MicroUsd settledToday() {
-    auto spend = ledger.show();
-    EXPECT_TRUE(spend.ok());
-    MicroUsd total = 0;
-    if (spend.ok())
-      for (const auto& b : spend.value())
-        if (b.scope == "global" && b.period == "day") total = b.settled;
-    return total;
-  }
-};
-
 TEST(TierService, ARedeliveredTicketIsNotChargedTwiceAndNotRefused) {
-  LedgerOnRedis redis_ledger;
-  auto& ledger = redis_ledger.ledger;
+  testing::AdmissionOnRedis redis(1'000'000);
   Harness h(testing::instantSimulatorOptions(), testing::instantSimulatorOptions());
-  auto svc = h.service("fast", {}, {nullptr, &ledger, 1000ms, nullptr, {}});
-  auto settled = [&] { return redis_ledger.settledToday(); };
+  auto svc = h.service("fast", {}, {nullptr, &redis.ledger, 1000ms, nullptr, {}});
+  auto settled = [&] { return redis.globalToday().settled; };
   auto first = svc.handle(ticket("T-RE", "printer offline"), 1);
   ASSERT_TRUE(first.ok());
   ASSERT_EQ(first->kind, tier::TierOutcomeKind::kAnswered);
@@ -315,17 +285,10 @@ TEST(TierService, ARedeliveredTicketIsNotChargedTwiceAndNotRefused) {
 // ticket's PendingSettles hands it on once the ledger has the call's cost, never before. A
 // ticket whose first admission was asked for early (admitEarly) is charged the same.
 TEST(TierService, TheCallThreadGoesOnButTheTicketWaitsForTheLedgerToHaveItsCost) {
-  LedgerOnRedis redis_ledger;
-  auto& ledger = redis_ledger.ledger;
-  auto& pool = redis_ledger.pool;
+  testing::AdmissionOnRedis redis(1'000'000);
   Harness h(testing::instantSimulatorOptions(), testing::instantSimulatorOptions());
-  redis::RateLimiter limiter(pool, "t:");
-  redis::CommandBatcher batcher(pool);
-  WorkerPool retries(2, "test-settle");
-  tier::CallAdmission admission{&limiter, &ledger, 1000ms, &batcher,
-                                [&](std::function<void()> retry) { retries.submit(std::move(retry)); }};
-  auto svc = h.service("fast", {}, admission);
-  auto settled = [&] { return redis_ledger.settledToday(); };
+  auto svc = h.service("fast", {}, redis.admission(1000ms));
+  auto settled = [&] { return redis.globalToday().settled; };
   MicroUsd expected = 0;
   for (int i = 0; i < 20; ++i) {
     const RoutedTicket t = ticket("T-AS" + std::to_string(i), "printer offline on floor 3");
@@ -337,7 +300,7 @@ TEST(TierService, TheCallThreadGoesOnButTheTicketWaitsForTheLedgerToHaveItsCost)
       ASSERT_EQ(admitted.wait_for(5s), std::future_status::ready);
       early = admitted.get();
       ASSERT_NE(early, nullptr);
-      ASSERT_TRUE(early->replies.has_value());
+      ASSERT_TRUE(early->replies.ok()) << early->replies.error().message;
     }
     auto out = svc.decide(t, 1, early);
     ASSERT_TRUE(out.ok()) << out.error().message;

@@ -46,28 +46,32 @@ stage::Handler TierRole::handler() {
   return [this](const std::shared_ptr<const stage::Delivery>& delivery, stage::Completion completion) {
     auto parsed = parseRoutedTicket(delivery->message.value);
     if (!parsed) return completion.fail(parsed.error());  // malformed: dead letter at once
-    auto routed = std::make_shared<RoutedTicket>(std::move(*parsed));
-    takeTurn([this, delivery, completion, routed] {
-      auto call = [this, delivery, completion, routed](std::shared_ptr<EarlyAdmission> early) {
-        calls_.submit([this, delivery, completion, routed, early = std::move(early)]() mutable {
-          try {
-            handle(*delivery, completion, *routed, std::move(early));
-          } catch (const std::exception& e) {
-            completion.fail(Error::internal(std::string("tier call threw: ") + e.what()));
-          }
-          giveTurnBack();
-        });
-      };
-      // The first call's admission round trip goes out before a call thread takes the ticket:
-      // that thread then blocks once per call (on the model's reply), not twice.
-      try {
-        if (!service_.admitEarly(*routed, delivery->attempt, call)) call(nullptr);
-      } catch (const std::exception& e) {  // nothing was sent or queued: the turn comes back
-        completion.fail(Error::internal(std::string("tier admission threw: ") + e.what()));
-        giveTurnBack();
-      }
-    });
+    auto ticket = std::make_shared<TicketInHand>(TicketInHand{delivery, std::move(completion), std::move(*parsed)});
+    takeTurn([this, ticket] { admit(ticket); });
   };
+}
+
+void TierRole::admit(const std::shared_ptr<TicketInHand>& ticket) {
+  auto queue = [this, ticket](std::shared_ptr<EarlyAdmission> early) { queueCall(ticket, std::move(early)); };
+  // The first call's admission round trip goes out before a call thread takes the ticket: that
+  // thread then blocks once per call (on the model's reply), not twice.
+  try {
+    if (!service_.admitEarly(ticket->routed, ticket->delivery->attempt, queue)) queue(nullptr);
+  } catch (const std::exception& e) {  // nothing was sent or queued: the turn comes back
+    ticket->completion.fail(Error::internal(std::string("tier admission threw: ") + e.what()));
+    giveTurnBack();
+  }
+}
+
+void TierRole::queueCall(const std::shared_ptr<TicketInHand>& ticket, std::shared_ptr<EarlyAdmission> early) {
+  calls_.submit([this, ticket, early = std::move(early)]() mutable {
+    try {
+      handle(*ticket->delivery, ticket->completion, ticket->routed, std::move(early));
+    } catch (const std::exception& e) {
+      ticket->completion.fail(Error::internal(std::string("tier call threw: ") + e.what()));
+    }
+    giveTurnBack();
+  });
 }
 
 TierRole::~TierRole() { stop(); }

@@ -59,6 +59,15 @@ class TierRole {
   void stop();
 
  private:
+  // A delivery, its completion and its routed ticket, parsed on the poll thread.
+  struct TicketInHand {
+    std::shared_ptr<const stage::Delivery> delivery;
+    stage::Completion completion;
+    RoutedTicket routed;
+  };
+  // With a turn: asks for the first call's admission; its answer queues the call.
+  void admit(const std::shared_ptr<TicketInHand>& ticket);
+  void queueCall(const std::shared_ptr<TicketInHand>& ticket, std::shared_ptr<EarlyAdmission> early);
   // `routed`: the delivery's, parsed; `early`: its first call's admission, answered (or null).
   void handle(const stage::Delivery& delivery, const stage::Completion& completion, RoutedTicket& routed,
               std::shared_ptr<EarlyAdmission> early);

@@ -210,9 +210,8 @@ Result<std::string> TierService::admit(const ModelConfig& model, std::int64_t pr
   // The rate-limit grant and the reservation in one round trip. While the limiter makes the call
   // wait, the reservation is kept (releasing and reserving again under the same key would replay
   // as released and leave the call uncharged).
-  const bool answered_early = early && early->replies;
-  auto prepared = answered_early ? Result<redis::BudgetLedger::PreparedReserve>(std::move(early->prepared))
-                                 : ledger->prepareReserve(request);
+  auto prepared = early ? Result<redis::BudgetLedger::PreparedReserve>(std::move(early->prepared))
+                        : ledger->prepareReserve(request);
   if (!prepared) {
     context.abort = prepared.error();
     return *context.abort;
@@ -222,9 +221,9 @@ Result<std::string> TierService::admit(const ModelConfig& model, std::int64_t pr
   for (int round = 0; round < 10'000; ++round) {
     std::string lease;
     Result<std::vector<redis::Reply>> replies = Error::internal("admission not asked");
-    if (round == 0 && answered_early) {  // before this thread took the ticket
+    if (round == 0 && early) {  // answered before this thread took the ticket
       lease = std::move(early->lease);
-      replies = std::move(*early->replies);
+      replies = std::move(early->replies);
     } else {
       std::vector<redis::RedisCall> calls = {limiter->acquireCall(model, tokens, lease)};
       if (!reserved) calls.push_back(prepared->call);
@@ -389,20 +388,17 @@ bool TierService::admitEarly(const RoutedTicket& ticket, int delivery_attempt,
                              std::function<void(std::shared_ptr<EarlyAdmission>)> answered) {
   if (!admission_.ledger || !admission_.limiter || !admission_.batcher || chain_.empty()) return false;
   Entry& entry = chain_.front();
-  if (!entry.breaker->allow()) return false;
   auto early = std::make_shared<EarlyAdmission>();
   early->request = provider::buildModelRequest(prompts_, ticket.ticket, ticket.classification.category,
                                                entry.model->max_output_tokens);
   early->prompt_tokens = provider::estimatePromptTokens(early->request);
-  early->tokens = early->prompt_tokens + early->request.max_output_tokens;
   auto prepared = admission_.ledger->prepareReserve({budgetKey(ticket, delivery_attempt), 1, ticket.ticket.tenant,
                                                      tier_.name, redis::estimateCallCost(*entry.model, early->prompt_tokens)});
-  if (!prepared) {  // the call thread admits it and reports the error
-    answered(std::move(early));
-    return true;
-  }
+  // Asked last: a half-open breaker's probe, once granted, must lead to a call.
+  if (!prepared || !entry.breaker->allow()) return false;
   early->prepared = std::move(*prepared);
-  std::vector<redis::RedisCall> calls = {admission_.limiter->acquireCall(*entry.model, early->tokens, early->lease),
+  const std::int64_t tokens = early->prompt_tokens + early->request.max_output_tokens;
+  std::vector<redis::RedisCall> calls = {admission_.limiter->acquireCall(*entry.model, tokens, early->lease),
                                          early->prepared.call};
   admission_.batcher->submit(std::move(calls), [early, answered = std::move(answered)](
                                                    Result<std::vector<redis::Reply>> replies) mutable {

@@ -109,10 +109,9 @@ struct TierOutcome {
 struct EarlyAdmission {
   provider::ModelRequest request;  // the first model's, built once
   std::int64_t prompt_tokens = 0;
-  std::int64_t tokens = 0;  // prompt and output, what the rate limiter counts
   redis::BudgetLedger::PreparedReserve prepared;
   std::string lease;
-  std::optional<Result<std::vector<redis::Reply>>> replies;  // the grant's and the reservation's
+  Result<std::vector<redis::Reply>> replies = Error::internal("not answered");  // grant's, reservation's
 };
 
 // Creates the client for one chain entry (the production factory sends real HTTP).
@@ -145,10 +144,9 @@ class TierService {
   Result<TierOutcome> decide(const RoutedTicket& ticket, int delivery_attempt = 1,
                              std::shared_ptr<EarlyAdmission> early = nullptr);
   // Asks for the first call's admission and returns at once; `answered` runs on the batcher's
-  // thread with the answered admission, to pass on to decide() (on this thread, unanswered, when
-  // the reservation could not be prepared: decide() then admits it and reports why). False, and
-  // `answered` never runs, when there is nothing to ask early: no batcher, limiter and ledger, or
-  // the first model's breaker is open.
+  // thread with the answered admission, to pass on to decide(). False, and `answered` never runs,
+  // when there is nothing to ask early: no batcher, limiter and ledger, the reservation cannot be
+  // prepared (decide() then reports why), or the first model's breaker is open.
   bool admitEarly(const RoutedTicket& ticket, int delivery_attempt,
                   std::function<void(std::shared_ptr<EarlyAdmission>)> answered);
   const std::string& name() const { return tier_.name; }

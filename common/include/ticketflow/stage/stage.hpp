@@ -96,8 +96,8 @@ struct StageOptions {
   std::function<void(const std::string& text)> log;
   // The handler never blocks: it hands the work on and returns at once (the tier role parses and
   // sends the first admission to its batcher; the result writer parses and queues its marker
-  // check), and neither
-  // do its after-ack hooks. Call both on the poll thread, sparing thread hand-offs per message.
+  // check), and neither do its after-ack hooks. Call both on the poll thread, sparing thread
+  // hand-offs per message.
   bool handler_hands_off = false;
 };
 
