@@ -44,6 +44,12 @@ class BudgetLedgerTest : public testing::RedisTest {
       if (r.scope == scope && r.name == name && r.period == period) return &r;
     return nullptr;
   }
+  static MicroUsd globalSettled(BudgetLedger& ledger) {
+    auto rows = ledger.show();
+    EXPECT_TRUE(rows.ok()) << rows.error().message;
+    const auto* global = rows.ok() ? find(*rows, "global", "", "day") : nullptr;
+    return global ? global->settled : -1;
+  }
   ManualClock clock_;
 };
 
@@ -102,20 +108,53 @@ TEST_F(BudgetLedgerTest, NoRoomReturnsThePolicyAndTheExhaustedBucket) {
   EXPECT_FALSE(blocked->reserved);
   EXPECT_EQ(blocked->policy, BudgetPolicy::kHuman);
   EXPECT_EQ(blocked->exhausted_bucket, "tier:frontier:month:2026-11");
+  EXPECT_TRUE(blocked->reservations_in_the_way);  // only a's outstanding 4000 stands in the way
   EXPECT_TRUE(ledger.reserve({"c", 1, "acme", "fast", 1'001})->reserved);  // other tier: no tier cap
 
   // A cap set at run time overrides the configured one.
   ASSERT_TRUE(ledger.setCap(BudgetScope::kTier, "frontier", BudgetPeriod::kMonth, 10'000).ok());
   EXPECT_TRUE(ledger.reserve({"b", 2, "acme", "frontier", 1'001})->reserved);
   ASSERT_TRUE(ledger.setCap(BudgetScope::kTenant, "acme", BudgetPeriod::kDay, 0).ok());
-  EXPECT_FALSE(ledger.reserve({"d", 1, "acme", "fast", 1})->reserved);
+  auto no_room = ledger.reserve({"d", 1, "acme", "fast", 1});
+  EXPECT_FALSE(no_room->reserved);
+  EXPECT_FALSE(no_room->reservations_in_the_way);  // the cap itself has no room
   EXPECT_TRUE(ledger.reserve({"e", 1, "other", "fast", 1})->reserved);
-  // The refusal is the final answer for that attempt; the deferred retry uses the next attempt.
-  auto replayed = ledger.reserve({"d", 1, "acme", "fast", 1});
-  EXPECT_TRUE(replayed->replayed);
-  EXPECT_FALSE(replayed->reserved);
-  EXPECT_EQ(replayed->state, "refused");
-  EXPECT_EQ(replayed->exhausted_bucket, "tenant:acme:day:2026-11-22");
+  // A refused request id is asked again when the held ticket runs again: refused while the cap
+  // has no room, reserved once it has.
+  auto again = ledger.reserve({"d", 1, "acme", "fast", 1});
+  EXPECT_FALSE(again->replayed);
+  EXPECT_FALSE(again->reserved);
+  EXPECT_EQ(again->state, "refused");
+  EXPECT_EQ(again->exhausted_bucket, "tenant:acme:day:2026-11-22");
+  ASSERT_TRUE(ledger.resetCap(BudgetScope::kTenant, "acme", BudgetPeriod::kDay).ok());
+  EXPECT_TRUE(ledger.reserve({"d", 1, "acme", "fast", 1})->reserved);
+}
+
+// One id per provider request: a settled id replays its cost and the reply kept with it (a
+// redelivered ticket answers from it instead of paying again); a released id is a new request,
+// charged when it settles.
+TEST_F(BudgetLedgerTest, ASettledIdReplaysItsReplyAndAReleasedIdIsANewRequest) {
+  BudgetLedger ledger(makePool(), budgets(1'000'000), key_prefix_, clock_);
+  ASSERT_TRUE(ledger.reserve({"t-r", 1, "acme", "fast", 4'000})->reserved);
+  ASSERT_TRUE(ledger.settle("t-r", 1, 2'500, R"({"content":"kept"})").ok());
+  auto replay = ledger.reserve({"t-r", 1, "acme", "fast", 4'000});
+  ASSERT_TRUE(replay.ok()) << replay.error().message;
+  EXPECT_TRUE(replay->replayed);
+  EXPECT_FALSE(replay->reserved);
+  EXPECT_EQ(replay->state, "settled");
+  EXPECT_EQ(replay->settled_actual, 2'500);
+  EXPECT_EQ(replay->settled_reply, R"({"content":"kept"})");
+  EXPECT_EQ(globalSettled(ledger), 2'500);  // the replay charged nothing
+
+  ASSERT_TRUE(ledger.reserve({"t-r", 2, "acme", "fast", 4'000})->reserved);
+  ASSERT_TRUE(ledger.release("t-r", 2).ok());  // the request failed before spending
+  auto renewed = ledger.reserve({"t-r", 2, "acme", "fast", 4'000});
+  EXPECT_TRUE(renewed->reserved);
+  EXPECT_FALSE(renewed->replayed);
+  auto charged = ledger.settle("t-r", 2, 1'000);
+  ASSERT_TRUE(charged.ok()) << charged.error().message;
+  EXPECT_EQ(charged->charged, 1'000);
+  EXPECT_EQ(globalSettled(ledger), 3'500);
 }
 
 TEST_F(BudgetLedgerTest, SettleAboveTheRoomIsClampedAndRecorded) {
@@ -208,12 +247,15 @@ TEST_F(BudgetLedgerTest, ARestartMidRunOnlyEverGivesRetriableErrors) {
 }
 
 // One worker's share of the exactness test: deterministic from its seed, so running it twice
-// replays exactly the same operations (a redelivery of every ticket).
+// replays exactly the same operations (a redelivery of every ticket). On the replay a settled
+// id answers as a replay (its reply stands in for the call: nothing is settled again); an id
+// that was released or refused is a new request and goes through reserve and settle again.
 struct WorkerTotals {
   long long charged = 0;
   long long ops = 0;
   long long errors = 0;
   long long replays = 0;
+  long long settles = 0;  // settles that charged (not replays)
 };
 
 WorkerTotals runLedgerWorker(BudgetLedger& ledger, int process, int thread, int tickets, bool replay) {
@@ -233,16 +275,18 @@ WorkerTotals runLedgerWorker(BudgetLedger& ledger, int process, int thread, int 
       continue;
     }
     if (r->replayed) ++t.replays;
-    if (r->replayed != replay) ++t.errors;
-    if (!r->reserved && r->state != "settled" && r->state != "released") continue;
+    if (r->replayed && !replay) ++t.errors;                                   // a first run replays nothing
+    if (replay && r->state == "settled" && !r->replayed) ++t.errors;           // a settled id always replays
+    if (r->state == "settled" || !r->reserved) continue;                      // replayed answer, or no room
     if (what >= 8) {
       if (!ledger.release(id, 1)) ++t.errors;
     } else {
       auto s = ledger.settle(id, 1, actual);
       if (!s) {
         if (s.error().code != ErrorCode::kNotFound) ++t.errors;  // replay of a released one
-      } else {
+      } else if (!s->replayed) {
         t.charged += s->charged;
+        ++t.settles;
       }
     }
     ++t.ops;
@@ -278,6 +322,7 @@ WorkerTotals runProcesses(int port, const std::string& prefix, const BudgetsConf
         sum.ops += w.ops;
         sum.errors += w.errors;
         sum.replays += w.replays;
+        sum.settles += w.settles;
       }
       const bool ok = write(fds[1], &sum, sizeof sum) == static_cast<ssize_t>(sizeof sum);
       _exit(ok ? 0 : 1);
@@ -297,6 +342,7 @@ WorkerTotals runProcesses(int port, const std::string& prefix, const BudgetsConf
     all.ops += w.ops;
     all.errors += w.errors;
     all.replays += w.replays;
+    all.settles += w.settles;
   }
   return all;
 }
@@ -327,14 +373,17 @@ TEST_F(BudgetLedgerTest, ConcurrentProcessesNeverOverspendAndReplayChangesNothin
 
   const auto replay = runProcesses(server().port(), key_prefix_, config, clock_.now(), kProcesses, kThreads, kTickets, true);
   EXPECT_EQ(replay.errors, 0);
+  EXPECT_GE(replay.replays, first.settles);  // every settled id replayed, charging nothing
   auto after = ledger.show();
   ASSERT_TRUE(after.ok());
   const auto* global_after = find(*after, "global", "", "day");
   ASSERT_NE(global_after, nullptr);
-  EXPECT_EQ(global_after->settled, first.charged);
+  // Only requests that were never charged (released or refused the first time) add spend.
+  EXPECT_EQ(global_after->settled, first.charged + replay.charged);
+  EXPECT_LE(global_after->settled, kCap);
   EXPECT_EQ(global_after->reserved, 0);
   auto audit_after = connect()->command({"XLEN", ledger.auditStreamKey()});
-  EXPECT_EQ(audit_after->integer, audit_len->integer);  // no settle was appended twice
+  EXPECT_EQ(audit_after->integer, audit_len->integer + replay.settles);  // no settle was appended twice
 }
 
 }  // namespace

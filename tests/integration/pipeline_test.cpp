@@ -10,6 +10,7 @@
 #include "fixtures/environment.hpp"
 #include "fixtures/http_receiver.hpp"
 #include "fixtures/kafka_io.hpp"
+#include "fixtures/pipeline_run.hpp"
 #include "pipeline/local_stack.hpp"
 #include "pipeline/pipeline.hpp"
 #include "ticketflow/core/embedded.hpp"
@@ -19,52 +20,11 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// The shipped sample tickets, as values.
-std::vector<Ticket> sampleTickets() {
-  std::vector<Ticket> out;
-  std::istringstream lines{std::string(*embeddedFile("config/samples/tickets.jsonl"))};
-  for (std::string line; std::getline(lines, line);) {
-    auto t = parseTicket(line);
-    if (t) out.push_back(std::move(*t));
-  }
-  return out;
-}
-
-Config testConfig() {
-  Config c = loadEmbeddedConfig();
-  c.stage.retry_backoff_initial_ms = 50;
-  c.stage.retry_backoff_max_ms = 1000;
-  c.stage.commit_interval_ms = 200;
-  c.stage.drain_deadline_ms = 5000;
-  return c;
-}
-
-pipeline::PipelineOptions optionsFor(std::vector<pipeline::RoleSpec> roles, std::ostream* log) {
-  pipeline::PipelineOptions o;
-  o.roles = std::move(roles);
-  o.log_sink = log;
-  o.consumer_properties = pipeline::LocalStack::consumerProperties();
-  o.consumer_properties["session.timeout.ms"] = "6000";
-  o.consumer_properties["heartbeat.interval.ms"] = "500";
-  return o;
-}
-
-// Reads `topic` until `count` messages arrived or `limit` passed, then a little longer so that
-// a duplicate would show.
-std::vector<kafka::Message> readTopic(const Config& c, const std::string& topic, std::size_t count,
-                                      std::chrono::seconds limit) {
-  testing::TopicReader reader(c.kafka.bootstrap_servers, topic, c.kafka.partitions);
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (reader.messages().size() < count && std::chrono::steady_clock::now() < deadline) reader.read(500ms, count);
-  reader.read(1500ms);
-  return reader.messages();
-}
-
-std::vector<testing::Record> recordsOf(const std::vector<Ticket>& tickets) {
-  std::vector<testing::Record> records;
-  for (const auto& t : tickets) records.push_back({t.id, toJson(t)});
-  return records;
-}
+using testing::optionsFor;
+using testing::readTopic;
+using testing::recordsOf;
+using testing::sampleTickets;
+using testing::testConfig;
 
 TEST(Pipeline, FiveThousandTicketsWithFaultsYieldOneUpdateEachAndTheLedgerHoldsTheirCost) {
   Config config = testConfig();

@@ -2,6 +2,7 @@
 // backpressure. Crash safety (a child process killed mid-stream) is in stage_crash_test.cpp.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <random>
@@ -304,6 +305,121 @@ TEST_F(StageEngine, DroppedCompletionsAreRetriedAndThrowingHandlersDeadLetterAtO
     const bool threw = std::stoi(letter->payload) % 2 == 0;
     EXPECT_EQ(letter->attempts, threw ? 1 : 3) << letter->error;
     EXPECT_EQ(m.key, "INC-" + letter->payload);
+  }
+}
+
+// An outage is not poison: while the handler's dependency is down, every message that meets it
+// is held (no attempt used, nothing dead-lettered), the partitions holding messages pause, one
+// held message probes, and all of them go on by themselves once it is back, in key order.
+TEST_F(StageEngine, AnOutageHoldsMessagesWithoutUsingAttemptsAndTheyGoOnWhenItIsBack) {
+  constexpr int kCount = 400;
+  constexpr int kKeys = 40;
+  testing::produceAll(broker().bootstrapServers(), input_, keyedRecords(kCount, kKeys));
+  std::atomic<bool> down{false};
+  std::atomic<int> handled{0};
+  std::atomic<int> failed_while_down{0};
+  std::atomic<int> later_attempts{0};
+  auto handler = [&](const std::shared_ptr<const Delivery>& d, Completion c) {
+    if (d->attempt != 1) ++later_attempts;
+    if (down) {
+      ++failed_while_down;
+      return c.fail(Error::unavailable("redis: connection refused").asOutage("redis"));
+    }
+    ++handled;
+    c.succeed({{output_, "", d->message.value, {}}});
+  };
+  auto o = options(64);
+  o.limits.outage_probe_max_ms = 400;
+  stage::Stage engine(kafka_, o, handler);
+  std::thread runner([&] { EXPECT_TRUE(engine.run().ok()); });
+  waitUntil([&] { return handled >= 100; }, 30s);
+  down = true;
+  waitUntil([&] {
+    const auto s = engine.stats();
+    return !s.outages.empty() && s.outages[0].held_now > 0;
+  }, 10s);
+  std::this_thread::sleep_for(2s);  // the outage lasts
+  {
+    const auto s = engine.stats();
+    ASSERT_EQ(s.outages.size(), 1u);
+    EXPECT_EQ(s.outages[0].cause, "redis");
+    EXPECT_GT(s.outages[0].held_now, 0);
+    EXPECT_EQ(s.outages[0].last_error, "redis: connection refused");
+    EXPECT_EQ(s.dead_lettered, 0);
+    EXPECT_EQ(s.retries, 0);
+    int paused = 0;
+    for (const auto& p : s.partitions) paused += p.paused ? 1 : 0;
+    EXPECT_GT(paused, 0);
+    // Only the probe runs again while it is down: the held messages wait, so the failures are
+    // the window's first meetings plus a few probes (backoff 50 ms doubling to 400 ms), not a
+    // retry storm.
+    EXPECT_LE(failed_while_down.load(), 64 + 12);
+  }
+  const int failures_during_outage = failed_while_down;
+  down = false;
+  waitUntil([&] { return engine.stats().succeeded >= kCount; }, 30s);
+  engine.requestStop();
+  runner.join();
+  const auto s = engine.stats();
+  EXPECT_EQ(s.succeeded, kCount);
+  EXPECT_EQ(s.dead_lettered, 0);
+  EXPECT_EQ(s.retries, 0);
+  EXPECT_EQ(later_attempts, 0);  // held runs keep their attempt number
+  EXPECT_EQ(failed_while_down.load(), failures_during_outage);
+  ASSERT_EQ(s.outages.size(), 1u);
+  EXPECT_EQ(s.outages[0].held_now, 0);
+  EXPECT_EQ(s.outages[0].outages, 1);
+  EXPECT_GT(s.outages[0].held, 0);
+  EXPECT_GT(s.outages[0].held_seconds, 1.0);
+
+  TopicReader out(broker().bootstrapServers(), output_, kPartitions);
+  out.read(20s, kCount);
+  out.read(300ms);
+  ASSERT_EQ(out.messages().size(), static_cast<std::size_t>(kCount));
+  std::map<std::string, int> next_seq;
+  for (const auto& m : out.messages()) {  // per key, in the order produced
+    const std::string key = m.value.substr(0, m.value.find(':'));
+    const int seq = std::stoi(m.value.substr(m.value.find(':') + 1));
+    EXPECT_EQ(seq, next_seq[key]++) << key;
+  }
+  TopicReader dlq(broker().bootstrapServers(), dlq_, kPartitions);
+  dlq.read(300ms);
+  EXPECT_TRUE(dlq.messages().empty());
+}
+
+// stage.max_hold_s bounds a cause's hold: past it, the message goes to the dead-letter topic with
+// the cause and how long it was held, having used one attempt.
+TEST_F(StageEngine, AHoldPastItsCausesMaximumIsDeadLetteredNamingTheCause) {
+  constexpr int kCount = 10;
+  std::vector<Record> records;
+  for (int n = 0; n < kCount; ++n) records.push_back({"INC-" + std::to_string(n), std::to_string(n)});
+  testing::produceAll(broker().bootstrapServers(), input_, records);
+  auto handler = [](const std::shared_ptr<const Delivery>&, Completion c) {
+    c.fail(Error::unavailable("webhook: HTTP 503").asOutage("sink"));
+  };
+  auto o = options(64);
+  o.limits.outage_probe_max_ms = 200;
+  o.limits.max_hold_s = {{"sink", 1}};
+  stage::Stage engine(kafka_, o, handler);
+  std::thread runner([&] { EXPECT_TRUE(engine.run().ok()); });
+  waitUntil([&] { return engine.stats().dead_lettered >= kCount; }, 20s);
+  engine.requestStop();
+  runner.join();
+  const auto s = engine.stats();
+  EXPECT_EQ(s.dead_lettered, kCount);
+  EXPECT_EQ(s.retries, 0);
+  ASSERT_EQ(s.outages.size(), 1u);
+  EXPECT_EQ(s.outages[0].dead_lettered, kCount);
+
+  TopicReader dlq(broker().bootstrapServers(), dlq_, kPartitions);
+  dlq.read(20s, kCount);
+  ASSERT_EQ(dlq.messages().size(), static_cast<std::size_t>(kCount));
+  for (const auto& m : dlq.messages()) {
+    auto letter = parseDeadLetter(m.value);
+    ASSERT_TRUE(letter.ok()) << letter.error().message;
+    EXPECT_EQ(letter->attempts, 1);
+    EXPECT_NE(letter->error.find("s for sink (stage.max_hold_s.sink): webhook: HTTP 503"), std::string::npos)
+        << letter->error;
   }
 }
 

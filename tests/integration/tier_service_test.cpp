@@ -23,7 +23,9 @@ std::optional<std::string> noEnv(const std::string&) { return std::nullopt; }
 
 // Two providers (a primary and a backup simulator), a two-model fast tier whose second model is a
 // degraded fallback, and a frontier tier.
-Config configFor(const sim::ProviderSimulator& primary, const sim::ProviderSimulator& backup, double escalate_below = 0.0) {
+// `big_limits`: the primary model's limits, e.g. "{rpm: 1}".
+Config configFor(const sim::ProviderSimulator& primary, const sim::ProviderSimulator& backup, double escalate_below = 0.0,
+                 const std::string& big_limits = "{}") {
   const std::string yaml = R"(
 version: 1
 kafka:
@@ -35,7 +37,8 @@ providers:
   - {name: primary, api: openai, base_url: ")" + primary.baseUrl() + R"(/v1"}
   - {name: backup, api: anthropic, base_url: ")" + backup.baseUrl() + R"("}
 models:
-  - {name: big, provider: primary, model_id: test-big, input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0}
+  - {name: big, provider: primary, model_id: test-big, input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0,
+     limits: )" + big_limits + R"(}
   - {name: small, provider: backup, model_id: test-small, input_usd_per_mtok: 0.1, output_usd_per_mtok: 0.2}
 tiers:
   - {name: fast, models: [big, small], degraded_fallbacks: [small], escalate_below_confidence: )" +
@@ -65,8 +68,9 @@ struct Harness {
   std::vector<std::chrono::milliseconds> delays;
   ManualClock clock;
 
-  Harness(sim::SimulatorOptions p, sim::SimulatorOptions b, double escalate_below = 0.0)
-      : primary(std::move(p)), backup(std::move(b)), config(configFor(primary, backup, escalate_below)) {}
+  Harness(sim::SimulatorOptions p, sim::SimulatorOptions b, double escalate_below = 0.0,
+          const std::string& big_limits = "{}")
+      : primary(std::move(p)), backup(std::move(b)), config(configFor(primary, backup, escalate_below, big_limits)) {}
 
   tier::TierService service(const std::string& tier, provider::BreakerPolicy breaker = {},
                             tier::CallAdmission admission = {}) {
@@ -270,15 +274,100 @@ TEST(TierService, ARedeliveredTicketIsNotChargedTwiceAndNotRefused) {
   ASSERT_EQ(first->kind, tier::TierOutcomeKind::kAnswered);
   const MicroUsd once = settled();
   EXPECT_EQ(once, first->result.cost_micro_usd);
-  // The same delivery again (a crash before the commit): the call is made, the charge is not.
+  // The same delivery again (a crash before the commit): the paid reply is replayed, so the
+  // provider is not asked again and nothing is charged twice; the result costs the same.
+  const auto requests = h.primary.stats().requests;
   auto again = svc.handle(ticket("T-RE", "printer offline"), 1);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->kind, tier::TierOutcomeKind::kAnswered) << again->reason;
   EXPECT_EQ(settled(), once);
+  EXPECT_EQ(h.primary.stats().requests, requests);
+  EXPECT_EQ(again->result.cost_micro_usd, first->result.cost_micro_usd);
+  EXPECT_EQ(again->result.answer.summary, first->result.answer.summary);
   // A later stage attempt is new spending, and is charged.
   auto retry = svc.handle(ticket("T-RE", "printer offline"), 2);
   ASSERT_TRUE(retry.ok());
   EXPECT_EQ(settled(), once + retry->result.cost_micro_usd);
+}
+
+// A second visit to a tier (balanced -> frontier -> refused -> balanced) sends new requests:
+// they are charged, not taken for replays of the first visit's.
+TEST(TierService, ASecondVisitToATierIsChargedForItsOwnRequests) {
+  testing::AdmissionOnRedis redis(1'000'000);
+  Harness h(testing::instantSimulatorOptions(), testing::instantSimulatorOptions());
+  auto svc = h.service("fast", {}, redis.admission(1000ms));
+  auto settled = [&] { return redis.globalToday().settled; };
+  RoutedTicket t = ticket("T-VISIT", "printer offline");
+  auto first = svc.handle(t, 1);
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->kind, tier::TierOutcomeKind::kAnswered);
+  const auto requests = h.primary.stats().requests;
+  t.tier_visits = 2;  // back on this tier after an escalation and a downgrade
+  auto second = svc.handle(t, 1);
+  ASSERT_TRUE(second.ok());
+  ASSERT_EQ(second->kind, tier::TierOutcomeKind::kAnswered);
+  EXPECT_EQ(h.primary.stats().requests, requests + 1);
+  EXPECT_EQ(settled(), first->result.cost_micro_usd + second->result.cost_micro_usd);
+  redis.finish();
+}
+
+// A call that gave its reservation back (a rate-limit wait past max_rate_wait) leaves its id
+// behind: the fallback's request gets the next id and is charged.
+TEST(TierService, AFallbackAfterARateLimitWaitIsCharged) {
+  testing::AdmissionOnRedis redis(1'000'000);
+  Harness h(testing::instantSimulatorOptions(), testing::instantSimulatorOptions(), 0.0, "{rpm: 1}");
+  auto svc = h.service("fast", {}, redis.admission(0ms));
+  auto settled = [&] { return redis.globalToday().settled; };
+  MicroUsd results = 0;
+  for (int i = 0; i < 3; ++i) {  // the first takes big's one request a minute; the rest fall back
+    auto out = svc.handle(ticket("T-RL" + std::to_string(i), "printer offline"), 1);
+    ASSERT_TRUE(out.ok());
+    ASSERT_EQ(out->kind, tier::TierOutcomeKind::kAnswered) << out->reason;
+    EXPECT_EQ(out->result.model, i == 0 ? "big" : "small");
+    results += out->result.cost_micro_usd;
+  }
+  EXPECT_EQ(h.backup.stats().requests, 2);
+  EXPECT_EQ(settled(), results);
+  redis.finish();
+}
+
+// Two tickets race a cap that holds one call at its worst case: the second waits for the first's
+// settle (well below its reservation) instead of being refused while most of the cap is unspent.
+TEST(TierService, ACapHeldOnlyByCallsInFlightWaitsForThemInsteadOfRefusing) {
+  auto slow = testing::instantSimulatorOptions();
+  slow.latency_scale = 1.0;
+  slow.profiles.clear();  // every model answers after about 300 ms
+  slow.default_profile.latency_median_ms = 300;
+  slow.default_profile.latency_p99_ms = 301;
+  slow.default_profile.faults = {};
+  Harness h(slow, testing::instantSimulatorOptions());
+  const RoutedTicket first = ticket("T-CAP-1", "printer offline");
+  const RoutedTicket second = ticket("T-CAP-2", "printer offline");
+  const ModelConfig& big = *h.config.findModel("big");
+  const MicroUsd worst = redis::estimateCallCost(
+      big, provider::estimatePromptTokens(provider::buildModelRequest(
+               provider::PromptSet::builtin(), first.ticket, first.classification.category, big.max_output_tokens)));
+  testing::AdmissionOnRedis redis(worst * 3 / 2);  // one worst case and a half
+  tier::TierPolicy policy;
+  policy.attempts_per_model = 1;
+  tier::TierService svc(
+      h.config, "fast",
+      [&h](const ProviderConfig& p, const ModelConfig& m) { return provider::makeModelClient(p, m, h.http, "sk-test"); },
+      SystemClock::instance(), [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); },
+      provider::PromptSet::builtin(), policy, redis.admission(5000ms));
+  auto racer = std::async(std::launch::async, [&] { return svc.handle(first, 1); });
+  std::this_thread::sleep_for(100ms);  // the first call is in flight, holding its worst case
+  auto later = svc.handle(second, 1);
+  auto earlier = racer.get();
+  ASSERT_TRUE(earlier.ok() && later.ok());
+  EXPECT_EQ(earlier->kind, tier::TierOutcomeKind::kAnswered) << earlier->reason;
+  EXPECT_EQ(later->kind, tier::TierOutcomeKind::kAnswered) << later->reason;
+  EXPECT_EQ(later->result.model, "big");
+  const auto spend = redis.globalToday();
+  EXPECT_EQ(spend.settled, earlier->result.cost_micro_usd + later->result.cost_micro_usd);
+  EXPECT_LE(spend.settled, worst * 3 / 2);
+  EXPECT_EQ(spend.reserved, 0);
+  redis.finish();
 }
 
 // With the batcher and somewhere to retry, decide() returns without waiting for the settle: the
@@ -314,8 +403,10 @@ TEST(TierService, TheCallThreadGoesOnButTheTicketWaitsForTheLedgerToHaveItsCost)
     EXPECT_EQ(at_hand_on.get(), expected);  // the ledger had the cost when the ticket went on
   }
   EXPECT_EQ(settled(), expected);
-  // An early-admitted ticket's same delivery again: replayed, not charged twice.
+  // An early-admitted ticket's same delivery again: replayed, not charged twice, not sent again.
+  const auto requests = h.primary.stats().requests;
   auto replay = svc.handle(ticket("T-AS1", "printer offline on floor 3"), 1);
+  EXPECT_EQ(h.primary.stats().requests, requests);
   ASSERT_TRUE(replay.ok());
   EXPECT_EQ(replay->kind, tier::TierOutcomeKind::kAnswered) << replay->reason;
   EXPECT_EQ(settled(), expected);

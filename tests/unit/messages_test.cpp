@@ -75,7 +75,7 @@ TEST(Messages, EveryTypeSerialisesToItsSchema) {
 // dump() of the parsed message gives, so either side of a hop may use either.
 TEST(Messages, SerialisedBytesAreNlohmannsPrintingOfTheSameDocument) {
   RoutedTicket routed{sampleTicket(), "0123456789abcdef0123456789abcdef", "2026-11-20T09:00:00.100Z",
-                      sampleResult().classification, "balanced", "escalated", 1, "downgraded", 250};
+                      sampleResult().classification, "balanced", "escalated", 1, "downgraded", 250, 2};
   TicketResult cached = sampleResult();
   cached.cache = {CacheStatus::kSemantic, 0.9712, "INC-0999", 480};
   cached.source.reset();

@@ -355,7 +355,13 @@ BacklogReport runBacklog(Config config, const BacklogOptions& options) {
 
   std::atomic<std::size_t> submitted{loaded.tickets.size() - to_submit.size()};
   std::atomic<bool> submit_done{false}, submit_waiting{false}, stop_submitting{false};
+  // Set by the submitter thread, read by this one.
+  std::mutex submit_error_mutex;
   std::string submit_error;
+  auto submitFailed = [&] {
+    std::lock_guard lock(submit_error_mutex);
+    return !submit_error.empty();
+  };
   // The embedded broker forgets what it holds beyond its retention, consumed or not: keep the
   // unanswered tickets' messages (the ticket and what the stages add to it, in each topic) within
   // half of it, the other half a margin for uneven partitions.
@@ -372,7 +378,7 @@ BacklogReport runBacklog(Config config, const BacklogOptions& options) {
     footprint[submit_keys.back()] = payloads.back().size() + kStageOverheadBytes;
   }
   std::atomic<std::size_t> submitted_bytes{0}, answered_bytes{0};
-  std::thread submitter([&] {
+  auto submitAll = [&] {
     kafka::Producer producer(config.kafka, "triage");
     const std::size_t batch = options.submit_rate > 0 ? std::max<std::size_t>(1, static_cast<std::size_t>(options.submit_rate / 10)) : 500;
     const auto t0 = Clock::now();
@@ -398,6 +404,7 @@ BacklogReport runBacklog(Config config, const BacklogOptions& options) {
       }
       submitted_bytes += batch_bytes;
       if (auto st = producer.produceBatch(config.kafka.topics.inbound, records); !st) {
+        std::lock_guard lock(submit_error_mutex);
         submit_error = st.error().message;
         break;
       }
@@ -408,6 +415,14 @@ BacklogReport runBacklog(Config config, const BacklogOptions& options) {
         const auto due = t0 + std::chrono::duration<double>(static_cast<double>(i) / options.submit_rate);
         std::this_thread::sleep_until(std::chrono::time_point_cast<Clock::duration>(due));
       }
+    }
+  };
+  std::thread submitter([&] {
+    try {
+      submitAll();
+    } catch (const std::exception& e) {  // never ends the process from a thread: reported below
+      std::lock_guard lock(submit_error_mutex);
+      submit_error = e.what();
     }
     submit_done = true;
   });
@@ -467,14 +482,14 @@ BacklogReport runBacklog(Config config, const BacklogOptions& options) {
       options.progress(progress);
       last_progress = Clock::now();
     }
-    if (!submit_error.empty() && submit_done) break;
+    if (submit_done && submitFailed()) break;
     if ((submit_done || submit_waiting) && Clock::now() - last_outcome > options.idle_timeout) break;
   }
   stop_submitting = true;
   submitter.join();
   (void)watcher.commitStored();
   watcher.close();
-  if (!submit_error.empty()) throw std::runtime_error("submitting tickets: " + submit_error);
+  if (submitFailed()) throw std::runtime_error("submitting tickets: " + submit_error);
   if (options.progress) {
     progress.submitted = submitted;
     progress.done = outcomes.size();

@@ -21,7 +21,7 @@ LocalStack::LocalStack(Config& config, const LocalStackOptions& options) {
       throw std::runtime_error("embedded broker: " + st.error().message);
   }
 
-  redis_ = std::make_unique<redis::EmbeddedRedisServer>();
+  redis_ = std::make_unique<redis::EmbeddedRedisServer>(options.redis_append_only);
   config.redis.url = redis_->url();
   config.redis.password.clear();
 

@@ -22,6 +22,7 @@ struct LocalStackOptions {
   double latency_scale = 1.0;           // simulator latencies (0: answer at once)
   std::optional<sim::FaultRates> faults;  // for every model; none: the profiles' own (no faults by default)
   std::string request_log;              // the simulator's request log, "" for none
+  bool redis_append_only = false;       // the private redis-server keeps its data across a restart
   int simulator_threads = 1024;
 };
 
@@ -43,6 +44,7 @@ class LocalStack {
   const std::string& apiKey() const { return api_key_; }
   sim::SimulatorStats simulatorStats() const { return simulator_->stats(); }
   redis::EmbeddedRedisServer& redisServer() { return *redis_; }
+  sim::ProviderSimulator& simulator() { return *simulator_; }
   // What every consumer on the embedded broker should set: the mock cluster answers an empty
   // fetch only when fetch.wait.max.ms (500 ms by default) ends, so a message waits that long a hop.
   static kafka::Properties consumerProperties() { return {{"fetch.wait.max.ms", "10"}}; }

@@ -286,6 +286,17 @@ void Pipeline::exportStats() {
         metrics_.consumer_lag.with({s.role, p.topic, std::to_string(p.partition)}).set(static_cast<double>(p.lag));
     }
     metrics_.partitions_paused.with(role).set(paused);
+    for (const auto& o : now.outages) {
+      const std::vector<std::string> labels = {s.role, o.cause};
+      const stage::OutageStats* before = nullptr;
+      for (const auto& w : was.outages)
+        if (w.cause == o.cause) before = &w;
+      metrics_.outage_held.with(labels).set(static_cast<double>(o.held_now));
+      metrics_.outage_held_total.with(labels).inc(static_cast<double>(o.held - (before ? before->held : 0)));
+      metrics_.outage_held_seconds.with(labels).inc(o.held_seconds - (before ? before->held_seconds : 0));
+      metrics_.outage_dead_lettered.with(labels).inc(
+          static_cast<double>(o.dead_lettered - (before ? before->dead_lettered : 0)));
+    }
     was = now;
   }
 }
@@ -300,8 +311,15 @@ observability::Readiness Pipeline::readiness() const {
   observability::Readiness r;
   if (stopping_) r.reasons.push_back("draining");
   if (!redis_ok_) r.reasons.push_back("redis not reachable");
-  for (const auto& s : impl_->stages)
-    if (s.stage->stats().partitions.empty()) r.reasons.push_back(s.role + ": no partitions assigned");
+  for (const auto& s : impl_->stages) {
+    const auto stats = s.stage->stats();
+    if (stats.partitions.empty()) r.reasons.push_back(s.role + ": no partitions assigned");
+    for (const auto& o : stats.outages)
+      if (o.held_now > 0)
+        r.reasons.push_back(s.role + ": holding " + std::to_string(o.held_now) + " message(s) for " +
+                            std::to_string(static_cast<std::int64_t>(o.current_seconds)) + " s: " + o.cause +
+                            " unavailable (" + o.last_error + ")");
+  }
   r.ready = r.reasons.empty();
   return r;
 }

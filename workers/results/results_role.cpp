@@ -78,10 +78,12 @@ stage::Handler ResultsRole::handler() {
     batcher_->submit(
         {redis::RedisCall::command({"HKEYS", markerKey(*update)})},
         [completion, writeAll](Result<std::vector<redis::Reply>> replies) {
-          if (!replies) return completion.fail(Error::unavailable("idempotency markers: " + replies.error().message));
+          // Redis down: the update waits for it (held, no attempt used) rather than writing blind.
+          if (!replies)
+            return completion.fail(Error::unavailable("idempotency markers: " + replies.error().message).asOutage("redis"));
           const redis::Reply& have = replies->front();
           if (have.type == redis::Reply::Type::kError)
-            return completion.fail(Error::unavailable("idempotency markers: " + have.str));
+            return completion.fail(Error::unavailable("idempotency markers: " + have.str).asOutage("redis"));
           std::set<std::string> written;
           for (const auto& e : have.elements) written.insert(e.str);
           writeAll(std::move(written));
@@ -138,7 +140,8 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
                                             {"retriable", status.error().retriable}});
       if (status.error().retriable) {
         markWritten(key, http_written);  // those need not be written again on the retry
-        return completion.fail(status.error());
+        // A sink that is down (transport, 5xx, 429) holds the update until it is back.
+        return completion.fail(status.error().asOutage("sink"));
       }
       // This sink will never take the update: record it for an operator, and go on with the rest.
       DeadLetter d;

@@ -210,6 +210,10 @@ http::HttpResponse ProviderSimulator::handle(const http::HttpRequest& request) {
     log(entry);
     return response;
   };
+  if (unavailable_.load()) {
+    server_errors_.fetch_add(1);
+    return finish({503, {}, errorBody("server_error", "overloaded_error", "simulated provider outage")}, "outage");
+  }
 
   // Authentication: the key is checked, never logged.
   const std::string key = anthropic ? request.header("x-api-key") : bearerToken(request);

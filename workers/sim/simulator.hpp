@@ -99,6 +99,9 @@ class ProviderSimulator {
   int port() const { return server_->port(); }
   std::string baseUrl() const { return "http://127.0.0.1:" + std::to_string(port()); }
   SimulatorStats stats() const;
+  // A provider incident: while set, every model request is answered 503 (nothing billed), as a
+  // provider's outage looks to its clients. Fault tests turn it on and off.
+  void setUnavailable(bool unavailable) { unavailable_.store(unavailable); }
 
   // One request; public so unit tests can drive it without sockets.
   http::HttpResponse handle(const http::HttpRequest& request);
@@ -122,6 +125,7 @@ class ProviderSimulator {
   std::mutex stop_mutex_;
   std::condition_variable stop_cv_;
   bool stopping_ = false;
+  std::atomic<bool> unavailable_{false};
   std::atomic<std::int64_t> requests_{0}, ok_{0}, rate_limited_{0}, server_errors_{0}, hangs_{0}, malformed_{0},
       unauthorized_{0}, in_flight_{0}, max_concurrent_{0}, embeddings_{0};
   std::unique_ptr<http::HttpServer> server_;  // last: stopped first

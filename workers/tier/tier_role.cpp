@@ -120,18 +120,24 @@ void TierRole::count(const std::string& outcome) {
   if (metrics_) metrics_->tier_outcomes.with({service_.name(), outcome}).inc();
 }
 
+BudgetPolicy TierRole::budgetPolicyFor(const RoutedTicket& routed, const TierOutcome& outcome) const {
+  if (outcome.budget_policy == BudgetPolicy::kDowngrade && config_.tierIndex(routed.tier) <= 0)
+    return BudgetPolicy::kDefer;  // nothing cheaper
+  return outcome.budget_policy;
+}
+
 void TierRole::applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& outcome,
                                  const SettledCompletion& completion) {
   const MicroUsd spent = routed.spent_micro_usd + outcome.spent_micro_usd;
-  BudgetPolicy policy = outcome.budget_policy;
+  const BudgetPolicy policy = budgetPolicyFor(routed, outcome);
   const int index = config_.tierIndex(routed.tier);
-  if (policy == BudgetPolicy::kDowngrade && index <= 0) policy = BudgetPolicy::kDefer;  // nothing cheaper
   if (metrics_) metrics_->budget_refusals.with({routed.tier, budgetPolicyName(policy)}).inc();
   switch (policy) {
     case BudgetPolicy::kDowngrade: {
       RoutedTicket down = routed;
       down.tier = config_.tiers[static_cast<std::size_t>(index) - 1].name;
       down.budget_state = "downgraded";
+      down.tier_visits = routed.tier_visits + 1;
       down.spent_micro_usd = spent;
       down.rule = utf8Prefix("budget_downgrade from " + routed.tier + ": " + outcome.reason, 200);
       count("downgraded");
@@ -139,7 +145,10 @@ void TierRole::applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& 
     }
     case BudgetPolicy::kDefer:
       count("deferred");
-      return completion.fail({ErrorCode::kBudgetExhausted, outcome.reason + " (deferred: budgets.on_exhausted)", true, -1});
+      // Held, not dead: the tier's partition waits until the budget has room again.
+      return completion.fail(
+          Error(ErrorCode::kBudgetExhausted, outcome.reason + " (deferred: budgets.on_exhausted)", true, -1)
+              .asOutage("budget"));
     case BudgetPolicy::kHuman: {
       count("human");
       const TicketResult r = handOffResult(routed, outcome.reason, spent, clock_.now());
@@ -148,20 +157,37 @@ void TierRole::applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& 
   }
 }
 
-MicroUsd TierRole::takeCarried(const std::string& key) {
+MicroUsd TierRole::takeCarried(const std::string& key, int attempt) {
   std::lock_guard lock(carried_mutex_);
   auto it = carried_.find(key);
   if (it == carried_.end()) return 0;
-  const MicroUsd spent = it->second;
+  MicroUsd spent = 0;
+  for (const auto& [a, s] : it->second.by_attempt)
+    if (a != attempt) spent += s;  // this attempt's own run replayed what it paid for
+  carried_age_.erase(it->second.age);
   carried_.erase(it);
   return spent;
 }
 
-void TierRole::carry(const std::string& key, MicroUsd spent) {
-  if (spent <= 0) return;
+void TierRole::carry(const std::string& key, int attempt, MicroUsd spent) {
   std::lock_guard lock(carried_mutex_);
-  if (carried_.size() >= 100'000) carried_.clear();  // messages dead-lettered meanwhile never come back
-  carried_[key] += spent;
+  auto it = carried_.find(key);
+  if (it == carried_.end()) {
+    if (spent <= 0) return;
+    // Messages dead-lettered or moved to another consumer never come back for theirs.
+    while (carried_.size() >= kMaxCarried) {
+      auto oldest = carried_.find(carried_age_.front());
+      MicroUsd dropped = 0;
+      for (const auto& [a, s] : oldest->second.by_attempt) dropped += s;
+      if (metrics_) metrics_->carried_cost_dropped.with({service_.name()}).inc(static_cast<double>(dropped));
+      if (logger_) logger_->warn("carried_cost_dropped", {{"message", oldest->first}, {"micro_usd", dropped}});
+      carried_.erase(oldest);
+      carried_age_.pop_front();
+    }
+    carried_age_.push_back(key);
+    it = carried_.emplace(key, Carried{{}, std::prev(carried_age_.end())}).first;
+  }
+  it->second.by_attempt[attempt] = spent;
 }
 
 void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& engine, RoutedTicket& routed,
@@ -171,8 +197,11 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
   auto outcome = service_.decide(routed, delivery.attempt, std::move(early));
   if (!outcome) return engine.fail(outcome.error());
   const SettledCompletion completion(engine, outcome->settles);
+  const bool deferred =
+      outcome->kind == TierOutcomeKind::kBudgetRefused && budgetPolicyFor(routed, *outcome) == BudgetPolicy::kDefer;
+  if (deferred) carry(attempts_key, delivery.attempt, outcome->spent_micro_usd);  // it runs again later
   if (outcome->kind == TierOutcomeKind::kFailed) {
-    carry(attempts_key, outcome->spent_micro_usd);
+    carry(attempts_key, delivery.attempt, outcome->spent_micro_usd);
     count("failed");
     if (logger_)
       logger_->warn("tier_attempt_failed", {{"ticket_id", routed.ticket.id}, {"trace_id", routed.trace_id},
@@ -180,7 +209,8 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
                                             {"error", outcome->failure->message}});
     return completion.fail(*outcome->failure);
   }
-  if (const MicroUsd earlier = takeCarried(attempts_key)) {
+  if (deferred) return applyBudgetPolicy(routed, *outcome, completion);
+  if (const MicroUsd earlier = takeCarried(attempts_key, delivery.attempt)) {
     routed.spent_micro_usd += earlier;
     outcome->result.cost_micro_usd += earlier;
   }
@@ -189,6 +219,7 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
     RoutedTicket up = routed;
     up.tier = outcome->next_tier;
     up.escalations = routed.escalations + 1;
+    up.tier_visits = routed.tier_visits + 1;
     up.spent_micro_usd = routed.spent_micro_usd + outcome->spent_micro_usd;
     up.rule = utf8Prefix("escalated from " + routed.tier + ": " + outcome->reason, 200);
     count("escalated");

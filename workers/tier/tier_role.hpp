@@ -9,12 +9,14 @@
 // same tenant is answered by intake without a call.
 //
 // A budget cap without room applies budgets.on_exhausted: downgrade (the next cheaper tier;
-// on the cheapest tier, defer), defer (a retriable failure: the engine retries with backoff, and
-// dead-letters after stage.max_attempts), or human (a result with needs_human and no call).
+// on the cheapest tier, defer), defer (an outage of cause "budget": the engine holds the ticket,
+// pauses its partition and probes until the cap has room, using no attempt), or human (a result
+// with needs_human and no call). Redis down, or every model of the chain down, are outages too.
 
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -78,11 +80,17 @@ class TierRole {
   void takeTurn(const std::function<void()>& start);
   void giveTurnBack();
   void applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& outcome, const SettledCompletion& completion);
+  // budgets.on_exhausted, or defer where a downgrade has no cheaper tier.
+  BudgetPolicy budgetPolicyFor(const RoutedTicket& routed, const TierOutcome& outcome) const;
   void count(const std::string& outcome);
-  // What earlier failed attempts of a message spent (unusable replies are billed too), so its
-  // final result carries the ticket's whole cost. In memory: a crash loses it with the attempt.
-  MicroUsd takeCarried(const std::string& key);
-  void carry(const std::string& key, MicroUsd spent);
+  // What earlier failed runs of a message spent (unusable replies are billed too), so its final
+  // result carries the ticket's whole cost. A run held for an outage is repeated with the same
+  // attempt and replays what it paid for, so only an attempt's latest run counts, and the final
+  // run adds the other attempts'. In memory: a crash loses it with the run. Bounded: past
+  // kMaxCarried messages the oldest is dropped, counted (carried_cost_dropped) and logged.
+  MicroUsd takeCarried(const std::string& key, int attempt);
+  void carry(const std::string& key, int attempt, MicroUsd spent);
+  static constexpr std::size_t kMaxCarried = 100'000;
 
   const Config& config_;
   TierService& service_;
@@ -91,7 +99,12 @@ class TierRole {
   observability::PipelineMetrics* metrics_;
   observability::Logger* logger_;
   std::mutex carried_mutex_;
-  std::map<std::string, MicroUsd> carried_;
+  struct Carried {
+    std::map<int, MicroUsd> by_attempt;  // the latest failed run's spend of each attempt
+    std::list<std::string>::iterator age;
+  };
+  std::map<std::string, Carried> carried_;
+  std::list<std::string> carried_age_;  // oldest first
   std::mutex turns_mutex_;
   const int turns_;
   int free_turns_;

@@ -138,14 +138,16 @@ void TierService::observeLimits(const ModelConfig& model, const Result<provider:
   (void)admission_.limiter->observe(model, hints);  // advisory: a Redis hiccup only delays adapting
 }
 
-void TierService::settleWithRetries(const std::string& budget_key, int call, MicroUsd cost) {
+void TierService::settleWithRetries(const std::string& budget_key, int call, MicroUsd cost, const std::string& reply) {
   if (!admission_.ledger) return;
-  // The call happened: keep trying for a while, since an unsettled reservation would expire and
-  // leave the spend unaccounted.
+  // The call happened and was paid: its cost must reach the ledger, so a Redis outage is waited
+  // out (an expired reservation is still settled). Bounded so a stop cannot hang on it forever.
+  const auto give_up_at =
+      clock_.steadyNow() + std::chrono::seconds(std::max<std::int64_t>(config_.budgets.reservation_ttl_s, 600));
   auto delay = std::chrono::milliseconds(50);
-  for (int tries = 0; tries < 8; ++tries) {
-    auto settled = admission_.ledger->settle(budget_key, call, cost);
-    if (settled || !settled.error().retriable) return;
+  for (int tries = 0; tries < 100'000; ++tries) {
+    auto settled = admission_.ledger->settle(budget_key, call, cost, reply);
+    if (settled || !settled.error().retriable || clock_.steadyNow() >= give_up_at) return;
     sleeper_(delay);
     delay = std::min(delay * 2, std::chrono::milliseconds(2000));
   }
@@ -186,9 +188,9 @@ Result<std::string> TierService::admit(const ModelConfig& model, std::int64_t pr
   redis::RateLimiter* limiter = admission_.limiter;
   const redis::BudgetRequest request{context.budget_key, call, context.tenant, tier_.name,
                                      redis::estimateCallCost(model, prompt_tokens)};
-  // A replay (the ticket was redelivered) goes ahead unless that attempt was refused: its settle
-  // will be a no-op, so the same call is never charged twice.
-  auto refusedBy = [](const redis::ReserveResult& r) { return !r.reserved && (!r.replayed || r.state == "refused"); };
+  // An open reservation replayed (a run cut short) goes ahead and is settled once; a settled one
+  // is replayed from its kept reply (below), never sent again.
+  auto refusedBy = [](const redis::ReserveResult& r) { return !r.reserved && r.state != "settled"; };
   auto refuse = [&](const redis::ReserveResult& r) -> Error {
     context.refused = r;
     return Error{ErrorCode::kBudgetExhausted, "no room in budget " + r.exhausted_bucket, false, -1};
@@ -197,6 +199,11 @@ Result<std::string> TierService::admit(const ModelConfig& model, std::int64_t pr
     auto lease = admitRate(model, tokens);
     if (!lease || !ledger) return lease;
     auto reserved = ledger->reserve(request);
+    if (reserved && reserved->state == "settled") {  // paid before: replay its reply
+      if (limiter) (void)limiter->release(model, *lease);
+      context.replay = *reserved;
+      return std::string();
+    }
     if (!reserved || refusedBy(*reserved)) {
       if (limiter) (void)limiter->release(model, *lease);
       if (!reserved) {
@@ -237,6 +244,11 @@ Result<std::string> TierService::admit(const ModelConfig& model, std::int64_t pr
     auto decision = redis::RateLimiter::decodeAcquire((*replies)[0], lease);
     if (!reserved) {
       auto result = ledger->decodeReserve((*replies)[1], *prepared);
+      if (result && result->state == "settled") {  // paid before: replay its reply, no grant needed
+        if (decision && decision->granted) (void)limiter->release(model, decision->lease);
+        context.replay = *result;
+        return std::string();
+      }
       if (!result || refusedBy(*result)) {
         if (decision && decision->granted) (void)limiter->release(model, decision->lease);
         if (!result) {
@@ -266,18 +278,22 @@ Result<std::string> TierService::admit(const ModelConfig& model, std::int64_t pr
 }
 
 void TierService::finishCall(const ModelConfig& model, const std::string& lease, const CallContext& context, int call,
-                             std::optional<MicroUsd> cost) {
+                             const provider::ModelReply* reply) {
   redis::BudgetLedger* ledger = admission_.ledger;
   redis::RateLimiter* limiter = admission_.limiter;
   std::vector<redis::RedisCall> calls;
   if (limiter)
     if (auto release = limiter->releaseCall(model, lease)) calls.push_back(std::move(*release));
-  const bool settles = ledger && cost;
-  if (ledger) calls.push_back(cost ? ledger->settleCall(context.budget_key, call, *cost) : ledger->releaseCall(context.budget_key, call));
+  const bool settles = ledger && reply;
+  const std::optional<MicroUsd> cost = reply ? std::optional<MicroUsd>(reply->cost_micro_usd) : std::nullopt;
+  const std::string stored = settles ? provider::toStoredReply(*reply) : std::string();
+  if (ledger)
+    calls.push_back(settles ? ledger->settleCall(context.budget_key, call, *cost, stored)
+                            : ledger->releaseCall(context.budget_key, call));
   if (calls.empty()) return;
   if (!admission_.batcher) {
     if (limiter) (void)limiter->release(model, lease);
-    if (settles) settleWithRetries(context.budget_key, call, *cost);
+    if (settles) settleWithRetries(context.budget_key, call, *cost, stored);
     else if (ledger) (void)ledger->release(context.budget_key, call);
     return;
   }
@@ -286,16 +302,16 @@ void TierService::finishCall(const ModelConfig& model, const std::string& lease,
     // The call thread goes on; the ticket waits for this acknowledgement (PendingSettles).
     context.settles->add();
     admission_.batcher->submit(
-        std::move(calls), [this, settles = context.settles, key = context.budget_key, call,
-                           cost = *cost](Result<std::vector<redis::Reply>> replies) {
+        std::move(calls), [this, settles = context.settles, key = context.budget_key, call, cost = *cost,
+                           stored](Result<std::vector<redis::Reply>> replies) {
           if (replies) {
             auto settled = redis::BudgetLedger::decodeSettle(replies->back(), key, call);
             // kNotFound: a replay, already counted.
             if (settled || settled.error().code == ErrorCode::kNotFound) return settles->settled();
           }
           // The call happened: its cost must reach the ledger, retried off the batcher's thread.
-          admission_.offload([this, settles, key, call, cost] {
-            settleWithRetries(key, call, cost);
+          admission_.offload([this, settles, key, call, cost, stored] {
+            settleWithRetries(key, call, cost, stored);
             settles->settled();
           });
         });
@@ -307,7 +323,7 @@ void TierService::finishCall(const ModelConfig& model, const std::string& lease,
     auto settled = redis::BudgetLedger::decodeSettle(replies->back(), context.budget_key, call);
     if (settled || settled.error().code == ErrorCode::kNotFound) return;  // kNotFound: a replay, already counted
   }
-  settleWithRetries(context.budget_key, call, *cost);  // the call happened: its cost must reach the ledger
+  settleWithRetries(context.budget_key, call, *cost, stored);  // the call happened: its cost must reach the ledger
 }
 
 Result<provider::ModelReply> TierService::callWithRetries(Entry& entry, provider::ModelRequest request,
@@ -315,48 +331,87 @@ Result<provider::ModelReply> TierService::callWithRetries(Entry& entry, provider
                                                           EarlyAdmission* early) {
   Error last = Error::unavailable("not called");
   bool repaired = false;
+  int replays_without_reply = 0;
   for (int attempt = 1; attempt <= policy_.attempts_per_model; ++attempt) {
     // An early admission was asked for with the breaker's leave: it is not asked twice.
-    EarlyAdmission* asked = attempt == 1 && !repaired ? early : nullptr;
+    EarlyAdmission* asked = attempt == 1 && !repaired && replays_without_reply == 0 ? early : nullptr;
     if (!asked && !entry.breaker->allow()) return Error::unavailable(entry.model->name + ": circuit breaker open");
     const std::int64_t prompt_tokens = asked ? asked->prompt_tokens : provider::estimatePromptTokens(request);
-    const int call = outcome.calls + 1;
-    auto lease = admit(*entry.model, prompt_tokens, prompt_tokens + request.max_output_tokens, call, context, asked);
+    const int call = context.next_call++;
+    const std::int64_t tokens = prompt_tokens + request.max_output_tokens;
+    auto lease = admit(*entry.model, prompt_tokens, tokens, call, context, asked);
+    // A cap refused only because calls in flight hold it at their worst case: wait (bounded)
+    // for them to settle, usually below it, instead of downgrading or deferring early. The
+    // refused id is asked again (a refusal is not final).
+    auto waited = std::chrono::milliseconds(0);
+    for (auto pause = std::chrono::milliseconds(50);
+         !lease && context.refused && context.refused->reservations_in_the_way && waited < admission_.max_rate_wait;
+         pause = std::min(pause * 2, std::chrono::milliseconds(1000))) {
+      if (metrics_) metrics_->rate_limit_waits.with({entry.model->name, "budget_reservations"}).inc();
+      sleeper_(pause);
+      waited += pause;
+      context.refused.reset();
+      lease = admit(*entry.model, prompt_tokens, tokens, call, context, nullptr);
+    }
     if (!lease) return lease.error();  // our own limit or budget, not the provider's fault: no breaker count
-    // Wait for a free slot no longer than a call could take anyway.
-    if (entry.slots && !entry.slots->try_acquire_for(std::chrono::milliseconds(entry.provider->total_timeout_ms))) {
-      finishCall(*entry.model, *lease, context, call, std::nullopt);
-      return Error::timeout(entry.model->name + ": no free call slot (models[].limits.max_concurrency)");
-    }
-    const auto started = clock_.steadyNow();
-    auto reply = entry.client->complete(request);
-    const auto took = clock_.steadyNow() - started;
-    if (entry.slots) entry.slots->release();
-    // The lease back, and the reservation settled to the billed cost (or released: nothing was
-    // spent), in one round trip. A failed release expires with its TTL.
-    finishCall(*entry.model, *lease, context, call, reply ? std::optional<MicroUsd>(reply->cost_micro_usd) : std::nullopt);
-    observeLimits(*entry.model, reply);
-    ++outcome.calls;
-    if (attempt > 1 && metrics_) metrics_->model_retries.with({tier_.name, entry.model->name}).inc();
-    if (!reply) {
-      last = reply.error();
-      // A 429 is the provider pacing us (the limiter adapts to it), not the provider failing.
-      const bool provider_fault =
-          (last.retriable && last.code != ErrorCode::kRateLimited) || last.code == ErrorCode::kUnavailable;
-      if (provider_fault) {
-        entry.breaker->onFailure();
-      } else if (last.code == ErrorCode::kRateLimited) {
-        entry.breaker->onSuccess();  // it answered: it is up
+    Result<provider::ModelReply> reply = Error::internal("not called");
+    const bool replayed = context.replay.has_value();
+    std::chrono::steady_clock::duration took{};
+    if (replayed) {
+      // Sent and paid before this run (a redelivered or held ticket): its kept reply stands in for
+      // the call. Once the reply expired, its cost still counts and the next id is a new request.
+      const redis::ReserveResult settled = std::move(*context.replay);
+      context.replay.reset();
+      entry.breaker->onSuccess();  // the probe the breaker granted needs no call
+      ++outcome.calls;
+      auto stored = provider::parseStoredReply(settled.settled_reply);
+      if (!stored) {
+        outcome.spent_micro_usd += settled.settled_actual;
+        if (++replays_without_reply > 64) return Error::internal("too many settled requests without a kept reply");
+        --attempt;
+        continue;
       }
-      recordCall(entry, reply, took, false);
-      if (!last.retriable) return last;
-      if (attempt < policy_.attempts_per_model) sleeper_(nextDelay(attempt, last.retry_after_ms));
-      continue;
+      reply = std::move(*stored);
+    } else {
+      // Wait for a free slot no longer than a call could take anyway.
+      if (entry.slots && !entry.slots->try_acquire_for(std::chrono::milliseconds(entry.provider->total_timeout_ms))) {
+        finishCall(*entry.model, *lease, context, call, nullptr);
+        return Error::timeout(entry.model->name + ": no free call slot (models[].limits.max_concurrency)");
+      }
+      const auto started = clock_.steadyNow();
+      reply = entry.client->complete(request);
+      took = clock_.steadyNow() - started;
+      if (entry.slots) entry.slots->release();
+      // The lease back, and the reservation settled to the billed cost with the reply kept (or
+      // released: nothing was spent), in one round trip. A failed release expires with its TTL.
+      finishCall(*entry.model, *lease, context, call, reply ? &*reply : nullptr);
+      observeLimits(*entry.model, reply);
+      ++outcome.calls;
+      if (attempt > 1 && metrics_) metrics_->model_retries.with({tier_.name, entry.model->name}).inc();
+      if (!reply) {
+        last = reply.error();
+        // A 429 is the provider pacing us (the limiter adapts to it), not the provider failing.
+        const bool provider_fault =
+            (last.retriable && last.code != ErrorCode::kRateLimited) || last.code == ErrorCode::kUnavailable;
+        if (provider_fault) {
+          entry.breaker->onFailure();
+        } else if (last.code == ErrorCode::kRateLimited) {
+          entry.breaker->onSuccess();  // it answered: it is up
+        }
+        recordCall(entry, reply, took, false);
+        if (!last.retriable) return last;
+        if (attempt < policy_.attempts_per_model) sleeper_(nextDelay(attempt, last.retry_after_ms));
+        continue;
+      }
+      entry.breaker->onSuccess();
     }
-    entry.breaker->onSuccess();
     outcome.spent_micro_usd += reply->cost_micro_usd;
     auto normalised = provider::normaliseAnswer(reply->content);
-    recordCall(entry, reply, took, normalised.ok());
+    if (replayed) {
+      if (metrics_) metrics_->model_calls.with({tier_.name, entry.model->name, entry.provider->name, "replayed"}).inc();
+    } else {
+      recordCall(entry, reply, took, normalised.ok());
+    }
     if (normalised) {
       answer = std::move(*normalised);
       return reply;
@@ -381,7 +436,7 @@ Result<TierOutcome> TierService::handle(const RoutedTicket& ticket, int delivery
 
 std::string TierService::budgetKey(const RoutedTicket& ticket, int delivery_attempt) const {
   return ticket.ticket.tenant + ":" + ticket.ticket.id + ":" + std::to_string(ticket.ticket.revision) + ":" +
-         tier_.name + ":" + std::to_string(delivery_attempt);
+         tier_.name + ":v" + std::to_string(ticket.tier_visits) + ":a" + std::to_string(delivery_attempt);
 }
 
 bool TierService::admitEarly(const RoutedTicket& ticket, int delivery_attempt,
@@ -414,6 +469,7 @@ Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery
   const auto started = clock_.steadyNow();
   std::string failures;
   bool unusable_output = false;
+  bool every_failure_transient = true;  // transport, 5xx, 429, open breakers, rate-limit waits
   CallContext context;
   outcome.settles = context.settles;
   context.budget_key = budgetKey(ticket, delivery_attempt);
@@ -428,9 +484,9 @@ Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery
                                                        entry.model->max_output_tokens);
     Answer answer;
     auto reply = callWithRetries(entry, std::move(request), outcome, answer, context, asked);
-    if (context.abort) {
+    if (context.abort) {  // Redis is down: the ticket waits for it (held, no attempt used)
       outcome.kind = TierOutcomeKind::kFailed;
-      outcome.failure = *context.abort;
+      outcome.failure = context.abort->retriable ? context.abort->asOutage("redis") : *context.abort;
       return outcome;
     }
     if (context.refused) {
@@ -441,6 +497,7 @@ Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery
     }
     if (!reply) {
       failures += (failures.empty() ? "" : "; ") + entry.model->name + ": " + reply.error().message;
+      every_failure_transient = every_failure_transient && reply.error().retriable;
       unusable_output = unusable_output || reply.error().code == ErrorCode::kMalformed ||
                         reply.error().code == ErrorCode::kSchemaViolation;
       continue;
@@ -501,6 +558,9 @@ Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery
     if (wait.count() > 0 && (soonest.count() == 0 || wait < soonest)) soonest = wait;
   }
   if (soonest.count() > 0) error.retry_after_ms = soonest.count();
+  // Only models that are down make it an outage (held until they are back); a model that
+  // refused the ticket itself (a permanent 4xx, unusable output) uses the stage's attempts.
+  if (every_failure_transient) error = std::move(error).asOutage("provider");
   outcome.kind = TierOutcomeKind::kFailed;
   outcome.failure = std::move(error);
   return outcome;

@@ -7,12 +7,14 @@
 // finally dead-letters). Thread-safe: one service serves all of a process's calls to its tier.
 //
 // Admission (optional, both in Redis so every replica shares them): each call first waits for the
-// cluster-wide rate limiter (fail closed: a Redis outage makes the call wait, then fail
-// retriably), then reserves its estimated cost in the budget ledger; a reply settles the
-// reservation to the billed cost, a failure releases it. Reservations are keyed by
-// "<ticket>:<revision>:<tier>:<delivery attempt>" + the call's number, so a redelivered ticket
-// replays them and is never charged twice for the same call. A cap without room ends the chain
-// with kBudgetRefused: the role applies budgets.on_exhausted.
+// cluster-wide rate limiter (fail closed: a Redis outage fails the ticket as an outage, and the
+// stage holds it until Redis is back), then reserves its estimated cost in the budget ledger; a
+// reply settles the reservation to the billed cost and keeps the reply, a failure releases it.
+// One ledger id per provider request: "<tenant>:<ticket>:<revision>:<tier>:v<visit>:a<delivery
+// attempt>" + "#<call>", the call number advancing with every admission. A redelivered or
+// re-run ticket walks the same ids: a settled one replays its kept reply (no second request,
+// no second charge), a released one is a new request. A cap without room ends the chain with
+// kBudgetRefused: the role applies budgets.on_exhausted.
 
 #include <condition_variable>
 #include <functional>
@@ -168,6 +170,12 @@ class TierService {
   struct CallContext {
     std::string budget_key;
     std::string tenant;
+    // The next provider request's id within budget_key: every admission takes a new one
+    // (fallbacks, retries, rate-limit waits, repairs), so one id is one request sent.
+    int next_call = 1;
+    // Set by admit() when the id was settled before (a redelivered ticket): its reply is
+    // replayed instead of sending the request again.
+    std::optional<redis::ReserveResult> replay;
     std::optional<Error> abort;                 // the ledger is unreachable: fail retriably
     std::optional<redis::ReserveResult> refused;  // a cap has no room
     std::shared_ptr<PendingSettles> settles = std::make_shared<PendingSettles>();
@@ -183,13 +191,14 @@ class TierService {
   Result<std::string> admit(const ModelConfig& model, std::int64_t prompt_tokens, std::int64_t tokens, int call,
                             CallContext& context, EarlyAdmission* early = nullptr);
   std::string budgetKey(const RoutedTicket& ticket, int delivery_attempt) const;
-  // After the call: the lease back, the reservation settled to `cost` or released (nullopt).
+  // After the call: the lease back, the reservation settled to the reply's cost (the reply kept
+  // for a redelivery's replay) or released (no reply: nothing was spent).
   void finishCall(const ModelConfig& model, const std::string& lease, const CallContext& context, int call,
-                  std::optional<MicroUsd> cost);
+                  const provider::ModelReply* reply);
   // Waits for the rate limiter alone; the lease to release after the call.
   Result<std::string> admitRate(const ModelConfig& model, std::int64_t tokens);
   void observeLimits(const ModelConfig& model, const Result<provider::ModelReply>& reply);
-  void settleWithRetries(const std::string& budget_key, int call, MicroUsd cost);
+  void settleWithRetries(const std::string& budget_key, int call, MicroUsd cost, const std::string& reply);
   void recordCall(const Entry& entry, const Result<provider::ModelReply>& reply, std::chrono::steady_clock::duration took,
                   bool usable);
   std::chrono::milliseconds nextDelay(int attempt, std::int64_t retry_after_ms);

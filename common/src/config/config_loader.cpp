@@ -178,6 +178,9 @@ Config buildConfig(const json& doc, const std::string& file) {
     readIfPresent(*it, "retry_backoff_max_ms", c.stage.retry_backoff_max_ms);
     readIfPresent(*it, "commit_interval_ms", c.stage.commit_interval_ms);
     readIfPresent(*it, "drain_deadline_ms", c.stage.drain_deadline_ms);
+    readIfPresent(*it, "outage_probe_max_ms", c.stage.outage_probe_max_ms);
+    if (auto m = it->find("max_hold_s"); m != it->end())
+      c.stage.max_hold_s = m->get<std::map<std::string, std::int64_t>>();
   }
 
   for (const auto& p : doc["providers"]) {

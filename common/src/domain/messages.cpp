@@ -200,7 +200,9 @@ std::string toJson(const RoutedTicket& t) {
   if (t.escalations) w.field("escalations", t.escalations);
   w.field("rule", t.rule);
   if (t.spent_micro_usd) w.field("spent_micro_usd", t.spent_micro_usd);
-  w.field("tier", t.tier).endObject();
+  w.field("tier", t.tier);
+  if (t.tier_visits) w.field("tier_visits", t.tier_visits);
+  w.endObject();
   writeTicket(w.key("ticket"), t.ticket);
   w.field("trace_id", t.trace_id).endObject();
   return w.take();
@@ -359,6 +361,7 @@ Result<RoutedTicket> parseRoutedTicket(std::string_view bytes) {
   t.tier = j["routing"]["tier"];
   t.rule = j["routing"]["rule"];
   readIfPresent(j["routing"], "escalations", t.escalations);
+  readIfPresent(j["routing"], "tier_visits", t.tier_visits);
   readIfPresent(j["routing"], "budget_state", t.budget_state);
   readIfPresent(j["routing"], "spent_micro_usd", t.spent_micro_usd);
   return t;

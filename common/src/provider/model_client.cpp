@@ -17,6 +17,36 @@ using http::joinUrl;
 
 }  // namespace
 
+std::string toStoredReply(const ModelReply& reply) {
+  JsonWriter w;
+  w.beginObject()
+      .field("content", reply.content)
+      .field("cost_micro_usd", reply.cost_micro_usd)
+      .field("input_tokens", reply.usage.input_tokens)
+      .field("output_tokens", reply.usage.output_tokens)
+      .field("response_id", reply.response_id)
+      .field("simulated", reply.simulated)
+      .endObject();
+  return w.take();
+}
+
+Result<ModelReply> parseStoredReply(std::string_view text) {
+  auto doc = parseJsonText(text);
+  if (!doc || !doc->is_object()) return Error::malformed("stored reply is not a JSON object");
+  try {
+    ModelReply reply;
+    reply.content = doc->at("content").get<std::string>();
+    reply.cost_micro_usd = doc->at("cost_micro_usd").get<MicroUsd>();
+    reply.usage.input_tokens = doc->at("input_tokens").get<std::int64_t>();
+    reply.usage.output_tokens = doc->at("output_tokens").get<std::int64_t>();
+    reply.response_id = doc->value("response_id", std::string());
+    reply.simulated = doc->value("simulated", false);
+    return reply;
+  } catch (const json::exception& e) {
+    return Error::malformed(std::string("stored reply: ") + e.what());
+  }
+}
+
 Error errorForStatus(int status, const std::string& who, std::optional<std::chrono::milliseconds> retry_after) {
   const std::string msg = who + " answered HTTP " + std::to_string(status);
   if (status == 429) return Error::rateLimited(msg, retry_after ? retry_after->count() : -1);

@@ -35,24 +35,34 @@ end
 
 // KEYS: reservation, expiry zset, caps hash, bucket...  ARGV: amount, now_ms, expires_ms,
 // record_ttl_s, tenant, tier, then per bucket: cap field, configured cap ('' = none), bucket ttl.
-// Returns {1, amount} reserved, {0, bucket index} no room, {2, amount, state, bucket index}
-// replay. A refusal is recorded too, so a replayed attempt gets the same answer (a deferred
-// ticket retries with its next attempt number).
+// Returns {1, amount} reserved, {0, bucket index, 1 when only outstanding reservations stand in
+// the way (they may settle below their estimate) else 0} no room, {2, amount, 'reserved', 0} a replay
+// of a reservation still open (its call was cut short: it is made again and settled once), or
+// {2, amount, 'settled', 0, actual, reply} a replay of a settled request (its stored reply, ''
+// once that expired). A request id that was released, refused or expired is a new request:
+// room is checked again, so a ticket held for a cap is let through once there is room.
 const std::string kReserveLua = std::string(kPurgeLua) + R"lua(
 local now = tonumber(ARGV[2])
 purge(KEYS[2], now)
-local existing = redis.call('HMGET', KEYS[1], 'state', 'amount')
-if existing[1] then return {2, tonumber(existing[2]), existing[1], tonumber(redis.call('HGET', KEYS[1], 'bucket') or 0)} end
+local existing = redis.call('HMGET', KEYS[1], 'state', 'amount', 'charged', 'uncharged')
+if existing[1] == 'reserved' then return {2, tonumber(existing[2]), 'reserved', 0} end
+if existing[1] == 'settled' then
+  local actual = (tonumber(existing[3]) or 0) + (tonumber(existing[4]) or 0)
+  return {2, tonumber(existing[2]), 'settled', 0, actual, redis.call('GET', KEYS[1] .. ':reply') or ''}
+end
 local amount = tonumber(ARGV[1])
 local n = #KEYS - 3
 for i = 1, n do
   local cap = capOf(KEYS[3], ARGV[6 + (i - 1) * 3 + 1], ARGV[6 + (i - 1) * 3 + 2])
   if cap then
     local v = redis.call('HMGET', KEYS[3 + i], 'settled', 'reserved')
-    if (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0) + amount > cap then
+    local settled = tonumber(v[1]) or 0
+    if settled + (tonumber(v[2]) or 0) + amount > cap then
       redis.call('HSET', KEYS[1], 'state', 'refused', 'amount', 0, 'bucket', i)
       redis.call('EXPIRE', KEYS[1], ARGV[4])
-      return {0, i}
+      local pending = 0
+      if settled + amount <= cap then pending = 1 end
+      return {0, i, pending}
     end
   end
 end
@@ -70,8 +80,10 @@ return {1, amount}
 )lua";
 
 // KEYS: reservation, expiry zset, caps hash, audit stream.  ARGV: actual, now_ms, ticket,
-// attempt, audit maxlen. Returns {1, charged, uncharged}, {2, charged, uncharged} replay,
-// {-1} never reserved, {-2} released.
+// attempt, audit maxlen, the provider's reply to keep ('' for none), its TTL in seconds.
+// Returns {1, charged, uncharged}, {2, charged, uncharged} replay, {-1} never reserved,
+// {-2} released. The reply is kept beside the record so a redelivered ticket replays it
+// instead of asking the provider again.
 const std::string kSettleLua = std::string(kPurgeLua) + R"lua(
 local now = tonumber(ARGV[2])
 purge(KEYS[2], now)
@@ -101,6 +113,7 @@ for _, b in ipairs(buckets) do
   if uncharged > 0 then redis.call('HINCRBY', b, 'uncharged', uncharged) end
 end
 redis.call('HSET', KEYS[1], 'state', 'settled', 'charged', charge, 'uncharged', uncharged, 'settled_at', now)
+if ARGV[6] ~= '' then redis.call('SET', KEYS[1] .. ':reply', ARGV[6], 'EX', ARGV[7]) end
 redis.call('ZREM', KEYS[2], KEYS[1])
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', 'ticket', ARGV[3], 'attempt', ARGV[4],
            'tenant', r[6], 'tier', r[7], 'reserved', r[2], 'actual', actual, 'charged', charge,
@@ -283,14 +296,15 @@ Result<ReserveResult> BudgetLedger::decodeReserve(const Reply& reply, const Prep
     out.amount = reply.elements[1].integer;
     out.state = reply.elements[2].str;
     out.reserved = out.state == "reserved";
-    if (out.state == "refused") {
-      const auto index = static_cast<std::size_t>(reply.elements[3].integer - 1);
-      out.exhausted_bucket = index < labels.size() ? labels[index] : "?";
+    if (out.state == "settled" && reply.elements.size() >= 6) {
+      out.settled_actual = reply.elements[4].integer;
+      out.settled_reply = reply.elements[5].str;
     }
   } else {
     out.state = "refused";
     const auto index = static_cast<std::size_t>(reply.elements[1].integer - 1);
     out.exhausted_bucket = index < labels.size() ? labels[index] : "?";
+    out.reservations_in_the_way = reply.elements.size() >= 3 && reply.elements[2].integer == 1;
   }
   return out;
 }
@@ -303,11 +317,13 @@ Result<ReserveResult> BudgetLedger::reserve(const BudgetRequest& request) {
   return decodeReserve(replies->front(), *prepared);
 }
 
-RedisCall BudgetLedger::settleCall(const std::string& ticket_id, int attempt, MicroUsd actual_micro_usd) const {
+RedisCall BudgetLedger::settleCall(const std::string& ticket_id, int attempt, MicroUsd actual_micro_usd,
+                                   std::string reply) const {
   return RedisCall::eval(settleScript(),
                          {reservationKey(ticket_id, attempt), prefix_ + "resv_expiry", prefix_ + "caps", auditStreamKey()},
                          {std::to_string(actual_micro_usd), std::to_string(millis(clock_.now())), ticket_id,
-                          std::to_string(attempt), std::to_string(kAuditMaxLen)});
+                          std::to_string(attempt), std::to_string(kAuditMaxLen), std::move(reply),
+                          std::to_string(std::max<std::int64_t>(config_.reservation_ttl_s, 60))});
 }
 
 Result<SettleResult> BudgetLedger::decodeSettle(const Reply& reply, const std::string& ticket_id, int attempt) {
@@ -319,9 +335,10 @@ Result<SettleResult> BudgetLedger::decodeSettle(const Reply& reply, const std::s
   return SettleResult{reply.elements[1].integer, reply.elements[2].integer, code == 2};
 }
 
-Result<SettleResult> BudgetLedger::settle(const std::string& ticket_id, int attempt, MicroUsd actual_micro_usd) {
+Result<SettleResult> BudgetLedger::settle(const std::string& ticket_id, int attempt, MicroUsd actual_micro_usd,
+                                          std::string reply) {
   if (actual_micro_usd < 0) return Error::invalidArgument("budget settle: negative cost");
-  auto replies = pool_->run({settleCall(ticket_id, attempt, actual_micro_usd)});
+  auto replies = pool_->run({settleCall(ticket_id, attempt, actual_micro_usd, std::move(reply))});
   if (!replies) return replies.error();
   return decodeSettle(replies->front(), ticket_id, attempt);
 }

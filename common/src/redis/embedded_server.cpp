@@ -11,7 +11,7 @@
 
 namespace ticketflow::redis {
 
-EmbeddedRedisServer::EmbeddedRedisServer() {
+EmbeddedRedisServer::EmbeddedRedisServer(bool append_only) : append_only_(append_only) {
   std::string templ = (std::filesystem::temp_directory_path() / "ticketflow-redis-XXXXXX").string();
   if (!mkdtemp(templ.data())) throw std::runtime_error("cannot create a temporary folder for redis-server");
   dir_ = templ;
@@ -30,7 +30,8 @@ void EmbeddedRedisServer::start() {
     throw std::runtime_error("redis-server is not installed (run scripts/bootstrap, or apt-get install redis-server)");
   process_ = std::make_unique<ChildProcess>(
       std::vector<std::string>{"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1", "--dir", dir_,
-                               "--save", "", "--appendonly", "no", "--protected-mode", "yes", "--daemonize", "no",
+                               "--save", "", "--appendonly", append_only_ ? "yes" : "no", "--appendfsync", "always",
+                               "--protected-mode", "yes", "--daemonize", "no",
                                "--logfile", dir_ + "/redis.log"},
       dir_ + "/redis.stdout");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);

@@ -36,12 +36,12 @@ namespace {
 using SteadyTime = std::chrono::steady_clock::time_point;
 using TopicPartition = std::pair<std::string, std::int32_t>;
 
-enum class EventKind { kHandlerDone, kProduced, kRetryDue, kAfterAckDone };
+enum class EventKind { kHandlerDone, kProduced, kRetryDue, kAfterAckDone, kProbeDue };
 
 struct Event {
   EventKind kind = EventKind::kHandlerDone;
   std::uint64_t item = 0;
-  int attempt = 0;
+  int run = 0;  // kHandlerDone: which run of the item answered (a held message runs again)
   std::vector<OutputRecord> outputs;
   std::function<void()> after_ack;
   std::optional<Error> error;
@@ -105,14 +105,14 @@ void writeLog(const std::string& stage, const std::string& text) {
 struct Completion::State {
   std::shared_ptr<EventQueue> events;
   std::uint64_t item = 0;
-  int attempt = 0;
+  int run = 0;
   std::atomic<bool> answered{false};
 
   void answer(Event event) {
     if (answered.exchange(true)) return;
     event.kind = EventKind::kHandlerDone;
     event.item = item;
-    event.attempt = attempt;
+    event.run = run;
     events->push(std::move(event));
   }
   ~State() {
@@ -136,7 +136,8 @@ void Completion::fail(Error error) const {
 }
 
 struct Stage::Impl {
-  enum class ItemState { kQueued, kRunning, kRetryWait, kProducing, kAfterAck };
+  // kOutageWait: held because a dependency is down (no attempt used), until its probe succeeds.
+  enum class ItemState { kQueued, kRunning, kRetryWait, kOutageWait, kProducing, kAfterAck };
 
   struct Item {
     std::uint64_t id = 0;
@@ -146,7 +147,11 @@ struct Stage::Impl {
     std::shared_ptr<const Delivery> delivery;  // the current attempt's; shared with the handler
     std::string trace_id;
     int attempt = 0;
+    int runs = 0;  // handler runs: attempts plus the re-runs of a held message
     ItemState state = ItemState::kQueued;
+    std::string outage;  // the cause it is held for (waiting or probing); "" when not held
+    std::optional<SteadyTime> held_since;  // since its first hold, for stage.max_hold_s
+    SteadyTime outage_since{};             // since its current hold, for the held-seconds total
     int outputs_pending = 0;
     std::optional<Error> produce_error;
     bool dead_lettering = false;
@@ -158,6 +163,7 @@ struct Stage::Impl {
   struct Partition {
     PartitionOffsets offsets;
     std::int64_t in_flight = 0;
+    std::int64_t outage_held = 0;  // items held for an outage: paused while any is
     bool paused_by_us = false;
     bool revoking = false;
     std::int64_t committed = -1;  // acknowledged by the coordinator
@@ -199,7 +205,18 @@ struct Stage::Impl {
     rd_kafka_poll_set_consumer(c);
     consumer_queue = rd_kafka_queue_get_consumer(c);
     events->setWake(consumer_queue);
+    try {
+      startProducerAndThreads(kafka_config, role);
+    } catch (...) {  // a failed start leaves no queue or group membership behind
+      releaseConsumerQueue();
+      rd_kafka_consumer_close(c);
+      closed = true;
+      throw;
+    }
+  }
 
+  void startProducerAndThreads(const KafkaConfig& kafka_config, const std::string& role) {
+    char err[512];
     kafka::Properties pp = kafka::clientProperties(kafka_config, role,
                                                    {{"enable.idempotence", "true"}, {"acks", "all"}, {"linger.ms", "5"}});
     for (const auto& [k, v] : options.producer_properties) pp[k] = v;
@@ -234,31 +251,55 @@ struct Stage::Impl {
     producer_stop = true;
     producer_thread.join();
     if (producer) rd_kafka_flush(producer.get(), 5000);
-    events->setWake(nullptr);
-    if (consumer_queue) rd_kafka_queue_destroy(consumer_queue);
+    releaseConsumerQueue();
     if (consumer && !closed) rd_kafka_consumer_close(consumer.get());
+  }
+
+  // librdkafka requires the queue from rd_kafka_queue_get_consumer() to be destroyed before
+  // rd_kafka_consumer_close(); requestStop() may be yielding it from another thread meanwhile.
+  void releaseConsumerQueue() {
+    events->setWake(nullptr);
+    std::lock_guard lock(consumer_queue_mutex);
+    if (consumer_queue) rd_kafka_queue_destroy(consumer_queue);
+    consumer_queue = nullptr;
+  }
+
+  void wakePoll() {
+    std::lock_guard lock(consumer_queue_mutex);
+    if (consumer_queue) rd_kafka_queue_yield(consumer_queue);
   }
 
   // ---- callbacks from librdkafka -----------------------------------------------------------
 
+  // No exception may unwind through librdkafka's C frames: each callback catches at its edge.
   static void deliveryCallback(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
-    Event e;
-    e.kind = EventKind::kProduced;
-    e.item = reinterpret_cast<std::uintptr_t>(msg->_private);
-    if (msg->err) e.error = Error::unavailable("produce to " + std::string(rd_kafka_topic_name(msg->rkt)) + ": " + errText(msg->err));
-    static_cast<EventQueue*>(opaque)->push(std::move(e));
+    try {
+      Event e;
+      e.kind = EventKind::kProduced;
+      e.item = reinterpret_cast<std::uintptr_t>(msg->_private);
+      if (msg->err)
+        e.error = Error::unavailable("produce to " + std::string(rd_kafka_topic_name(msg->rkt)) + ": " + errText(msg->err));
+      static_cast<EventQueue*>(opaque)->push(std::move(e));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "stage: delivery report lost: %s\n", e.what());
+    }
   }
 
   static void rebalanceCallback(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
                                 void* opaque) {
     auto* self = static_cast<Impl*>(opaque);
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-      self->onAssign(parts);
-    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-      self->onRevoke(parts);
-    } else {
-      self->logLine("rebalance error: " + errText(err));
-      if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, parts)) rd_kafka_error_destroy(e);
+    try {
+      if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        self->onAssign(parts);
+      } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        self->onRevoke(parts);
+      } else {
+        self->logLine("rebalance error: " + errText(err));
+        if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, parts)) rd_kafka_error_destroy(e);
+      }
+    } catch (const std::exception& e) {
+      // The partitions' work is redone by whoever owns them next: nothing is committed here.
+      std::fprintf(stderr, "stage %s: rebalance handling threw: %s\n", self->options.name.c_str(), e.what());
     }
   }
 
@@ -266,7 +307,15 @@ struct Stage::Impl {
   // (a commit racing a rebalance gets ILLEGAL_GENERATION) is sent again at the next chance.
   static void commitCallback(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets,
                              void* opaque) {
-    auto* self = static_cast<Impl*>(opaque);
+    try {
+      static_cast<Impl*>(opaque)->onCommitted(err, offsets);
+    } catch (const std::exception& e) {  // the next commit sends the offsets again
+      std::fprintf(stderr, "stage: commit result lost: %s\n", e.what());
+    }
+  }
+
+  void onCommitted(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets) {
+    Impl* self = this;
     if (err == RD_KAFKA_RESP_ERR__NO_OFFSET || !offsets) return;
     int failed = 0;
     for (int i = 0; i < offsets->cnt; ++i) {
@@ -372,6 +421,7 @@ struct Stage::Impl {
     next_commit_at = std::chrono::steady_clock::now() + commitInterval();
     while (!stop_requested.load()) {
       processEvents();
+      expireOutageHolds();
       admitHeld();
       const bool window_full = applyBackpressure();
       maybeCommit();
@@ -411,6 +461,7 @@ struct Stage::Impl {
     abandon([](const Partition&) { return true; });
     commit(all, /*sync=*/true, /*force=*/true);
     // Leaving the group runs the revoke callback, which finds nothing left to do.
+    releaseConsumerQueue();
     rd_kafka_consumer_close(consumer.get());
     closed = true;
     rd_kafka_flush(producer.get(), options.limits.drain_deadline_ms);
@@ -467,19 +518,21 @@ struct Stage::Impl {
     if (queue.size() == 1) start(*raw);
   }
 
-  void start(Item& item) {
-    ++item.attempt;
+  // `rerun`: a held message runs again after its outage, with the same attempt number.
+  void start(Item& item, bool rerun = false) {
+    if (!rerun) ++item.attempt;
+    ++item.runs;
     item.state = ItemState::kRunning;
-    if (item.attempt > 1) {
-      // The handler may still hold the previous attempt's delivery: give this one its own.
-      auto retry = std::make_shared<Delivery>(*item.delivery);
-      retry->attempt = item.attempt;
-      item.delivery = std::move(retry);
+    if (item.runs > 1) {
+      // The handler may still hold the previous run's delivery: give this one its own.
+      auto again = std::make_shared<Delivery>(*item.delivery);
+      again->attempt = item.attempt;
+      item.delivery = std::move(again);
     }
     auto state = std::make_shared<Completion::State>();
     state->events = events;
     state->item = item.id;
-    state->attempt = item.attempt;
+    state->run = item.runs;
     auto run = [this, d = item.delivery, c = Completion(std::move(state))] {
       try {
         handler(d, c);
@@ -498,7 +551,9 @@ struct Stage::Impl {
       Item& item = *it->second;
       switch (e.kind) {
         case EventKind::kHandlerDone:
-          if (item.state != ItemState::kRunning || item.attempt != e.attempt) break;
+          if (item.state != ItemState::kRunning || item.runs != e.run) break;
+          // A probe that got past its outage ends the hold: the dependency is back.
+          if (!item.outage.empty() && (!e.error || e.error->outage != item.outage)) leaveOutage(item, true);
           if (e.error) {
             failed(item, *e.error);
           } else {
@@ -517,6 +572,10 @@ struct Stage::Impl {
           } else {
             start(item);
           }
+          break;
+        case EventKind::kProbeDue:
+          if (item.state != ItemState::kOutageWait || !mayStart(item)) break;
+          start(item, /*rerun=*/true);
           break;
         case EventKind::kProduced:
           if (item.state != ItemState::kProducing) break;
@@ -552,11 +611,16 @@ struct Stage::Impl {
   }
 
   void failed(Item& item, const Error& error) {
+    if (!error.outage.empty()) return holdForOutage(item, error);
     if (error.retriable && item.attempt < options.limits.max_attempts) {
       ++stats.retries;
       scheduleRetry(item, std::chrono::milliseconds(std::max<std::int64_t>(0, error.retry_after_ms)));
       return;
     }
+    deadLetter(item, error);
+  }
+
+  void deadLetter(Item& item, const Error& error) {
     DeadLetter d;
     d.stage = options.name;
     d.error_class = error.code;
@@ -574,6 +638,156 @@ struct Stage::Impl {
     item.dead_letter = toJson(d);
     item.error_class = errorCodeName(error.code);
     produceDeadLetter(item);
+  }
+
+  // ---- outages ----------------------------------------------------------------------------
+  //
+  // A failure that names an outage (Error::outage: redis, provider, kafka, ...) is not the
+  // message's fault, so it uses no attempt. The message is held; its partition pauses while it
+  // holds any, so nothing new piles up behind the outage. One held message per cause is the
+  // probe: it runs again after a capped, doubling backoff (or the error's retry-after hint), and
+  // when it gets past the outage every message held for that cause runs again, in key order.
+  // stage.max_hold_s may bound a cause's hold; past it the message is dead-lettered, naming it.
+
+  struct OutageHold {
+    SteadyTime since;
+    std::optional<std::uint64_t> probe;   // the held message that runs again to test the cause
+    std::deque<std::uint64_t> waiting;    // the others, in the order they were held
+    std::chrono::milliseconds backoff{0};
+    std::string last_error;
+    std::int64_t probes = 0;
+  };
+
+  std::chrono::milliseconds probeBackoffMax() const {
+    return std::chrono::milliseconds(std::max(options.limits.outage_probe_max_ms, 1));
+  }
+
+  void holdForOutage(Item& item, const Error& error) {
+    const auto now = std::chrono::steady_clock::now();
+    const std::string& cause = error.outage;
+    auto [hit, fresh] = outages.try_emplace(cause);
+    OutageHold& hold = hit->second;
+    if (fresh) {
+      hold.since = now;
+      hold.backoff = std::min(std::chrono::milliseconds(std::max(options.limits.retry_backoff_initial_ms, 50)),
+                              probeBackoffMax());
+      ++outage_totals[cause].outages;
+      logLine("holding messages: " + cause + " unavailable (" + error.message.substr(0, 300) +
+              "); their partitions pause until it is back");
+    }
+    hold.last_error = error.message.substr(0, 500);
+    if (!item.held_since) item.held_since = now;
+    if (const auto max = maxHold(cause); max.count() > 0 && now - *item.held_since >= max) {
+      if (!item.outage.empty()) leaveOutage(item, false);
+      Error e = error;
+      e.message = "held " + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - *item.held_since).count()) +
+                  " s for " + cause + " (stage.max_hold_s." + cause + "): " + error.message;
+      ++outage_totals[cause].dead_lettered;
+      return deadLetter(item, e);
+    }
+    if (item.outage.empty()) {
+      item.outage = cause;
+      item.outage_since = now;
+      ++outage_totals[cause].held;
+      if (auto pit = partitions.find(item.tp); pit != partitions.end() && ++pit->second.outage_held == 1)
+        pause({item.tp});
+    }
+    item.state = ItemState::kOutageWait;
+    const auto hint = std::chrono::milliseconds(std::clamp<std::int64_t>(error.retry_after_ms, 0, 60'000));
+    if (hold.probe == item.id) {  // the probe met the outage again
+      hold.backoff = std::min(hold.backoff * 2, probeBackoffMax());
+      scheduleProbe(item, std::max(hold.backoff, hint));
+    } else if (!hold.probe) {
+      hold.probe = item.id;
+      scheduleProbe(item, std::max(hold.backoff, hint));
+    } else {
+      hold.waiting.push_back(item.id);
+    }
+  }
+
+  std::chrono::milliseconds maxHold(const std::string& cause) const {
+    auto it = options.limits.max_hold_s.find(cause);
+    return it == options.limits.max_hold_s.end() ? std::chrono::milliseconds(0)
+                                                 : std::chrono::milliseconds(it->second * 1000);
+  }
+
+  void scheduleProbe(Item& item, std::chrono::milliseconds delay) {
+    ++outages.at(item.outage).probes;
+    auto queue = events;
+    timers->schedule(delay, [queue, id = item.id] {
+      Event e;
+      e.kind = EventKind::kProbeDue;
+      e.item = id;
+      queue->push(std::move(e));
+    });
+  }
+
+  // `item` leaves its cause's hold: its probe got past it (`resolved`: every message held for
+  // the cause runs again), or it is dead-lettered or abandoned (the next held one probes).
+  void leaveOutage(Item& item, bool resolved) {
+    const auto now = std::chrono::steady_clock::now();
+    const std::string cause = std::exchange(item.outage, std::string());
+    outage_totals[cause].held_seconds += std::chrono::duration<double>(now - item.outage_since).count();
+    if (auto pit = partitions.find(item.tp); pit != partitions.end() && --pit->second.outage_held == 0)
+      resumeIfFree(item.tp);
+    auto hit = outages.find(cause);
+    if (hit == outages.end()) return;
+    OutageHold& hold = hit->second;
+    if (hold.probe != item.id) {
+      std::erase(hold.waiting, item.id);
+    } else if (resolved) {
+      std::deque<std::uint64_t> waiting = std::move(hold.waiting);
+      logLine(cause + " is back after " +
+              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - hold.since).count()) + " s; " +
+              std::to_string(waiting.size() + 1) + " held message(s) go on");
+      outages.erase(hit);
+      for (std::uint64_t id : waiting) {
+        auto it = items.find(id);
+        if (it == items.end() || it->second->state != ItemState::kOutageWait) continue;
+        Item& held_item = *it->second;
+        held_item.outage.clear();
+        outage_totals[cause].held_seconds += std::chrono::duration<double>(now - held_item.outage_since).count();
+        if (auto pit = partitions.find(held_item.tp); pit != partitions.end() && --pit->second.outage_held == 0)
+          resumeIfFree(held_item.tp);
+        if (mayStart(held_item)) start(held_item, /*rerun=*/true);
+      }
+      return;
+    } else {
+      hold.probe.reset();
+      while (!hold.waiting.empty() && !hold.probe) {
+        const std::uint64_t next = hold.waiting.front();
+        hold.waiting.pop_front();
+        auto it = items.find(next);
+        if (it == items.end() || it->second->state != ItemState::kOutageWait) continue;
+        hold.probe = next;
+        scheduleProbe(*it->second, hold.backoff);
+      }
+    }
+    if (!hold.probe && hold.waiting.empty()) outages.erase(hit);
+  }
+
+  // Dead-letters held messages past their cause's stage.max_hold_s (checked every second).
+  void expireOutageHolds() {
+    const auto now = std::chrono::steady_clock::now();
+    if (outages.empty() || now < next_hold_check_at) return;
+    next_hold_check_at = now + std::chrono::seconds(1);
+    std::vector<std::pair<std::uint64_t, Error>> expired;
+    for (const auto& [cause, hold] : outages) {
+      const auto max = maxHold(cause);
+      if (max.count() <= 0) continue;
+      auto check = [&](std::uint64_t id) {
+        auto it = items.find(id);
+        if (it != items.end() && it->second->held_since && now - *it->second->held_since >= max)
+          expired.emplace_back(id, Error::unavailable(hold.last_error).asOutage(cause));
+      };
+      if (hold.probe) check(*hold.probe);
+      for (std::uint64_t id : hold.waiting) check(id);
+    }
+    for (auto& [id, error] : expired) {
+      auto it = items.find(id);
+      if (it == items.end() || it->second->state != ItemState::kOutageWait) continue;
+      holdForOutage(*it->second, error);  // past its limit: dead-lettered, naming the cause
+    }
   }
 
   void produceDeadLetter(Item& item) {
@@ -640,7 +854,7 @@ struct Stage::Impl {
       if (item.dead_lettering) {
         scheduleRetry(item);
       } else {
-        failed(item, *item.produce_error);
+        failed(item, Error(*item.produce_error).asOutage("kafka"));
       }
       return;
     }
@@ -739,6 +953,7 @@ struct Stage::Impl {
     for (std::uint64_t id : ids) {
       auto it = items.find(id);
       Item& item = *it->second;
+      if (!item.outage.empty()) leaveOutage(item, false);
       if (auto pit = partitions.find(item.tp); pit != partitions.end()) --pit->second.in_flight;
       --in_flight;
       ++stats.abandoned;
@@ -820,13 +1035,30 @@ struct Stage::Impl {
     }
   }
 
-  // Resumes exactly the partitions this engine paused, never one paused by someone else.
+  // Resumes exactly the partitions this engine paused, never one paused by someone else, and
+  // none that still holds a message for an outage.
   void resumeOurs() {
     kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
     for (auto& [tp, p] : partitions)
-      if (p.paused_by_us && !p.revoking) rd_kafka_topic_partition_list_add(list.get(), tp.first.c_str(), tp.second);
+      if (p.paused_by_us && !p.revoking && p.outage_held == 0)
+        rd_kafka_topic_partition_list_add(list.get(), tp.first.c_str(), tp.second);
+    resume(list.get());
+  }
+
+  // A partition whose last held message went on resumes, unless backpressure keeps it paused.
+  void resumeIfFree(const TopicPartition& tp) {
+    auto it = partitions.find(tp);
+    if (it == partitions.end() || !it->second.paused_by_us || it->second.revoking || paused_all || stopping ||
+        it->second.outage_held > 0)
+      return;
+    kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
+    rd_kafka_topic_partition_list_add(list.get(), tp.first.c_str(), tp.second);
+    resume(list.get());
+  }
+
+  void resume(rd_kafka_topic_partition_list_t* list) {
     if (list->cnt == 0) return;
-    rd_kafka_resume_partitions(consumer.get(), list.get());
+    rd_kafka_resume_partitions(consumer.get(), list);
     for (int i = 0; i < list->cnt; ++i)
       if (!list->elems[i].err) partitions[{list->elems[i].topic, list->elems[i].partition}].paused_by_us = false;
     // One query per resume: more would pile up behind fetches and slow them.
@@ -967,6 +1199,18 @@ struct Stage::Impl {
   void publish() {
     StageStats s = stats;
     s.in_flight = in_flight;
+    const auto now_steady = std::chrono::steady_clock::now();
+    for (const auto& [cause, totals] : outage_totals) {
+      OutageStats o = totals;
+      o.cause = cause;
+      if (auto it = outages.find(cause); it != outages.end()) {
+        o.held_now = static_cast<std::int64_t>(it->second.waiting.size()) + (it->second.probe ? 1 : 0);
+        o.current_seconds = std::chrono::duration<double>(now_steady - it->second.since).count();
+        o.last_error = it->second.last_error;
+        o.probes = it->second.probes;
+      }
+      s.outages.push_back(std::move(o));
+    }
     s.held = static_cast<std::int64_t>(held.size());
     std::set<TopicPartition> unknown;
     for (const auto& [tp, p] : partitions) {
@@ -1005,6 +1249,7 @@ struct Stage::Impl {
   std::shared_ptr<EventQueue> events;
   std::mt19937_64 rng;
   kafka::HandlePtr consumer;
+  std::mutex consumer_queue_mutex;
   rd_kafka_queue_t* consumer_queue = nullptr;
   kafka::HandlePtr producer;
   std::unique_ptr<WorkerPool> workers;
@@ -1031,6 +1276,9 @@ struct Stage::Impl {
   SteadyTime next_drained_wake_at{};
 
   std::map<TopicPartition, Partition> partitions;
+  std::map<std::string, OutageHold> outages;        // by cause, while messages are held for it
+  std::map<std::string, OutageStats> outage_totals;  // by cause, since start
+  SteadyTime next_hold_check_at{};
   std::unordered_map<std::uint64_t, std::unique_ptr<Item>> items;
   std::unordered_map<std::string, std::deque<std::uint64_t>> key_queues;
   std::deque<kafka::Message> held;
@@ -1053,7 +1301,7 @@ Status Stage::run() { return impl_->run(); }
 
 void Stage::requestStop() {
   impl_->stop_requested = true;
-  rd_kafka_queue_yield(impl_->consumer_queue);
+  impl_->wakePoll();
 }
 
 StageStats Stage::stats() const {

@@ -1,5 +1,7 @@
 #include "ticketflow/stage/timer.hpp"
 
+#include <cstdio>
+
 namespace ticketflow::stage {
 
 TimerQueue::TimerQueue() : thread_([this] { loop(); }) {}
@@ -46,7 +48,11 @@ void TimerQueue::loop() {
     std::function<void()> task = std::move(const_cast<Timer&>(timers_.top()).task);
     timers_.pop();
     lock.unlock();
-    task();
+    try {
+      task();
+    } catch (const std::exception& e) {  // never ends the timer thread
+      std::fprintf(stderr, "timer: a task threw: %s\n", e.what());
+    }
     lock.lock();
   }
 }

@@ -73,6 +73,12 @@ struct StageConfig {
   int retry_backoff_max_ms = 30000;
   int commit_interval_ms = 1000;
   int drain_deadline_ms = 25000;
+  // Outages (Redis, providers, the broker down) hold messages without using attempts; the probe
+  // re-runs one held message per cause with a doubling backoff up to this.
+  int outage_probe_max_ms = 5000;
+  // The longest a message is held for a cause before it is dead-lettered, naming the cause;
+  // a cause not listed (or 0) is held for as long as it lasts.
+  std::map<std::string, std::int64_t> max_hold_s;
 };
 
 enum class ProviderApi { kOpenAi, kAnthropic };

@@ -26,10 +26,18 @@ enum class ErrorCode {
 const char* errorCodeName(ErrorCode code);
 
 struct Error {
+  Error() = default;
+  Error(ErrorCode code_, std::string message_, bool retriable_ = false, std::int64_t retry_after_ms_ = -1)
+      : code(code_), message(std::move(message_)), retriable(retriable_), retry_after_ms(retry_after_ms_) {}
+
   ErrorCode code = ErrorCode::kInternal;
   std::string message;
   bool retriable = false;
   std::int64_t retry_after_ms = -1;  // a server's hint (retry-after), -1 when none
+  // Set when the failure is a dependency being down (redis, provider, kafka, sink, budget), not
+  // the message: the stage engine then holds the message without using an attempt, pauses its
+  // partition and probes until the dependency is back. Empty for every other failure.
+  std::string outage;
 
   static Error invalidArgument(std::string msg) { return {ErrorCode::kInvalidArgument, std::move(msg), false, -1}; }
   static Error malformed(std::string msg) { return {ErrorCode::kMalformed, std::move(msg), false, -1}; }
@@ -41,6 +49,13 @@ struct Error {
   static Error rateLimited(std::string msg, std::int64_t retry_after_ms) {
     return {ErrorCode::kRateLimited, std::move(msg), true, retry_after_ms};
   }
+  // `cause` names the dependency; the error is retriable and keeps its code and hint.
+  Error asOutage(std::string cause) && {
+    outage = std::move(cause);
+    retriable = true;
+    return std::move(*this);
+  }
+  Error asOutage(std::string cause) const& { return Error(*this).asOutage(std::move(cause)); }
 };
 
 template <typename T>

@@ -5,7 +5,9 @@
 // and fast calls stay on a few warm threads (fewer stacks, malloc arenas and wake-ups).
 
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -60,6 +62,17 @@ class WorkerPool {
   }
 
  private:
+  // A task that throws must not end the thread (std::terminate): it is reported, and whatever it
+  // captured is dropped (an unanswered stage Completion then fails its message with a reason).
+  void runGuarded(const std::function<void()>& task) const {
+    try {
+      task();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s: a task threw: %s\n", name_.c_str(), e.what());
+    } catch (...) {
+      std::fprintf(stderr, "%s: a task threw a non-standard exception\n", name_.c_str());
+    }
+  }
   void loop() {
     nameThisThread(name_);
     std::unique_lock lock(mutex_);
@@ -72,7 +85,7 @@ class WorkerPool {
       auto task = std::move(tasks_.front());
       tasks_.pop_front();
       lock.unlock();
-      task();
+      runGuarded(task);
       task = nullptr;  // drop captured completions outside the lock
       lock.lock();
     }

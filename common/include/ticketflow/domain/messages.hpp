@@ -72,6 +72,9 @@ struct RoutedTicket {
   int escalations = 0;
   std::string budget_state = "ok";  // ok, downgraded (a cap sent it to a cheaper tier), deferred
   MicroUsd spent_micro_usd = 0;     // spent on this ticket by the tiers it passed before this one
+  // Tiers the ticket was at before this one (escalations and budget downgrades): the tier's
+  // ledger ids carry it, so a second visit to a tier is charged as the new requests it sends.
+  int tier_visits = 0;
 };
 
 struct CacheOutcome {

@@ -22,6 +22,11 @@ struct PipelineMetrics {
   Family<Gauge>& in_flight;        // ticketflow_messages_in_flight{role}
   Family<Gauge>& consumer_lag;     // ticketflow_consumer_lag{role,topic,partition}
   Family<Gauge>& partitions_paused;  // ticketflow_partitions_paused{role}
+  // Outages (a dependency down: messages held, no attempt used), per role and cause.
+  Family<Gauge>& outage_held;             // ticketflow_outage_held_messages{role,cause}: held now
+  Family<Counter>& outage_held_total;     // ticketflow_outage_held_total{role,cause}: messages ever held
+  Family<Counter>& outage_held_seconds;   // ticketflow_outage_held_seconds_total{role,cause}: summed over messages
+  Family<Counter>& outage_dead_lettered;  // ticketflow_outage_dead_lettered_total{role,cause}: past stage.max_hold_s
 
   // Intake.
   Family<Counter>& routed;          // ticketflow_tickets_routed_total{tier,rule}
@@ -41,6 +46,9 @@ struct PipelineMetrics {
   Family<Counter>& budget_refusals;   // ticketflow_budget_refusals_total{tier,policy}
   Family<Counter>& tier_outcomes;     // ticketflow_tier_outcomes_total{tier,outcome}: answered, degraded, escalated, ...
   Family<Gauge>& budget_remaining;    // ticketflow_budget_remaining_micro_usd{scope,name,period}
+  // ticketflow_carried_cost_dropped_micro_usd_total{tier}: earlier attempts' spend forgotten
+  // because the role's bounded memory of it was full (the result then under-reports its cost).
+  Family<Counter>& carried_cost_dropped;
 
   // Result writers.
   Family<Counter>& updates_written;   // ticketflow_updates_written_total{sink}

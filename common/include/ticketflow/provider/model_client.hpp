@@ -67,6 +67,11 @@ class ModelClient {
 std::unique_ptr<ModelClient> makeModelClient(const ProviderConfig& provider, const ModelConfig& model,
                                              std::shared_ptr<http::HttpClient> http, std::string api_key);
 
+// A paid reply as the budget ledger keeps it with its settled request, so a redelivered ticket
+// replays it instead of asking (and paying) the provider again. Rate-limit hints are not kept.
+std::string toStoredReply(const ModelReply& reply);
+Result<ModelReply> parseStoredReply(std::string_view text);
+
 // The request body and headers each protocol needs (exposed for tests).
 http::ClientRequest buildOpenAiRequest(const ProviderConfig& provider, const ModelConfig& model,
                                        const ModelRequest& request, const std::string& api_key);

@@ -10,9 +10,13 @@
 // max_output_tokens makes actual <= reserved, so the clamp only bites when a provider bills
 // more than it was asked for; the part not charged is recorded as `uncharged` in the audit
 // stream and the bucket's `uncharged` field so an operator sees it. Reservations are keyed by
-// ticket id + attempt: replaying reserve, settle or release (a redelivered ticket) changes
-// nothing. A reservation not settled or released within budgets.reservation_ttl_s (its worker
-// died) expires and its amount returns to the buckets. Every settle appends to the audit stream.
+// request id (ticket, revision, tier, tier visit, delivery attempt, call number: one id per
+// provider request actually sent): replaying settle or release changes nothing, and reserving
+// an id that was settled returns its cost and the provider's reply (kept for
+// budgets.reservation_ttl_s) so the caller replays the answer instead of sending the request
+// again. An id that was released, refused or expired is a new request (room checked again).
+// A reservation not settled or released within budgets.reservation_ttl_s (its worker died)
+// expires and its amount returns to the buckets. Every settle appends to the audit stream.
 //
 // Threading: thread-safe (the pool is). Errors: Redis unavailable -> retriable kUnavailable /
 // kTimeout (fail closed: the caller waits and retries, nothing is spent unaccounted).
@@ -45,12 +49,20 @@ struct BudgetRequest {
 };
 
 struct ReserveResult {
-  bool reserved = false;         // false: some cap has no room; apply `policy`
-  bool replayed = false;         // this ticket+attempt was seen before; `state` says how it ended
-  std::string state;             // reserved, refused, settled, released or expired
+  bool reserved = false;         // false: some cap has no room (apply `policy`), or settled
+  bool replayed = false;         // this request id is open (reserved) or was settled before
+  std::string state;             // reserved, refused or settled
   MicroUsd amount = 0;           // reserved amount (of the first reserve when replayed)
   std::string exhausted_bucket;  // e.g. "tier:frontier:day:2026-11-22" when !reserved
+  // Refused, but the settled spend alone leaves room: calls in flight hold the rest at their
+  // worst case and will most likely settle below it. Worth waiting for before applying `policy`.
+  bool reservations_in_the_way = false;
   BudgetPolicy policy = BudgetPolicy::kDowngrade;
+  // state "settled": the request was sent and paid before (a redelivered ticket). Its billed
+  // cost, and the provider's reply kept by settle() ("" once it expired): replay it, never ask
+  // the provider again under this id.
+  MicroUsd settled_actual = 0;
+  std::string settled_reply;
 };
 
 struct SettleResult {
@@ -81,7 +93,9 @@ class BudgetLedger {
   Result<ReserveResult> reserve(const BudgetRequest& request);
   // Replaces the reservation of ticket+attempt with `actual`. kNotFound if it was never reserved
   // or was released; a reservation that expired is still settled (the call did happen).
-  Result<SettleResult> settle(const std::string& ticket_id, int attempt, MicroUsd actual_micro_usd);
+  // `reply`: the provider's reply, kept for budgets.reservation_ttl_s for reserve()'s replay.
+  Result<SettleResult> settle(const std::string& ticket_id, int attempt, MicroUsd actual_micro_usd,
+                              std::string reply = {});
   // kNotFound also for an attempt that was refused.
   // Gives the reservation back (the call failed before spending). Idempotent.
   Status release(const std::string& ticket_id, int attempt);
@@ -107,7 +121,8 @@ class BudgetLedger {
   };
   Result<PreparedReserve> prepareReserve(const BudgetRequest& request) const;
   Result<ReserveResult> decodeReserve(const Reply& reply, const PreparedReserve& prepared) const;
-  RedisCall settleCall(const std::string& ticket_id, int attempt, MicroUsd actual_micro_usd) const;
+  RedisCall settleCall(const std::string& ticket_id, int attempt, MicroUsd actual_micro_usd,
+                       std::string reply = {}) const;
   static Result<SettleResult> decodeSettle(const Reply& reply, const std::string& ticket_id, int attempt);
   RedisCall releaseCall(const std::string& ticket_id, int attempt) const;
 

@@ -11,7 +11,11 @@
 // - an input counts as done only when every output it produced is acknowledged by the broker
 //   (idempotent producer, acks=all); the committed offset is the highest contiguous done one,
 //   and work done beyond it is listed in the commit metadata so a restart skips it;
-// - retriable errors are retried with exponential backoff and jitter up to
+// - an error naming an outage (Error::outage: Redis, the providers, the broker are down) is
+//   not the message's fault and uses no attempt: the message is held, its partition pauses,
+//   one held message per cause probes with capped backoff (stage.outage_probe_max_ms), and all
+//   of them go on by themselves once it gets through; stage.max_hold_s may bound the hold;
+// - other retriable errors are retried with exponential backoff and jitter up to
 //   `stage.max_attempts`, then dead-lettered; other errors are dead-lettered at once. An
 //   error's retry_after_ms (a provider's or an open breaker's hint) is the least wait, capped at
 //   max(stage.retry_backoff_max_ms, 60 s).
@@ -51,8 +55,9 @@ struct OutputRecord {
   std::vector<kafka::Header> headers;
 };
 
-// What a handler is given: the consumed message, which attempt this is (1 for the first) and
-// the trace id from the message's trace-id header ("" when absent).
+// What a handler is given: the consumed message, which attempt this is (1 for the first; a
+// message held for an outage runs again with the same attempt) and the trace id from the
+// message's trace-id header ("" when absent).
 struct Delivery {
   kafka::Message message;
   int attempt = 1;
@@ -111,6 +116,19 @@ struct PartitionStats {
   bool paused = false;              // paused by the engine for backpressure or shutdown
 };
 
+// One dependency the engine has held messages for (Error::outage names it).
+struct OutageStats {
+  std::string cause;               // redis, provider, kafka, sink, budget, ...
+  std::int64_t held_now = 0;       // messages held for it now; 0 once it is back
+  double current_seconds = 0;      // how long the current outage has lasted; 0 when none
+  std::string last_error;          // the current outage's latest failure ("" when none)
+  std::int64_t probes = 0;         // re-runs scheduled to test it during the current outage
+  std::int64_t outages = 0;        // times it went down (a hold began), since start
+  std::int64_t held = 0;           // messages ever held for it
+  double held_seconds = 0;         // seconds those messages spent held (finished holds)
+  std::int64_t dead_lettered = 0;  // held past stage.max_hold_s
+};
+
 struct StageStats {
   std::int64_t in_flight = 0;           // messages consumed and not done, all partitions
   std::int64_t max_in_flight_seen = 0;  // the largest in_flight ever reached
@@ -127,6 +145,7 @@ struct StageStats {
   // When an input was last done (succeeded or dead-lettered): a health check's "still moving".
   std::chrono::steady_clock::time_point last_done_at{};
   std::vector<PartitionStats> partitions;
+  std::vector<OutageStats> outages;  // every cause met since start
 };
 
 class Stage {
