@@ -13,6 +13,7 @@
 #include "fixtures/ajv.hpp"
 #include "fixtures/environment.hpp"
 #include "fixtures/kafka_io.hpp"
+#include "fixtures/pipeline_run.hpp"
 #include "fixtures/prometheus_text.hpp"
 #include "pipeline/local_stack.hpp"
 #include "ticketflow/core/embedded.hpp"
@@ -26,35 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-// The shipped configuration, pointed at the local stack: the same file an operator edits.
-std::string configFileFor(const Config& c) {
-  std::string text(*embeddedFile("config/ticketflow.yaml"));
-  std::size_t provider = 0;
-  std::string out;
-  std::istringstream lines(text);
-  for (std::string line; std::getline(lines, line);) {
-    const auto key = line.find_first_not_of(' ');
-    auto starts = [&](const char* k) { return key != std::string::npos && line.compare(key, std::strlen(k), k) == 0; };
-    const std::string indent = line.substr(0, key == std::string::npos ? 0 : key);
-    if (starts("base_url:")) {
-      line = indent + "base_url: " + c.providers.at(provider++).base_url;
-    } else if (starts("api_key_env:")) {
-      line = indent + "api_key_env: " + pipeline::kLocalApiKeyEnv;
-    } else if (starts("bootstrap_servers:")) {
-      line = indent + "bootstrap_servers: " + c.kafka.bootstrap_servers;
-    } else if (starts("url: ${TICKETFLOW_REDIS_URL")) {
-      line = indent + "url: " + c.redis.url;
-    } else if (starts("category_model:")) {
-      line = indent + "category_model: " + testing::sourceDir() + "/config/models/category.tfmodel";
-    } else if (starts("drain_deadline_ms:")) {
-      line = indent + "drain_deadline_ms: 5000";
-    } else if (starts("log_level:")) {
-      line = indent + "log_level: debug";
-    }
-    out += line + "\n";
-  }
-  return out;
-}
+using testing::configFileFor;
 
 TEST(EndToEnd, KcatTicketsBecomeSchemaValidUpdatesAndLogsHoldNoSecretsOrTicketText) {
   ASSERT_FALSE(findProgram("kcat").empty()) << "kcat is not installed: run scripts/bootstrap";

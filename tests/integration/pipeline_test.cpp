@@ -198,14 +198,30 @@ TEST_P(BudgetPolicyTest, AFrontierCapWithoutRoomAppliesThePolicy) {
       break;
     }
     case BudgetPolicy::kDefer: {
-      // Retried with backoff while the cap holds, then dead-lettered after stage.max_attempts.
-      const auto dlq = readTopic(config, config.kafka.topics.dlq, 1, 60s);
-      ASSERT_EQ(dlq.size(), 1u);
-      auto d = parseDeadLetter(dlq[0].value);
-      ASSERT_TRUE(d.ok());
-      EXPECT_EQ(d->error_class, ErrorCode::kBudgetExhausted);
-      EXPECT_EQ(d->attempts, 2);
-      break;
+      // Held while the cap has no room (no attempt used, so never dead-lettered), and answered
+      // by itself once it has room.
+      auto heldForBudget = [&] {
+        for (const auto& role : run.stats())
+          for (const auto& o : role.stats.outages)
+            if (o.cause == "budget" && o.held_now == 1) return true;
+        return false;
+      };
+      for (auto deadline = std::chrono::steady_clock::now() + 30s;
+           !heldForBudget() && std::chrono::steady_clock::now() < deadline;)
+        std::this_thread::sleep_for(50ms);
+      ASSERT_TRUE(heldForBudget());
+      std::this_thread::sleep_for(3s);  // longer than max_attempts' backoff: still held
+      EXPECT_TRUE(heldForBudget());
+      EXPECT_TRUE(readTopic(config, config.kafka.topics.dlq, 0, 1s).empty()) << "deferred is not dead";
+      EXPECT_EQ(stack.simulatorStats().requests, 0) << "no call without budget";
+      ASSERT_TRUE(run.ledger().setCap(BudgetScope::kTier, "frontier", redis::BudgetPeriod::kDay, std::nullopt).ok());
+      const auto results = readTopic(config, config.kafka.topics.results, 1, 60s);
+      ASSERT_EQ(results.size(), 1u) << "the held ticket goes on once the cap has room";
+      auto r = parseTicketResult(results[0].value);
+      ASSERT_TRUE(r.ok()) << r.error().message;
+      EXPECT_FALSE(r->answer.needs_human && r->model.empty());
+      EXPECT_GT(r->cost_micro_usd, 0);
+      return;
     }
   }
   EXPECT_EQ(stack.simulatorStats().requests, 0) << "no call without budget";

@@ -154,8 +154,8 @@ ProviderSimulator::~ProviderSimulator() {
 }
 
 SimulatorStats ProviderSimulator::stats() const {
-  return {requests_.load(), ok_.load(),        rate_limited_.load(), server_errors_.load(),
-          hangs_.load(),    malformed_.load(), unauthorized_.load(), max_concurrent_.load(), embeddings_.load()};
+  return {requests_.load(), ok_.load(),        rate_limited_.load(),   server_errors_.load(), hangs_.load(),
+          malformed_.load(), unauthorized_.load(), max_concurrent_.load(), embeddings_.load(), in_flight_.load()};
 }
 
 bool ProviderSimulator::keyAccepted(const std::string& key) const {

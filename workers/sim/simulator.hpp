@@ -87,6 +87,7 @@ struct SimulatorStats {
   std::int64_t unauthorized = 0;
   std::int64_t max_concurrent = 0;  // the most model requests being answered at once
   std::int64_t embeddings = 0;      // /embeddings requests (not in `requests`)
+  std::int64_t in_flight = 0;       // model requests being answered now
 };
 
 class ProviderSimulator {

@@ -1,0 +1,167 @@
+// The fault suite (ctest label "chaos"): every role its own `ticketflow run ...` process on the
+// local stack, and one of them SIGKILLed and restarted ten times while 1,000 tickets flow.
+// Nothing may be lost or dead-lettered; a kill may repeat only the provider requests that were
+// in flight in the killed process (their replies went to a dead process), never one whose reply
+// was paid for (the ledger replays it), and the test prints how many.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <random>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "fixtures/environment.hpp"
+#include "fixtures/kafka_io.hpp"
+#include "fixtures/pipeline_run.hpp"
+#include "fixtures/services.hpp"
+#include "ticketflow/core/process.hpp"
+#include "ticketflow/redis/budget_ledger.hpp"
+
+namespace ticketflow {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string replaced(std::string text, const std::string& from, const std::string& to) {
+  const auto at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << "the shipped configuration lacks: " << from;
+  if (at != std::string::npos) text.replace(at, from.size(), to);
+  return text;
+}
+
+// Requests the provider answered with a whole reply (what it bills).
+std::int64_t billedRequests(const std::string& request_log) {
+  std::ifstream in(request_log);
+  std::int64_t n = 0;
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object() && j.value("status", 0) == 200 && j.contains("input_tokens") && j.value("fault", "") != "malformed")
+      ++n;
+  }
+  return n;
+}
+
+TEST(Chaos, SigkillOfARandomRoleTenTimesLosesNothing) {
+  Config config = loadEmbeddedConfig();
+  const std::string dir = testing::makeTempDir("chaos-kill");
+  pipeline::LocalStackOptions local;
+  local.latency_scale = 0.2;  // calls of 100-800 ms: a kill finds some in flight
+  local.request_log = dir + "/provider-requests.jsonl";
+  pipeline::LocalStack stack(config, local);
+  std::string yaml = testing::configFileFor(config);
+  // A killed member's partitions move on after 6 s instead of librdkafka's 45 s; the embedded
+  // broker answers empty fetches at once; every ticket calls a model.
+  yaml = replaced(yaml, "properties: {}",
+                  "properties: {session.timeout.ms: \"6000\", heartbeat.interval.ms: \"500\", fetch.wait.max.ms: \"10\"}");
+  yaml = replaced(yaml, "cache:\n  enabled: true", "cache:\n  enabled: false");
+  yaml = replaced(yaml, "log_level: debug", "log_level: info");
+  testing::writeFile(dir + "/ticketflow.yaml", yaml);
+  const auto check = testing::runCommand(testing::binaryPath() + " config check " + dir + "/ticketflow.yaml 2>&1");
+  ASSERT_EQ(check.exit_code, 0) << check.output;
+
+  std::vector<std::vector<std::string>> roles = {{"run", "intake"}, {"run", "results"}};
+  for (const auto& t : config.tiers) roles.push_back({"run", "tier", "--tier", t.name});
+  std::vector<std::unique_ptr<ChildProcess>> processes(roles.size());
+  int started = 0;
+  auto start = [&](std::size_t i) {
+    std::vector<std::string> argv = {testing::binaryPath()};
+    argv.insert(argv.end(), roles[i].begin(), roles[i].end());
+    for (const std::string& a : std::vector<std::string>{"--config", dir + "/ticketflow.yaml", "--http-port", "-1"})
+      argv.push_back(a);
+    processes[i] = std::make_unique<ChildProcess>(argv, dir + "/role-" + std::to_string(i) + "-" + std::to_string(++started) + ".log");
+  };
+  for (std::size_t i = 0; i < roles.size(); ++i) start(i);
+
+  const auto samples = testing::sampleTickets();
+  std::vector<Ticket> tickets;
+  for (int i = 0; i < 1000; ++i) {
+    Ticket t = samples[static_cast<std::size_t>(i) % samples.size()];
+    t.id = "KILL-" + std::to_string(i);
+    tickets.push_back(std::move(t));
+  }
+  // 50 tickets first, until every role answers; then the rest at 40 a second while a random
+  // role is killed every 2.5 s, so that each kill lands mid-stream.
+  const auto records = testing::recordsOf(tickets);
+  constexpr std::size_t kWarmUp = 50;
+  testing::produceAll(config.kafka.bootstrap_servers, config.kafka.topics.inbound,
+                      std::vector<testing::Record>(records.begin(), records.begin() + kWarmUp));
+  testing::TopicReader updates(config.kafka.bootstrap_servers, config.kafka.topics.updates, config.kafka.partitions);
+  for (auto deadline = std::chrono::steady_clock::now() + 60s;
+       updates.messages().size() < kWarmUp && std::chrono::steady_clock::now() < deadline;)
+    updates.read(200ms, kWarmUp);
+  ASSERT_GE(updates.messages().size(), kWarmUp) << "the roles did not start answering";
+  std::thread producer([&] {
+    for (std::size_t i = kWarmUp; i < records.size(); i += 20) {
+      testing::produceAll(config.kafka.bootstrap_servers, config.kafka.topics.inbound,
+                          std::vector<testing::Record>(records.begin() + static_cast<std::ptrdiff_t>(i),
+                                                       records.begin() + static_cast<std::ptrdiff_t>(std::min(i + 20, records.size()))));
+      std::this_thread::sleep_for(500ms);
+    }
+  });
+  std::mt19937 rng(20261205);
+  std::map<std::string, int> kills;
+  // Requests the provider was answering when a tier process died: the most a kill can repeat
+  // (their replies go to a dead process; every other paid reply is replayed from the ledger).
+  std::int64_t in_flight_at_tier_kills = 0;
+  for (int k = 0; k < 10; ++k) {
+    updates.read(2500ms);
+    const std::size_t victim = std::uniform_int_distribution<std::size_t>(0, roles.size() - 1)(rng);
+    if (roles[victim][1] == "tier") in_flight_at_tier_kills += stack.simulatorStats().in_flight;
+    processes[victim]->stop(SIGKILL);
+    ++kills[roles[victim].back()];
+    start(victim);
+  }
+  producer.join();
+  std::map<std::string, int> seen;
+  for (auto deadline = std::chrono::steady_clock::now() + 240s; std::chrono::steady_clock::now() < deadline;) {
+    updates.read(500ms);
+    seen.clear();
+    for (const auto& m : updates.messages()) ++seen[m.key.value_or("")];
+    if (seen.size() >= tickets.size()) break;
+  }
+  updates.read(1500ms);
+  seen.clear();
+  for (const auto& m : updates.messages()) ++seen[m.key.value_or("")];
+  for (auto& p : processes) p->stop(SIGTERM);
+
+  const auto dead_letters = testing::readTopic(config, config.kafka.topics.dlq, 0, 1s);
+  RedisConfig rc;
+  rc.url = config.redis.url;
+  auto pool = std::make_shared<redis::RedisPool>(*redis::RedisPoolOptions::fromConfig(rc));
+  redis::BudgetLedger ledger(pool, config.budgets, config.redis.key_prefix);
+  auto settles = pool->run({redis::RedisCall::command({"XLEN", ledger.auditStreamKey()})});
+  ASSERT_TRUE(settles.ok()) << settles.error().message;
+  auto spend = ledger.show();
+  ASSERT_TRUE(spend.ok()) << spend.error().message;
+  MicroUsd settled = 0, reserved = 0;
+  for (const auto& b : *spend)
+    if (b.scope == "global" && b.period == "day") {
+      settled = b.settled;
+      reserved = b.reserved;
+    }
+  const std::int64_t billed = billedRequests(local.request_log);
+  const std::int64_t repeated = billed - settles->front().integer;
+  std::string killed;
+  for (const auto& [role, n] : kills) killed += role + " x" + std::to_string(n) + " ";
+  std::cout << "figures: kills " << killed << "| tickets " << tickets.size() << ", lost "
+            << (tickets.size() - std::min(tickets.size(), seen.size())) << ", update messages "
+            << updates.messages().size() << " (duplicates " << (updates.messages().size() - seen.size())
+            << "), dead-lettered " << dead_letters.size() << ", provider requests billed " << billed
+            << ", ledger settles " << settles->front().integer << " (requests repeated after a kill: " << repeated
+            << ", " << (100.0 * static_cast<double>(repeated) / static_cast<double>(tickets.size()))
+            << "% of tickets; in flight at the tier kills: " << in_flight_at_tier_kills << "), ledger settled "
+            << settled << " µ$, still reserved " << reserved << " µ$" << std::endl;
+  EXPECT_EQ(seen.size(), tickets.size()) << "lost tickets";
+  EXPECT_TRUE(dead_letters.empty()) << dead_letters.size() << " dead letters, first: "
+                                    << (dead_letters.empty() ? "" : dead_letters[0].value.substr(0, 300));
+  EXPECT_GE(repeated, 0) << "the ledger never holds more requests than the provider saw";
+  // Only requests cut off by a kill are sent twice: a reply that was paid for is replayed.
+  EXPECT_LE(repeated, in_flight_at_tier_kills) << "a paid request was sent again";
+}
+
+}  // namespace
+}  // namespace ticketflow
