@@ -6,18 +6,17 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <random>
 #include <thread>
 
-#include <nlohmann/json.hpp>
 
 #include "fixtures/environment.hpp"
 #include "fixtures/kafka_io.hpp"
 #include "fixtures/pipeline_run.hpp"
 #include "fixtures/services.hpp"
+#include "role_processes.hpp"
 #include "ticketflow/core/process.hpp"
 #include "ticketflow/redis/budget_ledger.hpp"
 
@@ -26,25 +25,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string replaced(std::string text, const std::string& from, const std::string& to) {
-  const auto at = text.find(from);
-  EXPECT_NE(at, std::string::npos) << "the shipped configuration lacks: " << from;
-  if (at != std::string::npos) text.replace(at, from.size(), to);
-  return text;
-}
-
-// Requests the provider answered with a whole reply (what it bills).
-std::int64_t billedRequests(const std::string& request_log) {
-  std::ifstream in(request_log);
-  std::int64_t n = 0;
-  for (std::string line; std::getline(in, line);) {
-    const auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_object() && j.value("status", 0) == 200 && j.contains("input_tokens") && j.value("fault", "") != "malformed")
-      ++n;
-  }
-  return n;
-}
-
 TEST(Chaos, SigkillOfARandomRoleTenTimesLosesNothing) {
   Config config = loadEmbeddedConfig();
   const std::string dir = testing::makeTempDir("chaos-kill");
@@ -52,29 +32,12 @@ TEST(Chaos, SigkillOfARandomRoleTenTimesLosesNothing) {
   local.latency_scale = 0.2;  // calls of 100-800 ms: a kill finds some in flight
   local.request_log = dir + "/provider-requests.jsonl";
   pipeline::LocalStack stack(config, local);
-  std::string yaml = testing::configFileFor(config);
-  // A killed member's partitions move on after 6 s instead of librdkafka's 45 s; the embedded
-  // broker answers empty fetches at once; every ticket calls a model.
-  yaml = replaced(yaml, "properties: {}",
-                  "properties: {session.timeout.ms: \"6000\", heartbeat.interval.ms: \"500\", fetch.wait.max.ms: \"10\"}");
-  yaml = replaced(yaml, "cache:\n  enabled: true", "cache:\n  enabled: false");
-  yaml = replaced(yaml, "log_level: debug", "log_level: info");
-  testing::writeFile(dir + "/ticketflow.yaml", yaml);
-  const auto check = testing::runCommand(testing::binaryPath() + " config check " + dir + "/ticketflow.yaml 2>&1");
-  ASSERT_EQ(check.exit_code, 0) << check.output;
-
-  std::vector<std::vector<std::string>> roles = {{"run", "intake"}, {"run", "results"}};
-  for (const auto& t : config.tiers) roles.push_back({"run", "tier", "--tier", t.name});
-  std::vector<std::unique_ptr<ChildProcess>> processes(roles.size());
-  int started = 0;
-  auto start = [&](std::size_t i) {
-    std::vector<std::string> argv = {testing::binaryPath()};
-    argv.insert(argv.end(), roles[i].begin(), roles[i].end());
-    for (const std::string& a : std::vector<std::string>{"--config", dir + "/ticketflow.yaml", "--http-port", "-1"})
-      argv.push_back(a);
-    processes[i] = std::make_unique<ChildProcess>(argv, dir + "/role-" + std::to_string(i) + "-" + std::to_string(++started) + ".log");
-  };
-  for (std::size_t i = 0; i < roles.size(); ++i) start(i);
+  // Every ticket calls a model (no cache hits).
+  testing::RoleProcesses roles(
+      dir, testing::replacedIn(testing::configFileFor(config), "cache:\n  enabled: true", "cache:\n  enabled: false"));
+  roles.add({"intake"});
+  roles.add({"results"});
+  for (const auto& t : config.tiers) roles.add({"tier", "--tier", t.name});
 
   const auto samples = testing::sampleTickets();
   std::vector<Ticket> tickets;
@@ -110,10 +73,10 @@ TEST(Chaos, SigkillOfARandomRoleTenTimesLosesNothing) {
   for (int k = 0; k < 10; ++k) {
     updates.read(2500ms);
     const std::size_t victim = std::uniform_int_distribution<std::size_t>(0, roles.size() - 1)(rng);
-    if (roles[victim][1] == "tier") in_flight_at_tier_kills += stack.simulatorStats().in_flight;
-    processes[victim]->stop(SIGKILL);
-    ++kills[roles[victim].back()];
-    start(victim);
+    if (roles.isTier(victim)) in_flight_at_tier_kills += stack.simulatorStats().in_flight;
+    roles.kill(victim);
+    ++kills[roles.name(victim)];
+    roles.start(victim);
   }
   producer.join();
   std::map<std::string, int> seen;
@@ -126,7 +89,7 @@ TEST(Chaos, SigkillOfARandomRoleTenTimesLosesNothing) {
   updates.read(1500ms);
   seen.clear();
   for (const auto& m : updates.messages()) ++seen[m.key.value_or("")];
-  for (auto& p : processes) p->stop(SIGTERM);
+  roles.stopAll();
 
   const auto dead_letters = testing::readTopic(config, config.kafka.topics.dlq, 0, 1s);
   RedisConfig rc;
@@ -143,7 +106,7 @@ TEST(Chaos, SigkillOfARandomRoleTenTimesLosesNothing) {
       settled = b.settled;
       reserved = b.reserved;
     }
-  const std::int64_t billed = billedRequests(local.request_log);
+  const std::int64_t billed = testing::billedRequests(local.request_log);
   const std::int64_t repeated = billed - settles->front().integer;
   std::string killed;
   for (const auto& [role, n] : kills) killed += role + " x" + std::to_string(n) + " ";

@@ -1,0 +1,115 @@
+// The fault suite (ctest label "chaos"): two processes of every tier race one tenant's daily
+// cap. The cap holds against the provider's bill, refusals start only once the cap is nearly
+// spent (a call refused while others' worst-case reservations stand in the way waits for them),
+// the tickets it defers are held, not dead-lettered, and they go on once the cap is lifted.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "fixtures/environment.hpp"
+#include "fixtures/kafka_io.hpp"
+#include "fixtures/pipeline_run.hpp"
+#include "role_processes.hpp"
+#include "ticketflow/redis/budget_ledger.hpp"
+
+namespace ticketflow {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(Chaos, TwoProcessesPerTierRacingATenantCapStayWithinItAndDeferredTicketsComeBack) {
+  constexpr MicroUsd kCap = 500'000;  // $0.50 a day for tenant acme: about 200 of the 600 tickets
+  Config config = loadEmbeddedConfig();
+  const std::string dir = testing::makeTempDir("chaos-budget");
+  pipeline::LocalStackOptions local;
+  local.latency_scale = 0.05;
+  local.request_log = dir + "/provider-requests.jsonl";
+  pipeline::LocalStack stack(config, local);
+  std::string yaml = testing::replacedIn(testing::configFileFor(config), "cache:\n  enabled: true", "cache:\n  enabled: false");
+  yaml = testing::replacedIn(yaml, "  caps:\n", "  caps:\n    - scope: tenant\n      tenant: acme\n      daily_usd: 0.50\n");
+  testing::RoleProcesses roles(dir, yaml);
+  roles.add({"intake"});
+  roles.add({"results"});
+  for (const auto& t : config.tiers)
+    for (int copy = 0; copy < 2; ++copy) roles.add({"tier", "--tier", t.name});
+
+  const auto samples = testing::sampleTickets();
+  std::vector<Ticket> tickets;
+  for (int i = 0; i < 600; ++i) {
+    Ticket t = samples[static_cast<std::size_t>(i) % samples.size()];
+    t.id = "RACE-" + std::to_string(i);
+    t.tenant = "acme";
+    tickets.push_back(std::move(t));
+  }
+  testing::produceAll(config.kafka.bootstrap_servers, config.kafka.topics.inbound, testing::recordsOf(tickets));
+
+  // Until the updates stop coming: the rest are deferred.
+  testing::TopicReader updates(config.kafka.bootstrap_servers, config.kafka.topics.updates, config.kafka.partitions);
+  std::size_t last = 0;
+  auto quiet_since = std::chrono::steady_clock::now();
+  for (auto deadline = std::chrono::steady_clock::now() + 180s; std::chrono::steady_clock::now() < deadline;) {
+    updates.read(500ms);
+    if (updates.messages().size() != last) {
+      last = updates.messages().size();
+      quiet_since = std::chrono::steady_clock::now();
+    } else if (std::chrono::steady_clock::now() - quiet_since > 8s) {
+      break;
+    }
+  }
+  const std::size_t answered_under_cap = updates.messages().size();
+  RedisConfig rc;
+  rc.url = config.redis.url;
+  auto pool = std::make_shared<redis::RedisPool>(*redis::RedisPoolOptions::fromConfig(rc));
+  redis::BudgetLedger ledger(pool, config.budgets, config.redis.key_prefix);
+  auto tenantSettled = [&] {
+    auto spend = ledger.show();
+    EXPECT_TRUE(spend.ok()) << spend.error().message;
+    if (spend.ok())
+      for (const auto& b : *spend)
+        if (b.scope == "tenant" && b.name == "acme" && b.period == "day") return b.settled;
+    return MicroUsd{-1};
+  };
+  const MicroUsd settled = tenantSettled();
+  // What the provider billed: its log priced as the tiers price it.
+  MicroUsd billed = 0;
+  {
+    std::ifstream in(local.request_log);
+    for (std::string line; std::getline(in, line);) {
+      const auto j = nlohmann::json::parse(line, nullptr, false);
+      if (!j.is_object() || j.value("status", 0) != 200 || !j.contains("input_tokens")) continue;
+      for (const auto& m : config.models)
+        if (m.model_id == j.value("model", ""))
+          billed += m.costMicroUsd(j["input_tokens"].get<std::int64_t>(), j["output_tokens"].get<std::int64_t>());
+    }
+  }
+  const auto dead_while_capped = testing::readTopic(config, config.kafka.topics.dlq, 0, 1s);
+  std::cout << "figures: tickets " << tickets.size() << ", answered under the cap " << answered_under_cap
+            << ", deferred " << (tickets.size() - answered_under_cap) << ", dead-lettered " << dead_while_capped.size()
+            << ", cap " << kCap << " µ$, ledger settled " << settled << " µ$ (" << (100.0 * static_cast<double>(settled) / kCap)
+            << "% of the cap), provider billed " << billed << " µ$" << std::endl;
+  EXPECT_LE(billed, kCap) << "the provider's bill stays within the cap";
+  EXPECT_EQ(settled, billed) << "the ledger equals the bill";
+  EXPECT_GE(settled * 100, kCap * 95) << "nothing was refused while 5% of the cap was left";
+  EXPECT_LT(answered_under_cap, tickets.size()) << "the cap did bite";
+  EXPECT_TRUE(dead_while_capped.empty()) << "deferred is not dead";
+
+  // Lifting the cap lets the held tickets go on by themselves.
+  ASSERT_TRUE(ledger.setCap(BudgetScope::kTenant, "acme", redis::BudgetPeriod::kDay, std::nullopt).ok());
+  std::map<std::string, int> seen;
+  for (auto deadline = std::chrono::steady_clock::now() + 120s; std::chrono::steady_clock::now() < deadline;) {
+    updates.read(500ms);
+    seen.clear();
+    for (const auto& m : updates.messages()) ++seen[m.key.value_or("")];
+    if (seen.size() >= tickets.size()) break;
+  }
+  roles.stopAll();
+  EXPECT_EQ(seen.size(), tickets.size()) << "every deferred ticket came back";
+  EXPECT_TRUE(testing::readTopic(config, config.kafka.topics.dlq, 0, 1s).empty());
+}
+
+}  // namespace
+}  // namespace ticketflow
