@@ -1,7 +1,8 @@
 // The fault suite (ctest label "chaos"): two processes of every tier race one tenant's daily
 // cap. The cap holds against the provider's bill, refusals start only once the cap is nearly
 // spent (a call refused while others' worst-case reservations stand in the way waits for them),
-// the tickets it defers are held, not dead-lettered, and they go on once the cap is lifted.
+// the tickets it defers are parked, not dead-lettered, and `budget release` after raising the
+// cap sends them back to be answered.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -87,8 +88,9 @@ TEST(Chaos, TwoProcessesPerTierRacingATenantCapStayWithinItAndDeferredTicketsCom
     }
   }
   const auto dead_while_capped = testing::readTopic(config, config.kafka.topics.dlq, 0, 1s);
+  const auto parked = testing::readTopic(config, config.kafka.topics.deferred, 0, 1s);
   std::cout << "figures: tickets " << tickets.size() << ", answered under the cap " << answered_under_cap
-            << ", deferred " << (tickets.size() - answered_under_cap) << ", dead-lettered " << dead_while_capped.size()
+            << ", parked " << parked.size() << ", dead-lettered " << dead_while_capped.size()
             << ", cap " << kCap << " µ$, ledger settled " << settled << " µ$ (" << (100.0 * static_cast<double>(settled) / kCap)
             << "% of the cap), provider billed " << billed << " µ$" << std::endl;
   EXPECT_LE(billed, kCap) << "the provider's bill stays within the cap";
@@ -96,9 +98,11 @@ TEST(Chaos, TwoProcessesPerTierRacingATenantCapStayWithinItAndDeferredTicketsCom
   EXPECT_GE(settled * 100, kCap * 95) << "nothing was refused while 5% of the cap was left";
   EXPECT_LT(answered_under_cap, tickets.size()) << "the cap did bite";
   EXPECT_TRUE(dead_while_capped.empty()) << "deferred is not dead";
+  EXPECT_GE(parked.size(), tickets.size() - answered_under_cap) << "every ticket not answered is parked";
 
-  // Lifting the cap lets the held tickets go on by themselves.
+  // Raising the cap and releasing sends the parked tickets back to their tiers.
   ASSERT_TRUE(ledger.setCap(BudgetScope::kTenant, "acme", redis::BudgetPeriod::kDay, std::nullopt).ok());
+  ASSERT_TRUE(ledger.releaseParked(std::nullopt).ok());
   std::map<std::string, int> seen;
   for (auto deadline = std::chrono::steady_clock::now() + 120s; std::chrono::steady_clock::now() < deadline;) {
     updates.read(500ms);
@@ -107,7 +111,7 @@ TEST(Chaos, TwoProcessesPerTierRacingATenantCapStayWithinItAndDeferredTicketsCom
     if (seen.size() >= tickets.size()) break;
   }
   roles.stopAll();
-  EXPECT_EQ(seen.size(), tickets.size()) << "every deferred ticket came back";
+  EXPECT_EQ(seen.size(), tickets.size()) << "every parked ticket came back";
   EXPECT_TRUE(testing::readTopic(config, config.kafka.topics.dlq, 0, 1s).empty());
 }
 

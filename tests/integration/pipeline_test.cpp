@@ -171,7 +171,8 @@ TEST_P(BudgetPolicyTest, AFrontierCapWithoutRoomAppliesThePolicy) {
   local.latency_scale = 0;
   pipeline::LocalStack stack(config, local);
   std::ostringstream log;
-  pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kTier, "frontier"}}, &log));
+  // Intake runs too: its parking stage sends deferred tickets back.
+  pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kTier, "frontier"}, {pipeline::Role::kIntake, ""}}, &log));
   run.start();
   const RoutedTicket routed = routedTo("frontier", routedSample("CAPPED-1"));
   testing::produceAll(config.kafka.bootstrap_servers, config.kafka.tierTopic("frontier"),
@@ -198,28 +199,32 @@ TEST_P(BudgetPolicyTest, AFrontierCapWithoutRoomAppliesThePolicy) {
       break;
     }
     case BudgetPolicy::kDefer: {
-      // Held while the cap has no room (no attempt used, so never dead-lettered), and answered
-      // by itself once it has room.
-      auto heldForBudget = [&] {
-        for (const auto& role : run.stats())
-          for (const auto& o : role.stats.outages)
-            if (o.cause == "budget" && o.held_now == 1) return true;
-        return false;
-      };
-      for (auto deadline = std::chrono::steady_clock::now() + 30s;
-           !heldForBudget() && std::chrono::steady_clock::now() < deadline;)
-        std::this_thread::sleep_for(50ms);
-      ASSERT_TRUE(heldForBudget());
-      std::this_thread::sleep_for(3s);  // longer than max_attempts' backoff: still held
-      EXPECT_TRUE(heldForBudget());
+      // Parked on the deferred topic until the cap's day ends (never dead-lettered, and not in
+      // the way of other tickets of the tier); `budget release` after the cap is raised sends
+      // it back, and it is answered.
+      const auto parked = readTopic(config, config.kafka.topics.deferred, 1, 60s);
+      ASSERT_EQ(parked.size(), 1u);
+      auto t = parseRoutedTicket(parked[0].value);
+      ASSERT_TRUE(t.ok()) << t.error().message;
+      EXPECT_EQ(t->budget_state, "deferred");
+      EXPECT_EQ(t->tier, "frontier");
+      EXPECT_EQ(t->tier_visits, 1);
+      const auto until = parked[0].header(kParkedUntilHeader);
+      ASSERT_TRUE(until.has_value());
+      const auto midnight = redis::BudgetLedger::periodEnd("tier:frontier:day:" + formatRfc3339(std::chrono::system_clock::now()).substr(0, 10));
+      EXPECT_EQ(parseRfc3339(*until), midnight) << *until;
+      EXPECT_NE(parked[0].header(kParkedReasonHeader).value_or("").find("tier:frontier:day"), std::string::npos);
+      std::this_thread::sleep_for(2s);  // parked: not sent back before it is due
+      EXPECT_TRUE(readTopic(config, config.kafka.topics.results, 0, 1s).empty());
       EXPECT_TRUE(readTopic(config, config.kafka.topics.dlq, 0, 1s).empty()) << "deferred is not dead";
       EXPECT_EQ(stack.simulatorStats().requests, 0) << "no call without budget";
       ASSERT_TRUE(run.ledger().setCap(BudgetScope::kTier, "frontier", redis::BudgetPeriod::kDay, std::nullopt).ok());
+      ASSERT_TRUE(run.ledger().releaseParked(routed.ticket.tenant).ok());
       const auto results = readTopic(config, config.kafka.topics.results, 1, 60s);
-      ASSERT_EQ(results.size(), 1u) << "the held ticket goes on once the cap has room";
+      ASSERT_EQ(results.size(), 1u) << "released, it goes back to its tier and is answered";
       auto r = parseTicketResult(results[0].value);
       ASSERT_TRUE(r.ok()) << r.error().message;
-      EXPECT_FALSE(r->answer.needs_human && r->model.empty());
+      EXPECT_FALSE(r->model.empty());
       EXPECT_GT(r->cost_micro_usd, 0);
       return;
     }

@@ -120,6 +120,25 @@ int runBudgetShow(const cli::ParsedArgs& args) {
   }
   std::cout << "policy when a cap has no room: " << budgetPolicyName(config.budgets.on_exhausted)
             << "; audit stream: " << ledger.auditStreamKey() << "\n";
+  if (auto parked = ledger.parked(); parked && !parked->empty()) {
+    std::cout << "parked (deferred by a cap; back when its period ends, or `ticketflow budget release`):\n";
+    for (const auto& [tenant, p] : *parked)
+      std::cout << "  " << std::left << std::setw(18) << tenant << std::right << std::setw(8) << p.tickets
+                << " ticket(s)  " << p.reason << "\n";
+  }
+  if (auto warning = ledger.persistenceWarning(); warning && !warning->empty())
+    std::cerr << "warning: " << *warning << "\n";
+  return kExitOk;
+}
+
+int runBudgetRelease(const cli::ParsedArgs& args) {
+  const Config config = loadConfigOption(args);
+  auto ledger = makeLedger(config);
+  const auto tenant = args.find("tenant");
+  if (tenant && tenant->empty()) throw cli::UsageError("--tenant: expected a tenant name");
+  if (auto st = ledger.releaseParked(tenant); !st) throw std::runtime_error(st.error().message);
+  std::cout << "released the tickets parked so far for " << (tenant ? "tenant " + *tenant : "every tenant")
+            << ": they go back to their tiers within a few seconds (a cap still without room parks them again)\n";
   return kExitOk;
 }
 
@@ -561,6 +580,12 @@ std::vector<Command> redisCommands() {
         "Without --scope resets the current period's spend of every bucket. Outstanding reservations are\n"
         "kept (their settle or release still lands)."},
        runBudgetReset, ""},
+      {{"budget release", "send tickets a cap deferred back to their tiers now", "", 0, 0,
+        {cfg, {"tenant", "T", "only this tenant's (default: every tenant's)", ""}},
+        "Tickets deferred by a cap (budgets.on_exhausted: defer) are parked on kafka.topics.deferred until\n"
+        "the cap's period ends. This lets those parked so far go back at once, e.g. after raising a cap\n"
+        "with `ticketflow budget set`. `ticketflow budget show` lists what is parked."},
+       runBudgetRelease, ""},
       {{"cache stats", "print semantic cache statistics", "", 0, 0, {cfg}}, runCacheStats, ""},
       {{"cache purge", "purge cache entries by tenant, category or age", "", 0, 0,
         {cfg, {"tenant", "T", "only this tenant", ""}, {"category", "C", "only entries of this category", ""},

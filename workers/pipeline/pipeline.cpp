@@ -4,6 +4,7 @@
 #include <map>
 
 #include "intake/intake_role.hpp"
+#include "intake/parking_role.hpp"
 #include "results/results_role.hpp"
 #include "ticketflow/classify/category_model.hpp"
 #include "ticketflow/core/signals.hpp"
@@ -44,6 +45,7 @@ struct Pipeline::Impl {
   std::vector<std::unique_ptr<RoleRedis>> redis;
   std::unique_ptr<classify::CategoryModel> model;
   std::unique_ptr<intake::IntakeRole> intake;
+  std::unique_ptr<intake::ParkingRole> parking;  // runs with intake: deferred tickets back when due
   std::vector<std::unique_ptr<tier::TierService>> tier_services;
   std::vector<std::unique_ptr<tier::TierRole>> tier_roles;
   std::unique_ptr<results::ResultsRole> results;
@@ -127,6 +129,17 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
         so.input_topics = {config.kafka.topics.inbound};
         so.group = config.kafka.consumer_groups.intake;
         handler = impl_->intake->handler();
+        // Its parking stage: tickets a cap deferred, back to their tier when due.
+        impl_->parking = std::make_unique<intake::ParkingRole>(config, rr.ledger.get(), SystemClock::instance(),
+                                                               &metrics_, logger_.get());
+        stage::StageOptions parking = so;
+        parking.name = "parking";
+        parking.input_topics = {config.kafka.topics.deferred};
+        parking.group = config.kafka.consumer_groups.deferred;
+        parking.handler_hands_off = true;  // it parks or answers at once
+        parking.log = [this](const std::string& text) { logger_->info("stage", {{"stage", "parking"}, {"detail", text}}); };
+        impl_->stages.push_back(
+            {parking.name, std::make_unique<stage::Stage>(config.kafka, parking, impl_->parking->handler()), {}});
         break;
       }
       case Role::kTier: {
@@ -224,6 +237,7 @@ void Pipeline::requestStop() {
   stop_cv_.notify_all();
   logger_->info("draining", {{"deadline_ms", config_.stage.drain_deadline_ms}});
   for (auto& s : impl_->stages) s.stage->requestStop();
+  if (impl_->parking) impl_->parking->stop();  // parked tickets are left uncommitted, not waited for
 }
 
 Status Pipeline::wait() {

@@ -120,17 +120,12 @@ void TierRole::count(const std::string& outcome) {
   if (metrics_) metrics_->tier_outcomes.with({service_.name(), outcome}).inc();
 }
 
-BudgetPolicy TierRole::budgetPolicyFor(const RoutedTicket& routed, const TierOutcome& outcome) const {
-  if (outcome.budget_policy == BudgetPolicy::kDowngrade && config_.tierIndex(routed.tier) <= 0)
-    return BudgetPolicy::kDefer;  // nothing cheaper
-  return outcome.budget_policy;
-}
-
 void TierRole::applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& outcome,
                                  const SettledCompletion& completion) {
   const MicroUsd spent = routed.spent_micro_usd + outcome.spent_micro_usd;
-  const BudgetPolicy policy = budgetPolicyFor(routed, outcome);
+  BudgetPolicy policy = outcome.budget_policy;
   const int index = config_.tierIndex(routed.tier);
+  if (policy == BudgetPolicy::kDowngrade && index <= 0) policy = BudgetPolicy::kDefer;  // nothing cheaper
   if (metrics_) metrics_->budget_refusals.with({routed.tier, budgetPolicyName(policy)}).inc();
   switch (policy) {
     case BudgetPolicy::kDowngrade: {
@@ -143,12 +138,27 @@ void TierRole::applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& 
       count("downgraded");
       return completion.succeed({{config_.kafka.tierTopic(down.tier), routed.ticket.id, toJson(down), {}}});
     }
-    case BudgetPolicy::kDefer:
+    case BudgetPolicy::kDefer: {
+      // Parked, not dead, and not in the way of other tenants: intake's parking stage sends it
+      // back to this tier when the cap's period ends (a minute when only calls in flight filled
+      // the cap), or at once on `ticketflow budget release`.
       count("deferred");
-      // Held, not dead: the tier's partition waits until the budget has room again.
-      return completion.fail(
-          Error(ErrorCode::kBudgetExhausted, outcome.reason + " (deferred: budgets.on_exhausted)", true, -1)
-              .asOutage("budget"));
+      const auto now = clock_.now();
+      auto until = outcome.reservations_in_the_way ? std::nullopt : redis::BudgetLedger::periodEnd(outcome.exhausted_bucket);
+      if (!until) until = now + std::chrono::minutes(1);
+      RoutedTicket parked = routed;
+      parked.budget_state = "deferred";
+      parked.spent_micro_usd = spent;
+      parked.tier_visits = routed.tier_visits + 1;  // its return is a new visit: new requests
+      if (logger_)
+        logger_->info("ticket_parked", {{"ticket_id", routed.ticket.id}, {"trace_id", routed.trace_id},
+                                        {"tier", routed.tier}, {"until", formatRfc3339(*until)},
+                                        {"bucket", outcome.exhausted_bucket}});
+      return completion.succeed({{config_.kafka.topics.deferred, routed.ticket.id, toJson(parked),
+                                  {{kParkedAtHeader, formatRfc3339(now)},
+                                   {kParkedUntilHeader, formatRfc3339(*until)},
+                                   {kParkedReasonHeader, utf8Prefix(outcome.reason, 300)}}}});
+    }
     case BudgetPolicy::kHuman: {
       count("human");
       const TicketResult r = handOffResult(routed, outcome.reason, spent, clock_.now());
@@ -197,9 +207,6 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
   auto outcome = service_.decide(routed, delivery.attempt, std::move(early));
   if (!outcome) return engine.fail(outcome.error());
   const SettledCompletion completion(engine, outcome->settles);
-  const bool deferred =
-      outcome->kind == TierOutcomeKind::kBudgetRefused && budgetPolicyFor(routed, *outcome) == BudgetPolicy::kDefer;
-  if (deferred) carry(attempts_key, delivery.attempt, outcome->spent_micro_usd);  // it runs again later
   if (outcome->kind == TierOutcomeKind::kFailed) {
     carry(attempts_key, delivery.attempt, outcome->spent_micro_usd);
     count("failed");
@@ -209,7 +216,6 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
                                             {"error", outcome->failure->message}});
     return completion.fail(*outcome->failure);
   }
-  if (deferred) return applyBudgetPolicy(routed, *outcome, completion);
   if (const MicroUsd earlier = takeCarried(attempts_key, delivery.attempt)) {
     routed.spent_micro_usd += earlier;
     outcome->result.cost_micro_usd += earlier;

@@ -9,9 +9,10 @@
 // same tenant is answered by intake without a call.
 //
 // A budget cap without room applies budgets.on_exhausted: downgrade (the next cheaper tier;
-// on the cheapest tier, defer), defer (an outage of cause "budget": the engine holds the ticket,
-// pauses its partition and probes until the cap has room, using no attempt), or human (a result
-// with needs_human and no call). Redis down, or every model of the chain down, are outages too.
+// on the cheapest tier, defer), defer (the ticket is parked on kafka.topics.deferred until the
+// cap's period ends or an operator releases it; intake's ParkingRole sends it back), or human (a
+// result with needs_human and no call). Redis down, or every model of the chain down, are
+// outages: the engine holds the ticket, using no attempt, until they are back.
 
 #include <condition_variable>
 #include <deque>
@@ -80,8 +81,6 @@ class TierRole {
   void takeTurn(const std::function<void()>& start);
   void giveTurnBack();
   void applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& outcome, const SettledCompletion& completion);
-  // budgets.on_exhausted, or defer where a downgrade has no cheaper tier.
-  BudgetPolicy budgetPolicyFor(const RoutedTicket& routed, const TierOutcome& outcome) const;
   void count(const std::string& outcome);
   // What earlier failed runs of a message spent (unusable replies are billed too), so its final
   // result carries the ticket's whole cost. A run held for an outage is repeated with the same

@@ -492,6 +492,8 @@ Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery
     if (context.refused) {
       outcome.kind = TierOutcomeKind::kBudgetRefused;
       outcome.budget_policy = context.refused->policy;
+      outcome.exhausted_bucket = context.refused->exhausted_bucket;
+      outcome.reservations_in_the_way = context.refused->reservations_in_the_way;
       outcome.reason = "budget " + context.refused->exhausted_bucket + " has no room for " + entry.model->name;
       return outcome;
     }

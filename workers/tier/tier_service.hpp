@@ -95,6 +95,8 @@ struct TierOutcome {
   int calls = 0;           // model calls made
   MicroUsd spent_micro_usd = 0;  // spent on calls by this tier, including unusable replies
   BudgetPolicy budget_policy = BudgetPolicy::kDowngrade;  // kBudgetRefused
+  std::string exhausted_bucket;          // kBudgetRefused: e.g. "tenant:acme:day:2026-11-22"
+  bool reservations_in_the_way = false;  // kBudgetRefused: only calls in flight filled the cap
   std::optional<Error> failure;  // kFailed
   // What the ticket's calls still owe the ledger (decide()); hand the ticket on only once it is
   // settled. Never null.

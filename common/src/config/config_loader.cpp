@@ -155,8 +155,10 @@ Config buildConfig(const json& doc, const std::string& file) {
   readIfPresent(k, "partitions", c.kafka.partitions);
   const json& t = k["topics"];
   c.kafka.topics = {t["inbound"], t["tier_prefix"], t["results"], t["updates"], t["dlq"]};
+  readIfPresent(t, "deferred", c.kafka.topics.deferred);
   const json& g = k["consumer_groups"];
   c.kafka.consumer_groups = {g["intake"], g["tier_prefix"], g["results"]};
+  readIfPresent(g, "deferred", c.kafka.consumer_groups.deferred);
   if (auto it = k.find("properties"); it != k.end()) {
     for (const auto& [name, value] : it->items())
       c.kafka.properties[name] = value.is_string() ? value.get<std::string>() : value.dump();

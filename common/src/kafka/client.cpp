@@ -313,6 +313,7 @@ std::vector<std::string> configuredTopics(const Config& config) {
   topics.push_back(config.kafka.topics.results);
   topics.push_back(config.kafka.topics.updates);
   topics.push_back(config.kafka.topics.dlq);
+  topics.push_back(config.kafka.topics.deferred);
   return topics;
 }
 

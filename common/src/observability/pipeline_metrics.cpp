@@ -33,6 +33,8 @@ PipelineMetrics::PipelineMetrics(MetricsRegistry& r)
                             "What the model calls answered from the cache had cost.", {})),
       classify_seconds(r.histogram("ticketflow_classify_seconds", "Featurise, classify and score difficulty.", {},
                                    {0.00001, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005})),
+      parked_tickets(r.gauge("ticketflow_parked_tickets",
+                             "Tickets a budget cap deferred, parked in this process until due.", {})),
       model_calls(r.counter("ticketflow_model_calls_total", "Model calls by outcome.",
                             {"tier", "model", "provider", "outcome"})),
       model_call_seconds(r.histogram("ticketflow_model_call_seconds", "Model call latency.",

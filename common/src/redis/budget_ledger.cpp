@@ -1,5 +1,9 @@
 #include "ticketflow/redis/budget_ledger.hpp"
 
+#include "ticketflow/redis/client.hpp"
+
+#include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <map>
 #include <set>
@@ -255,6 +259,104 @@ Result<bool> BudgetLedger::hasRoom(const std::string& tenant, const std::string&
     if (used + amount > *cap) return false;
   }
   return true;
+}
+
+std::optional<std::chrono::system_clock::time_point> BudgetLedger::periodEnd(const std::string& bucket_label) {
+  // scope:name:period:period_id, where the name may itself hold ':' (the period id never does).
+  const auto last = bucket_label.rfind(':');
+  if (last == std::string::npos || last == 0) return std::nullopt;
+  const auto before = bucket_label.rfind(':', last - 1);
+  if (before == std::string::npos) return std::nullopt;
+  const std::string period = bucket_label.substr(before + 1, last - before - 1);
+  const std::string id = bucket_label.substr(last + 1);
+  std::tm tm{};
+  if (period == "day") {
+    if (std::sscanf(id.c_str(), "%4d-%2d-%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday) != 3) return std::nullopt;
+    tm.tm_mday += 1;
+  } else if (period == "month") {
+    if (std::sscanf(id.c_str(), "%4d-%2d", &tm.tm_year, &tm.tm_mon) != 2) return std::nullopt;
+    tm.tm_mday = 1;
+    tm.tm_mon += 1;
+  } else {
+    return std::nullopt;
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return std::chrono::system_clock::from_time_t(timegm(&tm));  // timegm normalises the overflow
+}
+
+Status BudgetLedger::releaseParked(const std::optional<std::string>& tenant) {
+  auto replies = pool_->run({RedisCall::command(
+      {"HSET", prefix_ + "releases", tenant.value_or("*"), std::to_string(millis(clock_.now()))})});
+  if (!replies) return replies.error();
+  if (replies->front().type == Reply::Type::kError) return scriptError(replies->front());
+  return {};
+}
+
+Result<std::map<std::string, std::int64_t>> BudgetLedger::parkedReleases() const {
+  auto replies = pool_->run({RedisCall::command({"HGETALL", prefix_ + "releases"})});
+  if (!replies) return replies.error();
+  std::map<std::string, std::int64_t> out;
+  const auto& e = replies->front().elements;
+  for (std::size_t i = 0; i + 1 < e.size(); i += 2) out[e[i].str] = std::strtoll(e[i + 1].str.c_str(), nullptr, 10);
+  return out;
+}
+
+Status BudgetLedger::publishParked(const std::string& instance, const std::map<std::string, ParkedTenant>& parked,
+                                   std::chrono::seconds ttl) const {
+  const std::string key = prefix_ + "parked:" + instance;
+  std::vector<RedisCall> calls = {RedisCall::command({"DEL", key})};
+  if (!parked.empty()) {
+    std::vector<std::string> hset = {"HSET", key};
+    for (const auto& [tenant, p] : parked) {
+      hset.push_back(tenant);
+      hset.push_back(std::to_string(p.tickets) + "\t" + p.reason);
+    }
+    calls.push_back(RedisCall::command(std::move(hset)));
+    calls.push_back(RedisCall::command({"EXPIRE", key, std::to_string(ttl.count())}));
+  }
+  auto replies = pool_->run(calls);
+  if (!replies) return replies.error();
+  return {};
+}
+
+Result<std::map<std::string, BudgetLedger::ParkedTenant>> BudgetLedger::parked() const {
+  std::map<std::string, ParkedTenant> out;
+  std::string cursor = "0";
+  for (int round = 0; round < 10'000; ++round) {  // bounded: SCAN ends when the cursor is 0 again
+    auto replies = pool_->run({RedisCall::command({"SCAN", cursor, "MATCH", prefix_ + "parked:*", "COUNT", "200"})});
+    if (!replies) return replies.error();
+    const Reply& page = replies->front();
+    if (page.type != Reply::Type::kArray || page.elements.size() != 2) return scriptError(page);
+    for (const auto& key : page.elements[1].elements) {
+      auto fields = pool_->run({RedisCall::command({"HGETALL", key.str})});
+      if (!fields) return fields.error();
+      const auto& e = fields->front().elements;
+      for (std::size_t i = 0; i + 1 < e.size(); i += 2) {
+        const std::string& value = e[i + 1].str;
+        const auto tab = value.find('\t');
+        ParkedTenant& p = out[e[i].str];
+        p.tickets += std::strtoll(value.substr(0, tab).c_str(), nullptr, 10);
+        if (tab != std::string::npos && p.reason.empty()) p.reason = value.substr(tab + 1);
+      }
+    }
+    cursor = page.elements[0].str;
+    if (cursor == "0") break;
+  }
+  return out;
+}
+
+Result<std::string> BudgetLedger::persistenceWarning() const {
+  auto replies = pool_->run({RedisCall::command({"INFO", "persistence"})});
+  if (!replies) return replies.error();
+  const std::string& info = replies->front().str;
+  if (infoField(info, "aof_enabled").value_or("0") == "1") return std::string();
+  const bool snapshots = infoField(info, "rdb_last_save_time").value_or("0") != "0" &&
+                         infoField(info, "rdb_changes_since_last_save").has_value();
+  return std::string("the ledger's Redis keeps no append-only file (appendonly no): a restart loses ") +
+         (snapshots ? "the spend and reservations since its last snapshot" : "every spend and reservation") +
+         ", so caps open early and replies kept for redelivered tickets are gone. Set appendonly yes "
+         "(docs/budget-ledger.md).";
 }
 
 Result<BudgetLedger::PreparedReserve> BudgetLedger::prepareReserve(const BudgetRequest& request) const {

@@ -36,12 +36,16 @@ struct KafkaTopics {
   std::string results = "tickets.results";
   std::string updates = "tickets.updates";
   std::string dlq = "tickets.dlq";
+  // Tickets a budget cap deferred, parked until their budget window resets or an operator
+  // releases them (`ticketflow budget release`); intake's parking stage sends them back.
+  std::string deferred = "tickets.deferred";
 };
 
 struct KafkaConsumerGroups {
   std::string intake = "ticketflow-intake";
   std::string tier_prefix = "ticketflow-tier-";
   std::string results = "ticketflow-results";
+  std::string deferred = "ticketflow-deferred";  // intake's parking stage
 };
 
 struct KafkaConfig {

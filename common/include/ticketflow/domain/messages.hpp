@@ -77,6 +77,11 @@ struct RoutedTicket {
   int tier_visits = 0;
 };
 
+// Headers of a routed ticket parked on kafka.topics.deferred by a budget cap (RFC 3339 times).
+inline constexpr const char* kParkedAtHeader = "parked-at";
+inline constexpr const char* kParkedUntilHeader = "parked-until";  // due again then (the cap's period ends)
+inline constexpr const char* kParkedReasonHeader = "parked-reason";
+
 struct CacheOutcome {
   CacheStatus status = CacheStatus::kMiss;
   std::optional<double> similarity;

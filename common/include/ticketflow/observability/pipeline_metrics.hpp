@@ -34,6 +34,7 @@ struct PipelineMetrics {
   Family<Histogram>& cache_similarity;  // ticketflow_cache_hit_similarity (hits only)
   Family<Counter>& cache_saved;     // ticketflow_cache_saved_micro_usd_total: what the cached calls cost
   Family<Histogram>& classify_seconds;  // ticketflow_classify_seconds
+  Family<Gauge>& parked_tickets;        // ticketflow_parked_tickets: deferred by a cap, parked in this process
 
   // Tier pools.
   Family<Counter>& model_calls;     // ticketflow_model_calls_total{tier,model,provider,outcome}

@@ -22,6 +22,7 @@
 // kTimeout (fail closed: the caller waits and retries, nothing is spent unaccounted).
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -113,6 +114,30 @@ class BudgetLedger {
   Result<std::vector<BucketSpend>> show();
 
   std::string auditStreamKey() const { return prefix_ + "audit"; }
+
+  // ---- parked tickets (budgets.on_exhausted: defer) ----------------------------------------
+  // When the period of `bucket_label` ("tenant:acme:day:2026-11-22") ends: a ticket deferred by
+  // it is due again then. nullopt for a label that names no period.
+  static std::optional<std::chrono::system_clock::time_point> periodEnd(const std::string& bucket_label);
+  // `ticketflow budget release`: tickets of `tenant` (every tenant when nullopt) parked before
+  // now are due at once.
+  Status releaseParked(const std::optional<std::string>& tenant);
+  // The releases: tenant ("*" for every tenant) -> when, in ms since the epoch.
+  Result<std::map<std::string, std::int64_t>> parkedReleases() const;
+  // What one parking process holds now, per tenant (count and the latest reason), kept for
+  // `ttl` so a process that died stops counting.
+  struct ParkedTenant {
+    std::int64_t tickets = 0;
+    std::string reason;
+  };
+  Status publishParked(const std::string& instance, const std::map<std::string, ParkedTenant>& parked,
+                       std::chrono::seconds ttl) const;
+  // Summed over every parking process.
+  Result<std::map<std::string, ParkedTenant>> parked() const;
+  // "" when the ledger's Redis keeps an append-only file; else what a restart would lose (the
+  // spend and reservations since the last snapshot, or all of them): caps would open early and
+  // a redelivered ticket's paid requests would be sent and charged again.
+  Result<std::string> persistenceWarning() const;
 
   // The same work as calls for RedisPool::run, to share a round trip with other components'.
   struct PreparedReserve {
