@@ -5,11 +5,8 @@
 // cap sends them back to be answered.
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <map>
 #include <thread>
-
-#include <nlohmann/json.hpp>
 
 #include "fixtures/environment.hpp"
 #include "fixtures/kafka_io.hpp"
@@ -75,18 +72,7 @@ TEST(Chaos, TwoProcessesPerTierRacingATenantCapStayWithinItAndDeferredTicketsCom
     return MicroUsd{-1};
   };
   const MicroUsd settled = tenantSettled();
-  // What the provider billed: its log priced as the tiers price it.
-  MicroUsd billed = 0;
-  {
-    std::ifstream in(local.request_log);
-    for (std::string line; std::getline(in, line);) {
-      const auto j = nlohmann::json::parse(line, nullptr, false);
-      if (!j.is_object() || j.value("status", 0) != 200 || !j.contains("input_tokens")) continue;
-      for (const auto& m : config.models)
-        if (m.model_id == j.value("model", ""))
-          billed += m.costMicroUsd(j["input_tokens"].get<std::int64_t>(), j["output_tokens"].get<std::int64_t>());
-    }
-  }
+  const MicroUsd billed = sim::billedFromRequestLog(config, local.request_log).micro_usd;
   const auto dead_while_capped = testing::readTopic(config, config.kafka.topics.dlq, 0, 1s);
   const auto parked = testing::readTopic(config, config.kafka.topics.deferred, 0, 1s);
   std::cout << "figures: tickets " << tickets.size() << ", answered under the cap " << answered_under_cap

@@ -106,7 +106,7 @@ TEST(Chaos, SigkillOfARandomRoleTenTimesLosesNothing) {
       settled = b.settled;
       reserved = b.reserved;
     }
-  const std::int64_t billed = testing::billedRequests(local.request_log);
+  const std::int64_t billed = sim::billedFromRequestLog(config, local.request_log).requests;
   const std::int64_t repeated = billed - settles->front().integer;
   std::string killed;
   for (const auto& [role, n] : kills) killed += role + " x" + std::to_string(n) + " ";

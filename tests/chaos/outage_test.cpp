@@ -6,13 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <sstream>
 #include <thread>
-
-#include <nlohmann/json.hpp>
 
 #include "fixtures/kafka_io.hpp"
 #include "fixtures/pipeline_run.hpp"
@@ -22,35 +19,6 @@ namespace ticketflow {
 namespace {
 
 using namespace std::chrono_literals;
-
-// What the provider billed: every request it answered with a whole reply (status 200, not cut
-// off), priced from the configuration's table as the tier prices it.
-struct Billed {
-  MicroUsd micro_usd = 0;
-  std::int64_t requests = 0;
-};
-
-Billed billedFromRequestLog(const Config& config, const std::string& path) {
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << "no simulator request log at " << path;
-  Billed billed;
-  for (std::string line; std::getline(in, line);) {
-    const auto j = nlohmann::json::parse(line, nullptr, false);
-    if (!j.is_object() || j.value("status", 0) != 200 || !j.contains("input_tokens") ||
-        j.value("fault", "") == "malformed")
-      continue;
-    const ModelConfig* model = nullptr;
-    for (const auto& m : config.models)
-      if (m.model_id == j.value("model", "")) model = &m;
-    if (!model) {
-      ADD_FAILURE() << "the log names a model the configuration lacks: " << j.value("model", "");
-      continue;
-    }
-    billed.micro_usd += model->costMicroUsd(j["input_tokens"].get<std::int64_t>(), j["output_tokens"].get<std::int64_t>());
-    ++billed.requests;
-  }
-  return billed;
-}
 
 struct Figures {
   std::size_t tickets = 0;
@@ -63,7 +31,7 @@ struct Figures {
   MicroUsd updates_cost = 0;
   MicroUsd ledger_settled = 0;
   MicroUsd ledger_reserved = 0;
-  Billed provider;
+  sim::BilledRequests provider;
 };
 
 std::ostream& operator<<(std::ostream& out, const Figures& f) {
@@ -144,7 +112,8 @@ Figures runThroughOutage(int count, double latency_scale, std::chrono::seconds o
       }
   run.requestStop();
   EXPECT_TRUE(run.wait().ok());
-  f.provider = billedFromRequestLog(config, local.request_log);
+  f.provider = sim::billedFromRequestLog(config, local.request_log);
+  EXPECT_EQ(f.provider.unknown_models, 0);
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
   if (f.dead_lettered > 0 || f.updated < f.tickets) std::cout << log.str().substr(0, 20000);

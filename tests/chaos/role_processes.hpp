@@ -6,12 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "fixtures/environment.hpp"
 #include "fixtures/pipeline_run.hpp"
@@ -24,18 +21,6 @@ inline std::string replacedIn(std::string text, const std::string& from, const s
   EXPECT_NE(at, std::string::npos) << "the shipped configuration lacks: " << from;
   if (at != std::string::npos) text.replace(at, from.size(), to);
   return text;
-}
-
-// Requests the provider answered with a whole reply (what it bills), from the simulator's log.
-inline std::int64_t billedRequests(const std::string& request_log) {
-  std::ifstream in(request_log);
-  std::int64_t n = 0;
-  for (std::string line; std::getline(in, line);) {
-    const auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_object() && j.value("status", 0) == 200 && j.contains("input_tokens") && j.value("fault", "") != "malformed")
-      ++n;
-  }
-  return n;
 }
 
 class RoleProcesses {

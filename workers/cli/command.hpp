@@ -33,5 +33,6 @@ std::vector<Command> stageCommands();       // bench stage
 std::vector<Command> roleCommands();        // run tier
 std::vector<Command> tierBenchCommands();   // bench tier
 std::vector<Command> pipelineBenchCommands();  // bench pipeline
+std::vector<Command> chaosBenchCommands();     // bench chaos
 
 }  // namespace ticketflow::app

@@ -20,6 +20,7 @@ std::vector<Command> allCommands() {
   for (auto& c : ticketflow::app::roleCommands()) commands.push_back(std::move(c));
   for (auto& c : ticketflow::app::tierBenchCommands()) commands.push_back(std::move(c));
   for (auto& c : ticketflow::app::pipelineBenchCommands()) commands.push_back(std::move(c));
+  for (auto& c : ticketflow::app::chaosBenchCommands()) commands.push_back(std::move(c));
   return commands;
 }
 

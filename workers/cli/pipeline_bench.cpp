@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "bench_tickets.hpp"
 #include "command.hpp"
 #include "pipeline/pipeline.hpp"
 #include "ticketflow/core/embedded.hpp"
@@ -28,47 +29,6 @@ using namespace std::chrono_literals;
 using Steady = std::chrono::steady_clock;
 
 constexpr const char* kBenchKeyEnv = "TICKETFLOW_BENCH_API_KEY";
-
-std::vector<Ticket> benchTickets(const std::string& prefix, int count) {
-  std::vector<Ticket> samples;
-  std::istringstream lines{std::string(*embeddedFile("config/samples/tickets.jsonl"))};
-  for (std::string line; std::getline(lines, line);)
-    if (auto t = parseTicket(line)) samples.push_back(std::move(*t));
-  std::vector<Ticket> out;
-  out.reserve(static_cast<std::size_t>(count));
-  for (int i = 0; i < count; ++i) {
-    Ticket t = samples[static_cast<std::size_t>(i) % samples.size()];
-    t.id = prefix + std::to_string(i);
-    out.push_back(std::move(t));
-  }
-  return out;
-}
-
-// Counts updates (and when each arrived) from the updates topic.
-class UpdateCounter {
- public:
-  UpdateCounter(const Config& config, const kafka::Properties& overrides)
-      : consumer_(config.kafka, "bench", "ticketflow-bench-updates", overrides) {
-    if (auto st = consumer_.subscribe({config.kafka.topics.updates}); !st) throw std::runtime_error(st.error().message);
-  }
-  // While the backlog runs, the bench's own reader fetches nothing (its CPU would count as the
-  // pipeline's); the backlog's updates are read afterwards.
-  void setPaused(bool paused) {
-    if (auto st = consumer_.setPaused(paused); !st) throw std::runtime_error("bench pipeline: " + st.error().message);
-  }
-  // Polls for up to `for_at_most`; calls `seen(key)` per update.
-  template <typename F>
-  void poll(std::chrono::milliseconds for_at_most, F&& seen) {
-    const auto until = Steady::now() + for_at_most;
-    while (Steady::now() < until) {
-      auto m = consumer_.poll(20ms);
-      if (m && m->has_value()) seen((*m)->key.value_or(""));
-    }
-  }
-
- private:
-  kafka::Consumer consumer_;
-};
 
 kafka::Properties consumerOverrides(const cli::ParsedArgs& args) {
   kafka::Properties p;
@@ -127,7 +87,7 @@ int runBenchPipeline(const cli::ParsedArgs& args) {
   for (const auto& kv : consumerOverrides(args)) options.consumer_properties.insert(kv);
   if (auto v = args.find("linger-ms")) options.producer_properties["linger.ms"] = *v;
   pipeline::Pipeline run(config, std::move(options));
-  UpdateCounter updates(config, consumerOverrides(args));
+  TopicCounter updates(config, config.kafka.topics.updates, consumerOverrides(args));
   run.start();
   // Every stage in its group with its partitions before the backlog arrives, so the figures are
   // the pipeline running, not consumer groups joining.

@@ -153,6 +153,27 @@ ProviderSimulator::~ProviderSimulator() {
   server_.reset();
 }
 
+BilledRequests billedFromRequestLog(const Config& config, const std::string& request_log) {
+  std::ifstream in(request_log);
+  BilledRequests billed;
+  for (std::string line; std::getline(in, line);) {
+    const json j = json::parse(line, nullptr, false);
+    if (!j.is_object() || j.value("status", 0) != 200 || !j.contains("input_tokens") ||
+        j.value("fault", "") == "malformed")
+      continue;
+    const ModelConfig* model = nullptr;
+    for (const auto& m : config.models)
+      if (m.model_id == j.value("model", "")) model = &m;
+    if (!model) {
+      ++billed.unknown_models;
+      continue;
+    }
+    billed.micro_usd += model->costMicroUsd(j["input_tokens"].get<std::int64_t>(), j["output_tokens"].get<std::int64_t>());
+    ++billed.requests;
+  }
+  return billed;
+}
+
 SimulatorStats ProviderSimulator::stats() const {
   return {requests_.load(), ok_.load(),        rate_limited_.load(),   server_errors_.load(), hangs_.load(),
           malformed_.load(), unauthorized_.load(), max_concurrent_.load(), embeddings_.load(), in_flight_.load()};

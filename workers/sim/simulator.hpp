@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ticketflow/config/config.hpp"
 #include "ticketflow/http/server.hpp"
 
 namespace ticketflow::sim {
@@ -71,6 +72,17 @@ struct SimulatorOptions {
   int port = 0;
   int max_threads = 512;
 };
+
+// What the simulator billed, from its request log (SimulatorOptions::request_log): every model
+// request it answered with a whole reply (status 200, not a cut-off body), priced from
+// `config`'s table as the tier pools price it. A model id the configuration lacks counts in
+// `unknown_models`.
+struct BilledRequests {
+  MicroUsd micro_usd = 0;
+  std::int64_t requests = 0;
+  std::int64_t unknown_models = 0;
+};
+BilledRequests billedFromRequestLog(const Config& config, const std::string& request_log);
 
 // Parses profile and runbook YAML texts (config/sim_profiles.yaml, config/runbooks.yaml).
 // Throws ConfigError naming the source and field.
