@@ -59,10 +59,11 @@ struct Pipeline::Impl {
   // Stages first (nothing new arrives), then the tier roles' call threads finish their tickets
   // (their calls still send through the batchers), then each batcher answers what it still
   // holds while the tier services and roles its callbacks reach are alive, then the settle
-  // retries finish.
+  // retries finish (one more try each: a Redis outage must not keep the process from exiting).
   ~Impl() {
     stages.clear();
     for (auto& role : tier_roles) role->stop();
+    for (auto& service : tier_services) service->stopSettleRetries();
     for (auto& r : redis) r->batcher.reset();
     for (auto& r : redis) r->settle_retries.reset();
   }
@@ -137,6 +138,9 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
         parking.input_topics = {config.kafka.topics.deferred};
         parking.group = config.kafka.consumer_groups.deferred;
         parking.handler_hands_off = true;  // it parks or answers at once
+        // Parked tickets wait minutes to hours: the idle topic needs no eager fetches (a caller's
+        // short fetch.wait.max.ms, meant for the hot path, would wake its fetcher 1,000 times a second).
+        parking.consumer_properties["fetch.wait.max.ms"] = "500";
         parking.log = [this](const std::string& text) { logger_->info("stage", {{"stage", "parking"}, {"detail", text}}); };
         impl_->stages.push_back(
             {parking.name, std::make_unique<stage::Stage>(config.kafka, parking, impl_->parking->handler()), {}});

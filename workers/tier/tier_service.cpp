@@ -147,7 +147,11 @@ void TierService::settleWithRetries(const std::string& budget_key, int call, Mic
   auto delay = std::chrono::milliseconds(50);
   for (int tries = 0; tries < 100'000; ++tries) {
     auto settled = admission_.ledger->settle(budget_key, call, cost, reply);
-    if (settled || !settled.error().retriable || clock_.steadyNow() >= give_up_at) return;
+    if (settled || !settled.error().retriable) return;
+    if (clock_.steadyNow() >= give_up_at || stopping_settles_) {
+      if (metrics_) metrics_->tier_outcomes.with({tier_.name, "settle_abandoned"}).inc();
+      return;
+    }
     sleeper_(delay);
     delay = std::min(delay * 2, std::chrono::milliseconds(2000));
   }
@@ -285,15 +289,15 @@ void TierService::finishCall(const ModelConfig& model, const std::string& lease,
   if (limiter)
     if (auto release = limiter->releaseCall(model, lease)) calls.push_back(std::move(*release));
   const bool settles = ledger && reply;
-  const std::optional<MicroUsd> cost = reply ? std::optional<MicroUsd>(reply->cost_micro_usd) : std::nullopt;
+  const MicroUsd cost = reply ? reply->cost_micro_usd : 0;
   const std::string stored = settles ? provider::toStoredReply(*reply) : std::string();
   if (ledger)
-    calls.push_back(settles ? ledger->settleCall(context.budget_key, call, *cost, stored)
+    calls.push_back(settles ? ledger->settleCall(context.budget_key, call, cost, stored)
                             : ledger->releaseCall(context.budget_key, call));
   if (calls.empty()) return;
   if (!admission_.batcher) {
     if (limiter) (void)limiter->release(model, lease);
-    if (settles) settleWithRetries(context.budget_key, call, *cost, stored);
+    if (settles) settleWithRetries(context.budget_key, call, cost, stored);
     else if (ledger) (void)ledger->release(context.budget_key, call);
     return;
   }
@@ -302,7 +306,7 @@ void TierService::finishCall(const ModelConfig& model, const std::string& lease,
     // The call thread goes on; the ticket waits for this acknowledgement (PendingSettles).
     context.settles->add();
     admission_.batcher->submit(
-        std::move(calls), [this, settles = context.settles, key = context.budget_key, call, cost = *cost,
+        std::move(calls), [this, settles = context.settles, key = context.budget_key, call, cost,
                            stored](Result<std::vector<redis::Reply>> replies) {
           if (replies) {
             auto settled = redis::BudgetLedger::decodeSettle(replies->back(), key, call);
@@ -323,7 +327,7 @@ void TierService::finishCall(const ModelConfig& model, const std::string& lease,
     auto settled = redis::BudgetLedger::decodeSettle(replies->back(), context.budget_key, call);
     if (settled || settled.error().code == ErrorCode::kNotFound) return;  // kNotFound: a replay, already counted
   }
-  settleWithRetries(context.budget_key, call, *cost, stored);  // the call happened: its cost must reach the ledger
+  settleWithRetries(context.budget_key, call, cost, stored);  // the call happened: its cost must reach the ledger
 }
 
 Result<provider::ModelReply> TierService::callWithRetries(Entry& entry, provider::ModelRequest request,

@@ -16,6 +16,7 @@
 // no second charge), a released one is a new request. A cap without room ends the chain with
 // kBudgetRefused: the role applies budgets.on_exhausted.
 
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -154,6 +155,9 @@ class TierService {
   bool admitEarly(const RoutedTicket& ticket, int delivery_attempt,
                   std::function<void(std::shared_ptr<EarlyAdmission>)> answered);
   const std::string& name() const { return tier_.name; }
+  // At shutdown: a settle still retrying (Redis down) gives up after its current try instead of
+  // waiting out the outage, so the process can exit; its reservation expires with its TTL.
+  void stopSettleRetries() { stopping_settles_ = true; }
 
   provider::BreakerState breakerState(const std::string& model_name);
 
@@ -215,6 +219,7 @@ class TierService {
   CallAdmission admission_;
   observability::PipelineMetrics* metrics_;
   std::vector<Entry> chain_;
+  std::atomic<bool> stopping_settles_{false};
   std::mutex rng_mutex_;
   std::mt19937_64 rng_{std::random_device{}()};
 };
