@@ -93,13 +93,7 @@ TEST(Chaos, TwoProcessesPerTierRacingATenantCapStayWithinItAndDeferredTicketsCom
   // Raising the cap and releasing sends the parked tickets back to their tiers.
   ASSERT_TRUE(ledger.setCap(BudgetScope::kTenant, "acme", redis::BudgetPeriod::kDay, std::nullopt).ok());
   ASSERT_TRUE(ledger.releaseParked(std::nullopt).ok());
-  std::map<std::string, int> seen;
-  for (auto deadline = std::chrono::steady_clock::now() + 120s; std::chrono::steady_clock::now() < deadline;) {
-    updates.read(500ms);
-    seen.clear();
-    for (const auto& m : updates.messages()) ++seen[m.key.value_or("")];
-    if (seen.size() >= tickets.size()) break;
-  }
+  const auto seen = testing::readUntilEveryKey(updates, tickets.size(), 120s);
   roles.stopAll();
   EXPECT_EQ(seen.size(), tickets.size()) << "every parked ticket came back";
   EXPECT_TRUE(testing::readTopic(config, config.kafka.topics.dlq, 0, 1s).empty());

@@ -79,13 +79,7 @@ TEST(Chaos, SigkillOfARandomRoleTenTimesLosesNothing) {
     roles.start(victim);
   }
   producer.join();
-  std::map<std::string, int> seen;
-  for (auto deadline = std::chrono::steady_clock::now() + 240s; std::chrono::steady_clock::now() < deadline;) {
-    updates.read(500ms);
-    seen.clear();
-    for (const auto& m : updates.messages()) ++seen[m.key.value_or("")];
-    if (seen.size() >= tickets.size()) break;
-  }
+  auto seen = testing::readUntilEveryKey(updates, tickets.size(), 240s);
   updates.read(1500ms);
   seen.clear();
   for (const auto& m : updates.messages()) ++seen[m.key.value_or("")];
