@@ -131,9 +131,10 @@ TEST_F(BudgetLedgerTest, NoRoomReturnsThePolicyAndTheExhaustedBucket) {
 }
 
 // One id per provider request: a settled id replays its cost and the reply kept with it (a
-// redelivered ticket answers from it instead of paying again); a released id is a new request,
-// charged when it settles.
-TEST_F(BudgetLedgerTest, ASettledIdReplaysItsReplyAndAReleasedIdIsANewRequest) {
+// redelivered ticket answers from it instead of paying again); an id still reserved (a run cut
+// short) is handed back reserved, to be settled once; a released id (its call failed) is a new
+// request.
+TEST_F(BudgetLedgerTest, ASettledIdReplaysItsReplyAndAnOpenIdIsSettledOnce) {
   BudgetLedger ledger(makePool(), budgets(1'000'000), key_prefix_, clock_);
   ASSERT_TRUE(ledger.reserve({"t-r", 1, "acme", "fast", 4'000})->reserved);
   ASSERT_TRUE(ledger.settle("t-r", 1, 2'500, R"({"content":"kept"})").ok());
@@ -151,9 +152,14 @@ TEST_F(BudgetLedgerTest, ASettledIdReplaysItsReplyAndAReleasedIdIsANewRequest) {
   auto renewed = ledger.reserve({"t-r", 2, "acme", "fast", 4'000});
   EXPECT_TRUE(renewed->reserved);
   EXPECT_FALSE(renewed->replayed);
-  auto charged = ledger.settle("t-r", 2, 1'000);
-  ASSERT_TRUE(charged.ok()) << charged.error().message;
-  EXPECT_EQ(charged->charged, 1'000);
+  ASSERT_TRUE(ledger.release("t-r", 2).ok());
+  ASSERT_TRUE(ledger.reserve({"t-r", 3, "acme", "fast", 4'000})->reserved);
+  auto open = ledger.reserve({"t-r", 3, "acme", "fast", 4'000});  // its run was cut short
+  EXPECT_TRUE(open->reserved);
+  EXPECT_TRUE(open->replayed);
+  EXPECT_EQ(open->state, "reserved");
+  EXPECT_EQ(ledger.settle("t-r", 3, 1'000)->charged, 1'000);
+  EXPECT_TRUE(ledger.settle("t-r", 3, 1'000)->replayed);  // charged once
   EXPECT_EQ(globalSettled(ledger), 3'500);
 }
 

@@ -423,5 +423,48 @@ TEST_F(StageEngine, AHoldPastItsCausesMaximumIsDeadLetteredNamingTheCause) {
   }
 }
 
+// One message that meets "its" outage while messages that start after it go through is not held
+// for ever: the probe rotates, so the others are not kept waiting behind it, and after
+// max_attempts strikes it is dead-lettered as the message's own fault.
+TEST_F(StageEngine, AMessageThatAloneKeepsMeetingAnOutageIsDeadLetteredWithoutHoldingTheOthers) {
+  constexpr int kCount = 60;
+  std::vector<Record> records;
+  for (int n = 0; n < kCount; ++n) records.push_back({"INC-" + std::to_string(n), std::to_string(n)});
+  // Ten at a time, so later messages keep running (and going through) while "7" is held.
+  std::thread producer([&] {
+    for (std::size_t i = 0; i < records.size(); i += 10) {
+      testing::produceAll(broker().bootstrapServers(), input_,
+                          std::vector<Record>(records.begin() + static_cast<std::ptrdiff_t>(i),
+                                              records.begin() + static_cast<std::ptrdiff_t>(i + 10)));
+      std::this_thread::sleep_for(300ms);
+    }
+  });
+  auto handler = [&](const std::shared_ptr<const Delivery>& d, Completion c) {
+    if (d->message.value == "7") return c.fail(Error::timeout("model timed out on this prompt").asOutage("provider"));
+    c.succeed({{output_, "", d->message.value, {}}});
+  };
+  auto o = options(64);
+  o.limits.max_attempts = 3;
+  o.limits.outage_probe_max_ms = 100;
+  stage::Stage engine(kafka_, o, handler);
+  std::thread runner([&] { EXPECT_TRUE(engine.run().ok()); });
+  waitUntil([&] { return engine.stats().succeeded >= kCount - 1 && engine.stats().dead_lettered >= 1; }, 30s);
+  producer.join();
+  engine.requestStop();
+  runner.join();
+  const auto s = engine.stats();
+  EXPECT_EQ(s.succeeded, kCount - 1);
+  EXPECT_EQ(s.dead_lettered, 1);
+  TopicReader dlq(broker().bootstrapServers(), dlq_, kPartitions);
+  dlq.read(10s, 1);
+  ASSERT_EQ(dlq.messages().size(), 1u);
+  auto letter = parseDeadLetter(dlq.messages()[0].value);
+  ASSERT_TRUE(letter.ok()) << letter.error().message;
+  EXPECT_EQ(letter->payload, "7");
+  EXPECT_NE(letter->error.find("failed as an outage of provider 3 times while other messages went through"),
+            std::string::npos)
+      << letter->error;
+}
+
 }  // namespace
 }  // namespace ticketflow

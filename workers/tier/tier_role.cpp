@@ -14,13 +14,14 @@ std::int64_t millisSince(const std::string& rfc3339, const Clock& clock) {
 
 }  // namespace
 
-SettledCompletion::SettledCompletion(stage::Completion completion, std::shared_ptr<PendingSettles> settles)
-    : completion_(std::move(completion)), settles_(std::move(settles)) {}
+SettledCompletion::SettledCompletion(stage::Completion completion, std::shared_ptr<PendingSettles> settles,
+                                     std::function<void()> after_ack)
+    : completion_(std::move(completion)), settles_(std::move(settles)), after_ack_(std::move(after_ack)) {}
 
 void SettledCompletion::succeed(std::vector<stage::OutputRecord> outputs) const {
   // Runs once: the outputs (the result's JSON) are moved on, not copied.
-  settles_->whenSettled([completion = completion_, outputs = std::move(outputs)]() mutable {
-    completion.succeed(std::move(outputs));
+  settles_->whenSettled([completion = completion_, outputs = std::move(outputs), after_ack = after_ack_]() mutable {
+    completion.succeed(std::move(outputs), std::move(after_ack));
   });
 }
 
@@ -167,16 +168,22 @@ void TierRole::applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& 
   }
 }
 
-MicroUsd TierRole::takeCarried(const std::string& key, int attempt) {
+MicroUsd TierRole::carriedFor(const std::string& key, int attempt) {
   std::lock_guard lock(carried_mutex_);
   auto it = carried_.find(key);
   if (it == carried_.end()) return 0;
   MicroUsd spent = 0;
   for (const auto& [a, s] : it->second.by_attempt)
     if (a != attempt) spent += s;  // this attempt's own run replayed what it paid for
+  return spent;
+}
+
+void TierRole::forgetCarried(const std::string& key) {
+  std::lock_guard lock(carried_mutex_);
+  auto it = carried_.find(key);
+  if (it == carried_.end()) return;
   carried_age_.erase(it->second.age);
   carried_.erase(it);
-  return spent;
 }
 
 void TierRole::carry(const std::string& key, int attempt, MicroUsd spent) {
@@ -206,7 +213,7 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
                                    std::to_string(delivery.message.offset);
   auto outcome = service_.decide(routed, delivery.attempt, std::move(early));
   if (!outcome) return engine.fail(outcome.error());
-  const SettledCompletion completion(engine, outcome->settles);
+  const SettledCompletion completion(engine, outcome->settles, [this, attempts_key] { forgetCarried(attempts_key); });
   if (outcome->kind == TierOutcomeKind::kFailed) {
     carry(attempts_key, delivery.attempt, outcome->spent_micro_usd);
     count("failed");
@@ -216,7 +223,7 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
                                             {"error", outcome->failure->message}});
     return completion.fail(*outcome->failure);
   }
-  if (const MicroUsd earlier = takeCarried(attempts_key, delivery.attempt)) {
+  if (const MicroUsd earlier = carriedFor(attempts_key, delivery.attempt)) {
     routed.spent_micro_usd += earlier;
     outcome->result.cost_micro_usd += earlier;
   }

@@ -37,13 +37,16 @@ namespace ticketflow::tier {
 // (PendingSettles): on this thread if it already has, else on the one that acknowledges the last.
 class SettledCompletion {
  public:
-  SettledCompletion(stage::Completion completion, std::shared_ptr<PendingSettles> settles);
+  // `after_ack`: run once the outputs of a success are acknowledged (Completion::succeed).
+  SettledCompletion(stage::Completion completion, std::shared_ptr<PendingSettles> settles,
+                    std::function<void()> after_ack = {});
   void succeed(std::vector<stage::OutputRecord> outputs) const;
   void fail(Error error) const;
 
  private:
   stage::Completion completion_;
   std::shared_ptr<PendingSettles> settles_;
+  std::function<void()> after_ack_;
 };
 
 class TierRole {
@@ -87,7 +90,10 @@ class TierRole {
   // attempt and replays what it paid for, so only an attempt's latest run counts, and the final
   // run adds the other attempts'. In memory: a crash loses it with the run. Bounded: past
   // kMaxCarried messages the oldest is dropped, counted (carried_cost_dropped) and logged.
-  MicroUsd takeCarried(const std::string& key, int attempt);
+  // What the other attempts of the message spent; forgotten (forgetCarried) only once the
+  // message's outputs are acknowledged, since a failed produce runs the same attempt again.
+  MicroUsd carriedFor(const std::string& key, int attempt);
+  void forgetCarried(const std::string& key);
   void carry(const std::string& key, int attempt, MicroUsd spent);
   static constexpr std::size_t kMaxCarried = 100'000;
 

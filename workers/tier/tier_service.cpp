@@ -192,9 +192,9 @@ Result<std::string> TierService::admit(const ModelConfig& model, std::int64_t pr
   redis::RateLimiter* limiter = admission_.limiter;
   const redis::BudgetRequest request{context.budget_key, call, context.tenant, tier_.name,
                                      redis::estimateCallCost(model, prompt_tokens)};
-  // An open reservation replayed (a run cut short) goes ahead and is settled once; a settled one
-  // is replayed from its kept reply (below), never sent again.
-  auto refusedBy = [](const redis::ReserveResult& r) { return !r.reserved && r.state != "settled"; };
+  // A settled id is never sent again: it is replayed from its kept reply (callWithRetries). An
+  // open one (a run cut short) goes ahead and is settled once.
+  auto refusedBy = [](const redis::ReserveResult& r) { return !r.reserved && !r.replayed; };
   auto refuse = [&](const redis::ReserveResult& r) -> Error {
     context.refused = r;
     return Error{ErrorCode::kBudgetExhausted, "no room in budget " + r.exhausted_bucket, false, -1};
@@ -290,7 +290,7 @@ void TierService::finishCall(const ModelConfig& model, const std::string& lease,
     if (auto release = limiter->releaseCall(model, lease)) calls.push_back(std::move(*release));
   const bool settles = ledger && reply;
   const MicroUsd cost = reply ? reply->cost_micro_usd : 0;
-  const std::string stored = settles ? provider::toStoredReply(*reply) : std::string();
+  const std::string stored = settles ? provider::toStoredReply(*reply, model.name) : std::string();
   if (ledger)
     calls.push_back(settles ? ledger->settleCall(context.budget_key, call, cost, stored)
                             : ledger->releaseCall(context.budget_key, call));
@@ -335,11 +335,13 @@ Result<provider::ModelReply> TierService::callWithRetries(Entry& entry, provider
                                                           EarlyAdmission* early) {
   Error last = Error::unavailable("not called");
   bool repaired = false;
-  int replays_without_reply = 0;
+  int ids_used_before = 0;
+  bool breaker_granted = false;  // a skipped id keeps the breaker's leave (a half-open probe's too)
   for (int attempt = 1; attempt <= policy_.attempts_per_model; ++attempt) {
     // An early admission was asked for with the breaker's leave: it is not asked twice.
-    EarlyAdmission* asked = attempt == 1 && !repaired && replays_without_reply == 0 ? early : nullptr;
-    if (!asked && !entry.breaker->allow()) return Error::unavailable(entry.model->name + ": circuit breaker open");
+    EarlyAdmission* asked = attempt == 1 && !repaired && ids_used_before == 0 ? early : nullptr;
+    if (!asked && !std::exchange(breaker_granted, false) && !entry.breaker->allow())
+      return Error::unavailable(entry.model->name + ": circuit breaker open");
     const std::int64_t prompt_tokens = asked ? asked->prompt_tokens : provider::estimatePromptTokens(request);
     const int call = context.next_call++;
     const std::int64_t tokens = prompt_tokens + request.max_output_tokens;
@@ -362,20 +364,23 @@ Result<provider::ModelReply> TierService::callWithRetries(Entry& entry, provider
     const bool replayed = context.replay.has_value();
     std::chrono::steady_clock::duration took{};
     if (replayed) {
-      // Sent and paid before this run (a redelivered or held ticket): its kept reply stands in for
-      // the call. Once the reply expired, its cost still counts and the next id is a new request.
+      // Sent and paid before this run (a redelivered or held ticket): its kept reply stands in
+      // for the call, when this model sent it. Otherwise (the reply expired, or the chain took
+      // another turn this time) its cost still counts and the next id is a new request.
       const redis::ReserveResult settled = std::move(*context.replay);
       context.replay.reset();
-      entry.breaker->onSuccess();  // the probe the breaker granted needs no call
-      ++outcome.calls;
       auto stored = provider::parseStoredReply(settled.settled_reply);
-      if (!stored) {
+      if (!stored || stored->model != entry.model->name) {
         outcome.spent_micro_usd += settled.settled_actual;
-        if (++replays_without_reply > 64) return Error::internal("too many settled requests without a kept reply");
+        ++outcome.calls;
+        if (++ids_used_before > 64) return Error::internal("too many settled request ids before this run");
+        breaker_granted = true;
         --attempt;
         continue;
       }
-      reply = std::move(*stored);
+      entry.breaker->onSuccess();  // the probe the breaker granted needs no call
+      ++outcome.calls;
+      reply = std::move(stored->reply);
     } else {
       // Wait for a free slot no longer than a call could take anyway.
       if (entry.slots && !entry.slots->try_acquire_for(std::chrono::milliseconds(entry.provider->total_timeout_ms))) {

@@ -17,12 +17,13 @@ using http::joinUrl;
 
 }  // namespace
 
-std::string toStoredReply(const ModelReply& reply) {
+std::string toStoredReply(const ModelReply& reply, const std::string& model) {
   JsonWriter w;
   w.beginObject()
       .field("content", reply.content)
       .field("cost_micro_usd", reply.cost_micro_usd)
       .field("input_tokens", reply.usage.input_tokens)
+      .field("model", model)
       .field("output_tokens", reply.usage.output_tokens)
       .field("response_id", reply.response_id)
       .field("simulated", reply.simulated)
@@ -30,18 +31,20 @@ std::string toStoredReply(const ModelReply& reply) {
   return w.take();
 }
 
-Result<ModelReply> parseStoredReply(std::string_view text) {
+Result<StoredReply> parseStoredReply(std::string_view text) {
   auto doc = parseJsonText(text);
   if (!doc || !doc->is_object()) return Error::malformed("stored reply is not a JSON object");
   try {
-    ModelReply reply;
+    StoredReply stored;
+    stored.model = doc->at("model").get<std::string>();
+    ModelReply& reply = stored.reply;
     reply.content = doc->at("content").get<std::string>();
     reply.cost_micro_usd = doc->at("cost_micro_usd").get<MicroUsd>();
     reply.usage.input_tokens = doc->at("input_tokens").get<std::int64_t>();
     reply.usage.output_tokens = doc->at("output_tokens").get<std::int64_t>();
     reply.response_id = doc->value("response_id", std::string());
     reply.simulated = doc->value("simulated", false);
-    return reply;
+    return stored;
   } catch (const json::exception& e) {
     return Error::malformed(std::string("stored reply: ") + e.what());
   }

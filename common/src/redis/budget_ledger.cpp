@@ -39,21 +39,22 @@ end
 
 // KEYS: reservation, expiry zset, caps hash, bucket...  ARGV: amount, now_ms, expires_ms,
 // record_ttl_s, tenant, tier, then per bucket: cap field, configured cap ('' = none), bucket ttl.
-// Returns {1, amount} reserved, {0, bucket index, 1 when only outstanding reservations stand in
-// the way (they may settle below their estimate) else 0} no room, {2, amount, 'reserved', 0} a replay
-// of a reservation still open (its call was cut short: it is made again and settled once), or
-// {2, amount, 'settled', 0, actual, reply} a replay of a settled request (its stored reply, ''
-// once that expired). A request id that was released, refused or expired is a new request:
-// room is checked again, so a ticket held for a cap is let through once there is room.
+// Returns {1, amount} reserved; {0, bucket index, 1 when only outstanding reservations stand in
+// the way (they may settle below their estimate) else 0} no room (nothing is recorded: the id
+// stays free, and asking again checks the room again); {2, amount, 'settled', 0, actual, reply}
+// a replay of a settled request (its stored reply, '' once that expired); {2, amount, 'reserved',
+// 0} an open reservation (a run cut short, or whose reply was lost with Redis): the caller makes
+// the call under it and settles it once, so it does not sit on the cap until its TTL. A released
+// or expired id is reserved again as a new request.
 const std::string kReserveLua = std::string(kPurgeLua) + R"lua(
 local now = tonumber(ARGV[2])
 purge(KEYS[2], now)
 local existing = redis.call('HMGET', KEYS[1], 'state', 'amount', 'charged', 'uncharged')
-if existing[1] == 'reserved' then return {2, tonumber(existing[2]), 'reserved', 0} end
 if existing[1] == 'settled' then
   local actual = (tonumber(existing[3]) or 0) + (tonumber(existing[4]) or 0)
   return {2, tonumber(existing[2]), 'settled', 0, actual, redis.call('GET', KEYS[1] .. ':reply') or ''}
 end
+if existing[1] == 'reserved' then return {2, tonumber(existing[2]), 'reserved', 0} end
 local amount = tonumber(ARGV[1])
 local n = #KEYS - 3
 for i = 1, n do
@@ -62,8 +63,6 @@ for i = 1, n do
     local v = redis.call('HMGET', KEYS[3 + i], 'settled', 'reserved')
     local settled = tonumber(v[1]) or 0
     if settled + (tonumber(v[2]) or 0) + amount > cap then
-      redis.call('HSET', KEYS[1], 'state', 'refused', 'amount', 0, 'bucket', i)
-      redis.call('EXPIRE', KEYS[1], ARGV[4])
       local pending = 0
       if settled + amount <= cap then pending = 1 end
       return {0, i, pending}

@@ -89,6 +89,24 @@ class EventQueue {
 
 std::string errText(rd_kafka_resp_err_t err) { return rd_kafka_err2str(err); }
 
+// A produce the broker did not take. Most reasons are the broker being away or busy (an outage:
+// held until it takes messages again); a record it will never take (too large, invalid, not
+// authorised) is the message's own fault and uses its attempts.
+Error produceError(const std::string& topic, rd_kafka_resp_err_t err) {
+  const std::string text = "produce to " + topic + ": " + errText(err);
+  switch (err) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+      return Error(ErrorCode::kInvalidArgument, text, true, -1);
+    default:
+      return Error::unavailable(text).asOutage("kafka");
+  }
+}
+
 bool isTraceId(const std::string& s) {
   if (s.size() != 32) return false;
   for (char c : s)
@@ -150,8 +168,10 @@ struct Stage::Impl {
     int runs = 0;  // handler runs: attempts plus the re-runs of a held message
     ItemState state = ItemState::kQueued;
     std::string outage;  // the cause it is held for (waiting or probing); "" when not held
-    std::optional<SteadyTime> held_since;  // since its first hold, for stage.max_hold_s
+    std::optional<SteadyTime> held_since;  // since it began meeting an outage, for stage.max_hold_s
     SteadyTime outage_since{};             // since its current hold, for the held-seconds total
+    int outage_strikes = 0;                // held again while later runs of others went through
+    SteadyTime run_began{};                // when its current (or last) run started
     int outputs_pending = 0;
     std::optional<Error> produce_error;
     bool dead_lettering = false;
@@ -277,8 +297,7 @@ struct Stage::Impl {
       Event e;
       e.kind = EventKind::kProduced;
       e.item = reinterpret_cast<std::uintptr_t>(msg->_private);
-      if (msg->err)
-        e.error = Error::unavailable("produce to " + std::string(rd_kafka_topic_name(msg->rkt)) + ": " + errText(msg->err));
+      if (msg->err) e.error = produceError(rd_kafka_topic_name(msg->rkt), msg->err);
       static_cast<EventQueue*>(opaque)->push(std::move(e));
     } catch (const std::exception& e) {
       std::fprintf(stderr, "stage: delivery report lost: %s\n", e.what());
@@ -523,6 +542,7 @@ struct Stage::Impl {
     if (!rerun) ++item.attempt;
     ++item.runs;
     item.state = ItemState::kRunning;
+    item.run_began = std::chrono::steady_clock::now();
     if (item.runs > 1) {
       // The handler may still hold the previous run's delivery: give this one its own.
       auto again = std::make_shared<Delivery>(*item.delivery);
@@ -552,8 +572,10 @@ struct Stage::Impl {
       switch (e.kind) {
         case EventKind::kHandlerDone:
           if (item.state != ItemState::kRunning || item.runs != e.run) break;
-          // A probe that got past its outage ends the hold: the dependency is back.
-          if (!item.outage.empty() && (!e.error || e.error->outage != item.outage)) leaveOutage(item, true);
+          // A probe that got past its outage ends the hold: the dependency is back. For the
+          // broker that is known only once it acknowledges the outputs (outputsSettled).
+          if (!item.outage.empty() && (e.error ? e.error->outage != item.outage : item.outage != "kafka"))
+            leaveOutage(item, true);
           if (e.error) {
             failed(item, *e.error);
           } else {
@@ -665,6 +687,29 @@ struct Stage::Impl {
   void holdForOutage(Item& item, const Error& error) {
     const auto now = std::chrono::steady_clock::now();
     const std::string& cause = error.outage;
+    if (!item.held_since) item.held_since = now;
+    if (const auto max = maxHold(cause); max.count() > 0 && now - *item.held_since >= max) {
+      Error e = error;
+      e.message = "held " + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - *item.held_since).count()) +
+                  " s for " + cause + " (stage.max_hold_s." + cause + "): " + error.message;
+      ++outage_totals[cause].dead_lettered;
+      return giveUpHold(item, e);
+    }
+    // The probe met "its" outage again although a message whose run began after this one was
+    // held went through: the dependency was up for that one, so the fault is likely this
+    // message's (a prompt that always times out, a reply the broker refuses). After max_attempts
+    // such strikes it is dead-lettered, so it cannot hold its partition (and its cause) for ever.
+    // (Runs that began before an outage and finish during it prove nothing, hence "began after".)
+    // Not for a sink: an update that other sinks took says nothing about the one that is down
+    // (stage.max_hold_s.sink bounds that wait).
+    if (cause != "sink" && item.outage == cause && last_success_run_began > item.outage_since &&
+        ++item.outage_strikes >= options.limits.max_attempts) {
+      Error e = error;
+      e.outage.clear();
+      e.message = "failed as an outage of " + cause + " " + std::to_string(item.outage_strikes) +
+                  " times while other messages went through: " + error.message;
+      return giveUpHold(item, e);
+    }
     auto [hit, fresh] = outages.try_emplace(cause);
     OutageHold& hold = hit->second;
     if (fresh) {
@@ -676,15 +721,6 @@ struct Stage::Impl {
               "); their partitions pause until it is back");
     }
     hold.last_error = error.message.substr(0, 500);
-    if (!item.held_since) item.held_since = now;
-    if (const auto max = maxHold(cause); max.count() > 0 && now - *item.held_since >= max) {
-      if (!item.outage.empty()) leaveOutage(item, false);
-      Error e = error;
-      e.message = "held " + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - *item.held_since).count()) +
-                  " s for " + cause + " (stage.max_hold_s." + cause + "): " + error.message;
-      ++outage_totals[cause].dead_lettered;
-      return deadLetter(item, e);
-    }
     if (item.outage.empty()) {
       item.outage = cause;
       item.outage_since = now;
@@ -696,13 +732,27 @@ struct Stage::Impl {
     const auto hint = std::chrono::milliseconds(std::clamp<std::int64_t>(error.retry_after_ms, 0, 60'000));
     if (hold.probe == item.id) {  // the probe met the outage again
       hold.backoff = std::min(hold.backoff * 2, probeBackoffMax());
-      scheduleProbe(item, std::max(hold.backoff, hint));
+      // The next held message probes next time: one message that fails for its own reasons
+      // must not keep the others held once the dependency is back.
+      if (!hold.waiting.empty()) {
+        hold.waiting.push_back(item.id);
+        hold.probe = hold.waiting.front();
+        hold.waiting.pop_front();
+      }
+      scheduleProbe(*items.at(*hold.probe), std::max(hold.backoff, hint));
     } else if (!hold.probe) {
       hold.probe = item.id;
       scheduleProbe(item, std::max(hold.backoff, hint));
     } else {
       hold.waiting.push_back(item.id);
     }
+  }
+
+  // A held (or failing) message leaves its hold for good: dead-lettered with `error`.
+  void giveUpHold(Item& item, const Error& error) {
+    if (!item.outage.empty()) leaveOutage(item, false);
+    item.held_since.reset();
+    deadLetter(item, error);
   }
 
   std::chrono::milliseconds maxHold(const std::string& cause) const {
@@ -728,6 +778,7 @@ struct Stage::Impl {
     const auto now = std::chrono::steady_clock::now();
     const std::string cause = std::exchange(item.outage, std::string());
     outage_totals[cause].held_seconds += std::chrono::duration<double>(now - item.outage_since).count();
+    if (resolved) item.held_since.reset();  // stage.max_hold_s counts each episode on its own
     if (auto pit = partitions.find(item.tp); pit != partitions.end() && --pit->second.outage_held == 0)
       resumeIfFree(item.tp);
     auto hit = outages.find(cause);
@@ -746,6 +797,7 @@ struct Stage::Impl {
         if (it == items.end() || it->second->state != ItemState::kOutageWait) continue;
         Item& held_item = *it->second;
         held_item.outage.clear();
+        held_item.held_since.reset();
         outage_totals[cause].held_seconds += std::chrono::duration<double>(now - held_item.outage_since).count();
         if (auto pit = partitions.find(held_item.tp); pit != partitions.end() && --pit->second.outage_held == 0)
           resumeIfFree(held_item.tp);
@@ -838,7 +890,7 @@ struct Stage::Impl {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
       }
       if (err) {
-        item.produce_error = Error::unavailable("produce to " + out.topic + ": " + errText(err));
+        item.produce_error = produceError(out.topic, err);
         break;
       }
       ++issued;
@@ -854,10 +906,12 @@ struct Stage::Impl {
       if (item.dead_lettering) {
         scheduleRetry(item);
       } else {
-        failed(item, Error(*item.produce_error).asOutage("kafka"));
+        failed(item, *item.produce_error);
       }
       return;
     }
+    // A message held because the broker did not take its outputs is through once it has.
+    if (item.outage == "kafka") leaveOutage(item, true);
     if (item.dead_lettering) {
       ++stats.dead_lettered;
       stats.last_done_at = std::chrono::steady_clock::now();
@@ -897,6 +951,7 @@ struct Stage::Impl {
   void succeeded(Item& item) {
     ++stats.succeeded;
     stats.last_done_at = std::chrono::steady_clock::now();
+    last_success_run_began = std::max(last_success_run_began, item.run_began);
     finish(item);
   }
 
@@ -1278,6 +1333,7 @@ struct Stage::Impl {
   std::map<TopicPartition, Partition> partitions;
   std::map<std::string, OutageHold> outages;        // by cause, while messages are held for it
   std::map<std::string, OutageStats> outage_totals;  // by cause, since start
+  SteadyTime last_success_run_began{};  // the latest start of a run that went through
   SteadyTime next_hold_check_at{};
   std::unordered_map<std::uint64_t, std::unique_ptr<Item>> items;
   std::unordered_map<std::string, std::deque<std::uint64_t>> key_queues;

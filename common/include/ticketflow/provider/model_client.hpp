@@ -69,8 +69,13 @@ std::unique_ptr<ModelClient> makeModelClient(const ProviderConfig& provider, con
 
 // A paid reply as the budget ledger keeps it with its settled request, so a redelivered ticket
 // replays it instead of asking (and paying) the provider again. Rate-limit hints are not kept.
-std::string toStoredReply(const ModelReply& reply);
-Result<ModelReply> parseStoredReply(std::string_view text);
+// `model`: the configured model that sent the request; a replay stands in only for its calls.
+struct StoredReply {
+  ModelReply reply;
+  std::string model;
+};
+std::string toStoredReply(const ModelReply& reply, const std::string& model);
+Result<StoredReply> parseStoredReply(std::string_view text);
 
 // The request body and headers each protocol needs (exposed for tests).
 http::ClientRequest buildOpenAiRequest(const ProviderConfig& provider, const ModelConfig& model,

@@ -14,7 +14,9 @@
 // provider request actually sent): replaying settle or release changes nothing, and reserving
 // an id that was settled returns its cost and the provider's reply (kept for
 // budgets.reservation_ttl_s) so the caller replays the answer instead of sending the request
-// again. An id that was released, refused or expired is a new request (room checked again).
+// again. An id still reserved (a run cut short, or its reply lost with Redis) is handed back
+// reserved: the caller makes its call and settles it once. A released or expired id, and a
+// refused one (nothing is recorded), is asked again as a new request.
 // A reservation not settled or released within budgets.reservation_ttl_s (its worker died)
 // expires and its amount returns to the buckets. Every settle appends to the audit stream.
 //
@@ -50,9 +52,9 @@ struct BudgetRequest {
 };
 
 struct ReserveResult {
-  bool reserved = false;         // false: some cap has no room (apply `policy`), or settled
-  bool replayed = false;         // this request id is open (reserved) or was settled before
-  std::string state;             // reserved, refused or settled
+  bool reserved = false;         // reserved for this request (now, or open from a run cut short)
+  bool replayed = false;         // the id was used before: settled (replay it) or still reserved
+  std::string state;             // reserved, refused (no room now) or settled
   MicroUsd amount = 0;           // reserved amount (of the first reserve when replayed)
   std::string exhausted_bucket;  // e.g. "tier:frontier:day:2026-11-22" when !reserved
   // Refused, but the settled spend alone leaves room: calls in flight hold the rest at their
