@@ -69,7 +69,8 @@ stage::Handler ParkingRole::handler() {
     const auto now = clock_.now();
     Parked parked{std::move(completion), std::move(*ticket), headerTime(*delivery, kParkedAtHeader, now),
                   headerTime(*delivery, kParkedUntilHeader, now),
-                  delivery->message.header(kParkedReasonHeader).value_or("")};
+                  // Anyone who can write to the topic sets it: bounded before it is logged or published.
+                  utf8Prefix(delivery->message.header(kParkedReasonHeader).value_or(""), 300)};
     if (now >= parked.until) return sendBack(parked);
     std::lock_guard lock(mutex_);
     if (stopping_) {

@@ -168,10 +168,10 @@ void TierRole::applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& 
   }
 }
 
-MicroUsd TierRole::carriedFor(const std::string& key, int attempt) {
+std::optional<MicroUsd> TierRole::carriedFor(const std::string& key, int attempt) {
   std::lock_guard lock(carried_mutex_);
   auto it = carried_.find(key);
-  if (it == carried_.end()) return 0;
+  if (it == carried_.end()) return std::nullopt;
   MicroUsd spent = 0;
   for (const auto& [a, s] : it->second.by_attempt)
     if (a != attempt) spent += s;  // this attempt's own run replayed what it paid for
@@ -213,7 +213,12 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
                                    std::to_string(delivery.message.offset);
   auto outcome = service_.decide(routed, delivery.attempt, std::move(early));
   if (!outcome) return engine.fail(outcome.error());
-  const SettledCompletion completion(engine, outcome->settles, [this, attempts_key] { forgetCarried(attempts_key); });
+  // Only a message with an earlier failed run has carried spend, forgotten once its outputs are
+  // acknowledged (a failed produce runs the same attempt again); the rest need no hook.
+  const std::optional<MicroUsd> earlier = carriedFor(attempts_key, delivery.attempt);
+  std::function<void()> forget;
+  if (earlier) forget = [this, attempts_key] { forgetCarried(attempts_key); };
+  const SettledCompletion completion(engine, outcome->settles, std::move(forget));
   if (outcome->kind == TierOutcomeKind::kFailed) {
     carry(attempts_key, delivery.attempt, outcome->spent_micro_usd);
     count("failed");
@@ -223,9 +228,9 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
                                             {"error", outcome->failure->message}});
     return completion.fail(*outcome->failure);
   }
-  if (const MicroUsd earlier = carriedFor(attempts_key, delivery.attempt)) {
-    routed.spent_micro_usd += earlier;
-    outcome->result.cost_micro_usd += earlier;
+  if (earlier) {
+    routed.spent_micro_usd += *earlier;
+    outcome->result.cost_micro_usd += *earlier;
   }
   if (outcome->kind == TierOutcomeKind::kBudgetRefused) return applyBudgetPolicy(routed, *outcome, completion);
   if (outcome->kind == TierOutcomeKind::kEscalate) {

@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "ticketflow/config/config.hpp"
@@ -90,9 +91,10 @@ class TierRole {
   // attempt and replays what it paid for, so only an attempt's latest run counts, and the final
   // run adds the other attempts'. In memory: a crash loses it with the run. Bounded: past
   // kMaxCarried messages the oldest is dropped, counted (carried_cost_dropped) and logged.
-  // What the other attempts of the message spent; forgotten (forgetCarried) only once the
-  // message's outputs are acknowledged, since a failed produce runs the same attempt again.
-  MicroUsd carriedFor(const std::string& key, int attempt);
+  // What the other attempts of the message spent (nullopt: no earlier run failed); forgotten
+  // (forgetCarried) only once the message's outputs are acknowledged, since a failed produce runs
+  // the same attempt again.
+  std::optional<MicroUsd> carriedFor(const std::string& key, int attempt);
   void forgetCarried(const std::string& key);
   void carry(const std::string& key, int attempt, MicroUsd spent);
   static constexpr std::size_t kMaxCarried = 100'000;

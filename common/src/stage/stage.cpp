@@ -774,13 +774,19 @@ struct Stage::Impl {
 
   // `item` leaves its cause's hold: its probe got past it (`resolved`: every message held for
   // the cause runs again), or it is dead-lettered or abandoned (the next held one probes).
-  void leaveOutage(Item& item, bool resolved) {
-    const auto now = std::chrono::steady_clock::now();
-    const std::string cause = std::exchange(item.outage, std::string());
+  // `item` is no longer held: its held seconds counted, its partition resumed when it held no other.
+  std::string unhold(Item& item, bool resolved, SteadyTime now) {
+    std::string cause = std::exchange(item.outage, std::string());
     outage_totals[cause].held_seconds += std::chrono::duration<double>(now - item.outage_since).count();
     if (resolved) item.held_since.reset();  // stage.max_hold_s counts each episode on its own
     if (auto pit = partitions.find(item.tp); pit != partitions.end() && --pit->second.outage_held == 0)
       resumeIfFree(item.tp);
+    return cause;
+  }
+
+  void leaveOutage(Item& item, bool resolved) {
+    const auto now = std::chrono::steady_clock::now();
+    const std::string cause = unhold(item, resolved, now);
     auto hit = outages.find(cause);
     if (hit == outages.end()) return;
     OutageHold& hold = hit->second;
@@ -796,11 +802,7 @@ struct Stage::Impl {
         auto it = items.find(id);
         if (it == items.end() || it->second->state != ItemState::kOutageWait) continue;
         Item& held_item = *it->second;
-        held_item.outage.clear();
-        held_item.held_since.reset();
-        outage_totals[cause].held_seconds += std::chrono::duration<double>(now - held_item.outage_since).count();
-        if (auto pit = partitions.find(held_item.tp); pit != partitions.end() && --pit->second.outage_held == 0)
-          resumeIfFree(held_item.tp);
+        unhold(held_item, /*resolved=*/true, now);
         if (mayStart(held_item)) start(held_item, /*rerun=*/true);
       }
       return;
