@@ -94,7 +94,8 @@ int runSubmit(const cli::ParsedArgs& args) {
     if (as_is) {  // the raw line, for testing intake's validation and dead-lettering
       std::string key = record.fields.is_object() && record.fields.contains("id") && record.fields["id"].is_string()
                             ? record.fields["id"].get<std::string>() : "line-" + std::to_string(record.line);
-      batch.emplace_back(key, record.raw.empty() ? record.fields.dump() : record.raw);
+      batch.emplace_back(key, record.raw.empty() ? record.fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                                                 : record.raw);
     } else {
       auto ticket = ticketFromRecord(record, columns, defaults);
       if (!ticket) {

@@ -89,12 +89,12 @@ LoadedTickets loadTickets(const BacklogOptions& options) {
     if (options.limit && out.tickets.size() >= options.limit) break;
     auto ticket = ticketFromRecord(record, options.columns, options.defaults);
     if (!ticket) {
-      out.skipped.push_back(ticket.error().message);
+      out.skipped.push_back(options.path + ": " + ticket.error().message);
       continue;
     }
     const std::string key = keyOf(ticket->tenant, ticket->id);
     if (auto [it, fresh] = seen.emplace(key, record.line); !fresh) {
-      out.skipped.push_back("line " + std::to_string(record.line) + ": ticket " + ticket->id + " of " +
+      out.skipped.push_back(options.path + ": line " + std::to_string(record.line) + ": ticket " + ticket->id + " of " +
                             ticket->tenant + " repeats line " + std::to_string(it->second));
       continue;
     }

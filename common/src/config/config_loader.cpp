@@ -107,7 +107,13 @@ class YamlToJson {
         fail(pointer, "integer out of range", node.Mark().line + 1);
       }
     }
-    if (std::regex_match(text, float_re)) return std::stod(text);
+    if (std::regex_match(text, float_re)) {
+      try {
+        return std::stod(text);
+      } catch (const std::out_of_range&) {
+        fail(pointer, "number out of range", node.Mark().line + 1);
+      }
+    }
     return text;
   }
 

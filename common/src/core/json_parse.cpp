@@ -79,6 +79,9 @@ std::optional<json> parseWithSimdjson(simdjson::dom::parser& parser, std::string
 }  // namespace
 
 std::optional<json> parseJsonText(std::string_view text) {
+  // A raw NUL is never valid JSON (inside a string it must be escaped), and nlohmann's lexer takes
+  // one for the end of input: `{ticket}\0{anything}` would pass as the ticket alone.
+  if (text.find('\0') != std::string_view::npos) return std::nullopt;
   std::optional<json> doc;
   if (text.size() <= ParserPool::kMaxPooledBytes) {
     auto parser = parsers().take();

@@ -22,13 +22,28 @@ using nlohmann::json;
 Result<json> parseValidated(std::string_view bytes, const char* schema) {
   auto parsed = parseJsonText(bytes);
   if (!parsed) return Error::malformed("not valid JSON");
-  const auto errors = schema::SchemaRegistry::builtin().validate(schema, *parsed, 1);
+  const auto errors = schema::SchemaRegistry::builtin().validate(schema, *parsed, 1, schema::Disclosure::kSchemaOnly);
   if (!errors.empty()) {
     const auto& e = errors.front();
     const std::string field = schema::pointerToFieldPath(e.path);
     return Error::schema(field.empty() ? e.reason : "field '" + field + "': " + e.reason);
   }
   return std::move(*parsed);
+}
+
+// Parses, validates and builds a T. What the schema cannot bound in a JSON number (an integer
+// past int64) throws while building; it is a schema violation naming the field, like the rest.
+template <typename T, typename Build>
+Result<T> parseAs(std::string_view bytes, const char* schema, Build build) {
+  auto doc = parseValidated(bytes, schema);
+  if (!doc) return doc.error();
+  try {
+    return build(*doc);
+  } catch (const std::out_of_range& e) {
+    return Error::schema(e.what());
+  } catch (const json::exception&) {
+    return Error::schema("a field has an unexpected type or value");
+  }
 }
 
 void writeSource(JsonWriter& w, const TicketSource& s) {
@@ -344,113 +359,109 @@ std::string toJson(const DeadLetter& d) {
 }
 
 Result<Ticket> parseTicket(std::string_view bytes) {
-  auto doc = parseValidated(bytes, "ticket.schema.json");
-  if (!doc) return doc.error();
-  return ticketFrom(*doc);
+  return parseAs<Ticket>(bytes, "ticket.schema.json", [](const json& j) {
+    return ticketFrom(j);
+  });
 }
 
 Result<RoutedTicket> parseRoutedTicket(std::string_view bytes) {
-  auto doc = parseValidated(bytes, "routed_ticket.schema.json");
-  if (!doc) return doc.error();
-  const json& j = *doc;
-  RoutedTicket t;
-  t.ticket = ticketFrom(j["ticket"]);
-  t.trace_id = j["trace_id"];
-  t.received_at = j["received_at"];
-  t.classification = classificationFrom(j["classification"]);
-  t.tier = j["routing"]["tier"];
-  t.rule = j["routing"]["rule"];
-  readIfPresent(j["routing"], "escalations", t.escalations);
-  readIfPresent(j["routing"], "tier_visits", t.tier_visits);
-  readIfPresent(j["routing"], "budget_state", t.budget_state);
-  readIfPresent(j["routing"], "spent_micro_usd", t.spent_micro_usd);
-  return t;
+  return parseAs<RoutedTicket>(bytes, "routed_ticket.schema.json", [](const json& j) {
+    RoutedTicket t;
+    t.ticket = ticketFrom(j["ticket"]);
+    t.trace_id = j["trace_id"];
+    t.received_at = j["received_at"];
+    t.classification = classificationFrom(j["classification"]);
+    t.tier = j["routing"]["tier"];
+    t.rule = j["routing"]["rule"];
+    readIfPresent(j["routing"], "escalations", t.escalations);
+    readIfPresent(j["routing"], "tier_visits", t.tier_visits);
+    readIfPresent(j["routing"], "budget_state", t.budget_state);
+    readIfPresent(j["routing"], "spent_micro_usd", t.spent_micro_usd);
+    return t;
+  });
 }
 
 Result<TicketResult> parseTicketResult(std::string_view bytes) {
-  auto doc = parseValidated(bytes, "result.schema.json");
-  if (!doc) return doc.error();
-  const json& j = *doc;
-  TicketResult r;
-  r.ticket_id = j["ticket_id"];
-  r.tenant = j["tenant"];
-  r.revision = j["revision"];
-  if (j.contains("source")) r.source = sourceFrom(j["source"]);
-  r.trace_id = j["trace_id"];
-  r.classification = classificationFrom(j["classification"]);
-  r.tier = j["tier"];
-  readIfPresent(j, "model", r.model);
-  readIfPresent(j, "provider", r.provider);
-  const json& c = j["cache"];
-  r.cache.status = parseCacheStatus(c["status"]);
-  if (c.contains("similarity")) r.cache.similarity = c["similarity"].get<double>();
-  readIfPresent(c, "source_ticket_id", r.cache.source_ticket_id);
-  readIfPresent(c, "saved_micro_usd", r.cache.saved_micro_usd);
-  r.answer = answerFrom(j["answer"]);
-  r.cost_micro_usd = j["cost_micro_usd"];
-  r.usage = usageFrom(j["usage"]);
-  r.latency_ms = j["latency_ms"];
-  readIfPresent(j, "attempts", r.attempts);
-  r.degraded = j["degraded"];
-  readIfPresent(j, "degraded_reason", r.degraded_reason);
-  r.simulated = j["simulated"];
-  r.completed_at = j["completed_at"];
-  return r;
+  return parseAs<TicketResult>(bytes, "result.schema.json", [](const json& j) {
+    TicketResult r;
+    r.ticket_id = j["ticket_id"];
+    r.tenant = j["tenant"];
+    r.revision = fieldAs<std::int64_t>(j["revision"], "revision");
+    if (j.contains("source")) r.source = sourceFrom(j["source"]);
+    r.trace_id = j["trace_id"];
+    r.classification = classificationFrom(j["classification"]);
+    r.tier = j["tier"];
+    readIfPresent(j, "model", r.model);
+    readIfPresent(j, "provider", r.provider);
+    const json& c = j["cache"];
+    r.cache.status = parseCacheStatus(c["status"]);
+    if (c.contains("similarity")) r.cache.similarity = c["similarity"].get<double>();
+    readIfPresent(c, "source_ticket_id", r.cache.source_ticket_id);
+    readIfPresent(c, "saved_micro_usd", r.cache.saved_micro_usd);
+    r.answer = answerFrom(j["answer"]);
+    r.cost_micro_usd = fieldAs<MicroUsd>(j["cost_micro_usd"], "cost_micro_usd");
+    r.usage = usageFrom(j["usage"]);
+    r.latency_ms = fieldAs<std::int64_t>(j["latency_ms"], "latency_ms");
+    readIfPresent(j, "attempts", r.attempts);
+    r.degraded = j["degraded"];
+    readIfPresent(j, "degraded_reason", r.degraded_reason);
+    r.simulated = j["simulated"];
+    r.completed_at = j["completed_at"];
+    return r;
+  });
 }
 
 Result<TicketUpdate> parseTicketUpdate(std::string_view bytes) {
-  auto doc = parseValidated(bytes, "ticket_update.schema.json");
-  if (!doc) return doc.error();
-  const json& j = *doc;
-  TicketUpdate u;
-  u.ticket_id = j["ticket_id"];
-  u.tenant = j["tenant"];
-  u.revision = j["revision"];
-  if (j.contains("source")) u.source = sourceFrom(j["source"]);
-  u.trace_id = j["trace_id"];
-  u.category = j["category"];
-  u.difficulty = parseDifficulty(j["difficulty"].get<std::string>()).value_or(Difficulty::kMedium);
-  u.confidence = j["confidence"];
-  u.tier = j["tier"];
-  readIfPresent(j, "model", u.model);
-  readIfPresent(j, "provider", u.provider);
-  u.cache = parseCacheStatus(j["cache"]);
-  readIfPresent(j, "cache_source_ticket_id", u.cache_source_ticket_id);
-  readIfPresent(j, "cache_saved_micro_usd", u.cache_saved_micro_usd);
-  u.cost_micro_usd = j["cost_micro_usd"];
-  u.usage = usageFrom(j["usage"]);
-  u.latency_ms = j["latency_ms"];
-  u.degraded = j["degraded"];
-  readIfPresent(j, "degraded_reason", u.degraded_reason);
-  u.needs_human = j["needs_human"];
-  readIfPresent(j, "needs_human_reason", u.needs_human_reason);
-  u.summary = j["summary"];
-  u.reply = j["reply"];
-  u.resolution_steps = j["resolution_steps"].get<std::vector<std::string>>();
-  u.simulated = j["simulated"];
-  u.updated_at = j["updated_at"];
-  return u;
+  return parseAs<TicketUpdate>(bytes, "ticket_update.schema.json", [](const json& j) {
+    TicketUpdate u;
+    u.ticket_id = j["ticket_id"];
+    u.tenant = j["tenant"];
+    u.revision = fieldAs<std::int64_t>(j["revision"], "revision");
+    if (j.contains("source")) u.source = sourceFrom(j["source"]);
+    u.trace_id = j["trace_id"];
+    u.category = j["category"];
+    u.difficulty = parseDifficulty(j["difficulty"].get<std::string>()).value_or(Difficulty::kMedium);
+    u.confidence = j["confidence"];
+    u.tier = j["tier"];
+    readIfPresent(j, "model", u.model);
+    readIfPresent(j, "provider", u.provider);
+    u.cache = parseCacheStatus(j["cache"]);
+    readIfPresent(j, "cache_source_ticket_id", u.cache_source_ticket_id);
+    readIfPresent(j, "cache_saved_micro_usd", u.cache_saved_micro_usd);
+    u.cost_micro_usd = fieldAs<MicroUsd>(j["cost_micro_usd"], "cost_micro_usd");
+    u.usage = usageFrom(j["usage"]);
+    u.latency_ms = fieldAs<std::int64_t>(j["latency_ms"], "latency_ms");
+    u.degraded = j["degraded"];
+    readIfPresent(j, "degraded_reason", u.degraded_reason);
+    u.needs_human = j["needs_human"];
+    readIfPresent(j, "needs_human_reason", u.needs_human_reason);
+    u.summary = j["summary"];
+    u.reply = j["reply"];
+    u.resolution_steps = j["resolution_steps"].get<std::vector<std::string>>();
+    u.simulated = j["simulated"];
+    u.updated_at = j["updated_at"];
+    return u;
+  });
 }
 
 Result<DeadLetter> parseDeadLetter(std::string_view bytes) {
-  auto doc = parseValidated(bytes, "dead_letter.schema.json");
-  if (!doc) return doc.error();
-  const json& j = *doc;
-  DeadLetter d;
-  d.stage = j["stage"];
-  d.error_class = parseErrorCode(j["error_class"]);
-  d.error = j["error"];
-  d.attempts = j["attempts"];
-  d.topic = j["source"]["topic"];
-  d.partition = j["source"]["partition"];
-  d.offset = j["source"]["offset"];
-  readIfPresent(j["source"], "key", d.key);
-  const std::string payload = j["payload"];
-  d.payload = j["payload_encoding"] == "base64" ? base64Decode(payload) : payload;
-  readIfPresent(j, "ticket_id", d.ticket_id);
-  readIfPresent(j, "trace_id", d.trace_id);
-  d.failed_at = j["failed_at"];
-  return d;
+  return parseAs<DeadLetter>(bytes, "dead_letter.schema.json", [](const json& j) {
+    DeadLetter d;
+    d.stage = j["stage"];
+    d.error_class = parseErrorCode(j["error_class"]);
+    d.error = j["error"];
+    d.attempts = fieldAs<int>(j["attempts"], "attempts");
+    d.topic = j["source"]["topic"];
+    d.partition = fieldAs<std::int32_t>(j["source"]["partition"], "partition");
+    d.offset = fieldAs<std::int64_t>(j["source"]["offset"], "offset");
+    readIfPresent(j["source"], "key", d.key);
+    const std::string payload = j["payload"];
+    d.payload = j["payload_encoding"] == "base64" ? base64Decode(payload) : payload;
+    readIfPresent(j, "ticket_id", d.ticket_id);
+    readIfPresent(j, "trace_id", d.trace_id);
+    d.failed_at = j["failed_at"];
+    return d;
+  });
 }
 
 std::string utf8Prefix(std::string_view s, std::size_t max_code_points) {

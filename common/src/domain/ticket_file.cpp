@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "ticketflow/core/clock.hpp"
+#include "ticketflow/core/json_parse.hpp"
 
 namespace ticketflow {
 namespace {
@@ -71,14 +72,16 @@ Result<std::string> readMaybeGzipFile(const std::string& path) {
   return out;
 }
 
-Result<std::vector<std::vector<std::string>>> parseCsv(const std::string& data) {
+Result<std::vector<std::vector<std::string>>> parseCsv(const std::string& data, std::vector<std::size_t>* row_lines) {
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> row;
   std::string field;
   bool quoted = false;
   bool field_started = false;
+  std::size_t line = 1, row_line = 1;
   for (std::size_t i = 0; i < data.size(); ++i) {
     const char c = data[i];
+    if (c == '\n') ++line;
     if (quoted) {
       if (c == '"') {
         if (i + 1 < data.size() && data[i + 1] == '"') {
@@ -100,21 +103,30 @@ Result<std::vector<std::vector<std::string>>> parseCsv(const std::string& data) 
       field.clear();
       field_started = false;
     } else if (c == '\n' || c == '\r') {
-      if (c == '\r' && i + 1 < data.size() && data[i + 1] == '\n') ++i;
+      if (c == '\r' && i + 1 < data.size() && data[i + 1] == '\n') {
+        ++i;
+        ++line;
+      }
+      if (c == '\r' && data[i] == '\r') ++line;  // a lone CR ends a line too
       row.push_back(std::move(field));
       field.clear();
       field_started = false;
-      if (!(row.size() == 1 && row[0].empty())) rows.push_back(std::move(row));
+      if (!(row.size() == 1 && row[0].empty())) {
+        rows.push_back(std::move(row));
+        if (row_lines) row_lines->push_back(row_line);
+      }
       row.clear();
+      row_line = line;
     } else {
       field.push_back(c);
       field_started = true;
     }
   }
-  if (quoted) return Error::malformed("CSV ends inside a quoted field");
+  if (quoted) return Error::malformed("line " + std::to_string(row_line) + ": the file ends inside a quoted field");
   if (field_started || !row.empty()) {
     row.push_back(std::move(field));
     rows.push_back(std::move(row));
+    if (row_lines) row_lines->push_back(row_line);
   }
   return rows;
 }
@@ -124,14 +136,19 @@ Result<std::vector<TicketRecord>> readTicketRecords(const std::string& path) {
   if (!data) return data.error();
   std::vector<TicketRecord> out;
   if (endsWith(path, ".csv") || endsWith(path, ".csv.gz")) {
-    auto rows = parseCsv(*data);
+    std::vector<std::size_t> row_lines;
+    auto rows = parseCsv(*data, &row_lines);
     if (!rows) return Error::malformed(path + ": " + rows.error().message);
     if (rows->empty()) return Error::malformed(path + ": no header row");
     const auto& header = rows->front();
+    for (std::size_t k = 0; k < header.size(); ++k)
+      if (!isValidUtf8(header[k]))
+        return Error::malformed(path + ": line " + std::to_string(row_lines.front()) + ": header column " +
+                                std::to_string(k + 1) + " is not valid UTF-8");
     for (std::size_t r = 1; r < rows->size(); ++r) {
       const auto& row = (*rows)[r];
       TicketRecord rec;
-      rec.line = r + 1;
+      rec.line = row_lines[r];
       rec.fields = json::object();
       for (std::size_t k = 0; k < header.size() && k < row.size(); ++k) rec.fields[header[k]] = row[k];
       out.push_back(std::move(rec));
@@ -150,8 +167,8 @@ Result<std::vector<TicketRecord>> readTicketRecords(const std::string& path) {
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     TicketRecord rec;
     rec.line = line_no;
-    json j = json::parse(line, nullptr, false);
-    if (!j.is_discarded() && j.is_object()) rec.fields = std::move(j);
+    // parseJsonText, not json::parse: the latter ends a document at a NUL byte.
+    if (auto j = parseJsonText(line); j && j->is_object()) rec.fields = std::move(*j);
     rec.raw = std::move(line);
     out.push_back(std::move(rec));
   }
@@ -179,7 +196,12 @@ Result<ColumnMap> ColumnMap::parse(const std::string& spec) {
 
 Result<Ticket> ticketFromRecord(const TicketRecord& record, const ColumnMap& map, const TicketDefaults& defaults) {
   const std::string where = "line " + std::to_string(record.line) + ": ";
-  if (!record.fields.is_object()) return Error::malformed(where + "not a JSON object");
+  if (!record.fields.is_object())
+    return Error::malformed(where + (isValidUtf8(record.raw) ? "not a JSON object" : "not valid UTF-8"));
+  for (const auto& [column, value] : record.fields.items()) {
+    if (value.is_string() && !isValidUtf8(value.get_ref<const std::string&>()))
+      return Error::malformed(where + "column '" + column + "' is not valid UTF-8 (the file must be UTF-8)");
+  }
   if (map.empty() && record.fields.contains("schema_version")) {
     auto t = parseTicket(record.raw.empty() ? record.fields.dump() : record.raw);
     if (!t) return Error{t.error().code, where + t.error().message, false, -1};

@@ -395,7 +395,9 @@ struct SchemaRegistry::Impl {
   struct Ctx {
     std::vector<ValidationError>* errors;
     std::size_t max_errors;
+    bool quote = true;  // Disclosure::kValues
     bool full() const { return errors->size() >= max_errors; }
+    std::string got(const json& v) const { return quote ? ", got " + v.dump() : ""; }
   };
 
   void fail(Ctx& ctx, const Path& path, std::string reason) const {
@@ -404,7 +406,7 @@ struct SchemaRegistry::Impl {
 
   bool valid(const json& schema, const json& v, const json* root) const {
     std::vector<ValidationError> errs;
-    Ctx c{&errs, 1};
+    Ctx c{&errs, 1, false};
     check(schema, v, Path{}, root, c);
     return errs.empty();
   }
@@ -434,7 +436,7 @@ struct SchemaRegistry::Impl {
     if (k.enum_values) {
       bool found = false;
       for (const auto& e : *k.enum_values) found = found || jsonEqual(e, v);
-      if (!found) fail(ctx, path, "must be one of " + k.enum_values->dump() + ", got " + v.dump());
+      if (!found) fail(ctx, path, "must be one of " + k.enum_values->dump() + ctx.got(v));
     }
     if (k.const_value && !jsonEqual(*k.const_value, v)) fail(ctx, path, "must be " + k.const_value->dump());
     if (v.is_object()) checkObject(k, v, path, root, ctx);
@@ -466,8 +468,11 @@ struct SchemaRegistry::Impl {
     for (auto member = v.begin(); member != v.end(); ++member) {
       const std::string& key = member.key();
       const json& value = member.value();
-      const Path child = path.member(key);
-      if (k.property_names && !valid(*k.property_names, key, root)) fail(ctx, child, "field name '" + key + "' is not allowed");
+      const bool declared = k.properties && k.properties->contains(key);
+      static const std::string kUndeclared = "*";
+      const Path child = path.member(ctx.quote || declared ? key : kUndeclared);
+      if (k.property_names && !valid(*k.property_names, key, root))
+        fail(ctx, ctx.quote ? child : path, ctx.quote ? "field name '" + key + "' is not allowed" : "a field name is not allowed");
       bool matched = false;
       if (k.properties) {
         if (auto p = k.properties->find(key); p != k.properties->end()) {
@@ -482,7 +487,10 @@ struct SchemaRegistry::Impl {
         }
       }
       if (!matched && k.additional) {
-        if (k.additional->is_boolean() && !k.additional->get<bool>()) fail(ctx, child, "unknown field '" + key + "'");
+        if (k.additional->is_boolean() && !k.additional->get<bool>()) {
+          if (ctx.quote) fail(ctx, child, "unknown field '" + key + "'");
+          else fail(ctx, path, "unknown field (not in the schema)");
+        }
         else check(*k.additional, value, child, root, ctx);
       }
     }
@@ -521,12 +529,12 @@ struct SchemaRegistry::Impl {
 
   void checkNumber(const Keywords& k, const json& v, const Path& path, Ctx& ctx) const {
     const double d = v.get<double>();
-    if (k.minimum && d < k.minimum->get<double>()) fail(ctx, path, "must be >= " + k.minimum->dump() + ", got " + v.dump());
-    if (k.maximum && d > k.maximum->get<double>()) fail(ctx, path, "must be <= " + k.maximum->dump() + ", got " + v.dump());
+    if (k.minimum && d < k.minimum->get<double>()) fail(ctx, path, "must be >= " + k.minimum->dump() + ctx.got(v));
+    if (k.maximum && d > k.maximum->get<double>()) fail(ctx, path, "must be <= " + k.maximum->dump() + ctx.got(v));
     if (k.exclusive_minimum && d <= k.exclusive_minimum->get<double>())
-      fail(ctx, path, "must be > " + k.exclusive_minimum->dump() + ", got " + v.dump());
+      fail(ctx, path, "must be > " + k.exclusive_minimum->dump() + ctx.got(v));
     if (k.exclusive_maximum && d >= k.exclusive_maximum->get<double>())
-      fail(ctx, path, "must be < " + k.exclusive_maximum->dump() + ", got " + v.dump());
+      fail(ctx, path, "must be < " + k.exclusive_maximum->dump() + ctx.got(v));
     if (k.multiple_of) {
       const double q = d / k.multiple_of->get<double>();
       if (std::fabs(q - std::round(q)) > 1e-9) fail(ctx, path, "must be a multiple of " + k.multiple_of->dump());
@@ -557,7 +565,7 @@ struct SchemaRegistry::Impl {
         std::string detail;
         if (!k.any_of->empty()) {
           std::vector<ValidationError> first;
-          Ctx c{&first, 1};
+          Ctx c{&first, 1, ctx.quote};
           check((*k.any_of)[0], v, path, root, c);
           if (!first.empty()) detail = " (first form: " + first[0].describe() + ")";
         }
@@ -593,9 +601,9 @@ void SchemaRegistry::add(const std::string& name, nlohmann::json schema) {
 bool SchemaRegistry::has(const std::string& name) const { return impl_->schemas.count(name) > 0; }
 
 std::vector<ValidationError> SchemaRegistry::validate(const std::string& name, const nlohmann::json& doc,
-                                                      std::size_t max_errors) const {
+                                                      std::size_t max_errors, Disclosure disclosure) const {
   std::vector<ValidationError> errors;
-  Impl::Ctx ctx{&errors, max_errors};
+  Impl::Ctx ctx{&errors, max_errors, disclosure == Disclosure::kValues};
   if (name.find('#') != std::string::npos) {  // a part of a schema, e.g. "common.schema.json#/$defs/answer"
     auto [target, root] = impl_->resolve(name, nullptr);
     impl_->check(*target, doc, Path{}, root, ctx);

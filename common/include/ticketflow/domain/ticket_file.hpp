@@ -32,7 +32,10 @@ Result<std::string> readMaybeGzipFile(const std::string& path);
 
 // Splits CSV text into rows of fields (RFC 4180: quoted fields may hold commas, quotes as "",
 // and line breaks). Error for an unterminated quote.
-Result<std::vector<std::vector<std::string>>> parseCsv(const std::string& data);
+// `row_lines`, when given, receives the 1-based line each row starts on (a quoted field may span
+// lines). An error names the line.
+Result<std::vector<std::vector<std::string>>> parseCsv(const std::string& data,
+                                                       std::vector<std::size_t>* row_lines = nullptr);
 
 // Every record of the file. Errors: unreadable file, CSV without a header or with a broken quote.
 Result<std::vector<TicketRecord>> readTicketRecords(const std::string& path);

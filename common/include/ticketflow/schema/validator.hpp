@@ -27,6 +27,11 @@ struct ValidationError {
   std::string describe() const;
 };
 
+// What an error's reason and path may show. Untrusted documents (tickets and everything built from
+// them) get kSchemaOnly: a reason names the field and the rule, never a value, and a member name
+// the schema does not declare (an unknown field, a metadata key) appears in the path as "*".
+enum class Disclosure { kValues, kSchemaOnly };
+
 class SchemaRegistry {
  public:
   SchemaRegistry();
@@ -42,7 +47,8 @@ class SchemaRegistry {
   // "common.schema.json#/$defs/answer"); returns the errors found
   // (empty when valid). Collects at most `max_errors`.
   std::vector<ValidationError> validate(const std::string& name, const nlohmann::json& doc,
-                                        std::size_t max_errors = 8) const;
+                                        std::size_t max_errors = 8,
+                                        Disclosure disclosure = Disclosure::kValues) const;
   // JSON text is parsed first (a std::string would otherwise become a string document).
   std::vector<ValidationError> validate(const std::string& name, std::string_view json_text,
                                         std::size_t max_errors = 8) const = delete;
