@@ -73,9 +73,18 @@ TEST(Cli, ConfigCheckRejectsEachBrokenFileNamingTheField) {
     if (!field[1].str().empty()) {
       EXPECT_NE(out.output.find("field '" + field[1].str() + "'"), std::string::npos) << out.output;
     }
+    std::smatch reason, line;
+    if (std::regex_search(text, reason, std::regex("# expect-reason: ?(.*)"))) {
+      EXPECT_NE(out.output.find(reason[1].str()), std::string::npos) << out.output;
+    }
+    if (std::regex_search(text, line, std::regex("# expect-line: ?([0-9]+)"))) {
+      EXPECT_NE(out.output.find(entry.path().string() + ":" + line[1].str() + ": "), std::string::npos) << out.output;
+    }
+    // A file that is not a config never crashes the checker (a signal) or leaves it running.
+    EXPECT_LT(out.exit_code, 128) << out.output;
     ++n;
   }
-  EXPECT_GE(n, 10);
+  EXPECT_GE(n, 24);
 }
 
 }  // namespace

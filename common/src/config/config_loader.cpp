@@ -13,6 +13,7 @@
 #include "ticketflow/core/json_fields.hpp"
 #include "ticketflow/core/embedded.hpp"
 #include "ticketflow/schema/validator.hpp"
+#include "yaml_bounds.hpp"
 
 namespace ticketflow {
 namespace {
@@ -47,7 +48,8 @@ class YamlToJson {
       case YAML::NodeType::Map: {
         json obj = json::object();
         for (const auto& kv : node) {
-          const std::string key = kv.first.as<std::string>();
+          if (!kv.first.IsScalar()) fail(pointer, "a mapping key must be a plain value", kv.first.Mark().line + 1);
+          const std::string key = kv.first.Scalar();
           if (obj.contains(key)) fail(pointer + "/" + key, "duplicate field", kv.first.Mark().line + 1);
           obj[key] = convert(kv.second, pointer + "/" + key);
         }
@@ -448,14 +450,20 @@ std::optional<std::string> processEnv(const std::string& name) {
   return std::string(v);
 }
 
+namespace {
+
+// The one document of `yaml_text` (an empty text is a null document).
+YAML::Node loadOneDocument(const std::string& yaml_text, const std::string& source) {
+  auto documents = loadBoundedYaml(yaml_text, source);
+  if (documents.size() > 1) throw ConfigError(source, "", "more than one YAML document (a second '---')");
+  return documents.empty() ? YAML::Node() : documents.front();
+}
+
+}  // namespace
+
 Config loadConfigText(const std::string& yaml_text, const std::string& source, const std::string& config_dir,
                       EnvLookup env) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::Exception& e) {
-    throw ConfigError(source, "", "not valid YAML: " + e.msg, e.mark.line + 1);
-  }
+  const YAML::Node root = loadOneDocument(yaml_text, source);
   if (!root.IsMap()) throw ConfigError(source, "", "the top level must be a mapping of sections");
   YamlToJson converter(source, env);
   const json doc = converter.convert(root, "");
@@ -464,7 +472,12 @@ Config loadConfigText(const std::string& yaml_text, const std::string& source, c
     const auto& e = errors.front();
     throw ConfigError(source, schema::pointerToFieldPath(e.path), e.reason, converter.lineOf(e.path));
   }
-  Config config = buildConfig(doc, source);
+  Config config;
+  try {
+    config = buildConfig(doc, source);
+  } catch (const std::out_of_range& e) {  // a number the schema's bounds let through but a type cannot hold
+    throw ConfigError(source, "", e.what());
+  }
   config.source = source;
   config.config_dir = config_dir;
   auto firstOf = [&](const char* upper, const char* lower) {
@@ -478,23 +491,12 @@ Config loadConfigText(const std::string& yaml_text, const std::string& source, c
 }
 
 nlohmann::json parseYamlDocument(const std::string& yaml_text, const std::string& source) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::Exception& e) {
-    throw ConfigError(source, "", "not valid YAML: " + e.msg, e.mark.line + 1);
-  }
   YamlToJson converter(source, nullptr);
-  return converter.convert(root, "");
+  return converter.convert(loadOneDocument(yaml_text, source), "");
 }
 
 std::vector<nlohmann::json> parseYamlDocuments(const std::string& yaml_text, const std::string& source) {
-  std::vector<YAML::Node> nodes;
-  try {
-    nodes = YAML::LoadAll(yaml_text);
-  } catch (const YAML::Exception& e) {
-    throw ConfigError(source, "", "not valid YAML: " + e.msg, e.mark.line + 1);
-  }
+  const std::vector<YAML::Node> nodes = loadBoundedYaml(yaml_text, source);
   std::vector<nlohmann::json> out;
   for (const auto& node : nodes) {
     if (node.IsNull()) continue;
