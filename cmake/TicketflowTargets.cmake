@@ -10,7 +10,11 @@ if(TICKETFLOW_SANITIZE OR TICKETFLOW_TSAN)
   # std::function): false positives that only appear in sanitizer builds.
   set(TICKETFLOW_SANITIZER_COMPILE_ONLY -Wno-maybe-uninitialized)
 endif()
-if(TICKETFLOW_SANITIZE)
+if(TICKETFLOW_FUZZ)
+  # Coverage for libFuzzer in every object of ours; the fuzz binaries add the driver itself.
+  set(TICKETFLOW_SANITIZER_FLAGS -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+                                 -fno-omit-frame-pointer)
+elseif(TICKETFLOW_SANITIZE)
   set(TICKETFLOW_SANITIZER_FLAGS -fsanitize=address,undefined -fno-sanitize-recover=undefined
                                  -fno-omit-frame-pointer)
 elseif(TICKETFLOW_TSAN)

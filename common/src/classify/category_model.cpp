@@ -86,7 +86,7 @@ class SgdTrainer {
  public:
   SgdTrainer(std::size_t dim, std::size_t classes, const TrainOptions& options, std::vector<double> class_weights,
              const std::vector<float>* nb_ratios)
-      : dim_(dim), classes_(classes), options_(options), class_weights_(std::move(class_weights)), nb_(nb_ratios),
+      : classes_(classes), options_(options), class_weights_(std::move(class_weights)), nb_(nb_ratios),
         w_(dim * classes, 0.0f), u_(options.average || nb_ratios ? dim * classes : 0, 0.0f), b_(classes, 0.0), ub_(classes, 0.0) {}
 
   void epoch(const SparseRows& data, const std::vector<std::size_t>& rows, SplitMix& rng) {
@@ -183,7 +183,6 @@ class SgdTrainer {
   }
 
  private:
-  std::size_t dim_;
   std::size_t classes_;
   TrainOptions options_;
   std::vector<double> class_weights_;

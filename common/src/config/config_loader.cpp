@@ -12,6 +12,7 @@
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/core/json_fields.hpp"
 #include "ticketflow/core/embedded.hpp"
+#include "ticketflow/core/utf8.hpp"
 #include "ticketflow/schema/validator.hpp"
 #include "yaml_bounds.hpp"
 
@@ -50,6 +51,7 @@ class YamlToJson {
         for (const auto& kv : node) {
           if (!kv.first.IsScalar()) fail(pointer, "a mapping key must be a plain value", kv.first.Mark().line + 1);
           const std::string key = kv.first.Scalar();
+          if (!isValidUtf8(key)) fail(pointer, "a key is not valid UTF-8", kv.first.Mark().line + 1);
           if (obj.contains(key)) fail(pointer + "/" + key, "duplicate field", kv.first.Mark().line + 1);
           obj[key] = convert(kv.second, pointer + "/" + key);
         }
@@ -94,6 +96,7 @@ class YamlToJson {
 
   json scalar(const YAML::Node& node, const std::string& pointer) const {
     const std::string raw = node.Scalar();
+    if (!isValidUtf8(raw)) fail(pointer, "not valid UTF-8", node.Mark().line + 1);
     const bool had_reference = env_ && raw.find("${") != std::string::npos;
     const std::string text = had_reference ? substitute(raw, pointer, node.Mark().line + 1) : raw;
     if (node.Tag() == "!" || (had_reference && text.empty())) return text;  // quoted, or emptied by ${}

@@ -1,5 +1,6 @@
 #include "yaml_bounds.hpp"
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <sstream>
@@ -16,10 +17,12 @@ class BoundsCheck final : public YAML::EventHandler {
  public:
   BoundsCheck(const std::string& source, const YamlLimits& limits) : source_(source), limits_(limits) {}
 
-  void OnDocumentStart(const YAML::Mark&) override {
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    // The stream's total stays: many small documents cost what one large one does.
+    if (++documents_ > limits_.max_documents)
+      fail(mark, "more than " + std::to_string(limits_.max_documents) + " documents");
     sizes_.clear();
     open_.clear();
-    total_ = 0;
   }
   void OnDocumentEnd() override {}
   void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override { leaf(mark, anchor); }
@@ -82,6 +85,7 @@ class BoundsCheck final : public YAML::EventHandler {
   std::map<YAML::anchor_t, std::size_t> sizes_;
   std::vector<Open> open_;
   std::size_t total_ = 0;
+  std::size_t documents_ = 0;
 };
 
 }  // namespace
@@ -90,6 +94,11 @@ std::vector<YAML::Node> loadBoundedYaml(const std::string& text, const std::stri
   if (text.size() > limits.max_bytes)
     throw ConfigError(source, "", "the file is " + std::to_string(text.size()) + " bytes; the limit is " +
                                       std::to_string(limits.max_bytes));
+  // YAML text holds no NUL (nor does any text file); yaml-cpp 0.7 can loop on one for ever.
+  if (const auto nul = text.find('\0'); nul != std::string::npos) {
+    const auto line = 1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(nul), '\n');
+    throw ConfigError(source, "", "a NUL byte (not a text file)", static_cast<int>(line));
+  }
   try {
     {
       std::istringstream in(text);

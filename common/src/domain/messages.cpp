@@ -5,6 +5,7 @@
 
 #include <Poco/Base64Decoder.h>
 #include <Poco/Base64Encoder.h>
+#include <Poco/Exception.h>
 
 #include "ticketflow/core/clock.hpp"
 #include "ticketflow/core/json_fields.hpp"
@@ -40,6 +41,8 @@ Result<T> parseAs(std::string_view bytes, const char* schema, Build build) {
   try {
     return build(*doc);
   } catch (const std::out_of_range& e) {
+    return Error::schema(e.what());
+  } catch (const std::invalid_argument& e) {
     return Error::schema(e.what());
   } catch (const json::exception&) {
     return Error::schema("a field has an unexpected type or value");
@@ -456,7 +459,13 @@ Result<DeadLetter> parseDeadLetter(std::string_view bytes) {
     d.offset = fieldAs<std::int64_t>(j["source"]["offset"], "offset");
     readIfPresent(j["source"], "key", d.key);
     const std::string payload = j["payload"];
-    d.payload = j["payload_encoding"] == "base64" ? base64Decode(payload) : payload;
+    if (j["payload_encoding"] == "base64") {
+      auto decoded = base64Decode(payload);
+      if (!decoded) throw std::invalid_argument("field 'payload': not valid base64");
+      d.payload = std::move(*decoded);
+    } else {
+      d.payload = payload;
+    }
     readIfPresent(j, "ticket_id", d.ticket_id);
     readIfPresent(j, "trace_id", d.trace_id);
     d.failed_at = j["failed_at"];
@@ -475,16 +484,6 @@ std::string utf8Prefix(std::string_view s, std::size_t max_code_points) {
   return std::string(s.substr(0, i));
 }
 
-bool isValidUtf8(std::string_view s) {
-  char32_t code_point;
-  for (std::size_t i = 0; i < s.size();) {
-    const std::size_t len = decodeUtf8(s, i, code_point);
-    if (len == 0) return false;
-    i += len;
-  }
-  return true;
-}
-
 std::string base64Encode(std::string_view bytes) {
   std::ostringstream out;
   Poco::Base64Encoder encoder(out);
@@ -494,10 +493,14 @@ std::string base64Encode(std::string_view bytes) {
   return out.str();
 }
 
-std::string base64Decode(std::string_view text) {
+std::optional<std::string> base64Decode(std::string_view text) {
   std::istringstream in{std::string(text)};
   Poco::Base64Decoder decoder(in);
-  return std::string(std::istreambuf_iterator<char>(decoder), std::istreambuf_iterator<char>());
+  try {
+    return std::string(std::istreambuf_iterator<char>(decoder), std::istreambuf_iterator<char>());
+  } catch (const Poco::DataFormatException&) {
+    return std::nullopt;
+  }
 }
 
 }  // namespace ticketflow

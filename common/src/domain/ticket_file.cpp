@@ -134,10 +134,17 @@ Result<std::vector<std::vector<std::string>>> parseCsv(const std::string& data, 
 Result<std::vector<TicketRecord>> readTicketRecords(const std::string& path) {
   auto data = readMaybeGzipFile(path);
   if (!data) return data.error();
+  return parseTicketRecords(*data, endsWith(path, ".csv") || endsWith(path, ".csv.gz") ? TicketFileFormat::kCsv
+                                                                                       : TicketFileFormat::kJsonLines,
+                            path);
+}
+
+Result<std::vector<TicketRecord>> parseTicketRecords(const std::string& data, TicketFileFormat format,
+                                                     const std::string& path) {
   std::vector<TicketRecord> out;
-  if (endsWith(path, ".csv") || endsWith(path, ".csv.gz")) {
+  if (format == TicketFileFormat::kCsv) {
     std::vector<std::size_t> row_lines;
-    auto rows = parseCsv(*data, &row_lines);
+    auto rows = parseCsv(data, &row_lines);
     if (!rows) return Error::malformed(path + ": " + rows.error().message);
     if (rows->empty()) return Error::malformed(path + ": no header row");
     const auto& header = rows->front();
@@ -156,7 +163,7 @@ Result<std::vector<TicketRecord>> readTicketRecords(const std::string& path) {
     return out;
   }
   std::size_t line_no = 0, pos = 0;
-  const std::string& s = *data;
+  const std::string& s = data;
   while (pos < s.size()) {
     std::size_t nl = s.find('\n', pos);
     if (nl == std::string::npos) nl = s.size();

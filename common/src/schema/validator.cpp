@@ -397,7 +397,9 @@ struct SchemaRegistry::Impl {
     std::size_t max_errors;
     bool quote = true;  // Disclosure::kValues
     bool full() const { return errors->size() >= max_errors; }
-    std::string got(const json& v) const { return quote ? ", got " + v.dump() : ""; }
+    std::string got(const json& v) const {
+      return quote ? ", got " + v.dump(-1, ' ', false, json::error_handler_t::replace) : "";
+    }
   };
 
   void fail(Ctx& ctx, const Path& path, std::string reason) const {

@@ -826,7 +826,9 @@ struct Stage::Impl {
     if (outages.empty() || now < next_hold_check_at) return;
     next_hold_check_at = now + std::chrono::seconds(1);
     std::vector<std::pair<std::uint64_t, Error>> expired;
-    for (const auto& [cause, hold] : outages) {
+    for (const auto& entry : outages) {
+      const std::string& cause = entry.first;  // named, not bound: clang 14 cannot capture bindings
+      const auto& hold = entry.second;
       const auto max = maxHold(cause);
       if (max.count() <= 0) continue;
       auto check = [&](std::uint64_t id) {

@@ -42,4 +42,14 @@ inline std::size_t decodeUtf8(std::string_view text, std::size_t i, char32_t& cp
   return len;
 }
 
+inline bool isValidUtf8(std::string_view s) {
+  char32_t code_point;
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t len = decodeUtf8(s, i, code_point);
+    if (len == 0) return false;
+    i += len;
+  }
+  return true;
+}
+
 }  // namespace ticketflow

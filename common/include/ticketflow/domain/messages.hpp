@@ -15,6 +15,7 @@
 
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/core/result.hpp"
+#include "ticketflow/core/utf8.hpp"
 
 namespace ticketflow {
 
@@ -204,10 +205,9 @@ struct CachedAnswer {
 std::string toCacheJson(const CachedAnswer& cached);
 Result<CachedAnswer> parseCachedAnswer(std::string_view bytes);
 
-bool isValidUtf8(std::string_view s);
 // The first `max_code_points` characters of UTF-8 text (JSON Schema's maxLength counts them).
 std::string utf8Prefix(std::string_view s, std::size_t max_code_points);
 std::string base64Encode(std::string_view bytes);
-std::string base64Decode(std::string_view text);
+std::optional<std::string> base64Decode(std::string_view text);  // nullopt: not base64
 
 }  // namespace ticketflow

@@ -40,6 +40,11 @@ Result<std::vector<std::vector<std::string>>> parseCsv(const std::string& data,
 // Every record of the file. Errors: unreadable file, CSV without a header or with a broken quote.
 Result<std::vector<TicketRecord>> readTicketRecords(const std::string& path);
 
+enum class TicketFileFormat { kCsv, kJsonLines };
+// The records of a file's bytes; `path` only names the file in errors.
+Result<std::vector<TicketRecord>> parseTicketRecords(const std::string& data, TicketFileFormat format,
+                                                     const std::string& path);
+
 struct ColumnMap {
   std::map<std::string, std::string> columns;  // ticket field -> record column
   // "field=column,..."; an unknown field name is an error naming it.
