@@ -35,7 +35,11 @@ provider::ModelRequest request(const std::string& body) {
   Ticket t;
   t.subject = "VPN";
   t.body = body;
-  return provider::buildModelRequest(provider::PromptSet::builtin(), t, "Access", 512);
+  ModelConfig uncut;  // the whole body, however long
+  uncut.max_output_tokens = 512;
+  uncut.max_ticket_tokens = 10'000'000;
+  uncut.context_window = 100'000'000;
+  return provider::buildModelRequest(provider::PromptSet::builtin(), t, "Access", uncut);
 }
 
 TEST(ModelClient, BothProtocolsRoundTripWithExactCost) {

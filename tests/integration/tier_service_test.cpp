@@ -346,7 +346,7 @@ TEST(TierService, ACapHeldOnlyByCallsInFlightWaitsForThemInsteadOfRefusing) {
   const ModelConfig& big = *h.config.findModel("big");
   const MicroUsd worst = redis::estimateCallCost(
       big, provider::estimatePromptTokens(provider::buildModelRequest(
-               provider::PromptSet::builtin(), first.ticket, first.classification.category, big.max_output_tokens)));
+               provider::PromptSet::builtin(), first.ticket, first.classification.category, big)));
   testing::AdmissionOnRedis redis(worst * 3 / 2);  // one worst case and a half
   tier::TierPolicy policy;
   policy.attempts_per_model = 1;

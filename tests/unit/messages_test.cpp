@@ -81,11 +81,29 @@ TEST(Messages, SerialisedBytesAreNlohmannsPrintingOfTheSameDocument) {
   cached.source.reset();
   cached.degraded = true;
   cached.degraded_reason = "answered by fallback";
+  cached.ticket_chars_cut = 987654;
   TicketUpdate update = TicketUpdate::fromResult(cached, "2026-11-20T09:00:02.000Z");
+  DeadLetter letter;
+  letter.stage = "intake";
+  letter.error = "field 'body': must be at most 1048576 characters long";
+  letter.topic = "tickets.inbound";
+  letter.key = "BIG-1";
+  letter.payload = std::string(100'000, 'a');
+  letter.failed_at = "2026-11-20T09:00:02.000Z";
+  truncatePayload(letter, 1024);
+  EXPECT_EQ(letter.payload.size(), 1024u);
+  EXPECT_EQ(letter.payload_bytes, 100'000);
   for (const std::string& text : {toJson(sampleTicket()), toJson(routed), toJson(sampleResult()), toJson(cached),
-                                  toJson(update), toJson(cached.answer)})
+                                  toJson(update), toJson(cached.answer), toJson(letter)})
     EXPECT_EQ(text, document(text).dump());
   EXPECT_TRUE(schema::SchemaRegistry::builtin().validate("ticket_update.schema.json", document(toJson(update))).empty());
+  EXPECT_TRUE(schema::SchemaRegistry::builtin().validate("result.schema.json", document(toJson(cached))).empty());
+  EXPECT_TRUE(schema::SchemaRegistry::builtin().validate("dead_letter.schema.json", document(toJson(letter))).empty());
+  EXPECT_EQ(parseTicketUpdate(toJson(update))->ticket_chars_cut, 987654);
+  auto letter_back = parseDeadLetter(toJson(letter));
+  ASSERT_TRUE(letter_back.ok()) << letter_back.error().message;
+  EXPECT_TRUE(letter_back->payload_truncated);
+  EXPECT_EQ(toJson(*letter_back), toJson(letter));
 }
 
 TEST(Messages, DeadLetterKeepsBinaryPayloadAsBase64) {

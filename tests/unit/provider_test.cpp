@@ -63,6 +63,31 @@ TEST(AnswerNormaliser, ClipsOverlongFieldsToTheSchema) {
   expectSchemaValid(*a);
 }
 
+TEST(Prompt, ALongTicketIsCutToTheModelsBudgetKeepingHeadAndTail) {
+  Ticket t;
+  t.subject = "huge log paste";
+  // Multi-byte characters: the cut counts characters and never splits one.
+  t.body = "FIRST-LINE " + std::string(30000, 'x') + std::string(20000 / 2, 'y') + "\u00e9\u00e9 LAST-LINE";
+  ModelConfig model;
+  model.max_output_tokens = 512;
+  model.max_ticket_tokens = 1000;  // 3,000 characters
+  const auto request = buildModelRequest(PromptSet::builtin(), t, "Access", model);
+  EXPECT_NE(request.user_content.find("FIRST-LINE"), std::string::npos);
+  EXPECT_NE(request.user_content.find("LAST-LINE"), std::string::npos);
+  EXPECT_NE(request.user_content.find("characters of the ticket left out"), std::string::npos);
+  const std::int64_t body_chars = 11 + 30000 + 10000 + 2 + 10;
+  EXPECT_EQ(request.ticket_chars_cut, body_chars - 3000);
+  EXPECT_TRUE(isValidUtf8(request.user_content));
+  EXPECT_LT(estimatePromptTokens(request), 1000 + static_cast<std::int64_t>(request.system_prompt.size() / 3) + 100);
+
+  model.max_ticket_tokens = 100'000;  // the window is the smaller bound
+  model.context_window = 8192;
+  EXPECT_GT(buildModelRequest(PromptSet::builtin(), t, "Access", model).ticket_chars_cut, 20000);
+
+  t.body = "short";
+  EXPECT_EQ(buildModelRequest(PromptSet::builtin(), t, "Access", model).ticket_chars_cut, 0);
+}
+
 TEST(Prompt, TicketStaysInsideItsBlock) {
   Ticket t;
   t.subject = "urgent";

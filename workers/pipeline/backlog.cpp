@@ -287,7 +287,7 @@ const ModelConfig& CostModel::primaryOf(const std::string& tier) const {
 }
 
 std::int64_t CostModel::promptTokens(const Ticket& ticket, const std::string& category, const ModelConfig& model) const {
-  return provider::estimatePromptTokens(provider::buildModelRequest(prompts_, ticket, category, model.max_output_tokens));
+  return provider::estimatePromptTokens(provider::buildModelRequest(prompts_, ticket, category, model));
 }
 
 MicroUsd CostModel::projected(const std::string& tier, const Ticket& ticket, const std::string& category) const {

@@ -453,8 +453,7 @@ bool TierService::admitEarly(const RoutedTicket& ticket, int delivery_attempt,
   if (!admission_.ledger || !admission_.limiter || !admission_.batcher || chain_.empty()) return false;
   Entry& entry = chain_.front();
   auto early = std::make_shared<EarlyAdmission>();
-  early->request = provider::buildModelRequest(prompts_, ticket.ticket, ticket.classification.category,
-                                               entry.model->max_output_tokens);
+  early->request = provider::buildModelRequest(prompts_, ticket.ticket, ticket.classification.category, *entry.model);
   early->prompt_tokens = provider::estimatePromptTokens(early->request);
   auto prepared = admission_.ledger->prepareReserve({budgetKey(ticket, delivery_attempt), 1, ticket.ticket.tenant,
                                                      tier_.name, redis::estimateCallCost(*entry.model, early->prompt_tokens)});
@@ -490,7 +489,8 @@ Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery
     EarlyAdmission* asked = i == 0 ? early.get() : nullptr;
     auto request = asked ? std::move(asked->request)
                          : provider::buildModelRequest(prompts_, ticket.ticket, ticket.classification.category,
-                                                       entry.model->max_output_tokens);
+                                                       *entry.model);
+    const std::int64_t ticket_chars_cut = request.ticket_chars_cut;
     Answer answer;
     auto reply = callWithRetries(entry, std::move(request), outcome, answer, context, asked);
     if (context.abort) {  // Redis is down: the ticket waits for it (held, no attempt used)
@@ -545,6 +545,7 @@ Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery
     r.attempts = outcome.calls;
     r.simulated = reply->simulated;
     r.degraded = entry.degraded;
+    r.ticket_chars_cut = ticket_chars_cut;
     outcome.cacheable = !entry.degraded && !low_confidence;
     if (entry.degraded) {
       r.degraded_reason = utf8Prefix("answered by fallback " + entry.model->name + " after: " + failures, 500);

@@ -164,6 +164,7 @@ Config buildConfig(const json& doc, const std::string& file) {
   c.kafka.bootstrap_servers = k["bootstrap_servers"].get<std::string>();
   readIfPresent(k, "client_id", c.kafka.client_id);
   readIfPresent(k, "partitions", c.kafka.partitions);
+  readIfPresent(k, "max_message_bytes", c.kafka.max_message_bytes);
   const json& t = k["topics"];
   c.kafka.topics = {t["inbound"], t["tier_prefix"], t["results"], t["updates"], t["dlq"]};
   readIfPresent(t, "deferred", c.kafka.topics.deferred);
@@ -221,6 +222,7 @@ Config buildConfig(const json& doc, const std::string& file) {
     mc.output_micro_usd_per_mtok = usdToMicro(m["output_usd_per_mtok"], file, at + "output_usd_per_mtok");
     readIfPresent(m, "context_window", mc.context_window);
     readIfPresent(m, "max_output_tokens", mc.max_output_tokens);
+    readIfPresent(m, "max_ticket_tokens", mc.max_ticket_tokens);
     if (auto l = m.find("limits"); l != m.end()) {
       readIfPresent(*l, "rpm", mc.limits.rpm);
       readIfPresent(*l, "tpm", mc.limits.tpm);

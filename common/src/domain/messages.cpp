@@ -269,7 +269,9 @@ std::string toJson(const TicketResult& r) {
   w.fieldIfNotEmpty("model", r.model).fieldIfNotEmpty("provider", r.provider);
   w.field("revision", r.revision).field("simulated", r.simulated);
   if (r.source) writeSource(w.key("source"), *r.source);
-  w.field("tenant", r.tenant).field("ticket_id", r.ticket_id).field("tier", r.tier).field("trace_id", r.trace_id);
+  w.field("tenant", r.tenant);
+  if (r.ticket_chars_cut) w.field("ticket_chars_cut", r.ticket_chars_cut);
+  w.field("ticket_id", r.ticket_id).field("tier", r.tier).field("trace_id", r.trace_id);
   writeUsage(w.key("usage"), r.usage);
   w.endObject();
   return w.take();
@@ -317,6 +319,7 @@ TicketUpdate TicketUpdate::fromResult(const TicketResult& r, std::string updated
   u.latency_ms = r.latency_ms;
   u.degraded = r.degraded;
   u.degraded_reason = r.degraded_reason;
+  u.ticket_chars_cut = r.ticket_chars_cut;
   u.needs_human = r.answer.needs_human;
   u.needs_human_reason = r.answer.needs_human_reason;
   u.summary = r.answer.summary;
@@ -340,11 +343,30 @@ std::string toJson(const TicketUpdate& u) {
   w.field("reply", u.reply).field("resolution_steps", u.resolution_steps).field("revision", u.revision);
   w.field("simulated", u.simulated);
   if (u.source) writeSource(w.key("source"), *u.source);
-  w.field("summary", u.summary).field("tenant", u.tenant).field("ticket_id", u.ticket_id).field("tier", u.tier);
+  w.field("summary", u.summary).field("tenant", u.tenant);
+  if (u.ticket_chars_cut) w.field("ticket_chars_cut", u.ticket_chars_cut);
+  w.field("ticket_id", u.ticket_id).field("tier", u.tier);
   w.field("trace_id", u.trace_id).field("updated_at", u.updated_at);
   writeUsage(w.key("usage"), u.usage);
   w.endObject();
   return w.take();
+}
+
+void truncatePayload(DeadLetter& d, std::size_t max_bytes) {
+  auto cut = [max_bytes](std::string& s) {
+    if (s.size() <= max_bytes) return false;
+    std::size_t end = max_bytes;
+    if (isValidUtf8(s))  // stay text: end on a character boundary
+      while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80) --end;
+    s.resize(end);
+    return true;
+  };
+  const std::size_t original = d.payload.size();
+  if (cut(d.payload)) {
+    d.payload_bytes = d.payload_truncated ? d.payload_bytes : static_cast<std::int64_t>(original);
+    d.payload_truncated = true;
+  }
+  cut(d.key);
 }
 
 std::string toJson(const DeadLetter& d) {
@@ -352,7 +374,10 @@ std::string toJson(const DeadLetter& d) {
   JsonWriter w;
   w.beginObject().field("attempts", d.attempts).field("error", d.error);
   w.field("error_class", errorCodeName(d.error_class)).field("failed_at", d.failed_at);
-  w.field("payload", text ? d.payload : base64Encode(d.payload)).field("payload_encoding", text ? "utf-8" : "base64");
+  w.field("payload", text ? d.payload : base64Encode(d.payload));
+  if (d.payload_truncated) w.field("payload_bytes", d.payload_bytes);
+  w.field("payload_encoding", text ? "utf-8" : "base64");
+  if (d.payload_truncated) w.field("payload_truncated", true);
   w.key("source").beginObject();
   if (!d.key.empty()) w.field("key", isValidUtf8(d.key) ? d.key : base64Encode(d.key));
   w.field("offset", d.offset).field("partition", d.partition).field("topic", d.topic).endObject();
@@ -408,6 +433,7 @@ Result<TicketResult> parseTicketResult(std::string_view bytes) {
     readIfPresent(j, "attempts", r.attempts);
     r.degraded = j["degraded"];
     readIfPresent(j, "degraded_reason", r.degraded_reason);
+    readIfPresent(j, "ticket_chars_cut", r.ticket_chars_cut);
     r.simulated = j["simulated"];
     r.completed_at = j["completed_at"];
     return r;
@@ -436,6 +462,7 @@ Result<TicketUpdate> parseTicketUpdate(std::string_view bytes) {
     u.latency_ms = fieldAs<std::int64_t>(j["latency_ms"], "latency_ms");
     u.degraded = j["degraded"];
     readIfPresent(j, "degraded_reason", u.degraded_reason);
+    readIfPresent(j, "ticket_chars_cut", u.ticket_chars_cut);
     u.needs_human = j["needs_human"];
     readIfPresent(j, "needs_human_reason", u.needs_human_reason);
     u.summary = j["summary"];
@@ -466,6 +493,8 @@ Result<DeadLetter> parseDeadLetter(std::string_view bytes) {
     } else {
       d.payload = payload;
     }
+    readIfPresent(j, "payload_truncated", d.payload_truncated);
+    readIfPresent(j, "payload_bytes", d.payload_bytes);
     readIfPresent(j, "ticket_id", d.ticket_id);
     readIfPresent(j, "trace_id", d.trace_id);
     d.failed_at = j["failed_at"];

@@ -47,7 +47,9 @@ void deliveryReport(rd_kafka_t*, const rd_kafka_message_t* msg, void*) {
 }  // namespace
 
 Properties clientProperties(const KafkaConfig& kafka, const std::string& role, const Properties& overrides) {
-  Properties p = {{"bootstrap.servers", kafka.bootstrap_servers}, {"client.id", kafka.client_id + "-" + role}};
+  Properties p = {{"bootstrap.servers", kafka.bootstrap_servers},
+                  {"client.id", kafka.client_id + "-" + role},
+                  {"message.max.bytes", std::to_string(kafka.max_message_bytes)}};
   for (const auto& [k, v] : kafka.properties) p[k] = v;
   for (const auto& [k, v] : overrides) p[k] = v;
   return p;

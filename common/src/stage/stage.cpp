@@ -97,6 +97,8 @@ Error produceError(const std::string& topic, rd_kafka_resp_err_t err) {
   switch (err) {
     case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
     case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+      // The same record is as large next time: no attempt can succeed (kafka.max_message_bytes).
+      return Error(ErrorCode::kInvalidArgument, text + " (over the message size limit: kafka.max_message_bytes, or the topic's max.message.bytes)", false, -1);
     case RD_KAFKA_RESP_ERR_INVALID_MSG:
     case RD_KAFKA_RESP_ERR_INVALID_RECORD:
     case RD_KAFKA_RESP_ERR__INVALID_ARG:
@@ -106,6 +108,9 @@ Error produceError(const std::string& topic, rd_kafka_resp_err_t err) {
       return Error::unavailable(text).asOutage("kafka");
   }
 }
+
+// Room for a dead letter's headers and record framing under the producer's message.max.bytes.
+constexpr std::size_t kDeadLetterHeadroomBytes = 4096;
 
 bool isTraceId(const std::string& s) {
   if (s.size() != 32) return false;
@@ -175,7 +180,8 @@ struct Stage::Impl {
     int outputs_pending = 0;
     std::optional<Error> produce_error;
     bool dead_lettering = false;
-    std::string dead_letter;  // the DLQ record, kept for a re-produce
+    DeadLetter dead_letter;   // the DLQ record, kept for a re-produce
+    int dead_letter_cuts = 0;  // times its payload was cut because the topic refused its size
     std::string error_class;
     std::function<void()> after_ack;  // the handler's hook, run once its outputs are acknowledged
   };
@@ -241,6 +247,7 @@ struct Stage::Impl {
                                                    {{"enable.idempotence", "true"}, {"acks", "all"}, {"linger.ms", "5"}});
     for (const auto& [k, v] : options.producer_properties) pp[k] = v;
     kafka::ConfPtr pconf = kafka::makeConf(pp);
+    if (auto it = pp.find("message.max.bytes"); it != pp.end()) max_message_bytes = std::stoll(it->second);
     rd_kafka_conf_set_opaque(pconf.get(), events.get());
     rd_kafka_conf_set_dr_msg_cb(pconf.get(), &Impl::deliveryCallback);
     rd_kafka_t* p = rd_kafka_new(RD_KAFKA_PRODUCER, pconf.get(), err, sizeof err);
@@ -657,9 +664,22 @@ struct Stage::Impl {
     if (isTraceId(item.trace_id)) d.trace_id = item.trace_id;
     d.failed_at = formatRfc3339(options.clock->now());
     item.dead_lettering = true;
-    item.dead_letter = toJson(d);
+    item.dead_letter = std::move(d);
     item.error_class = errorCodeName(error.code);
+    // A letter over our own limit is cut before librdkafka refuses it; the topic may refuse less.
+    while (toJson(item.dead_letter).size() + kDeadLetterHeadroomBytes > static_cast<std::size_t>(max_message_bytes) &&
+           cutDeadLetter(item)) {
+    }
     produceDeadLetter(item);
+  }
+
+  // A dead letter the topic refuses for its size keeps less of its payload each time (the
+  // reference, the reason and the start of the payload always fit), so its offset advances.
+  bool cutDeadLetter(Item& item) {
+    static constexpr std::size_t kPayloadSteps[] = {64 * 1024, 1024, 0};
+    if (item.dead_letter_cuts >= static_cast<int>(std::size(kPayloadSteps))) return false;
+    truncatePayload(item.dead_letter, kPayloadSteps[item.dead_letter_cuts++]);
+    return true;
   }
 
   // ---- outages ----------------------------------------------------------------------------
@@ -849,7 +869,7 @@ struct Stage::Impl {
   void produceDeadLetter(Item& item) {
     std::vector<OutputRecord> out(1);
     out[0].topic = options.dlq_topic;
-    out[0].value = item.dead_letter;
+    out[0].value = toJson(item.dead_letter);
     out[0].headers = {{kStageHeader, options.name},
                       {kErrorClassHeader, item.error_class},
                       {kAttemptsHeader, std::to_string(item.attempt)}};
@@ -908,7 +928,12 @@ struct Stage::Impl {
       logLine(item.produce_error->message);
       // Outputs that did reach the broker are produced again on the retry: at-least-once.
       if (item.dead_lettering) {
-        scheduleRetry(item);
+        // Too large for the topic: smaller at once. Anything else: the topic is unavailable.
+        if (!item.produce_error->retriable && cutDeadLetter(item)) {
+          produceDeadLetter(item);
+        } else {
+          scheduleRetry(item);
+        }
       } else {
         failed(item, *item.produce_error);
       }
@@ -1304,6 +1329,7 @@ struct Stage::Impl {
   }
 
   StageOptions options;
+  std::int64_t max_message_bytes = 1'000'000;  // the producer's message.max.bytes (librdkafka's default)
   Handler handler;
   std::shared_ptr<EventQueue> events;
   std::mt19937_64 rng;

@@ -52,6 +52,9 @@ struct KafkaConfig {
   std::string bootstrap_servers;
   std::string client_id = "ticketflow";
   int partitions = 8;
+  // librdkafka's message.max.bytes for every client. 8 MiB: a ticket at the schema's limits
+  // (a 1,048,576-character body, even escaped) and the routed ticket and dead letter made from it.
+  std::int64_t max_message_bytes = 8 << 20;
   KafkaTopics topics;
   KafkaConsumerGroups consumer_groups;
   std::map<std::string, std::string> properties;  // librdkafka pass-through
@@ -113,6 +116,9 @@ struct ModelConfig {
   MicroUsd output_micro_usd_per_mtok = 0;
   std::int64_t context_window = 128000;
   int max_output_tokens = 1024;
+  // The most of a ticket's text a prompt carries: a 990,000-character ticket must not cost dollars
+  // on every tier it climbs. Also capped by what the context window leaves.
+  std::int64_t max_ticket_tokens = 8000;
   ModelLimits limits;
 
   // Exact cost of a call in micro-dollars, rounded up so spend is never under-counted.

@@ -124,6 +124,7 @@ struct TicketResult {
   int attempts = 0;
   bool degraded = false;
   std::string degraded_reason;
+  std::int64_t ticket_chars_cut = 0;  // body characters the model did not see (models[].max_ticket_tokens)
   bool simulated = false;
   std::string completed_at;
 };
@@ -154,6 +155,7 @@ struct TicketUpdate {
   std::int64_t latency_ms = 0;
   bool degraded = false;
   std::string degraded_reason;
+  std::int64_t ticket_chars_cut = 0;  // as in TicketResult
   bool needs_human = false;
   std::string needs_human_reason;
   std::string summary;
@@ -176,7 +178,9 @@ struct DeadLetter {
   std::int32_t partition = 0;
   std::int64_t offset = 0;
   std::string key;
-  std::string payload;  // the original bytes
+  std::string payload;  // the original bytes, or their start when payload_truncated
+  bool payload_truncated = false;
+  std::int64_t payload_bytes = 0;  // the original's size, when truncated
   std::string ticket_id;
   std::string trace_id;
   std::string failed_at;
@@ -190,6 +194,9 @@ std::string toJson(const TicketResult& r);
 std::string toJson(const TicketUpdate& u);
 // The payload is carried as text when it is valid UTF-8, else base64.
 std::string toJson(const DeadLetter& d);
+// Keeps at most `max_bytes` of the letter's payload (cut at a character boundary when it is text)
+// and its key, marking it truncated; what a dead letter too large for its topic falls back to.
+void truncatePayload(DeadLetter& d, std::size_t max_bytes);
 
 // Each parse validates the bytes against the schema first; the error names the field.
 Result<Ticket> parseTicket(std::string_view bytes);

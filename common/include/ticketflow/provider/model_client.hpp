@@ -30,6 +30,7 @@ struct ModelRequest {
   std::vector<ChatTurn> follow_up;  // e.g. the model's unusable reply and our repair request
   int max_output_tokens = 1024;
   std::optional<double> temperature;  // provider default when unset
+  std::int64_t ticket_chars_cut = 0;  // characters of the ticket body left out (prompt.hpp)
 };
 
 // What a provider told us about its limits, from headers, for the rate limiter to adapt.

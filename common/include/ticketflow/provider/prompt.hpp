@@ -25,14 +25,19 @@ struct PromptSet {
 
 std::string systemPromptFor(const PromptSet& prompts, const std::string& category);
 
-// The user message: a short framing line and the ticket inside <ticket>...</ticket>.
-std::string ticketUserContent(const Ticket& ticket);
+// The user message: a short framing line and the ticket inside <ticket>...</ticket>. A body longer
+// than `max_body_chars` keeps its first two thirds and last third of that, with a marker saying
+// how many characters were left out (added to *chars_cut when given).
+std::string ticketUserContent(const Ticket& ticket, std::size_t max_body_chars = SIZE_MAX,
+                              std::int64_t* chars_cut = nullptr);
 
 // Prompt tokens of a request, estimated high (3 characters a token plus framing per message) so
 // that a budget reservation made from it is not below the billed cost.
 std::int64_t estimatePromptTokens(const ModelRequest& request);
 
+// The request for `model`: its output cap, and the ticket cut to its max_ticket_tokens (or to what
+// its context window leaves, if less).
 ModelRequest buildModelRequest(const PromptSet& prompts, const Ticket& ticket, const std::string& category,
-                               int max_output_tokens);
+                               const ModelConfig& model);
 
 }  // namespace ticketflow::provider
