@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <regex>
 
@@ -85,6 +86,35 @@ TEST(Cli, ConfigCheckRejectsEachBrokenFileNamingTheField) {
     ++n;
   }
   EXPECT_GE(n, 24);
+}
+
+// An unreachable broker: port 1 on loopback refuses connections.
+std::string submitToNowhere(const std::string& extra) {
+  const std::string tickets = ::testing::TempDir() + "/nowhere.jsonl";
+  testing::writeFile(tickets, R"({"schema_version":1,"id":"T-1","tenant":"acme","body":"VPN","created_at":"2026-11-22T10:00:00Z"})"
+                              "\n");
+  return "env TICKETFLOW_KAFKA_BOOTSTRAP=127.0.0.1:1 " + binaryPath() + " submit --config " + sourceDir() +
+         "/config/ticketflow.yaml " + tickets + " " + extra;
+}
+
+TEST(Cli, SubmitGivesUpOnAnUnreachableBrokerAfterItsTimeout) {
+  const auto started = std::chrono::steady_clock::now();
+  auto out = runCommand(submitToNowhere("--timeout 2") + " 2>&1", 60);
+  const auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(out.exit_code, 1) << out.output;
+  EXPECT_NE(out.output.find("cannot deliver to tickets.inbound on 127.0.0.1:1 within 2 s"), std::string::npos) << out.output;
+  EXPECT_NE(out.output.find("--timeout"), std::string::npos);
+  EXPECT_LT(took, std::chrono::seconds(30)) << "librdkafka's default would retry for 5 minutes";
+}
+
+TEST(Cli, ACommandThatEndsByItselfEndsOnASignal) {
+  // submit waits for the broker for up to 10 minutes here; SIGTERM after 2 s ends it at once.
+  const auto started = std::chrono::steady_clock::now();
+  auto out = runCommand("timeout --preserve-status -s TERM 2 " + submitToNowhere("--timeout 600") + " 2>&1", 60);
+  const auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(out.exit_code, 128 + 15) << out.output;
+  EXPECT_NE(out.output.find("ticketflow submit: interrupted by SIGTERM"), std::string::npos) << out.output;
+  EXPECT_LT(took, std::chrono::seconds(30));
 }
 
 }  // namespace

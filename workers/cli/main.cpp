@@ -93,6 +93,11 @@ int main(int argc, char** argv) {
       std::cerr << "ticketflow " << command->spec.name << ": not built yet (" << command->not_built_reason << ")\n";
       return ticketflow::app::kExitUsage;
     }
+    // Servers (broker, sim, run ...) wait for a signal and then drain and stop cleanly; every
+    // other command ends by itself, and a signal ends it at once.
+    const std::string& name = command->spec.name;
+    if (name != "broker" && name != "sim" && name.rfind("run ", 0) != 0)
+      ticketflow::exitOnTerminationSignal("ticketflow " + name);
     return command->run(parsed);
   } catch (const ticketflow::cli::UsageError& e) {
     std::cerr << "ticketflow " << command->spec.name << ": " << e.what() << "\n\n" << ticketflow::cli::usage(command->spec);

@@ -83,10 +83,15 @@ int runSubmit(const cli::ParsedArgs& args) {
   const bool as_is = args.has("as-is");
   std::vector<std::pair<std::string, std::string>> batch;
   std::size_t sent = 0, invalid = 0;
-  kafka::Producer producer(config.kafka, "submit");
+  const auto timeout = std::chrono::seconds(args.getInt("timeout", 1, 86400));
+  // librdkafka would retry an unreachable broker for message.timeout.ms (5 minutes by default).
+  kafka::Producer producer(config.kafka, "submit", {{"message.timeout.ms", std::to_string(timeout.count() * 1000)}});
   auto flush = [&] {
     if (batch.empty()) return;
-    if (auto st = producer.produceBatch(topic, batch); !st) throw std::runtime_error("produce to " + topic + ": " + st.error().message);
+    if (auto st = producer.produceBatch(topic, batch, timeout); !st)
+      throw std::runtime_error("cannot deliver to " + topic + " on " + config.kafka.bootstrap_servers + " within " +
+                               std::to_string(timeout.count()) + " s (" + st.error().message + "); " +
+                               std::to_string(sent) + " tickets were sent before. Is the broker reachable? --timeout sets the wait");
     sent += batch.size();
     batch.clear();
   };
@@ -204,7 +209,8 @@ std::vector<Command> pipelineCommands() {
   return {
       {{"submit", "produce tickets from a JSONL or CSV file", "FILE", 1, 1,
         {cfg, {"topic", "T", "target topic (default: kafka.topics.inbound)", ""}, column_map, tenant,
-         {"as-is", "", "send JSON lines unchanged, valid or not (intake dead-letters the bad ones)", ""}},
+         {"as-is", "", "send JSON lines unchanged, valid or not (intake dead-letters the bad ones)", ""},
+         {"timeout", "SECONDS", "give up when the broker has not acknowledged a batch in this long", "30"}},
         "Reads tickets (JSON Lines in schemas/ticket.schema.json form, or CSV / other JSON through\n"
         "--column-map), validates each and produces it keyed by its id. Invalid rows are reported, not sent."},
        runSubmit, ""},

@@ -1,7 +1,11 @@
 #include "ticketflow/core/signals.hpp"
 
+#include <unistd.h>
+
 #include <csignal>
+#include <cstdlib>
 #include <ctime>
+#include <thread>
 
 namespace ticketflow {
 namespace {
@@ -26,6 +30,19 @@ std::optional<int> waitForTerminationSignal(std::chrono::milliseconds timeout) {
   const int sig = sigtimedwait(&set, nullptr, &ts);
   if (sig > 0) return sig;
   return std::nullopt;
+}
+
+void exitOnTerminationSignal(const std::string& who) {
+  std::thread([who] {
+    const sigset_t set = terminationSet();
+    int sig = 0;
+    while (sigwait(&set, &sig) != 0) {
+    }
+    const char* name = sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "SIGHUP";
+    const std::string line = "\n" + who + ": interrupted by " + name + "\n";
+    (void)!::write(STDERR_FILENO, line.data(), line.size());
+    std::_Exit(128 + sig);
+  }).detach();
 }
 
 }  // namespace ticketflow

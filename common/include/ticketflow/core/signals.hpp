@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <optional>
+#include <string>
 
 namespace ticketflow {
 
@@ -12,5 +13,11 @@ void blockTerminationSignals();
 
 // Waits up to `timeout` for a blocked termination signal; returns it, or nullopt on timeout.
 std::optional<int> waitForTerminationSignal(std::chrono::milliseconds timeout);
+
+// For a command that ends by itself (config check, submit, triage, eval): a thread that waits for
+// a termination signal and then ends the process at once, exit status 128 + the signal, after
+// printing "`who`: interrupted by SIGxxx". Work already written stays written (triage's resume
+// file is flushed line by line).
+void exitOnTerminationSignal(const std::string& who);
 
 }  // namespace ticketflow
