@@ -88,6 +88,12 @@ TEST(Cli, ConfigCheckRejectsEachBrokenFileNamingTheField) {
   EXPECT_GE(n, 24);
 }
 
+TEST(Cli, TheEmbeddedBrokersHelpStatesItsSizeLimit) {
+  auto out = runCommand(binaryPath() + " broker --help");
+  EXPECT_EQ(out.exit_code, 0);
+  EXPECT_NE(out.output.find("each partition keeps about 5 MiB"), std::string::npos) << out.output;
+}
+
 // An unreachable broker: port 1 on loopback refuses connections.
 std::string submitToNowhere(const std::string& extra) {
   const std::string tickets = ::testing::TempDir() + "/nowhere.jsonl";

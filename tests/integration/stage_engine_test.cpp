@@ -468,3 +468,59 @@ TEST_F(StageEngine, AMessageThatAloneKeepsMeetingAnOutageIsDeadLetteredWithoutHo
 
 }  // namespace
 }  // namespace ticketflow
+
+namespace ticketflow {
+namespace {
+
+// The embedded broker keeps about 5 MiB per partition: a group whose committed offset was dropped
+// from the log meets an error, which the engine counts and logs before going on from the log
+// start (librdkafka's "earliest" would skip silently). A new group starts at the log start with
+// no such report.
+TEST_F(StageEngine, ACommittedOffsetGoneFromTheLogIsReportedNotSkippedSilently) {
+  const std::string topic = testing::uniqueName("stage-retained");
+  ASSERT_TRUE(broker().createTopic(topic, 1).ok());
+  stage::StageOptions o = options(64);
+  o.input_topics = {topic};
+  std::atomic<int> handled{0};
+  auto handler = [&](const std::shared_ptr<const Delivery>&, Completion done) {
+    ++handled;
+    done.succeed({});
+  };
+  auto runUntil = [&](stage::StageOptions opts, int count, std::vector<std::string>* log) {
+    if (log) opts.log = [log](const std::string& line) { log->push_back(line); };
+    stage::Stage engine(kafka_, opts, handler);
+    std::thread runner([&] { EXPECT_TRUE(engine.run().ok()); });
+    waitUntil([&] { return engine.stats().succeeded >= count; }, 60s);
+    engine.requestStop();
+    runner.join();
+    return engine.stats();
+  };
+
+  testing::produceAll(broker().bootstrapServers(), topic, keyedRecords(10, 2));
+  EXPECT_EQ(runUntil(o, 10, nullptr).succeeded, 10);  // the group commits offset 10
+
+  // 7 MiB more while the group is away: the broker drops the oldest records, offset 10 among them.
+  std::vector<Record> big;
+  for (int i = 0; i < 70; ++i) big.push_back({"K-" + std::to_string(i), std::string(100 * 1024, 'x')});
+  for (const auto& r : big) testing::produceAll(broker().bootstrapServers(), topic, {r});
+
+  handled = 0;
+  std::vector<std::string> log;
+  const auto again = runUntil(o, 40, &log);
+  EXPECT_EQ(again.offsets_gone, 1);
+  EXPECT_GT(again.records_lost, 0);
+  EXPECT_LT(again.records_lost, 70);
+  EXPECT_EQ(again.succeeded, 70 - again.records_lost) << "everything still in the log was processed";
+  bool said = false;
+  for (const auto& line : log) said = said || line.find("is no longer in the log") != std::string::npos;
+  EXPECT_TRUE(said);
+
+  stage::StageOptions fresh = o;
+  fresh.group = testing::uniqueName("stage-group");
+  const auto first_time = runUntil(fresh, 40, nullptr);
+  EXPECT_EQ(first_time.offsets_gone, 0) << "a new group starts at the log start without an error";
+  EXPECT_EQ(first_time.succeeded, again.succeeded);
+}
+
+}  // namespace
+}  // namespace ticketflow

@@ -84,7 +84,10 @@ std::vector<Command> foundationCommands() {
          {"bootstrap-file", "FILE", "write the bootstrap address to FILE", ""},
          {"topics", "LIST", "extra comma-separated topics to create", ""}},
         "Creates every configured topic, prints the bootstrap address and runs until SIGTERM or SIGINT.\n"
-        "Any Kafka client (kcat, librdkafka, Java) can produce and consume. Memory only."},
+        "Any Kafka client (kcat, librdkafka, Java) can produce and consume. Memory only, and bounded:\n"
+        "each partition keeps about 5 MiB (librdkafka's mock cluster drops its oldest records past\n"
+        "that), so a producer far ahead of the consumers loses records. ticketflow's roles report it\n"
+        "(a log line and ticketflow_consumer_records_lost_total); use a real cluster for volume."},
        runBroker, ""},
       {{"config check", "validate a configuration file", "FILE", 1, 1, {},
         "Checks types, bounds, unknown fields, ${ENV} references and cross-references (a tier naming a\n"

@@ -296,6 +296,8 @@ void Pipeline::exportStats() {
     metrics_.succeeded.with(role).inc(static_cast<double>(now.succeeded - was.succeeded));
     metrics_.retried.with(role).inc(static_cast<double>(now.retries - was.retries));
     metrics_.dead_lettered.with(role).inc(static_cast<double>(now.dead_lettered - was.dead_lettered));
+    metrics_.offsets_gone.with(role).inc(static_cast<double>(now.offsets_gone - was.offsets_gone));
+    metrics_.records_lost.with(role).inc(static_cast<double>(now.records_lost - was.records_lost));
     metrics_.in_flight.with(role).set(static_cast<double>(now.in_flight));
     int paused = 0;
     for (const auto& p : now.partitions) {

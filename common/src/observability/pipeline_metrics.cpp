@@ -9,6 +9,12 @@ PipelineMetrics::PipelineMetrics(MetricsRegistry& r)
       retried(r.counter("ticketflow_messages_retried_total", "Failed attempts that were retried.", {"role"})),
       dead_lettered(r.counter("ticketflow_messages_dead_lettered_total", "Messages sent to the dead-letter topic.",
                               {"role"})),
+      offsets_gone(r.counter("ticketflow_consumer_offsets_gone_total",
+                             "Times a partition's position was no longer in the log (retention or the broker's size "
+                             "limit removed records before they were consumed).",
+                             {"role"})),
+      records_lost(r.counter("ticketflow_consumer_records_lost_total",
+                             "Records removed from the log before they were consumed.", {"role"})),
       in_flight(r.gauge("ticketflow_messages_in_flight", "Messages consumed and not done.", {"role"})),
       consumer_lag(r.gauge("ticketflow_consumer_lag", "High watermark minus the next offset to commit.",
                            {"role", "topic", "partition"})),

@@ -196,6 +196,7 @@ struct Stage::Impl {
     std::string committed_metadata;
     std::int64_t committing = -1;  // sent, no answer yet
     std::string committing_metadata;
+    std::int64_t fetched_to = -1;  // the offset after the last one consumed (or the committed one)
   };
 
   Impl(const KafkaConfig& kafka_config, StageOptions opts, Handler h)
@@ -210,7 +211,12 @@ struct Stage::Impl {
                                                    {{"group.id", options.group},
                                                     {"enable.auto.offset.store", "false"},
                                                     {"enable.auto.commit", "false"},
-                                                    {"auto.offset.reset", "earliest"},
+                                                    // A committed offset the log no longer holds
+                                                    // (retention, a size limit) is an error we
+                                                    // count and log (offsetGone), never a silent
+                                                    // skip; a group without one starts at the log
+                                                    // start (onAssign says so explicitly).
+                                                    {"auto.offset.reset", "error"},
                                                     {"enable.partition.eof", "false"},
                                                     {"partition.assignment.strategy", "cooperative-sticky"},
                                                     // Prefetch is bounded: the window holds the
@@ -394,7 +400,10 @@ struct Stage::Impl {
       Partition state;
       state.offsets = PartitionOffsets(offset, std::move(done));
       state.committed = offset;
+      state.fetched_to = offset;
       partitions[{p.topic, p.partition}] = std::move(state);
+      // No committed offset: start at the log start. (Unset, auto.offset.reset=error would stop.)
+      if (!cerr && offset < 0) parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
     }
     if (rd_kafka_error_t* e = rd_kafka_incremental_assign(consumer.get(), parts)) {
       logLine(std::string("incremental assign failed: ") + rd_kafka_error_string(e));
@@ -464,8 +473,11 @@ struct Stage::Impl {
       }
       ++messages_since_empty_poll;
       if (msg->err) {
-        if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        if (msg->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET && msg->rkt) {
+          offsetGone(rd_kafka_topic_name(msg->rkt), msg->partition);
+        } else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
           logLine(std::string("consume: ") + rd_kafka_message_errstr(msg.get()));
+        }
         continue;
       }
       consumed(kafka::copyMessage(msg.get()));
@@ -494,10 +506,49 @@ struct Stage::Impl {
     publish();
   }
 
+  // The partition's position is not in the log any more: the records between it and the log start
+  // were removed before anyone processed them (retention, or the broker's size limit). They are
+  // gone; what can be done is to say so loudly and go on from the log start.
+  void offsetGone(const std::string& topic, std::int32_t partition) {
+    auto it = partitions.find({topic, partition});
+    if (it == partitions.end()) return;
+    Partition& p = it->second;
+    const std::string where = topic + "[" + std::to_string(partition) + "]";
+    if (p.fetched_to < 0) {  // no position known (reading the committed offsets failed)
+      logLine(where + ": no committed offset; starting at the log start");
+    } else {
+      std::int64_t low = -1, high = -1;
+      const rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(consumer.get(), topic.c_str(), partition,
+                                                                        &low, &high, 5000);
+      const std::int64_t lost = err || low < p.fetched_to ? -1 : low - p.fetched_to;
+      ++stats.offsets_gone;
+      if (lost > 0) stats.records_lost += lost;
+      logLine(where + ": offset " + std::to_string(p.fetched_to) + " is no longer in the log (retention or the " +
+              "broker's size limit removed it): " + (lost >= 0 ? std::to_string(lost) : std::string("an unknown number of")) +
+              " records were never processed; going on from the log start" +
+              (err ? "" : " (" + std::to_string(low) + ")"));
+    }
+    // After this error the partition's fetcher is stopped and refuses a seek (librdkafka #2961):
+    // it is assigned afresh, at the log start.
+    kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_error_t* e = rd_kafka_incremental_unassign(consumer.get(), list.get());
+    if (!e) e = rd_kafka_incremental_assign(consumer.get(), list.get());
+    if (e) {
+      logLine(where + ": restarting at the log start failed: " + rd_kafka_error_string(e));
+      rd_kafka_error_destroy(e);
+    }
+    if (p.paused_by_us) {  // a fresh assignment fetches: pause it again
+      p.paused_by_us = false;
+      pause({{topic, partition}});
+    }
+  }
+
   void consumed(kafka::Message message) {
     ++stats.consumed;
     auto it = partitions.find({message.topic, message.partition});
     if (it == partitions.end() || it->second.revoking) return;  // no longer ours: the next owner redoes it
+    it->second.fetched_to = std::max(it->second.fetched_to, message.offset + 1);
     if (in_flight >= options.limits.max_in_flight || !held.empty()) {
       held.push_back(std::move(message));  // arrived before the pause took effect
       return;

@@ -19,6 +19,8 @@ struct PipelineMetrics {
   Family<Counter>& succeeded;      // ticketflow_messages_succeeded_total{role}: outputs acknowledged
   Family<Counter>& retried;        // ticketflow_messages_retried_total{role}: failed attempts retried
   Family<Counter>& dead_lettered;  // ticketflow_messages_dead_lettered_total{role}
+  Family<Counter>& offsets_gone;   // ticketflow_consumer_offsets_gone_total{role}
+  Family<Counter>& records_lost;   // ticketflow_consumer_records_lost_total{role}
   Family<Gauge>& in_flight;        // ticketflow_messages_in_flight{role}
   Family<Gauge>& consumer_lag;     // ticketflow_consumer_lag{role,topic,partition}
   Family<Gauge>& partitions_paused;  // ticketflow_partitions_paused{role}

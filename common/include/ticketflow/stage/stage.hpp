@@ -142,6 +142,10 @@ struct StageStats {
   std::int64_t commits = 0;
   std::int64_t rebalances = 0;
   std::int64_t backpressure_pauses = 0;  // times the window filled and partitions were paused
+  // Times a partition's position was no longer in the log (retention or the broker's size limit
+  // removed records before they were consumed), and how many records that skipped.
+  std::int64_t offsets_gone = 0;
+  std::int64_t records_lost = 0;
   // When an input was last done (succeeded or dead-lettered): a health check's "still moving".
   std::chrono::steady_clock::time_point last_done_at{};
   std::vector<PartitionStats> partitions;
