@@ -81,6 +81,9 @@ TEST(Cli, ConfigCheckRejectsEachBrokenFileNamingTheField) {
     if (std::regex_search(text, line, std::regex("# expect-line: ?([0-9]+)"))) {
       EXPECT_NE(out.output.find(entry.path().string() + ":" + line[1].str() + ": "), std::string::npos) << out.output;
     }
+    // Every error names the line (file:line: ...).
+    EXPECT_TRUE(std::regex_search(out.output, std::regex(std::regex_replace(entry.path().string(), std::regex("[.]"), "[.]") + ":[0-9]+: ")))
+        << out.output;
     // A file that is not a config never crashes the checker (a signal) or leaves it running.
     EXPECT_LT(out.exit_code, 128) << out.output;
     ++n;

@@ -127,12 +127,13 @@ class YamlToJson {
   std::map<std::string, int> lines_;
 };
 
-MicroUsd usdToMicro(const json& v, const std::string& file, const std::string& field) {
+MicroUsd usdToMicro(const json& v, const std::string& file, const std::string& pointer, const YamlToJson& lines) {
   const double usd = v.get<double>();
   const double micro = usd * static_cast<double>(kMicroUsdPerUsd);
   const double rounded = std::round(micro);
   if (std::fabs(micro - rounded) > 1e-6 * std::max(1.0, std::fabs(micro)))
-    throw ConfigError(file, field, "at most 6 decimals (micro-dollars), got " + v.dump());
+    throw ConfigError(file, schema::pointerToFieldPath(pointer), "at most 6 decimals (micro-dollars), got " + v.dump(),
+                      lines.lineOf(pointer));
   return static_cast<MicroUsd>(rounded);
 }
 
@@ -158,7 +159,7 @@ BudgetScope parseScope(const std::string& s) {
 }
 
 // Builds the typed struct from schema-valid JSON.
-Config buildConfig(const json& doc, const std::string& file) {
+Config buildConfig(const json& doc, const std::string& file, const YamlToJson& lines) {
   Config c;
   const json& k = doc["kafka"];
   c.kafka.bootstrap_servers = k["bootstrap_servers"].get<std::string>();
@@ -213,13 +214,13 @@ Config buildConfig(const json& doc, const std::string& file) {
 
   for (std::size_t i = 0; i < doc["models"].size(); ++i) {
     const json& m = doc["models"][i];
-    const std::string at = "models[" + std::to_string(i) + "].";
+    const std::string at = "/models/" + std::to_string(i) + "/";
     ModelConfig mc;
     mc.name = m["name"];
     mc.provider = m["provider"];
     mc.model_id = m["model_id"];
-    mc.input_micro_usd_per_mtok = usdToMicro(m["input_usd_per_mtok"], file, at + "input_usd_per_mtok");
-    mc.output_micro_usd_per_mtok = usdToMicro(m["output_usd_per_mtok"], file, at + "output_usd_per_mtok");
+    mc.input_micro_usd_per_mtok = usdToMicro(m["input_usd_per_mtok"], file, at + "input_usd_per_mtok", lines);
+    mc.output_micro_usd_per_mtok = usdToMicro(m["output_usd_per_mtok"], file, at + "output_usd_per_mtok", lines);
     readIfPresent(m, "context_window", mc.context_window);
     readIfPresent(m, "max_output_tokens", mc.max_output_tokens);
     readIfPresent(m, "max_ticket_tokens", mc.max_ticket_tokens);
@@ -269,13 +270,14 @@ Config buildConfig(const json& doc, const std::string& file) {
     if (auto caps = it->find("caps"); caps != it->end()) {
       for (std::size_t i = 0; i < caps->size(); ++i) {
         const json& cap = (*caps)[i];
-        const std::string at = "budgets.caps[" + std::to_string(i) + "].";
+        const std::string at = "/budgets/caps/" + std::to_string(i) + "/";
         BudgetCap bc;
         bc.scope = parseScope(cap["scope"]);
         readIfPresent(cap, "tenant", bc.tenant);
         readIfPresent(cap, "tier", bc.tier);
-        if (cap.contains("daily_usd")) bc.daily_micro_usd = usdToMicro(cap["daily_usd"], file, at + "daily_usd");
-        if (cap.contains("monthly_usd")) bc.monthly_micro_usd = usdToMicro(cap["monthly_usd"], file, at + "monthly_usd");
+        if (cap.contains("daily_usd")) bc.daily_micro_usd = usdToMicro(cap["daily_usd"], file, at + "daily_usd", lines);
+        if (cap.contains("monthly_usd"))
+          bc.monthly_micro_usd = usdToMicro(cap["monthly_usd"], file, at + "monthly_usd", lines);
         c.budgets.caps.push_back(std::move(bc));
       }
     }
@@ -479,7 +481,7 @@ Config loadConfigText(const std::string& yaml_text, const std::string& source, c
   }
   Config config;
   try {
-    config = buildConfig(doc, source);
+    config = buildConfig(doc, source, converter);
   } catch (const std::out_of_range& e) {  // a number the schema's bounds let through but a type cannot hold
     throw ConfigError(source, "", e.what());
   }
