@@ -470,17 +470,17 @@ struct SchemaRegistry::Impl {
     for (auto member = v.begin(); member != v.end(); ++member) {
       const std::string& key = member.key();
       const json& value = member.value();
-      const bool declared = k.properties && k.properties->contains(key);
+      const json* declared = nullptr;  // the member's schema in `properties`
+      if (k.properties)
+        if (auto p = k.properties->find(key); p != k.properties->end()) declared = &*p;
       static const std::string kUndeclared = "*";
       const Path child = path.member(ctx.quote || declared ? key : kUndeclared);
       if (k.property_names && !valid(*k.property_names, key, root))
         fail(ctx, ctx.quote ? child : path, ctx.quote ? "field name '" + key + "' is not allowed" : "a field name is not allowed");
       bool matched = false;
-      if (k.properties) {
-        if (auto p = k.properties->find(key); p != k.properties->end()) {
-          matched = true;
-          check(*p, value, child, root, ctx);
-        }
+      if (declared) {
+        matched = true;
+        check(*declared, value, child, root, ctx);
       }
       for (const auto& [re, sub] : k.pattern_properties) {
         if (std::regex_search(key, *re)) {
