@@ -116,6 +116,20 @@ TEST(Cli, SubmitGivesUpOnAnUnreachableBrokerAfterItsTimeout) {
   EXPECT_LT(took, std::chrono::seconds(30)) << "librdkafka's default would retry for 5 minutes";
 }
 
+TEST(Cli, TriageGivesUpOnAnUnreachableBrokerAfterItsIdleTimeout) {
+  const std::string tickets = ::testing::TempDir() + "/nowhere-triage.jsonl";
+  testing::writeFile(tickets, R"({"schema_version":1,"id":"T-1","tenant":"acme","body":"VPN","created_at":"2026-11-22T10:00:00Z"})"
+                              "\n");
+  const auto started = std::chrono::steady_clock::now();
+  auto out = runCommand("env TICKETFLOW_KAFKA_BOOTSTRAP=127.0.0.1:1 " + binaryPath() + " triage --config " + sourceDir() +
+                            "/config/ticketflow.yaml --idle-timeout 2 --state " + tickets + ".state " + tickets + " 2>&1",
+                        60);
+  EXPECT_EQ(out.exit_code, 1) << out.output;
+  EXPECT_NE(out.output.find("on 127.0.0.1:1 was not assigned within 2 s: is the broker reachable?"), std::string::npos)
+      << out.output;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(30));
+}
+
 TEST(Cli, ACommandThatEndsByItselfEndsOnASignal) {
   // submit waits for the broker for up to 10 minutes here; SIGTERM after 2 s ends it at once.
   const auto started = std::chrono::steady_clock::now();

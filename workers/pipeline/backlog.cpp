@@ -348,8 +348,11 @@ BacklogReport runBacklog(Config config, const BacklogOptions& options) {
   if (auto st = watcher.subscribe({config.kafka.topics.updates, config.kafka.topics.dlq}); !st)
     throw std::runtime_error(st.error().message);
   // Join the group before producing, so that a new run reading from "latest" misses nothing.
-  for (auto deadline = Clock::now() + std::chrono::seconds(60); watcher.assignedPartitions() == 0;) {
-    if (Clock::now() > deadline) throw std::runtime_error("the updates topic was not assigned within 60 s");
+  for (auto deadline = Clock::now() + options.idle_timeout; watcher.assignedPartitions() == 0;) {
+    if (Clock::now() > deadline)
+      throw std::runtime_error("the updates topic on " + config.kafka.bootstrap_servers + " was not assigned within " +
+                               std::to_string(options.idle_timeout.count()) +
+                               " s: is the broker reachable? (--idle-timeout sets the wait)");
     (void)watcher.poll(std::chrono::milliseconds(100));
   }
 
@@ -379,7 +382,9 @@ BacklogReport runBacklog(Config config, const BacklogOptions& options) {
   }
   std::atomic<std::size_t> submitted_bytes{0}, answered_bytes{0};
   auto submitAll = [&] {
-    kafka::Producer producer(config.kafka, "triage");
+    // An unreachable broker ends the run after --idle-timeout, not librdkafka's 5 minutes.
+    const auto broker_wait = std::chrono::duration_cast<std::chrono::milliseconds>(options.idle_timeout);
+    kafka::Producer producer(config.kafka, "triage", {{"message.timeout.ms", std::to_string(broker_wait.count())}});
     const std::size_t batch = options.submit_rate > 0 ? std::max<std::size_t>(1, static_cast<std::size_t>(options.submit_rate / 10)) : 500;
     const auto t0 = Clock::now();
     for (std::size_t i = 0; i < to_submit.size() && !stop_submitting;) {
@@ -403,9 +408,9 @@ BacklogReport runBacklog(Config config, const BacklogOptions& options) {
         if (stop_submitting) break;
       }
       submitted_bytes += batch_bytes;
-      if (auto st = producer.produceBatch(config.kafka.topics.inbound, records); !st) {
+      if (auto st = producer.produceBatch(config.kafka.topics.inbound, records, broker_wait); !st) {
         std::lock_guard lock(submit_error_mutex);
-        submit_error = st.error().message;
+        submit_error = st.error().message + " (broker " + config.kafka.bootstrap_servers + ", waited up to --idle-timeout)";
         break;
       }
       state.recordSubmitted(keys);
