@@ -9,6 +9,7 @@
 #include "fixtures/pipeline_run.hpp"
 #include "pipeline/local_stack.hpp"
 #include "pipeline/pipeline.hpp"
+#include "results/sinks.hpp"
 
 namespace ticketflow {
 namespace {
@@ -59,6 +60,8 @@ TEST(HostileInput, EachIsDeadLetteredWithItsReasonAndValidTicketsAreAnsweredOnce
     if (u->ticket_id == "MAX-1") {
       EXPECT_GT(u->ticket_chars_cut, 1'000'000) << "the model saw a bounded part of the ticket";
       EXPECT_LT(u->cost_micro_usd, 100'000) << "a huge ticket costs cents, not dollars";
+      EXPECT_NE(results::updateNote(*u).find(std::to_string(u->ticket_chars_cut) + " characters in between were left out"),
+                std::string::npos) << "the comment on the agent's ticket says so too";
     }
   }
 

@@ -133,6 +133,8 @@ std::string updateNote(const TicketUpdate& u) {
   o << ", confidence " << static_cast<int>(u.confidence * 100 + 0.5) << "%.";
   if (u.needs_human) o << "\nNeeds a human: " << (u.needs_human_reason.empty() ? "see the ticket" : u.needs_human_reason);
   if (u.degraded) o << "\nBest effort: " << u.degraded_reason;
+  if (u.ticket_chars_cut > 0)
+    o << "\nThe model saw the start and end of this ticket; " << u.ticket_chars_cut << " characters in between were left out.";
   if (u.simulated) o << "\n[simulated answer]";
   return o.str();
 }
