@@ -140,3 +140,34 @@ TEST(ModelClient, AHangingProviderNeverHoldsACallPastTheTotalTimeout) {
 
 }  // namespace
 }  // namespace ticketflow
+
+#include "ticketflow/http/server.hpp"
+
+namespace ticketflow {
+namespace {
+
+// A peer that answers without end is cut off at the client's bound, not read into memory.
+TEST(HttpClientBounds, AResponseOverTheLimitIsRefusedNotBuffered) {
+  http::HttpServerOptions server_options;
+  http::HttpServer server(server_options, [](const http::HttpRequest& r) {
+    http::HttpResponse res;
+    res.body = std::string(r.path == "/big" ? 3 << 20 : 1000, 'x');
+    return res;
+  });
+  http::HttpClientOptions options;
+  options.max_response_bytes = 1 << 20;
+  http::HttpClient client(options);
+  const std::string base = "http://127.0.0.1:" + std::to_string(server.port());
+  auto small = client.send({"GET", base + "/small", {}, "", "application/json"});
+  ASSERT_TRUE(small.ok()) << small.error().message;
+  EXPECT_EQ(small->body.size(), 1000u);
+  auto big = client.send({"GET", base + "/big", {}, "", "application/json"});
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.error().code, ErrorCode::kMalformed);
+  EXPECT_NE(big.error().message.find("is over 1048576 bytes"), std::string::npos) << big.error().message;
+  auto after = client.send({"GET", base + "/small", {}, "", "application/json"});
+  ASSERT_TRUE(after.ok()) << "the client goes on after refusing one";
+}
+
+}  // namespace
+}  // namespace ticketflow

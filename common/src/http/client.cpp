@@ -8,7 +8,6 @@
 #include <Poco/Net/NetException.h>
 #include <Poco/Net/SSLException.h>
 #include <Poco/Net/SSLManager.h>
-#include <Poco/StreamCopier.h>
 #include <Poco/URI.h>
 
 #include <algorithm>
@@ -182,7 +181,16 @@ Result<ClientResponse> HttpClient::send(const ClientRequest& request) {
     ClientResponse out;
     out.status = static_cast<int>(res.getStatus());
     for (const auto& [name, value] : res) out.headers[lower(name)] = value;
-    Poco::StreamCopier::copyToString(in, out.body);
+    // A provider or sink that sends without end must not take the process's memory with it.
+    char chunk[16 * 1024];
+    while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+      out.body.append(chunk, static_cast<std::size_t>(in.gcount()));
+      if (out.body.size() > impl_->options.max_response_bytes) {
+        giveBack(false);
+        return Error::malformed("the response from " + uri.getHost() + " is over " +
+                                std::to_string(impl_->options.max_response_bytes) + " bytes");
+      }
+    }
     const bool reusable = res.getKeepAlive();
     giveBack(reusable);
     if (std::chrono::steady_clock::now() > deadline) return Error::timeout("response arrived after the total timeout");

@@ -26,6 +26,9 @@ struct HttpClientOptions {
   int max_connections = 64;                        // per host
   ProxyConfig proxy;
   std::string ca_file;  // extra CA bundle; empty: the system's
+  // A response body past this is refused (kMalformed): a peer that sends without end must not
+  // take the process's memory. Model replies and sink answers are kilobytes.
+  std::size_t max_response_bytes = 16 << 20;
 };
 
 struct ClientRequest {
