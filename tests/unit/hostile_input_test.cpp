@@ -63,6 +63,20 @@ TEST(HostileInput, RejectionsNameTheFieldAndRuleNeverTheContent) {
   EXPECT_NE(priority.error().message.find("field 'priority': must be one of"), std::string::npos) << priority.error().message;
 }
 
+// GCC 12's std::regex recurses per character: a megabyte id or language tag reaching a pattern
+// check would overflow the stack, crash intake, and crash it again on every redelivery.
+TEST(HostileInput, AMegabyteStringNeverReachesARegex) {
+  const std::string mega(1'000'000, 'a');
+  for (const std::string& field : {R"("language":")" + mega + R"(")", R"("requester":{"email":"a@)" + mega + R"("})"}) {
+    auto parsed = parseTicket(withField(field));
+    ASSERT_FALSE(parsed.ok());
+    EXPECT_NE(parsed.error().message.find("must be at most"), std::string::npos) << parsed.error().message.substr(0, 200);
+  }
+  auto id = parseTicket(R"({"schema_version":1,"id":"A)" + mega + R"(","tenant":"acme","body":"x","created_at":"2026-11-22T10:00:00Z"})");
+  ASSERT_FALSE(id.ok());
+  EXPECT_EQ(id.error().message, "field 'id': must be at most 128 characters long");
+}
+
 TEST(HostileInput, CsvWithInvalidUtf8NamesTheLineAndColumn) {
   const std::string path = ::testing::TempDir() + "/bad_utf8.csv";
   {

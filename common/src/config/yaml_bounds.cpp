@@ -18,23 +18,26 @@ class BoundsCheck final : public YAML::EventHandler {
   BoundsCheck(const std::string& source, const YamlLimits& limits) : source_(source), limits_(limits) {}
 
   void OnDocumentStart(const YAML::Mark& mark) override {
-    // The stream's total stays: many small documents cost what one large one does.
+    // The stream's totals stay: many small documents cost what one large one does.
     if (++documents_ > limits_.max_documents)
       fail(mark, "more than " + std::to_string(limits_.max_documents) + " documents");
-    sizes_.clear();
+    anchors_.clear();
     open_.clear();
   }
   void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override { leaf(mark, anchor); }
-  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor, const std::string&) override {
-    leaf(mark, anchor);
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override { leaf(mark, anchor, 0); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor, const std::string& value) override {
+    leaf(mark, anchor, value.size());
   }
   void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
     for (const auto& entry : open_)
       if (entry.anchor == anchor && anchor != YAML::NullAnchor)
         fail(mark, "an alias refers to a node that contains it (a cycle)");
-    auto it = sizes_.find(anchor);
-    add(mark, it == sizes_.end() ? 1 : it->second);
+    auto it = anchors_.find(anchor);
+    const Size size = it == anchors_.end() ? Size{1, 0, 0} : it->second;
+    if (open_.size() + size.height > limits_.max_depth)
+      fail(mark, "nested deeper than " + std::to_string(limits_.max_depth) + " levels (through an alias)");
+    add(mark, size);
   }
   void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor, YAML::EmitterStyle::value) override {
     open(mark, anchor);
@@ -46,45 +49,66 @@ class BoundsCheck final : public YAML::EventHandler {
   void OnMapEnd() override { close(); }
 
  private:
+  // What a node costs a walk: nodes, scalar bytes, and how deep it reaches below itself.
+  struct Size {
+    std::size_t nodes = 0;
+    std::size_t bytes = 0;
+    std::size_t height = 0;
+  };
   struct Open {
     YAML::anchor_t anchor;
-    std::size_t nodes;  // this collection and everything in it so far
+    Size size;  // this collection and everything in it so far
   };
 
   [[noreturn]] void fail(const YAML::Mark& mark, const std::string& reason) const {
     throw ConfigError(source_, "", reason, mark.line + 1);
   }
 
-  void add(const YAML::Mark& mark, std::size_t nodes) {
-    total_ += nodes;
-    if (total_ > limits_.max_expanded_nodes)
+  void add(const YAML::Mark& mark, const Size& size) {
+    total_.nodes += size.nodes;
+    total_.bytes += size.bytes;
+    if (total_.nodes > limits_.max_expanded_nodes)
       fail(mark, "the document expands to more than " + std::to_string(limits_.max_expanded_nodes) +
                      " nodes (aliases counted at their size: an alias bomb?)");
-    if (!open_.empty()) open_.back().nodes += nodes;
+    if (total_.bytes > limits_.max_expanded_bytes)
+      fail(mark, "the document expands to more than " + std::to_string(limits_.max_expanded_bytes) +
+                     " bytes of text (aliases counted at their size)");
+    if (!open_.empty()) {
+      Size& parent = open_.back().size;
+      parent.nodes += size.nodes;
+      parent.bytes += size.bytes;
+      parent.height = std::max(parent.height, size.height + 1);
+    }
   }
-  void leaf(const YAML::Mark& mark, YAML::anchor_t anchor) {
-    if (anchor != YAML::NullAnchor) sizes_[anchor] = 1;
-    add(mark, 1);
+  void leaf(const YAML::Mark& mark, YAML::anchor_t anchor, std::size_t bytes) {
+    const Size size{1, bytes, 0};
+    if (anchor != YAML::NullAnchor) anchors_[anchor] = size;
+    add(mark, size);
   }
   void open(const YAML::Mark& mark, YAML::anchor_t anchor) {
     if (open_.size() >= limits_.max_depth)
       fail(mark, "nested deeper than " + std::to_string(limits_.max_depth) + " levels");
-    add(mark, 1);
-    open_.push_back({anchor, 1});
+    add(mark, Size{1, 0, 0});
+    open_.push_back({anchor, Size{1, 0, 0}});
   }
   void close() {
     const Open done = open_.back();
     open_.pop_back();
-    if (done.anchor != YAML::NullAnchor) sizes_[done.anchor] = done.nodes;
-    // total_ counted the collection and its children as they came; the parent's size grows now.
-    if (!open_.empty()) open_.back().nodes += done.nodes - 1;
+    if (done.anchor != YAML::NullAnchor) anchors_[done.anchor] = done.size;
+    // The totals counted the collection and its children as they came; the parent's size grows now.
+    if (!open_.empty()) {
+      Size& parent = open_.back().size;
+      parent.nodes += done.size.nodes - 1;
+      parent.bytes += done.size.bytes;
+      parent.height = std::max(parent.height, done.size.height + 1);
+    }
   }
 
   const std::string& source_;
   const YamlLimits& limits_;
-  std::map<YAML::anchor_t, std::size_t> sizes_;
+  std::map<YAML::anchor_t, Size> anchors_;
   std::vector<Open> open_;
-  std::size_t total_ = 0;
+  Size total_;
   std::size_t documents_ = 0;
 };
 

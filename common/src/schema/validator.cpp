@@ -159,20 +159,33 @@ bool validDateTime(const std::string& s) {
   return pos + 6 == s.size();
 }
 
+// GCC 12's std::regex matches by recursion, a stack frame or more per character (about 200 bytes
+// each), so tens of kilobytes overflow a thread's stack and crash the process. A string longer
+// than this never reaches a regex: it fails its pattern or format. Every patterned string in our
+// schemas has a maxLength far below it.
+constexpr std::size_t kMaxRegexInputBytes = 4096;
+
+bool regexMatches(const std::string& s, const std::regex& re) {
+  return s.size() <= kMaxRegexInputBytes && std::regex_match(s, re);
+}
+bool regexFinds(const std::string& s, const std::regex& re) {
+  return s.size() <= kMaxRegexInputBytes && std::regex_search(s, re);
+}
+
 bool validFormat(const std::string& format, const std::string& s) {
   if (format == "date-time") return validDateTime(s);
   if (format == "date") return validDate(s);
   if (format == "email") {
     static const std::regex re(R"(^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$)");
-    return std::regex_match(s, re);
+    return regexMatches(s, re);
   }
   if (format == "uri") {
     static const std::regex re(R"(^[a-zA-Z][a-zA-Z0-9+.-]*:[^\s]*$)");
-    return std::regex_match(s, re);
+    return regexMatches(s, re);
   }
   if (format == "uuid") {
     static const std::regex re(R"(^(?:urn:uuid:)?[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$)");
-    return std::regex_match(s, re);
+    return regexMatches(s, re);
   }
   return true;  // unknown formats are annotations only
 }
@@ -483,7 +496,7 @@ struct SchemaRegistry::Impl {
         check(*declared, value, child, root, ctx);
       }
       for (const auto& [re, sub] : k.pattern_properties) {
-        if (std::regex_search(key, *re)) {
+        if (regexFinds(key, *re)) {
           matched = true;
           check(*sub, value, child, root, ctx);
         }
@@ -548,9 +561,11 @@ struct SchemaRegistry::Impl {
     // Code points are at most bytes: the count is needed only near the bounds.
     if (k.min_length && codePointCount(s) < k.min_length->get<std::size_t>())
       fail(ctx, path, "must be at least " + k.min_length->dump() + " characters long");
-    if (k.max_length && s.size() > k.max_length->get<std::size_t>() && codePointCount(s) > k.max_length->get<std::size_t>())
+    if (k.max_length && s.size() > k.max_length->get<std::size_t>() && codePointCount(s) > k.max_length->get<std::size_t>()) {
       fail(ctx, path, "must be at most " + k.max_length->dump() + " characters long");
-    if (k.pattern_re && !std::regex_search(s, *k.pattern_re))
+      return;  // a pattern or format error would only repeat it, at the cost of a regex over it
+    }
+    if (k.pattern_re && !regexFinds(s, *k.pattern_re))
       fail(ctx, path, "does not match pattern " + k.pattern->get<std::string>());
     if (k.format && !validFormat(k.format->get_ref<const std::string&>(), s))
       fail(ctx, path, "is not a valid " + k.format->get<std::string>());
