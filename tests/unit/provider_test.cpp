@@ -75,14 +75,23 @@ TEST(Prompt, ALongTicketIsCutToTheModelsBudgetKeepingHeadAndTail) {
   EXPECT_NE(request.user_content.find("FIRST-LINE"), std::string::npos);
   EXPECT_NE(request.user_content.find("LAST-LINE"), std::string::npos);
   EXPECT_NE(request.user_content.find("characters of the ticket left out"), std::string::npos);
-  const std::int64_t body_chars = 11 + 30000 + 10000 + 2 + 10;
-  EXPECT_EQ(request.ticket_chars_cut, body_chars - 3000);
+  // 3,000 bytes kept (the token estimate's 3 bytes a token); the middle cut is ASCII.
+  EXPECT_EQ(request.ticket_chars_cut, static_cast<std::int64_t>(t.body.size()) - 3000);
   EXPECT_TRUE(isValidUtf8(request.user_content));
   EXPECT_LT(estimatePromptTokens(request), 1000 + static_cast<std::int64_t>(request.system_prompt.size() / 3) + 100);
 
   model.max_ticket_tokens = 100'000;  // the window is the smaller bound
   model.context_window = 8192;
   EXPECT_GT(buildModelRequest(PromptSet::builtin(), t, "Access", model).ticket_chars_cut, 20000);
+
+  // Three-byte characters: the budget is bytes, so a CJK ticket costs what the budget says.
+  t.body = "";
+  for (int i = 0; i < 20000; ++i) t.body += "\u7f51";
+  model.max_ticket_tokens = 1000;
+  model.context_window = 1'000'000;
+  const auto cjk = buildModelRequest(PromptSet::builtin(), t, "Access", model);
+  EXPECT_EQ(cjk.ticket_chars_cut, 20000 - 666 - 333);  // whole characters within 2,000 + 1,000 bytes
+  EXPECT_TRUE(isValidUtf8(cjk.user_content));
 
   t.body = "short";
   EXPECT_EQ(buildModelRequest(PromptSet::builtin(), t, "Access", model).ticket_chars_cut, 0);

@@ -607,10 +607,12 @@ std::vector<nlohmann::json> parseYamlDocuments(const std::string& yaml_text, con
 Config loadConfig(const std::string& path, EnvLookup env) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(path, "", "cannot read the file (does it exist?)");
-  std::stringstream text;
-  text << in.rdbuf();
+  // Read no more than the bound and one byte: enough to refuse /dev/zero without reading it all.
+  std::string text(YamlLimits{}.max_bytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
   const auto dir = std::filesystem::absolute(path).parent_path().string();
-  return loadConfigText(text.str(), path, dir, env);
+  return loadConfigText(text, path, dir, env);
 }
 
 Config loadEmbeddedConfig(EnvLookup env) {

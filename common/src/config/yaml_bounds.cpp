@@ -116,8 +116,7 @@ class BoundsCheck final : public YAML::EventHandler {
 
 std::vector<YAML::Node> loadBoundedYaml(const std::string& text, const std::string& source, const YamlLimits& limits) {
   if (text.size() > limits.max_bytes)
-    throw ConfigError(source, "", "the file is " + std::to_string(text.size()) + " bytes; the limit is " +
-                                      std::to_string(limits.max_bytes));
+    throw ConfigError(source, "", "the file is over the limit of " + std::to_string(limits.max_bytes) + " bytes");
   // YAML text holds no NUL (nor does any text file); yaml-cpp 0.7 can loop on one for ever.
   if (const auto nul = text.find('\0'); nul != std::string::npos) {
     const auto line = 1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(nul), '\n');

@@ -65,6 +65,8 @@ std::optional<std::chrono::system_clock::time_point> parseRfc3339(const std::str
     return std::nullopt;
   }
   if (pos != text.size()) return std::nullopt;
+  // system_clock counts nanoseconds in 64 bits: years past 2262 overflow it (undefined behaviour).
+  if (y < 1900 || y > 2200) return std::nullopt;
   std::tm tm{};
   tm.tm_year = y - 1900;
   tm.tm_mon = mo - 1;

@@ -385,9 +385,11 @@ struct Stage::Impl {
     for (int i = 0; i < parts->cnt; ++i) {
       const auto& p = parts->elems[i];
       std::int64_t offset = -1;
+      bool never_committed = false;  // the coordinator says so (not: we could not ask)
       std::set<std::int64_t> done;
       if (!cerr) {
         const auto* c = rd_kafka_topic_partition_list_find(committed.get(), p.topic, p.partition);
+        never_committed = c && c->err == RD_KAFKA_RESP_ERR_NO_ERROR && c->offset < 0;
         if (c && c->err == RD_KAFKA_RESP_ERR_NO_ERROR && c->offset >= 0) {
           offset = c->offset;
           if (c->metadata && c->metadata_size > 0) {
@@ -403,7 +405,7 @@ struct Stage::Impl {
       state.fetched_to = offset;
       partitions[{p.topic, p.partition}] = std::move(state);
       // No committed offset: start at the log start. (Unset, auto.offset.reset=error would stop.)
-      if (!cerr && offset < 0) parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+      if (never_committed) parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
     }
     if (rd_kafka_error_t* e = rd_kafka_incremental_assign(consumer.get(), parts)) {
       logLine(std::string("incremental assign failed: ") + rd_kafka_error_string(e));
@@ -514,7 +516,7 @@ struct Stage::Impl {
     if (it == partitions.end()) return;
     Partition& p = it->second;
     const std::string where = topic + "[" + std::to_string(partition) + "]";
-    if (p.fetched_to < 0) {  // no position known (reading the committed offsets failed)
+    if (p.fetched_to < 0) {  // no position known: reading the committed offset failed, and there is none
       logLine(where + ": no committed offset; starting at the log start");
     } else {
       std::int64_t low = -1, high = -1;
@@ -718,7 +720,9 @@ struct Stage::Impl {
     item.dead_letter = std::move(d);
     item.error_class = errorCodeName(error.code);
     // A letter over our own limit is cut before librdkafka refuses it; the topic may refuse less.
-    while (toJson(item.dead_letter).size() + kDeadLetterHeadroomBytes > static_cast<std::size_t>(max_message_bytes) &&
+    // The key travels twice: as the record's key and inside the letter.
+    while (toJson(item.dead_letter).size() + item.dead_letter.key.size() + kDeadLetterHeadroomBytes >
+               static_cast<std::size_t>(max_message_bytes) &&
            cutDeadLetter(item)) {
     }
     produceDeadLetter(item);
@@ -921,6 +925,9 @@ struct Stage::Impl {
     std::vector<OutputRecord> out(1);
     out[0].topic = options.dlq_topic;
     out[0].value = toJson(item.dead_letter);
+    // The letter's own key: cut with its payload when the letter had to shrink. (An empty key
+    // falls back to the message's, which is then empty too.)
+    out[0].key = item.dead_letter.key;
     out[0].headers = {{kStageHeader, options.name},
                       {kErrorClassHeader, item.error_class},
                       {kAttemptsHeader, std::to_string(item.attempt)}};
@@ -944,7 +951,8 @@ struct Stage::Impl {
         has_trace = has_trace || h.name == kTraceIdHeader;
         has_attempt = has_attempt || h.name == kAttemptHeader;
       }
-      if (!has_trace && !item.trace_id.empty()) out.headers.push_back({kTraceIdHeader, item.trace_id});
+      // Only a well-formed trace id is carried on: a header of any size would ride on every output.
+      if (!has_trace && isTraceId(item.trace_id)) out.headers.push_back({kTraceIdHeader, item.trace_id});
       if (!has_attempt) out.headers.push_back({kAttemptHeader, attempt});
       rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
       // A full local queue drains as the broker acknowledges; wait briefly rather than fail.

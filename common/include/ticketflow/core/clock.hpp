@@ -44,7 +44,8 @@ class ManualClock final : public Clock {
 
 // RFC 3339 UTC timestamp with milliseconds, e.g. 2026-11-22T20:51:49.123Z.
 std::string formatRfc3339(std::chrono::system_clock::time_point t);
-// Parses an RFC 3339 time ("2026-11-22T20:51:49.123Z", "...+02:00"); nullopt if it is not one.
+// Parses an RFC 3339 time ("2026-11-22T20:51:49.123Z", "...+02:00"); nullopt if it is not one, or
+// if its year is outside 1900-2200 (the clock cannot hold years past 2262).
 std::optional<std::chrono::system_clock::time_point> parseRfc3339(const std::string& text);
 
 }  // namespace ticketflow

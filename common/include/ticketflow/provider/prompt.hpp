@@ -26,9 +26,9 @@ struct PromptSet {
 std::string systemPromptFor(const PromptSet& prompts, const std::string& category);
 
 // The user message: a short framing line and the ticket inside <ticket>...</ticket>. A body longer
-// than `max_body_chars` keeps its first two thirds and last third of that, with a marker saying
-// how many characters were left out (added to *chars_cut when given).
-std::string ticketUserContent(const Ticket& ticket, std::size_t max_body_chars = SIZE_MAX,
+// than `max_body_bytes` keeps its first two thirds and last third of that (cut on character
+// boundaries), with a marker saying how many characters were left out (added to *chars_cut).
+std::string ticketUserContent(const Ticket& ticket, std::size_t max_body_bytes = SIZE_MAX,
                               std::int64_t* chars_cut = nullptr);
 
 // Prompt tokens of a request, estimated high (3 characters a token plus framing per message) so
