@@ -102,7 +102,7 @@ Result<std::vector<float>> HashingEmbedder::embed(std::string_view text) const {
       buf.append(words[w + 1]);
       add(groups[1], fnv1a64(buf, kBigramSeed), stop && stop2 ? options_.boilerplate_factor : 1.0);
     }
-    buf.assign(" ");
+    buf.assign(1, ' ');
     buf.append(words[w]);
     buf.push_back(' ');
     for (int n = options_.char_min; n <= options_.char_max; ++n) {

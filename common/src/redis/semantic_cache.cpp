@@ -43,7 +43,7 @@ std::string keySafe(const std::string& s) {
   std::string out;
   for (unsigned char c : s) {
     if (std::isalnum(c) || c == '.' || c == '_' || c == '-') out.push_back(static_cast<char>(c));
-    else out += "%" + hex64(c, 2);
+    else out.append(1, '%').append(hex64(c, 2));
   }
   return out;
 }

@@ -200,8 +200,8 @@ std::string pointerToFieldPath(const std::string& pointer) {
   while (pos < pointer.size()) {
     const std::size_t next = pointer.find('/', pos + 1);
     std::string token = pointer.substr(pos + 1, next == std::string::npos ? std::string::npos : next - pos - 1);
-    for (std::size_t i; (i = token.find("~1")) != std::string::npos;) token.replace(i, 2, "/");
-    for (std::size_t i; (i = token.find("~0")) != std::string::npos;) token.replace(i, 2, "~");
+    for (std::size_t i; (i = token.find("~1")) != std::string::npos;) token.replace(i, 2, 1, '/');
+    for (std::size_t i; (i = token.find("~0")) != std::string::npos;) token.replace(i, 2, 1, '~');
     const bool index = !token.empty() && token.find_first_not_of("0123456789") == std::string::npos;
     if (index) out += "[" + token + "]";
     else out += (out.empty() ? "" : ".") + token;
@@ -226,7 +226,7 @@ struct Path {
     for (const Path* p = this; p->parent; p = p->parent) chain.push_back(p);
     std::string out;
     for (auto it = chain.rbegin(); it != chain.rend(); ++it)
-      out += "/" + ((*it)->key ? escapePointerToken(*(*it)->key) : std::to_string((*it)->index));
+      out.append(1, '/').append((*it)->key ? escapePointerToken(*(*it)->key) : std::to_string((*it)->index));
     return out;
   }
 };

@@ -38,7 +38,8 @@ class JsonWriter {
     separate();
     char buf[24];
     const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);  // 24 digits hold any 64-bit integer
-    out_.append(buf, end);
+    // (pointer, length), not (first, last): GCC 12 at -O3 reports a bogus -Wrestrict on the latter.
+    out_.append(buf, static_cast<std::size_t>(end - buf));
     return *this;
   }
   JsonWriter& value(const std::vector<std::string>& texts);
