@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "fixtures/environment.hpp"
 #include "ticketflow/domain/messages.hpp"
 #include "ticketflow/domain/ticket_file.hpp"
 
@@ -79,13 +80,7 @@ TEST(HostileInput, AMegabyteStringNeverReachesARegex) {
 
 TEST(HostileInput, CsvWithInvalidUtf8NamesTheLineAndColumn) {
   const std::string path = ::testing::TempDir() + "/bad_utf8.csv";
-  {
-    FILE* f = std::fopen(path.c_str(), "wb");
-    ASSERT_NE(f, nullptr);
-    const std::string data = "text,category\n\"two\nlines\",a\nbad \xff byte,b\n";
-    std::fwrite(data.data(), 1, data.size(), f);
-    std::fclose(f);
-  }
+  testing::writeFile(path, "text,category\n\"two\nlines\",a\nbad \xff byte,b\n");
   auto records = readTicketRecords(path);
   ASSERT_TRUE(records.ok()) << records.error().message;
   ASSERT_EQ(records->size(), 2u);
@@ -103,13 +98,7 @@ TEST(HostileInput, CsvWithInvalidUtf8NamesTheLineAndColumn) {
 
 TEST(HostileInput, JsonLinesWithANulOrInvalidUtf8AreRejectedWithTheirLine) {
   const std::string path = ::testing::TempDir() + "/hostile.jsonl";
-  {
-    FILE* f = std::fopen(path.c_str(), "wb");
-    ASSERT_NE(f, nullptr);
-    const std::string data = kValidTicket + "\n" + kValidTicket + std::string(1, '\0') + "{}\n" + "\xff\xfe\n";
-    std::fwrite(data.data(), 1, data.size(), f);
-    std::fclose(f);
-  }
+  testing::writeFile(path, kValidTicket + "\n" + kValidTicket + std::string(1, '\0') + "{}\n" + "\xff\xfe\n");
   auto records = readTicketRecords(path);
   ASSERT_TRUE(records.ok());
   ASSERT_EQ(records->size(), 3u);

@@ -83,10 +83,7 @@ class YamlToJson {
   // long and a document has many values.
   std::string pointer() const {
     std::string out;
-    for (const auto& segment : path_) {
-      out += '/';
-      for (char c : segment) out += c == '~' ? std::string("~0") : c == '/' ? std::string("~1") : std::string(1, c);
-    }
+    for (const auto& segment : path_) out.append(1, '/').append(schema::escapePointerToken(segment));
     return out;
   }
 

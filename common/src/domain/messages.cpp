@@ -355,10 +355,8 @@ std::string toJson(const TicketUpdate& u) {
 void truncatePayload(DeadLetter& d, std::size_t max_bytes) {
   auto cut = [max_bytes](std::string& s) {
     if (s.size() <= max_bytes) return false;
-    std::size_t end = max_bytes;
-    if (isValidUtf8(s))  // stay text: end on a character boundary
-      while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80) --end;
-    s.resize(end);
+    // Text stays text: it ends on a character boundary.
+    s.resize(isValidUtf8(s) ? utf8BytePrefix(s, max_bytes).size() : max_bytes);
     return true;
   };
   const std::size_t original = d.payload.size();

@@ -59,25 +59,16 @@ std::string systemPromptFor(const PromptSet& prompts, const std::string& categor
 
 namespace {
 
-std::size_t charCount(std::string_view text) {
-  std::size_t n = 0;
-  for (char c : text) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-  return n;
-}
-
-bool isContinuation(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
-
 // Head and tail of a body longer than `max_bytes`: the start says what the problem is, the end
 // often holds the latest error or the question. Bytes, not characters, since the token estimate
 // counts bytes (3 a token): CJK text or emoji then cost what the budget says. Cuts fall on
 // character boundaries.
 std::string cutBody(const std::string& body, std::size_t max_bytes, std::int64_t* chars_cut) {
   if (body.size() <= max_bytes) return body;
-  std::size_t head_end = max_bytes * 2 / 3;
-  while (head_end > 0 && isContinuation(body[head_end])) --head_end;
+  const std::size_t head_end = utf8BytePrefix(body, max_bytes * 2 / 3).size();
   std::size_t tail_begin = body.size() - (max_bytes - max_bytes * 2 / 3);
-  while (tail_begin < body.size() && isContinuation(body[tail_begin])) ++tail_begin;
-  const std::size_t cut = charCount(std::string_view(body).substr(head_end, tail_begin - head_end));
+  while (tail_begin < body.size() && isUtf8Continuation(body[tail_begin])) ++tail_begin;
+  const std::size_t cut = utf8CodePointCount(std::string_view(body).substr(head_end, tail_begin - head_end));
   if (chars_cut) *chars_cut += static_cast<std::int64_t>(cut);
   return body.substr(0, head_end) + "\n[... " + std::to_string(cut) + " characters of the ticket left out ...]\n" +
          body.substr(tail_begin);

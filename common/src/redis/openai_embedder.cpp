@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ticketflow/core/utf8.hpp"
 #include "ticketflow/provider/model_client.hpp"
 #include "ticketflow/provider/resilience.hpp"
 #include "ticketflow/redis/embedder.hpp"
@@ -18,14 +19,6 @@ using nlohmann::json;
 // Embedding models take about 8k tokens; 16 KB of text stays well inside that for any language
 // and keeps a pasted log from costing a large call.
 constexpr std::size_t kMaxInputBytes = 16 * 1024;
-
-// Cuts at most `limit` bytes without splitting a UTF-8 sequence.
-std::string_view utf8Prefix(std::string_view text, std::size_t limit) {
-  if (text.size() <= limit) return text;
-  std::size_t end = limit;
-  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
-  return text.substr(0, end);
-}
 
 }  // namespace
 
@@ -57,7 +50,7 @@ std::uint64_t OpenAiEmbedder::calls() const {
 }
 
 Result<std::vector<float>> OpenAiEmbedder::embed(std::string_view text) const {
-  const std::string_view input = utf8Prefix(text, kMaxInputBytes);
+  const std::string_view input = utf8BytePrefix(text, kMaxInputBytes);
   const std::uint64_t key = fnv1a64(input);
   {
     std::lock_guard lock(state_->mutex);

@@ -1,5 +1,7 @@
 #include "ticketflow/schema/validator.hpp"
 
+#include "ticketflow/core/utf8.hpp"
+
 #include <cmath>
 #include <mutex>
 #include <regex>
@@ -56,15 +58,6 @@ void checkKeywords(const json& schema, const std::string& where) {
   }
 }
 
-std::string escapePointerToken(const std::string& token) {
-  std::string out;
-  for (char c : token) {
-    if (c == '~') out += "~0";
-    else if (c == '/') out += "~1";
-    else out += c;
-  }
-  return out;
-}
 
 std::string typeName(const json& v) {
   switch (v.type()) {
@@ -108,13 +101,6 @@ bool jsonEqual(const json& a, const json& b) {
     return true;
   }
   return a == b;
-}
-
-std::size_t codePointCount(const std::string& s) {
-  std::size_t n = 0;
-  for (unsigned char c : s)
-    if ((c & 0xC0) != 0x80) ++n;
-  return n;
 }
 
 bool isDigits(const std::string& s, std::size_t pos, std::size_t len) {
@@ -191,6 +177,16 @@ bool validFormat(const std::string& format, const std::string& s) {
 }
 
 }  // namespace
+
+std::string escapePointerToken(const std::string& token) {
+  std::string out;
+  for (char c : token) {
+    if (c == '~') out += "~0";
+    else if (c == '/') out += "~1";
+    else out += c;
+  }
+  return out;
+}
 
 std::string ValidationError::describe() const { return path.empty() ? reason : path + ": " + reason; }
 
@@ -559,9 +555,9 @@ struct SchemaRegistry::Impl {
   void checkString(const Keywords& k, const json& v, const Path& path, Ctx& ctx) const {
     const auto& s = v.get_ref<const std::string&>();
     // Code points are at most bytes: the count is needed only near the bounds.
-    if (k.min_length && codePointCount(s) < k.min_length->get<std::size_t>())
+    if (k.min_length && utf8CodePointCount(s) < k.min_length->get<std::size_t>())
       fail(ctx, path, "must be at least " + k.min_length->dump() + " characters long");
-    if (k.max_length && s.size() > k.max_length->get<std::size_t>() && codePointCount(s) > k.max_length->get<std::size_t>()) {
+    if (k.max_length && s.size() > k.max_length->get<std::size_t>() && utf8CodePointCount(s) > k.max_length->get<std::size_t>()) {
       fail(ctx, path, "must be at most " + k.max_length->dump() + " characters long");
       return;  // a pattern or format error would only repeat it, at the cost of a regex over it
     }

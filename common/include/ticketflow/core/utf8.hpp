@@ -42,6 +42,23 @@ inline std::size_t decodeUtf8(std::string_view text, std::size_t i, char32_t& cp
   return len;
 }
 
+inline bool isUtf8Continuation(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
+
+// Characters (code points) of UTF-8 text: the bytes that do not continue a sequence.
+inline std::size_t utf8CodePointCount(std::string_view s) {
+  std::size_t n = 0;
+  for (char c : s) n += !isUtf8Continuation(c);
+  return n;
+}
+
+// At most `limit` bytes of `text`, never splitting a UTF-8 sequence.
+inline std::string_view utf8BytePrefix(std::string_view text, std::size_t limit) {
+  if (text.size() <= limit) return text;
+  std::size_t end = limit;
+  while (end > 0 && isUtf8Continuation(text[end])) --end;
+  return text.substr(0, end);
+}
+
 inline bool isValidUtf8(std::string_view s) {
   char32_t code_point;
   for (std::size_t i = 0; i < s.size();) {

@@ -66,5 +66,7 @@ class SchemaRegistry {
 // Converts a JSON pointer ("/kafka/topics/0/name") into the dotted field path our config
 // messages use ("kafka.topics[0].name").
 std::string pointerToFieldPath(const std::string& pointer);
+// One JSON pointer token: "~" as "~0", "/" as "~1".
+std::string escapePointerToken(const std::string& token);
 
 }  // namespace ticketflow::schema
