@@ -1,21 +1,23 @@
 # ticketflow image: one binary, every role (the Helm chart picks the subcommand).
-# Build stage: Debian 12 with the toolchain and -dev packages, installed by scripts/bootstrap
-# (the same list a developer machine gets).
+# Build stage: Debian 12 with the toolchain and -dev packages only, installed by
+# scripts/bootstrap --build-only (the list a developer machine gets, less the test and run tools).
 FROM debian:12 AS build
 WORKDIR /src
-COPY scripts/ scripts/
-RUN scripts/bootstrap && rm -rf /var/lib/apt/lists/*
+COPY scripts/bootstrap scripts/bootstrap
+RUN scripts/bootstrap --build-only && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DTICKETFLOW_BUILD_TESTS=OFF \
  && cmake --build /build -j"$(nproc)" --target ticketflow \
  && strip /build/ticketflow
 
 # Runtime stage: only the shared libraries the binary links (README "Container image" lists them;
-# tests/integration/image_test.cpp checks the list against ldd) and CA certificates for TLS.
+# tests/integration/image_test.cpp checks the list against ldd), CA certificates for TLS, and
+# redis-server (about 1.5 MB with its libraries) so that `docker run --rm IMAGE demo` runs the
+# demo's private Redis as it does on a laptop; the roles never start it.
 FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
-      librdkafka1 libhiredis0.14 libyaml-cpp0.7 libpoconet80 libpoconetssl80 libpocofoundation80 libssl3 libjemalloc2 libsimdjson14 \
+      redis-server librdkafka1 libhiredis0.14 libyaml-cpp0.7 libpoconet80 libpoconetssl80 libpocofoundation80 libssl3 libjemalloc2 libsimdjson14 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin ticketflow
 COPY --from=build /build/ticketflow /usr/local/bin/ticketflow

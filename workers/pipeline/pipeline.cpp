@@ -77,8 +77,9 @@ observability::LogLevel levelFrom(const Config& config) {
 }
 
 std::shared_ptr<redis::RedisPool> redisPoolFor(const Config& config, int size) {
+  if (auto url = redis::parseRedisUrl(config.redis.url); !url) throw ConfigError(config.source, "redis.url", url.error().message);
   auto options = redis::RedisPoolOptions::fromConfig(config.redis);
-  if (!options) throw ConfigError(config.source, "redis.url", options.error().message);
+  if (!options) throw ConfigError(config.source, "redis.tls", options.error().message);
   options->pool_size = size;
   return std::make_shared<redis::RedisPool>(*options);
 }
@@ -92,6 +93,13 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
                                                     options_.log_sink ? *options_.log_sink : std::cerr);
   // The process's own connections: health checks, budget gauges, ledger() and cache().
   redis_ = redisPoolFor(config, 2);
+  // A server that answers but whose certificate the configured trust refuses will not get better
+  // by waiting: stop start-up and say so. (Unreachable is fine: the roles wait for it.)
+  if (config.redis.url.rfind("rediss", 0) == 0) {
+    auto probe = redis_->command({"PING"});
+    if (!probe && probe.error().code == ErrorCode::kInvalidArgument)
+      throw ConfigError(config.source, "redis.tls", probe.error().message);
+  }
   const auto embedder = redis::makeEmbedder(config);
   cache_ = std::make_unique<redis::SemanticCache>(redis_, config.cache, config.redis.key_prefix, embedder);
   ledger_ = std::make_unique<redis::BudgetLedger>(redis_, config.budgets, config.redis.key_prefix);

@@ -272,6 +272,13 @@ Config buildConfig(const json& doc, const std::string& file, const YamlToJson& l
   readIfPresent(r, "key_prefix", c.redis.key_prefix);
   readIfPresent(r, "connect_timeout_ms", c.redis.connect_timeout_ms);
   readIfPresent(r, "command_timeout_ms", c.redis.command_timeout_ms);
+  readIfPresent(r, "sentinel_password", c.redis.sentinel_password);
+  if (auto it = r.find("tls"); it != r.end()) {
+    readIfPresent(*it, "ca_file", c.redis.tls.ca_file);
+    readIfPresent(*it, "cert_file", c.redis.tls.cert_file);
+    readIfPresent(*it, "key_file", c.redis.tls.key_file);
+    readIfPresent(*it, "server_name", c.redis.tls.server_name);
+  }
 
   if (auto it = doc.find("stage"); it != doc.end()) {
     readIfPresent(*it, "max_in_flight", c.stage.max_in_flight);
@@ -435,6 +442,20 @@ void crossCheck(const Config& c, const std::string& file, const YamlToJson& line
   checkUnique(c.models, "models");
   checkUnique(c.tiers, "tiers");
 
+  const auto& tls = c.redis.tls;
+  const bool tls_configured =
+      !tls.ca_file.empty() || !tls.cert_file.empty() || !tls.key_file.empty() || !tls.server_name.empty();
+  if (tls_configured && c.redis.url.rfind("rediss", 0) != 0)
+    fail("/redis/tls", "TLS settings need a rediss:// (or rediss+sentinel://) URL; this one is plain text");
+  if (tls.cert_file.empty() != tls.key_file.empty())
+    fail(tls.cert_file.empty() ? "/redis/tls/key_file" : "/redis/tls/cert_file",
+         "a client certificate needs both cert_file and key_file");
+  for (const auto& [field, path] : {std::pair{"ca_file", &tls.ca_file}, {"cert_file", &tls.cert_file}, {"key_file", &tls.key_file}}) {
+    if (path->empty()) continue;
+    std::ifstream in(*path, std::ios::binary);
+    if (!in) fail(std::string("/redis/tls/") + field, "cannot read " + *path + " (does it exist?)");
+  }
+
   for (std::size_t i = 0; i < c.models.size(); ++i) {
     if (!c.findProvider(c.models[i].provider))
       fail("/models/" + std::to_string(i) + "/provider", "unknown provider '" + c.models[i].provider + "' (not in providers)");
@@ -575,6 +596,8 @@ Config loadConfigText(const std::string& yaml_text, const std::string& source, c
   }
   config.source = source;
   config.config_dir = config_dir;
+  for (std::string* path : {&config.redis.tls.ca_file, &config.redis.tls.cert_file, &config.redis.tls.key_file})
+    *path = config.resolvePath(*path);
   auto firstOf = [&](const char* upper, const char* lower) {
     auto v = env(upper);
     if (!v || v->empty()) v = env(lower);

@@ -4,13 +4,13 @@
 
 #include <algorithm>
 #include <regex>
+#include <string_view>
+
+#include "ticketflow/config/config.hpp"
+#include "transport.hpp"
 
 namespace ticketflow::redis {
 namespace {
-
-timeval toTimeval(std::chrono::milliseconds ms) {
-  return {static_cast<time_t>(ms.count() / 1000), static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
-}
 
 Reply convert(const redisReply* r) {
   Reply out;
@@ -33,56 +33,181 @@ struct ReplyDeleter {
   void operator()(redisReply* r) const { freeReplyObject(r); }
 };
 
-void appendCommand(redisContext* ctx, const std::vector<std::string>& argv) {
-  std::vector<const char*> ptrs;
-  std::vector<size_t> lens;
-  for (const auto& a : argv) {
-    ptrs.push_back(a.data());
-    lens.push_back(a.size());
+// RESP framing of one command: *<argc> then $<length> and the bytes of each argument.
+void appendCommand(std::string& out, const std::vector<std::string>& argv) {
+  out += '*';
+  out += std::to_string(argv.size());
+  out += "\r\n";
+  for (const auto& arg : argv) {
+    out += '$';
+    out += std::to_string(arg.size());
+    out += "\r\n";
+    out += arg;
+    out += "\r\n";
   }
-  redisAppendCommandArgv(ctx, static_cast<int>(argv.size()), ptrs.data(), lens.data());
+}
+
+// Error replies that mean "this server cannot take the command now, another (or this one later)
+// can": a primary demoted by a failover, a replica cut off from its primary, a dataset loading.
+bool serverCannotServeNow(const Reply& reply) {
+  if (reply.type != Reply::Type::kError) return false;
+  for (const std::string_view prefix : {"READONLY", "MASTERDOWN", "LOADING"})
+    if (std::string_view(reply.str).substr(0, prefix.size()) == prefix) return true;
+  return false;
+}
+
+Result<int> parsePort(std::string_view text) {
+  int port = 0;
+  for (const char c : text) {
+    if (c < '0' || c > '9' || port > 65535) return Error::invalidArgument("Redis port out of range");
+    port = port * 10 + (c - '0');
+  }
+  if (text.empty() || port <= 0 || port > 65535) return Error::invalidArgument("Redis port out of range");
+  return port;
+}
+
+Result<HostPort> parseHostPort(std::string_view text, int default_port) {
+  HostPort out;
+  const std::size_t colon = text.rfind(':');
+  out.host = std::string(text.substr(0, colon));
+  out.port = default_port;
+  if (colon != std::string_view::npos) {
+    auto port = parsePort(text.substr(colon + 1));
+    if (!port) return port.error();
+    out.port = *port;
+  }
+  if (out.host.empty()) return Error::invalidArgument("not a Redis URL: a host is empty");
+  return out;
 }
 
 }  // namespace
 
-void ContextDeleter::operator()(redisContext* ctx) const { redisFree(ctx); }
+void ReaderDeleter::operator()(redisReader* reader) const { redisReaderFree(reader); }
 
 Result<RedisEndpoint> parseRedisUrl(const std::string& url) {
-  static const std::regex re(R"(^(rediss?)://(?:([^:@/]*)(?::([^@/]*))?@)?([^:/@]+)(?::([0-9]{1,5}))?(?:/([0-9]{1,2}))?/?$)");
+  static const std::regex re(
+      R"(^(rediss?)(\+sentinel)?://(?:([^:@/]*)(?::([^@/]*))?@)?([^/@]+)(?:/([^/]+))?(?:/([0-9]{1,2}))?/?$)");
   std::smatch m;
-  if (!std::regex_match(url, m, re))
-    return Error::invalidArgument("not a Redis URL (expected redis://[user:password@]host:port/db)");
+  if (url.size() > 2048 || !std::regex_match(url, m, re))
+    return Error::invalidArgument(
+        "not a Redis URL (expected redis://[user:password@]host:port/db, rediss://..., or "
+        "redis+sentinel://[user:password@]host:port[,host:port...]/master-name[/db])");
   RedisEndpoint e;
   e.tls = m[1] == "rediss";
-  e.username = m[2];
-  e.password = m[3];
-  e.host = m[4];
-  if (m[5].matched) e.port = std::stoi(m[5]);
-  if (m[6].matched) e.db = std::stoi(m[6]);
-  if (e.port <= 0 || e.port > 65535) return Error::invalidArgument("Redis port out of range");
+  e.username = m[3];
+  e.password = m[4];
+  const std::string hosts = m[5];
+  const bool sentinel = m[2].matched;
+  std::string db = m[7];
+  if (sentinel) {
+    if (!m[6].matched) return Error::invalidArgument("a redis+sentinel:// URL names the primary: .../master-name[/db]");
+    e.master_name = m[6];
+    for (std::size_t start = 0; start <= hosts.size();) {
+      const std::size_t comma = std::min(hosts.find(',', start), hosts.size());
+      auto node = parseHostPort(std::string_view(hosts).substr(start, comma - start), 26379);
+      if (!node) return node.error();
+      e.sentinels.push_back(*node);
+      start = comma + 1;
+    }
+  } else {
+    // Without sentinels the second path segment is not allowed, and the first is the db.
+    if (m[7].matched) return Error::invalidArgument("not a Redis URL: one /db at most");
+    if (m[6].matched) db = m[6];
+    if (hosts.find(',') != std::string::npos)
+      return Error::invalidArgument("several hosts need redis+sentinel://host:port,host:port/master-name");
+    auto node = parseHostPort(hosts, 6379);
+    if (!node) return node.error();
+    e.host = node->host;
+    e.port = node->port;
+  }
+  if (!db.empty()) {
+    if (db.size() > 2 || db.find_first_not_of("0123456789") != std::string::npos)
+      return Error::invalidArgument("not a Redis URL: the db is a number 0-99");
+    e.db = std::stoi(db);
+  }
   return e;
+}
+
+RedisClient::RedisClient(std::unique_ptr<Transport> transport)
+    : transport_(std::move(transport)), reader_(redisReaderCreate()) {}
+
+RedisClient::~RedisClient() = default;
+
+const std::string& RedisClient::peer() const { return transport_->peer(); }
+
+Result<std::unique_ptr<RedisClient>> RedisClient::open(const HostPort& server, const RedisEndpoint& endpoint,
+                                                       std::chrono::milliseconds connect_timeout,
+                                                       std::chrono::milliseconds command_timeout) {
+  std::shared_ptr<const TlsClientContext> tls = endpoint.tls_context;
+  if (endpoint.tls && !tls) {
+    auto system_trust = TlsClientContext::make(RedisTlsConfig{});
+    if (!system_trust) return system_trust.error();
+    tls = *system_trust;
+  }
+  auto transport = Transport::open(server.host, server.port, endpoint.tls ? tls.get() : nullptr, connect_timeout,
+                                   command_timeout);
+  if (!transport) return transport.error();
+  std::unique_ptr<RedisClient> client(new RedisClient(std::move(*transport)));
+  if (!client->reader_) return Error::unavailable("Redis: out of memory creating a reply reader");
+  return client;
 }
 
 Result<std::unique_ptr<RedisClient>> RedisClient::connect(const RedisEndpoint& endpoint,
                                                           std::chrono::milliseconds connect_timeout,
                                                           std::chrono::milliseconds command_timeout) {
-  if (endpoint.tls)
-    return Error::invalidArgument("rediss:// needs TLS, which Debian 12's hiredis 0.14 lacks; use a TLS sidecar (see docs/)");
-  redisContext* ctx = redisConnectWithTimeout(endpoint.host.c_str(), endpoint.port, toTimeval(connect_timeout));
-  if (!ctx) return Error::unavailable("Redis: out of memory creating a connection");
-  std::unique_ptr<RedisClient> client(new RedisClient(ctx));
-  if (ctx->err) return Error::unavailable(std::string("Redis connect to ") + endpoint.host + ":" + std::to_string(endpoint.port) + ": " + ctx->errstr);
-  redisSetTimeout(ctx, toTimeval(command_timeout));
+  HostPort server{endpoint.host, endpoint.port};
+  if (!endpoint.sentinels.empty()) {
+    // Ask each sentinel in turn for the current primary; the first answer wins.
+    std::string failures;
+    server = {};
+    for (const auto& sentinel : endpoint.sentinels) {
+      auto asked = [&]() -> Result<HostPort> {
+        auto s = open(sentinel, endpoint, connect_timeout, command_timeout);
+        if (!s) return s.error();
+        if (!endpoint.sentinel_password.empty()) {
+          auto auth = (*s)->command({"AUTH", endpoint.sentinel_password});
+          if (!auth) return auth.error();
+          if (auth->type == Reply::Type::kError) return Error::unavailable("sentinel AUTH refused");
+        }
+        auto named = (*s)->command({"SENTINEL", "get-master-addr-by-name", endpoint.master_name});
+        if (!named) return named.error();
+        if (named->type == Reply::Type::kError) return Error::unavailable("sentinel: " + named->str);
+        if (named->type != Reply::Type::kArray || named->elements.size() != 2)
+          return Error::unavailable("sentinel does not know the primary \"" + endpoint.master_name + "\"");
+        auto port = parsePort(named->elements[1].str);
+        if (!port) return Error::unavailable("sentinel named a bad port");
+        return HostPort{named->elements[0].str, *port};
+      }();
+      if (asked) {
+        server = *asked;
+        break;
+      }
+      if (asked.error().code == ErrorCode::kInvalidArgument) return asked.error();  // TLS trust: retrying cannot help
+      failures += (failures.empty() ? "" : "; ") + sentinel.host + ":" + std::to_string(sentinel.port) + ": " +
+                  asked.error().message;
+    }
+    if (server.host.empty()) return Error::unavailable("Redis Sentinel: no sentinel named the primary (" + failures + ")");
+  }
+  auto client = open(server, endpoint, connect_timeout, command_timeout);
+  if (!client) return client.error();
   if (!endpoint.password.empty()) {
     std::vector<std::string> auth = {"AUTH"};
     if (!endpoint.username.empty()) auth.push_back(endpoint.username);
     auth.push_back(endpoint.password);
-    auto r = client->command(auth);
+    auto r = (*client)->command(auth);
     if (!r) return r.error();
     if (r->type == Reply::Type::kError) return Error::unavailable("Redis AUTH refused");  // never echo the password
   }
+  if (!endpoint.sentinels.empty()) {
+    // A sentinel's answer can be stale during a failover: talk only to a server that says it is
+    // the primary, or writes would fail (or, worse, land on a replica about to be resynced).
+    auto role = (*client)->command({"ROLE"});
+    if (!role) return role.error();
+    if (role->type != Reply::Type::kArray || role->elements.empty() || role->elements[0].str != "master")
+      return Error::unavailable("Redis " + (*client)->peer() + " is not the primary yet (failover in progress)");
+  }
   if (endpoint.db != 0) {
-    auto r = client->command({"SELECT", std::to_string(endpoint.db)});
+    auto r = (*client)->command({"SELECT", std::to_string(endpoint.db)});
     if (!r) return r.error();
     if (r->type == Reply::Type::kError) return Error::unavailable("Redis SELECT: " + r->str);
   }
@@ -102,21 +227,48 @@ Result<std::vector<Reply>> RedisClient::pipeline(const std::vector<std::vector<s
   return pipeline(argvs);
 }
 
+Result<Reply> RedisClient::readReply() {
+  char buffer[16384];
+  while (true) {
+    void* raw = nullptr;
+    if (redisReaderGetReply(reader_.get(), &raw) != REDIS_OK)
+      return Error::unavailable("Redis " + peer() + ": protocol error: " + reader_->errstr);
+    if (raw) {
+      std::unique_ptr<redisReply, ReplyDeleter> reply(static_cast<redisReply*>(raw));
+      return convert(reply.get());
+    }
+    auto n = transport_->readSome(buffer, sizeof buffer);
+    if (!n) return n.error();
+    if (redisReaderFeed(reader_.get(), buffer, *n) != REDIS_OK)
+      return Error::unavailable("Redis " + peer() + ": protocol error: " + reader_->errstr);
+  }
+}
+
 Result<std::vector<Reply>> RedisClient::pipeline(std::span<const std::vector<std::string>* const> commands) {
   if (broken_) return Error::unavailable("Redis connection is broken");
-  for (const auto* argv : commands) appendCommand(ctx_.get(), *argv);
+  out_.clear();
+  for (const auto* argv : commands) appendCommand(out_, *argv);
+  if (auto sent = transport_->writeAll(out_); !sent) {
+    broken_ = true;
+    return sent.error();
+  }
+  if (out_.capacity() > (1 << 20)) std::string().swap(out_);  // keep no large buffer between calls
   std::vector<Reply> out;
   out.reserve(commands.size());
+  const Reply* cannot_serve = nullptr;
   for (std::size_t i = 0; i < commands.size(); ++i) {
-    void* raw = nullptr;
-    if (redisGetReply(ctx_.get(), &raw) != REDIS_OK || !raw) {
+    auto reply = readReply();
+    if (!reply) {
       broken_ = true;
-      const bool timed_out = ctx_->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
-      std::string msg = std::string("Redis: ") + (ctx_->errstr[0] ? ctx_->errstr : "connection lost");
-      return timed_out ? Error::timeout(msg) : Error::unavailable(msg);
+      return reply.error();
     }
-    std::unique_ptr<redisReply, ReplyDeleter> reply(static_cast<redisReply*>(raw));
-    out.push_back(convert(reply.get()));
+    out.push_back(std::move(*reply));
+  }
+  for (const auto& reply : out)
+    if (!cannot_serve && serverCannotServeNow(reply)) cannot_serve = &reply;
+  if (cannot_serve) {
+    broken_ = true;
+    return Error::unavailable("Redis " + peer() + ": " + cannot_serve->str);
   }
   return out;
 }

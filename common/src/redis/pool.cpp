@@ -13,6 +13,12 @@ Result<RedisPoolOptions> RedisPoolOptions::fromConfig(const RedisConfig& config)
   RedisPoolOptions o;
   o.endpoint = *endpoint;
   if (o.endpoint.password.empty()) o.endpoint.password = config.password;
+  o.endpoint.sentinel_password = config.sentinel_password;
+  if (o.endpoint.tls) {
+    auto tls = TlsClientContext::make(config.tls);
+    if (!tls) return tls.error();
+    o.endpoint.tls_context = *tls;
+  }
   o.pool_size = std::max(1, config.pool_size);
   o.connect_timeout = std::chrono::milliseconds(config.connect_timeout_ms);
   o.command_timeout = std::chrono::milliseconds(config.command_timeout_ms);
@@ -61,7 +67,12 @@ Result<RedisPool::Lease> RedisPool::acquire() {
     backoff_ = backoff_.count() == 0 ? options_.backoff_initial : std::min(options_.backoff_max, backoff_ * 2);
     next_connect_at_ = clock_.steadyNow() + backoff_;
     available_.notify_one();
-    return connected.error();
+    // Retriable even when the server's certificate is refused: at run time that is an outage
+    // until an operator renews the certificate or the trust, not a reason to drop messages.
+    // (Start-up refuses an untrusted server outright: Pipeline checks it once.)
+    Error error = connected.error();
+    error.retriable = true;
+    return error;
   }
   ++stats_.connects;
   backoff_ = std::chrono::milliseconds(0);

@@ -63,9 +63,19 @@ struct KafkaConfig {
   std::string tierGroup(const std::string& tier) const { return consumer_groups.tier_prefix + tier; }
 };
 
+// TLS for rediss:// URLs; relative paths are resolved against the configuration's folder.
+struct RedisTlsConfig {
+  std::string ca_file;      // PEM bundle of the CAs that sign the servers; empty: the system's store
+  std::string cert_file;    // client certificate chain (PEM), for servers that require one
+  std::string key_file;     // its private key (PEM)
+  std::string server_name;  // sent as SNI and checked against the certificate; empty: the URL's host
+};
+
 struct RedisConfig {
   std::string url = "redis://127.0.0.1:6379/0";
   std::string password;
+  std::string sentinel_password;  // redis+sentinel:// only, for sentinels that require one
+  RedisTlsConfig tls;
   int pool_size = 8;
   std::string key_prefix = "tf:";
   int connect_timeout_ms = 2000;

@@ -1,6 +1,7 @@
 #pragma once
-// A Redis connection over hiredis, owned RAII. One connection is used by one thread at a time;
-// RedisPool (issue: Redis components) shares several across threads. hiredis lives only in
+// A Redis connection, owned RAII: plain TCP or TLS (rediss://), to one server or to the primary
+// that Redis Sentinel names (redis+sentinel://). One connection is used by one thread at a time;
+// RedisPool shares several across threads. hiredis (its reply parser) and OpenSSL live only in
 // common/src/redis.
 
 #include <chrono>
@@ -14,9 +15,41 @@
 
 #include "ticketflow/core/result.hpp"
 
-typedef struct redisContext redisContext;
+typedef struct redisReader redisReader;
+typedef struct ssl_ctx_st SSL_CTX;
+
+namespace ticketflow {
+struct RedisTlsConfig;  // config/config.hpp: what a TLS connection trusts and shows
+}
 
 namespace ticketflow::redis {
+
+class Transport;
+
+// The OpenSSL client context made once from RedisTlsOptions and shared by every connection.
+// Thread-safe once made.
+class TlsClientContext {
+ public:
+  // Loads the files; an unreadable or unusable one is an error naming the file and the reason.
+  static Result<std::shared_ptr<const TlsClientContext>> make(const RedisTlsConfig& options);
+  ~TlsClientContext();
+  TlsClientContext(const TlsClientContext&) = delete;
+  TlsClientContext& operator=(const TlsClientContext&) = delete;
+
+  SSL_CTX* get() const { return ctx_; }
+  // The name to verify for a connection to `host`.
+  const std::string& nameFor(const std::string& host) const { return server_name_.empty() ? host : server_name_; }
+
+ private:
+  TlsClientContext(SSL_CTX* ctx, std::string server_name) : ctx_(ctx), server_name_(std::move(server_name)) {}
+  SSL_CTX* ctx_;
+  std::string server_name_;
+};
+
+struct HostPort {
+  std::string host;
+  int port = 0;
+};
 
 struct RedisEndpoint {
   std::string host = "127.0.0.1";
@@ -25,9 +58,17 @@ struct RedisEndpoint {
   std::string username;
   std::string password;
   bool tls = false;
+  // TLS trust for every connection (servers and sentinels) when `tls`; null: the system's store.
+  std::shared_ptr<const TlsClientContext> tls_context;
+  // Sentinel mode: `host`/`port` are unused; the sentinels name the primary of `master_name`.
+  std::vector<HostPort> sentinels;
+  std::string master_name;
+  std::string sentinel_password;  // for sentinels that require one (requirepass in sentinel.conf)
 };
 
-// Parses redis://[user:password@]host:port/db (and rediss:// for TLS).
+// Parses redis://[user:password@]host:port/db, rediss:// (TLS), and
+// redis+sentinel://[user:password@]host:port[,host:port...]/master-name[/db] (rediss+sentinel://
+// for TLS to sentinels and servers; a sentinel's port defaults to 26379).
 Result<RedisEndpoint> parseRedisUrl(const std::string& url);
 
 struct Reply {
@@ -40,19 +81,23 @@ struct Reply {
   bool isNil() const { return type == Type::kNil; }
 };
 
-struct ContextDeleter {
-  void operator()(redisContext* ctx) const;
+struct ReaderDeleter {
+  void operator()(redisReader* reader) const;
 };
 
 class RedisClient {
  public:
-  // Connects (and AUTH/SELECT as the endpoint says). Errors are retriable kUnavailable.
+  // Connects (to the primary the sentinels name, in sentinel mode) and runs AUTH/SELECT as the
+  // endpoint says. Errors are retriable kUnavailable / kTimeout, except a server certificate the
+  // configured trust refuses: kInvalidArgument, naming the reason.
   static Result<std::unique_ptr<RedisClient>> connect(const RedisEndpoint& endpoint,
                                                       std::chrono::milliseconds connect_timeout,
                                                       std::chrono::milliseconds command_timeout);
 
   // Runs one command; a Redis error reply is returned as a Reply of type kError, a broken
-  // connection as an Error (and the client must be discarded).
+  // connection as an Error (and the client must be discarded). A server that can no longer take
+  // writes (READONLY: demoted in a failover; MASTERDOWN; LOADING) is an Error too, retriable,
+  // and breaks the connection so that the pool reconnects to the current primary.
   Result<Reply> command(const std::vector<std::string>& argv);
   // Sends all commands, then reads all replies (one round trip).
   Result<std::vector<Reply>> pipeline(const std::vector<std::vector<std::string>>& commands);
@@ -60,10 +105,23 @@ class RedisClient {
   Result<std::vector<Reply>> pipeline(std::span<const std::vector<std::string>* const> commands);
 
   bool broken() const { return broken_; }
+  // "host:port" of the server this client talks to.
+  const std::string& peer() const;
+
+  ~RedisClient();
+  RedisClient(const RedisClient&) = delete;
+  RedisClient& operator=(const RedisClient&) = delete;
 
  private:
-  explicit RedisClient(redisContext* ctx) : ctx_(ctx) {}
-  std::unique_ptr<redisContext, ContextDeleter> ctx_;
+  explicit RedisClient(std::unique_ptr<Transport> transport);
+  static Result<std::unique_ptr<RedisClient>> open(const HostPort& server, const RedisEndpoint& endpoint,
+                                                   std::chrono::milliseconds connect_timeout,
+                                                   std::chrono::milliseconds command_timeout);
+  Result<Reply> readReply();
+
+  std::unique_ptr<Transport> transport_;
+  std::unique_ptr<redisReader, ReaderDeleter> reader_;
+  std::string out_;  // the pipeline being sent, kept to reuse its capacity
   bool broken_ = false;
 };
 
