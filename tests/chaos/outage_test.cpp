@@ -13,6 +13,7 @@
 
 #include "fixtures/kafka_io.hpp"
 #include "fixtures/pipeline_run.hpp"
+#include "fixtures/redis_sentinel.hpp"
 #include "fixtures/services.hpp"
 
 namespace ticketflow {
@@ -44,8 +45,10 @@ std::ostream& operator<<(std::ostream& out, const Figures& f) {
 
 // Sends `count` tickets through every role; once a quarter of them are answered, `fault(stack,
 // true)` takes a dependency away for `outage`, then `fault(stack, false)` brings it back.
+// `prepare` may point the configuration elsewhere (another Redis) before the roles start.
 Figures runThroughOutage(int count, double latency_scale, std::chrono::seconds outage,
-                         const std::function<void(pipeline::LocalStack&, bool down)>& fault) {
+                         const std::function<void(pipeline::LocalStack&, bool down)>& fault,
+                         const std::function<void(Config&)>& prepare = {}) {
   Config config = testing::testConfig();
   config.cache.enabled = false;  // every ticket calls a model, so every ticket meets the fault
   const auto dir = std::filesystem::temp_directory_path() / testing::uniqueName("tf-chaos");
@@ -55,6 +58,7 @@ Figures runThroughOutage(int count, double latency_scale, std::chrono::seconds o
   local.redis_append_only = true;  // a ledger's Redis keeps its data across a restart
   local.request_log = (dir / "provider-requests.jsonl").string();
   pipeline::LocalStack stack(config, local);
+  if (prepare) prepare(config);
   std::ostringstream log;
   pipeline::Pipeline run(config, testing::optionsFor(pipeline::allRoles(config), &log));
   run.start();
@@ -148,6 +152,33 @@ TEST(Chaos, ProviderDownThirtySecondsMidStreamLosesNothingAndChargesEveryCallOnc
   const Figures f = runThroughOutage(1000, 0.05, 30s, [](pipeline::LocalStack& stack, bool down) {
     stack.simulator().setUnavailable(down);
   });
+  expectNothingLostAndTheLedgerEqualsTheBill(f);
+}
+
+TEST(Chaos, RedisPrimaryKilledMidStreamFailsOverThroughSentinelLosingNothingAndChargingEveryCallOnce) {
+  testing::RedisSentinelGroup group;
+  const int first_primary = group.firstPrimaryPort();
+  int promoted = 0;
+  const Figures f = runThroughOutage(
+      1000, 0.05, 10s,
+      [&](pipeline::LocalStack&, bool down) {
+        if (down) {
+          group.killFirstPrimary();  // SIGKILL: no goodbye to clients or replicas
+        } else {
+          promoted = group.primaryPort();
+          group.restartFirstPrimary();  // on its data; the sentinels make it a replica of the new primary
+        }
+      },
+      [&](Config& config) {
+        config.redis.url = group.url();
+        // Replication is asynchronous: a write counts only once the replica has it, so the
+        // failover cannot lose a charge or an idempotency mark the old primary acknowledged.
+        config.redis.min_replica_acks = 1;
+      });
+  std::cout << "failover: primary " << first_primary << " killed, sentinels promoted " << promoted << std::endl;
+  EXPECT_NE(promoted, 0);
+  EXPECT_NE(promoted, first_primary) << "the sentinels promoted the replica within the outage";
+  EXPECT_EQ(group.primaryPort(), promoted) << "the old primary came back as a replica, not as the primary";
   expectNothingLostAndTheLedgerEqualsTheBill(f);
 }
 

@@ -6,6 +6,7 @@
 
 #include "fixtures/services.hpp"
 #include "ticketflow/redis/batcher.hpp"
+#include "ticketflow/redis/embedded_server.hpp"
 #include "ticketflow/redis/pool.hpp"
 
 namespace ticketflow {
@@ -186,6 +187,40 @@ TEST_F(RedisPoolTest, TheBatcherCountsItsRoundTripsAndReportsRedisTroubleToEvery
   ASSERT_EQ(message.wait_for(std::chrono::seconds(20)), std::future_status::ready);
   EXPECT_NE(message.get(), "ok");
   server().restart();
+}
+
+TEST_F(RedisPoolTest, WithMinReplicaAcksAWriteCountsOnlyOnceAReplicaHasIt) {
+  auto o = options(1);
+  o.endpoint.min_replica_acks = 1;
+  o.endpoint.replica_ack_timeout = std::chrono::milliseconds(200);
+  {
+    redis::RedisPool alone(o);  // the suite's server has no replica
+    auto r = alone.command({"SET", key_prefix_ + "durable", "1"});
+    ASSERT_FALSE(r.ok());
+    EXPECT_TRUE(r.error().retriable);
+    EXPECT_NE(r.error().message.find("reached 0 of 1 replicas"), std::string::npos) << r.error().message;
+  }
+  redis::EmbeddedRedisServer replica(
+      redis::EmbeddedRedisOptions{false, std::nullopt, {"--replicaof", "127.0.0.1", std::to_string(server().port())}});
+  redis::RedisPool pool(o);
+  Result<redis::Reply> r = Error::unavailable("not tried");
+  for (int i = 0; i < 100 && !r.ok(); ++i) {  // until the replica has synced
+    r = pool.command({"SET", key_prefix_ + "durable", "2"});
+    if (!r.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->str, "OK") << "WAIT's own reply is not the caller's";
+  redis::RedisEndpoint at_replica;
+  at_replica.port = replica.port();
+  auto read = redis::RedisClient::connect(at_replica, std::chrono::seconds(1), std::chrono::seconds(1));
+  ASSERT_TRUE(read.ok());
+  auto value = (*read)->command({"GET", key_prefix_ + "durable"});
+  ASSERT_TRUE(value.ok());
+  EXPECT_EQ(value->str, "2") << "acknowledged means the replica has it";
+  auto refused = (*read)->command({"SET", key_prefix_ + "durable", "3"});
+  ASSERT_FALSE(refused.ok()) << "a replica's READONLY is an outage, not a reply";
+  EXPECT_TRUE(refused.error().retriable);
+  EXPECT_TRUE((*read)->broken()) << "the pool reconnects, to the primary in sentinel mode";
 }
 
 TEST(RedisPoolConfig, OptionsComeFromTheRedisSection) {

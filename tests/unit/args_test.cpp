@@ -50,6 +50,29 @@ TEST(RedisUrl, Parses) {
   EXPECT_EQ(redis::parseRedisUrl("redis://127.0.0.1")->port, 6379);
   EXPECT_FALSE(redis::parseRedisUrl("http://h:1").ok());
   EXPECT_FALSE(redis::parseRedisUrl("redis://h:99999").ok());
+  EXPECT_FALSE(redis::parseRedisUrl("redis://h:1/0/1").ok()) << "one /db at most";
+  EXPECT_FALSE(redis::parseRedisUrl("redis://a:1,b:2/0").ok()) << "several hosts need sentinel mode";
+  EXPECT_FALSE(redis::parseRedisUrl("redis://h:1/x").ok());
+}
+
+TEST(RedisUrl, SentinelModeNamesTheSentinelsAndThePrimary) {
+  auto e = redis::parseRedisUrl("rediss+sentinel://app:pw@10.0.0.1:26380,sentinel-b,sentinel-c:5000/orders/3");
+  ASSERT_TRUE(e.ok()) << e.error().message;
+  EXPECT_TRUE(e->tls);
+  EXPECT_EQ(e->master_name, "orders");
+  EXPECT_EQ(e->db, 3);
+  EXPECT_EQ(e->username, "app");
+  EXPECT_EQ(e->password, "pw");
+  ASSERT_EQ(e->sentinels.size(), 3u);
+  EXPECT_EQ(e->sentinels[0].host, "10.0.0.1");
+  EXPECT_EQ(e->sentinels[0].port, 26380);
+  EXPECT_EQ(e->sentinels[1].host, "sentinel-b");
+  EXPECT_EQ(e->sentinels[1].port, 26379) << "a sentinel's default port";
+  EXPECT_EQ(e->sentinels[2].port, 5000);
+  EXPECT_EQ(redis::parseRedisUrl("redis+sentinel://s1:26379/mymaster")->db, 0);
+  EXPECT_FALSE(redis::parseRedisUrl("redis+sentinel://s1:26379").ok()) << "the primary's name is required";
+  EXPECT_FALSE(redis::parseRedisUrl("redis+sentinel://s1:26379,:1/m").ok()) << "an empty host";
+  EXPECT_FALSE(redis::parseRedisUrl("redis+sentinel://s1:0/m").ok());
 }
 
 }  // namespace

@@ -273,6 +273,8 @@ Config buildConfig(const json& doc, const std::string& file, const YamlToJson& l
   readIfPresent(r, "connect_timeout_ms", c.redis.connect_timeout_ms);
   readIfPresent(r, "command_timeout_ms", c.redis.command_timeout_ms);
   readIfPresent(r, "sentinel_password", c.redis.sentinel_password);
+  readIfPresent(r, "min_replica_acks", c.redis.min_replica_acks);
+  readIfPresent(r, "replica_ack_timeout_ms", c.redis.replica_ack_timeout_ms);
   if (auto it = r.find("tls"); it != r.end()) {
     readIfPresent(*it, "ca_file", c.redis.tls.ca_file);
     readIfPresent(*it, "cert_file", c.redis.tls.cert_file);

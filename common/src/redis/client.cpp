@@ -144,8 +144,11 @@ Result<std::unique_ptr<RedisClient>> RedisClient::open(const HostPort& server, c
     if (!system_trust) return system_trust.error();
     tls = *system_trust;
   }
+  // A pipeline ending in WAIT may take the replicas' time on top of its own.
+  const auto io_timeout = command_timeout + (endpoint.min_replica_acks > 0 ? endpoint.replica_ack_timeout
+                                                                           : std::chrono::milliseconds(0));
   auto transport = Transport::open(server.host, server.port, endpoint.tls ? tls.get() : nullptr, connect_timeout,
-                                   command_timeout);
+                                   io_timeout);
   if (!transport) return transport.error();
   std::unique_ptr<RedisClient> client(new RedisClient(std::move(*transport)));
   if (!client->reader_) return Error::unavailable("Redis: out of memory creating a reply reader");
@@ -211,6 +214,8 @@ Result<std::unique_ptr<RedisClient>> RedisClient::connect(const RedisEndpoint& e
     if (!r) return r.error();
     if (r->type == Reply::Type::kError) return Error::unavailable("Redis SELECT: " + r->str);
   }
+  (*client)->min_replica_acks_ = endpoint.min_replica_acks;
+  (*client)->replica_ack_timeout_ = endpoint.replica_ack_timeout;
   return client;
 }
 
@@ -248,6 +253,9 @@ Result<std::vector<Reply>> RedisClient::pipeline(std::span<const std::vector<std
   if (broken_) return Error::unavailable("Redis connection is broken");
   out_.clear();
   for (const auto* argv : commands) appendCommand(out_, *argv);
+  const bool wait_for_replicas = min_replica_acks_ > 0;
+  if (wait_for_replicas)
+    appendCommand(out_, {"WAIT", std::to_string(min_replica_acks_), std::to_string(replica_ack_timeout_.count())});
   if (auto sent = transport_->writeAll(out_); !sent) {
     broken_ = true;
     return sent.error();
@@ -256,13 +264,22 @@ Result<std::vector<Reply>> RedisClient::pipeline(std::span<const std::vector<std
   std::vector<Reply> out;
   out.reserve(commands.size());
   const Reply* cannot_serve = nullptr;
-  for (std::size_t i = 0; i < commands.size(); ++i) {
+  for (std::size_t i = 0; i < commands.size() + (wait_for_replicas ? 1 : 0); ++i) {
     auto reply = readReply();
     if (!reply) {
       broken_ = true;
       return reply.error();
     }
     out.push_back(std::move(*reply));
+  }
+  if (wait_for_replicas) {
+    const Reply acks = std::move(out.back());
+    out.pop_back();
+    if (acks.type != Reply::Type::kInteger || acks.integer < min_replica_acks_)
+      return Error::unavailable("Redis " + peer() + ": the writes reached " +
+                                (acks.type == Reply::Type::kInteger ? std::to_string(acks.integer) : acks.str) + " of " +
+                                std::to_string(min_replica_acks_) + " replicas within " +
+                                std::to_string(replica_ack_timeout_.count()) + " ms (redis.min_replica_acks)");
   }
   for (const auto& reply : out)
     if (!cannot_serve && serverCannotServeNow(reply)) cannot_serve = &reply;

@@ -14,6 +14,8 @@ Result<RedisPoolOptions> RedisPoolOptions::fromConfig(const RedisConfig& config)
   o.endpoint = *endpoint;
   if (o.endpoint.password.empty()) o.endpoint.password = config.password;
   o.endpoint.sentinel_password = config.sentinel_password;
+  o.endpoint.min_replica_acks = config.min_replica_acks;
+  o.endpoint.replica_ack_timeout = std::chrono::milliseconds(config.replica_ack_timeout_ms);
   if (o.endpoint.tls) {
     auto tls = TlsClientContext::make(config.tls);
     if (!tls) return tls.error();

@@ -87,7 +87,8 @@ Result<std::shared_ptr<const TlsClientContext>> TlsClientContext::make(const Red
     if (SSL_CTX_use_certificate_chain_file(ctx, options.cert_file.c_str()) != 1)
       return Error::invalidArgument(options.cert_file + ": not a readable PEM certificate (" + openSslError("unknown") + ")");
     if (SSL_CTX_use_PrivateKey_file(ctx, options.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
-      return Error::invalidArgument(options.key_file + ": not a readable PEM private key (" + openSslError("unknown") + ")");
+      return Error::invalidArgument(options.key_file + ": not a readable PEM private key, or not the key of " +
+                                    options.cert_file + " (" + openSslError("unknown") + ")");
     if (SSL_CTX_check_private_key(ctx) != 1)
       return Error::invalidArgument(options.key_file + ": the key does not match " + options.cert_file);
   }

@@ -76,6 +76,10 @@ struct RedisConfig {
   std::string password;
   std::string sentinel_password;  // redis+sentinel:// only, for sentinels that require one
   RedisTlsConfig tls;
+  // Writes count as done only once this many replicas have them (WAIT after every pipeline), so
+  // a failover cannot lose what was acknowledged; 0: off (asynchronous replication).
+  int min_replica_acks = 0;
+  int replica_ack_timeout_ms = 1000;
   int pool_size = 8;
   std::string key_prefix = "tf:";
   int connect_timeout_ms = 2000;

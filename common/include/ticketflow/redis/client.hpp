@@ -64,6 +64,11 @@ struct RedisEndpoint {
   std::vector<HostPort> sentinels;
   std::string master_name;
   std::string sentinel_password;  // for sentinels that require one (requirepass in sentinel.conf)
+  // Every pipeline ends with WAIT: its writes count as done only once this many replicas have
+  // them (within the timeout; else a retriable error). Replication is asynchronous, so without
+  // this a failover can lose writes the old primary acknowledged. 0: off.
+  int min_replica_acks = 0;
+  std::chrono::milliseconds replica_ack_timeout{1000};
 };
 
 // Parses redis://[user:password@]host:port/db, rediss:// (TLS), and
@@ -123,6 +128,8 @@ class RedisClient {
   std::unique_ptr<redisReader, ReaderDeleter> reader_;
   std::string out_;  // the pipeline being sent, kept to reuse its capacity
   bool broken_ = false;
+  int min_replica_acks_ = 0;  // RedisEndpoint::min_replica_acks, once connected
+  std::chrono::milliseconds replica_ack_timeout_{0};
 };
 
 // The value of `field` in the text of an INFO reply (field "used_memory_human" -> "1.53G");
