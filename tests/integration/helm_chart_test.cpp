@@ -1,5 +1,5 @@
 // The Helm chart, rendered by a real helm v4 binary (installed by scripts/bootstrap --test-tools)
-// with the default values and three other value sets; assertions on the rendered objects.
+// with the default values and four other value sets; assertions on the rendered objects.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -46,7 +46,7 @@ class HelmChart : public ::testing::Test {
 };
 
 TEST_F(HelmChart, LintsStrictlyWithEveryValueSet) {
-  for (const std::string values : {"", "keda.yaml", "custom-tiers.yaml", "external-secrets.yaml"}) {
+  for (const std::string values : {"", "keda.yaml", "custom-tiers.yaml", "external-secrets.yaml", "redis-tls-sentinel.yaml"}) {
     const std::string flag = values.empty() ? "" : " -f " + sourceDir() + "/tests/data/helm/" + values;
     const auto out = runCommand(helm() + " lint --strict " + chart() + flag, 60);
     EXPECT_EQ(out.exit_code, 0) << values << ": " << out.output;
@@ -78,12 +78,13 @@ TEST_F(HelmChart, DefaultValuesGiveOneHardenedDeploymentPerRole) {
 }
 
 TEST_F(HelmChart, RenderedConfigurationPassesConfigCheck) {
-  for (const std::string values : {"", "keda.yaml", "custom-tiers.yaml", "external-secrets.yaml"}) {
+  for (const std::string values : {"", "keda.yaml", "custom-tiers.yaml", "external-secrets.yaml", "redis-tls-sentinel.yaml"}) {
     const auto maps = byName(ofKind(render(values), "ConfigMap"));
     ASSERT_TRUE(maps.count("tf-ticketflow-config")) << values;
     const std::string dir = testing::makeTempDir("helmcfg");
     testing::writeFile(dir + "/ticketflow.yaml", maps.at("tf-ticketflow-config")["data"]["ticketflow.yaml"]);
-    const auto out = runCommand("TICKETFLOW_KAFKA_SASL_PASSWORD=x TICKETFLOW_REDIS_PASSWORD=y " + testing::binaryPath() +
+    const auto out = runCommand("TICKETFLOW_KAFKA_SASL_PASSWORD=x TICKETFLOW_REDIS_PASSWORD=y TICKETFLOW_REDIS_SENTINEL_PASSWORD=z " +
+                                testing::binaryPath() +
                                 " config check " + dir + "/ticketflow.yaml");
     EXPECT_EQ(out.exit_code, 0) << values << ": " << out.output;
     std::filesystem::remove_all(dir);
@@ -160,6 +161,34 @@ TEST_F(HelmChart, CredentialsComeOnlyFromExistingSecrets) {
   const auto config = byName(ofKind(docs, "ConfigMap")).at("tf-ticketflow-config")["data"]["ticketflow.yaml"].get<std::string>();
   EXPECT_NE(config.find("secret_env: TICKETFLOW_SINK_JIRA"), std::string::npos) << config;
   EXPECT_NE(config.find("kind: \"webhook\""), std::string::npos) << config;
+}
+
+TEST_F(HelmChart, RedisOverTlsBehindSentinelMountsWhatTheConfigurationNames) {
+  const auto docs = render("redis-tls-sentinel.yaml");
+  const auto config = byName(ofKind(docs, "ConfigMap")).at("tf-ticketflow-config")["data"]["ticketflow.yaml"].get<std::string>();
+  for (const std::string expected :
+       {"url: \"rediss+sentinel://redis-sentinel-0.redis:26379,", "sentinel_password: ${TICKETFLOW_REDIS_SENTINEL_PASSWORD}",
+        "min_replica_acks: 1", "ca_file: \"/etc/ticketflow/redis-ca/ca.crt\"",
+        "cert_file: /etc/ticketflow/redis-client/tls.crt", "key_file: /etc/ticketflow/redis-client/tls.key",
+        "server_name: \"redis.ticketflow.svc\""})
+    EXPECT_NE(config.find(expected), std::string::npos) << expected << " missing from:\n" << config;
+  for (const auto& d : ofKind(docs, "Deployment")) {
+    const auto& pod = d["spec"]["template"]["spec"];
+    std::map<std::string, std::string> mounted;  // volume -> mount path
+    for (const auto& m : pod["containers"][0]["volumeMounts"]) mounted[m["name"]] = m["mountPath"];
+    std::map<std::string, json> volumes;
+    for (const auto& v : pod["volumes"]) volumes[v["name"]] = v;
+    EXPECT_EQ(mounted["redis-ca"], "/etc/ticketflow/redis-ca") << d["metadata"]["name"];
+    EXPECT_EQ(mounted["redis-client"], "/etc/ticketflow/redis-client");
+    EXPECT_EQ(volumes["redis-ca"]["secret"]["secretName"], "redis-ca");
+    EXPECT_EQ(volumes["redis-ca"]["secret"]["items"][0]["path"], "ca.crt");
+    EXPECT_EQ(volumes["redis-client"]["secret"]["secretName"], "redis-client-cert");
+    bool sentinel_password_from_secret = false;
+    for (const auto& env : pod["containers"][0]["env"])
+      if (env["name"] == "TICKETFLOW_REDIS_SENTINEL_PASSWORD")
+        sentinel_password_from_secret = env["valueFrom"]["secretKeyRef"]["key"] == "sentinel-password";
+    EXPECT_TRUE(sentinel_password_from_secret) << d["metadata"]["name"];
+  }
 }
 
 TEST_F(HelmChart, BadValuesFailAtInstallWithAClearMessage) {

@@ -37,8 +37,9 @@ std::string displayUrl(const std::string& url) {
 
 // A pool on the configured Redis, checked with PING so an unreachable server is one clear line.
 std::shared_ptr<redis::RedisPool> connectConfigured(const Config& config) {
+  if (auto url = redis::parseRedisUrl(config.redis.url); !url) throw std::runtime_error("redis.url: " + url.error().message);
   auto options = redis::RedisPoolOptions::fromConfig(config.redis);
-  if (!options) throw std::runtime_error("redis.url: " + options.error().message);
+  if (!options) throw std::runtime_error("redis.tls: " + options.error().message);
   auto pool = std::make_shared<redis::RedisPool>(*options);
   auto pong = pool->command({"PING"});
   if (!pong || pong->type == redis::Reply::Type::kError)

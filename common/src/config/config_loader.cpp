@@ -452,11 +452,8 @@ void crossCheck(const Config& c, const std::string& file, const YamlToJson& line
   if (tls.cert_file.empty() != tls.key_file.empty())
     fail(tls.cert_file.empty() ? "/redis/tls/key_file" : "/redis/tls/cert_file",
          "a client certificate needs both cert_file and key_file");
-  for (const auto& [field, path] : {std::pair{"ca_file", &tls.ca_file}, {"cert_file", &tls.cert_file}, {"key_file", &tls.key_file}}) {
-    if (path->empty()) continue;
-    std::ifstream in(*path, std::ios::binary);
-    if (!in) fail(std::string("/redis/tls/") + field, "cannot read " + *path + " (does it exist?)");
-  }
+  // The files themselves are read at start-up (they may exist only where the roles run, e.g. a
+  // mounted Secret); an unreadable one stops it, naming the file.
 
   for (std::size_t i = 0; i < c.models.size(); ++i) {
     if (!c.findProvider(c.models[i].provider))
