@@ -15,6 +15,10 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DTICKETFLOW_BUILD_TESTS=OFF
 # redis-server (about 1.5 MB with its libraries) so that `docker run --rm IMAGE demo` runs the
 # demo's private Redis as it does on a laptop; the roles never start it.
 FROM debian:12-slim
+# The version is the CMake project's and the chart's appVersion (tests/integration/image_test.cpp).
+LABEL org.opencontainers.image.title="ticketflow" \
+      org.opencontainers.image.description="Triage IT-helpdesk tickets with language models on Kafka and Redis" \
+      org.opencontainers.image.version="0.1.0"
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
       redis-server librdkafka1 libhiredis0.14 libyaml-cpp0.7 libpoconet80 libpoconetssl80 libpocofoundation80 libssl3 libjemalloc2 libsimdjson14 \

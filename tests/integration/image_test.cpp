@@ -57,5 +57,18 @@ TEST(ContainerImage, RuntimePackagesMatchWhatTheBinaryLinks) {
   EXPECT_NE(runtime_stage.find("USER 10001"), std::string::npos);
 }
 
+TEST(ContainerImage, OneVersionNamesTheBuildTheImageAndTheChartsDefaultTag) {
+  std::smatch m;
+  const std::string cmake = testing::readFile(testing::sourceDir() + "/CMakeLists.txt");
+  ASSERT_TRUE(std::regex_search(cmake, m, std::regex(R"(project\(ticketflow VERSION ([0-9.]+))")));
+  const std::string version = m[1];
+  const std::string chart = testing::readFile(testing::sourceDir() + "/helm/ticketflow/Chart.yaml");
+  ASSERT_TRUE(std::regex_search(chart, m, std::regex(R"re(appVersion: "([^"]+)")re")));
+  EXPECT_EQ(m[1], version) << "the chart deploys image tag = appVersion; scripts/image tags the CMake version";
+  const std::string dockerfile = testing::readFile(testing::sourceDir() + "/Dockerfile");
+  ASSERT_TRUE(std::regex_search(dockerfile, m, std::regex(R"re(org\.opencontainers\.image\.version="([^"]+)")re")));
+  EXPECT_EQ(m[1], version);
+}
+
 }  // namespace
 }  // namespace ticketflow
