@@ -198,6 +198,9 @@ TEST_F(HelmChart, BadValuesFailAtInstallWithAClearMessage) {
   out = runCommand(helm() + " template tf " + chart() + " --set redis.url=redis://user:pw@redis:6379/0", 60);
   EXPECT_NE(out.exit_code, 0);
   EXPECT_NE(out.output.find("/redis/url"), std::string::npos) << out.output;
+  out = runCommand(helm() + " template tf " + chart() + " --set redis.tls.caSecret.name=redis-ca", 60);
+  EXPECT_NE(out.exit_code, 0);
+  EXPECT_NE(out.output.find("redis.url is not rediss://"), std::string::npos) << out.output;
   out = runCommand(helm() + " template tf " + chart() + " --set kafka.partitions=2", 60);
   EXPECT_NE(out.exit_code, 0);
   EXPECT_NE(out.output.find("exceeds kafka.partitions 2"), std::string::npos) << out.output;

@@ -123,7 +123,9 @@ TEST_F(RedisTls, AClientCertificateIsShownWhenTheServerRequiresOne) {
   RedisConfig config = configFor(*mutual_server_);
   auto refused = connect(config);
   Result<redis::Reply> pong = refused.ok() ? (*refused)->command({"PING"}) : Result<redis::Reply>(refused.error());
-  EXPECT_FALSE(pong.ok()) << "the server requires a client certificate";
+  ASSERT_FALSE(pong.ok()) << "the server requires a client certificate";
+  EXPECT_EQ(pong.error().code, ErrorCode::kInvalidArgument) << "a setting to fix, not an outage: " << pong.error().message;
+  EXPECT_NE(pong.error().message.find("refused our client certificate"), std::string::npos) << pong.error().message;
   config.tls.cert_file = certificates_->client_cert;
   config.tls.key_file = certificates_->client_key;
   auto client = connect(config);
@@ -131,6 +133,32 @@ TEST_F(RedisTls, AClientCertificateIsShownWhenTheServerRequiresOne) {
   auto ok = (*client)->command({"PING"});
   ASSERT_TRUE(ok.ok()) << ok.error().message;
   EXPECT_EQ(ok->str, "PONG");
+}
+
+TEST_F(RedisTls, ARotatedCaFileIsReadForTheNextConnection) {
+  const std::string ca = certificates_->dir + "/rotating-ca.crt";
+  testing::writeFile(ca, testing::readFile(certificates_->other_ca_file));  // the wrong CA first
+  RedisTlsConfig trust;
+  trust.ca_file = ca;
+  auto context = redis::TlsClientContext::make(trust);
+  ASSERT_TRUE(context.ok()) << context.error().message;
+  redis::RedisEndpoint endpoint;
+  endpoint.port = server_->port();
+  endpoint.tls = true;
+  endpoint.tls_context = *context;
+  auto before = redis::RedisClient::connect(endpoint, 2000ms, 2000ms);
+  ASSERT_FALSE(before.ok());
+  EXPECT_EQ(before.error().code, ErrorCode::kInvalidArgument);
+  // As a Kubernetes Secret update does: new content, a newer file.
+  testing::writeFile(ca, testing::readFile(certificates_->ca_file));
+  std::filesystem::last_write_time(ca, std::filesystem::last_write_time(ca) + 2s);
+  auto after = redis::RedisClient::connect(endpoint, 2000ms, 2000ms);
+  ASSERT_TRUE(after.ok()) << after.error().message;
+  // A half-written file does not replace the last good context.
+  testing::writeFile(ca, "-----BEGIN CERTIFICATE-----\ntruncated");
+  std::filesystem::last_write_time(ca, std::filesystem::last_write_time(ca) + 4s);
+  auto during = redis::RedisClient::connect(endpoint, 2000ms, 2000ms);
+  ASSERT_TRUE(during.ok()) << during.error().message;
 }
 
 TEST_F(RedisTls, UnusableFilesAreNamedInTheError) {

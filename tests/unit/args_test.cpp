@@ -53,6 +53,17 @@ TEST(RedisUrl, Parses) {
   EXPECT_FALSE(redis::parseRedisUrl("redis://h:1/0/1").ok()) << "one /db at most";
   EXPECT_FALSE(redis::parseRedisUrl("redis://a:1,b:2/0").ok()) << "several hosts need sentinel mode";
   EXPECT_FALSE(redis::parseRedisUrl("redis://h:1/x").ok());
+  auto v6 = redis::parseRedisUrl("redis://[::1]:6380/1");
+  ASSERT_TRUE(v6.ok()) << v6.error().message;
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_EQ(v6->port, 6380);
+  EXPECT_EQ(redis::parseRedisUrl("redis://[fd00::7]")->port, 6379);
+  EXPECT_FALSE(redis::parseRedisUrl("redis://[::1:6379/0").ok());
+  auto escaped = redis::parseRedisUrl("redis://app%3Auser:p%40ss%2Fw%3Ard@h:1/0");
+  ASSERT_TRUE(escaped.ok()) << escaped.error().message;
+  EXPECT_EQ(escaped->username, "app:user");
+  EXPECT_EQ(escaped->password, "p@ss/w:rd") << "a password is percent-decoded, as in any URL";
+  EXPECT_FALSE(redis::parseRedisUrl("redis://u:100%@h:1/0").ok());
 }
 
 TEST(RedisUrl, SentinelModeNamesTheSentinelsAndThePrimary) {

@@ -3,6 +3,7 @@
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
+#include <cctype>
 #include <regex>
 #include <string_view>
 
@@ -56,6 +57,22 @@ bool serverCannotServeNow(const Reply& reply) {
   return false;
 }
 
+// Commands that write nothing: a pipeline of only these needs no WAIT.
+bool isReadOnly(std::string_view command) {
+  static constexpr std::string_view kReadOnly[] = {
+      "GET", "MGET", "HGET", "HMGET", "HGETALL", "HKEYS", "HLEN", "EXISTS", "PING", "INFO", "KEYS", "SCAN",
+      "LRANGE", "LLEN", "TTL", "PTTL", "SMEMBERS", "SCARD", "ZRANGE", "ZRANGEBYSCORE", "ZCARD", "ZSCORE",
+      "DBSIZE", "TYPE", "STRLEN", "ROLE", "SELECT", "AUTH"};
+  for (const auto name : kReadOnly) {
+    if (name.size() != command.size()) continue;
+    bool same = true;
+    for (std::size_t i = 0; i < name.size() && same; ++i)
+      same = name[i] == static_cast<char>(std::toupper(static_cast<unsigned char>(command[i])));
+    if (same) return true;
+  }
+  return false;
+}
+
 Result<int> parsePort(std::string_view text) {
   int port = 0;
   for (const char c : text) {
@@ -68,15 +85,43 @@ Result<int> parsePort(std::string_view text) {
 
 Result<HostPort> parseHostPort(std::string_view text, int default_port) {
   HostPort out;
-  const std::size_t colon = text.rfind(':');
-  out.host = std::string(text.substr(0, colon));
   out.port = default_port;
-  if (colon != std::string_view::npos) {
-    auto port = parsePort(text.substr(colon + 1));
+  std::string_view port_text;
+  if (!text.empty() && text.front() == '[') {  // an IPv6 address: [::1]:6379
+    const std::size_t close = text.find(']');
+    if (close == std::string_view::npos) return Error::invalidArgument("not a Redis URL: an unclosed [ in a host");
+    out.host = std::string(text.substr(1, close - 1));
+    const std::string_view rest = text.substr(close + 1);
+    if (!rest.empty() && rest.front() != ':') return Error::invalidArgument("not a Redis URL: text after ]");
+    if (!rest.empty()) port_text = rest.substr(1);
+  } else {
+    const std::size_t colon = text.rfind(':');
+    out.host = std::string(text.substr(0, colon));
+    if (colon != std::string_view::npos) port_text = text.substr(colon + 1);
+  }
+  if (!port_text.empty() || (!text.empty() && text.back() == ':')) {
+    auto port = parsePort(port_text);
     if (!port) return port.error();
     out.port = *port;
   }
   if (out.host.empty()) return Error::invalidArgument("not a Redis URL: a host is empty");
+  return out;
+}
+
+// %XX escapes in a URL's user or password (a password with '@', ':' or '/' is written %40 ...).
+Result<std::string> percentDecoded(std::string_view text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out += text[i];
+      continue;
+    }
+    auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
+    if (i + 2 >= text.size() || !hex(text[i + 1]) || !hex(text[i + 2]))
+      return Error::invalidArgument("not a Redis URL: a % in the user or password is not followed by two hex digits");
+    out += static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16));
+    i += 2;
+  }
   return out;
 }
 
@@ -94,8 +139,12 @@ Result<RedisEndpoint> parseRedisUrl(const std::string& url) {
         "redis+sentinel://[user:password@]host:port[,host:port...]/master-name[/db])");
   RedisEndpoint e;
   e.tls = m[1] == "rediss";
-  e.username = m[3];
-  e.password = m[4];
+  auto username = percentDecoded(m[3].str());
+  auto password = percentDecoded(m[4].str());
+  if (!username) return username.error();
+  if (!password) return password.error();
+  e.username = *username;
+  e.password = *password;
   const std::string hosts = m[5];
   const bool sentinel = m[2].matched;
   std::string db = m[7];
@@ -158,65 +207,72 @@ Result<std::unique_ptr<RedisClient>> RedisClient::open(const HostPort& server, c
 Result<std::unique_ptr<RedisClient>> RedisClient::connect(const RedisEndpoint& endpoint,
                                                           std::chrono::milliseconds connect_timeout,
                                                           std::chrono::milliseconds command_timeout) {
-  HostPort server{endpoint.host, endpoint.port};
-  if (!endpoint.sentinels.empty()) {
-    // Ask each sentinel in turn for the current primary; the first answer wins.
-    std::string failures;
-    server = {};
-    for (const auto& sentinel : endpoint.sentinels) {
-      auto asked = [&]() -> Result<HostPort> {
-        auto s = open(sentinel, endpoint, connect_timeout, command_timeout);
-        if (!s) return s.error();
-        if (!endpoint.sentinel_password.empty()) {
-          auto auth = (*s)->command({"AUTH", endpoint.sentinel_password});
-          if (!auth) return auth.error();
-          if (auth->type == Reply::Type::kError) return Error::unavailable("sentinel AUTH refused");
-        }
-        auto named = (*s)->command({"SENTINEL", "get-master-addr-by-name", endpoint.master_name});
-        if (!named) return named.error();
-        if (named->type == Reply::Type::kError) return Error::unavailable("sentinel: " + named->str);
-        if (named->type != Reply::Type::kArray || named->elements.size() != 2)
-          return Error::unavailable("sentinel does not know the primary \"" + endpoint.master_name + "\"");
-        auto port = parsePort(named->elements[1].str);
-        if (!port) return Error::unavailable("sentinel named a bad port");
-        return HostPort{named->elements[0].str, *port};
-      }();
-      if (asked) {
-        server = *asked;
-        break;
-      }
-      if (asked.error().code == ErrorCode::kInvalidArgument) return asked.error();  // TLS trust: retrying cannot help
-      failures += (failures.empty() ? "" : "; ") + sentinel.host + ":" + std::to_string(sentinel.port) + ": " +
-                  asked.error().message;
-    }
-    if (server.host.empty()) return Error::unavailable("Redis Sentinel: no sentinel named the primary (" + failures + ")");
+  if (endpoint.sentinels.empty()) {
+    auto client = open({endpoint.host, endpoint.port}, endpoint, connect_timeout, command_timeout);
+    if (!client) return client.error();
+    if (auto ready = (*client)->prepare(endpoint, false); !ready) return ready.error();
+    return client;
   }
-  auto client = open(server, endpoint, connect_timeout, command_timeout);
-  if (!client) return client.error();
+  // Ask each sentinel in turn for the current primary and take the first answer whose server
+  // says it is the primary: one sentinel down, untrusted or stale must not stop the others.
+  std::string failures;
+  bool all_untrusted = true;
+  for (const auto& sentinel : endpoint.sentinels) {
+    auto client = [&]() -> Result<std::unique_ptr<RedisClient>> {
+      auto s = open(sentinel, endpoint, connect_timeout, command_timeout);
+      if (!s) return s.error();
+      if (!endpoint.sentinel_password.empty()) {
+        auto auth = (*s)->command({"AUTH", endpoint.sentinel_password});
+        if (!auth) return auth.error();
+        if (auth->type == Reply::Type::kError) return Error::unavailable("sentinel AUTH refused");
+      }
+      auto named = (*s)->command({"SENTINEL", "get-master-addr-by-name", endpoint.master_name});
+      if (!named) return named.error();
+      if (named->type == Reply::Type::kError) return Error::unavailable("sentinel: " + named->str);
+      if (named->type != Reply::Type::kArray || named->elements.size() != 2)
+        return Error::unavailable("sentinel does not know the primary \"" + endpoint.master_name + "\"");
+      auto port = parsePort(named->elements[1].str);
+      if (!port) return Error::unavailable("sentinel named a bad port");
+      auto primary = open({named->elements[0].str, *port}, endpoint, connect_timeout, command_timeout);
+      if (!primary) return primary.error();
+      if (auto ready = (*primary)->prepare(endpoint, true); !ready) return ready.error();
+      return primary;
+    }();
+    if (client) return client;
+    all_untrusted = all_untrusted && client.error().code == ErrorCode::kInvalidArgument;
+    failures += (failures.empty() ? "" : "; ") + sentinel.host + ":" + std::to_string(sentinel.port) + ": " +
+                client.error().message;
+  }
+  const std::string message = "Redis Sentinel: no sentinel led to the primary (" + failures + ")";
+  // Only when every path failed on trust is it a configuration error (start-up stops on it).
+  return all_untrusted ? Error::invalidArgument(message) : Error::unavailable(message);
+}
+
+Status RedisClient::prepare(const RedisEndpoint& endpoint, bool must_be_primary) {
   if (!endpoint.password.empty()) {
     std::vector<std::string> auth = {"AUTH"};
     if (!endpoint.username.empty()) auth.push_back(endpoint.username);
     auth.push_back(endpoint.password);
-    auto r = (*client)->command(auth);
+    auto r = command(auth);
     if (!r) return r.error();
     if (r->type == Reply::Type::kError) return Error::unavailable("Redis AUTH refused");  // never echo the password
   }
-  if (!endpoint.sentinels.empty()) {
+  if (must_be_primary) {
     // A sentinel's answer can be stale during a failover: talk only to a server that says it is
     // the primary, or writes would fail (or, worse, land on a replica about to be resynced).
-    auto role = (*client)->command({"ROLE"});
+    auto role = command({"ROLE"});
     if (!role) return role.error();
     if (role->type != Reply::Type::kArray || role->elements.empty() || role->elements[0].str != "master")
-      return Error::unavailable("Redis " + (*client)->peer() + " is not the primary yet (failover in progress)");
+      return Error::unavailable("Redis " + peer() + " is not the primary (yet): a failover is in progress");
   }
   if (endpoint.db != 0) {
-    auto r = (*client)->command({"SELECT", std::to_string(endpoint.db)});
+    auto r = command({"SELECT", std::to_string(endpoint.db)});
     if (!r) return r.error();
     if (r->type == Reply::Type::kError) return Error::unavailable("Redis SELECT: " + r->str);
   }
-  (*client)->min_replica_acks_ = endpoint.min_replica_acks;
-  (*client)->replica_ack_timeout_ = endpoint.replica_ack_timeout;
-  return client;
+  min_replica_acks_ = endpoint.min_replica_acks;
+  replica_ack_timeout_ = endpoint.replica_ack_timeout;
+  return {};
 }
 
 Result<Reply> RedisClient::command(const std::vector<std::string>& argv) {
@@ -252,8 +308,12 @@ Result<Reply> RedisClient::readReply() {
 Result<std::vector<Reply>> RedisClient::pipeline(std::span<const std::vector<std::string>* const> commands) {
   if (broken_) return Error::unavailable("Redis connection is broken");
   out_.clear();
-  for (const auto* argv : commands) appendCommand(out_, *argv);
-  const bool wait_for_replicas = min_replica_acks_ > 0;
+  bool writes = false;
+  for (const auto* argv : commands) {
+    appendCommand(out_, *argv);
+    writes = writes || (!argv->empty() && !isReadOnly(argv->front()));
+  }
+  const bool wait_for_replicas = writes && min_replica_acks_ > 0;
   if (wait_for_replicas)
     appendCommand(out_, {"WAIT", std::to_string(min_replica_acks_), std::to_string(replica_ack_timeout_.count())});
   if (auto sent = transport_->writeAll(out_); !sent) {
@@ -262,8 +322,7 @@ Result<std::vector<Reply>> RedisClient::pipeline(std::span<const std::vector<std
   }
   if (out_.capacity() > (1 << 20)) std::string().swap(out_);  // keep no large buffer between calls
   std::vector<Reply> out;
-  out.reserve(commands.size());
-  const Reply* cannot_serve = nullptr;
+  out.reserve(commands.size() + 1);
   for (std::size_t i = 0; i < commands.size() + (wait_for_replicas ? 1 : 0); ++i) {
     auto reply = readReply();
     if (!reply) {
@@ -272,20 +331,25 @@ Result<std::vector<Reply>> RedisClient::pipeline(std::span<const std::vector<std
     }
     out.push_back(std::move(*reply));
   }
+  for (const auto& reply : out) {
+    if (serverCannotServeNow(reply)) {
+      broken_ = true;
+      return Error::unavailable("Redis " + peer() + ": " + reply.str);
+    }
+  }
   if (wait_for_replicas) {
     const Reply acks = std::move(out.back());
     out.pop_back();
-    if (acks.type != Reply::Type::kInteger || acks.integer < min_replica_acks_)
+    if (acks.type != Reply::Type::kInteger || acks.integer < min_replica_acks_) {
+      // The writes were applied here but may not survive a failover: the caller retries (our
+      // writes are idempotent), on a fresh connection, so that a primary cut off from its
+      // replicas, or demoted meanwhile, is looked up again through the sentinels.
+      broken_ = true;
       return Error::unavailable("Redis " + peer() + ": the writes reached " +
                                 (acks.type == Reply::Type::kInteger ? std::to_string(acks.integer) : acks.str) + " of " +
                                 std::to_string(min_replica_acks_) + " replicas within " +
                                 std::to_string(replica_ack_timeout_.count()) + " ms (redis.min_replica_acks)");
-  }
-  for (const auto& reply : out)
-    if (!cannot_serve && serverCannotServeNow(reply)) cannot_serve = &reply;
-  if (cannot_serve) {
-    broken_ = true;
-    return Error::unavailable("Redis " + peer() + ": " + cannot_serve->str);
+    }
   }
   return out;
 }

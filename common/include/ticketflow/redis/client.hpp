@@ -6,7 +6,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -26,8 +28,8 @@ namespace ticketflow::redis {
 
 class Transport;
 
-// The OpenSSL client context made once from RedisTlsOptions and shared by every connection.
-// Thread-safe once made.
+// The OpenSSL client context made from the redis.tls files and shared by every connection;
+// reloaded for new connections when a file changes (a rotated certificate). Thread-safe.
 class TlsClientContext {
  public:
   // Loads the files; an unreadable or unusable one is an error naming the file and the reason.
@@ -36,14 +38,19 @@ class TlsClientContext {
   TlsClientContext(const TlsClientContext&) = delete;
   TlsClientContext& operator=(const TlsClientContext&) = delete;
 
-  SSL_CTX* get() const { return ctx_; }
+  // The context for a new connection: made again when a file changed since (if the new files
+  // load; otherwise the last good one).
+  std::shared_ptr<SSL_CTX> current() const;
   // The name to verify for a connection to `host`.
-  const std::string& nameFor(const std::string& host) const { return server_name_.empty() ? host : server_name_; }
+  const std::string& nameFor(const std::string& host) const;
 
  private:
-  TlsClientContext(SSL_CTX* ctx, std::string server_name) : ctx_(ctx), server_name_(std::move(server_name)) {}
-  SSL_CTX* ctx_;
-  std::string server_name_;
+  TlsClientContext(RedisTlsConfig options, std::shared_ptr<SSL_CTX> ctx,
+                   std::vector<std::filesystem::file_time_type> stamps);
+  std::unique_ptr<const RedisTlsConfig> options_;  // (config.hpp's type, held by pointer here)
+  mutable std::mutex mutex_;
+  mutable std::shared_ptr<SSL_CTX> ctx_;
+  mutable std::vector<std::filesystem::file_time_type> stamps_;
 };
 
 struct HostPort {
@@ -64,9 +71,10 @@ struct RedisEndpoint {
   std::vector<HostPort> sentinels;
   std::string master_name;
   std::string sentinel_password;  // for sentinels that require one (requirepass in sentinel.conf)
-  // Every pipeline ends with WAIT: its writes count as done only once this many replicas have
-  // them (within the timeout; else a retriable error). Replication is asynchronous, so without
-  // this a failover can lose writes the old primary acknowledged. 0: off.
+  // Every pipeline that writes ends with WAIT: its writes count as done only once this many
+  // replicas have them (within the timeout; else a retriable error, and a fresh connection).
+  // Replication is asynchronous, so without this a failover can lose writes the old primary
+  // acknowledged. 0: off.
   int min_replica_acks = 0;
   std::chrono::milliseconds replica_ack_timeout{1000};
 };
@@ -123,6 +131,8 @@ class RedisClient {
                                                    std::chrono::milliseconds connect_timeout,
                                                    std::chrono::milliseconds command_timeout);
   Result<Reply> readReply();
+  // AUTH, the primary check (sentinel mode) and SELECT on a fresh connection.
+  Status prepare(const RedisEndpoint& endpoint, bool must_be_primary);
 
   std::unique_ptr<Transport> transport_;
   std::unique_ptr<redisReader, ReaderDeleter> reader_;
