@@ -12,7 +12,7 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DTICKETFLOW_BUILD_TESTS=OFF
 
 # Runtime stage: only the shared libraries the binary links (README "Container image" lists them;
 # tests/integration/image_test.cpp checks the list against ldd), CA certificates for TLS, and
-# redis-server (about 1.5 MB with its libraries) so that `docker run --rm IMAGE demo` runs the
+# redis-server (6.1 MB installed with redis-tools, liblzf1 and libatomic1) so that `docker run --rm IMAGE demo` runs the
 # demo's private Redis as it does on a laptop; the roles never start it.
 FROM debian:12-slim
 # The version is the CMake project's and the chart's appVersion (tests/integration/image_test.cpp).

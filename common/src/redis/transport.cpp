@@ -110,6 +110,13 @@ const BIO_METHOD* socketBioMethod() {
   return method;
 }
 
+// Called when the server asks for a client certificate and none is configured: note it (see
+// Transport::lostTls) and go on without one, as servers with tls-auth-clients optional allow.
+int noteCertificateRequest(SSL* ssl, X509**, EVP_PKEY**) {
+  if (auto* transport = static_cast<Transport*>(SSL_get_app_data(ssl))) transport->certificateRequested();
+  return 0;
+}
+
 using SslContextHandle = std::shared_ptr<SSL_CTX>;
 
 // A client context from the files: TLS 1.2 or newer, the server verified against the CA bundle
@@ -129,6 +136,7 @@ Result<SslContextHandle> buildSslContext(const RedisTlsConfig& options) {
   }
   if (options.cert_file.empty() != options.key_file.empty())
     return Error::invalidArgument("a client certificate needs both cert_file and key_file");
+  if (options.cert_file.empty()) SSL_CTX_set_client_cert_cb(ctx.get(), noteCertificateRequest);
   if (!options.cert_file.empty()) {
     if (SSL_CTX_use_certificate_chain_file(ctx.get(), options.cert_file.c_str()) != 1)
       return Error::invalidArgument(options.cert_file + ": not a readable PEM certificate (" + openSslError("unknown") + ")");
@@ -263,6 +271,7 @@ Status Transport::handshake(const TlsClientContext& tls, const std::string& host
   if (!bio) return Error::internal("Redis TLS to " + peer_ + ": " + openSslError("BIO_new"));
   BIO_set_data(bio, reinterpret_cast<void*>(static_cast<std::intptr_t>(fd_)));
   SSL_set_bio(ssl_, bio, bio);  // the connection owns the BIO now
+  SSL_set_app_data(ssl_, this);  // for noteCertificateRequest
   const std::string& name = tls.nameFor(host);
   const bool name_set = isIpLiteral(name)
                             ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), name.c_str()) == 1
@@ -290,6 +299,19 @@ Status Transport::handshake(const TlsClientContext& tls, const std::string& host
   }
 }
 
+Error Transport::lostTls() {
+  Error error = tlsFailure(peer_, "at", "connection lost");
+  // With TLS 1.3 a server that wants a client certificate says so only after the handshake, and
+  // its alert can be lost to the reset that follows: a server that asked for a certificate we do
+  // not have and then dropped the connection before its first answer has refused it.
+  if (error.code != ErrorCode::kInvalidArgument && certificate_requested_ && !answered_)
+    return Error::invalidArgument("Redis TLS: " + peer_ +
+                                  " asked for a client certificate, none is configured, and it closed the "
+                                  "connection: it refused our client certificate, or requires one (set "
+                                  "redis.tls.cert_file and redis.tls.key_file)");
+  return error;
+}
+
 Transport::~Transport() {
   if (ssl_) SSL_free(ssl_);  // no close_notify: the connection may be broken, and Redis does not need one
   if (fd_ >= 0) ::close(fd_);
@@ -305,7 +327,7 @@ Status Transport::writeAll(std::string_view bytes) {
         continue;
       }
       const int why = SSL_get_error(ssl_, n);
-      if (why != SSL_ERROR_WANT_READ && why != SSL_ERROR_WANT_WRITE) return tlsFailure(peer_, "at", "connection lost");
+      if (why != SSL_ERROR_WANT_READ && why != SSL_ERROR_WANT_WRITE) return lostTls();
       if (auto ready = waitFor(fd_, why == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, io_timeout_, peer_); !ready) return ready;
       continue;
     }
@@ -326,10 +348,13 @@ Result<std::size_t> Transport::readSome(char* buffer, std::size_t capacity) {
     if (ssl_) {
       ERR_clear_error();
       const int n = SSL_read(ssl_, buffer, static_cast<int>(std::min<std::size_t>(capacity, 1 << 30)));
-      if (n > 0) return static_cast<std::size_t>(n);
+      if (n > 0) {
+        answered_ = true;
+        return static_cast<std::size_t>(n);
+      }
       const int why = SSL_get_error(ssl_, n);
-      if (why == SSL_ERROR_ZERO_RETURN) return Error::unavailable("Redis " + peer_ + ": connection closed by the server");
-      if (why != SSL_ERROR_WANT_READ && why != SSL_ERROR_WANT_WRITE) return tlsFailure(peer_, "at", "connection lost");
+      if (why == SSL_ERROR_ZERO_RETURN) return lostTls();
+      if (why != SSL_ERROR_WANT_READ && why != SSL_ERROR_WANT_WRITE) return lostTls();
       if (auto ready = waitFor(fd_, why == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, io_timeout_, peer_); !ready)
         return ready.error();
       continue;

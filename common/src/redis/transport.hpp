@@ -38,14 +38,19 @@ class Transport {
 
   // "host:port", for messages.
   const std::string& peer() const { return peer_; }
+  // The server asked for a client certificate during the handshake and none is configured.
+  void certificateRequested() { certificate_requested_ = true; }
 
  private:
   Transport(int fd, std::string peer, std::chrono::milliseconds io_timeout)
       : fd_(fd), peer_(std::move(peer)), io_timeout_(io_timeout) {}
   Status handshake(const TlsClientContext& tls, const std::string& host, std::chrono::milliseconds timeout);
+  Error lostTls();  // the error for a TLS read or write that failed
 
   int fd_ = -1;
   SSL* ssl_ = nullptr;
+  bool certificate_requested_ = false;
+  bool answered_ = false;  // a first byte came back after the handshake
   std::string peer_;
   std::chrono::milliseconds io_timeout_;
 };
