@@ -11,9 +11,12 @@
 #include "fixtures/http_receiver.hpp"
 #include "fixtures/kafka_io.hpp"
 #include "fixtures/pipeline_run.hpp"
+#include "fixtures/ticket_systems.hpp"
 #include "pipeline/local_stack.hpp"
 #include "pipeline/pipeline.hpp"
+#include "results/results_role.hpp"
 #include "ticketflow/core/embedded.hpp"
+#include "ticketflow/redis/pool.hpp"
 
 namespace ticketflow {
 namespace {
@@ -395,6 +398,55 @@ TEST_F(ResultWriters, ASinkThatRefusesAnUpdateDeadLettersOnlyThatWrite) {
   EXPECT_EQ(d->stage, "results:jira");
   EXPECT_EQ(d->ticket_id, "J-1");
   for (const auto& req : jira.requests()) EXPECT_EQ(req.path.find("W-1"), std::string::npos) << "jira only serves jira tickets";
+}
+
+TEST_F(ResultWriters, AWriteBegunBeforeACrashIsLookedUpNotRepeated) {
+  testing::FakeJira jira("bot@acme.example", "jira-token-for-tests");
+  for (const std::string id : {"J-1", "J-2", "J-3"}) jira.createIssue("HELP-" + id);
+  Config config = testConfig();
+  SinkConfig j;
+  j.name = "jira";
+  j.kind = SinkKind::kJira;
+  j.sources = {"jira"};
+  j.url = jira.url();
+  j.username = "bot@acme.example";
+  j.secret_env = "TICKETFLOW_TEST_JIRA_TOKEN";
+  config.results.sinks = {j};
+  ::setenv("TICKETFLOW_TEST_JIRA_TOKEN", "jira-token-for-tests", 1);
+  pipeline::LocalStackOptions local;
+  pipeline::LocalStack stack(config, local);
+
+  // The state a result writer killed mid-write leaves: J-1 commented, then killed before its
+  // "written" mark; J-2 killed after its "pending" mark, before the comment went out.
+  redis::RedisPool markers(*redis::RedisPoolOptions::fromConfig(config.redis));
+  auto sink = std::move(results::makeSinks(config).front().sink);
+  for (const std::string id : {"J-1", "J-2"}) {
+    const auto update = TicketUpdate::fromResult(resultFor(id, "jira"), "2026-11-22T10:00:02.000Z");
+    if (id == "J-1") {
+      ASSERT_TRUE(sink->write(update, false).ok());
+    }
+    auto marked = markers.command({"HSET", config.redis.key_prefix + "written:acme:" + id + ":1", "pending:jira", "x"});
+    ASSERT_TRUE(marked.ok());
+  }
+  std::ostringstream log;
+  pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kResults, ""}}, &log));
+  run.start();
+  std::vector<testing::Record> records;
+  for (const std::string id : {"J-1", "J-2", "J-3"}) records.push_back({id, toJson(resultFor(id, "jira"))});
+  testing::produceAll(config.kafka.bootstrap_servers, config.kafka.topics.results, records);
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  auto allMarked = [&] {
+    for (const std::string id : {"J-1", "J-2", "J-3"}) {
+      auto done = markers.command({"HEXISTS", config.redis.key_prefix + "written:acme:" + id + ":1", "jira"});
+      if (!done.ok() || done->integer != 1) return false;
+    }
+    return true;
+  };
+  while (!allMarked() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(allMarked()) << log.str().substr(0, 4000);
+  for (const std::string id : {"J-1", "J-2", "J-3"})
+    EXPECT_EQ(jira.comments("HELP-" + id).size(), 1u) << id << ": one triage comment per revision";
+  EXPECT_GE(jira.requests("GET"), 2) << "J-1 and J-2 were looked up";
 }
 
 TEST(Pipeline, AnUnsetSinkSecretStopsStartUpNamingTheField) {

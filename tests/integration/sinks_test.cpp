@@ -1,7 +1,9 @@
-// Result sinks over real HTTP against a local receiver.
+// Result sinks over real HTTP against a local receiver, and against Jira and ServiceNow fakes
+// that keep what was written (tests/fixtures/ticket_systems.hpp).
 #include <gtest/gtest.h>
 
 #include "fixtures/http_receiver.hpp"
+#include "fixtures/ticket_systems.hpp"
 #include "results/sinks.hpp"
 #include "ticketflow/core/crypto.hpp"
 #include "ticketflow/schema/validator.hpp"
@@ -44,7 +46,7 @@ TEST(Crypto, HmacSha256MatchesRfc4231) {
 TEST(WebhookSink, PostsTheSignedUpdate) {
   testing::HttpReceiver receiver;
   auto sink = makeWebhookSink({"hook", receiver.url() + "/ticketflow", "s3cret", {{"X-Team", "helpdesk"}}}, client());
-  ASSERT_TRUE(sink->write(sampleUpdate()).ok());
+  ASSERT_TRUE(sink->write(sampleUpdate(), false).ok());
   const auto reqs = receiver.requests();
   ASSERT_EQ(reqs.size(), 1u);
   EXPECT_EQ(reqs[0].method, "POST");
@@ -60,24 +62,24 @@ TEST(WebhookSink, ClassifiesFailures) {
   testing::HttpReceiver receiver;
   auto sink = makeWebhookSink({"hook", receiver.url(), "k", {}}, client());
   receiver.failNext(1, 503);
-  auto unavailable = sink->write(sampleUpdate());
+  auto unavailable = sink->write(sampleUpdate(), false);
   ASSERT_FALSE(unavailable.ok());
   EXPECT_TRUE(unavailable.error().retriable);
   receiver.failNext(1, 429, 2);
-  auto limited = sink->write(sampleUpdate());
+  auto limited = sink->write(sampleUpdate(), false);
   ASSERT_FALSE(limited.ok());
   EXPECT_EQ(limited.error().retry_after_ms, 2000);
   receiver.failNext(1, 400);
-  auto rejected = sink->write(sampleUpdate());
+  auto rejected = sink->write(sampleUpdate(), false);
   ASSERT_FALSE(rejected.ok());
   EXPECT_FALSE(rejected.error().retriable);
-  EXPECT_TRUE(sink->write(sampleUpdate()).ok());
+  EXPECT_TRUE(sink->write(sampleUpdate(), false).ok());
 }
 
 TEST(JiraSink, CommentsAndLabelsTheSourceIssue) {
   testing::HttpReceiver receiver;
   auto sink = makeJiraSink({"jira", receiver.url() + "/", "bot@acme.example", "tok", "ticketflow-"}, client());
-  ASSERT_TRUE(sink->write(sampleUpdate()).ok());
+  ASSERT_TRUE(sink->write(sampleUpdate(), false).ok());
   const auto reqs = receiver.requests();
   ASSERT_EQ(reqs.size(), 2u);
   EXPECT_EQ(reqs[0].method, "POST");
@@ -97,7 +99,7 @@ TEST(ServiceNowSink, PatchesTheIncident) {
   auto update = sampleUpdate();
   update.source = TicketSource{"servicenow", "9d385017c611228701d22104cc95c371"};
   auto sink = makeServiceNowSink({"snow", receiver.url(), "bot", "pw", {{"Access", "Identity Team"}}}, client());
-  ASSERT_TRUE(sink->write(update).ok());
+  ASSERT_TRUE(sink->write(update, false).ok());
   const auto reqs = receiver.requests();
   ASSERT_EQ(reqs.size(), 1u);
   EXPECT_EQ(reqs[0].method, "PATCH");
@@ -108,11 +110,58 @@ TEST(ServiceNowSink, PatchesTheIncident) {
   EXPECT_NE(body["work_notes"].get<std::string>().find("Needs a human: identity check"), std::string::npos);
 }
 
+TEST(JiraSink, AfterACrashItFindsItsOwnCommentAndAddsNoSecond) {
+  testing::FakeJira jira("bot@acme.example", "tok");
+  jira.createIssue("HELP-42");
+  auto sink = makeJiraSink({"jira", jira.url(), "bot@acme.example", "tok", "ticketflow-"}, client());
+  ASSERT_TRUE(sink->write(sampleUpdate(), false).ok());
+  // People keep commenting: ours is now far down a long, paged list.
+  for (int i = 0; i < 230; ++i) jira.addPersonsComment("HELP-42", "still broken? #" + std::to_string(i));
+  ASSERT_TRUE(sink->write(sampleUpdate(), true).ok()) << "the retry after a crash between write and mark";
+  int ours = 0;
+  for (const auto& c : jira.comments("HELP-42")) ours += c.properties.dump().find(writeMarker(sampleUpdate())) != std::string::npos;
+  EXPECT_EQ(ours, 1) << "one triage comment per revision";
+  EXPECT_EQ(jira.comments("HELP-42").size(), 231u);
+  EXPECT_EQ(jira.labels("HELP-42"), (std::set<std::string>{"ticketflow-access", "ticketflow-easy", "ticketflow-needs-human"}));
+  EXPECT_GE(jira.requests("GET"), 3) << "it read the pages of comments (100 each)";
+
+  auto next = sampleUpdate();
+  next.revision = 4;  // a new revision after a crash before its comment: written once
+  ASSERT_TRUE(sink->write(next, true).ok());
+  ours = 0;
+  for (const auto& c : jira.comments("HELP-42")) ours += c.properties.dump().find(writeMarker(next)) != std::string::npos;
+  EXPECT_EQ(ours, 1);
+}
+
+TEST(ServiceNowSink, AfterACrashItFindsItsWorkNoteAndPatchesOnlyFieldsThatDiffer) {
+  testing::FakeServiceNow snow("bot", "pw");
+  const std::string sys_id = "9d385017c611228701d22104cc95c371";
+  snow.createIncident(sys_id);
+  auto update = sampleUpdate();
+  update.source = TicketSource{"servicenow", sys_id};
+  auto sink = makeServiceNowSink({"snow", snow.url(), "bot", "pw", {{"Access", "Identity Team"}}}, client());
+  ASSERT_TRUE(sink->write(update, false).ok());
+  ASSERT_EQ(snow.workNotes(sys_id).size(), 1u);
+  EXPECT_NE(snow.workNotes(sys_id)[0].find("[" + writeMarker(update) + "]"), std::string::npos);
+  EXPECT_EQ(snow.field(sys_id, "assignment_group"), "Identity Team");
+  const int patches = snow.requests("PATCH");
+
+  ASSERT_TRUE(sink->write(update, true).ok());
+  EXPECT_EQ(snow.workNotes(sys_id).size(), 1u) << "one work note per revision";
+  EXPECT_EQ(snow.requests("PATCH"), patches) << "nothing differs: nothing is patched";
+
+  snow.setField(sys_id, "category", "inquiry");  // the first write's field PATCH was lost
+  ASSERT_TRUE(sink->write(update, true).ok());
+  EXPECT_EQ(snow.workNotes(sys_id).size(), 1u);
+  EXPECT_EQ(snow.field(sys_id, "category"), "Access");
+  EXPECT_EQ(snow.requests("PATCH"), patches + 1);
+}
+
 TEST(TicketSystemSinks, RefuseUpdatesWithoutASourceReference) {
   testing::HttpReceiver receiver;
   auto update = sampleUpdate();
   update.source.reset();
-  auto jira = makeJiraSink({"jira", receiver.url(), "a", "b", "tf-"}, client())->write(update);
+  auto jira = makeJiraSink({"jira", receiver.url(), "a", "b", "tf-"}, client())->write(update, false);
   ASSERT_FALSE(jira.ok());
   EXPECT_FALSE(jira.error().retriable);
   EXPECT_TRUE(receiver.requests().empty());

@@ -5,6 +5,9 @@
 namespace ticketflow::results {
 namespace {
 
+// In the markers hash, "<sink>" means written and "pending:<sink>" means a write was begun.
+const std::string kPendingPrefix = "pending:";
+
 std::string secretFrom(const Config& config, std::size_t index, EnvLookup env) {
   const SinkConfig& sink = config.results.sinks[index];
   if (sink.secret_env.empty()) return {};
@@ -84,7 +87,7 @@ stage::Handler ResultsRole::handler() {
           const redis::Reply& have = replies->front();
           if (have.type == redis::Reply::Type::kError)
             return completion.fail(Error::unavailable("idempotency markers: " + have.str).asOutage("redis"));
-          std::set<std::string> written;
+          std::set<std::string> written;  // sink names, and "pending:<sink>" for writes begun
           for (const auto& e : have.elements) written.insert(e.str);
           writeAll(std::move(written));
         });
@@ -117,6 +120,26 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
   std::vector<stage::OutputRecord> outputs;
   std::vector<std::string> topic_sinks;
   std::vector<std::string> http_written;
+  // Before an HTTP sink is written, record that it is about to be: a crash between the write
+  // and its marker then leaves "pending" without "written", and the next attempt asks the sink
+  // whether our write is there instead of writing blind (ResultSink::write).
+  std::vector<std::string> pending = {"HSET", key};
+  for (const SinkBinding& binding : sinks_) {
+    const std::string& name = binding.config.name;
+    if (binding.sink && binding.config.serves(source_system) && !written.count(name) &&
+        !written.count(kPendingPrefix + name)) {
+      pending.push_back(kPendingPrefix + name);
+      pending.push_back(formatRfc3339(clock_.now()));
+    }
+  }
+  if (markers_ && pending.size() > 2) {
+    auto marked = markers_->pipeline(
+        {pending, {"EXPIRE", key, std::to_string(config_.results.idempotency_ttl_s)}});
+    if (!marked || marked->front().type == redis::Reply::Type::kError)
+      return completion.fail(
+          Error::unavailable("idempotency markers: " + (marked ? marked->front().str : marked.error().message))
+              .asOutage("redis"));
+  }
   for (const SinkBinding& binding : sinks_) {
     const std::string& name = binding.config.name;
     if (!binding.config.serves(source_system)) continue;
@@ -131,7 +154,7 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
       topic_sinks.push_back(name);
       continue;
     }
-    auto status = binding.sink->write(update);
+    auto status = binding.sink->write(update, written.count(kPendingPrefix + name) > 0);
     if (!status) {
       if (metrics_) metrics_->sink_errors.with({name, status.error().retriable ? "true" : "false"}).inc();
       if (logger_)

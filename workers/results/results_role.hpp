@@ -5,9 +5,11 @@
 //
 // Idempotency per (tenant, ticket id, revision, sink): a Redis hash records which sinks already
 // have the update, so a redelivered or duplicated result writes nowhere twice. HTTP sinks are
-// marked after their write succeeds; the topic sink after the broker acknowledges the update
-// (the stage's after-ack hook). A crash between a write and its marker can repeat that one
-// write, which is why HTTP sinks also carry the Idempotency-Key "<ticket id>:<revision>".
+// marked "pending" before their write and "written" after it; the topic sink after the broker
+// acknowledges the update (the stage's after-ack hook). A crash between a write and its marker
+// leaves "pending" alone: the next attempt tells the sink it may have written, and Jira and
+// ServiceNow look for their own comment or work note before writing (sinks.hpp); a webhook
+// repeats with the same Idempotency-Key "<ticket id>:<revision>" for its receiver to drop.
 //
 // Failures: a retriable sink error (5xx, 429, timeouts) fails the attempt; the engine retries
 // with backoff and the sinks already written are skipped. A permanent one (4xx: the update or

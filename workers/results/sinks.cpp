@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "ticketflow/core/crypto.hpp"
+#include "ticketflow/core/percent_encoding.hpp"
 
 namespace ticketflow::results {
 namespace {
@@ -33,7 +34,8 @@ class WebhookSink final : public ResultSink {
  public:
   WebhookSink(WebhookOptions o, std::shared_ptr<http::HttpClient> http) : o_(std::move(o)), http_(std::move(http)) {}
   const std::string& name() const override { return o_.name; }
-  Status write(const TicketUpdate& update) override {
+  // A receiver dedupes on the Idempotency-Key: there is nothing of ours to read back.
+  Status write(const TicketUpdate& update, bool /*may_have_written*/) override {
     http::ClientRequest req;
     req.url = o_.url;
     req.body = toJson(update);
@@ -53,25 +55,34 @@ class JiraSink final : public ResultSink {
  public:
   JiraSink(JiraOptions o, std::shared_ptr<http::HttpClient> http) : o_(std::move(o)), http_(std::move(http)) {}
   const std::string& name() const override { return o_.name; }
-  Status write(const TicketUpdate& update) override {
+  Status write(const TicketUpdate& update, bool may_have_written) override {
     if (!update.source || update.source->ref.empty())
       return Error::invalidArgument("ticket " + update.ticket_id + " has no source.ref (the Jira issue key)");
-    const std::string issue = trimSlash(o_.base_url) + "/rest/api/3/issue/" + update.source->ref;
+    const std::string issue = trimSlash(o_.base_url) + "/rest/api/3/issue/" + percentEncode(update.source->ref);
     const std::string auth = "Basic " + base64Encode(o_.email + ":" + o_.api_token);
-    // A comment in Atlassian Document Format: one paragraph per line of the note.
-    json content = json::array();
-    std::istringstream lines(updateNote(update));
-    for (std::string line; std::getline(lines, line);) {
-      if (line.empty()) continue;
-      content.push_back({{"type", "paragraph"}, {"content", json::array({{{"type", "text"}, {"text", line}}})}});
+    bool commented = false;
+    if (may_have_written) {
+      auto found = hasComment(issue, auth, writeMarker(update));
+      if (!found) return found.error();
+      commented = *found;
     }
-    http::ClientRequest comment;
-    comment.url = issue + "/comment";
-    comment.headers = {{"Authorization", auth}, {"Accept", "application/json"}};
-    comment.body = json{{"body", {{"type", "doc"}, {"version", 1}, {"content", content}}},
-                        {"properties", json::array({{{"key", "ticketflow.idempotency"}, {"value", idempotencyKey(update)}}})}}
-                       .dump();
-    if (auto st = statusFor(http_->send(comment), o_.name); !st) return st;
+    if (!commented) {
+      // A comment in Atlassian Document Format: one paragraph per line of the note.
+      json content = json::array();
+      std::istringstream lines(updateNote(update));
+      for (std::string line; std::getline(lines, line);) {
+        if (line.empty()) continue;
+        content.push_back({{"type", "paragraph"}, {"content", json::array({{{"type", "text"}, {"text", line}}})}});
+      }
+      http::ClientRequest comment;
+      comment.url = issue + "/comment";
+      comment.headers = {{"Authorization", auth}, {"Accept", "application/json"}};
+      comment.body = json{{"body", {{"type", "doc"}, {"version", 1}, {"content", content}}},
+                          {"properties", json::array({{{"key", kMarkerProperty}, {"value", writeMarker(update)}}})}}
+                         .dump();
+      if (auto st = statusFor(http_->send(comment), o_.name); !st) return st;
+    }
+    // Adding labels an issue already has changes nothing: this is safe to repeat.
     auto label = [&](const std::string& s) {
       std::string out = o_.label_prefix;
       for (char c : s) out += (std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '-');
@@ -88,6 +99,37 @@ class JiraSink final : public ResultSink {
   }
 
  private:
+  static constexpr const char* kMarkerProperty = "ticketflow.idempotency";
+  static constexpr int kPageSize = 100;  // Jira Cloud's largest page of comments
+  static constexpr int kMaxPages = 50;   // 5,000 comments: past that, an issue is not a ticket
+
+  // Whether the issue has a comment carrying `marker` as its property (newest first: ours is
+  // recent).
+  Result<bool> hasComment(const std::string& issue, const std::string& auth, const std::string& marker) {
+    for (int page = 0, start = 0; page < kMaxPages; ++page) {
+      http::ClientRequest list;
+      list.method = "GET";
+      list.url = issue + "/comment?startAt=" + std::to_string(start) + "&maxResults=" + std::to_string(kPageSize) +
+                 "&orderBy=-created&expand=properties";
+      list.headers = {{"Authorization", auth}, {"Accept", "application/json"}};
+      auto response = http_->send(list);
+      if (auto st = statusFor(response, o_.name); !st) return st.error();
+      const json body = json::parse(response->body, nullptr, false);
+      if (!body.is_object() || !body.contains("comments") || !body["comments"].is_array())
+        return Error::unavailable(o_.name + ": the comment list is not Jira's JSON");
+      const auto& comments = body["comments"];
+      for (const auto& c : comments) {
+        if (!c.is_object() || !c.contains("properties") || !c["properties"].is_array()) continue;
+        for (const auto& p : c["properties"])
+          if (p.is_object() && p.value("key", "") == kMarkerProperty && p.contains("value") && p["value"] == marker)
+            return true;
+      }
+      start += static_cast<int>(comments.size());
+      if (comments.empty() || start >= body.value("total", 0)) return false;
+    }
+    return false;
+  }
+
   JiraOptions o_;
   std::shared_ptr<http::HttpClient> http_;
 };
@@ -96,23 +138,63 @@ class ServiceNowSink final : public ResultSink {
  public:
   ServiceNowSink(ServiceNowOptions o, std::shared_ptr<http::HttpClient> http) : o_(std::move(o)), http_(std::move(http)) {}
   const std::string& name() const override { return o_.name; }
-  Status write(const TicketUpdate& update) override {
+  Status write(const TicketUpdate& update, bool may_have_written) override {
     if (!update.source || update.source->ref.empty())
       return Error::invalidArgument("ticket " + update.ticket_id + " has no source.ref (the incident sys_id)");
-    json body = {{"work_notes", updateNote(update)}, {"category", update.category}};
+    const std::string marker = writeMarker(update);
+    json body = {{"work_notes", updateNote(update) + "\n[" + marker + "]"}, {"category", update.category}};
     if (auto it = o_.assignment_groups.find(update.category); it != o_.assignment_groups.end())
       body["assignment_group"] = it->second;
+    if (may_have_written) {
+      auto noted = hasWorkNote(update.source->ref, marker);
+      if (!noted) return noted.error();
+      if (*noted) body.erase("work_notes");
+      auto current = fields(update.source->ref);
+      if (!current) return current.error();
+      for (const char* field : {"category", "assignment_group"})
+        if (body.contains(field) && current->value(field, json()) == body[field]) body.erase(field);
+      if (body.empty()) return {};
+    }
     http::ClientRequest req;
     req.method = "PATCH";
-    req.url = trimSlash(o_.instance_url) + "/api/now/table/incident/" + update.source->ref;
-    req.headers = {{"Authorization", "Basic " + base64Encode(o_.username + ":" + o_.password)},
-                   {"Accept", "application/json"},
-                   {"X-Ticketflow-Idempotency-Key", idempotencyKey(update)}};
+    req.url = incidentUrl(update.source->ref);
+    req.headers = headers();
+    req.headers.emplace_back("X-Ticketflow-Idempotency-Key", idempotencyKey(update));
     req.body = body.dump();
     return statusFor(http_->send(req), o_.name);
   }
 
  private:
+  std::string incidentUrl(const std::string& sys_id) const {
+    return trimSlash(o_.instance_url) + "/api/now/table/incident/" + percentEncode(sys_id);
+  }
+  std::vector<std::pair<std::string, std::string>> headers() const {
+    return {{"Authorization", "Basic " + base64Encode(o_.username + ":" + o_.password)}, {"Accept", "application/json"}};
+  }
+  Result<json> get(const std::string& url) {
+    http::ClientRequest req;
+    req.method = "GET";
+    req.url = url;
+    req.headers = headers();
+    auto response = http_->send(req);
+    if (auto st = statusFor(response, o_.name); !st) return st.error();
+    json body = json::parse(response->body, nullptr, false);
+    if (!body.is_object() || !body.contains("result")) return Error::unavailable(o_.name + ": the answer is not the Table API's JSON");
+    return body["result"];
+  }
+  // Whether the incident's work notes (its journal entries) hold one carrying `marker`.
+  Result<bool> hasWorkNote(const std::string& sys_id, const std::string& marker) {
+    auto found = get(trimSlash(o_.instance_url) + "/api/now/table/sys_journal_field?sysparm_query=" +
+                     percentEncode("element_id=" + sys_id + "^element=work_notes^valueLIKE" + marker) +
+                     "&sysparm_fields=sys_id&sysparm_limit=1");
+    if (!found) return found.error();
+    return found->is_array() && !found->empty();
+  }
+  // The fields we set, as their display values (an assignment group by name, as we write it).
+  Result<json> fields(const std::string& sys_id) {
+    return get(incidentUrl(sys_id) + "?sysparm_fields=category,assignment_group&sysparm_display_value=true&sysparm_exclude_reference_link=true");
+  }
+
   ServiceNowOptions o_;
   std::shared_ptr<http::HttpClient> http_;
 };
@@ -120,6 +202,10 @@ class ServiceNowSink final : public ResultSink {
 }  // namespace
 
 std::string idempotencyKey(const TicketUpdate& update) { return update.ticket_id + ":" + std::to_string(update.revision); }
+
+std::string writeMarker(const TicketUpdate& update) {
+  return "ticketflow:" + update.tenant + ":" + update.ticket_id + ":" + std::to_string(update.revision);
+}
 
 std::string updateNote(const TicketUpdate& u) {
   std::ostringstream o;

@@ -2,10 +2,16 @@
 // Where ticket updates go besides the tickets.updates topic: a generic webhook (JSON, signed
 // with HMAC-SHA256), Jira Cloud (a comment and labels on the source issue) and ServiceNow (a
 // Table API PATCH of the incident's work notes, category and assignment group). Each write is
-// one HTTP exchange; the result-writer stage retries retriable errors with backoff and
-// dead-letters after its bound. Idempotency: every request carries the key
-// "<ticket_id>:<revision>" so a redelivered update is recognisable by the receiver as well as by
-// our own Redis marker.
+// one HTTP exchange (or a few); the result-writer stage retries retriable errors with backoff
+// and dead-letters after its bound.
+//
+// Exactly once where a person reads it: every write carries a marker of (tenant, ticket,
+// revision) — the webhook's Idempotency-Key header "<ticket_id>:<revision>", a Jira comment
+// property, a line in the ServiceNow work note. When the result writer may have written before
+// (it recorded "about to write" and never "written": a crash between the two), Jira and
+// ServiceNow look for their own earlier comment or work note by that marker and do not add a
+// second one; a ServiceNow field PATCH is repeated only for fields whose values differ. A webhook
+// receiver dedupes on the Idempotency-Key (docs/pipeline.md).
 
 #include <map>
 #include <memory>
@@ -21,12 +27,17 @@ class ResultSink {
  public:
   virtual ~ResultSink() = default;
   virtual const std::string& name() const = 0;
-  // Errors: retriable for 408/429/5xx and transport failures (retry_after_ms when the server
-  // said), not retriable for other 4xx (the update or the sink's settings are wrong).
-  virtual Status write(const TicketUpdate& update) = 0;
+  // `may_have_written`: an earlier attempt may have written this update here (see above), so
+  // look before writing again. Errors: retriable for 408/429/5xx and transport failures
+  // (retry_after_ms when the server said), not retriable for other 4xx (the update or the
+  // sink's settings are wrong).
+  virtual Status write(const TicketUpdate& update, bool may_have_written) = 0;
 };
 
+// "<ticket_id>:<revision>": the webhook's Idempotency-Key.
 std::string idempotencyKey(const TicketUpdate& update);
+// "ticketflow:<tenant>:<ticket_id>:<revision>": what marks our comment or work note in a ticket.
+std::string writeMarker(const TicketUpdate& update);
 
 struct WebhookOptions {
   std::string name = "webhook";

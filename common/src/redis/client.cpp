@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "ticketflow/config/config.hpp"
+#include "ticketflow/core/percent_encoding.hpp"
 #include "transport.hpp"
 
 namespace ticketflow::redis {
@@ -108,23 +109,6 @@ Result<HostPort> parseHostPort(std::string_view text, int default_port) {
   return out;
 }
 
-// %XX escapes in a URL's user or password (a password with '@', ':' or '/' is written %40 ...).
-Result<std::string> percentDecoded(std::string_view text) {
-  std::string out;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] != '%') {
-      out += text[i];
-      continue;
-    }
-    auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
-    if (i + 2 >= text.size() || !hex(text[i + 1]) || !hex(text[i + 2]))
-      return Error::invalidArgument("not a Redis URL: a % in the user or password is not followed by two hex digits");
-    out += static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16));
-    i += 2;
-  }
-  return out;
-}
-
 }  // namespace
 
 void ReaderDeleter::operator()(redisReader* reader) const { redisReaderFree(reader); }
@@ -139,10 +123,11 @@ Result<RedisEndpoint> parseRedisUrl(const std::string& url) {
         "redis+sentinel://[user:password@]host:port[,host:port...]/master-name[/db])");
   RedisEndpoint e;
   e.tls = m[1] == "rediss";
-  auto username = percentDecoded(m[3].str());
-  auto password = percentDecoded(m[4].str());
-  if (!username) return username.error();
-  if (!password) return password.error();
+  // The user and password are percent-decoded, as in any URL (a password with '@' is "%40").
+  auto username = percentDecode(m[3].str());
+  auto password = percentDecode(m[4].str());
+  if (!username || !password) return Error::invalidArgument("not a Redis URL: in the user or password, " +
+                                                            (username ? password : username).error().message);
   e.username = *username;
   e.password = *password;
   const std::string hosts = m[5];
