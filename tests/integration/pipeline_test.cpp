@@ -297,6 +297,19 @@ TEST(Pipeline, EscalatedTicketsCarryWhatTheLowerTierSpent) {
 
 class ResultWriters : public ::testing::Test {
  protected:
+  // A Jira sink at `url` for tickets from Jira, as bot@acme.example with its token set.
+  static SinkConfig jiraSink(const std::string& url) {
+    SinkConfig j;
+    j.name = "jira";
+    j.kind = SinkKind::kJira;
+    j.sources = {"jira"};
+    j.url = url;
+    j.username = "bot@acme.example";
+    j.secret_env = "TICKETFLOW_TEST_JIRA_TOKEN";
+    ::setenv("TICKETFLOW_TEST_JIRA_TOKEN", "jira-token-for-tests", 1);
+    return j;
+  }
+
   // A result as a tier produces it.
   static TicketResult resultFor(const std::string& id, const std::string& system) {
     TicketResult r;
@@ -372,15 +385,7 @@ TEST_F(ResultWriters, ASinkThatRefusesAnUpdateDeadLettersOnlyThatWrite) {
   Config config = testConfig();
   SinkConfig topic;
   topic.name = "updates";
-  SinkConfig j;
-  j.name = "jira";
-  j.kind = SinkKind::kJira;
-  j.sources = {"jira"};
-  j.url = jira.url();
-  j.username = "bot@acme.example";
-  j.secret_env = "TICKETFLOW_TEST_JIRA_TOKEN";
-  config.results.sinks = {topic, j};
-  ::setenv("TICKETFLOW_TEST_JIRA_TOKEN", "jira-token-for-tests", 1);
+  config.results.sinks = {topic, jiraSink(jira.url())};
   pipeline::LocalStackOptions local;
   pipeline::LocalStack stack(config, local);
   jira.failNext(1, 404);  // the issue does not exist: permanent
@@ -404,15 +409,7 @@ TEST_F(ResultWriters, AWriteBegunBeforeACrashIsLookedUpNotRepeated) {
   testing::FakeJira jira("bot@acme.example", "jira-token-for-tests");
   for (const std::string id : {"J-1", "J-2", "J-3"}) jira.createIssue("HELP-" + id);
   Config config = testConfig();
-  SinkConfig j;
-  j.name = "jira";
-  j.kind = SinkKind::kJira;
-  j.sources = {"jira"};
-  j.url = jira.url();
-  j.username = "bot@acme.example";
-  j.secret_env = "TICKETFLOW_TEST_JIRA_TOKEN";
-  config.results.sinks = {j};
-  ::setenv("TICKETFLOW_TEST_JIRA_TOKEN", "jira-token-for-tests", 1);
+  config.results.sinks = {jiraSink(jira.url())};
   pipeline::LocalStackOptions local;
   pipeline::LocalStack stack(config, local);
 
