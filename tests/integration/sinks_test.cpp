@@ -133,7 +133,7 @@ TEST(JiraSink, AfterACrashItFindsItsOwnCommentAndAddsNoSecond) {
   EXPECT_EQ(ours, 1);
 }
 
-TEST(ServiceNowSink, AfterACrashItFindsItsWorkNoteAndPatchesOnlyFieldsThatDiffer) {
+TEST(ServiceNowSink, AfterACrashItFindsItsWorkNoteAndLeavesTheIncidentAlone) {
   testing::FakeServiceNow snow("bot", "pw");
   const std::string sys_id = "9d385017c611228701d22104cc95c371";
   snow.createIncident(sys_id);
@@ -142,19 +142,44 @@ TEST(ServiceNowSink, AfterACrashItFindsItsWorkNoteAndPatchesOnlyFieldsThatDiffer
   auto sink = makeServiceNowSink({"snow", snow.url(), "bot", "pw", {{"Access", "Identity Team"}}}, client());
   ASSERT_TRUE(sink->write(update, false).ok());
   ASSERT_EQ(snow.workNotes(sys_id).size(), 1u);
-  EXPECT_NE(snow.workNotes(sys_id)[0].find("[" + writeMarker(update) + "]"), std::string::npos);
+  EXPECT_NE(snow.workNotes(sys_id)[0].find(markerLine(update)), std::string::npos);
   EXPECT_EQ(snow.field(sys_id, "assignment_group"), "Identity Team");
   const int patches = snow.requests("PATCH");
 
+  snow.setField(sys_id, "assignment_group", "Network Team");  // an agent reassigns it meanwhile
   ASSERT_TRUE(sink->write(update, true).ok());
   EXPECT_EQ(snow.workNotes(sys_id).size(), 1u) << "one work note per revision";
-  EXPECT_EQ(snow.requests("PATCH"), patches) << "nothing differs: nothing is patched";
+  EXPECT_EQ(snow.requests("PATCH"), patches) << "the note is there, so its fields went in with it";
+  EXPECT_EQ(snow.field(sys_id, "assignment_group"), "Network Team") << "the agent's change stands";
 
-  snow.setField(sys_id, "category", "inquiry");  // the first write's field PATCH was lost
-  ASSERT_TRUE(sink->write(update, true).ok());
-  EXPECT_EQ(snow.workNotes(sys_id).size(), 1u);
-  EXPECT_EQ(snow.field(sys_id, "category"), "Access");
-  EXPECT_EQ(snow.requests("PATCH"), patches + 1);
+  auto other = update;
+  other.revision = 12;  // its marker line must not match revision 1's, nor 1's match it
+  ASSERT_TRUE(sink->write(other, true).ok());
+  EXPECT_EQ(snow.workNotes(sys_id).size(), 2u);
+  auto first = update;
+  first.revision = 1;
+  ASSERT_TRUE(sink->write(first, true).ok());
+  EXPECT_EQ(snow.workNotes(sys_id).size(), 3u) << "[...:1] is not found inside [...:12]";
+}
+
+TEST(JiraSink, FindsItsCommentByItsLastLineWhenTheListCarriesNoProperties) {
+  testing::FakeJira jira("bot@acme.example", "tok");
+  jira.createIssue("HELP-42");
+  jira.setReturnsProperties(false);
+  auto sink = makeJiraSink({"jira", jira.url(), "bot@acme.example", "tok", "ticketflow-"}, client());
+  ASSERT_TRUE(sink->write(sampleUpdate(), false).ok());
+  ASSERT_TRUE(sink->write(sampleUpdate(), true).ok());
+  EXPECT_EQ(jira.comments("HELP-42").size(), 1u);
+}
+
+TEST(TicketSystemSinks, AFailedLookUpHoldsTheUpdateInsteadOfDroppingOrRepeatingIt) {
+  testing::FakeJira jira("bot@acme.example", "tok");  // HELP-42 does not exist: every request 404s
+  auto sink = makeJiraSink({"jira", jira.url(), "bot@acme.example", "tok", "ticketflow-"}, client());
+  auto held = sink->write(sampleUpdate(), true);
+  ASSERT_FALSE(held.ok());
+  EXPECT_TRUE(held.error().retriable) << "a 4xx on the read-back must not dead-letter the write";
+  EXPECT_NE(held.error().message.find("cannot read back"), std::string::npos) << held.error().message;
+  EXPECT_EQ(jira.requests("POST"), 0);
 }
 
 TEST(TicketSystemSinks, RefuseUpdatesWithoutASourceReference) {

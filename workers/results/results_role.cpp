@@ -1,12 +1,17 @@
 #include "results_role.hpp"
 
+#include <charconv>
+#include <map>
 #include <set>
 
 namespace ticketflow::results {
 namespace {
 
-// In the markers hash, "<sink>" means written and "pending:<sink>" means a write was begun.
+// In the markers hash, "<sink>" means written and "pending:<sink>" (its value: the start, in ms
+// since the epoch) means a write was begun.
 const std::string kPendingPrefix = "pending:";
+// How long after a write's own timeout it is taken to have ended (clocks of two writers differ).
+constexpr std::int64_t kInFlightGraceMs = 2000;
 
 std::string secretFrom(const Config& config, std::size_t index, EnvLookup env) {
   const SinkConfig& sink = config.results.sinks[index];
@@ -66,7 +71,7 @@ stage::Handler ResultsRole::handler() {
     auto result = parseTicketResult(delivery->message.value);
     if (!result) return completion.fail(result.error());  // malformed: dead letter at once
     auto update = std::make_shared<const TicketUpdate>(TicketUpdate::fromResult(*result, formatRfc3339(clock_.now())));
-    auto writeAll = [this, delivery, completion, update](std::set<std::string> written) {
+    auto writeAll = [this, delivery, completion, update](std::map<std::string, std::string> written) {
       if (http_) {
         http_->submit([this, delivery, completion, update, written = std::move(written)] {
           write(*delivery, completion, *update, written);
@@ -79,7 +84,7 @@ stage::Handler ResultsRole::handler() {
     // Which sinks already have this update: asked in the batcher's next round trip, with the
     // other results' questions and markers, instead of a round trip of this thread's own.
     batcher_->submit(
-        {redis::RedisCall::command({"HKEYS", markerKey(*update)})},
+        {redis::RedisCall::command({"HGETALL", markerKey(*update)})},
         [completion, writeAll](Result<std::vector<redis::Reply>> replies) {
           // Redis down: the update waits for it (held, no attempt used) rather than writing blind.
           if (!replies)
@@ -87,8 +92,10 @@ stage::Handler ResultsRole::handler() {
           const redis::Reply& have = replies->front();
           if (have.type == redis::Reply::Type::kError)
             return completion.fail(Error::unavailable("idempotency markers: " + have.str).asOutage("redis"));
-          std::set<std::string> written;  // sink names, and "pending:<sink>" for writes begun
-          for (const auto& e : have.elements) written.insert(e.str);
+          // Sink names (written), and "pending:<sink>" with the write's start (begun).
+          std::map<std::string, std::string> written;
+          for (std::size_t i = 0; i + 1 < have.elements.size(); i += 2)
+            written[have.elements[i].str] = have.elements[i + 1].str;
           writeAll(std::move(written));
         });
   };
@@ -114,7 +121,7 @@ void ResultsRole::markWritten(const std::string& key, const std::vector<std::str
 }
 
 void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion& completion, const TicketUpdate& update,
-                        const std::set<std::string>& written) {
+                        const std::map<std::string, std::string>& written) {
   const std::string key = markerKey(update);
   const std::string source_system = update.source ? update.source->system : std::string();
   std::vector<stage::OutputRecord> outputs;
@@ -123,18 +130,39 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
   // Before an HTTP sink is written, record that it is about to be: a crash between the write
   // and its marker then leaves "pending" without "written", and the next attempt asks the sink
   // whether our write is there instead of writing blind (ResultSink::write).
+  const auto now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now().time_since_epoch()).count();
   std::vector<std::string> pending = {"HSET", key};
+  bool http_to_write = false;
   for (const SinkBinding& binding : sinks_) {
     const std::string& name = binding.config.name;
-    if (binding.sink && binding.config.serves(source_system) && !written.count(name) &&
-        !written.count(kPendingPrefix + name)) {
+    if (!binding.sink || !binding.config.serves(source_system) || written.count(name)) continue;
+    http_to_write = true;
+    auto begun = written.find(kPendingPrefix + name);
+    if (begun == written.end()) {
       pending.push_back(kPendingPrefix + name);
-      pending.push_back(formatRfc3339(clock_.now()));
+      pending.push_back(std::to_string(now_ms));
+      continue;
     }
+    // A write begun less than its timeout ago may still be on its way (the attempt that began
+    // it timed out, or a writer that lost its partitions is still writing): a look-up now could
+    // miss it and write a second. Wait until it must have ended.
+    std::int64_t begun_ms = 0;
+    std::from_chars(begun->second.data(), begun->second.data() + begun->second.size(), begun_ms);
+    const std::int64_t settled_at = begun_ms + binding.config.timeout_ms + kInFlightGraceMs;
+    if (now_ms < settled_at)
+      return completion.fail(Error(ErrorCode::kUnavailable,
+                                   name + ": a write begun " + std::to_string(now_ms - begun_ms) +
+                                       " ms ago may still be in flight; looking for it once it must have ended",
+                                   true, settled_at - now_ms)
+                                 .asOutage("sink"));
   }
-  if (markers_ && pending.size() > 2) {
-    auto marked = markers_->pipeline(
-        {pending, {"EXPIRE", key, std::to_string(config_.results.idempotency_ttl_s)}});
+  if (markers_ && http_to_write) {
+    // The TTL is renewed on every attempt, so a sink down for longer than it keeps its marks.
+    std::vector<std::vector<std::string>> commands;
+    if (pending.size() > 2) commands.push_back(pending);
+    commands.push_back({"EXPIRE", key, std::to_string(config_.results.idempotency_ttl_s)});
+    auto marked = markers_->pipeline(commands);
     if (!marked || marked->front().type == redis::Reply::Type::kError)
       return completion.fail(
           Error::unavailable("idempotency markers: " + (marked ? marked->front().str : marked.error().message))

@@ -17,6 +17,7 @@
 // the other sinks still get the update. Redis down: the attempt fails retriably (no marker, no
 // write), so nothing is written twice.
 
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -59,8 +60,9 @@ class ResultsRole {
 
  private:
   // Writes the update to every sink it serves that is not in `written` (from the markers).
+  // `written`: the markers hash (sink -> when written, "pending:<sink>" -> when begun).
   void write(const stage::Delivery& delivery, const stage::Completion& completion, const TicketUpdate& update,
-             const std::set<std::string>& written);
+             const std::map<std::string, std::string>& written);
   void markWritten(const std::string& key, const std::vector<std::string>& sinks);
 
   const Config& config_;

@@ -25,6 +25,16 @@ Status statusFor(const Result<http::ClientResponse>& response, const std::string
   return Error::invalidArgument(msg + " (check the sink's settings and credentials)");
 }
 
+// A failed look-up for an earlier write must not drop the write (a 403 on a read the writer
+// lacks, a 400 from a parameter a site refuses): it holds the update, naming why, until an
+// operator grants the read or the system answers.
+Error lookupFailed(const std::string& sink, const Error& error) {
+  return Error::unavailable(sink + ": cannot read back whether an earlier attempt wrote this update (" +
+                            error.message + "); holding it rather than writing a possible duplicate");
+}
+
+enum class Lookup { kFound, kAbsent, kTooMany };
+
 std::string trimSlash(std::string url) {
   while (!url.empty() && url.back() == '/') url.pop_back();
   return url;
@@ -62,14 +72,17 @@ class JiraSink final : public ResultSink {
     const std::string auth = "Basic " + base64Encode(o_.email + ":" + o_.api_token);
     bool commented = false;
     if (may_have_written) {
-      auto found = hasComment(issue, auth, writeMarker(update));
-      if (!found) return found.error();
-      commented = *found;
+      auto found = hasComment(issue, auth, update);
+      if (!found) return lookupFailed(o_.name, found.error());
+      if (*found == Lookup::kTooMany)  // an operator's call: dead-lettered with the reason
+        return Error::invalidArgument(o_.name + ": more than " + std::to_string(kPageSize * kMaxPages) +
+                                      " comments to look through for ours; not adding one that may be a second");
+      commented = *found == Lookup::kFound;
     }
     if (!commented) {
       // A comment in Atlassian Document Format: one paragraph per line of the note.
       json content = json::array();
-      std::istringstream lines(updateNote(update));
+      std::istringstream lines(updateNote(update) + "\n" + markerLine(update));
       for (std::string line; std::getline(lines, line);) {
         if (line.empty()) continue;
         content.push_back({{"type", "paragraph"}, {"content", json::array({{{"type", "text"}, {"text", line}}})}});
@@ -103,9 +116,11 @@ class JiraSink final : public ResultSink {
   static constexpr int kPageSize = 100;  // Jira Cloud's largest page of comments
   static constexpr int kMaxPages = 50;   // 5,000 comments: past that, an issue is not a ticket
 
-  // Whether the issue has a comment carrying `marker` as its property (newest first: ours is
-  // recent).
-  Result<bool> hasComment(const std::string& issue, const std::string& auth, const std::string& marker) {
+  // Whether the issue has a comment of ours for this update: its property, or (should a site
+  // not return properties on the list) its marker line in the text. Newest first: ours is recent.
+  Result<Lookup> hasComment(const std::string& issue, const std::string& auth, const TicketUpdate& update) {
+    const std::string marker = writeMarker(update);
+    const std::string line = markerLine(update);
     for (int page = 0, start = 0; page < kMaxPages; ++page) {
       http::ClientRequest list;
       list.method = "GET";
@@ -119,15 +134,19 @@ class JiraSink final : public ResultSink {
         return Error::unavailable(o_.name + ": the comment list is not Jira's JSON");
       const auto& comments = body["comments"];
       for (const auto& c : comments) {
-        if (!c.is_object() || !c.contains("properties") || !c["properties"].is_array()) continue;
-        for (const auto& p : c["properties"])
-          if (p.is_object() && p.value("key", "") == kMarkerProperty && p.contains("value") && p["value"] == marker)
-            return true;
+        if (!c.is_object()) continue;
+        if (c.contains("properties") && c["properties"].is_array())
+          for (const auto& p : c["properties"])
+            if (p.is_object() && p.value("key", "") == kMarkerProperty && p.contains("value") && p["value"] == marker)
+              return Lookup::kFound;
+        if (c.contains("body") && c["body"].dump().find(line) != std::string::npos) return Lookup::kFound;
       }
       start += static_cast<int>(comments.size());
-      if (comments.empty() || start >= body.value("total", 0)) return false;
+      const auto total = body.find("total");
+      if (comments.empty() || total == body.end() || !total->is_number_integer() || start >= total->get<int>())
+        return Lookup::kAbsent;
     }
-    return false;
+    return Lookup::kTooMany;
   }
 
   JiraOptions o_;
@@ -141,19 +160,15 @@ class ServiceNowSink final : public ResultSink {
   Status write(const TicketUpdate& update, bool may_have_written) override {
     if (!update.source || update.source->ref.empty())
       return Error::invalidArgument("ticket " + update.ticket_id + " has no source.ref (the incident sys_id)");
-    const std::string marker = writeMarker(update);
-    json body = {{"work_notes", updateNote(update) + "\n[" + marker + "]"}, {"category", update.category}};
+    json body = {{"work_notes", updateNote(update) + "\n" + markerLine(update)}, {"category", update.category}};
     if (auto it = o_.assignment_groups.find(update.category); it != o_.assignment_groups.end())
       body["assignment_group"] = it->second;
     if (may_have_written) {
-      auto noted = hasWorkNote(update.source->ref, marker);
-      if (!noted) return noted.error();
-      if (*noted) body.erase("work_notes");
-      auto current = fields(update.source->ref);
-      if (!current) return current.error();
-      for (const char* field : {"category", "assignment_group"})
-        if (body.contains(field) && current->value(field, json()) == body[field]) body.erase(field);
-      if (body.empty()) return {};
+      // The note and the fields went in one PATCH: if the note is there, so are the fields (and
+      // any that differ now were changed by an agent since, which must stand).
+      auto noted = hasWorkNote(update.source->ref, markerLine(update));
+      if (!noted) return lookupFailed(o_.name, noted.error());
+      if (*noted) return {};
     }
     http::ClientRequest req;
     req.method = "PATCH";
@@ -182,17 +197,14 @@ class ServiceNowSink final : public ResultSink {
     if (!body.is_object() || !body.contains("result")) return Error::unavailable(o_.name + ": the answer is not the Table API's JSON");
     return body["result"];
   }
-  // Whether the incident's work notes (its journal entries) hold one carrying `marker`.
-  Result<bool> hasWorkNote(const std::string& sys_id, const std::string& marker) {
-    auto found = get(trimSlash(o_.instance_url) + "/api/now/table/sys_journal_field?sysparm_query=" +
-                     percentEncode("element_id=" + sys_id + "^element=work_notes^valueLIKE" + marker) +
-                     "&sysparm_fields=sys_id&sysparm_limit=1");
+  // Whether the incident's work notes hold one with `line`: read through the incident itself
+  // (the journal's display value), which the incident's ACL covers, not sys_journal_field's.
+  Result<bool> hasWorkNote(const std::string& sys_id, const std::string& line) {
+    auto found = get(incidentUrl(sys_id) + "?sysparm_fields=work_notes&sysparm_display_value=true");
     if (!found) return found.error();
-    return found->is_array() && !found->empty();
-  }
-  // The fields we set, as their display values (an assignment group by name, as we write it).
-  Result<json> fields(const std::string& sys_id) {
-    return get(incidentUrl(sys_id) + "?sysparm_fields=category,assignment_group&sysparm_display_value=true&sysparm_exclude_reference_link=true");
+    if (!found->is_object() || !found->contains("work_notes") || !(*found)["work_notes"].is_string())
+      return Error::unavailable(o_.name + ": the incident came back without its work notes (read access?)");
+    return (*found)["work_notes"].get<std::string>().find(line) != std::string::npos;
   }
 
   ServiceNowOptions o_;
@@ -206,6 +218,8 @@ std::string idempotencyKey(const TicketUpdate& update) { return update.ticket_id
 std::string writeMarker(const TicketUpdate& update) {
   return "ticketflow:" + update.tenant + ":" + update.ticket_id + ":" + std::to_string(update.revision);
 }
+
+std::string markerLine(const TicketUpdate& update) { return "[" + writeMarker(update) + "]"; }
 
 std::string updateNote(const TicketUpdate& u) {
   std::ostringstream o;

@@ -6,8 +6,8 @@
 // and dead-letters after its bound.
 //
 // Exactly once where a person reads it: every write carries a marker of (tenant, ticket,
-// revision) — the webhook's Idempotency-Key header "<ticket_id>:<revision>", a Jira comment
-// property, a line in the ServiceNow work note. When the result writer may have written before
+// revision) — the webhook's Idempotency-Key header "<ticket_id>:<revision>"; a Jira comment
+// property and last line; the last line of a ServiceNow work note. When the result writer may have written before
 // (it recorded "about to write" and never "written": a crash between the two), Jira and
 // ServiceNow look for their own earlier comment or work note by that marker and do not add a
 // second one; a ServiceNow field PATCH is repeated only for fields whose values differ. A webhook
@@ -38,6 +38,9 @@ class ResultSink {
 std::string idempotencyKey(const TicketUpdate& update);
 // "ticketflow:<tenant>:<ticket_id>:<revision>": what marks our comment or work note in a ticket.
 std::string writeMarker(const TicketUpdate& update);
+// "[ticketflow:<tenant>:<ticket_id>:<revision>]": the last line of our comment or work note (the
+// brackets keep revision 1 from matching revision 12).
+std::string markerLine(const TicketUpdate& update);
 
 struct WebhookOptions {
   std::string name = "webhook";
