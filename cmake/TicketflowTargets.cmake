@@ -40,13 +40,20 @@ function(ticketflow_executable name)
 endfunction()
 
 # ticketflow_test(NAME LABEL SOURCES... [LIBS ...]): a GoogleTest binary registered with ctest;
-# LABEL is unit or integration.
+# LABEL is unit, integration or chaos. Chaos tests run alone (RUN_SERIAL): each starts up to a
+# dozen processes (roles, redis-servers, sentinels) and measures how the pipeline rides the fault
+# it injects; run beside another on two cores, CPU starvation becomes a second, unplanned fault
+# (a role misses its group session and loses its partitions mid-call).
 function(ticketflow_test name label)
   cmake_parse_arguments(ARG "" "" "SOURCES;LIBS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   ticketflow_apply_flags(${name})
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gmock GTest::gtest_main)
-  gtest_discover_tests(${name} PROPERTIES LABELS ${label} DISCOVERY_TIMEOUT 60)
+  set(serial FALSE)
+  if(label STREQUAL "chaos")
+    set(serial TRUE)
+  endif()
+  gtest_discover_tests(${name} PROPERTIES LABELS ${label} RUN_SERIAL ${serial} DISCOVERY_TIMEOUT 60)
 endfunction()
 
 # Embeds text files into a generated C++ source so the binary runs with its defaults anywhere.
