@@ -219,7 +219,13 @@ std::string writeMarker(const TicketUpdate& update) {
   return "ticketflow:" + update.tenant + ":" + update.ticket_id + ":" + std::to_string(update.revision);
 }
 
-std::string markerLine(const TicketUpdate& update) { return "[" + writeMarker(update) + "]"; }
+std::string markerLine(const TicketUpdate& update) {
+  // Appended, not "[" + ...: GCC 12 at -O3 warns falsely (-Wrestrict) on a literal + temporary.
+  std::string line = "[";
+  line += writeMarker(update);
+  line += ']';
+  return line;
+}
 
 std::string updateNote(const TicketUpdate& u) {
   std::ostringstream o;
