@@ -26,24 +26,7 @@ using namespace std::chrono_literals;
 constexpr const char* kSystems[] = {"jira", "servicenow", "web"};
 
 TicketResult resultFor(int i) {
-  TicketResult r;
-  r.ticket_id = "SINK-" + std::to_string(i);
-  r.tenant = "acme";
-  r.revision = 1;
-  r.source = TicketSource{kSystems[i % 3], "REF-" + std::to_string(i)};
-  r.trace_id = "0123456789abcdef0123456789abcdef";
-  r.classification = {"Access", 0.9, Difficulty::kEasy, 0.2, {}};
-  r.tier = "fast";
-  r.model = "gemini-2.5-flash-lite";
-  r.provider = "google";
-  r.answer.summary = "VPN gateway unreachable";
-  r.answer.reply = "Please reconnect after the gateway restart.";
-  r.answer.resolution_steps = {"Restart GlobalProtect"};
-  r.answer.confidence = 0.9;
-  r.cost_micro_usd = 120;
-  r.latency_ms = 900;
-  r.completed_at = "2026-11-22T10:00:01.000Z";
-  return r;
+  return testing::resultFor("SINK-" + std::to_string(i), kSystems[i % 3], "REF-" + std::to_string(i));
 }
 
 TEST(Chaos, SigkillOfTheResultWriterTenTimesWritesOneCommentPerRevision) {

@@ -310,26 +310,8 @@ class ResultWriters : public ::testing::Test {
     return j;
   }
 
-  // A result as a tier produces it.
   static TicketResult resultFor(const std::string& id, const std::string& system) {
-    TicketResult r;
-    r.ticket_id = id;
-    r.tenant = "acme";
-    r.revision = 1;
-    r.source = TicketSource{system, "HELP-" + id};
-    r.trace_id = "0123456789abcdef0123456789abcdef";
-    r.classification = {"Access", 0.9, Difficulty::kEasy, 0.2, {}};
-    r.tier = "fast";
-    r.model = "gemini-2.5-flash-lite";
-    r.provider = "google";
-    r.answer.summary = "VPN gateway unreachable";
-    r.answer.reply = "Please reconnect after the gateway restart.";
-    r.answer.resolution_steps = {"Restart GlobalProtect"};
-    r.answer.confidence = 0.9;
-    r.cost_micro_usd = 120;
-    r.latency_ms = 900;
-    r.completed_at = "2026-11-22T10:00:01.000Z";
-    return r;
+    return testing::resultFor(id, system, "HELP-" + id);
   }
 };
 
