@@ -163,6 +163,69 @@ TEST_F(BudgetLedgerTest, ASettledIdReplaysItsReplyAndAnOpenIdIsSettledOnce) {
   EXPECT_EQ(globalSettled(ledger), 3'500);
 }
 
+// One id, two processes: the ticket's partition moved while its call was in flight. The second
+// owner waits while the first holds its lease and replays its reply; after a lapse (the first
+// looked dead) it takes the reservation over, and a call the first still settles is charged on
+// its own, so the ledger matches what the provider billed.
+TEST_F(BudgetLedgerTest, AnOwnersLeaseMakesOthersWaitAndATakenOverCallIsStillCharged) {
+  BudgetLedger ledger(makePool(), budgets(1'000'000), key_prefix_, clock_);
+  const auto lease = std::chrono::milliseconds(10'000);
+  BudgetRequest first{"t-o", 1, "acme", "fast", 4'000, "owner-a", lease};
+  BudgetRequest second{"t-o", 1, "acme", "fast", 4'000, "owner-b", lease};
+  ASSERT_TRUE(ledger.reserve(first)->reserved);
+  auto waits = ledger.reserve(second);
+  ASSERT_TRUE(waits.ok()) << waits.error().message;
+  EXPECT_TRUE(waits->in_flight_elsewhere);
+  EXPECT_FALSE(waits->reserved);
+  EXPECT_EQ(waits->owner_lease_left, lease);
+  // The owner settles: the waiter replays, nothing more is charged.
+  ASSERT_EQ(ledger.settle("t-o", 1, 2'000, R"({"content":"a"})", "owner-a")->charged, 2'000);
+  auto replay = ledger.reserve(second);
+  EXPECT_EQ(replay->state, "settled");
+  EXPECT_EQ(replay->settled_reply, R"({"content":"a"})");
+  EXPECT_EQ(globalSettled(ledger), 2'000);
+
+  // A renewed lease keeps others waiting; a lapsed one is taken over.
+  ASSERT_TRUE(ledger.reserve({"t-o", 2, "acme", "fast", 4'000, "owner-a", lease})->reserved);
+  clock_.advance(std::chrono::milliseconds(8'000));
+  EXPECT_EQ(ledger.renewOwners({{"t-o", 2, "owner-a"}, {"t-o", 2, "owner-b"}}, lease).value(), 1);
+  clock_.advance(std::chrono::milliseconds(8'000));
+  EXPECT_TRUE(ledger.reserve({"t-o", 2, "acme", "fast", 4'000, "owner-b", lease})->in_flight_elsewhere);
+  clock_.advance(std::chrono::milliseconds(3'000));
+  auto taken = ledger.reserve({"t-o", 2, "acme", "fast", 4'000, "owner-b", lease});
+  ASSERT_TRUE(taken.ok()) << taken.error().message;
+  EXPECT_TRUE(taken->reserved);
+  EXPECT_EQ(taken->state, "reserved");
+  // The first owner can no longer release the taker's reservation, nor renew it.
+  ASSERT_TRUE(ledger.release("t-o", 2, "owner-a").ok());
+  EXPECT_EQ(ledger.renewOwners({{"t-o", 2, "owner-a"}}, lease).value(), 0);
+  // Both calls reached the provider: both are charged, each once.
+  auto late = ledger.settle("t-o", 2, 1'500, R"({"content":"late"})", "owner-a");
+  ASSERT_TRUE(late.ok()) << late.error().message;
+  EXPECT_TRUE(late->overtaken);
+  EXPECT_EQ(late->charged, 1'500);
+  EXPECT_TRUE(ledger.settle("t-o", 2, 1'500, R"({"content":"late"})", "owner-a")->replayed);
+  auto own = ledger.settle("t-o", 2, 1'200, R"({"content":"b"})", "owner-b");
+  ASSERT_TRUE(own.ok()) << own.error().message;
+  EXPECT_FALSE(own->overtaken);
+  EXPECT_EQ(own->charged, 1'200);
+  EXPECT_TRUE(ledger.settle("t-o", 2, 1'200, {}, "owner-b")->replayed);
+  EXPECT_EQ(globalSettled(ledger), 2'000 + 1'500 + 1'200);
+  auto rows = ledger.show();
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ(find(*rows, "global", "", "day")->reserved, 0);  // nothing left held
+  // The kept reply is the taker's: a later redelivery replays what the record says was settled.
+  EXPECT_EQ(ledger.reserve({"t-o", 2, "acme", "fast", 4'000, "owner-c", lease})->settled_reply, R"({"content":"b"})");
+
+  // A settle by the first owner after the taker settled is charged too.
+  ASSERT_TRUE(ledger.reserve({"t-o", 3, "acme", "fast", 4'000, "owner-a", lease})->reserved);
+  clock_.advance(lease + std::chrono::milliseconds(1));
+  ASSERT_TRUE(ledger.reserve({"t-o", 3, "acme", "fast", 4'000, "owner-b", lease})->reserved);
+  ASSERT_EQ(ledger.settle("t-o", 3, 700, {}, "owner-b")->charged, 700);
+  EXPECT_TRUE(ledger.settle("t-o", 3, 900, {}, "owner-a")->overtaken);
+  EXPECT_EQ(globalSettled(ledger), 2'000 + 1'500 + 1'200 + 700 + 900);
+}
+
 TEST_F(BudgetLedgerTest, SettleAboveTheRoomIsClampedAndRecorded) {
   BudgetLedger ledger(makePool(), budgets(10'000), key_prefix_, clock_);
   ASSERT_TRUE(ledger.reserve({"a", 1, "acme", "fast", 6'000})->reserved);

@@ -370,6 +370,66 @@ TEST(TierService, ACapHeldOnlyByCallsInFlightWaitsForThemInsteadOfRefusing) {
   redis.finish();
 }
 
+// One ticket in two processes at once (its partition moved while the first process's call was in
+// flight): the second waits for the first's answer and replays it, so the provider is asked once
+// and the ledger holds what it billed. A first owner that died (its lease not renewed) is taken
+// over after one lease. With and without the batcher.
+TEST(TierService, AnIdInFlightInAnotherProcessIsWaitedForNotSentTwice) {
+  for (const bool batched : {true, false}) {
+    SCOPED_TRACE(batched ? "batched" : "one round trip each");
+    auto slow = testing::instantSimulatorOptions();
+    slow.latency_scale = 1.0;
+    slow.profiles.clear();
+    slow.default_profile.latency_median_ms = 600;
+    slow.default_profile.latency_p99_ms = 601;
+    slow.default_profile.faults = {};
+    Harness h(slow, testing::instantSimulatorOptions());
+    testing::AdmissionOnRedis redis(1'000'000);
+    tier::TierPolicy policy;
+    policy.attempts_per_model = 1;
+    auto admission = redis.admission(5000ms);
+    if (!batched) admission = {&redis.limiter, &redis.ledger, 5000ms, nullptr, {}};
+    admission.owner_lease = 300ms;  // renewed every 100 ms while a call is in flight
+    auto process = [&] {
+      return std::make_unique<tier::TierService>(
+          h.config, "fast",
+          [&h](const ProviderConfig& p, const ModelConfig& m) { return provider::makeModelClient(p, m, h.http, "sk-test"); },
+          SystemClock::instance(), [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); },
+          provider::PromptSet::builtin(), policy, admission);
+    };
+    auto first_process = process();
+    auto second_process = process();
+    const RoutedTicket t = ticket(batched ? "T-MOVED-B" : "T-MOVED", "printer offline");
+    auto first = std::async(std::launch::async, [&] { return first_process->handle(t, 1); });
+    std::this_thread::sleep_for(150ms);  // the first call is in flight
+    auto second = second_process->handle(t, 1);
+    auto earlier = first.get();
+    ASSERT_TRUE(earlier.ok() && second.ok());
+    ASSERT_EQ(earlier->kind, tier::TierOutcomeKind::kAnswered) << earlier->reason;
+    ASSERT_EQ(second->kind, tier::TierOutcomeKind::kAnswered) << second->reason;
+    EXPECT_EQ(h.primary.stats().requests, 1);  // lasted past two leases: renewed, not taken over
+    EXPECT_EQ(second->result.answer.summary, earlier->result.answer.summary);
+    EXPECT_EQ(redis.globalToday().settled, earlier->result.cost_micro_usd);
+
+    // A first owner that died mid-call: nobody renews its lease, so the next process waits one
+    // lease, then sends the call itself and is charged for it.
+    const RoutedTicket orphan = ticket(batched ? "T-ORPHAN-B" : "T-ORPHAN", "printer offline");
+    const std::string key = "acme:" + orphan.ticket.id + ":0:fast:v0:a1";
+    ASSERT_TRUE(redis.ledger.reserve({key, 1, "acme", "fast", 1'000, "dead-owner", 300ms})->reserved);
+    const auto before = std::chrono::steady_clock::now();
+    auto taken = second_process->handle(orphan, 1);
+    ASSERT_TRUE(taken.ok());
+    ASSERT_EQ(taken->kind, tier::TierOutcomeKind::kAnswered) << taken->reason << (taken->failure ? taken->failure->message : "");
+    EXPECT_GE(std::chrono::steady_clock::now() - before, 250ms);
+    EXPECT_EQ(h.primary.stats().requests, 2);
+    EXPECT_EQ(redis.globalToday().settled, earlier->result.cost_micro_usd + taken->result.cost_micro_usd);
+    EXPECT_EQ(redis.globalToday().reserved, 0);
+    first_process.reset();
+    second_process.reset();
+    redis.finish();
+  }
+}
+
 // With the batcher and somewhere to retry, decide() returns without waiting for the settle: the
 // ticket's PendingSettles hands it on once the ledger has the call's cost, never before. A
 // ticket whose first admission was asked for early (admitEarly) is charged the same.

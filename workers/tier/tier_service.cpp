@@ -76,6 +76,7 @@ TierService::TierService(const Config& config, const std::string& tier, ModelCli
     chain_.push_back({model, prov, factory(*prov, *model),
                       std::make_unique<provider::CircuitBreaker>(policy_.breaker, clock_), degraded, std::move(slots)});
   }
+  if (admission_.ledger) leases_ = std::make_unique<redis::ReservationLeases>(*admission_.ledger, admission_.owner_lease);
 }
 
 provider::BreakerState TierService::breakerState(const std::string& model_name) {
@@ -138,7 +139,24 @@ void TierService::observeLimits(const ModelConfig& model, const Result<provider:
   (void)admission_.limiter->observe(model, hints);  // advisory: a Redis hiccup only delays adapting
 }
 
-void TierService::settleWithRetries(const std::string& budget_key, int call, MicroUsd cost, const std::string& reply) {
+void TierService::letGo(const std::string& budget_key, int call, const std::string& owner) {
+  if (leases_) leases_->drop(budget_key, call, owner);
+}
+
+void TierService::releaseReservation(const CallContext& context, int call) {
+  if (!admission_.ledger) return;
+  (void)admission_.ledger->release(context.budget_key, call, context.owner);  // a failed one expires with its TTL
+  letGo(context.budget_key, call, context.owner);
+}
+
+void TierService::countSettle(const redis::SettleResult& settled) {
+  // A call this process sent after another took its reservation over (this one looked dead):
+  // the provider billed both, and both are charged.
+  if (settled.overtaken && metrics_) metrics_->tier_outcomes.with({tier_.name, "call_overtaken"}).inc();
+}
+
+void TierService::settleWithRetries(const std::string& budget_key, int call, MicroUsd cost, const std::string& reply,
+                                    const std::string& owner) {
   if (!admission_.ledger) return;
   // The call happened and was paid: its cost must reach the ledger, so a Redis outage is waited
   // out (an expired reservation is still settled). Bounded so a stop cannot hang on it forever.
@@ -146,15 +164,31 @@ void TierService::settleWithRetries(const std::string& budget_key, int call, Mic
       clock_.steadyNow() + std::chrono::seconds(std::max<std::int64_t>(config_.budgets.reservation_ttl_s, 600));
   auto delay = std::chrono::milliseconds(50);
   for (int tries = 0; tries < 100'000; ++tries) {
-    auto settled = admission_.ledger->settle(budget_key, call, cost, reply);
-    if (settled || !settled.error().retriable) return;
+    auto settled = admission_.ledger->settle(budget_key, call, cost, reply, owner);
+    if (settled) countSettle(*settled);
+    if (settled || !settled.error().retriable) break;
     if (clock_.steadyNow() >= give_up_at || stopping_settles_) {
       if (metrics_) metrics_->tier_outcomes.with({tier_.name, "settle_abandoned"}).inc();
-      return;
+      break;
     }
     sleeper_(delay);
     delay = std::min(delay * 2, std::chrono::milliseconds(2000));
   }
+  letGo(budget_key, call, owner);
+}
+
+bool TierService::waitForOwner(const redis::ReserveResult& reserved, const ModelConfig& model,
+                               std::chrono::steady_clock::time_point deadline, CallContext& context) {
+  if (clock_.steadyNow() >= deadline) {
+    // Its owner is alive but slow: the ticket is tried again later under a new request id.
+    context.abort = Error::unavailable("budget reservation " + context.budget_key +
+                                       " is held by a call in flight in another process");
+    return false;
+  }
+  if (metrics_) metrics_->rate_limit_waits.with({model.name, "call_in_flight_elsewhere"}).inc();
+  // Settled any moment (then replayed) or taken over once the owner's lease lapses.
+  sleeper_(std::clamp(reserved.owner_lease_left, std::chrono::milliseconds(20), std::chrono::milliseconds(250)));
+  return true;
 }
 
 void TierService::recordCall(const Entry& entry, const Result<provider::ModelReply>& reply,
@@ -191,7 +225,11 @@ Result<std::string> TierService::admit(const ModelConfig& model, std::int64_t pr
   redis::BudgetLedger* ledger = admission_.ledger;
   redis::RateLimiter* limiter = admission_.limiter;
   const redis::BudgetRequest request{context.budget_key, call, context.tenant, tier_.name,
-                                     redis::estimateCallCost(model, prompt_tokens)};
+                                     redis::estimateCallCost(model, prompt_tokens), context.owner,
+                                     admission_.owner_lease};
+  // Another process may still be sending this id (the ticket moved here with a rebalance): wait
+  // for its answer, bounded.
+  const auto owner_wait_deadline = clock_.steadyNow() + admission_.max_rate_wait + 2 * admission_.owner_lease;
   // A settled id is never sent again: it is replayed from its kept reply (callWithRetries). An
   // open one (a run cut short) goes ahead and is settled once.
   auto refusedBy = [](const redis::ReserveResult& r) { return !r.reserved && !r.replayed; };
@@ -203,6 +241,15 @@ Result<std::string> TierService::admit(const ModelConfig& model, std::int64_t pr
     auto lease = admitRate(model, tokens);
     if (!lease || !ledger) return lease;
     auto reserved = ledger->reserve(request);
+    for (int round = 0; round < 10'000 && reserved && reserved->in_flight_elsewhere; ++round) {
+      if (!waitForOwner(*reserved, model, owner_wait_deadline, context)) break;
+      reserved = ledger->reserve(request);
+    }
+    if (reserved && reserved->in_flight_elsewhere) {
+      if (limiter) (void)limiter->release(model, *lease);
+      if (!context.abort) context.abort = Error::unavailable("budget reservation " + context.budget_key + " stays in flight");
+      return *context.abort;
+    }
     if (reserved && reserved->state == "settled") {  // paid before: replay its reply
       if (limiter) (void)limiter->release(model, *lease);
       context.replay = *reserved;
@@ -216,6 +263,7 @@ Result<std::string> TierService::admit(const ModelConfig& model, std::int64_t pr
       }
       return refuse(*reserved);
     }
+    if (leases_) leases_->hold(context.budget_key, call, context.owner);
     return lease;
   }
   // The rate-limit grant and the reservation in one round trip. While the limiter makes the call
@@ -227,7 +275,7 @@ Result<std::string> TierService::admit(const ModelConfig& model, std::int64_t pr
     context.abort = prepared.error();
     return *context.abort;
   }
-  const auto deadline = clock_.steadyNow() + admission_.max_rate_wait;
+  auto deadline = clock_.steadyNow() + admission_.max_rate_wait;
   bool reserved = false;
   for (int round = 0; round < 10'000; ++round) {
     std::string lease;
@@ -241,13 +289,25 @@ Result<std::string> TierService::admit(const ModelConfig& model, std::int64_t pr
       replies = admission_.batcher->run(std::move(calls));
     }
     if (!replies) {  // fail closed: the engine retries the ticket later
-      if (reserved) (void)ledger->release(context.budget_key, call);
+      if (reserved) releaseReservation(context, call);
       context.abort = Error::unavailable("rate limiter and budget ledger: " + replies.error().message);
       return *context.abort;
     }
     auto decision = redis::RateLimiter::decodeAcquire((*replies)[0], lease);
     if (!reserved) {
       auto result = ledger->decodeReserve((*replies)[1], *prepared);
+      if (result && result->in_flight_elsewhere) {
+        if (decision && decision->granted) (void)limiter->release(model, decision->lease);
+        const auto waited_from = clock_.steadyNow();
+        if (!waitForOwner(*result, model, owner_wait_deadline, context)) return *context.abort;
+        deadline += clock_.steadyNow() - waited_from;  // the rate-limit wait is its own
+        prepared = ledger->prepareReserve(request);    // asked again at the time of asking
+        if (!prepared) {
+          context.abort = prepared.error();
+          return *context.abort;
+        }
+        continue;
+      }
       if (result && result->state == "settled") {  // paid before: replay its reply, no grant needed
         if (decision && decision->granted) (void)limiter->release(model, decision->lease);
         context.replay = *result;
@@ -262,22 +322,23 @@ Result<std::string> TierService::admit(const ModelConfig& model, std::int64_t pr
         return refuse(*result);
       }
       reserved = true;
+      if (leases_) leases_->hold(context.budget_key, call, context.owner);
     }
     if (!decision) {
-      (void)ledger->release(context.budget_key, call);
+      releaseReservation(context, call);
       context.abort = Error::unavailable("rate limiter: " + decision.error().message);
       return *context.abort;
     }
     if (decision->granted) return decision->lease;
     if (metrics_) metrics_->rate_limit_waits.with({model.name, decision->reason}).inc();
     if (clock_.steadyNow() + decision->wait > deadline) {
-      (void)ledger->release(context.budget_key, call);
+      releaseReservation(context, call);
       return Error::rateLimited(model.name + ": over its " + decision->reason + " limit (models[].limits)",
                                 decision->wait.count());
     }
     sleeper_(std::max(decision->wait, std::chrono::milliseconds(1)));
   }
-  (void)ledger->release(context.budget_key, call);
+  if (reserved) releaseReservation(context, call);
   return Error::rateLimited(model.name + ": no rate-limit grant", -1);
 }
 
@@ -292,42 +353,53 @@ void TierService::finishCall(const ModelConfig& model, const std::string& lease,
   const MicroUsd cost = reply ? reply->cost_micro_usd : 0;
   const std::string stored = settles ? provider::toStoredReply(*reply, model.name) : std::string();
   if (ledger)
-    calls.push_back(settles ? ledger->settleCall(context.budget_key, call, cost, stored)
-                            : ledger->releaseCall(context.budget_key, call));
+    calls.push_back(settles ? ledger->settleCall(context.budget_key, call, cost, stored, context.owner)
+                            : ledger->releaseCall(context.budget_key, call, context.owner));
   if (calls.empty()) return;
   if (!admission_.batcher) {
     if (limiter) (void)limiter->release(model, lease);
-    if (settles) settleWithRetries(context.budget_key, call, cost, stored);
-    else if (ledger) (void)ledger->release(context.budget_key, call);
+    if (settles) settleWithRetries(context.budget_key, call, cost, stored, context.owner);
+    else releaseReservation(context, call);
     return;
   }
   if (admission_.offload) {
-    if (!settles) return admission_.batcher->submit(std::move(calls), {});  // a failed release expires with its TTL
+    if (!settles) {
+      admission_.batcher->submit(std::move(calls), {});  // a failed release expires with its TTL
+      return letGo(context.budget_key, call, context.owner);
+    }
     // The call thread goes on; the ticket waits for this acknowledgement (PendingSettles).
     context.settles->add();
     admission_.batcher->submit(
-        std::move(calls), [this, settles = context.settles, key = context.budget_key, call, cost,
-                           stored](Result<std::vector<redis::Reply>> replies) {
+        std::move(calls), [this, settles = context.settles, key = context.budget_key, owner = context.owner, call,
+                           cost, stored](Result<std::vector<redis::Reply>> replies) {
           if (replies) {
             auto settled = redis::BudgetLedger::decodeSettle(replies->back(), key, call);
             // kNotFound: a replay, already counted.
-            if (settled || settled.error().code == ErrorCode::kNotFound) return settles->settled();
+            if (settled || settled.error().code == ErrorCode::kNotFound) {
+              if (settled) countSettle(*settled);
+              letGo(key, call, owner);
+              return settles->settled();
+            }
           }
           // The call happened: its cost must reach the ledger, retried off the batcher's thread.
-          admission_.offload([this, settles, key, call, cost, stored] {
-            settleWithRetries(key, call, cost, stored);
+          admission_.offload([this, settles, key, owner, call, cost, stored] {
+            settleWithRetries(key, call, cost, stored, owner);
             settles->settled();
           });
         });
     return;
   }
   auto replies = admission_.batcher->run(std::move(calls));
-  if (!settles) return;
+  if (!settles) return letGo(context.budget_key, call, context.owner);
   if (replies) {
     auto settled = redis::BudgetLedger::decodeSettle(replies->back(), context.budget_key, call);
-    if (settled || settled.error().code == ErrorCode::kNotFound) return;  // kNotFound: a replay, already counted
+    if (settled || settled.error().code == ErrorCode::kNotFound) {  // kNotFound: a replay, already counted
+      if (settled) countSettle(*settled);
+      return letGo(context.budget_key, call, context.owner);
+    }
   }
-  settleWithRetries(context.budget_key, call, cost, stored);  // the call happened: its cost must reach the ledger
+  // The call happened: its cost must reach the ledger.
+  settleWithRetries(context.budget_key, call, cost, stored, context.owner);
 }
 
 Result<provider::ModelReply> TierService::callWithRetries(Entry& entry, provider::ModelRequest request,
@@ -455,8 +527,10 @@ bool TierService::admitEarly(const RoutedTicket& ticket, int delivery_attempt,
   auto early = std::make_shared<EarlyAdmission>();
   early->request = provider::buildModelRequest(prompts_, ticket.ticket, ticket.classification.category, *entry.model);
   early->prompt_tokens = provider::estimatePromptTokens(early->request);
+  early->owner = redis::ReservationLeases::newOwner();
   auto prepared = admission_.ledger->prepareReserve({budgetKey(ticket, delivery_attempt), 1, ticket.ticket.tenant,
-                                                     tier_.name, redis::estimateCallCost(*entry.model, early->prompt_tokens)});
+                                                     tier_.name, redis::estimateCallCost(*entry.model, early->prompt_tokens),
+                                                     early->owner, admission_.owner_lease});
   // Asked last: a half-open breaker's probe, once granted, must lead to a call.
   if (!prepared || !entry.breaker->allow()) return false;
   early->prepared = std::move(*prepared);
@@ -482,6 +556,7 @@ Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery
   outcome.settles = context.settles;
   context.budget_key = budgetKey(ticket, delivery_attempt);
   context.tenant = ticket.ticket.tenant;
+  context.owner = early ? early->owner : redis::ReservationLeases::newOwner();
   // A ticket a cap sent down must not climb back up: that would undo the downgrade.
   const std::string next_tier = ticket.budget_state == "ok" ? next_tier_ : std::string();
   for (std::size_t i = 0; i < chain_.size(); ++i) {

@@ -38,6 +38,7 @@
 #include "ticketflow/redis/batcher.hpp"
 #include "ticketflow/redis/budget_ledger.hpp"
 #include "ticketflow/redis/rate_limiter.hpp"
+#include "ticketflow/redis/reservation_leases.hpp"
 
 namespace ticketflow::tier {
 
@@ -82,6 +83,10 @@ struct CallAdmission {
   // batcher's. With a batcher and this, no call thread waits for its settle (PendingSettles);
   // without it, each call waits for its settle's round trip.
   std::function<void(std::function<void()>)> offload;
+  // How long this process's claim on a reservation holds without renewal (ReservationLeases
+  // renews it while the call is in flight): after a crash, how long the ticket's next process
+  // waits before it sends the call itself.
+  std::chrono::milliseconds owner_lease{10000};
 };
 
 // kFailed: no answer this time (every model down, or the budget ledger unreachable); `failure`
@@ -115,6 +120,7 @@ struct EarlyAdmission {
   provider::ModelRequest request;  // the first model's, built once
   std::int64_t prompt_tokens = 0;
   redis::BudgetLedger::PreparedReserve prepared;
+  std::string owner;  // of the reservation (CallContext::owner)
   std::string lease;
   Result<std::vector<redis::Reply>> replies = Error::internal("not answered");  // grant's, reservation's
 };
@@ -176,6 +182,8 @@ class TierService {
   struct CallContext {
     std::string budget_key;
     std::string tenant;
+    // This handling of the ticket, as the owner of its reservations (ReservationLeases).
+    std::string owner;
     // The next provider request's id within budget_key: every admission takes a new one
     // (fallbacks, retries, rate-limit waits, repairs), so one id is one request sent.
     int next_call = 1;
@@ -201,10 +209,20 @@ class TierService {
   // for a redelivery's replay) or released (no reply: nothing was spent).
   void finishCall(const ModelConfig& model, const std::string& lease, const CallContext& context, int call,
                   const provider::ModelReply* reply);
+  // The reservation of `call` given back (nothing was spent) and no longer held.
+  void releaseReservation(const CallContext& context, int call);
+  void letGo(const std::string& budget_key, int call, const std::string& owner);
+  void countSettle(const redis::SettleResult& settled);
+  // The reservation of `call` is open in another process whose call is in flight: wait for it
+  // (true: ask again), or give up after `deadline` (context.abort set).
+  bool waitForOwner(const redis::ReserveResult& reserved, const ModelConfig& model,
+                    std::chrono::steady_clock::time_point deadline, CallContext& context);
   // Waits for the rate limiter alone; the lease to release after the call.
   Result<std::string> admitRate(const ModelConfig& model, std::int64_t tokens);
   void observeLimits(const ModelConfig& model, const Result<provider::ModelReply>& reply);
-  void settleWithRetries(const std::string& budget_key, int call, MicroUsd cost, const std::string& reply);
+  // Lets go of the reservation's lease once settled (or given up).
+  void settleWithRetries(const std::string& budget_key, int call, MicroUsd cost, const std::string& reply,
+                         const std::string& owner);
   void recordCall(const Entry& entry, const Result<provider::ModelReply>& reply, std::chrono::steady_clock::duration took,
                   bool usable);
   std::chrono::milliseconds nextDelay(int attempt, std::int64_t retry_after_ms);
@@ -217,6 +235,7 @@ class TierService {
   provider::PromptSet prompts_;
   TierPolicy policy_;
   CallAdmission admission_;
+  std::unique_ptr<redis::ReservationLeases> leases_;  // with a ledger
   observability::PipelineMetrics* metrics_;
   std::vector<Entry> chain_;
   std::atomic<bool> stopping_settles_{false};

@@ -17,6 +17,13 @@
 // again. An id still reserved (a run cut short, or its reply lost with Redis) is handed back
 // reserved: the caller makes its call and settles it once. A released or expired id, and a
 // refused one (nothing is recorded), is asked again as a new request.
+// Owners: a reservation made with BudgetRequest::owner belongs to that owner (one handling of a
+// ticket in one process) for an owner lease, which ReservationLeases renews while the call is in
+// flight. Another owner asking for the id meanwhile (its partition moved to another process) is
+// told to wait (ReserveResult::in_flight_elsewhere) and then replays the settled reply; once the
+// lease lapses (the owner died) it takes the reservation over. A call its first owner still
+// settles after a takeover was billed too, and is charged on its own (SettleResult::overtaken),
+// so the ledger matches the provider's bill even then.
 // A reservation not settled or released within budgets.reservation_ttl_s (its worker died)
 // expires and its amount returns to the buckets. Every settle appends to the audit stream.
 //
@@ -49,6 +56,10 @@ struct BudgetRequest {
   std::string tenant;
   std::string tier;
   MicroUsd estimated_micro_usd = 0;
+  // Who sends the call ("" = nobody in particular: any caller may take an open reservation), and
+  // how long its claim holds without renewal.
+  std::string owner = {};
+  std::chrono::milliseconds owner_lease{0};
 };
 
 struct ReserveResult {
@@ -66,12 +77,17 @@ struct ReserveResult {
   // the provider again under this id.
   MicroUsd settled_actual = 0;
   std::string settled_reply;
+  // Open, and its owner's lease still runs: the call is in flight elsewhere. Ask again within
+  // `owner_lease_left` (settled by then: replay it; lease lapsed: take it over).
+  bool in_flight_elsewhere = false;
+  std::chrono::milliseconds owner_lease_left{0};
 };
 
 struct SettleResult {
   MicroUsd charged = 0;
   MicroUsd uncharged = 0;  // actual above the room left (see the invariant above)
   bool replayed = false;
+  bool overtaken = false;  // the id was taken over meanwhile: this call was charged on its own
 };
 
 // One line of `budget show`.
@@ -97,11 +113,20 @@ class BudgetLedger {
   // Replaces the reservation of ticket+attempt with `actual`. kNotFound if it was never reserved
   // or was released; a reservation that expired is still settled (the call did happen).
   // `reply`: the provider's reply, kept for budgets.reservation_ttl_s for reserve()'s replay.
+  // `owner`: the reservation's (BudgetRequest::owner).
   Result<SettleResult> settle(const std::string& ticket_id, int attempt, MicroUsd actual_micro_usd,
-                              std::string reply = {});
+                              std::string reply = {}, const std::string& owner = {});
   // kNotFound also for an attempt that was refused.
-  // Gives the reservation back (the call failed before spending). Idempotent.
-  Status release(const std::string& ticket_id, int attempt);
+  // Gives the reservation back (the call failed before spending). Idempotent; nothing for an
+  // owner whose reservation was taken over.
+  Status release(const std::string& ticket_id, int attempt, const std::string& owner = {});
+  // Extends the owner lease of each (ticket id, attempt, owner) still reserved by that owner.
+  struct HeldReservation {
+    std::string ticket_id;
+    int attempt = 1;
+    std::string owner;
+  };
+  Result<int> renewOwners(const std::vector<HeldReservation>& held, std::chrono::milliseconds lease);
 
   // Cap overrides kept in Redis. `name` is the tenant or tier ("" for global); nullopt removes
   // the cap for that bucket (no cap), resetCap() returns to the configured value.
@@ -149,9 +174,9 @@ class BudgetLedger {
   Result<PreparedReserve> prepareReserve(const BudgetRequest& request) const;
   Result<ReserveResult> decodeReserve(const Reply& reply, const PreparedReserve& prepared) const;
   RedisCall settleCall(const std::string& ticket_id, int attempt, MicroUsd actual_micro_usd,
-                       std::string reply = {}) const;
+                       std::string reply = {}, const std::string& owner = {}) const;
   static Result<SettleResult> decodeSettle(const Reply& reply, const std::string& ticket_id, int attempt);
-  RedisCall releaseCall(const std::string& ticket_id, int attempt) const;
+  RedisCall releaseCall(const std::string& ticket_id, int attempt, const std::string& owner = {}) const;
 
  private:
   struct Bucket {
