@@ -146,6 +146,51 @@ TEST(Pipeline, IntakeDeadLettersBadTicketsAtOnceAndAnswersRepeatsFromTheCache) {
   EXPECT_EQ(dead["BAD-2"].error_class, ErrorCode::kSchemaViolation);
 }
 
+// In-flight coalescing: near-duplicates that arrive while the first copy is still being answered
+// wait for its answer instead of calling a model. One ticket is answered by a model; the others
+// are served from its answer (coalesced, or exact when they came after it), at no cost.
+TEST(Pipeline, NearDuplicatesOfATicketStillBeingAnsweredWaitForItsAnswer) {
+  Config config = testConfig();
+  pipeline::LocalStackOptions local;
+  local.latency_scale = 1.0;  // a call takes about half a second: the copies arrive during it
+  pipeline::LocalStack stack(config, local);
+  std::ostringstream log;
+  pipeline::Pipeline run(config, optionsFor(pipeline::allRoles(config), &log));
+  run.start();
+  std::vector<Ticket> copies;
+  for (int i = 0; i < 6; ++i) {
+    Ticket t = sampleTickets().at(0);
+    t.id = "COPY-" + std::to_string(i);
+    t.subject = "3rd floor printer offline";
+    t.body = "The printer on the 3rd floor shows offline and the print queue is stuck since this morning." +
+             std::string(i % 2 ? " Thanks!" : "");
+    copies.push_back(t);
+  }
+  testing::produceAll(config.kafka.bootstrap_servers, config.kafka.topics.inbound, recordsOf(copies));
+  const auto updates = readTopic(config, config.kafka.topics.updates, copies.size(), 60s);
+  ASSERT_EQ(updates.size(), copies.size());
+  int answered_by_a_model = 0, coalesced = 0, served_from_cache = 0;
+  MicroUsd cost = 0;
+  for (const auto& m : updates) {
+    auto u = parseTicketUpdate(m.value);
+    ASSERT_TRUE(u.ok()) << u.error().message;
+    cost += u->cost_micro_usd;
+    if (u->cache == CacheStatus::kMiss) {
+      ++answered_by_a_model;
+      continue;
+    }
+    ++served_from_cache;
+    if (u->cache == CacheStatus::kCoalesced) ++coalesced;
+    EXPECT_EQ(u->cost_micro_usd, 0);
+    EXPECT_EQ(u->cache_source_ticket_id.rfind("COPY-", 0), 0u);
+  }
+  EXPECT_EQ(answered_by_a_model, 1) << log.str().substr(0, 2000);
+  EXPECT_EQ(served_from_cache, 5);
+  EXPECT_GE(coalesced, 1) << "every copy came after the answer: nothing was in flight";
+  EXPECT_GT(cost, 0);
+  EXPECT_LE(stack.simulatorStats().requests, 3) << "the copies called models";
+}
+
 Ticket routedSample(const std::string& id) {
   Ticket t = sampleTickets().at(1);
   t.id = id;

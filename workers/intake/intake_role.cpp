@@ -39,14 +39,29 @@ TicketTriager::Decision TicketTriager::decide(const Ticket& ticket,
 
 IntakeRole::IntakeRole(const Config& config, const classify::CategoryModel& model, redis::SemanticCache* cache,
                        observability::PipelineMetrics* metrics, const Clock& clock, observability::Logger* logger,
-                       redis::BudgetLedger* ledger)
+                       redis::BudgetLedger* ledger, redis::InFlightRegistry* in_flight)
     : config_(config),
       triager_(config, model),
       cache_(cache),
       metrics_(metrics),
       clock_(clock),
       logger_(logger),
-      ledger_(ledger) {}
+      ledger_(ledger),
+      in_flight_(config.cache.enabled && config.cache.coalesce_wait_ms > 0 ? in_flight : nullptr) {}
+
+IntakeRole::~IntakeRole() {
+  // A recheck running now may schedule another: the timers go after it (declared last).
+  rechecks_.stop();
+}
+
+struct IntakeRole::Waiting {
+  RoutedTicket routed;
+  TicketTriager::Decision decision;
+  std::vector<kafka::Header> trace;
+  stage::Completion completion;
+  std::chrono::steady_clock::time_point give_up_at;
+  std::chrono::milliseconds delay{250};
+};
 
 bool IntakeRole::overBudget(const std::string& tenant, const std::string& tier) {
   if (!ledger_) return false;
@@ -124,27 +139,69 @@ void IntakeRole::handle(const stage::Delivery& delivery, const stage::Completion
 
   if (cache_ && config_.cache.enabled) {
     bool skipped = false;
-    auto hit = cache_->lookup(routed.ticket.tenant, routed.classification.category, routed.ticket.text(), &skipped);
-    std::optional<CachedAnswer> answer;
-    if (hit) {
-      auto parsed = parseCachedAnswer(hit->entry.answer_json);
-      if (parsed) answer = std::move(*parsed);
-    }
-    if (metrics_)
-      metrics_->cache_lookups.with({skipped ? "skipped" : !answer ? "miss" : hit->exact ? "exact" : "semantic"}).inc();
-    if (answer) {
-      if (metrics_) {
-        metrics_->cache_similarity.with({}).observe(hit->similarity);
-        metrics_->cache_saved.with({}).inc(static_cast<double>(hit->entry.cost_micro_usd));
-      }
-      TicketResult result = cacheHitResult(routed, *hit, std::move(*answer), clock_);
-      if (logger_)
-        logger_->debug("ticket_cache_hit", {{"ticket_id", routed.ticket.id}, {"trace_id", routed.trace_id},
-                                            {"source_ticket_id", hit->entry.source_ticket_id},
-                                            {"similarity", hit->similarity}});
-      return completion.succeed({{config_.kafka.topics.results, routed.ticket.id, toJson(result), trace}});
+    if (serveFromCache(routed, trace, completion, false, &skipped)) return;
+    // Its near-duplicate is being answered now: wait for that answer rather than pay for another.
+    if (in_flight_ && !skipped && decision.route.action == classify::RouteAction::kModel &&
+        in_flight_->answering(routed.ticket.tenant, routed.classification.category, routed.ticket.text(),
+                              routed.ticket.id)) {
+      auto waiting = std::make_shared<Waiting>(
+          Waiting{std::move(routed), decision, trace, completion, clock_.steadyNow() + in_flight_->maxWait()});
+      return waitAgain(std::move(waiting));
     }
   }
+  route(std::move(routed), decision, trace, completion);
+}
+
+bool IntakeRole::serveFromCache(const RoutedTicket& routed, const std::vector<kafka::Header>& trace,
+                                const stage::Completion& completion, bool coalesced, bool* skipped) {
+  auto hit = cache_->lookup(routed.ticket.tenant, routed.classification.category, routed.ticket.text(), skipped);
+  std::optional<CachedAnswer> answer;
+  if (hit) {
+    auto parsed = parseCachedAnswer(hit->entry.answer_json);
+    if (parsed) answer = std::move(*parsed);
+  }
+  if (!answer) {
+    if (metrics_ && !coalesced) metrics_->cache_lookups.with({*skipped ? "skipped" : "miss"}).inc();
+    return false;
+  }
+  if (metrics_) {
+    metrics_->cache_lookups.with({coalesced ? "coalesced" : hit->exact ? "exact" : "semantic"}).inc();
+    metrics_->cache_similarity.with({}).observe(hit->similarity);
+    metrics_->cache_saved.with({}).inc(static_cast<double>(hit->entry.cost_micro_usd));
+  }
+  TicketResult result = cacheHitResult(routed, *hit, std::move(*answer), clock_);
+  if (coalesced) result.cache.status = CacheStatus::kCoalesced;
+  if (logger_)
+    logger_->debug("ticket_cache_hit", {{"ticket_id", routed.ticket.id}, {"trace_id", routed.trace_id},
+                                        {"source_ticket_id", hit->entry.source_ticket_id},
+                                        {"similarity", hit->similarity}, {"coalesced", coalesced}});
+  completion.succeed({{config_.kafka.topics.results, routed.ticket.id, toJson(result), trace}});
+  return true;
+}
+
+void IntakeRole::waitAgain(std::shared_ptr<Waiting> waiting) {
+  const auto delay = waiting->delay;
+  waiting->delay = std::min(waiting->delay * 2, std::chrono::milliseconds(1000));
+  timers_.schedule(delay, [this, waiting = std::move(waiting)]() mutable {
+    rechecks_.submit([this, waiting = std::move(waiting)] { recheck(waiting); });
+  });
+}
+
+void IntakeRole::recheck(const std::shared_ptr<Waiting>& waiting) {
+  const RoutedTicket& routed = waiting->routed;
+  bool skipped = false;
+  if (serveFromCache(routed, waiting->trace, waiting->completion, true, &skipped)) return;
+  const bool still_answered =
+      !skipped && clock_.steadyNow() < waiting->give_up_at &&
+      in_flight_->answering(routed.ticket.tenant, routed.classification.category, routed.ticket.text(), routed.ticket.id);
+  if (still_answered) return waitAgain(waiting);
+  // The other ticket ended without an answer worth repeating, or took too long: ask a model.
+  if (metrics_) metrics_->cache_lookups.with({"coalesce_gave_up"}).inc();
+  route(waiting->routed, waiting->decision, waiting->trace, waiting->completion);
+}
+
+void IntakeRole::route(RoutedTicket routed, const TicketTriager::Decision& decision,
+                       const std::vector<kafka::Header>& trace, const stage::Completion& completion) {
   if (decision.route.rule == "budget_downgrade") routed.budget_state = "downgraded";
   if (decision.route.action == classify::RouteAction::kDefer) routed.budget_state = "deferred";
   if (decision.route.action == classify::RouteAction::kHuman) {
@@ -158,6 +215,8 @@ void IntakeRole::handle(const stage::Delivery& delivery, const stage::Completion
                                      {"category", routed.classification.category},
                                      {"difficulty", difficultyName(routed.classification.difficulty)},
                                      {"tier", routed.tier}, {"rule", decision.route.rule}});
+  if (in_flight_ && decision.route.action == classify::RouteAction::kModel)
+    in_flight_->begin(routed.ticket.tenant, routed.classification.category, routed.ticket.text(), routed.ticket.id);
   completion.succeed({{config_.kafka.tierTopic(routed.tier), routed.ticket.id, toJson(routed), trace}});
 }
 

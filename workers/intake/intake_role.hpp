@@ -8,8 +8,15 @@
 // routing hint (a cap without room downgrades, hands to humans, or marks the ticket deferred);
 // the tier's reservation stays the check that holds under concurrency.
 //
+// In-flight coalescing (cache.coalesce_wait_ms > 0): a cache miss whose near-duplicate is still
+// being answered (redis::InFlightRegistry) waits for that answer instead of going to a tier: it is
+// looked up again on a timer (250 ms, doubling to 1 s) and served from the cache as `coalesced`
+// once the answer is there; when the other ticket ends without a reusable answer, or the wait
+// runs out, it is routed as usual. A ticket routed to a tier is registered as in flight.
+//
 // Threading: the handler runs on the stage's worker threads; classification is microseconds and
-// a cache lookup one Redis round trip, so it answers synchronously.
+// a cache lookup one Redis round trip, so it answers synchronously. A waiting ticket holds no
+// thread: its look-ups run on a small pool of the role's own.
 
 #include <functional>
 #include <map>
@@ -24,9 +31,12 @@
 #include "ticketflow/domain/messages.hpp"
 #include "ticketflow/observability/log.hpp"
 #include "ticketflow/observability/pipeline_metrics.hpp"
+#include "ticketflow/core/worker_pool.hpp"
 #include "ticketflow/redis/budget_ledger.hpp"
+#include "ticketflow/redis/in_flight.hpp"
 #include "ticketflow/redis/semantic_cache.hpp"
 #include "ticketflow/stage/stage.hpp"
+#include "ticketflow/stage/timer.hpp"
 
 namespace ticketflow::intake {
 
@@ -55,12 +65,24 @@ class IntakeRole {
   // `cache` and `metrics` may be null (no cache: every ticket is routed, cache status skipped).
   IntakeRole(const Config& config, const classify::CategoryModel& model, redis::SemanticCache* cache,
              observability::PipelineMetrics* metrics = nullptr, const Clock& clock = SystemClock::instance(),
-             observability::Logger* logger = nullptr, redis::BudgetLedger* ledger = nullptr);
+             observability::Logger* logger = nullptr, redis::BudgetLedger* ledger = nullptr,
+             redis::InFlightRegistry* in_flight = nullptr);
+  ~IntakeRole();
+  IntakeRole(const IntakeRole&) = delete;
+  IntakeRole& operator=(const IntakeRole&) = delete;
   stage::Handler handler();
 
  private:
+  struct Waiting;
   void handle(const stage::Delivery& delivery, const stage::Completion& completion);
   bool overBudget(const std::string& tenant, const std::string& tier);
+  // A hit with a readable answer goes to the results topic; false otherwise.
+  bool serveFromCache(const RoutedTicket& routed, const std::vector<kafka::Header>& trace,
+                      const stage::Completion& completion, bool coalesced, bool* skipped);
+  void route(RoutedTicket routed, const TicketTriager::Decision& decision, const std::vector<kafka::Header>& trace,
+             const stage::Completion& completion);
+  void waitAgain(std::shared_ptr<Waiting> waiting);
+  void recheck(const std::shared_ptr<Waiting>& waiting);
 
   const Config& config_;
   TicketTriager triager_;
@@ -75,6 +97,9 @@ class IntakeRole {
   };
   std::mutex budget_mutex_;
   std::map<std::pair<std::string, std::string>, BudgetSeen> budget_seen_;  // (tenant, tier)
+  redis::InFlightRegistry* in_flight_;
+  WorkerPool rechecks_{4, "tf-coalesce"};
+  stage::TimerQueue timers_;  // last: stopped first, so no recheck starts while the rest goes
 };
 
 // The result intake produces for a cache hit.

@@ -59,8 +59,7 @@ TicketOutcome outcomeFrom(const json& j) {
   o.tier = j.value("tier", "");
   o.model = j.value("model", "");
   const std::string cache = j.value("cache", "miss");
-  o.cache = cache == "exact" ? CacheStatus::kExact : cache == "semantic" ? CacheStatus::kSemantic
-            : cache == "skipped" ? CacheStatus::kSkipped : CacheStatus::kMiss;
+  o.cache = parseCacheStatus(cache);
   o.cache_source = j.value("cache_source", "");
   o.cost_micro_usd = j.value("cost", MicroUsd{0});
   o.frontier_micro_usd = j.value("frontier", MicroUsd{0});
@@ -555,8 +554,9 @@ BacklogTotals totalsOf(const BacklogReport& report) {
     if (o.needs_human) ++t.needs_human;
     if (o.degraded) ++t.degraded;
     if (o.latency_ms >= 0) latencies.push_back(o.latency_ms);
-    if (o.cache == CacheStatus::kExact || o.cache == CacheStatus::kSemantic) {
-      ++(o.cache == CacheStatus::kExact ? t.cache_exact : t.cache_semantic);
+    if (o.cache == CacheStatus::kExact || o.cache == CacheStatus::kSemantic || o.cache == CacheStatus::kCoalesced) {
+      ++(o.cache == CacheStatus::kExact ? t.cache_exact : o.cache == CacheStatus::kSemantic ? t.cache_semantic
+                                                                                          : t.cache_coalesced);
       auto source = by_key.find(keyOf(o.tenant, o.cache_source));
       if (source != by_key.end()) t.saved_by_cache += source->second->cost_micro_usd;
       RepeatedIssue& c = clusters[keyOf(o.tenant, o.cache_source)];
@@ -636,8 +636,9 @@ std::string textSummary(const BacklogReport& r, const BacklogTotals& t) {
     const std::size_t n = it == t.by_tier.end() ? 0 : it->second;
     o << "  " << tier << " " << n << " (" << percent(n, t.tickets) << ")";
   }
-  o << "\n  cache: " << (t.cache_exact + t.cache_semantic) << " hits (" << percent(t.cache_exact + t.cache_semantic, t.tickets)
-    << "): " << t.cache_exact << " exact, " << t.cache_semantic << " semantic"
+  o << "\n  cache: " << t.cacheHits() << " hits (" << percent(t.cacheHits(), t.tickets) << "): " << t.cache_exact
+    << " exact, " << t.cache_semantic << " semantic"
+    << (r.dry_run ? "" : ", " + std::to_string(t.cache_coalesced) + " coalesced (waited for a near-duplicate's answer)")
     << (r.dry_run && !r.cache_projected ? " (not projected: no redis-server)" : "") << "\n";
   o << "  " << (r.dry_run ? "projected spend: " : "spend: ") << formatUsd(t.cost) << " vs " << formatUsd(t.frontier_cost)
     << " with every ticket on " << r.frontier_tier << ": " << std::fixed << std::setprecision(1) << 100.0 * t.savingShare()
@@ -759,7 +760,7 @@ std::string costChart(const BacklogReport& r, const BacklogTotals& t) {
 
 std::string htmlReport(const BacklogReport& r, const BacklogTotals& t) {
   std::ostringstream h;
-  const std::size_t hits = t.cache_exact + t.cache_semantic;
+  const std::size_t hits = t.cacheHits();
   h << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>ticketflow triage report: "
     << escape(r.source) << "</title>\n<style>\n"
     << "body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}"

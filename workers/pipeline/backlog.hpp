@@ -122,6 +122,8 @@ struct RepeatedIssue {
 
 struct BacklogTotals {
   std::size_t tickets = 0, cache_exact = 0, cache_semantic = 0, needs_human = 0, degraded = 0, dead_lettered = 0;
+  std::size_t cache_coalesced = 0;  // live runs: served after waiting for a near-duplicate in flight
+  std::size_t cacheHits() const { return cache_exact + cache_semantic + cache_coalesced; }
   std::map<std::string, std::map<std::string, std::size_t>> by_category_difficulty;  // category -> level -> n
   std::map<std::string, std::size_t> by_tier;
   std::map<std::string, MicroUsd> cost_by_tier;

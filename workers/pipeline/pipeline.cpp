@@ -36,6 +36,7 @@ struct Pipeline::Impl {
   struct RoleRedis {
     std::shared_ptr<redis::RedisPool> pool;
     std::unique_ptr<redis::SemanticCache> cache;
+    std::unique_ptr<redis::InFlightRegistry> in_flight;  // near-duplicates being answered (coalescing)
     std::unique_ptr<redis::BudgetLedger> ledger;
     std::unique_ptr<redis::RateLimiter> limiter;
     std::unique_ptr<redis::CommandBatcher> batcher;  // a tier's admission round trips
@@ -107,6 +108,7 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
     auto r = std::make_unique<Impl::RoleRedis>();
     r->pool = redisPoolFor(config, config.redis.pool_size);
     r->cache = std::make_unique<redis::SemanticCache>(r->pool, config.cache, config.redis.key_prefix, embedder);
+    r->in_flight = std::make_unique<redis::InFlightRegistry>(r->pool, config.cache, config.redis.key_prefix, embedder);
     r->ledger = std::make_unique<redis::BudgetLedger>(r->pool, config.budgets, config.redis.key_prefix);
     r->limiter = std::make_unique<redis::RateLimiter>(r->pool, config.redis.key_prefix);
     impl_->redis.push_back(std::move(r));
@@ -134,7 +136,8 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
         if (!model) throw ConfigError(config.source, "classifier.category_model", model.error().message);
         impl_->model = std::make_unique<classify::CategoryModel>(std::move(*model));
         impl_->intake = std::make_unique<intake::IntakeRole>(config, *impl_->model, rr.cache.get(), &metrics_,
-                                                              SystemClock::instance(), logger_.get(), rr.ledger.get());
+                                                              SystemClock::instance(), logger_.get(), rr.ledger.get(),
+                                                              rr.in_flight.get());
         so.input_topics = {config.kafka.topics.inbound};
         so.group = config.kafka.consumer_groups.intake;
         handler = impl_->intake->handler();
@@ -168,7 +171,7 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
             &metrics_));
         impl_->tier_roles.push_back(std::make_unique<tier::TierRole>(
             config, *impl_->tier_services.back(), tier::callThreadsFor(config, spec.tier), SystemClock::instance(),
-            rr.cache.get(), &metrics_, logger_.get()));
+            rr.cache.get(), &metrics_, logger_.get(), rr.in_flight.get()));
         so.input_topics = {config.kafka.tierTopic(spec.tier)};
         so.group = config.kafka.tierGroup(spec.tier);
         handler = impl_->tier_roles.back()->handler();

@@ -32,11 +32,13 @@ void SettledCompletion::fail(Error error) const {
 }
 
 TierRole::TierRole(const Config& config, TierService& service, int call_threads, const Clock& clock,
-                   redis::SemanticCache* cache, observability::PipelineMetrics* metrics, observability::Logger* logger)
+                   redis::SemanticCache* cache, observability::PipelineMetrics* metrics, observability::Logger* logger,
+                   redis::InFlightRegistry* in_flight)
     : config_(config),
       service_(service),
       clock_(clock),
       cache_(cache),
+      in_flight_(in_flight),
       metrics_(metrics),
       logger_(logger),
       turns_(std::max(1, call_threads)),
@@ -261,6 +263,8 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
     entry.created = clock_.now();
     cache_->insert(result.tenant, routed.ticket.text(), entry);  // Redis trouble: skipped, counted
   }
+  // After the insert: a near-duplicate waiting for this answer finds it before the registration goes.
+  if (in_flight_) in_flight_->end(result.tenant, routed.ticket.text());
   completion.succeed({{config_.kafka.topics.results, routed.ticket.id, toJson(result), {}}});
 }
 

@@ -28,6 +28,7 @@
 #include "ticketflow/core/worker_pool.hpp"
 #include "ticketflow/observability/log.hpp"
 #include "ticketflow/observability/pipeline_metrics.hpp"
+#include "ticketflow/redis/in_flight.hpp"
 #include "ticketflow/redis/semantic_cache.hpp"
 #include "ticketflow/stage/stage.hpp"
 #include "tier_service.hpp"
@@ -55,7 +56,7 @@ class TierRole {
   // `cache`, `metrics` and `logger` may be null (not used).
   TierRole(const Config& config, TierService& service, int call_threads, const Clock& clock = SystemClock::instance(),
            redis::SemanticCache* cache = nullptr, observability::PipelineMetrics* metrics = nullptr,
-           observability::Logger* logger = nullptr);
+           observability::Logger* logger = nullptr, redis::InFlightRegistry* in_flight = nullptr);
   ~TierRole();
   TierRole(const TierRole&) = delete;
   TierRole& operator=(const TierRole&) = delete;
@@ -103,6 +104,7 @@ class TierRole {
   TierService& service_;
   const Clock& clock_;
   redis::SemanticCache* cache_;
+  redis::InFlightRegistry* in_flight_;  // ends a ticket's registration once it has its final answer
   observability::PipelineMetrics* metrics_;
   observability::Logger* logger_;
   std::mutex carried_mutex_;

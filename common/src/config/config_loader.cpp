@@ -385,6 +385,7 @@ Config buildConfig(const json& doc, const std::string& file, const YamlToJson& l
     readIfPresent(*it, "similarity_threshold", c.cache.similarity_threshold);
     readIfPresent(*it, "same_category", c.cache.same_category);
     readIfPresent(*it, "ttl_s", c.cache.ttl_s);
+    readIfPresent(*it, "coalesce_wait_ms", c.cache.coalesce_wait_ms);
     if (auto e = it->find("embedder"); e != it->end()) {
       c.cache.embedder = (*e)["kind"] == "openai" ? EmbedderKind::kOpenAi : EmbedderKind::kHashing;
       readIfPresent(*e, "dimension", c.cache.dimension);

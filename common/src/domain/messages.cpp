@@ -157,13 +157,6 @@ void writeTicket(JsonWriter& w, const Ticket& t) {
 
 TokenUsage usageFrom(const json& j) { return {j.at("input_tokens"), j.at("output_tokens")}; }
 
-CacheStatus parseCacheStatus(const std::string& s) {
-  if (s == "exact") return CacheStatus::kExact;
-  if (s == "semantic") return CacheStatus::kSemantic;
-  if (s == "skipped") return CacheStatus::kSkipped;
-  return CacheStatus::kMiss;
-}
-
 ErrorCode parseErrorCode(const std::string& s) {
   for (auto code : {ErrorCode::kInvalidArgument, ErrorCode::kMalformed, ErrorCode::kSchemaViolation, ErrorCode::kNotFound,
                     ErrorCode::kUnavailable, ErrorCode::kTimeout, ErrorCode::kRateLimited, ErrorCode::kBudgetExhausted,
@@ -191,12 +184,21 @@ std::optional<Difficulty> parseDifficulty(std::string_view s) {
   return std::nullopt;
 }
 
+CacheStatus parseCacheStatus(std::string_view s) {
+  if (s == "exact") return CacheStatus::kExact;
+  if (s == "semantic") return CacheStatus::kSemantic;
+  if (s == "skipped") return CacheStatus::kSkipped;
+  if (s == "coalesced") return CacheStatus::kCoalesced;
+  return CacheStatus::kMiss;
+}
+
 const char* cacheStatusName(CacheStatus s) {
   switch (s) {
     case CacheStatus::kMiss: return "miss";
     case CacheStatus::kExact: return "exact";
     case CacheStatus::kSemantic: return "semantic";
     case CacheStatus::kSkipped: return "skipped";
+    case CacheStatus::kCoalesced: return "coalesced";
   }
   return "miss";
 }
@@ -420,7 +422,7 @@ Result<TicketResult> parseTicketResult(std::string_view bytes) {
     readIfPresent(j, "model", r.model);
     readIfPresent(j, "provider", r.provider);
     const json& c = j["cache"];
-    r.cache.status = parseCacheStatus(c["status"]);
+    r.cache.status = parseCacheStatus(c["status"].get<std::string>());
     if (c.contains("similarity")) r.cache.similarity = c["similarity"].get<double>();
     readIfPresent(c, "source_ticket_id", r.cache.source_ticket_id);
     readIfPresent(c, "saved_micro_usd", r.cache.saved_micro_usd);
@@ -452,7 +454,7 @@ Result<TicketUpdate> parseTicketUpdate(std::string_view bytes) {
     u.tier = j["tier"];
     readIfPresent(j, "model", u.model);
     readIfPresent(j, "provider", u.provider);
-    u.cache = parseCacheStatus(j["cache"]);
+    u.cache = parseCacheStatus(j["cache"].get<std::string>());
     readIfPresent(j, "cache_source_ticket_id", u.cache_source_ticket_id);
     readIfPresent(j, "cache_saved_micro_usd", u.cache_saved_micro_usd);
     u.cost_micro_usd = fieldAs<MicroUsd>(j["cost_micro_usd"], "cost_micro_usd");

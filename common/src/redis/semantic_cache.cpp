@@ -380,6 +380,16 @@ Status SemanticCache::store(const std::string& tenant, const std::string& text, 
   return {};
 }
 
+Result<bool> SemanticCache::forget(const std::string& tenant, const std::string& text) {
+  const std::string tp = tenantPrefix(tenant);
+  auto id = pool_->command({"GET", tp + "x:" + exactHash(normaliseForCache(text))});
+  if (!id) return id.error();
+  if (id->isNil()) return false;
+  auto deleted = deleteEntries(tenant, {id->str});
+  if (!deleted) return deleted.error();
+  return *deleted > 0;
+}
+
 Result<std::int64_t> SemanticCache::deleteEntries(const std::string& tenant, const std::vector<std::string>& ids) {
   const std::string tp = tenantPrefix(tenant);
   std::int64_t deleted = 0;

@@ -190,6 +190,9 @@ struct CacheConfig {
   double similarity_threshold = 0.93;
   bool same_category = true;
   std::int64_t ttl_s = 604800;
+  // A ticket whose near-duplicate is still being answered waits up to this long for that answer
+  // (in-flight coalescing) instead of calling a model; 0 turns it off.
+  std::int64_t coalesce_wait_ms = 20000;
   EmbedderKind embedder = EmbedderKind::kHashing;
   int dimension = 512;
   std::string embedder_provider;  // kOpenAi

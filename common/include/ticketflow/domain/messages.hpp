@@ -23,8 +23,10 @@ enum class Difficulty { kEasy, kMedium, kHard };
 const char* difficultyName(Difficulty d);
 std::optional<Difficulty> parseDifficulty(std::string_view s);
 
-enum class CacheStatus { kMiss, kExact, kSemantic, kSkipped };
+// kCoalesced: answered from the cache after waiting for a near-duplicate's answer still being made.
+enum class CacheStatus { kMiss, kExact, kSemantic, kSkipped, kCoalesced };
 const char* cacheStatusName(CacheStatus s);
+CacheStatus parseCacheStatus(std::string_view s);  // kMiss for anything unknown
 
 struct TicketSource {
   std::string system;  // email, web, jira, servicenow, ...
