@@ -148,5 +148,82 @@ TEST(ProviderSimulator, LogsEveryRequestWithoutTheKey) {
   std::filesystem::remove_all(dir);
 }
 
+// The competence model: right and wrong answers in the proportions a profile sets, judged against
+// the labels the simulator was given; stated confidence above the accuracy for an overconfident
+// profile; a category the model is poor at answered worse; the same request, the same answer.
+struct CompetenceRun {
+  int answered = 0, right = 0, hardware = 0, hardware_right = 0;
+  double confidence = 0;
+};
+
+CompetenceRun askMany(sim::ProviderSimulator& s, const std::string& model, int tickets) {
+  CompetenceRun run;
+  for (int i = 0; i < tickets; ++i) {
+    const bool hardware = i % 2 == 0;
+    const std::string body = "ticket " + std::to_string(i) + (hardware ? " equipment cable dock broken" : " leave request form");
+    http::HttpRequest request;
+    request.method = "POST";
+    request.path = "/v1/chat/completions";
+    request.headers = {{"authorization", "Bearer sk-test"}};
+    request.body = chatRequest(model, "\nBody:\n" + body + "\n");
+    const auto response = s.handle(request);
+    if (response.status != 200) continue;
+    const auto content = json::parse(json::parse(response.body)["choices"][0]["message"]["content"].get<std::string>());
+    const bool right = content["category_check"] == (hardware ? "Hardware" : "HR Support");
+    ++run.answered;
+    run.right += right;
+    run.confidence += content["confidence"].get<double>();
+    if (hardware) {
+      ++run.hardware;
+      run.hardware_right += right;
+    }
+  }
+  run.confidence /= std::max(run.answered, 1);
+  return run;
+}
+
+TEST(ProviderSimulator, CompetenceModelAnswersRightAsOftenAsTheProfileSays) {
+  auto options = testing::instantSimulatorOptions();
+  for (int i = 0; i < 400; ++i) {
+    const bool hardware = i % 2 == 0;
+    options.labels[sim::labelKey("ticket " + std::to_string(i) + (hardware ? " equipment cable dock broken" : " leave request form"))] =
+        hardware ? "Hardware" : "HR Support";
+  }
+  sim::Competence sure{1.0, 1.0, 1.0, {}, 0.0, 1.0, 0.0};
+  sim::Competence fast{0.88, 0.70, 0.40, {}, 2.0, 0.3, 0.8};
+  sim::Competence poor_at_hardware = fast;
+  poor_at_hardware.category_skill["Hardware"] = -3.0;
+  options.profiles["always-right"].competence = sure;
+  options.profiles["fast"].competence = fast;
+  options.profiles["fast-poor-hardware"].competence = poor_at_hardware;
+  sim::ProviderSimulator s(options);
+
+  EXPECT_EQ(askMany(s, "always-right", 400).right, 400);
+  const auto a = askMany(s, "fast", 400);
+  const auto again = askMany(s, "fast", 400);
+  EXPECT_EQ(a.right, again.right) << "the same request gets the same answer";
+  EXPECT_EQ(a.answered, 400);
+  // The latent difficulty spreads over easy to hard: the share right sits between 0.40 and 0.88,
+  // and the stated confidence above it (overconfidence 2.0 on the logit scale).
+  const double share = a.right / 400.0;
+  EXPECT_GT(share, 0.5);
+  EXPECT_LT(share, 0.85);
+  EXPECT_GT(a.confidence, share + 0.1);
+  const auto poor = askMany(s, "fast-poor-hardware", 400);
+  EXPECT_LT(poor.hardware_right, a.hardware_right / 2) << "Hardware: " << poor.hardware_right << " vs " << a.hardware_right;
+  EXPECT_NEAR(poor.right - poor.hardware_right, a.right - a.hardware_right, 20) << "other categories: the same odds (other draws)";
+}
+
+TEST(ProviderSimulator, ACompetenceSettingOutOfRangeStopsLoadingNamingTheField) {
+  const std::string profiles = "profiles:\n  default: {}\n  m1: {competence: {right_easy: 1.5}}\n";
+  try {
+    (void)sim::loadSimulatorOptions(profiles, "p.yaml", std::string(*embeddedFile("config/runbooks.yaml")), "r.yaml");
+    FAIL() << "loaded";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.file(), "p.yaml");
+    EXPECT_EQ(e.field(), "profiles.m1.competence");
+  }
+}
+
 }  // namespace
 }  // namespace ticketflow

@@ -6,8 +6,10 @@
 #include "command.hpp"
 #include "sim/simulator.hpp"
 #include "ticketflow/config/config.hpp"
+#include "ticketflow/core/clock.hpp"
 #include "ticketflow/core/embedded.hpp"
 #include "ticketflow/core/signals.hpp"
+#include "ticketflow/domain/ticket_file.hpp"
 
 namespace ticketflow::app {
 namespace {
@@ -34,6 +36,17 @@ int runSim(const cli::ParsedArgs& args) {
   options.max_threads = static_cast<int>(args.getInt("max-threads", 1, 4096));
   options.request_log = args.find("request-log").value_or("");
   options.log_bodies = args.has("log-bodies");
+  if (auto file = args.find("labels")) {
+    auto records = readTicketRecords(*file);
+    if (!records) throw ConfigError(*file, "", records.error().message);
+    TicketDefaults defaults;
+    defaults.created_at = formatRfc3339(SystemClock::instance().now());
+    std::vector<Ticket> tickets;
+    for (const auto& record : *records)
+      if (auto ticket = ticketFromRecord(record, {}, defaults)) tickets.push_back(std::move(*ticket));
+    options.labels = sim::labelsOf(tickets);
+    if (options.labels.empty()) throw cli::UsageError("--labels " + *file + ": no ticket with a label or category column");
+  }
   if (auto var = args.find("api-key-env")) {
     auto key = processEnv(*var);
     if (!key || key->empty()) throw cli::UsageError("environment variable " + *var + " is not set");
@@ -71,6 +84,7 @@ std::vector<Command> simulatorCommands() {
              {"no-faults", "", "disable all fault injection"},
              {"request-log", "FILE", "append one JSON line per request (never API keys)"},
              {"log-bodies", "", "include request bodies in the request log (tests)"},
+             {"labels", "FILE", "tickets (CSV or JSON lines) whose label or category column is the truth answers are judged by"},
              {"api-key-env", "NAME", "accept only the key in this environment variable"},
              {"max-threads", "N", "requests answered at once (each waits out its latency)", "512"}},
             "Answers like a model provider, deterministically for a given ticket, model and seed, from the\n"

@@ -316,7 +316,9 @@ BacklogReport runBacklog(Config config, const BacklogOptions& options) {
   NullBuffer null_buffer;
   std::ostream null_stream(&null_buffer);
   if (options.embedded) {
-    stack = std::make_unique<LocalStack>(config, options.local);
+    LocalStackOptions local = options.local;
+    local.ticket_labels = sim::labelsOf(loaded.tickets);  // the simulator answers right or wrong by them
+    stack = std::make_unique<LocalStack>(config, local);
     PipelineOptions po;
     po.roles = allRoles(config);
     po.log_sink = options.pipeline_log ? options.pipeline_log : &null_stream;

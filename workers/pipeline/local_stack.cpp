@@ -32,6 +32,7 @@ LocalStack::LocalStack(Config& config, const LocalStackOptions& options) {
   sim_options.expected_api_key = api_key_;
   sim_options.request_log = options.request_log;
   sim_options.max_threads = options.simulator_threads;
+  sim_options.labels = options.ticket_labels;
   if (options.faults) {
     sim_options.default_profile.faults = *options.faults;
     for (auto& [model, profile] : sim_options.profiles) profile.faults = *options.faults;

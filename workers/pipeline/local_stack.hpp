@@ -24,6 +24,7 @@ struct LocalStackOptions {
   std::string request_log;              // the simulator's request log, "" for none
   bool redis_append_only = false;       // the private redis-server keeps its data across a restart
   int simulator_threads = 1024;
+  sim::TicketLabels ticket_labels;      // true categories the simulator answers by (competence.hpp)
 };
 
 // The environment variable the local stack puts the simulator's API key in.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <set>
 
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/core/json_fields.hpp"
@@ -58,6 +59,20 @@ ModelProfile profileFrom(const json& j, ModelProfile base) {
     readIfPresent(*f, "rate_fenced", base.faults.rate_fenced);
     readIfPresent(*f, "rate_prose", base.faults.rate_prose);
   }
+  if (auto c = j.find("competence"); c != j.end()) {
+    Competence competence = base.competence.value_or(Competence{});
+    readIfPresent(*c, "right_easy", competence.right_easy);
+    readIfPresent(*c, "right_medium", competence.right_medium);
+    readIfPresent(*c, "right_hard", competence.right_hard);
+    readIfPresent(*c, "category_skill", competence.category_skill);
+    readIfPresent(*c, "overconfidence", competence.overconfidence);
+    readIfPresent(*c, "slope", competence.slope);
+    readIfPresent(*c, "noise", competence.noise);
+    for (double p : {competence.right_easy, competence.right_medium, competence.right_hard})
+      if (p < 0 || p > 1) throw ConfigError("", "competence", "right_easy, right_medium and right_hard are probabilities");
+    if (competence.noise < 0) throw ConfigError("", "competence.noise", "must not be negative");
+    base.competence = competence;
+  }
   return base;
 }
 
@@ -96,15 +111,21 @@ SimulatorOptions loadSimulatorOptions(const std::string& profiles_yaml, const st
   const json profiles = parseYamlDocument(profiles_yaml, profiles_source);
   if (!profiles.is_object() || !profiles.contains("profiles") || !profiles["profiles"].is_object())
     throw ConfigError(profiles_source, "profiles", "a mapping of model id -> profile is required");
+  std::string at = "profiles";
   try {
     readIfPresent(profiles, "seed", options.seed);
-    if (profiles["profiles"].contains("default"))
+    if (profiles["profiles"].contains("default")) {
+      at = "profiles.default";
       options.default_profile = profileFrom(profiles["profiles"]["default"], options.default_profile);
+    }
     for (const auto& [model, p] : profiles["profiles"].items()) {
+      at = "profiles." + model;
       if (model != "default") options.profiles[model] = profileFrom(p, options.default_profile);
     }
   } catch (const json::exception& e) {
-    throw ConfigError(profiles_source, "profiles", std::string("wrong type: ") + e.what());
+    throw ConfigError(profiles_source, at, std::string("wrong type: ") + e.what());
+  } catch (const ConfigError& e) {
+    throw ConfigError(profiles_source, at + "." + e.field(), e.reason());
   }
   const json runbooks = parseYamlDocument(runbooks_yaml, runbooks_source);
   if (!runbooks.is_object() || !runbooks.contains("runbooks") || !runbooks["runbooks"].is_array())
@@ -134,6 +155,10 @@ SimulatorOptions loadSimulatorOptions(const std::string& profiles_yaml, const st
 
 ProviderSimulator::ProviderSimulator(SimulatorOptions options)
     : options_(std::move(options)), rng_(options_.seed) {
+  std::set<std::string> categories;
+  for (const auto& rb : options_.runbooks) categories.insert(rb.category);
+  for (const auto& [key, label] : options_.labels) categories.insert(label);
+  categories_.assign(categories.begin(), categories.end());
   if (!options_.request_log.empty()) {
     log_.open(options_.request_log, std::ios::app);
     if (!log_) throw std::runtime_error("cannot write the request log " + options_.request_log);
@@ -151,6 +176,14 @@ ProviderSimulator::~ProviderSimulator() {
   }
   stop_cv_.notify_all();
   server_.reset();
+}
+
+TicketLabels labelsOf(const std::vector<Ticket>& tickets) {
+  TicketLabels labels;
+  for (const auto& t : tickets)
+    if (auto label = t.metadata.find("label"); label != t.metadata.end() && label->is_string())
+      labels[labelKey(t.body)] = label->get<std::string>();
+  return labels;
 }
 
 BilledRequests billedFromRequestLog(const Config& config, const std::string& request_log) {
@@ -341,27 +374,8 @@ http::HttpResponse ProviderSimulator::handle(const http::HttpRequest& request) {
                   fault);
   }
 
-  // The reply: the runbook with the most keyword hits in the ticket text.
-  const std::string text = lower(ticketText(user_text));
-  const Runbook* best = &options_.runbooks.back();
-  int best_hits = 0;
-  for (const auto& rb : options_.runbooks) {
-    int hits = 0;
-    for (const auto& k : rb.keywords) hits += text.find(k) != std::string::npos ? 1 : 0;
-    if (hits > best_hits) {
-      best_hits = hits;
-      best = &rb;
-    }
-  }
-  const std::uint64_t h = stableHash(text + "\x1f" + model, options_.seed);
-  const double jitter = (static_cast<double>(h % 1001) / 1000.0 - 0.5) * 0.1;  // +-0.05, deterministic
-  json answer = {{"summary", best->summary},
-                 {"category_check", best->category},
-                 {"reply", "[simulated reply from " + model + "] " + best->reply},
-                 {"resolution_steps", best->steps},
-                 {"needs_human", best->needs_human},
-                 {"confidence", std::clamp(best->confidence + jitter, 0.0, 1.0)}};
-  if (best->needs_human) answer["needs_human_reason"] = best->needs_human_reason;
+  const json answer = answerFor(ticketText(user_text), model, profile, entry);
+  const std::uint64_t h = stableHash(lower(ticketText(user_text)) + "\x1f" + model, options_.seed);
   std::string content = answer.dump();
   if (fault == "malformed") {
     content = content.substr(0, content.size() / 2);  // cut mid-object, as a truncated reply would be
@@ -399,6 +413,72 @@ http::HttpResponse ProviderSimulator::handle(const http::HttpRequest& request) {
   ok_.fetch_add(1);
   headers["x-ticketflow-simulated"] = "true";
   return finish({200, headers, response.dump()}, fault);
+}
+
+const Runbook* ProviderSimulator::runbookOfCategory(const std::string& category) const {
+  for (const auto& rb : options_.runbooks)
+    if (rb.category == category && !rb.keywords.empty()) return &rb;
+  return nullptr;
+}
+
+json ProviderSimulator::answerFor(const std::string& ticket_block, const std::string& model,
+                                  const ModelProfile& profile, json& log_entry) const {
+  // The runbook with the most keyword hits in the ticket text; the last (general) one when none.
+  const std::string text = lower(ticket_block);
+  const Runbook* best = &options_.runbooks.back();
+  int best_hits = 0;
+  for (const auto& rb : options_.runbooks) {
+    int hits = 0;
+    for (const auto& k : rb.keywords) hits += text.find(k) != std::string::npos ? 1 : 0;
+    if (hits > best_hits) {
+      best_hits = hits;
+      best = &rb;
+    }
+  }
+  auto draw = [&](const char* what) { return stableHash(text + "\x1f" + what + "\x1f" + model, options_.seed); };
+  const Runbook* shown = best;
+  std::string category = best->category;
+  bool needs_human = best->needs_human;
+  double confidence = 0;
+  if (!profile.competence) {
+    const double jitter = (static_cast<double>(draw("jitter") % 1001) / 1000.0 - 0.5) * 0.1;  // +-0.05
+    confidence = std::clamp(best->confidence + jitter, 0.0, 1.0);
+  } else {
+    const Competence& c = *profile.competence;
+    const auto body_at = ticket_block.find("Body:\n");
+    const std::string body = body_at == std::string::npos ? ticket_block : ticket_block.substr(body_at + 6);
+    std::string truth = best->category;
+    if (auto it = options_.labels.find(labelKey(body)); it != options_.labels.end()) truth = it->second;
+    const double difficulty = latentDifficulty(text, best_hits > 0, options_.seed);
+    const double p_right = rightProbability(c, difficulty, truth);
+    const bool right = uniformFrom(draw("right")) < p_right;
+    confidence = statedConfidence(c, p_right, normalFrom(draw("confidence-a"), draw("confidence-b")));
+    category = truth;
+    if (best->category != truth) shown = runbookOfCategory(truth) ? runbookOfCategory(truth) : best;
+    if (!right && categories_.size() > 1) {
+      // Another category, then a runbook of it (or the general one).
+      const auto at = std::find(categories_.begin(), categories_.end(), truth);
+      const std::size_t skip = 1 + draw("wrong") % (categories_.size() - 1);
+      const std::size_t from = at == categories_.end() ? 0 : static_cast<std::size_t>(at - categories_.begin());
+      category = categories_[(from + skip) % categories_.size()];
+      shown = runbookOfCategory(category) ? runbookOfCategory(category) : &options_.runbooks.back();
+    }
+    needs_human = shown->needs_human;
+    if (!right && uniformFrom(draw("flip")) < 1.0 / 3) needs_human = !needs_human;
+    log_entry["true_category"] = truth;
+    log_entry["difficulty"] = std::round(difficulty * 1000) / 1000;
+    log_entry["right"] = right && category == truth;
+  }
+  json answer = {{"summary", shown->summary},
+                 {"category_check", category},
+                 {"reply", "[simulated reply from " + model + "] " + shown->reply},
+                 {"resolution_steps", shown->steps},
+                 {"needs_human", needs_human},
+                 {"confidence", confidence}};
+  if (needs_human)
+    answer["needs_human_reason"] =
+        shown->needs_human_reason.empty() ? std::string("An agent must act on this request.") : shown->needs_human_reason;
+  return answer;
 }
 
 // OpenAI's embeddings API: the built-in hashing embedder's vector (so near-duplicate texts get

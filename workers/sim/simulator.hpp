@@ -15,13 +15,16 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "competence.hpp"
 #include "ticketflow/config/config.hpp"
+#include "ticketflow/domain/messages.hpp"
 #include "ticketflow/http/server.hpp"
 
 namespace ticketflow::sim {
@@ -45,6 +48,9 @@ struct ModelProfile {
   std::int64_t rpm = 0;  // 0: unlimited
   std::int64_t tpm = 0;
   FaultRates faults;
+  // Whether answers are right and how sure they say they are (competence.hpp). None: every answer
+  // is the best-matching runbook's, with its confidence (tests that need fixed answers).
+  std::optional<Competence> competence;
 };
 
 struct Runbook {
@@ -64,6 +70,9 @@ struct SimulatorOptions {
   ModelProfile default_profile;
   std::map<std::string, ModelProfile> profiles;  // by model id
   std::vector<Runbook> runbooks;                 // the last one with no keywords is the fallback
+  // The true category of tickets whose body the caller knows the label of (a labelled backlog):
+  // "right" then means that category (competence.hpp).
+  TicketLabels labels;
   double latency_scale = 1.0;                    // 0: answer at once (benchmarks)
   bool faults_enabled = true;
   std::string expected_api_key;  // empty: accept any key; else 401 on a mismatch
@@ -83,6 +92,10 @@ struct BilledRequests {
   std::int64_t unknown_models = 0;
 };
 BilledRequests billedFromRequestLog(const Config& config, const std::string& request_log);
+
+// The true categories of labelled tickets (metadata.label, from a file's `label` or `category`
+// column), for SimulatorOptions::labels.
+TicketLabels labelsOf(const std::vector<Ticket>& tickets);
 
 // Parses profile and runbook YAML texts (config/sim_profiles.yaml, config/runbooks.yaml).
 // Throws ConfigError naming the source and field.
@@ -124,11 +137,17 @@ class ProviderSimulator {
   // A key is needed, and must be the expected one when options name one. Never logged.
   bool keyAccepted(const std::string& key) const;
   const ModelProfile& profileFor(const std::string& model) const;
+  // The answer's fields for a ticket (the text inside the prompt's ticket block); `log_entry`
+  // gains what the competence model drew.
+  nlohmann::json answerFor(const std::string& ticket_block, const std::string& model, const ModelProfile& profile,
+                           nlohmann::json& log_entry) const;
+  const Runbook* runbookOfCategory(const std::string& category) const;
   // Sleeps up to `ms` unless the simulator is stopping.
   void pause(double ms);
   void log(const nlohmann::json& entry);
 
   SimulatorOptions options_;
+  std::vector<std::string> categories_;  // of the runbooks and the labels: what a wrong answer picks from
   std::mutex rng_mutex_;
   std::mt19937_64 rng_;
   std::mutex windows_mutex_;

@@ -23,7 +23,7 @@ const std::set<std::string>& mappableFields() {
   static const std::set<std::string> fields = {
       "id",           "tenant",         "subject",         "body",           "priority",
       "created_at",   "source_system",  "source_ref",      "requester_name", "requester_email",
-      "requester_department", "revision"};
+      "requester_department", "revision",     "label"};
   return fields;
 }
 
@@ -263,6 +263,9 @@ Result<Ticket> ticketFromRecord(const TicketRecord& record, const ColumnMap& map
   if (auto rev = column("revision", {}); !rev.empty() && rev.find_first_not_of("0123456789") == std::string::npos &&
                                          rev.size() < 15)
     t["revision"] = std::stoll(rev);
+  // The helpdesk's own category, when the file has one: kept for evaluation (metadata.label),
+  // never sent to a model.
+  if (auto label = column("label", {"category"}); !label.empty()) metadata["label"] = utf8Prefix(label, 200);
   if (!metadata.empty()) t["metadata"] = metadata;
   auto ticket = parseTicket(t.dump());
   if (!ticket) return Error{ticket.error().code, where + ticket.error().message, false, -1};
