@@ -37,9 +37,15 @@ class NullBuffer : public std::streambuf {
   int overflow(int c) override { return c; }
 };
 
+std::string labelOf(const Ticket& ticket) {
+  auto label = ticket.metadata.find("label");
+  return label != ticket.metadata.end() && label->is_string() ? label->get<std::string>() : std::string();
+}
+
 json outcomeJson(const TicketOutcome& o) {
   return {{"id", o.ticket_id},        {"tenant", o.tenant},          {"subject", o.subject},
-          {"category", o.category},   {"difficulty", difficultyName(o.difficulty)},
+          {"category", o.category},   {"answer_category", o.answer_category}, {"label", o.label},
+          {"difficulty", difficultyName(o.difficulty)},
           {"confidence", o.confidence}, {"tier", o.tier},            {"model", o.model},
           {"cache", cacheStatusName(o.cache)}, {"cache_source", o.cache_source},
           {"cost", o.cost_micro_usd}, {"frontier", o.frontier_micro_usd},
@@ -54,6 +60,8 @@ TicketOutcome outcomeFrom(const json& j) {
   o.tenant = j.value("tenant", "");
   o.subject = j.value("subject", "");
   o.category = j.value("category", "");
+  o.answer_category = j.value("answer_category", "");
+  o.label = j.value("label", "");
   o.difficulty = parseDifficulty(j.value("difficulty", "medium")).value_or(Difficulty::kMedium);
   o.confidence = j.value("confidence", 0.0);
   o.tier = j.value("tier", "");
@@ -108,6 +116,8 @@ TicketOutcome outcomeFromUpdate(const TicketUpdate& u, const Ticket& ticket, con
   o.tenant = u.tenant;
   o.subject = ticket.subject;
   o.category = u.category;
+  o.answer_category = u.answer_category;
+  o.label = labelOf(ticket);
   o.difficulty = u.difficulty;
   o.confidence = u.confidence;
   o.tier = u.tier;
@@ -240,6 +250,7 @@ BacklogReport dryRun(const Config& config, const BacklogOptions& options, Loaded
     o.tenant = t.tenant;
     o.subject = t.subject;
     o.category = decision.classification.category;
+    o.label = labelOf(t);
     o.difficulty = decision.classification.difficulty;
     o.confidence = decision.classification.confidence;
     o.tier = decision.route.tier;
@@ -556,6 +567,15 @@ BacklogTotals totalsOf(const BacklogReport& report) {
     if (o.needs_human) ++t.needs_human;
     if (o.degraded) ++t.degraded;
     if (o.latency_ms >= 0) latencies.push_back(o.latency_ms);
+    if (!o.label.empty()) {
+      ++t.classifier_vs_label.judged;
+      t.classifier_vs_label.agreed += o.category == o.label;
+      if (!o.answer_category.empty()) {
+        auto& a = t.answer_vs_label_by_tier[o.tier];
+        ++a.judged;
+        a.agreed += o.answer_category == o.label;
+      }
+    }
     if (o.cache == CacheStatus::kExact || o.cache == CacheStatus::kSemantic || o.cache == CacheStatus::kCoalesced) {
       ++(o.cache == CacheStatus::kExact ? t.cache_exact : o.cache == CacheStatus::kSemantic ? t.cache_semantic
                                                                                           : t.cache_coalesced);
@@ -642,6 +662,24 @@ std::string textSummary(const BacklogReport& r, const BacklogTotals& t) {
     << " exact, " << t.cache_semantic << " semantic"
     << (r.dry_run ? "" : ", " + std::to_string(t.cache_coalesced) + " coalesced (waited for a near-duplicate's answer)")
     << (r.dry_run && !r.cache_projected ? " (not projected: no redis-server)" : "") << "\n";
+  if (t.classifier_vs_label.judged > 0) {
+    o << "  against the file's labels (" << t.classifier_vs_label.judged << " labelled): classifier "
+      << percent(t.classifier_vs_label.agreed, t.classifier_vs_label.judged);
+    if (!t.answer_vs_label_by_tier.empty()) {
+      BacklogTotals::Agreement all;
+      std::string per_tier;
+      for (const auto& tier : r.tiers) {
+        auto it = t.answer_vs_label_by_tier.find(tier);
+        if (it == t.answer_vs_label_by_tier.end()) continue;
+        all.judged += it->second.judged;
+        all.agreed += it->second.agreed;
+        per_tier += "  " + tier + " " + percent(it->second.agreed, it->second.judged) + " of " +
+                    std::to_string(it->second.judged);
+      }
+      o << "; answers " << percent(all.agreed, all.judged) << " of " << all.judged << " (" << per_tier.substr(2) << ")";
+    }
+    o << "\n";
+  }
   o << "  " << (r.dry_run ? "projected spend: " : "spend: ") << formatUsd(t.cost) << " vs " << formatUsd(t.frontier_cost)
     << " with every ticket on " << r.frontier_tier << ": " << std::fixed << std::setprecision(1) << 100.0 * t.savingShare()
     << "% saved\n";

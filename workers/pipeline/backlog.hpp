@@ -40,6 +40,8 @@ struct TicketOutcome {
   std::string ticket_id, tenant;
   std::string subject;  // for the report's tables (reports are for operators; logs never carry it)
   std::string category;
+  std::string answer_category;  // live: what the answering model said the category is
+  std::string label;            // the file's own category for the ticket (label or category column)
   Difficulty difficulty = Difficulty::kMedium;
   double confidence = 0;
   std::string tier, model;
@@ -130,6 +132,13 @@ struct BacklogTotals {
   MicroUsd cost = 0, frontier_cost = 0, saved_by_cache = 0;
   std::optional<std::int64_t> latency_p50_ms, latency_p95_ms;
   std::vector<RepeatedIssue> repeated;  // largest first
+  // Against the file's own labels, where it has them: the classifier's category, and the category
+  // the answering model named (per tier that answered; cache hits count for the source's tier).
+  struct Agreement {
+    std::size_t judged = 0, agreed = 0;
+  };
+  Agreement classifier_vs_label;
+  std::map<std::string, Agreement> answer_vs_label_by_tier;
   double savingShare() const { return frontier_cost > 0 ? 1.0 - double(cost) / double(frontier_cost) : 0.0; }
 };
 

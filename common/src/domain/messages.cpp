@@ -308,6 +308,7 @@ TicketUpdate TicketUpdate::fromResult(const TicketResult& r, std::string updated
   u.source = r.source;
   u.trace_id = r.trace_id;
   u.category = r.classification.category;
+  u.answer_category = r.answer.category_check;
   u.difficulty = r.classification.difficulty;
   u.confidence = r.classification.confidence;
   u.tier = r.tier;
@@ -334,7 +335,7 @@ TicketUpdate TicketUpdate::fromResult(const TicketResult& r, std::string updated
 
 std::string toJson(const TicketUpdate& u) {
   JsonWriter w;
-  w.beginObject().field("cache", cacheStatusName(u.cache));
+  w.beginObject().fieldIfNotEmpty("answer_category", u.answer_category).field("cache", cacheStatusName(u.cache));
   if (u.cache_saved_micro_usd) w.field("cache_saved_micro_usd", u.cache_saved_micro_usd);
   w.fieldIfNotEmpty("cache_source_ticket_id", u.cache_source_ticket_id);
   w.field("category", u.category).field("confidence", u.confidence).field("cost_micro_usd", u.cost_micro_usd);
@@ -449,6 +450,7 @@ Result<TicketUpdate> parseTicketUpdate(std::string_view bytes) {
     if (j.contains("source")) u.source = sourceFrom(j["source"]);
     u.trace_id = j["trace_id"];
     u.category = j["category"];
+    readIfPresent(j, "answer_category", u.answer_category);
     u.difficulty = parseDifficulty(j["difficulty"].get<std::string>()).value_or(Difficulty::kMedium);
     u.confidence = j["confidence"];
     u.tier = j["tier"];

@@ -144,6 +144,7 @@ struct TicketUpdate {
   std::optional<TicketSource> source;
   std::string trace_id;
   std::string category;
+  std::string answer_category;  // the category the answering model named, when it named one
   Difficulty difficulty = Difficulty::kMedium;
   double confidence = 0;
   std::string tier;
