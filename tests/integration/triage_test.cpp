@@ -7,6 +7,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <map>
 #include <set>
 #include <sstream>
@@ -69,6 +70,44 @@ TEST(Triage, ItTicketsCsvIsReadThroughAColumnMap) {
   const auto run = runCommand(binaryPath() + " triage " + data + "/dev.csv --dry-run --column-map body=text --tenant itsc 2>&1", 300);
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("dry run (no model calls): 4785 tickets"), std::string::npos) << run.output;
+}
+
+// A dry run priced by a live run's outcomes: each ticket sent to a model costs its cell's live
+// mean (here every live ticket cost 1,000 µ$ and would have cost 5,000 on frontier), the
+// baseline too, with the range printed; a file without live outcomes is refused by name.
+TEST(Triage, ACalibratedDryRunPricesTicketsAtWhatLiveTicketsCost) {
+  const std::string dir = testing::makeTempDir("triage-calibration");
+  const std::string backlog = samplesFile(dir, 10);
+  std::string state = R"({"run":"pilot","source":"pilot.csv"})" "\n";
+  for (int i = 0; i < 18; ++i) {
+    const char* level = i % 3 == 0 ? "easy" : i % 3 == 1 ? "medium" : "hard";
+    state += nlohmann::json{{"outcome", {{"id", "p" + std::to_string(i)}, {"tenant", "t"}, {"category", "Pilot"},
+                                         {"difficulty", level}, {"cache", "miss"}, {"cost", 1000}, {"frontier", 5000}}}}
+                 .dump() + "\n";
+  }
+  state += nlohmann::json{{"outcome", {{"id", "hit"}, {"tenant", "t"}, {"category", "Pilot"}, {"difficulty", "easy"},
+                                       {"cache", "semantic"}, {"cost", 0}, {"frontier", 5000}}}}.dump() + "\n";
+  testing::writeFile(dir + "/pilot.state", state);
+  const auto run = runCommand(binaryPath() + " triage " + backlog + " --dry-run --state " + dir + "/x.state --calibration " +
+                              dir + "/pilot.state 2>&1", 120);
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("calibrated by 18 live outcomes"), std::string::npos) << run.output;
+  const auto hits_at = run.output.find("cache: ");
+  ASSERT_NE(hits_at, std::string::npos) << run.output;
+  const int hits = std::atoi(run.output.c_str() + hits_at + 7);
+  std::ostringstream spend;
+  spend << "projected spend: $0.0" << std::setw(2) << std::setfill('0') << (10 - hits) << "0 vs $0.0500";
+  EXPECT_NE(run.output.find(spend.str()), std::string::npos) << spend.str() << "\n" << run.output;
+  EXPECT_NE(run.output.find("95% range"), std::string::npos);
+
+  testing::writeFile(dir + "/empty.state", R"({"run":"pilot","source":"pilot.csv"})" "\n");
+  const auto refused = runCommand(binaryPath() + " triage " + backlog + " --dry-run --calibration " + dir + "/empty.state 2>&1");
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.output.find("empty.state: no ticket answered by a model"), std::string::npos) << refused.output;
+  const auto live = runCommand(binaryPath() + " triage " + backlog + " --calibration " + dir + "/pilot.state 2>&1");
+  EXPECT_EQ(live.exit_code, 2) << live.output;
+  EXPECT_NE(live.output.find("--calibration goes with --dry-run"), std::string::npos) << live.output;
+  fs::remove_all(dir);
 }
 
 TEST(Triage, ABadColumnMapPrintsUsage) {

@@ -141,6 +141,8 @@ int runTriage(const cli::ParsedArgs& args) {
   if (options.dry_run && options.embedded) throw cli::UsageError("--dry-run and --embedded exclude each other");
   if (args.has("limit")) options.limit = static_cast<std::size_t>(args.getInt("limit", 1, 100'000'000));
   options.assumed_output_tokens = args.getInt("output-tokens", 1, 100000);
+  options.calibration_path = args.find("calibration").value_or("");
+  if (!options.calibration_path.empty() && !options.dry_run) throw cli::UsageError("--calibration goes with --dry-run");
   options.idle_timeout = std::chrono::seconds(args.getInt("idle-timeout", 1, 86400));
   options.submit_rate = args.getDouble("rate");
   if (options.submit_rate < 0) throw cli::UsageError("--rate must be >= 0");
@@ -225,6 +227,7 @@ std::vector<Command> pipelineCommands() {
          {"limit", "N", "only the first N tickets", ""},
          {"rate", "N", "tickets per second to submit (0: as fast as the broker takes them)", "0"},
          {"output-tokens", "N", "output tokens assumed per answer when pricing estimates", "350"},
+         {"calibration", "STATE", "--dry-run: price tickets by what a live run's tickets cost (its resume file)"},
          {"idle-timeout", "S", "stop waiting after S seconds without an outcome", "180"},
          {"latency-scale", "X", "--embedded: multiply simulated model latency", "1"},
          {"log", "FILE", "--embedded: append the pipeline's JSON logs here", ""}},

@@ -19,6 +19,7 @@
 #include "ticketflow/kafka/client.hpp"
 #include "ticketflow/redis/embedded_server.hpp"
 #include "ticketflow/redis/pool.hpp"
+#include "projection.hpp"
 #include "ticketflow/redis/semantic_cache.hpp"
 
 namespace ticketflow::pipeline {
@@ -241,6 +242,14 @@ BacklogReport dryRun(const Config& config, const BacklogOptions& options, Loaded
       server.reset();  // no redis-server here: the projection has no cache hits, and says so
     }
   }
+  std::optional<LiveCalibration> calibration;
+  ProjectionRange range;
+  if (!options.calibration_path.empty()) {
+    auto loaded_calibration = LiveCalibration::fromStateFile(options.calibration_path);
+    if (!loaded_calibration) throw std::runtime_error(loaded_calibration.error().message);
+    calibration = std::move(*loaded_calibration);
+    report.calibration_outcomes = calibration->outcomes();
+  }
   BacklogProgress progress;
   progress.total = loaded.tickets.size();
   for (const Ticket& t : loaded.tickets) {
@@ -254,14 +263,21 @@ BacklogReport dryRun(const Config& config, const BacklogOptions& options, Loaded
     o.difficulty = decision.classification.difficulty;
     o.confidence = decision.classification.confidence;
     o.tier = decision.route.tier;
-    o.frontier_micro_usd = costs.frontier(t, o.category, {});
+    o.frontier_micro_usd = calibration ? std::llround(calibration->forTicket(o.category, o.difficulty).frontier_mean)
+                                       : costs.frontier(t, o.category, {});
     std::optional<redis::CacheHit> hit;
     if (cache) hit = cache->lookup(t.tenant, o.category, t.text());
     if (hit) {
       o.cache = hit->exact ? CacheStatus::kExact : CacheStatus::kSemantic;
       o.cache_source = hit->entry.source_ticket_id;
     } else {
-      o.cost_micro_usd = costs.projected(o.tier, t, o.category);
+      if (calibration) {
+        const auto& cell = calibration->forTicket(o.category, o.difficulty);
+        o.cost_micro_usd = std::llround(cell.mean);
+        range.add(cell);
+      } else {
+        o.cost_micro_usd = costs.projected(o.tier, t, o.category);
+      }
       if (cache) {
         redis::CacheEntry entry;
         entry.answer_json = "{}";
@@ -282,6 +298,7 @@ BacklogReport dryRun(const Config& config, const BacklogOptions& options, Loaded
     }
   }
   report.seconds = secondsSince(started);
+  if (calibration) report.projected_range = {range.low(), range.high()};
   return report;
 }
 
@@ -683,6 +700,10 @@ std::string textSummary(const BacklogReport& r, const BacklogTotals& t) {
   o << "  " << (r.dry_run ? "projected spend: " : "spend: ") << formatUsd(t.cost) << " vs " << formatUsd(t.frontier_cost)
     << " with every ticket on " << r.frontier_tier << ": " << std::fixed << std::setprecision(1) << 100.0 * t.savingShare()
     << "% saved\n";
+  if (r.projected_range)
+    o << "    calibrated by " << r.calibration_outcomes << " live outcomes: 95% range " << formatUsd(r.projected_range->first)
+      << " to " << formatUsd(r.projected_range->second) << " (escalations and answer lengths as measured; per-tier"
+      << " figures put each ticket's cost on the tier it is routed to)\n";
   o << "    by tier:";
   for (const auto& tier : r.tiers) {
     const auto it = t.cost_by_tier.find(tier);

@@ -93,6 +93,7 @@ struct BacklogOptions {
   double submit_rate = 0;    // tickets/s (0: as fast as the broker takes them)
   std::chrono::seconds idle_timeout{180};  // live: give up after this long without an outcome
   std::int64_t assumed_output_tokens = 350;
+  std::string calibration_path;  // dry run: an earlier live run's resume file to price by (projection.hpp)
   std::ostream* pipeline_log = nullptr;  // embedded: where the roles' JSON logs go (null: discarded)
   std::string updates_copy;  // live: also append every update as a JSON line here ("" for none)
   std::function<void(const BacklogProgress&)> progress;
@@ -106,6 +107,9 @@ struct BacklogReport {
   std::vector<std::string> tiers;     // cheapest first
   std::string frontier_tier;
   std::vector<TicketOutcome> outcomes;  // file order
+  // Dry run with a calibration: the 95% range of the projected spend, and from how many outcomes.
+  std::optional<std::pair<MicroUsd, MicroUsd>> projected_range;
+  std::size_t calibration_outcomes = 0;
   std::vector<std::string> skipped;     // "line 12: why"
   std::size_t missing = 0;              // live: submitted, no outcome before the idle timeout
   std::string updates_topic;            // where the updates went
