@@ -343,6 +343,12 @@ TEST(Pipeline, EscalatedTicketsCarryWhatTheLowerTierSpent) {
   auto r = parseTicketResult(results[0].value);
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->tier, "balanced");
+  // Every move is on the record, with why.
+  ASSERT_EQ(r->route.moves.size(), 1u);
+  EXPECT_EQ(r->route.routed_tier, "fast");
+  EXPECT_EQ(r->route.moves[0].from, "fast");
+  EXPECT_EQ(r->route.moves[0].to, "balanced");
+  EXPECT_EQ(r->route.moves[0].reason, "low_confidence");
   auto spend = run.ledger().show();
   ASSERT_TRUE(spend.ok());
   MicroUsd fast = 0, balanced = 0;

@@ -76,7 +76,11 @@ TEST(Messages, EveryTypeSerialisesToItsSchema) {
 TEST(Messages, SerialisedBytesAreNlohmannsPrintingOfTheSameDocument) {
   RoutedTicket routed{sampleTicket(), "0123456789abcdef0123456789abcdef", "2026-11-20T09:00:00.100Z",
                       sampleResult().classification, "balanced", "escalated", 1, "downgraded", 250, 2};
+  routed.route.routed_tier = "fast";
+  routed.route.move("fast", "frontier", "low_confidence");
+  routed.route.move("frontier", "balanced", "budget_downgrade");
   TicketResult cached = sampleResult();
+  cached.route = routed.route;
   cached.cache = {CacheStatus::kSemantic, 0.9712, "INC-0999", 480};
   cached.source.reset();
   cached.degraded = true;
@@ -100,6 +104,12 @@ TEST(Messages, SerialisedBytesAreNlohmannsPrintingOfTheSameDocument) {
   EXPECT_TRUE(schema::SchemaRegistry::builtin().validate("result.schema.json", document(toJson(cached))).empty());
   EXPECT_TRUE(schema::SchemaRegistry::builtin().validate("dead_letter.schema.json", document(toJson(letter))).empty());
   EXPECT_EQ(parseTicketUpdate(toJson(update))->ticket_chars_cut, 987654);
+  EXPECT_TRUE(schema::SchemaRegistry::builtin().validate("routed_ticket.schema.json", document(toJson(routed))).empty());
+  auto routed_back = parseRoutedTicket(toJson(routed));
+  ASSERT_TRUE(routed_back.ok()) << routed_back.error().message;
+  EXPECT_EQ(toJson(*routed_back), toJson(routed));
+  ASSERT_EQ(parseTicketUpdate(toJson(update))->route.moves.size(), 2u);
+  EXPECT_EQ(parseTicketUpdate(toJson(update))->route.moves[1].reason, "budget_downgrade");
   auto letter_back = parseDeadLetter(toJson(letter));
   ASSERT_TRUE(letter_back.ok()) << letter_back.error().message;
   EXPECT_TRUE(letter_back->payload_truncated);

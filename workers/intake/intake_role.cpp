@@ -100,6 +100,7 @@ TicketResult cacheHitResult(const RoutedTicket& routed, const redis::CacheHit& h
   r.trace_id = routed.trace_id;
   r.classification = routed.classification;
   r.tier = hit.entry.tier.empty() ? routed.tier : hit.entry.tier;
+  r.route = routed.route;
   r.cache.status = hit.exact ? CacheStatus::kExact : CacheStatus::kSemantic;
   r.cache.similarity = std::min(1.0, std::max(0.0, hit.similarity));
   r.cache.source_ticket_id = hit.entry.source_ticket_id;
@@ -134,6 +135,7 @@ void IntakeRole::handle(const stage::Delivery& delivery, const stage::Completion
   routed.received_at = formatRfc3339(clock_.now());
   routed.classification = decision.classification;
   routed.tier = decision.route.tier;
+  routed.route.routed_tier = routed.tier;
   routed.rule = utf8Prefix(decision.route.rule, 200);
   const std::vector<kafka::Header> trace = {{stage::kTraceIdHeader, routed.trace_id}};
 

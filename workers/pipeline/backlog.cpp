@@ -46,6 +46,7 @@ std::string labelOf(const Ticket& ticket) {
 json outcomeJson(const TicketOutcome& o) {
   return {{"id", o.ticket_id},        {"tenant", o.tenant},          {"subject", o.subject},
           {"category", o.category},   {"answer_category", o.answer_category}, {"label", o.label},
+          {"routed_tier", o.routed_tier}, {"moves", o.moves},
           {"difficulty", difficultyName(o.difficulty)},
           {"confidence", o.confidence}, {"tier", o.tier},            {"model", o.model},
           {"cache", cacheStatusName(o.cache)}, {"cache_source", o.cache_source},
@@ -63,6 +64,8 @@ TicketOutcome outcomeFrom(const json& j) {
   o.category = j.value("category", "");
   o.answer_category = j.value("answer_category", "");
   o.label = j.value("label", "");
+  o.routed_tier = j.value("routed_tier", "");
+  o.moves = j.value("moves", "");
   o.difficulty = parseDifficulty(j.value("difficulty", "medium")).value_or(Difficulty::kMedium);
   o.confidence = j.value("confidence", 0.0);
   o.tier = j.value("tier", "");
@@ -119,6 +122,8 @@ TicketOutcome outcomeFromUpdate(const TicketUpdate& u, const Ticket& ticket, con
   o.category = u.category;
   o.answer_category = u.answer_category;
   o.label = labelOf(ticket);
+  o.routed_tier = u.route.routed_tier;
+  for (const auto& m : u.route.moves) o.moves += (o.moves.empty() ? "" : ",") + m.reason;
   o.difficulty = u.difficulty;
   o.confidence = u.confidence;
   o.tier = u.tier;
@@ -584,6 +589,16 @@ BacklogTotals totalsOf(const BacklogReport& report) {
     if (o.needs_human) ++t.needs_human;
     if (o.degraded) ++t.degraded;
     if (o.latency_ms >= 0) latencies.push_back(o.latency_ms);
+    if (!report.dry_run) {
+      const bool hit = o.cache == CacheStatus::kExact || o.cache == CacheStatus::kSemantic || o.cache == CacheStatus::kCoalesced;
+      auto& flow = t.flow[{o.routed_tier.empty() ? o.tier : o.routed_tier, hit ? std::string("cache") : o.tier}];
+      ++flow.tickets;
+      if (hit) ++flow.reasons[cacheStatusName(o.cache)];
+      std::stringstream moves(o.moves);
+      for (std::string reason; std::getline(moves, reason, ',');)
+        if (!reason.empty()) ++flow.reasons[reason];
+      if (o.degraded) ++flow.reasons["fallback"];
+    }
     if (!o.label.empty()) {
       ++t.classifier_vs_label.judged;
       t.classifier_vs_label.agreed += o.category == o.label;
@@ -679,6 +694,15 @@ std::string textSummary(const BacklogReport& r, const BacklogTotals& t) {
     << " exact, " << t.cache_semantic << " semantic"
     << (r.dry_run ? "" : ", " + std::to_string(t.cache_coalesced) + " coalesced (waited for a near-duplicate's answer)")
     << (r.dry_run && !r.cache_projected ? " (not projected: no redis-server)" : "") << "\n";
+  if (!t.flow.empty()) {
+    o << "  routed -> answered by (why it moved):\n";
+    for (const auto& [from_to, flow] : t.flow) {
+      o << "    " << from_to.first << " -> " << from_to.second << ": " << flow.tickets;
+      std::string why;
+      for (const auto& [reason, n] : flow.reasons) why += (why.empty() ? "" : ", ") + reason + " " + std::to_string(n);
+      o << (why.empty() ? "" : " (" + why + ")") << "\n";
+    }
+  }
   if (t.classifier_vs_label.judged > 0) {
     o << "  against the file's labels (" << t.classifier_vs_label.judged << " labelled): classifier "
       << percent(t.classifier_vs_label.agreed, t.classifier_vs_label.judged);
@@ -863,6 +887,27 @@ std::string htmlReport(const BacklogReport& r, const BacklogTotals& t) {
     h << "<tr><td>" << escape(tier) << "</td><td class=\"n\">" << n << "</td><td class=\"n\">" << formatUsd(c) << "</td></tr>\n";
   }
   h << "</table>\n";
+  if (!t.flow.empty()) {
+    h << "<h2>Routed tier to the tier that answered</h2>\n<table><tr><th>routed to</th><th>answered by</th>"
+         "<th>tickets</th><th>why it moved</th></tr>\n";
+    for (const auto& [from_to, flow] : t.flow) {
+      std::string why;
+      for (const auto& [reason, n] : flow.reasons) why += (why.empty() ? "" : ", ") + reason + " " + std::to_string(n);
+      h << "<tr><td>" << escape(from_to.first) << "</td><td>" << escape(from_to.second) << "</td><td class=\"n\">"
+        << flow.tickets << "</td><td>" << escape(why) << "</td></tr>\n";
+    }
+    h << "</table>\n";
+  }
+  if (t.classifier_vs_label.judged > 0) {
+    h << "<h2>Against the file's own labels</h2>\n<table><tr><th>who</th><th>agrees</th><th>of</th></tr>\n"
+      << "<tr><td>classifier</td><td class=\"n\">" << percent(t.classifier_vs_label.agreed, t.classifier_vs_label.judged)
+      << "</td><td class=\"n\">" << t.classifier_vs_label.judged << "</td></tr>\n";
+    for (const auto& tier : r.tiers)
+      if (auto it = t.answer_vs_label_by_tier.find(tier); it != t.answer_vs_label_by_tier.end())
+        h << "<tr><td>answers at " << escape(tier) << "</td><td class=\"n\">" << percent(it->second.agreed, it->second.judged)
+          << "</td><td class=\"n\">" << it->second.judged << "</td></tr>\n";
+    h << "</table>\n";
+  }
   if (t.latency_p50_ms)
     h << "<p>Latency from intake to update: p50 " << seconds(*t.latency_p50_ms) << ", p95 " << seconds(*t.latency_p95_ms) << ".</p>\n";
   h << "<h2>Most repeated issues (cache clusters)</h2>\n";

@@ -45,6 +45,8 @@ struct TicketOutcome {
   Difficulty difficulty = Difficulty::kMedium;
   double confidence = 0;
   std::string tier, model;
+  std::string routed_tier;  // live: where intake sent it ("" when unknown)
+  std::string moves;        // live: why it moved, e.g. "low_confidence,budget_downgrade"
   CacheStatus cache = CacheStatus::kMiss;
   std::string cache_source;  // the ticket whose answer was reused
   MicroUsd cost_micro_usd = 0;      // actual (live) or projected (dry run)
@@ -142,6 +144,13 @@ struct BacklogTotals {
     std::size_t judged = 0, agreed = 0;
   };
   Agreement classifier_vs_label;
+  // Live runs: routed tier -> where the answer came from (a tier, or "cache"), with why it moved
+  // (low_confidence, unusable_answer, budget_downgrade, fallback, exact, semantic, coalesced).
+  struct Flow {
+    std::size_t tickets = 0;
+    std::map<std::string, std::size_t> reasons;
+  };
+  std::map<std::pair<std::string, std::string>, Flow> flow;
   std::map<std::string, Agreement> answer_vs_label_by_tier;
   double savingShare() const { return frontier_cost > 0 ? 1.0 - double(cost) / double(frontier_cost) : 0.0; }
 };

@@ -138,6 +138,7 @@ void TierRole::applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& 
       down.tier_visits = routed.tier_visits + 1;
       down.spent_micro_usd = spent;
       down.rule = utf8Prefix("budget_downgrade from " + routed.tier + ": " + outcome.reason, 200);
+      down.route.move(routed.tier, down.tier, "budget_downgrade");
       count("downgraded");
       return completion.succeed({{config_.kafka.tierTopic(down.tier), routed.ticket.id, toJson(down), {}}});
     }
@@ -242,6 +243,7 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
     up.tier_visits = routed.tier_visits + 1;
     up.spent_micro_usd = routed.spent_micro_usd + outcome->spent_micro_usd;
     up.rule = utf8Prefix("escalated from " + routed.tier + ": " + outcome->reason, 200);
+    up.route.move(routed.tier, up.tier, outcome->escalation);
     count("escalated");
     if (logger_)
       logger_->info("ticket_escalated", {{"ticket_id", up.ticket.id}, {"trace_id", up.trace_id}, {"from", routed.tier},

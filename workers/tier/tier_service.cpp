@@ -595,6 +595,7 @@ Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery
       if (!next_tier.empty()) {
         outcome.kind = TierOutcomeKind::kEscalate;
         outcome.next_tier = next_tier;
+        outcome.escalation = "low_confidence";
         outcome.reason = entry.model->name + " answered with confidence below " +
                          std::to_string(tier_.escalate_below_confidence);
         return outcome;
@@ -612,6 +613,7 @@ Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery
     r.trace_id = ticket.trace_id;
     r.classification = ticket.classification;
     r.tier = tier_.name;
+    r.route = ticket.route;
     r.model = entry.model->name;
     r.provider = entry.provider->name;
     r.answer = std::move(answer);
@@ -633,6 +635,7 @@ Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery
   if (unusable_output && !next_tier.empty()) {
     outcome.kind = TierOutcomeKind::kEscalate;
     outcome.next_tier = next_tier;
+    outcome.escalation = "unusable_answer";
     outcome.reason = "no usable answer: " + failures;
     return outcome;
   }

@@ -97,6 +97,7 @@ struct TierOutcome {
   TierOutcomeKind kind = TierOutcomeKind::kAnswered;
   TicketResult result;     // kAnswered; cost includes what earlier tiers spent on the ticket
   std::string next_tier;   // kEscalate
+  std::string escalation;  // kEscalate: low_confidence or unusable_answer (a RouteMove reason)
   std::string reason;      // why it escalated or was refused, or why the answer is degraded
   int calls = 0;           // model calls made
   MicroUsd spent_micro_usd = 0;  // spent on calls by this tier, including unusable replies

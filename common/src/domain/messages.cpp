@@ -120,6 +120,24 @@ Answer answerFrom(const json& a) {
   return answer;
 }
 
+void writeRoute(JsonWriter& w, const Route& r) {
+  w.beginObject();
+  if (!r.moves.empty()) {
+    w.key("moves").beginArray();
+    for (const auto& m : r.moves) w.beginObject().field("from", m.from).field("reason", m.reason).field("to", m.to).endObject();
+    w.endArray();
+  }
+  w.field("routed_tier", r.routed_tier).endObject();
+}
+
+Route routeFrom(const json& j) {
+  Route r;
+  r.routed_tier = j.at("routed_tier");
+  if (j.contains("moves"))
+    for (const auto& m : j["moves"]) r.moves.push_back({m.at("from"), m.at("to"), m.at("reason")});
+  return r;
+}
+
 void writeUsage(JsonWriter& w, const TokenUsage& u) {
   w.beginObject().field("input_tokens", u.input_tokens).field("output_tokens", u.output_tokens).endObject();
 }
@@ -192,6 +210,11 @@ CacheStatus parseCacheStatus(std::string_view s) {
   return CacheStatus::kMiss;
 }
 
+void Route::move(const std::string& from, const std::string& to, const std::string& reason) {
+  if (routed_tier.empty()) routed_tier = from;
+  if (moves.size() < kMaxMoves) moves.push_back({from, to, reason});
+}
+
 const char* cacheStatusName(CacheStatus s) {
   switch (s) {
     case CacheStatus::kMiss: return "miss";
@@ -218,6 +241,7 @@ std::string toJson(const RoutedTicket& t) {
   w.field("received_at", t.received_at);
   w.key("routing").beginObject().field("budget_state", t.budget_state);
   if (t.escalations) w.field("escalations", t.escalations);
+  if (!t.route.routed_tier.empty()) writeRoute(w.key("route"), t.route);
   w.field("rule", t.rule);
   if (t.spent_micro_usd) w.field("spent_micro_usd", t.spent_micro_usd);
   w.field("tier", t.tier);
@@ -269,7 +293,9 @@ std::string toJson(const TicketResult& r) {
   w.field("completed_at", r.completed_at).field("cost_micro_usd", r.cost_micro_usd).field("degraded", r.degraded);
   w.fieldIfNotEmpty("degraded_reason", r.degraded_reason).field("latency_ms", r.latency_ms);
   w.fieldIfNotEmpty("model", r.model).fieldIfNotEmpty("provider", r.provider);
-  w.field("revision", r.revision).field("simulated", r.simulated);
+  w.field("revision", r.revision);
+  if (!r.route.routed_tier.empty()) writeRoute(w.key("route"), r.route);
+  w.field("simulated", r.simulated);
   if (r.source) writeSource(w.key("source"), *r.source);
   w.field("tenant", r.tenant);
   if (r.ticket_chars_cut) w.field("ticket_chars_cut", r.ticket_chars_cut);
@@ -289,6 +315,7 @@ TicketResult handOffResult(const RoutedTicket& routed, const std::string& reason
   r.trace_id = routed.trace_id;
   r.classification = routed.classification;
   r.tier = routed.tier;
+  r.route = routed.route;
   r.answer.summary = "Not triaged by a model: " + utf8Prefix(reason, 1500);
   r.answer.needs_human = true;
   r.answer.needs_human_reason = utf8Prefix(reason, 2000);
@@ -312,6 +339,7 @@ TicketUpdate TicketUpdate::fromResult(const TicketResult& r, std::string updated
   u.difficulty = r.classification.difficulty;
   u.confidence = r.classification.confidence;
   u.tier = r.tier;
+  u.route = r.route;
   u.model = r.model;
   u.provider = r.provider;
   u.cache = r.cache.status;
@@ -344,6 +372,7 @@ std::string toJson(const TicketUpdate& u) {
   w.fieldIfNotEmpty("model", u.model).field("needs_human", u.needs_human);
   w.fieldIfNotEmpty("needs_human_reason", u.needs_human_reason).fieldIfNotEmpty("provider", u.provider);
   w.field("reply", u.reply).field("resolution_steps", u.resolution_steps).field("revision", u.revision);
+  if (!u.route.routed_tier.empty()) writeRoute(w.key("route"), u.route);
   w.field("simulated", u.simulated);
   if (u.source) writeSource(w.key("source"), *u.source);
   w.field("summary", u.summary).field("tenant", u.tenant);
@@ -406,6 +435,7 @@ Result<RoutedTicket> parseRoutedTicket(std::string_view bytes) {
     readIfPresent(j["routing"], "tier_visits", t.tier_visits);
     readIfPresent(j["routing"], "budget_state", t.budget_state);
     readIfPresent(j["routing"], "spent_micro_usd", t.spent_micro_usd);
+    if (j["routing"].contains("route")) t.route = routeFrom(j["routing"]["route"]);
     return t;
   });
 }
@@ -420,6 +450,7 @@ Result<TicketResult> parseTicketResult(std::string_view bytes) {
     r.trace_id = j["trace_id"];
     r.classification = classificationFrom(j["classification"]);
     r.tier = j["tier"];
+    if (j.contains("route")) r.route = routeFrom(j["route"]);
     readIfPresent(j, "model", r.model);
     readIfPresent(j, "provider", r.provider);
     const json& c = j["cache"];
@@ -454,6 +485,7 @@ Result<TicketUpdate> parseTicketUpdate(std::string_view bytes) {
     u.difficulty = parseDifficulty(j["difficulty"].get<std::string>()).value_or(Difficulty::kMedium);
     u.confidence = j["confidence"];
     u.tier = j["tier"];
+    if (j.contains("route")) u.route = routeFrom(j["route"]);
     readIfPresent(j, "model", u.model);
     readIfPresent(j, "provider", u.provider);
     u.cache = parseCacheStatus(j["cache"].get<std::string>());

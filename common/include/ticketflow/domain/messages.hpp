@@ -64,6 +64,20 @@ struct Classification {
   std::map<std::string, double> probabilities;
 };
 
+// Where intake routed a ticket and its moves between tiers after that (common.schema.json#route).
+struct RouteMove {
+  std::string from, to;
+  std::string reason;  // low_confidence, unusable_answer, budget_downgrade
+};
+struct Route {
+  std::string routed_tier;  // "" in messages from before routes were recorded
+  std::vector<RouteMove> moves;
+  static constexpr std::size_t kMaxMoves = 16;
+  // Appends a move (the first kMaxMoves only: a ticket bounces at most a few times). A route from
+  // an older message starts at the move's `from`.
+  void move(const std::string& from, const std::string& to, const std::string& reason);
+};
+
 // schemas/routed_ticket.schema.json
 struct RoutedTicket {
   Ticket ticket;
@@ -78,6 +92,7 @@ struct RoutedTicket {
   // Tiers the ticket was at before this one (escalations and budget downgrades): the tier's
   // ledger ids carry it, so a second visit to a tier is charged as the new requests it sends.
   int tier_visits = 0;
+  Route route = {};
 };
 
 // Headers of a routed ticket parked on kafka.topics.deferred by a budget cap (RFC 3339 times).
@@ -116,6 +131,7 @@ struct TicketResult {
   std::string trace_id;
   Classification classification;
   std::string tier;
+  Route route;
   std::string model;     // empty for cache hits and hand-offs
   std::string provider;  // empty for cache hits and hand-offs
   CacheOutcome cache;
@@ -148,6 +164,7 @@ struct TicketUpdate {
   Difficulty difficulty = Difficulty::kMedium;
   double confidence = 0;
   std::string tier;
+  Route route;
   std::string model;
   std::string provider;
   CacheStatus cache = CacheStatus::kMiss;
