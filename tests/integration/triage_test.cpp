@@ -82,7 +82,7 @@ TEST(Triage, ACalibratedDryRunPricesTicketsAtWhatLiveTicketsCost) {
   for (int i = 0; i < 18; ++i) {
     const char* level = i % 3 == 0 ? "easy" : i % 3 == 1 ? "medium" : "hard";
     state += nlohmann::json{{"outcome", {{"id", "p" + std::to_string(i)}, {"tenant", "t"}, {"category", "Pilot"},
-                                         {"difficulty", level}, {"cache", "miss"}, {"cost", 1000}, {"frontier", 5000}}}}
+                                         {"difficulty", level}, {"cache", "miss"}, {"model", "m"}, {"cost", 1000}, {"frontier", 5000}}}}
                  .dump() + "\n";
   }
   state += nlohmann::json{{"outcome", {{"id", "hit"}, {"tenant", "t"}, {"category", "Pilot"}, {"difficulty", "easy"},

@@ -142,7 +142,8 @@ void IntakeRole::handle(const stage::Delivery& delivery, const stage::Completion
   if (cache_ && config_.cache.enabled) {
     bool skipped = false;
     if (serveFromCache(routed, trace, completion, false, &skipped)) return;
-    // Its near-duplicate is being answered now: wait for that answer rather than pay for another.
+    // Its near-duplicate is being answered now: wait for that answer rather than pay for another
+    // (counted once, when the wait ends: coalesced or coalesce_gave_up).
     if (in_flight_ && !skipped && decision.route.action == classify::RouteAction::kModel &&
         in_flight_->answering(routed.ticket.tenant, routed.classification.category, routed.ticket.text(),
                               routed.ticket.id)) {
@@ -150,6 +151,7 @@ void IntakeRole::handle(const stage::Delivery& delivery, const stage::Completion
           Waiting{std::move(routed), decision, trace, completion, clock_.steadyNow() + in_flight_->maxWait()});
       return waitAgain(std::move(waiting));
     }
+    if (metrics_) metrics_->cache_lookups.with({skipped ? "skipped" : "miss"}).inc();
   }
   route(std::move(routed), decision, trace, completion);
 }
@@ -162,10 +164,7 @@ bool IntakeRole::serveFromCache(const RoutedTicket& routed, const std::vector<ka
     auto parsed = parseCachedAnswer(hit->entry.answer_json);
     if (parsed) answer = std::move(*parsed);
   }
-  if (!answer) {
-    if (metrics_ && !coalesced) metrics_->cache_lookups.with({*skipped ? "skipped" : "miss"}).inc();
-    return false;
-  }
+  if (!answer) return false;  // the caller counts the miss once it knows what comes next
   if (metrics_) {
     metrics_->cache_lookups.with({coalesced ? "coalesced" : hit->exact ? "exact" : "semantic"}).inc();
     metrics_->cache_similarity.with({}).observe(hit->similarity);

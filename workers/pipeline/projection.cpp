@@ -45,7 +45,10 @@ Result<LiveCalibration> LiveCalibration::fromStateFile(const std::string& path) 
     const auto j = nlohmann::json::parse(line, nullptr, false);
     if (!j.is_object() || !j.contains("outcome") || !j["outcome"].is_object()) continue;
     const auto& o = j["outcome"];
-    if (o.value("dead_lettered", false) || o.value("cache", "miss") != "miss" || !o.contains("cost")) continue;
+    // Answered by a model: not a dead letter, cache hit or budget hand-off (the dry run has none).
+    if (o.value("dead_lettered", false) || o.value("cache", "miss") != "miss" || !o.contains("cost") ||
+        o.value("model", "").empty())
+      continue;
     const auto difficulty = parseDifficulty(o.value("difficulty", "medium")).value_or(Difficulty::kMedium);
     const Sample sample{o["cost"].is_number() ? o["cost"].get<double>() : 0.0,
                         o.contains("frontier") && o["frontier"].is_number() ? o["frontier"].get<double>() : 0.0};
@@ -53,9 +56,9 @@ Result<LiveCalibration> LiveCalibration::fromStateFile(const std::string& path) 
     levels[difficulty].push_back(sample);
     all.push_back(sample);
   }
-  if (all.empty())
-    return Error::invalidArgument("--calibration " + path +
-                                  ": no ticket answered by a model in it (a live `triage` run's resume file is needed)");
+  if (all.size() < 2)
+    return Error::invalidArgument("--calibration " + path + ": " + (all.empty() ? "no ticket" : "one ticket only") +
+                                  " answered by a model in it (a live `triage` run's resume file is needed)");
   LiveCalibration c;
   for (const auto& [key, costs] : cells) c.cells_[key] = cellOf(costs);
   for (const auto& [level, costs] : levels) c.by_difficulty_[level] = cellOf(costs);

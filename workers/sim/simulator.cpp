@@ -454,7 +454,7 @@ json ProviderSimulator::answerFor(const std::string& ticket_block, const std::st
     const bool right = uniformFrom(draw("right")) < p_right;
     confidence = statedConfidence(c, p_right, normalFrom(draw("confidence-a"), draw("confidence-b")));
     category = truth;
-    if (best->category != truth) shown = runbookOfCategory(truth) ? runbookOfCategory(truth) : best;
+    if (best->category != truth) shown = runbookOfCategory(truth) ? runbookOfCategory(truth) : &options_.runbooks.back();
     if (!right && categories_.size() > 1) {
       // Another category, then a runbook of it (or the general one).
       const auto at = std::find(categories_.begin(), categories_.end(), truth);

@@ -38,7 +38,7 @@ TierRole::TierRole(const Config& config, TierService& service, int call_threads,
       service_(service),
       clock_(clock),
       cache_(cache),
-      in_flight_(in_flight),
+      in_flight_(config.cache.enabled && config.cache.coalesce_wait_ms > 0 ? in_flight : nullptr),
       metrics_(metrics),
       logger_(logger),
       turns_(std::max(1, call_threads)),
@@ -166,6 +166,7 @@ void TierRole::applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& 
     case BudgetPolicy::kHuman: {
       count("human");
       const TicketResult r = handOffResult(routed, outcome.reason, spent, clock_.now());
+      if (in_flight_) in_flight_->end(routed.ticket.tenant, routed.ticket.text(), routed.ticket.id);  // nothing to share
       return completion.succeed({{config_.kafka.topics.results, routed.ticket.id, toJson(r), {}}});
     }
   }
@@ -266,7 +267,7 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
     cache_->insert(result.tenant, routed.ticket.text(), entry);  // Redis trouble: skipped, counted
   }
   // After the insert: a near-duplicate waiting for this answer finds it before the registration goes.
-  if (in_flight_) in_flight_->end(result.tenant, routed.ticket.text());
+  if (in_flight_) in_flight_->end(result.tenant, routed.ticket.text(), routed.ticket.id);
   completion.succeed({{config_.kafka.topics.results, routed.ticket.id, toJson(result), {}}});
 }
 

@@ -241,14 +241,25 @@ Result<std::string> TierService::admit(const ModelConfig& model, std::int64_t pr
     auto lease = admitRate(model, tokens);
     if (!lease || !ledger) return lease;
     auto reserved = ledger->reserve(request);
-    for (int round = 0; round < 10'000 && reserved && reserved->in_flight_elsewhere; ++round) {
-      if (!waitForOwner(*reserved, model, owner_wait_deadline, context)) break;
-      reserved = ledger->reserve(request);
-    }
     if (reserved && reserved->in_flight_elsewhere) {
-      if (limiter) (void)limiter->release(model, *lease);
-      if (!context.abort) context.abort = Error::unavailable("budget reservation " + context.budget_key + " stays in flight");
-      return *context.abort;
+      if (limiter) (void)limiter->release(model, *lease);  // no grant held while waiting
+      for (int round = 0; round < 10'000 && reserved && reserved->in_flight_elsewhere; ++round) {
+        if (!waitForOwner(*reserved, model, owner_wait_deadline, context)) break;
+        reserved = ledger->reserve(request);
+      }
+      if (reserved && reserved->in_flight_elsewhere) {
+        if (!context.abort) context.abort = Error::unavailable("budget reservation " + context.budget_key + " stays in flight");
+        return *context.abort;
+      }
+      if (reserved && reserved->reserved) {  // taken over: this call is sent here, under a new grant
+        lease = admitRate(model, tokens);
+        if (!lease) {
+          releaseReservation(context, call);
+          return lease;
+        }
+      } else {
+        lease = std::string();  // settled (replayed) or refused: nothing to give back
+      }
     }
     if (reserved && reserved->state == "settled") {  // paid before: replay its reply
       if (limiter) (void)limiter->release(model, *lease);
@@ -432,8 +443,21 @@ Result<provider::ModelReply> TierService::callWithRetries(Entry& entry, provider
       lease = admit(*entry.model, prompt_tokens, tokens, call, context, nullptr);
     }
     if (!lease) return lease.error();  // our own limit or budget, not the provider's fault: no breaker count
-    Result<provider::ModelReply> reply = Error::internal("not called");
     const bool replayed = context.replay.has_value();
+    // Should anything throw before finishCall(), the reservation is given back and no longer held
+    // (a hold left behind would keep another process waiting on a call nobody makes).
+    struct Unfinished {
+      TierService& tier;
+      const ModelConfig& model;
+      const std::string& lease;
+      CallContext& context;
+      int call;
+      bool pending;
+      ~Unfinished() {
+        if (pending) tier.finishCall(model, lease, context, call, nullptr);
+      }
+    } unfinished{*this, *entry.model, *lease, context, call, !replayed};
+    Result<provider::ModelReply> reply = Error::internal("not called");
     std::chrono::steady_clock::duration took{};
     if (replayed) {
       // Sent and paid before this run (a redelivered or held ticket): its kept reply stands in
@@ -456,15 +480,24 @@ Result<provider::ModelReply> TierService::callWithRetries(Entry& entry, provider
     } else {
       // Wait for a free slot no longer than a call could take anyway.
       if (entry.slots && !entry.slots->try_acquire_for(std::chrono::milliseconds(entry.provider->total_timeout_ms))) {
+        unfinished.pending = false;
         finishCall(*entry.model, *lease, context, call, nullptr);
         return Error::timeout(entry.model->name + ": no free call slot (models[].limits.max_concurrency)");
       }
       const auto started = clock_.steadyNow();
-      reply = entry.client->complete(request);
+      {
+        struct SlotHeld {  // given back however complete() ends
+          std::counting_semaphore<1 << 20>* slots;
+          ~SlotHeld() {
+            if (slots) slots->release();
+          }
+        } slot{entry.slots.get()};
+        reply = entry.client->complete(request);
+      }
       took = clock_.steadyNow() - started;
-      if (entry.slots) entry.slots->release();
       // The lease back, and the reservation settled to the billed cost with the reply kept (or
       // released: nothing was spent), in one round trip. A failed release expires with its TTL.
+      unfinished.pending = false;
       finishCall(*entry.model, *lease, context, call, reply ? &*reply : nullptr);
       observeLimits(*entry.model, reply);
       ++outcome.calls;

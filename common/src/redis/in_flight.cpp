@@ -29,8 +29,8 @@ void InFlightRegistry::begin(const std::string& tenant, const std::string& categ
   tickets_.insert(tenant, text, entry);
 }
 
-void InFlightRegistry::end(const std::string& tenant, const std::string& text) {
-  (void)tickets_.forget(tenant, text);  // Redis trouble: it expires with its TTL
+void InFlightRegistry::end(const std::string& tenant, const std::string& text, const std::string& ticket_id) {
+  (void)tickets_.forget(tenant, text, ticket_id);  // Redis trouble: it expires with its TTL
 }
 
 }  // namespace ticketflow::redis

@@ -380,11 +380,15 @@ Status SemanticCache::store(const std::string& tenant, const std::string& text, 
   return {};
 }
 
-Result<bool> SemanticCache::forget(const std::string& tenant, const std::string& text) {
+Result<bool> SemanticCache::forget(const std::string& tenant, const std::string& text,
+                                   const std::string& source_ticket_id) {
   const std::string tp = tenantPrefix(tenant);
   auto id = pool_->command({"GET", tp + "x:" + exactHash(normaliseForCache(text))});
   if (!id) return id.error();
   if (id->isNil()) return false;
+  auto source = pool_->command({"HGET", tp + "e:" + id->str, "s"});
+  if (!source) return source.error();
+  if (source->isNil() || source->str != source_ticket_id) return false;  // another ticket's, same text
   auto deleted = deleteEntries(tenant, {id->str});
   if (!deleted) return deleted.error();
   return *deleted > 0;

@@ -30,7 +30,8 @@ class InFlightRegistry {
                                        const std::string& text, const std::string& ticket_id);
   void begin(const std::string& tenant, const std::string& category, const std::string& text,
              const std::string& ticket_id);
-  void end(const std::string& tenant, const std::string& text);
+  // Only `ticket_id`'s own registration goes (an identical copy's stays).
+  void end(const std::string& tenant, const std::string& text, const std::string& ticket_id);
 
  private:
   static CacheConfig registryConfig(const CacheConfig& cache);

@@ -100,9 +100,9 @@ class SemanticCache {
                            double min_similarity = -1.0);
   Status store(const std::string& tenant, const std::string& text, const CacheEntry& entry);
 
-  // Deletes the newest entry stored for exactly `text` (normalised) of `tenant`; true when there
-  // was one.
-  Result<bool> forget(const std::string& tenant, const std::string& text);
+  // Deletes the newest entry stored for exactly `text` (normalised) of `tenant` when it came from
+  // `source_ticket_id`; true when there was one.
+  Result<bool> forget(const std::string& tenant, const std::string& text, const std::string& source_ticket_id);
   // Deletes matching entries; returns how many.
   Result<std::int64_t> purge(const CachePurgeFilter& filter);
   Result<CacheStats> stats();
