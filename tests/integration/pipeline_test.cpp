@@ -204,6 +204,31 @@ TEST(Pipeline, NearDuplicatesOfATicketStillBeingAnsweredWaitForItsAnswer) {
   EXPECT_GE(coalesced, 1) << "every copy came after the answer: nothing was in flight";
   EXPECT_GT(cost, 0);
   EXPECT_LE(stack.simulatorStats().requests, 3) << "the copies called models";
+
+  // Identical copies all at once: intake threads that handle two at the same moment are told
+  // apart by the claim on the exact text, so one is answered and the rest wait for it.
+  std::vector<Ticket> burst;
+  for (int i = 0; i < 6; ++i) {
+    Ticket t = sampleTickets().at(0);
+    t.id = "BURST-" + std::to_string(i);
+    t.subject = "Outlook keeps asking for my password";
+    t.body = "Since the update this morning Outlook asks for my password every few minutes and will not sync.";
+    burst.push_back(t);
+  }
+  testing::produceAll(config.kafka.bootstrap_servers, config.kafka.topics.inbound, recordsOf(burst));
+  auto burst_updates = readTopic(config, config.kafka.topics.updates, copies.size() + 1 + burst.size(), 60s);
+  int burst_answered_by_a_model = 0, burst_seen = 0;
+  std::string burst_log;
+  for (const auto& m : burst_updates) {
+    if (m.key.value_or("").rfind("BURST-", 0) != 0) continue;
+    auto u = parseTicketUpdate(m.value);
+    ASSERT_TRUE(u.ok()) << u.error().message;
+    ++burst_seen;
+    burst_log += u->ticket_id + ":" + cacheStatusName(u->cache) + " ";
+    if (u->cache == CacheStatus::kMiss) ++burst_answered_by_a_model;
+  }
+  EXPECT_EQ(burst_seen, 6);
+  EXPECT_EQ(burst_answered_by_a_model, 1) << burst_log;
 }
 
 Ticket routedSample(const std::string& id) {

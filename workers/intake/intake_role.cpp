@@ -144,9 +144,14 @@ void IntakeRole::handle(const stage::Delivery& delivery, const stage::Completion
     if (serveFromCache(routed, trace, completion, false, &skipped)) return;
     // Its near-duplicate is being answered now: wait for that answer rather than pay for another
     // (counted once, when the wait ends: coalesced or coalesce_gave_up).
-    if (in_flight_ && !skipped && decision.route.action == classify::RouteAction::kModel &&
-        in_flight_->answering(routed.ticket.tenant, routed.classification.category, routed.ticket.text(),
-                              routed.ticket.id)) {
+    // An identical copy handled at this very moment holds the text's claim.
+    const auto answered_by = [&]() -> std::optional<std::string> {
+      const std::string text = routed.ticket.text();
+      const std::string& category = routed.classification.category;
+      if (auto other = in_flight_->answering(routed.ticket.tenant, category, text, routed.ticket.id)) return other;
+      return in_flight_->claim(routed.ticket.tenant, category, text, routed.ticket.id);
+    };
+    if (in_flight_ && !skipped && decision.route.action == classify::RouteAction::kModel && answered_by()) {
       auto waiting = std::make_shared<Waiting>(
           Waiting{std::move(routed), decision, trace, completion, clock_.steadyNow() + in_flight_->maxWait()});
       return waitAgain(std::move(waiting));
