@@ -149,7 +149,7 @@ void IntakeRole::handle(const stage::Delivery& delivery, const stage::Completion
       const std::string text = routed.ticket.text();
       const std::string& category = routed.classification.category;
       if (auto other = in_flight_->answering(routed.ticket.tenant, category, text, routed.ticket.id)) return other;
-      return in_flight_->claim(routed.ticket.tenant, category, text, routed.ticket.id);
+      return in_flight_->claim(routed.ticket.tenant, text, routed.ticket.id);
     };
     if (in_flight_ && !skipped && decision.route.action == classify::RouteAction::kModel && answered_by()) {
       auto waiting = std::make_shared<Waiting>(

@@ -38,11 +38,6 @@ class NullBuffer : public std::streambuf {
   int overflow(int c) override { return c; }
 };
 
-std::string labelOf(const Ticket& ticket) {
-  auto label = ticket.metadata.find("label");
-  return label != ticket.metadata.end() && label->is_string() ? label->get<std::string>() : std::string();
-}
-
 json outcomeJson(const TicketOutcome& o) {
   return {{"id", o.ticket_id},        {"tenant", o.tenant},          {"subject", o.subject},
           {"category", o.category},   {"answer_category", o.answer_category}, {"label", o.label},
@@ -121,7 +116,7 @@ TicketOutcome outcomeFromUpdate(const TicketUpdate& u, const Ticket& ticket, con
   o.subject = ticket.subject;
   o.category = u.category;
   o.answer_category = u.answer_category;
-  o.label = labelOf(ticket);
+  o.label = ticketLabel(ticket);
   o.routed_tier = u.route.routed_tier;
   for (const auto& m : u.route.moves) o.moves += (o.moves.empty() ? "" : ",") + m.reason;
   o.difficulty = u.difficulty;
@@ -264,7 +259,7 @@ BacklogReport dryRun(const Config& config, const BacklogOptions& options, Loaded
     o.tenant = t.tenant;
     o.subject = t.subject;
     o.category = decision.classification.category;
-    o.label = labelOf(t);
+    o.label = ticketLabel(t);
     o.difficulty = decision.classification.difficulty;
     o.confidence = decision.classification.confidence;
     o.tier = decision.route.tier;

@@ -8,6 +8,7 @@
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/core/json_fields.hpp"
 #include "ticketflow/core/clock.hpp"
+#include "ticketflow/domain/ticket_file.hpp"
 #include "ticketflow/redis/embedder.hpp"
 
 namespace ticketflow::sim {
@@ -181,8 +182,7 @@ ProviderSimulator::~ProviderSimulator() {
 TicketLabels labelsOf(const std::vector<Ticket>& tickets) {
   TicketLabels labels;
   for (const auto& t : tickets)
-    if (auto label = t.metadata.find("label"); label != t.metadata.end() && label->is_string())
-      labels[labelKey(t.body)] = label->get<std::string>();
+    if (std::string label = ticketLabel(t); !label.empty()) labels[labelKey(t.body)] = std::move(label);
   return labels;
 }
 

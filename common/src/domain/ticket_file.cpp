@@ -201,6 +201,11 @@ Result<ColumnMap> ColumnMap::parse(const std::string& spec) {
   return map;
 }
 
+std::string ticketLabel(const Ticket& ticket) {
+  auto label = ticket.metadata.find("label");
+  return label != ticket.metadata.end() && label->is_string() ? label->get<std::string>() : std::string();
+}
+
 Result<Ticket> ticketFromRecord(const TicketRecord& record, const ColumnMap& map, const TicketDefaults& defaults) {
   const std::string where = "line " + std::to_string(record.line) + ": ";
   if (!record.fields.is_object())

@@ -34,9 +34,8 @@ std::string InFlightRegistry::claimKey(const std::string& tenant, const std::str
   return prefix_ + "claim:" + sha256Hex(tenant + '\x1f' + text);
 }
 
-std::optional<std::string> InFlightRegistry::claim(const std::string& tenant, const std::string& category,
-                                                   const std::string& text, const std::string& ticket_id) {
-  (void)category;  // identical text, identical predicted category
+std::optional<std::string> InFlightRegistry::claim(const std::string& tenant, const std::string& text,
+                                                   const std::string& ticket_id) {
   const std::string key = claimKey(tenant, text);
   auto set = pool_->command({"SET", key, ticket_id, "NX", "PX", std::to_string(std::max<std::int64_t>(max_wait_.count(), 1))});
   if (!set || !set->isNil()) return std::nullopt;  // claimed now (or Redis trouble: go on unclaimed)

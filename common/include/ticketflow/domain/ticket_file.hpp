@@ -60,6 +60,10 @@ struct TicketDefaults {
 
 // The ticket a record describes, validated against the schema; the error names the line and
 // the field. With an empty map, a record that has schema_version is taken as a ticket as it is.
+// The helpdesk's own category of a ticket read from a file (metadata.label, from a `label` or
+// `category` column); "" when the file had none.
+std::string ticketLabel(const Ticket& ticket);
+
 Result<Ticket> ticketFromRecord(const TicketRecord& record, const ColumnMap& map, const TicketDefaults& defaults);
 
 }  // namespace ticketflow

@@ -32,8 +32,7 @@ class InFlightRegistry {
                                        const std::string& text, const std::string& ticket_id);
   // Claims the exact text for `ticket_id`: the other ticket holding it, or nothing (claimed now, or
   // held by this ticket already: a redelivery).
-  std::optional<std::string> claim(const std::string& tenant, const std::string& category, const std::string& text,
-                                   const std::string& ticket_id);
+  std::optional<std::string> claim(const std::string& tenant, const std::string& text, const std::string& ticket_id);
   void begin(const std::string& tenant, const std::string& category, const std::string& text,
              const std::string& ticket_id);
   // Only `ticket_id`'s own registration goes (an identical copy's stays).
