@@ -89,7 +89,26 @@ TEST_F(SchemaAgreement, WhatOurTypesSerialiseIsValidForAjv) {
   d.failed_at = r.completed_at;
   testing::writeFile(dir + "/dead_letter.json", toJson(d));
 
+  ShadowRequest shadow;
+  shadow.routed.ticket = t;
+  shadow.routed.trace_id = r.trace_id;
+  shadow.routed.received_at = r.completed_at;
+  shadow.routed.classification = r.classification;
+  shadow.routed.tier = "fast";
+  shadow.routed.rule = "difficulty easy";
+  shadow.tier = "fast";
+  shadow.model = "gpt-5-mini";
+  shadow.answer_category = "Hardware";
+  shadow.confidence = 0.8;
+  shadow.agreement = 0.91;
+  shadow.features.classifier_confidence = 0.7;
+  testing::writeFile(dir + "/shadow.json", toJson(shadow));
+  auto shadow_back = parseShadowRequest(toJson(shadow));
+  ASSERT_TRUE(shadow_back.ok()) << shadow_back.error().message;
+  EXPECT_EQ(toJson(*shadow_back), toJson(shadow));
+
   const std::map<std::string, std::string> files = {{"ticket.json", "ticket.schema.json"},
+                                                    {"shadow.json", "shadow_request.schema.json"},
                                                     {"result.json", "result.schema.json"},
                                                     {"update.json", "ticket_update.schema.json"},
                                                     {"dead_letter.json", "dead_letter.schema.json"}};

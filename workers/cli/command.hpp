@@ -27,7 +27,7 @@ cli::OptionSpec configOption();
 std::vector<Command> foundationCommands();  // broker, config check
 std::vector<Command> pipelineCommands();    // submit, triage, demo
 std::vector<Command> classifierCommands();  // train, eval, classify, bench classifier
-std::vector<Command> redisCommands();       // budget, cache, bench cache|ledger
+std::vector<Command> redisCommands();       // budget, cache, eval routing, train escalation, bench cache|ledger
 std::vector<Command> simulatorCommands();   // sim
 std::vector<Command> stageCommands();       // bench stage
 std::vector<Command> roleCommands();        // run tier

@@ -154,6 +154,9 @@ int runTriage(const cli::ParsedArgs& args) {
       pipeline_log.open(*log, std::ios::app);
       options.pipeline_log = &pipeline_log;
     }
+    options.shadow_labels = args.find("shadow-labels").value_or("");
+  } else if (args.has("shadow-labels")) {
+    throw cli::UsageError("--shadow-labels goes with --embedded");
   }
   ProgressBar bar(options.dry_run ? "classifying" : "triaging");
   options.progress = [&](const pipeline::BacklogProgress& p) { bar.update(p); };
@@ -230,7 +233,8 @@ std::vector<Command> pipelineCommands() {
          {"calibration", "STATE", "--dry-run: price tickets by what a live run's tickets cost (its resume file)"},
          {"idle-timeout", "S", "stop waiting after S seconds without an outcome", "180"},
          {"latency-scale", "X", "--embedded: multiply simulated model latency", "1"},
-         {"log", "FILE", "--embedded: append the pipeline's JSON logs here", ""}},
+         {"log", "FILE", "--embedded: append the pipeline's JSON logs here", ""},
+         {"shadow-labels", "FILE", "--embedded: write the run's shadow comparisons as training labels (JSON lines)", ""}},
         "Streams the file into the pipeline (the configured cluster, where `run` roles work, or --embedded),\n"
         "shows progress with rate and ETA, and reports counts per category and difficulty, cost per tier\n"
         "against all-frontier, the most repeated issues and the tickets needing humans. Interrupted runs\n"

@@ -1,5 +1,5 @@
-// budget show|set|reset, cache stats|purge|eval, bench cache|ledger: the Redis components'
-// commands.
+// budget show|set|reset, cache stats|purge|eval, eval routing, train escalation, bench
+// cache|ledger: the Redis components' commands.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -15,6 +15,9 @@
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
+#include "pipeline/agreement_report.hpp"
+#include "ticketflow/classify/escalation_model.hpp"
+#include "ticketflow/redis/agreement_store.hpp"
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/redis/budget_ledger.hpp"
 #include "ticketflow/redis/embedded_server.hpp"
@@ -419,6 +422,105 @@ double percentile(std::vector<double> v, double p) {
   return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
 }
 
+int runEvalRouting(const cli::ParsedArgs& args) {
+  const Config config = loadConfigOption(args);
+  redis::AgreementStore store(connectConfigured(config), config.redis.key_prefix);
+  if (auto out = args.find("export-labels")) {
+    auto labels = store.labels();
+    if (!labels) throw std::runtime_error(labels.error().message);
+    std::ofstream file(*out, std::ios::trunc);
+    if (!file) throw std::runtime_error(*out + ": cannot write");
+    for (const auto& l : *labels) file << l.toJson().dump() << "\n";
+    if (!file.flush()) throw std::runtime_error(*out + ": write failed");
+    std::cout << "wrote " << labels->size() << " shadow labels to " << *out << "\n";
+  }
+  auto table = store.table();
+  if (!table) throw std::runtime_error(table.error().message);
+  std::cout << pipeline::agreementText(*table, config.shadow.reference_tier);
+  if (args.has("reset")) {
+    if (auto st = store.reset(); !st) throw std::runtime_error(st.error().message);
+    std::cout << "shadow counts and labels forgotten\n";
+  }
+  return kExitOk;
+}
+
+// The area under the ROC curve of `score` for telling agreed from not (ties count half).
+double aucOf(const std::vector<std::pair<double, bool>>& scored) {
+  std::vector<std::pair<double, bool>> s = scored;
+  std::sort(s.begin(), s.end());
+  double positives = 0, negatives = 0, rank_sum = 0;
+  for (std::size_t i = 0; i < s.size();) {
+    std::size_t j = i;
+    while (j < s.size() && s[j].first == s[i].first) ++j;
+    const double mid_rank = (static_cast<double>(i) + static_cast<double>(j) + 1) / 2.0;  // 1-based average
+    for (std::size_t k = i; k < j; ++k) {
+      if (s[k].second) {
+        rank_sum += mid_rank;
+        ++positives;
+      } else {
+        ++negatives;
+      }
+    }
+    i = j;
+  }
+  if (positives == 0 || negatives == 0) return 0.5;
+  return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives);
+}
+
+int runTrainEscalation(const cli::ParsedArgs& args) {
+  const std::string out = args.get("out");
+  if (out.empty()) throw cli::UsageError("--out is required");
+  std::vector<classify::AgreementLabel> labels;
+  if (auto path = args.find("labels")) {
+    std::ifstream in(*path);
+    if (!in) throw std::runtime_error(*path + ": cannot open");
+    std::size_t line_no = 0;
+    for (std::string line; std::getline(in, line);) {
+      ++line_no;
+      if (line.empty()) continue;
+      auto label = classify::AgreementLabel::fromJson(nlohmann::json::parse(line, nullptr, false));
+      if (!label) throw std::runtime_error(*path + ":" + std::to_string(line_no) + ": " + label.error().message);
+      labels.push_back(std::move(*label));
+    }
+  } else {
+    const Config config = loadConfigOption(args);
+    redis::AgreementStore store(connectConfigured(config), config.redis.key_prefix);
+    auto stored = store.labels();
+    if (!stored) throw std::runtime_error(stored.error().message);
+    labels = std::move(*stored);
+  }
+  if (labels.size() < 20) throw std::runtime_error("only " + std::to_string(labels.size()) + " labels: too few to train on");
+  classify::EscalationTrainOptions options;
+  options.min_tier_examples = static_cast<int>(args.getInt("min-tier-examples", 1, 1'000'000));
+  options.l2 = args.getDouble("l2");
+  if (!(options.l2 >= 0 && options.l2 <= 10)) throw cli::UsageError("--l2: expected a number from 0 to 10");
+  // Held-out check first: every fifth example, by position.
+  std::vector<classify::AgreementLabel> fit, held_out;
+  for (std::size_t i = 0; i < labels.size(); ++i) (i % 5 == 4 ? held_out : fit).push_back(labels[i]);
+  const auto trial = classify::EscalationModel::train(fit, options);
+  std::map<std::string, std::vector<std::pair<double, bool>>> verifier, stated;
+  for (const auto& l : held_out) {
+    verifier[l.tier].push_back({trial.agreement(l.tier, l.features), l.agreed});
+    stated[l.tier].push_back({l.features.stated_confidence, l.agreed});
+  }
+  std::cout << "escalation verifier: " << labels.size() << " labels; held out every fifth (" << held_out.size() << ")\n";
+  for (const auto& [tier, scored] : verifier) {
+    std::size_t agreed = 0;
+    for (const auto& [score, ok] : scored) agreed += ok ? 1 : 0;
+    std::cout << "  " << std::left << std::setw(10) << tier << std::right << std::setw(6) << scored.size()
+              << " held out, " << std::fixed << std::setprecision(1) << 100.0 * static_cast<double>(agreed) / static_cast<double>(scored.size())
+              << "% agreed; AUC verifier " << std::setprecision(3) << aucOf(scored) << ", stated confidence alone "
+              << aucOf(stated[tier]) << "\n";
+  }
+  const auto model = classify::EscalationModel::train(labels, options);
+  std::ofstream file(out, std::ios::trunc);
+  if (!file) throw std::runtime_error(out + ": cannot write");
+  file << model.toJson();
+  if (!file.flush()) throw std::runtime_error(out + ": write failed");
+  std::cout << "wrote " << out << " (trained on all " << labels.size() << " labels); use it with classifier.escalation_model\n";
+  return kExitOk;
+}
+
 int runBenchCache(const cli::ParsedArgs& args) {
   Config config = loadConfigOption(args);
   if (args.has("dimension")) config.cache.dimension = static_cast<int>(args.getInt("dimension", 16, 65536));
@@ -605,6 +707,22 @@ std::vector<Command> redisCommands() {
         "threshold the hit rate and the share of hits whose cached ticket has the same label. Uses a\n"
         "private redis-server; the configured Redis is not touched."},
        runCacheEval, ""},
+      {{"eval routing", "print shadow evaluation's agreement per tier and category", "", 0, 0,
+        {cfg, {"export-labels", "FILE", "also write the stored training labels as JSON lines", ""},
+         {"reset", "", "then forget the counts and labels (after a model or profile change)", ""}},
+        "Reads what the shadow role measured (Redis): each tier's agreement with the reference tier on\n"
+        "category and needs_human per category, with 95% Wilson intervals, and the estimated agreement of\n"
+        "all final model answers."},
+       runEvalRouting, ""},
+      {{"train escalation", "train the escalation verifier on shadow labels", "", 0, 0,
+        {cfg, {"labels", "FILE", "labels as JSON lines (eval routing --export-labels); default: Redis's", ""},
+         {"out", "FILE", "model file to write", ""},
+         {"min-tier-examples", "N", "a tier with fewer labels uses the pooled weights", "200"},
+         {"l2", "X", "L2 strength per example", "0.001"}},
+        "Fits a logistic regression per tier (and one pooled) on the answer features of each shadow\n"
+        "comparison against whether the reference agreed; prints a held-out AUC against the model's\n"
+        "stated confidence alone, then writes the model trained on every label."},
+       runTrainEscalation, ""},
       {{"bench cache", "benchmark cache lookups and inserts", "", 0, 0,
         {cfg, {"entries", "LIST", "stored entry counts to measure at", "100000,1000000"},
          {"lookups", "N", "lookups per measurement", "5000"},

@@ -71,6 +71,11 @@ std::vector<Command> roleCommands() {
         std::string("Consumes kafka.topics.results and writes each ticket update to every configured sink\n"
                     "(results.sinks), once per (ticket id, revision). ") + kDrainText},
        [](const cli::ParsedArgs& args) { return runRoles(args, {{pipeline::Role::kResults, ""}}, "results"); }, ""},
+      {{"run shadow", "run shadow evaluation", "", 0, 0, {configOption(), httpPortOption()},
+        std::string("Consumes kafka.topics.shadow (answers sampled by shadow.sample), answers each ticket again\n"
+                    "with the reference tier, charged to the budget bucket tier:shadow, and counts agreement per\n"
+                    "tier x category in Redis (`ticketflow eval routing`). Writes to no sink. ") + kDrainText},
+       [](const cli::ParsedArgs& args) { return runRoles(args, {{pipeline::Role::kShadow, ""}}, "shadow"); }, ""},
   };
 }
 

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "intake/intake_role.hpp"
+#include "agreement_report.hpp"
 #include "pipeline.hpp"
 #include "ticketflow/classify/category_model.hpp"
 #include "ticketflow/core/crypto.hpp"
@@ -328,6 +329,26 @@ MicroUsd CostModel::frontier(const Ticket& ticket, const std::string& category, 
   return model.costMicroUsd(promptTokens(ticket, category, model), std::min<std::int64_t>(output_tokens_, model.max_output_tokens));
 }
 
+namespace {
+
+// Every ticket has its update; the shadow comparisons sampled from them may still be running:
+// wait (at most ten minutes) until the shadow stage has consumed and finished all of them.
+void waitForShadowDrain(const Pipeline& pipeline) {
+  int quiet = 0;
+  for (int i = 0; i < 3000 && quiet < 3; ++i) {
+    bool drained = false;
+    for (const auto& role : pipeline.stats()) {
+      if (role.role != "shadow") continue;
+      drained = role.stats.in_flight == 0 && role.stats.held == 0 && !role.stats.partitions.empty();
+      for (const auto& p : role.stats.partitions) drained = drained && p.lag == 0;
+    }
+    quiet = drained ? quiet + 1 : 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+}  // namespace
+
 BacklogReport runBacklog(Config config, const BacklogOptions& options) {
   LoadedTickets loaded = loadTickets(options);
   if (options.dry_run) {
@@ -547,9 +568,24 @@ BacklogReport runBacklog(Config config, const BacklogOptions& options) {
     }
   }
   if (pipeline) {
+    if (config.shadow.enabled()) {
+      waitForShadowDrain(*pipeline);
+      if (auto table = pipeline->agreement().table()) report.shadow = std::move(*table);
+      report.shadow_reference = config.shadow.reference_tier;
+      if (!options.shadow_labels.empty()) {
+        auto labels = pipeline->agreement().labels();
+        if (!labels) throw std::runtime_error("reading the shadow labels: " + labels.error().message);
+        std::ofstream out(options.shadow_labels, std::ios::trunc);
+        for (const auto& l : *labels) out << l.toJson().dump() << "\n";
+        if (!out.flush()) throw std::runtime_error(options.shadow_labels + ": cannot write the shadow labels");
+      }
+    }
     if (auto spend = pipeline->ledger().show()) {
-      for (const auto& b : *spend)
+      for (const auto& b : *spend) {
         if (b.scope == "global" && b.period == "day") report.ledger_settled = b.settled;
+        if (b.scope == "tier" && b.name == kShadowTier && b.period == "day") report.shadow_spent = b.settled;
+      }
+      if (report.ledger_settled) *report.ledger_settled -= report.shadow_spent;
     }
     pipeline->requestStop();
     (void)pipeline->wait();
@@ -716,6 +752,11 @@ std::string textSummary(const BacklogReport& r, const BacklogTotals& t) {
     }
     o << "\n";
   }
+  if (r.shadow) {
+    std::istringstream shadow(agreementText(*r.shadow, r.shadow_reference));
+    for (std::string line; std::getline(shadow, line);) o << "  " << line << "\n";
+    o << "    shadow calls cost " << formatUsd(r.shadow_spent) << " (budget bucket tier:shadow, not in the spend below)\n";
+  }
   o << "  " << (r.dry_run ? "projected spend: " : "spend: ") << formatUsd(t.cost) << " vs " << formatUsd(t.frontier_cost)
     << " with every ticket on " << r.frontier_tier << ": " << std::fixed << std::setprecision(1) << 100.0 * t.savingShare()
     << "% saved\n";
@@ -746,20 +787,7 @@ std::string textSummary(const BacklogReport& r, const BacklogTotals& t) {
 
 namespace {
 
-std::string escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
+std::string escape(const std::string& s) { return htmlEscape(s); }
 
 const char* const kLevelColours[] = {"#4caf50", "#ffb300", "#e53935"};
 
@@ -847,7 +875,8 @@ std::string htmlReport(const BacklogReport& r, const BacklogTotals& t) {
        "h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em}"
        "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
        "th{background:#f3f3f3}td.n{text-align:right}.chart text{font-size:12px;fill:#333}"
-       ".kpi{display:inline-block;margin:0 2em 1em 0}.kpi b{display:block;font-size:1.6em}\n"
+       ".kpi{display:inline-block;margin:0 2em 1em 0}.kpi b{display:block;font-size:1.6em}"
+       "td.low{background:#fdecea}tr.total td{font-weight:600}\n"
     << "</style></head><body>\n";
   h << "<h1>Triage report: " << escape(r.source) << "</h1>\n<p>" << (r.dry_run ? "Dry run: classified and priced locally, no model calls. " : "")
     << t.tickets << " tickets in " << std::fixed << std::setprecision(1) << r.seconds << " s.";
@@ -903,6 +932,9 @@ std::string htmlReport(const BacklogReport& r, const BacklogTotals& t) {
           << "</td><td class=\"n\">" << it->second.judged << "</td></tr>\n";
     h << "</table>\n";
   }
+  if (r.shadow)
+    h << agreementHtml(*r.shadow, r.shadow_reference) << "<p>Shadow calls cost " << formatUsd(r.shadow_spent)
+      << " (budget bucket tier:shadow), not counted in the spend above.</p>\n";
   if (t.latency_p50_ms)
     h << "<p>Latency from intake to update: p50 " << seconds(*t.latency_p50_ms) << ", p95 " << seconds(*t.latency_p95_ms) << ".</p>\n";
   h << "<h2>Most repeated issues (cache clusters)</h2>\n";

@@ -30,6 +30,7 @@
 
 #include "local_stack.hpp"
 #include "ticketflow/config/config.hpp"
+#include "ticketflow/redis/agreement_store.hpp"
 #include "ticketflow/domain/messages.hpp"
 #include "ticketflow/domain/ticket_file.hpp"
 #include "ticketflow/provider/prompt.hpp"
@@ -98,6 +99,8 @@ struct BacklogOptions {
   std::string calibration_path;  // dry run: an earlier live run's resume file to price by (projection.hpp)
   std::ostream* pipeline_log = nullptr;  // embedded: where the roles' JSON logs go (null: discarded)
   std::string updates_copy;  // live: also append every update as a JSON line here ("" for none)
+  // Embedded: write the run's shadow comparisons here as escalation-verifier labels ("" for none).
+  std::string shadow_labels;
   std::function<void(const BacklogProgress&)> progress;
 };
 
@@ -117,7 +120,11 @@ struct BacklogReport {
   std::string updates_topic;            // where the updates went
   std::string bootstrap_servers;
   // Embedded live runs: the ledger's settled spend for the period (for the demo's cross-check).
-  std::optional<MicroUsd> ledger_settled;
+  std::optional<MicroUsd> ledger_settled;  // without shadow evaluation's spend
+  // Embedded live runs with shadow evaluation: what it measured and what it cost (tier:shadow).
+  std::optional<redis::AgreementTable> shadow;
+  std::string shadow_reference;
+  MicroUsd shadow_spent = 0;
 };
 
 // Throws std::runtime_error (unreadable file, a broken local stack) or ConfigError.

@@ -37,6 +37,7 @@ LocalStack::LocalStack(Config& config, const LocalStackOptions& options) {
     sim_options.default_profile.faults = *options.faults;
     for (auto& [model, profile] : sim_options.profiles) profile.faults = *options.faults;
   }
+  if (options.adjust_simulator) options.adjust_simulator(sim_options);
   simulator_ = std::make_unique<sim::ProviderSimulator>(std::move(sim_options));
   for (auto& provider : config.providers) {
     // OpenAI-style clients post to {base}/chat/completions, Anthropic-style to {base}/v1/messages.

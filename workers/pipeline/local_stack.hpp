@@ -6,6 +6,7 @@
 // and every provider's base URL and API key (a random key the simulator insists on, so a test
 // can look for it in logs). The destructor stops everything it started.
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,6 +26,8 @@ struct LocalStackOptions {
   bool redis_append_only = false;       // the private redis-server keeps its data across a restart
   int simulator_threads = 1024;
   sim::TicketLabels ticket_labels;      // true categories the simulator answers by (competence.hpp)
+  // Changes the simulator's profiles before it starts (a test makes one model poor at a category).
+  std::function<void(sim::SimulatorOptions&)> adjust_simulator;
 };
 
 // The environment variable the local stack puts the simulator's API key in.

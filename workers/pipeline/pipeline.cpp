@@ -10,6 +10,7 @@
 #include "ticketflow/core/signals.hpp"
 #include "ticketflow/core/thread_name.hpp"
 #include "ticketflow/provider/prompt.hpp"
+#include "tier/shadow_role.hpp"
 #include "tier/tier_role.hpp"
 
 namespace ticketflow::pipeline {
@@ -19,6 +20,7 @@ std::string RoleSpec::name() const {
     case Role::kIntake: return "intake";
     case Role::kTier: return "tier:" + tier;
     case Role::kResults: return "results";
+    case Role::kShadow: return "shadow";
   }
   return "unknown";
 }
@@ -27,6 +29,7 @@ std::vector<RoleSpec> allRoles(const Config& config) {
   std::vector<RoleSpec> roles = {{Role::kIntake, ""}};
   for (const auto& t : config.tiers) roles.push_back({Role::kTier, t.name});
   roles.push_back({Role::kResults, ""});
+  if (config.shadow.enabled()) roles.push_back({Role::kShadow, ""});
   return roles;
 }
 
@@ -39,6 +42,7 @@ struct Pipeline::Impl {
     std::unique_ptr<redis::InFlightRegistry> in_flight;  // near-duplicates being answered (coalescing)
     std::unique_ptr<redis::BudgetLedger> ledger;
     std::unique_ptr<redis::RateLimiter> limiter;
+    std::unique_ptr<redis::AgreementStore> agreement;  // shadow evaluation's counts
     std::unique_ptr<redis::CommandBatcher> batcher;  // a tier's admission round trips
     // A tier's settle retries, off the batcher's thread (threads start only when one is needed).
     std::unique_ptr<WorkerPool> settle_retries;
@@ -50,6 +54,11 @@ struct Pipeline::Impl {
   std::vector<std::unique_ptr<tier::TierService>> tier_services;
   std::vector<std::unique_ptr<tier::TierRole>> tier_roles;
   std::unique_ptr<results::ResultsRole> results;
+  std::unique_ptr<classify::EscalationModel> verifier;  // classifier.escalation_model, when a file is named
+  std::vector<std::unique_ptr<tier::QualityFloor>> quality_floors;
+  std::unique_ptr<Config> shadow_config;  // the configuration with the tier "shadow" added
+  std::unique_ptr<tier::TierService> shadow_service;
+  std::unique_ptr<tier::ShadowRole> shadow;
   struct RunningStage {
     std::string role;
     std::unique_ptr<stage::Stage> stage;
@@ -64,7 +73,9 @@ struct Pipeline::Impl {
   ~Impl() {
     stages.clear();
     for (auto& role : tier_roles) role->stop();
+    if (shadow) shadow->stop();
     for (auto& service : tier_services) service->stopSettleRetries();
+    if (shadow_service) shadow_service->stopSettleRetries();
     for (auto& r : redis) r->batcher.reset();
     for (auto& r : redis) r->settle_retries.reset();
   }
@@ -104,6 +115,7 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
   const auto embedder = redis::makeEmbedder(config);
   cache_ = std::make_unique<redis::SemanticCache>(redis_, config.cache, config.redis.key_prefix, embedder);
   ledger_ = std::make_unique<redis::BudgetLedger>(redis_, config.budgets, config.redis.key_prefix);
+  agreement_ = std::make_unique<redis::AgreementStore>(redis_, config.redis.key_prefix);
   auto roleRedis = [&]() -> Impl::RoleRedis& {
     auto r = std::make_unique<Impl::RoleRedis>();
     r->pool = redisPoolFor(config, config.redis.pool_size);
@@ -111,6 +123,7 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
     r->in_flight = std::make_unique<redis::InFlightRegistry>(r->pool, config.cache, config.redis.key_prefix, embedder);
     r->ledger = std::make_unique<redis::BudgetLedger>(r->pool, config.budgets, config.redis.key_prefix);
     r->limiter = std::make_unique<redis::RateLimiter>(r->pool, config.redis.key_prefix);
+    r->agreement = std::make_unique<redis::AgreementStore>(r->pool, config.redis.key_prefix);
     impl_->redis.push_back(std::move(r));
     return *impl_->redis.back();
   };
@@ -118,6 +131,19 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
   auto model_clients = options_.model_clients ? options_.model_clients : tier::httpModelClientFactory(config);
   const auto prompts = provider::PromptSet::builtin();
   auto sleeper = [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); };
+  if (!config.classifier.escalation_model.empty()) {
+    auto verifier = classify::EscalationModel::load(config.resolvePath(config.classifier.escalation_model));
+    if (!verifier) throw ConfigError(config.source, "classifier.escalation_model", verifier.error().message);
+    impl_->verifier = std::make_unique<classify::EscalationModel>(std::move(*verifier));
+  }
+  auto admissionFor = [&](Impl::RoleRedis& rr, const std::string& tier) {
+    rr.batcher = std::make_unique<redis::CommandBatcher>(rr.pool);
+    rr.settle_retries = std::make_unique<WorkerPool>(4, "tf-settle-" + tier);
+    return tier::CallAdmission{rr.limiter.get(), rr.ledger.get(), std::chrono::milliseconds(30000), rr.batcher.get(),
+                               [pool = rr.settle_retries.get()](std::function<void()> retry) {
+                                 pool->submit(std::move(retry));
+                               }};
+  };
 
   for (const RoleSpec& spec : options_.roles) {
     stage::StageOptions so;
@@ -160,18 +186,20 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
       case Role::kTier: {
         if (!config.findTier(spec.tier))
           throw std::invalid_argument("no tier named '" + spec.tier + "' in " + config.source);
-        rr.batcher = std::make_unique<redis::CommandBatcher>(rr.pool);
-        rr.settle_retries = std::make_unique<WorkerPool>(4, "tf-settle-" + spec.tier);
-        tier::CallAdmission admission{rr.limiter.get(), rr.ledger.get(), std::chrono::milliseconds(30000), rr.batcher.get(),
-                                      [pool = rr.settle_retries.get()](std::function<void()> retry) {
-                                        pool->submit(std::move(retry));
-                                      }};
+        tier::TierPolicy policy;
+        policy.verifier = impl_->verifier.get();
+        if (config.shadow.quality_floor > 0) {
+          impl_->quality_floors.push_back(std::make_unique<tier::QualityFloor>(config.shadow, *rr.agreement));
+          policy.below_quality_floor = [floor = impl_->quality_floors.back().get(), tier = spec.tier](const std::string& c) {
+            return floor->below(tier, c);
+          };
+        }
         impl_->tier_services.push_back(std::make_unique<tier::TierService>(
-            config, spec.tier, model_clients, SystemClock::instance(), sleeper, prompts, tier::TierPolicy{}, admission,
-            &metrics_));
+            config, spec.tier, model_clients, SystemClock::instance(), sleeper, prompts, policy,
+            admissionFor(rr, spec.tier), &metrics_));
         impl_->tier_roles.push_back(std::make_unique<tier::TierRole>(
             config, *impl_->tier_services.back(), tier::callThreadsFor(config, spec.tier), SystemClock::instance(),
-            rr.cache.get(), &metrics_, logger_.get(), rr.in_flight.get()));
+            rr.cache.get(), &metrics_, logger_.get(), rr.in_flight.get(), rr.agreement.get()));
         so.input_topics = {config.kafka.tierTopic(spec.tier)};
         so.group = config.kafka.tierGroup(spec.tier);
         handler = impl_->tier_roles.back()->handler();
@@ -189,6 +217,21 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
         // ResultsRole::handler parses and passes the update on (the marker batcher, the HTTP
         // sinks' threads); it never blocks.
         so.handler_hands_off = true;
+        break;
+      }
+      case Role::kShadow: {
+        if (impl_->shadow) throw std::invalid_argument("the shadow role is listed twice");
+        impl_->shadow_config = std::make_unique<Config>(tier::withShadowTier(config));
+        impl_->shadow_service = std::make_unique<tier::TierService>(
+            *impl_->shadow_config, kShadowTier, model_clients, SystemClock::instance(), sleeper, prompts,
+            tier::TierPolicy{}, admissionFor(rr, kShadowTier), &metrics_);
+        impl_->shadow = std::make_unique<tier::ShadowRole>(config, *impl_->shadow_service, *rr.agreement,
+                                                           tier::callThreadsFor(config, config.shadow.reference_tier),
+                                                           &metrics_, logger_.get());
+        so.input_topics = {config.kafka.topics.shadow};
+        so.group = config.kafka.consumer_groups.shadow;
+        handler = impl_->shadow->handler();
+        so.handler_hands_off = true;  // reference calls run on the role's pool
         break;
       }
     }
@@ -230,6 +273,7 @@ void Pipeline::start() {
       if (round++ % 10 == 0) {
         auto pong = redis_->command({"PING"});
         redis_ok_ = pong.ok() && pong->type != redis::Reply::Type::kError;
+        if (impl_->shadow) exportAgreement();
         if (auto spend = ledger_->show()) {
           for (const auto& b : *spend) {
             if (!b.cap) continue;
@@ -329,6 +373,23 @@ void Pipeline::exportStats() {
           static_cast<double>(o.dead_lettered - (before ? before->dead_lettered : 0)));
     }
     was = now;
+  }
+}
+
+void Pipeline::exportAgreement() {
+  auto table = agreement_->table();
+  if (!table) return;
+  for (const auto& [tier, categories] : *table) {
+    for (const auto& [category, cell] : categories) {
+      const std::pair<const char*, const redis::Proportion*> fields[] = {
+          {"category", &cell.category}, {"needs_human", &cell.needs_human}, {"both", &cell.both}};
+      for (const auto& [field, p] : fields) {
+        if (p->trials == 0) continue;
+        metrics_.shadow_agreement.with({tier, category, field, "estimate"}).set(p->estimate());
+        metrics_.shadow_agreement.with({tier, category, field, "lower"}).set(p->lower());
+        metrics_.shadow_agreement.with({tier, category, field, "upper"}).set(p->upper());
+      }
+    }
   }
 }
 

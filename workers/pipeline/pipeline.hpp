@@ -24,6 +24,7 @@
 #include "ticketflow/observability/log.hpp"
 #include "ticketflow/observability/metrics.hpp"
 #include "ticketflow/observability/pipeline_metrics.hpp"
+#include "ticketflow/redis/agreement_store.hpp"
 #include "ticketflow/redis/budget_ledger.hpp"
 #include "ticketflow/redis/semantic_cache.hpp"
 #include "ticketflow/stage/stage.hpp"
@@ -31,15 +32,16 @@
 
 namespace ticketflow::pipeline {
 
-enum class Role { kIntake, kTier, kResults };
+enum class Role { kIntake, kTier, kResults, kShadow };
 
 struct RoleSpec {
   Role role = Role::kIntake;
   std::string tier;  // kTier
-  std::string name() const;  // "intake", "tier:fast", "results"
+  std::string name() const;  // "intake", "tier:fast", "results", "shadow"
 };
 
-// intake, every tier (cheapest first), results: what `ticketflow run all` runs.
+// intake, every tier (cheapest first), results, and shadow when shadow.sample is set: what
+// `ticketflow run all` runs.
 std::vector<RoleSpec> allRoles(const Config& config);
 
 struct PipelineOptions {
@@ -82,11 +84,13 @@ class Pipeline {
   observability::Logger& logger() { return *logger_; }
   redis::BudgetLedger& ledger() { return *ledger_; }
   redis::SemanticCache& cache() { return *cache_; }
+  redis::AgreementStore& agreement() { return *agreement_; }
 
   struct Impl;
 
  private:
   void exportStats();
+  void exportAgreement();  // shadow agreement gauges, cluster-wide (from Redis)
 
   const Config& config_;
   PipelineOptions options_;
@@ -96,6 +100,7 @@ class Pipeline {
   std::shared_ptr<redis::RedisPool> redis_;
   std::unique_ptr<redis::SemanticCache> cache_;
   std::unique_ptr<redis::BudgetLedger> ledger_;
+  std::unique_ptr<redis::AgreementStore> agreement_;
   std::unique_ptr<Impl> impl_;  // roles and stages
   std::unique_ptr<observability::ObservabilityEndpoint> endpoint_;
   std::vector<std::thread> threads_;

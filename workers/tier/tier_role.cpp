@@ -33,12 +33,13 @@ void SettledCompletion::fail(Error error) const {
 
 TierRole::TierRole(const Config& config, TierService& service, int call_threads, const Clock& clock,
                    redis::SemanticCache* cache, observability::PipelineMetrics* metrics, observability::Logger* logger,
-                   redis::InFlightRegistry* in_flight)
+                   redis::InFlightRegistry* in_flight, redis::AgreementStore* agreement)
     : config_(config),
       service_(service),
       clock_(clock),
       cache_(cache),
       in_flight_(config.cache.enabled && config.cache.coalesce_wait_ms > 0 ? in_flight : nullptr),
+      agreement_(agreement),
       metrics_(metrics),
       logger_(logger),
       turns_(std::max(1, call_threads)),
@@ -268,7 +269,23 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
   }
   // After the insert: a near-duplicate waiting for this answer finds it before the registration goes.
   if (in_flight_) in_flight_->end(result.tenant, routed.ticket.text(), routed.ticket.id);
-  completion.succeed({{config_.kafka.topics.results, routed.ticket.id, toJson(result), {}}});
+  std::vector<stage::OutputRecord> outputs = {{config_.kafka.topics.results, routed.ticket.id, toJson(result), {}}};
+  if (agreement_) (void)agreement_->countAnswered(result.tier, result.classification.category);  // a weight: best effort
+  const int reference = config_.tierIndex(config_.shadow.reference_tier);
+  if (!result.degraded && config_.tierIndex(result.tier) < reference && sampledForShadow(config_.shadow, routed, result.tier)) {
+    ShadowRequest shadow;
+    shadow.routed = routed;
+    shadow.tier = result.tier;
+    shadow.model = result.model;
+    shadow.answer_category = result.answer.category_check;
+    shadow.needs_human = result.answer.needs_human;
+    shadow.confidence = std::clamp(result.answer.confidence, 0.0, 1.0);
+    shadow.agreement = outcome->agreement;
+    shadow.features = outcome->features;
+    outputs.push_back({config_.kafka.topics.shadow, routed.ticket.id, toJson(shadow), {}});
+    count("shadow_sampled");
+  }
+  completion.succeed(std::move(outputs));
 }
 
 int callThreadsFor(const Config& config, const std::string& tier) {

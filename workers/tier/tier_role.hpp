@@ -4,7 +4,8 @@
 // model concurrency so hundreds of calls are in flight without a thread per message beyond that
 // bound; the first call's admission is asked for before a thread takes the ticket), and
 // produces the result to the results topic, or the ticket to another tier's topic
-// (escalated up, or sent down by a budget cap). Malformed input is dead-lettered at once by the
+// (escalated up, or sent down by a budget cap). An answer below the reference tier that shadow
+// evaluation samples also goes to the shadow topic, in the same acknowledged batch. Malformed input is dead-lettered at once by the
 // engine. A good answer is stored in the semantic cache so that a near-duplicate ticket of the
 // same tenant is answered by intake without a call.
 //
@@ -28,6 +29,7 @@
 #include "ticketflow/core/worker_pool.hpp"
 #include "ticketflow/observability/log.hpp"
 #include "ticketflow/observability/pipeline_metrics.hpp"
+#include "ticketflow/redis/agreement_store.hpp"
 #include "ticketflow/redis/in_flight.hpp"
 #include "ticketflow/redis/semantic_cache.hpp"
 #include "ticketflow/stage/stage.hpp"
@@ -56,7 +58,8 @@ class TierRole {
   // `cache`, `metrics` and `logger` may be null (not used).
   TierRole(const Config& config, TierService& service, int call_threads, const Clock& clock = SystemClock::instance(),
            redis::SemanticCache* cache = nullptr, observability::PipelineMetrics* metrics = nullptr,
-           observability::Logger* logger = nullptr, redis::InFlightRegistry* in_flight = nullptr);
+           observability::Logger* logger = nullptr, redis::InFlightRegistry* in_flight = nullptr,
+           redis::AgreementStore* agreement = nullptr);
   ~TierRole();
   TierRole(const TierRole&) = delete;
   TierRole& operator=(const TierRole&) = delete;
@@ -105,6 +108,7 @@ class TierRole {
   const Clock& clock_;
   redis::SemanticCache* cache_;
   redis::InFlightRegistry* in_flight_;  // ends a ticket's registration once it has its final answer
+  redis::AgreementStore* agreement_;    // counts final answers per tier x category (shadow weights)
   observability::PipelineMetrics* metrics_;
   observability::Logger* logger_;
   std::mutex carried_mutex_;

@@ -536,10 +536,41 @@ Result<provider::ModelReply> TierService::callWithRetries(Entry& entry, provider
       return e;
     }
     repaired = true;
+    outcome.repaired = true;
     request.follow_up = {{"assistant", reply->content}, {"user", provider::repairInstruction(normalised.error())}};
     --attempt;  // a repair is not a transport retry
   }
   return last;
+}
+
+bool sampledForShadow(const ShadowConfig& shadow, const RoutedTicket& ticket, const std::string& tier) {
+  const double share = shadow.sampleFor(ticket.classification.category);
+  if (share <= 0) return false;
+  std::uint64_t h = 1469598103934665603ULL;  // FNV-1a: stable across processes and builds
+  for (const std::string& part : {ticket.ticket.tenant, ticket.ticket.id, std::to_string(ticket.ticket.revision), tier}) {
+    for (unsigned char c : part) h = (h ^ c) * 1099511628211ULL;
+    h = (h ^ 0x1f) * 1099511628211ULL;
+  }
+  h ^= h >> 33;  // FNV's low bits mix poorly; fold the high ones in
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  return static_cast<double>(h >> 11) * 0x1.0p-53 < share;
+}
+
+classify::AnswerFeatures TierService::answerFeatures(const RoutedTicket& ticket, const Answer& answer, bool repaired) {
+  classify::AnswerFeatures f;
+  const Classification& c = ticket.classification;
+  f.stated_confidence = answer.confidence;
+  f.category_agrees = sameCategory(answer.category_check, c.category);
+  f.classifier_confidence = c.confidence;
+  for (const auto& [category, p] : c.probabilities)
+    if (sameCategory(category, answer.category_check)) f.classifier_prob_of_answer = p;
+  if (f.category_agrees && c.probabilities.empty()) f.classifier_prob_of_answer = c.confidence;
+  f.repaired = repaired;
+  f.needs_human = answer.needs_human;
+  f.steps = static_cast<int>(answer.resolution_steps.size());
+  f.difficulty_score = c.difficulty_score;
+  return f;
 }
 
 Result<TierOutcome> TierService::handle(const RoutedTicket& ticket, int delivery_attempt) {
@@ -592,6 +623,17 @@ Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery
   context.owner = early ? early->owner : redis::ReservationLeases::newOwner();
   // A ticket a cap sent down must not climb back up: that would undo the downgrade.
   const std::string next_tier = ticket.budget_state == "ok" ? next_tier_ : std::string();
+  // Measured below the quality floor in this category: up without a call (the shadow sample is
+  // still answered here, so the measure goes on and the category can come back).
+  if (!next_tier.empty() && policy_.below_quality_floor &&
+      policy_.below_quality_floor(ticket.classification.category) && !sampledForShadow(config_.shadow, ticket, tier_.name)) {
+    outcome.kind = TierOutcomeKind::kEscalate;
+    outcome.next_tier = next_tier;
+    outcome.escalation = "quality_floor";
+    outcome.reason = "shadow agreement of " + tier_.name + " on " + ticket.classification.category +
+                     " is below shadow.quality_floor";
+    return outcome;
+  }
   for (std::size_t i = 0; i < chain_.size(); ++i) {
     Entry& entry = chain_[i];
     EarlyAdmission* asked = i == 0 ? early.get() : nullptr;
@@ -637,6 +679,20 @@ Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery
       if (answer.needs_human_reason.empty())
         answer.needs_human_reason = next_tier_.empty() ? "low confidence on the last tier"
                                                        : "low confidence, and a budget cap keeps the ticket on this tier";
+    }
+    outcome.features = answerFeatures(ticket, answer, outcome.repaired);
+    if (tier_.escalate_below_agreement > 0 && !low_confidence && !next_tier.empty()) {
+      const auto& verifier = policy_.verifier ? *policy_.verifier : classify::EscalationModel::builtin();
+      outcome.agreement = verifier.agreement(tier_.name, outcome.features);
+      if (*outcome.agreement < tier_.escalate_below_agreement) {
+        outcome.kind = TierOutcomeKind::kEscalate;
+        outcome.next_tier = next_tier;
+        outcome.escalation = "verifier";
+        char buf[96];
+        std::snprintf(buf, sizeof buf, " is %.3f, below %.3f", *outcome.agreement, tier_.escalate_below_agreement);
+        outcome.reason = "the verifier's estimate that " + next_tier + " would agree with " + entry.model->name + buf;
+        return outcome;
+      }
     }
     TicketResult& r = outcome.result;
     r.ticket_id = ticket.ticket.id;

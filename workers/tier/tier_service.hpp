@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "ticketflow/classify/escalation_model.hpp"
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/core/clock.hpp"
 #include "ticketflow/domain/messages.hpp"
@@ -46,7 +47,17 @@ struct TierPolicy {
   int attempts_per_model = 3;  // calls to one model before falling back to the next
   provider::BackoffPolicy backoff;
   provider::BreakerPolicy breaker;
+  // The escalation verifier, used when tiers[].escalate_below_agreement > 0 (null: the built-in one).
+  const classify::EscalationModel* verifier = nullptr;
+  // Whether shadow evaluation measured this tier's answers in a category below shadow.quality_floor
+  // (null: never): such tickets go up without a call, but for the shadow sample, which keeps the
+  // measure going.
+  std::function<bool(const std::string& category)> below_quality_floor;
 };
+
+// Whether a ticket's answer at a tier below the reference is sampled for shadow evaluation: a hash
+// of (tenant, ticket, revision, tier) against shadow.sample, so a redelivery decides the same.
+bool sampledForShadow(const ShadowConfig& shadow, const RoutedTicket& ticket, const std::string& tier);
 
 // The ledger acknowledgements a ticket's finished calls still wait for. The ticket is handed on
 // only once every settle of its calls is acknowledged (an unsettled reservation would expire and
@@ -97,7 +108,7 @@ struct TierOutcome {
   TierOutcomeKind kind = TierOutcomeKind::kAnswered;
   TicketResult result;     // kAnswered; cost includes what earlier tiers spent on the ticket
   std::string next_tier;   // kEscalate
-  std::string escalation;  // kEscalate: low_confidence or unusable_answer (a RouteMove reason)
+  std::string escalation;  // kEscalate: a RouteMove reason (low_confidence, verifier, quality_floor, unusable_answer)
   std::string reason;      // why it escalated or was refused, or why the answer is degraded
   int calls = 0;           // model calls made
   MicroUsd spent_micro_usd = 0;  // spent on calls by this tier, including unusable replies
@@ -111,6 +122,11 @@ struct TierOutcome {
   // kAnswered: worth reusing for a near-duplicate (not degraded, not handed to humans for low
   // confidence). A confident "needs a human for approval" answer is reusable.
   bool cacheable = false;
+  // kAnswered and kEscalate after an answer: what the escalation verifier saw, and its estimate
+  // (nullopt: the tier does not use it).
+  classify::AnswerFeatures features;
+  std::optional<double> agreement;
+  bool repaired = false;  // a reply needed a repair round
 };
 
 // The first call's admission (rate-limit grant and budget reservation), asked for before a call
@@ -167,6 +183,8 @@ class TierService {
   void stopSettleRetries() { stopping_settles_ = true; }
 
   provider::BreakerState breakerState(const std::string& model_name);
+  // What the escalation verifier sees of an answer to the ticket.
+  static classify::AnswerFeatures answerFeatures(const RoutedTicket& ticket, const Answer& answer, bool repaired);
 
  private:
   struct Entry {

@@ -257,9 +257,11 @@ Config buildConfig(const json& doc, const std::string& file, const YamlToJson& l
   const json& t = k["topics"];
   c.kafka.topics = {t["inbound"], t["tier_prefix"], t["results"], t["updates"], t["dlq"]};
   readIfPresent(t, "deferred", c.kafka.topics.deferred);
+  readIfPresent(t, "shadow", c.kafka.topics.shadow);
   const json& g = k["consumer_groups"];
   c.kafka.consumer_groups = {g["intake"], g["tier_prefix"], g["results"]};
   readIfPresent(g, "deferred", c.kafka.consumer_groups.deferred);
+  readIfPresent(g, "shadow", c.kafka.consumer_groups.shadow);
   if (auto it = k.find("properties"); it != k.end()) {
     for (const auto& [name, value] : it->items())
       c.kafka.properties[name] = value.is_string() ? value.get<std::string>() : value.dump();
@@ -335,11 +337,13 @@ Config buildConfig(const json& doc, const std::string& file, const YamlToJson& l
     tc.models = t2["models"].get<std::vector<std::string>>();
     readIfPresent(t2, "degraded_fallbacks", tc.degraded_fallbacks);
     readIfPresent(t2, "escalate_below_confidence", tc.escalate_below_confidence);
+    readIfPresent(t2, "escalate_below_agreement", tc.escalate_below_agreement);
     c.tiers.push_back(std::move(tc));
   }
 
   if (auto it = doc.find("classifier"); it != doc.end()) {
     readIfPresent(*it, "category_model", c.classifier.category_model);
+    readIfPresent(*it, "escalation_model", c.classifier.escalation_model);
     if (auto d = it->find("difficulty"); d != it->end()) {
       readIfPresent(*d, "easy_below", c.classifier.difficulty.easy_below);
       readIfPresent(*d, "hard_from", c.classifier.difficulty.hard_from);
@@ -360,6 +364,15 @@ Config buildConfig(const json& doc, const std::string& file, const YamlToJson& l
   if (c.routing.easy_tier.empty()) c.routing.easy_tier = c.tiers.front().name;
   if (c.routing.medium_tier.empty()) c.routing.medium_tier = c.tiers[c.tiers.size() / 2].name;
   if (c.routing.hard_tier.empty()) c.routing.hard_tier = c.tiers.back().name;
+
+  if (auto it = doc.find("shadow"); it != doc.end()) {
+    readIfPresent(*it, "sample", c.shadow.sample);
+    if (auto m = it->find("sample_by_category"); m != it->end()) c.shadow.sample_by_category = m->get<std::map<std::string, double>>();
+    readIfPresent(*it, "reference_tier", c.shadow.reference_tier);
+    readIfPresent(*it, "quality_floor", c.shadow.quality_floor);
+    readIfPresent(*it, "min_comparisons", c.shadow.min_comparisons);
+  }
+  if (c.shadow.reference_tier.empty()) c.shadow.reference_tier = c.tiers.back().name;
 
   if (auto it = doc.find("budgets"); it != doc.end()) {
     if (auto p = it->find("on_exhausted"); p != it->end()) c.budgets.on_exhausted = parsePolicy(*p);
@@ -482,6 +495,10 @@ void crossCheck(const Config& c, const std::string& file, const YamlToJson& line
   checkTier(c.routing.hard_tier, "/routing/difficulty_tiers/hard");
   for (const auto& [category, tier] : c.routing.min_tier_by_category) checkTier(tier, "/routing/min_tier_by_category/" + category);
   for (const auto& [tenant, tier] : c.routing.tenant_tiers) checkTier(tier, "/routing/tenant_tiers/" + tenant);
+  checkTier(c.shadow.reference_tier, "/shadow/reference_tier");
+  for (std::size_t i = 0; i < c.tiers.size(); ++i)
+    if (c.tiers[i].name == kShadowTier)
+      fail("/tiers/" + std::to_string(i) + "/name", "'shadow' is reserved for shadow evaluation's budget bucket");
 
   for (std::size_t i = 0; i < c.budgets.caps.size(); ++i) {
     const auto& cap = c.budgets.caps[i];
@@ -489,7 +506,7 @@ void crossCheck(const Config& c, const std::string& file, const YamlToJson& line
     if (cap.scope == BudgetScope::kTenant && cap.tenant.empty()) fail(at, "scope tenant needs a 'tenant'");
     if (cap.scope == BudgetScope::kTier) {
       if (cap.tier.empty()) fail(at, "scope tier needs a 'tier'");
-      checkTier(cap.tier, at + "/tier");
+      if (cap.tier != kShadowTier) checkTier(cap.tier, at + "/tier");
     }
     if (cap.scope != BudgetScope::kTier && !cap.tier.empty()) fail(at + "/tier", "only a cap with scope tier names a tier");
     if (cap.scope != BudgetScope::kTenant && !cap.tenant.empty()) fail(at + "/tenant", "only a cap with scope tenant names a tenant");

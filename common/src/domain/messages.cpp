@@ -1,6 +1,7 @@
 #include "ticketflow/domain/messages.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <sstream>
 
 #include <Poco/Base64Decoder.h>
@@ -228,14 +229,26 @@ const char* cacheStatusName(CacheStatus s) {
 
 // Keys are written in sorted order, as nlohmann's documents print them, so a message's bytes do
 // not depend on which of the two wrote it.
+bool sameCategory(std::string_view a, std::string_view b) {
+  auto trim = [](std::string_view v) {
+    while (!v.empty() && std::isspace(static_cast<unsigned char>(v.front()))) v.remove_prefix(1);
+    while (!v.empty() && std::isspace(static_cast<unsigned char>(v.back()))) v.remove_suffix(1);
+    return v;
+  };
+  a = trim(a);
+  b = trim(b);
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
 std::string toJson(const Ticket& t) {
   JsonWriter w;
   writeTicket(w, t);
   return w.take();
 }
 
-std::string toJson(const RoutedTicket& t) {
-  JsonWriter w;
+void writeRoutedTicket(JsonWriter& w, const RoutedTicket& t) {
   w.beginObject();
   writeClassification(w.key("classification"), t.classification);
   w.field("received_at", t.received_at);
@@ -249,6 +262,24 @@ std::string toJson(const RoutedTicket& t) {
   w.endObject();
   writeTicket(w.key("ticket"), t.ticket);
   w.field("trace_id", t.trace_id).endObject();
+}
+
+std::string toJson(const RoutedTicket& t) {
+  JsonWriter w;
+  writeRoutedTicket(w, t);
+  return w.take();
+}
+
+std::string toJson(const ShadowRequest& s) {
+  JsonWriter w;
+  w.beginObject();
+  w.key("answer").beginObject();
+  if (s.agreement) w.field("agreement", *s.agreement);
+  w.field("category", s.answer_category).field("confidence", s.confidence);
+  w.key("features").value(s.features.toJson());
+  w.field("model", s.model).field("needs_human", s.needs_human).field("tier", s.tier).endObject();
+  writeRoutedTicket(w.key("routed"), s.routed);
+  w.endObject();
   return w.take();
 }
 
@@ -422,21 +453,41 @@ Result<Ticket> parseTicket(std::string_view bytes) {
   });
 }
 
+RoutedTicket routedTicketFrom(const json& j) {
+  RoutedTicket t;
+  t.ticket = ticketFrom(j["ticket"]);
+  t.trace_id = j["trace_id"];
+  t.received_at = j["received_at"];
+  t.classification = classificationFrom(j["classification"]);
+  t.tier = j["routing"]["tier"];
+  t.rule = j["routing"]["rule"];
+  readIfPresent(j["routing"], "escalations", t.escalations);
+  readIfPresent(j["routing"], "tier_visits", t.tier_visits);
+  readIfPresent(j["routing"], "budget_state", t.budget_state);
+  readIfPresent(j["routing"], "spent_micro_usd", t.spent_micro_usd);
+  if (j["routing"].contains("route")) t.route = routeFrom(j["routing"]["route"]);
+  return t;
+}
+
 Result<RoutedTicket> parseRoutedTicket(std::string_view bytes) {
-  return parseAs<RoutedTicket>(bytes, "routed_ticket.schema.json", [](const json& j) {
-    RoutedTicket t;
-    t.ticket = ticketFrom(j["ticket"]);
-    t.trace_id = j["trace_id"];
-    t.received_at = j["received_at"];
-    t.classification = classificationFrom(j["classification"]);
-    t.tier = j["routing"]["tier"];
-    t.rule = j["routing"]["rule"];
-    readIfPresent(j["routing"], "escalations", t.escalations);
-    readIfPresent(j["routing"], "tier_visits", t.tier_visits);
-    readIfPresent(j["routing"], "budget_state", t.budget_state);
-    readIfPresent(j["routing"], "spent_micro_usd", t.spent_micro_usd);
-    if (j["routing"].contains("route")) t.route = routeFrom(j["routing"]["route"]);
-    return t;
+  return parseAs<RoutedTicket>(bytes, "routed_ticket.schema.json", [](const json& j) { return routedTicketFrom(j); });
+}
+
+Result<ShadowRequest> parseShadowRequest(std::string_view bytes) {
+  return parseAs<ShadowRequest>(bytes, "shadow_request.schema.json", [](const json& j) {
+    ShadowRequest s;
+    s.routed = routedTicketFrom(j["routed"]);
+    const json& a = j["answer"];
+    s.tier = a["tier"];
+    s.model = a["model"];
+    s.answer_category = a["category"];
+    s.needs_human = a["needs_human"];
+    s.confidence = a["confidence"];
+    if (a.contains("agreement")) s.agreement = a["agreement"].get<double>();
+    auto features = classify::AnswerFeatures::fromJson(a["features"]);
+    if (!features) throw std::invalid_argument(features.error().message);
+    s.features = *features;
+    return s;
   });
 }
 

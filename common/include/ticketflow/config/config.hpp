@@ -39,6 +39,8 @@ struct KafkaTopics {
   // Tickets a budget cap deferred, parked until their budget window resets or an operator
   // releases them (`ticketflow budget release`); intake's parking stage sends them back.
   std::string deferred = "tickets.deferred";
+  // Tickets sampled for shadow evaluation: answered again by the reference tier, never written out.
+  std::string shadow = "tickets.shadow";
 };
 
 struct KafkaConsumerGroups {
@@ -46,6 +48,7 @@ struct KafkaConsumerGroups {
   std::string tier_prefix = "ticketflow-tier-";
   std::string results = "ticketflow-results";
   std::string deferred = "ticketflow-deferred";  // intake's parking stage
+  std::string shadow = "ticketflow-shadow";
 };
 
 struct KafkaConfig {
@@ -144,6 +147,9 @@ struct TierConfig {
   std::vector<std::string> models;
   std::vector<std::string> degraded_fallbacks;
   double escalate_below_confidence = 0.0;
+  // The escalation verifier's estimate that the reference tier would agree with the answer
+  // (classify/escalation_model.hpp) below this escalates one tier; 0: off.
+  double escalate_below_agreement = 0.0;
 };
 
 struct DifficultyConfig {
@@ -154,6 +160,7 @@ struct DifficultyConfig {
 
 struct ClassifierConfig {
   std::string category_model = "models/category.tfmodel";  // relative to the config's folder
+  std::string escalation_model;  // the escalation verifier's file; empty: the built-in one
   DifficultyConfig difficulty;
 };
 
@@ -164,6 +171,32 @@ struct RoutingConfig {
   double low_confidence_below = 0.5;
   std::map<std::string, std::string> min_tier_by_category;
   std::map<std::string, std::string> tenant_tiers;
+};
+
+// The tier name shadow calls are charged to (a tier-scoped budget cap may name it).
+inline constexpr const char* kShadowTier = "shadow";
+
+// Shadow evaluation: a sample of the answers of tiers below the reference tier is answered again
+// by the reference tier, charged to the tier bucket "shadow", and compared (docs/shadow.md).
+struct ShadowConfig {
+  double sample = 0.0;  // share of each tier's answers sampled; 0: off
+  std::map<std::string, double> sample_by_category;  // category -> share, instead of `sample`
+  std::string reference_tier;  // empty: the last tier
+  // A tier whose measured agreement in a category is surely below this (the 95% upper bound, over
+  // at least min_comparisons comparisons) passes that category's tickets up; 0: off.
+  double quality_floor = 0.0;
+  int min_comparisons = 30;
+
+  double sampleFor(const std::string& category) const {
+    auto it = sample_by_category.find(category);
+    return it == sample_by_category.end() ? sample : it->second;
+  }
+  bool enabled() const {
+    if (sample > 0) return true;
+    for (const auto& [c, s] : sample_by_category)
+      if (s > 0) return true;
+    return false;
+  }
 };
 
 enum class BudgetPolicy { kDowngrade, kDefer, kHuman };
@@ -257,6 +290,7 @@ struct Config {
   std::vector<TierConfig> tiers;  // cheapest first
   ClassifierConfig classifier;
   RoutingConfig routing;
+  ShadowConfig shadow;
   BudgetsConfig budgets;
   CacheConfig cache;
   ResultsConfig results;

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ticketflow/classify/escalation_model.hpp"
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/core/result.hpp"
 #include "ticketflow/core/utf8.hpp"
@@ -27,6 +28,10 @@ std::optional<Difficulty> parseDifficulty(std::string_view s);
 enum class CacheStatus { kMiss, kExact, kSemantic, kSkipped, kCoalesced };
 const char* cacheStatusName(CacheStatus s);
 CacheStatus parseCacheStatus(std::string_view s);  // kMiss for anything unknown
+
+// Whether two category names are the same category (a model may write "hardware" for "Hardware"):
+// ASCII case and surrounding white space ignored.
+bool sameCategory(std::string_view a, std::string_view b);
 
 struct TicketSource {
   std::string system;  // email, web, jira, servicenow, ...
@@ -67,7 +72,7 @@ struct Classification {
 // Where intake routed a ticket and its moves between tiers after that (common.schema.json#route).
 struct RouteMove {
   std::string from, to;
-  std::string reason;  // low_confidence, unusable_answer, budget_downgrade
+  std::string reason;  // low_confidence, verifier, quality_floor, unusable_answer, budget_downgrade
 };
 struct Route {
   std::string routed_tier;  // "" in messages from before routes were recorded
@@ -93,6 +98,18 @@ struct RoutedTicket {
   // ledger ids carry it, so a second visit to a tier is charged as the new requests it sends.
   int tier_visits = 0;
   Route route = {};
+};
+
+// schemas/shadow_request.schema.json: a ticket a tier below the reference tier answered, to be
+// answered again by the reference tier (shadow evaluation), with what the tier answered.
+struct ShadowRequest {
+  RoutedTicket routed;  // as the answering tier had it
+  std::string tier, model;
+  std::string answer_category;  // the answer's category_check
+  bool needs_human = false;
+  double confidence = 0;
+  std::optional<double> agreement;  // the verifier's estimate when the tier used one
+  classify::AnswerFeatures features;
 };
 
 // Headers of a routed ticket parked on kafka.topics.deferred by a budget cap (RFC 3339 times).
@@ -209,6 +226,7 @@ struct DeadLetter {
 // Each message's JSON text (core/json_writer.hpp writes it; no document is built).
 std::string toJson(const Ticket& t);
 std::string toJson(const RoutedTicket& t);
+std::string toJson(const ShadowRequest& s);
 std::string toJson(const Answer& a);
 std::string toJson(const TicketResult& r);
 std::string toJson(const TicketUpdate& u);
@@ -221,6 +239,7 @@ void truncatePayload(DeadLetter& d, std::size_t max_bytes);
 // Each parse validates the bytes against the schema first; the error names the field.
 Result<Ticket> parseTicket(std::string_view bytes);
 Result<RoutedTicket> parseRoutedTicket(std::string_view bytes);
+Result<ShadowRequest> parseShadowRequest(std::string_view bytes);
 Result<TicketResult> parseTicketResult(std::string_view bytes);
 Result<TicketUpdate> parseTicketUpdate(std::string_view bytes);
 Result<DeadLetter> parseDeadLetter(std::string_view bytes);

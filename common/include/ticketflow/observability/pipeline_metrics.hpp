@@ -49,6 +49,10 @@ struct PipelineMetrics {
   Family<Counter>& budget_refusals;   // ticketflow_budget_refusals_total{tier,policy}
   Family<Counter>& tier_outcomes;     // ticketflow_tier_outcomes_total{tier,outcome}: answered, degraded, escalated, ...
   Family<Gauge>& budget_remaining;    // ticketflow_budget_remaining_micro_usd{scope,name,period}
+  // Shadow evaluation (tier/shadow_role.hpp): field category|needs_human|both, result agree|disagree.
+  Family<Counter>& shadow_comparisons;  // ticketflow_shadow_comparisons_total{tier,category,field,result}
+  Family<Counter>& shadow_skipped;      // ticketflow_shadow_skipped_total{reason}
+  Family<Gauge>& shadow_agreement;      // ticketflow_shadow_agreement{tier,category,field,bound}: estimate|lower|upper
   // ticketflow_carried_cost_dropped_micro_usd_total{tier}: earlier attempts' spend forgotten
   // because the role's bounded memory of it was full (the result then under-reports its cost).
   Family<Counter>& carried_cost_dropped;
