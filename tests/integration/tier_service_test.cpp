@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <future>
+#include <random>
 #include <thread>
 
 #include "fixtures/admission_on_redis.hpp"
@@ -176,6 +177,29 @@ TEST(TierService, LowConfidenceEscalatesAndTheLastTierHandsToHumans) {
   ASSERT_TRUE(out.ok());
   EXPECT_EQ(out->kind, tier::TierOutcomeKind::kEscalate);
   EXPECT_EQ(out->next_tier, "frontier");
+}
+
+// The per-tier share target: whatever the verifier's threshold lets through, at most the
+// configured share of answers goes up, the most doubtful first.
+TEST(EscalationShare, HoldsTheShareWithinTwoPointsAndSendsTheMostDoubtfulFirst) {
+  tier::EscalationShare share(0.10, 0.35);
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<double> score(0, 1);
+  int up = 0, judged = 0;
+  double highest_up = 0;
+  for (int i = 0; i < 6000; ++i) {
+    const double s = score(rng);  // 35% of answers fall below the configured threshold
+    const bool went_up = share.admit(s) && s < 0.35;
+    if (i < 1000) continue;  // warming up from the configured threshold
+    ++judged;
+    if (went_up) {
+      ++up;
+      highest_up = std::max(highest_up, s);
+    }
+  }
+  EXPECT_NEAR(static_cast<double>(up) / judged, 0.10, 0.02);
+  EXPECT_LT(highest_up, 0.2) << "only the lowest scores go up";
+  EXPECT_NEAR(share.threshold(), 0.10, 0.03);
 }
 
 TEST(TierService, WholeChainDownIsARetriableError) {

@@ -77,6 +77,21 @@ TierService::TierService(const Config& config, const std::string& tier, ModelCli
                       std::make_unique<provider::CircuitBreaker>(policy_.breaker, clock_), degraded, std::move(slots)});
   }
   if (admission_.ledger) leases_ = std::make_unique<redis::ReservationLeases>(*admission_.ledger, admission_.owner_lease);
+  if (tier_.max_escalation_share > 0)
+    escalation_share_ = std::make_unique<EscalationShare>(tier_.max_escalation_share, tier_.escalate_below_agreement);
+}
+
+bool EscalationShare::admit(double score) {
+  std::lock_guard lock(mutex_);
+  const bool below = score < threshold_;
+  // Below the share's quantile more often than `share`: the threshold comes down, and up if less.
+  threshold_ = std::clamp(threshold_ + kStep * (share_ - (below ? 1.0 : 0.0)), 0.0, 1.0);
+  return below;
+}
+
+double EscalationShare::threshold() const {
+  std::lock_guard lock(mutex_);
+  return threshold_;
 }
 
 provider::BreakerState TierService::breakerState(const std::string& model_name) {
@@ -684,7 +699,9 @@ Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery
     if (tier_.escalate_below_agreement > 0 && !low_confidence && !next_tier.empty()) {
       const auto& verifier = policy_.verifier ? *policy_.verifier : classify::EscalationModel::builtin();
       outcome.agreement = verifier.agreement(tier_.name, outcome.features);
-      if (*outcome.agreement < tier_.escalate_below_agreement) {
+      // Below the tier's threshold, and (with max_escalation_share) among its most doubtful answers.
+      const bool doubtful = *outcome.agreement < tier_.escalate_below_agreement;
+      if (escalation_share_ ? escalation_share_->admit(*outcome.agreement) && doubtful : doubtful) {
         outcome.kind = TierOutcomeKind::kEscalate;
         outcome.next_tier = next_tier;
         outcome.escalation = "verifier";

@@ -153,6 +153,25 @@ ModelClientFactory httpModelClientFactory(const Config& config);
 // Waits for a backoff delay (tests pass one that records instead of sleeping).
 using Sleeper = std::function<void(std::chrono::milliseconds)>;
 
+// Holds the verifier's escalations from a tier to at most `share` of the answers it judges:
+// tracks the verifier score below which that share of answers fall (a stochastic quantile,
+// Robbins-Monro) and lets an answer go up only below it, so the most doubtful go first and the
+// tier above gets a predictable load. In memory, per process (each process holds the share of its
+// own answers); it starts from the configured threshold. Thread-safe.
+class EscalationShare {
+ public:
+  EscalationShare(double share, double start) : share_(share), threshold_(start) {}
+  // Whether an answer with verifier estimate `score` may go up (and learns from it).
+  bool admit(double score);
+  double threshold() const;
+
+ private:
+  static constexpr double kStep = 0.01;
+  const double share_;
+  mutable std::mutex mutex_;
+  double threshold_;
+};
+
 class TierService {
  public:
   // Throws std::invalid_argument if `tier` is not configured.
@@ -249,6 +268,7 @@ class TierService {
   const Config& config_;
   const TierConfig& tier_;
   std::string next_tier_;  // empty for the last tier
+  std::unique_ptr<EscalationShare> escalation_share_;  // tiers[].max_escalation_share, when set
   const Clock& clock_;
   Sleeper sleeper_;
   provider::PromptSet prompts_;

@@ -338,6 +338,7 @@ Config buildConfig(const json& doc, const std::string& file, const YamlToJson& l
     readIfPresent(t2, "degraded_fallbacks", tc.degraded_fallbacks);
     readIfPresent(t2, "escalate_below_confidence", tc.escalate_below_confidence);
     readIfPresent(t2, "escalate_below_agreement", tc.escalate_below_agreement);
+    readIfPresent(t2, "max_escalation_share", tc.max_escalation_share);
     c.tiers.push_back(std::move(tc));
   }
 

@@ -49,6 +49,13 @@ args, topic and group (for KEDA), scaling and resources.
 {{- $roles = append $roles (dict "name" (printf "tier-%s" .name) "role" "tier" "tier" .name "args" (list "run" "tier" "--tier" .name) "topic" (printf "%s%s" $v.kafka.topics.tierPrefix .name) "group" (printf "%s%s" $v.kafka.consumerGroups.tierPrefix .name) "spec" .) -}}
 {{- end -}}
 {{- $roles = append $roles (dict "name" "results" "role" "results" "args" (list "run" "results") "topic" $v.kafka.topics.results "group" $v.kafka.consumerGroups.results "spec" $v.results) -}}
+{{- $sampled := gt (float64 (default 0 $v.shadow.sample)) 0.0 -}}
+{{- range $category, $share := (default (dict) $v.shadow.sampleByCategory) -}}
+{{- if gt (float64 $share) 0.0 }}{{ $sampled = true }}{{ end -}}
+{{- end -}}
+{{- if $sampled -}}
+{{- $roles = append $roles (dict "name" "shadow" "role" "shadow" "args" (list "run" "shadow") "topic" $v.kafka.topics.shadow "group" $v.kafka.consumerGroups.shadow "spec" $v.shadow) -}}
+{{- end -}}
 {{- toJson $roles -}}
 {{- end -}}
 

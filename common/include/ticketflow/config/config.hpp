@@ -150,6 +150,9 @@ struct TierConfig {
   // The escalation verifier's estimate that the reference tier would agree with the answer
   // (classify/escalation_model.hpp) below this escalates one tier; 0: off.
   double escalate_below_agreement = 0.0;
+  // The verifier sends up at most this share of the tier's answers, the most doubtful first
+  // (tier/tier_service.hpp EscalationShare); 0: no cap. Holds the load on the tier above.
+  double max_escalation_share = 0.0;
 };
 
 struct DifficultyConfig {
