@@ -1,5 +1,6 @@
 #include "ticketflow/redis/agreement_store.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace ticketflow::redis {
@@ -31,19 +32,17 @@ Status ok(const Result<Reply>& reply, const char* what) {
 
 }  // namespace
 
-double Proportion::lower() const {
-  if (trials == 0) return 0.0;
-  const double z = 1.959964, n = static_cast<double>(trials), p = estimate();
-  const double centre = p + z * z / (2 * n), spread = z * std::sqrt(p * (1 - p) / n + z * z / (4 * n * n));
-  return std::max(0.0, (centre - spread) / (1 + z * z / n));
+namespace {
+// The Wilson score interval's bound on the side of `sign` (-1 lower, +1 upper), z for 95%.
+double wilsonBound(const Proportion& p, double sign) {
+  const double z = 1.959964, n = static_cast<double>(p.trials), e = p.estimate();
+  const double centre = e + z * z / (2 * n), spread = z * std::sqrt(e * (1 - e) / n + z * z / (4 * n * n));
+  return std::clamp((centre + sign * spread) / (1 + z * z / n), 0.0, 1.0);
 }
+}  // namespace
 
-double Proportion::upper() const {
-  if (trials == 0) return 1.0;
-  const double z = 1.959964, n = static_cast<double>(trials), p = estimate();
-  const double centre = p + z * z / (2 * n), spread = z * std::sqrt(p * (1 - p) / n + z * z / (4 * n * n));
-  return std::min(1.0, (centre + spread) / (1 + z * z / n));
-}
+double Proportion::lower() const { return trials == 0 ? 0.0 : wilsonBound(*this, -1); }
+double Proportion::upper() const { return trials == 0 ? 1.0 : wilsonBound(*this, +1); }
 
 AgreementStore::AgreementStore(std::shared_ptr<RedisPool> pool, std::string key_prefix)
     : pool_(std::move(pool)), prefix_(std::move(key_prefix) + "shadow:") {}
