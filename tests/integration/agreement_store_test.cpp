@@ -78,8 +78,21 @@ TEST_F(AgreementStoreTest, AComparisonCountsOnceAndTheTableAndLabelsReadBack) {
   EXPECT_EQ(labels->front().tier, "fast");
   EXPECT_FALSE(labels->front().agreed) << "T-0: category disagreed";
   EXPECT_EQ(labels->back().tier, "balanced");
+  // An answer the verifier sent up: a training label, not a final answer's agreement.
+  auto escalated = comparison("T-99", "fast", "Hardware", false, true);
+  escalated.final_answer = false;
+  ASSERT_TRUE(*store.record(escalated));
+  auto after = store.table();
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ((*after)["fast"]["Hardware"].both.trials, 40);
+  EXPECT_EQ(store.labels()->size(), 42u);
+
   ASSERT_TRUE(store.reset().ok());
   EXPECT_TRUE(store.table()->empty());
+  EXPECT_TRUE(store.labels()->empty());
+  auto replayed = store.record(comparison("T-1", "fast", "Hardware", true, true));
+  ASSERT_TRUE(replayed.ok());
+  EXPECT_TRUE(*replayed) << "after a reset a replay counts again";
 }
 
 TEST(Proportion, WilsonBoundsStayInsideZeroAndOne) {

@@ -56,9 +56,11 @@ TEST_F(HelmChart, LintsStrictlyWithEveryValueSet) {
 TEST_F(HelmChart, DefaultValuesGiveOneHardenedDeploymentPerRole) {
   const auto docs = render("");
   const auto deployments = byName(ofKind(docs, "Deployment"));
-  for (const std::string role : {"intake", "tier-fast", "tier-balanced", "tier-frontier", "results"})
+  for (const std::string role : {"intake", "tier-fast", "tier-balanced", "tier-frontier", "results", "shadow"})
     ASSERT_TRUE(deployments.count("tf-ticketflow-" + role)) << role;
-  EXPECT_EQ(deployments.size(), 5u);
+  EXPECT_EQ(deployments.size(), 6u);
+  EXPECT_EQ(deployments.at("tf-ticketflow-shadow")["spec"]["template"]["spec"]["containers"][0]["args"],
+            json::parse(R"(["run","shadow","--config","/etc/ticketflow/config/ticketflow.yaml"])"));
   const auto& fast = deployments.at("tf-ticketflow-tier-fast");
   const json& pod = fast["spec"]["template"]["spec"];
   const json& c = pod["containers"][0];
@@ -71,8 +73,8 @@ TEST_F(HelmChart, DefaultValuesGiveOneHardenedDeploymentPerRole) {
   EXPECT_TRUE(c["resources"].contains("limits"));
   // The grace period outlasts the drain deadline (25 s in the default values).
   EXPECT_GT(pod["terminationGracePeriodSeconds"].get<int>(), 25);
-  EXPECT_EQ(ofKind(docs, "HorizontalPodAutoscaler").size(), 5u);
-  EXPECT_EQ(ofKind(docs, "PodDisruptionBudget").size(), 5u);
+  EXPECT_EQ(ofKind(docs, "HorizontalPodAutoscaler").size(), 6u);
+  EXPECT_EQ(ofKind(docs, "PodDisruptionBudget").size(), 6u);
   EXPECT_TRUE(ofKind(docs, "ScaledObject").empty());
   for (const auto& hpa : ofKind(docs, "HorizontalPodAutoscaler")) EXPECT_LE(hpa["spec"]["maxReplicas"].get<int>(), 8);
 }
@@ -94,7 +96,8 @@ TEST_F(HelmChart, RenderedConfigurationPassesConfigCheck) {
 TEST_F(HelmChart, KedaScalesEachRoleOnItsOwnTopicAndGroup) {
   const auto docs = render("keda.yaml");
   const auto scaled = byName(ofKind(docs, "ScaledObject"));
-  EXPECT_EQ(scaled.size(), 5u);
+  EXPECT_EQ(scaled.size(), 6u);
+  EXPECT_EQ(scaled.at("tf-ticketflow-shadow")["spec"]["triggers"][0]["metadata"]["topic"], "tickets.shadow");
   EXPECT_TRUE(ofKind(docs, "HorizontalPodAutoscaler").empty());
   for (const std::string tier : {"fast", "balanced", "frontier"}) {
     const auto& so = scaled.at("tf-ticketflow-tier-" + tier);
@@ -119,7 +122,8 @@ TEST_F(HelmChart, KedaScalesEachRoleOnItsOwnTopicAndGroup) {
 TEST_F(HelmChart, CustomTiersGetTheirOwnDeployments) {
   const auto docs = render("custom-tiers.yaml");
   const auto deployments = byName(ofKind(docs, "Deployment"));
-  EXPECT_EQ(deployments.size(), 4u);
+  EXPECT_EQ(deployments.size(), 4u) << "shadow.sample 0: no shadow Deployment";
+  EXPECT_FALSE(deployments.count("tf-ticketflow-shadow"));
   ASSERT_TRUE(deployments.count("tf-ticketflow-tier-cheap"));
   ASSERT_TRUE(deployments.count("tf-ticketflow-tier-premium"));
   EXPECT_FALSE(deployments.count("tf-ticketflow-tier-fast"));

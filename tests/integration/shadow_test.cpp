@@ -51,7 +51,7 @@ TEST(Shadow, ASampleIsAnsweredAgainByTheReferenceChargedToItsOwnBucketAndNeverWr
   Config config = testConfig();
   config.cache.enabled = false;
   config.shadow.sample = 1.0;
-  for (auto& t : config.tiers) t.escalate_below_confidence = 0;
+  for (auto& t : config.tiers) t.escalate_below_confidence = t.escalate_below_agreement = 0;  // no escalation
   pipeline::LocalStackOptions local;
   local.latency_scale = 0;
   std::vector<RoutedTicket> tickets;
@@ -106,11 +106,15 @@ TEST(Shadow, TheVerifierPassesUpAnAnswerItDoubtsAndSaysSo) {
   config.cache.enabled = false;
   config.tiers[0].escalate_below_confidence = 0;
   config.tiers[0].escalate_below_agreement = 0.999;  // nothing is that sure
+  config.tiers[0].max_escalation_share = 0;
+  config.tiers[1].escalate_below_agreement = 0;
+  config.shadow.sample = 1.0;
   pipeline::LocalStackOptions local;
   local.latency_scale = 0;
   pipeline::LocalStack stack(config, local);
   std::ostringstream log;
-  pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kTier, "fast"}, {pipeline::Role::kTier, "balanced"}}, &log));
+  pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kTier, "fast"}, {pipeline::Role::kTier, "balanced"},
+                                             {pipeline::Role::kShadow, ""}}, &log));
   run.start();
   const RoutedTicket routed = labelled("VER-1", "fast", "Access", kAccessText);
   testing::produceAll(config.kafka.bootstrap_servers, config.kafka.tierTopic("fast"), {{routed.ticket.id, toJson(routed)}});
@@ -123,6 +127,16 @@ TEST(Shadow, TheVerifierPassesUpAnAnswerItDoubtsAndSaysSo) {
   ASSERT_EQ(r->route.moves.size(), 1u);
   EXPECT_EQ(r->route.moves[0].reason, "verifier");
   EXPECT_NE(log.str().find("ticket_escalated"), std::string::npos);
+  // The doubted answer was sampled: compared as a training label, but it is no final answer.
+  std::size_t labels = 0;
+  for (int i = 0; i < 100 && labels < 2; ++i) {
+    labels = run.agreement().labels()->size();
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_EQ(labels, 2u) << "the fast answer sent up and the balanced answer";
+  EXPECT_EQ(run.agreement().labels()->front().tier == "fast" || run.agreement().labels()->back().tier == "fast", true);
+  EXPECT_EQ(cellOf(run, "fast", "Access").both.trials, 0);
+  EXPECT_EQ(cellOf(run, "balanced", "Access").both.trials, 1);
 }
 
 // Done-when of issue 19: a profile makes the fast model poor at Hardware; shadow evaluation finds
@@ -133,7 +147,7 @@ TEST(Shadow, AModelPoorAtOneCategoryIsFoundAndThatCategoryRoutesUp) {
   config.shadow.sample = 0.3;
   config.shadow.quality_floor = 0.6;
   config.shadow.min_comparisons = 8;
-  for (auto& t : config.tiers) t.escalate_below_confidence = 0;
+  for (auto& t : config.tiers) t.escalate_below_confidence = t.escalate_below_agreement = 0;  // no escalation
   pipeline::LocalStackOptions local;
   local.latency_scale = 0;
   std::vector<RoutedTicket> waves[4];

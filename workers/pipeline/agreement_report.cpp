@@ -52,8 +52,13 @@ std::string withInterval(const redis::Proportion& p) {
 FinalAgreement finalAgreement(const redis::AgreementTable& table, const std::string& reference_tier) {
   FinalAgreement f;
   double variance = 0, weight = 0;
+  auto varianceOf = [](const redis::Proportion& p) {
+    const double e = p.estimate(), n = static_cast<double>(p.trials);
+    return std::max(e * (1 - e), 0.25 / n) / n;  // never 0: a perfect small sample is not certain
+  };
   for (const auto& [tier, categories] : table) {
     const redis::AgreementCell tier_all = pooled(categories);
+    double borrowed = 0;  // weight of the categories that take the tier's figure: one error, not several
     for (const auto& [category, cell] : categories) {
       if (cell.answered == 0) continue;
       const double w = static_cast<double>(cell.answered);
@@ -66,17 +71,21 @@ FinalAgreement finalAgreement(const redis::AgreementTable& table, const std::str
         continue;
       }
       // A category with no comparison of its own takes its tier's over every category.
-      const redis::AgreementCell& measured = cell.both.trials > 0 ? cell : tier_all;
+      const bool own = cell.both.trials > 0;
+      const redis::AgreementCell& measured = own ? cell : tier_all;
       if (measured.both.trials == 0) continue;  // nothing measured for the tier: left out of the weights
       weight += w;
       f.compared += cell.both.trials;
       f.category += w * measured.category.estimate();
       f.needs_human += w * measured.needs_human.estimate();
-      const double p = measured.both.estimate();
-      f.both += w * p;
-      variance += w * w * std::max(p * (1 - p), 0.25 / static_cast<double>(measured.both.trials)) /
-                  static_cast<double>(measured.both.trials);
+      f.both += w * measured.both.estimate();
+      if (own) {
+        variance += w * w * varianceOf(cell.both);
+      } else {
+        borrowed += w;
+      }
     }
+    if (borrowed > 0 && tier_all.both.trials > 0) variance += borrowed * borrowed * varianceOf(tier_all.both);
   }
   if (weight <= 0) return f;
   f.category /= weight;

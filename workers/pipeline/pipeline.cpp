@@ -73,9 +73,10 @@ struct Pipeline::Impl {
   ~Impl() {
     stages.clear();
     for (auto& role : tier_roles) role->stop();
+    // The shadow role's threads wait for their settles: those give up after one more try first.
+    if (shadow_service) shadow_service->stopSettleRetries();
     if (shadow) shadow->stop();
     for (auto& service : tier_services) service->stopSettleRetries();
-    if (shadow_service) shadow_service->stopSettleRetries();
     for (auto& r : redis) r->batcher.reset();
     for (auto& r : redis) r->settle_retries.reset();
   }
@@ -199,7 +200,8 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
             admissionFor(rr, spec.tier), &metrics_));
         impl_->tier_roles.push_back(std::make_unique<tier::TierRole>(
             config, *impl_->tier_services.back(), tier::callThreadsFor(config, spec.tier), SystemClock::instance(),
-            rr.cache.get(), &metrics_, logger_.get(), rr.in_flight.get(), rr.agreement.get()));
+            rr.cache.get(), &metrics_, logger_.get(), rr.in_flight.get(),
+            config.shadow.enabled() ? rr.agreement.get() : nullptr));
         so.input_topics = {config.kafka.tierTopic(spec.tier)};
         so.group = config.kafka.tierGroup(spec.tier);
         handler = impl_->tier_roles.back()->handler();

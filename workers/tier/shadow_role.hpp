@@ -1,8 +1,7 @@
 #pragma once
 // Shadow evaluation's role: consumes kafka.topics.shadow (tickets a tier below the reference tier
 // answered, sampled by shadow.sample), asks the reference tier's models the same ticket, and
-// compares the fields a helpdesk acts on: category (and with it the ServiceNow assignment group,
-// which sinks derive from the category) and needs_human. The counts go to the AgreementStore
+// compares the fields a helpdesk acts on: the answer's category and needs_human. The counts go to the AgreementStore
 // (once per ticket, revision and tier, whatever the redeliveries), and each comparison becomes a
 // training example for the escalation verifier. Nothing reaches a sink and the ticket's own answer
 // never waits for this: it went out with the tier's answer.
@@ -11,7 +10,8 @@
 // well as the tenant and global buckets; a cap without room skips the comparison (counted in
 // ticketflow_shadow_skipped_total{reason="budget"}), it never defers or downgrades. Redis or every
 // reference model down: the message is held like any other (nothing is lost, nothing asked twice:
-// the ledger replays a paid reply).
+// the ledger replays a paid reply). A reply the reference could not make usable, or a fallback
+// model's answer, is no comparison: skipped and counted.
 //
 // Threading: the stage's handler hands each request to a pool of `threads` (reference calls take
 // seconds); stop() after the stage stopped.
@@ -53,6 +53,7 @@ class QualityFloor {
   std::mutex mutex_;
   std::chrono::steady_clock::time_point read_at_{};
   bool read_ = false;
+  bool reading_ = false;  // a thread is reading the table from Redis
   redis::AgreementTable table_;
 };
 

@@ -250,7 +250,13 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
     if (logger_)
       logger_->info("ticket_escalated", {{"ticket_id", up.ticket.id}, {"trace_id", up.trace_id}, {"from", routed.tier},
                                          {"to", up.tier}});
-    return completion.succeed({{config_.kafka.tierTopic(up.tier), routed.ticket.id, toJson(up), {}}});
+    std::vector<stage::OutputRecord> outputs = {{config_.kafka.tierTopic(up.tier), routed.ticket.id, toJson(up), {}}};
+    // A sampled answer the verifier doubted is compared too: without it the verifier's training
+    // labels would only hold the answers it trusted.
+    if (outcome->escalation == "verifier" && sampledForShadow(config_.shadow, routed, routed.tier)) {
+      if (auto shadow = shadowRequest(routed, *outcome, true)) outputs.push_back(std::move(*shadow));
+    }
+    return completion.succeed(std::move(outputs));
   }
   TicketResult& result = outcome->result;
   result.latency_ms = millisSince(routed.received_at, clock_);  // end to end, from intake's receipt
@@ -271,21 +277,28 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
   if (in_flight_) in_flight_->end(result.tenant, routed.ticket.text(), routed.ticket.id);
   std::vector<stage::OutputRecord> outputs = {{config_.kafka.topics.results, routed.ticket.id, toJson(result), {}}};
   if (agreement_) (void)agreement_->countAnswered(result.tier, result.classification.category);  // a weight: best effort
-  const int reference = config_.tierIndex(config_.shadow.reference_tier);
-  if (!result.degraded && config_.tierIndex(result.tier) < reference && sampledForShadow(config_.shadow, routed, result.tier)) {
-    ShadowRequest shadow;
-    shadow.routed = routed;
-    shadow.tier = result.tier;
-    shadow.model = result.model;
-    shadow.answer_category = result.answer.category_check;
-    shadow.needs_human = result.answer.needs_human;
-    shadow.confidence = std::clamp(result.answer.confidence, 0.0, 1.0);
-    shadow.agreement = outcome->agreement;
-    shadow.features = outcome->features;
-    outputs.push_back({config_.kafka.topics.shadow, routed.ticket.id, toJson(shadow), {}});
-    count("shadow_sampled");
+  if (!result.degraded && sampledForShadow(config_.shadow, routed, result.tier)) {
+    if (auto shadow = shadowRequest(routed, *outcome, false)) outputs.push_back(std::move(*shadow));
   }
   completion.succeed(std::move(outputs));
+}
+
+std::optional<stage::OutputRecord> TierRole::shadowRequest(const RoutedTicket& routed, const TierOutcome& outcome,
+                                                           bool escalated) {
+  if (config_.tierIndex(service_.name()) >= config_.tierIndex(config_.shadow.reference_tier)) return std::nullopt;
+  const TicketResult& r = outcome.result;
+  ShadowRequest shadow;
+  shadow.routed = routed;
+  shadow.tier = service_.name();
+  shadow.model = r.model;
+  shadow.answer_category = answerCategory(r.answer, routed.classification);
+  shadow.needs_human = r.answer.needs_human;
+  shadow.confidence = std::clamp(r.answer.confidence, 0.0, 1.0);
+  shadow.agreement = outcome.agreement;
+  shadow.features = outcome.features;
+  shadow.escalated = escalated;
+  count("shadow_sampled");
+  return stage::OutputRecord{config_.kafka.topics.shadow, routed.ticket.id, toJson(shadow), {}};
 }
 
 int callThreadsFor(const Config& config, const std::string& tier) {

@@ -90,6 +90,8 @@ class TierRole {
   void giveTurnBack();
   void applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& outcome, const SettledCompletion& completion);
   void count(const std::string& outcome);
+  // The shadow request for a sampled answer of this tier (none at or above the reference tier).
+  std::optional<stage::OutputRecord> shadowRequest(const RoutedTicket& routed, const TierOutcome& outcome, bool escalated);
   // What earlier failed runs of a message spent (unusable replies are billed too), so its final
   // result carries the ticket's whole cost. A run held for an outage is repeated with the same
   // attempt and replays what it paid for, so only an attempt's latest run counts, and the final

@@ -576,10 +576,11 @@ classify::AnswerFeatures TierService::answerFeatures(const RoutedTicket& ticket,
   classify::AnswerFeatures f;
   const Classification& c = ticket.classification;
   f.stated_confidence = answer.confidence;
-  f.category_agrees = sameCategory(answer.category_check, c.category);
+  const std::string& category = answerCategory(answer, c);
+  f.category_agrees = sameCategory(category, c.category);
   f.classifier_confidence = c.confidence;
-  for (const auto& [category, p] : c.probabilities)
-    if (sameCategory(category, answer.category_check)) f.classifier_prob_of_answer = p;
+  for (const auto& [name, p] : c.probabilities)
+    if (sameCategory(name, category)) f.classifier_prob_of_answer = p;
   if (f.category_agrees && c.probabilities.empty()) f.classifier_prob_of_answer = c.confidence;
   f.repaired = repaired;
   f.needs_human = answer.needs_human;
@@ -599,8 +600,16 @@ std::string TierService::budgetKey(const RoutedTicket& ticket, int delivery_atte
          tier_.name + ":v" + std::to_string(ticket.tier_visits) + ":a" + std::to_string(delivery_attempt);
 }
 
+bool TierService::belowQualityFloor(const RoutedTicket& ticket) const {
+  // The shadow sample is still answered here, so the measure goes on and the category can come back.
+  return ticket.budget_state == "ok" && !next_tier_.empty() && policy_.below_quality_floor &&
+         policy_.below_quality_floor(ticket.classification.category) &&
+         !sampledForShadow(config_.shadow, ticket, tier_.name);
+}
+
 bool TierService::admitEarly(const RoutedTicket& ticket, int delivery_attempt,
                              std::function<void(std::shared_ptr<EarlyAdmission>)> answered) {
+  if (belowQualityFloor(ticket)) return false;  // decide() sends it up without a call
   if (!admission_.ledger || !admission_.limiter || !admission_.batcher || chain_.empty()) return false;
   Entry& entry = chain_.front();
   auto early = std::make_shared<EarlyAdmission>();
@@ -638,10 +647,9 @@ Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery
   context.owner = early ? early->owner : redis::ReservationLeases::newOwner();
   // A ticket a cap sent down must not climb back up: that would undo the downgrade.
   const std::string next_tier = ticket.budget_state == "ok" ? next_tier_ : std::string();
-  // Measured below the quality floor in this category: up without a call (the shadow sample is
-  // still answered here, so the measure goes on and the category can come back).
-  if (!next_tier.empty() && policy_.below_quality_floor &&
-      policy_.below_quality_floor(ticket.classification.category) && !sampledForShadow(config_.shadow, ticket, tier_.name)) {
+  // Measured below the quality floor in this category: up without a call. A ticket admitted early
+  // was not (admitEarly asked first): its admission is used rather than left to expire.
+  if (!early && belowQualityFloor(ticket)) {
     outcome.kind = TierOutcomeKind::kEscalate;
     outcome.next_tier = next_tier;
     outcome.escalation = "quality_floor";
@@ -708,6 +716,8 @@ Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery
         char buf[96];
         std::snprintf(buf, sizeof buf, " is %.3f, below %.3f", *outcome.agreement, tier_.escalate_below_agreement);
         outcome.reason = "the verifier's estimate that " + next_tier + " would agree with " + entry.model->name + buf;
+        outcome.result.model = entry.model->name;  // the answer judged, for shadow evaluation's labels
+        outcome.result.answer = std::move(answer);
         return outcome;
       }
     }

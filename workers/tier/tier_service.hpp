@@ -106,7 +106,9 @@ enum class TierOutcomeKind { kAnswered, kEscalate, kBudgetRefused, kFailed };
 
 struct TierOutcome {
   TierOutcomeKind kind = TierOutcomeKind::kAnswered;
-  TicketResult result;     // kAnswered; cost includes what earlier tiers spent on the ticket
+  // kAnswered; cost includes what earlier tiers spent on the ticket. kEscalate by the verifier:
+  // only `answer` and `model`, the answer judged.
+  TicketResult result;
   std::string next_tier;   // kEscalate
   std::string escalation;  // kEscalate: a RouteMove reason (low_confidence, verifier, quality_floor, unusable_answer)
   std::string reason;      // why it escalated or was refused, or why the answer is degraded
@@ -202,6 +204,9 @@ class TierService {
   void stopSettleRetries() { stopping_settles_ = true; }
 
   provider::BreakerState breakerState(const std::string& model_name);
+  // Whether shadow evaluation measured this tier below shadow.quality_floor in the ticket's
+  // category (and the ticket is not in the shadow sample): it goes up without a call.
+  bool belowQualityFloor(const RoutedTicket& ticket) const;
   // What the escalation verifier sees of an answer to the ticket.
   static classify::AnswerFeatures answerFeatures(const RoutedTicket& ticket, const Answer& answer, bool repaired);
 

@@ -497,6 +497,8 @@ void crossCheck(const Config& c, const std::string& file, const YamlToJson& line
   for (const auto& [category, tier] : c.routing.min_tier_by_category) checkTier(tier, "/routing/min_tier_by_category/" + category);
   for (const auto& [tenant, tier] : c.routing.tenant_tiers) checkTier(tier, "/routing/tenant_tiers/" + tenant);
   checkTier(c.shadow.reference_tier, "/shadow/reference_tier");
+  if (c.shadow.quality_floor > 0 && !c.shadow.enabled())
+    fail("/shadow/quality_floor", "needs shadow.sample (or sample_by_category) above 0: the floor acts on what shadow evaluation measures");
   for (std::size_t i = 0; i < c.tiers.size(); ++i)
     if (c.tiers[i].name == kShadowTier)
       fail("/tiers/" + std::to_string(i) + "/name", "'shadow' is reserved for shadow evaluation's budget bucket");

@@ -276,6 +276,7 @@ std::string toJson(const ShadowRequest& s) {
   w.key("answer").beginObject();
   if (s.agreement) w.field("agreement", *s.agreement);
   w.field("category", s.answer_category).field("confidence", s.confidence);
+  if (s.escalated) w.field("escalated", true);
   w.key("features").value(s.features.toJson());
   w.field("model", s.model).field("needs_human", s.needs_human).field("tier", s.tier).endObject();
   writeRoutedTicket(w.key("routed"), s.routed);
@@ -484,6 +485,7 @@ Result<ShadowRequest> parseShadowRequest(std::string_view bytes) {
     s.needs_human = a["needs_human"];
     s.confidence = a["confidence"];
     if (a.contains("agreement")) s.agreement = a["agreement"].get<double>();
+    readIfPresent(a, "escalated", s.escalated);
     auto features = classify::AnswerFeatures::fromJson(a["features"]);
     if (!features) throw std::invalid_argument(features.error().message);
     s.features = *features;

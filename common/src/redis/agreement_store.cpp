@@ -7,15 +7,17 @@ namespace ticketflow::redis {
 namespace {
 
 // KEYS: seen marker, counts hash, labels stream. ARGV: marker TTL s, "tier|category|", category
-// agrees, needs_human agrees, label JSON, stream cap. Counts once per marker.
+// agrees, needs_human agrees, label JSON, stream cap, whether it counts in the table. Once per marker.
 const RedisScript& recordScript() {
   static const RedisScript s(R"lua(
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
 local cell = ARGV[2]
-redis.call('HINCRBY', KEYS[2], cell .. 'compared', 1)
-if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[2], cell .. 'category', 1) end
-if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[2], cell .. 'needs_human', 1) end
-if ARGV[3] == '1' and ARGV[4] == '1' then redis.call('HINCRBY', KEYS[2], cell .. 'both', 1) end
+if ARGV[7] == '1' then
+  redis.call('HINCRBY', KEYS[2], cell .. 'compared', 1)
+  if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[2], cell .. 'category', 1) end
+  if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[2], cell .. 'needs_human', 1) end
+  if ARGV[3] == '1' and ARGV[4] == '1' then redis.call('HINCRBY', KEYS[2], cell .. 'both', 1) end
+end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'label', ARGV[5])
 return 1
 )lua");
@@ -51,12 +53,13 @@ Result<bool> AgreementStore::record(const ShadowComparison& c) {
   nlohmann::json label = c.label.toJson();
   label["category_agrees"] = c.category_agrees;
   label["needs_human_agrees"] = c.needs_human_agrees;
+  label["final_answer"] = c.final_answer;
   const std::string seen =
       prefix_ + "seen:" + c.tenant + ":" + c.ticket_id + ":" + std::to_string(c.revision) + ":" + c.label.tier;
   auto reply = pool_->eval(recordScript(), {seen, prefix_ + "counts", prefix_ + "labels"},
                            {std::to_string(kSeenTtlS), c.label.tier + "|" + c.label.category + "|",
                             c.category_agrees ? "1" : "0", c.needs_human_agrees ? "1" : "0", label.dump(),
-                            std::to_string(kMaxLabels)});
+                            std::to_string(kMaxLabels), c.final_answer ? "1" : "0"});
   if (auto status = ok(reply, "shadow record"); !status) return status.error();
   return reply->integer == 1;
 }
@@ -103,7 +106,20 @@ Result<std::vector<classify::AgreementLabel>> AgreementStore::labels(std::int64_
 }
 
 Status AgreementStore::reset() {
-  return ok(pool_->command({"DEL", prefix_ + "counts", prefix_ + "labels"}), "shadow reset");
+  if (auto st = ok(pool_->command({"DEL", prefix_ + "counts", prefix_ + "labels"}), "shadow reset"); !st) return st;
+  std::string cursor = "0";
+  for (int round = 0; round < 100'000; ++round) {  // bounded: a scan ends long before
+    auto page = pool_->command({"SCAN", cursor, "MATCH", prefix_ + "seen:*", "COUNT", "1000"});
+    if (auto st = ok(page, "shadow reset"); !st) return st;
+    if (page->elements.size() != 2) return Error::internal("shadow reset: unexpected SCAN reply");
+    std::vector<std::string> unlink = {"UNLINK"};
+    for (const auto& key : page->elements[1].elements) unlink.push_back(key.str);
+    if (unlink.size() > 1)
+      if (auto st = ok(pool_->command(unlink), "shadow reset"); !st) return st;
+    cursor = page->elements[0].str;
+    if (cursor == "0") break;
+  }
+  return {};
 }
 
 }  // namespace ticketflow::redis

@@ -110,6 +110,8 @@ struct ShadowRequest {
   double confidence = 0;
   std::optional<double> agreement;  // the verifier's estimate when the tier used one
   classify::AnswerFeatures features;
+  // The verifier sent the ticket up: the comparison trains the verifier but is no final answer.
+  bool escalated = false;
 };
 
 // Headers of a routed ticket parked on kafka.topics.deferred by a budget cap (RFC 3339 times).
@@ -133,6 +135,12 @@ struct Answer {
   std::string needs_human_reason;
   double confidence = 0;
 };
+
+// The category an answer gives: its category_check, or (a model may leave it out when it agrees)
+// the classifier's.
+inline const std::string& answerCategory(const Answer& answer, const Classification& classification) {
+  return answer.category_check.empty() ? classification.category : answer.category_check;
+}
 
 struct TokenUsage {
   std::int64_t input_tokens = 0;

@@ -8,7 +8,8 @@
 // estimated (each tier's agreement weighted by its share; the reference tier agrees with itself).
 //
 // Keys: <prefix>shadow:counts (hash "tier|category|field"), <prefix>shadow:labels (stream),
-// <prefix>shadow:seen:<tenant>:<ticket>:<revision>:<tier> (30 days).
+// <prefix>shadow:seen:<tenant>:<ticket>:<revision>:<tier> (30 days; reset() removes them too, so a
+// replay after a reset counts again).
 // Threading: thread-safe (the pool is).
 
 #include <cstdint>
@@ -30,6 +31,8 @@ struct ShadowComparison {
   classify::AgreementLabel label;  // tier, classifier category, features, agreed (both fields)
   bool category_agrees = false;
   bool needs_human_agrees = false;
+  // A final answer's comparison counts in the table; one the verifier sent up is a label only.
+  bool final_answer = true;
 };
 
 // A proportion with its 95% Wilson score interval.
