@@ -2,6 +2,8 @@
 
 #include "fixtures/environment.hpp"
 #include "fixtures/services.hpp"
+#include "ticketflow/classify/escalation_model.hpp"
+#include "ticketflow/redis/agreement_store.hpp"
 
 namespace ticketflow {
 namespace {
@@ -64,6 +66,57 @@ TEST_F(RedisCli, CacheStatsPurgeAndEval) {
   ASSERT_EQ(eval.exit_code, 0) << eval.output;
   // The third ticket is an exact repeat of the first after normalisation: 1 hit of 4 at 0.99.
   EXPECT_NE(eval.output.find("     0.99       1    25.00%     100.00%"), std::string::npos) << eval.output;
+}
+
+// Shadow evaluation's figures and labels, as an operator reads and uses them.
+TEST_F(RedisCli, EvalRoutingPrintsAgreementAndTrainEscalationLearnsFromItsLabels) {
+  redis::RedisPoolOptions options;
+  options.endpoint.port = server().port();
+  redis::AgreementStore store(std::make_shared<redis::RedisPool>(options), key_prefix_);
+  for (int i = 0; i < 60; ++i) {
+    redis::ShadowComparison c;
+    c.tenant = "acme";
+    c.ticket_id = "T-" + std::to_string(i);
+    c.revision = 1;
+    c.category_agrees = i % 3 != 0;
+    c.needs_human_agrees = true;
+    c.label.tier = "balanced";  // the minimal configuration's one tier, fast, is the reference
+    c.label.category = "Access";
+    c.label.features.category_agrees = c.category_agrees;
+    c.label.features.stated_confidence = 0.5 + (i % 5) / 10.0;
+    c.label.features.classifier_confidence = 0.8;
+    c.label.agreed = c.category_agrees;
+    ASSERT_TRUE(store.record(c).ok());
+    ASSERT_TRUE(store.countAnswered("balanced", "Access").ok());
+  }
+  const std::string labels = dir_ + "/labels.jsonl";
+  auto eval = run("eval routing --export-labels " + labels);
+  ASSERT_EQ(eval.exit_code, 0) << eval.output;
+  EXPECT_NE(eval.output.find("wrote 60 shadow labels"), std::string::npos) << eval.output;
+  EXPECT_NE(eval.output.find("66.7% [54.1%, 77.3%]"), std::string::npos) << eval.output;  // 40 of 60, Wilson
+
+  const std::string model = dir_ + "/escalation.json";
+  auto train = runCommand(binaryPath() + " train escalation --labels " + labels + " --out " + model + " --min-tier-examples 50");
+  ASSERT_EQ(train.exit_code, 0) << train.output;
+  EXPECT_NE(train.output.find("AUC verifier 1.000"), std::string::npos) << train.output;
+  auto loaded = classify::EscalationModel::load(model);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  EXPECT_EQ(loaded->examplesFor("balanced"), 60);
+  classify::AnswerFeatures agrees, contradicts;
+  agrees.category_agrees = true;
+  agrees.classifier_confidence = contradicts.classifier_confidence = 0.8;
+  EXPECT_GT(loaded->agreement("balanced", agrees), 0.9);
+  EXPECT_LT(loaded->agreement("balanced", contradicts), 0.1);
+
+  EXPECT_EQ(runCommand(binaryPath() + " train escalation --labels " + labels).exit_code, 2) << "--out is required";
+  testing::writeFile(dir_ + "/bad.jsonl", "{\"tier\": \"fast\"}\n");
+  auto bad = runCommand(binaryPath() + " train escalation --labels " + dir_ + "/bad.jsonl --out " + model + " 2>&1");
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_NE(bad.output.find("bad.jsonl:1:"), std::string::npos) << bad.output;
+
+  auto reset = run("eval routing --reset");
+  ASSERT_EQ(reset.exit_code, 0) << reset.output;
+  EXPECT_NE(run("eval routing").output.find("nothing measured yet"), std::string::npos);
 }
 
 TEST(RedisCliDown, AnUnreachableRedisIsOneClearLine) {
