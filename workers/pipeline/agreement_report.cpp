@@ -136,6 +136,7 @@ std::string agreementHtml(const redis::AgreementTable& table, const std::string&
     o << "<p>Final model answers: " << f.answered << ". Estimated agreement with " << htmlEscape(reference_tier)
       << ": category " << pct(f.category) << ", needs_human " << pct(f.needs_human) << ", both <b>" << pct(f.both)
       << "</b> (" << pct(f.both_lower) << " to " << pct(f.both_upper) << ", " << f.compared << " comparisons).</p>\n";
+  o << "<p>Shaded: agreement surely below 90% (the interval's upper end is under it).</p>\n";
   o << "<table><tr><th>tier</th><th>category</th><th>answered</th><th>compared</th><th>category agrees</th>"
        "<th>needs_human agrees</th><th>both agree</th></tr>\n";
   for (const auto& [tier, categories] : table) {

@@ -709,7 +709,13 @@ Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery
       outcome.agreement = verifier.agreement(tier_.name, outcome.features);
       // Below the tier's threshold, and (with max_escalation_share) among its most doubtful answers.
       const bool doubtful = *outcome.agreement < tier_.escalate_below_agreement;
-      if (escalation_share_ ? escalation_share_->admit(*outcome.agreement) && doubtful : doubtful) {
+      const bool up = escalation_share_ ? escalation_share_->admit(*outcome.agreement) && doubtful : doubtful;
+      if (metrics_) {
+        metrics_->verifier_agreement.with({tier_.name}).observe(*outcome.agreement);
+        metrics_->verifier_decisions.with({tier_.name, up ? "escalated" : doubtful ? "share_kept" : "kept"}).inc();
+        if (escalation_share_) metrics_->escalation_threshold.with({tier_.name}).set(escalation_share_->threshold());
+      }
+      if (up) {
         outcome.kind = TierOutcomeKind::kEscalate;
         outcome.next_tier = next_tier;
         outcome.escalation = "verifier";

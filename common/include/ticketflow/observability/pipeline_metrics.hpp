@@ -49,6 +49,10 @@ struct PipelineMetrics {
   Family<Counter>& budget_refusals;   // ticketflow_budget_refusals_total{tier,policy}
   Family<Counter>& tier_outcomes;     // ticketflow_tier_outcomes_total{tier,outcome}: answered, degraded, escalated, ...
   Family<Gauge>& budget_remaining;    // ticketflow_budget_remaining_micro_usd{scope,name,period}
+  // The escalation verifier (classify/escalation_model.hpp): decision kept|escalated|share_kept.
+  Family<Counter>& verifier_decisions;    // ticketflow_verifier_decisions_total{tier,decision}
+  Family<Histogram>& verifier_agreement;  // ticketflow_verifier_agreement{tier}
+  Family<Gauge>& escalation_threshold;    // ticketflow_escalation_share_threshold{tier}
   // Shadow evaluation (tier/shadow_role.hpp): field category|needs_human|both, result agree|disagree.
   Family<Counter>& shadow_comparisons;  // ticketflow_shadow_comparisons_total{tier,category,field,result}
   Family<Counter>& shadow_skipped;      // ticketflow_shadow_skipped_total{reason}
