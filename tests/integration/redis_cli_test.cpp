@@ -113,6 +113,11 @@ TEST_F(RedisCli, EvalRoutingPrintsAgreementAndTrainEscalationLearnsFromItsLabels
   auto bad = runCommand(binaryPath() + " train escalation --labels " + dir_ + "/bad.jsonl --out " + model + " 2>&1");
   EXPECT_EQ(bad.exit_code, 1) << bad.output;
   EXPECT_NE(bad.output.find("bad.jsonl:1:"), std::string::npos) << bad.output;
+  testing::writeFile(dir_ + "/long.jsonl", "\n" + std::string(70'000, 'x') + "\n");
+  auto long_line = runCommand(binaryPath() + " train escalation --labels " + dir_ + "/long.jsonl --out " + model + " 2>&1");
+  EXPECT_EQ(long_line.exit_code, 1) << long_line.output.substr(0, 300);
+  EXPECT_NE(long_line.output.find("long.jsonl:2: line longer than 65536 bytes"), std::string::npos);
+  EXPECT_EQ(long_line.output.find("xxxx"), std::string::npos) << "the rejection quotes no content";
 
   auto reset = run("eval routing --reset");
   ASSERT_EQ(reset.exit_code, 0) << reset.output;

@@ -475,9 +475,13 @@ int runTrainEscalation(const cli::ParsedArgs& args) {
     std::ifstream in(*path);
     if (!in) throw std::runtime_error(*path + ": cannot open");
     std::size_t line_no = 0;
+    constexpr std::size_t kMaxLabelLine = 64 * 1024;  // a label is a few hundred bytes
     for (std::string line; std::getline(in, line);) {
       ++line_no;
       if (line.empty()) continue;
+      if (line.size() > kMaxLabelLine)
+        throw std::runtime_error(*path + ":" + std::to_string(line_no) + ": line longer than " +
+                                 std::to_string(kMaxLabelLine) + " bytes: not a label");
       auto label = classify::AgreementLabel::fromJson(nlohmann::json::parse(line, nullptr, false));
       if (!label) throw std::runtime_error(*path + ":" + std::to_string(line_no) + ": " + label.error().message);
       labels.push_back(std::move(*label));
