@@ -15,7 +15,8 @@ TicketTriager::TicketTriager(const Config& config, const classify::CategoryModel
     : model_(model), difficulty_(config.classifier.difficulty), routing_(config) {}
 
 TicketTriager::Decision TicketTriager::decide(const Ticket& ticket,
-                                              const std::function<bool(const std::string&)>& over_budget) const {
+                                              const std::function<bool(const std::string&)>& over_budget,
+                                              const std::function<classify::Thresholds(const std::string&)>& thresholds) const {
   thread_local classify::FeatureWorkspace workspace;
   thread_local classify::Prediction prediction;
   const std::string text = ticket.text();
@@ -25,7 +26,8 @@ TicketTriager::Decision TicketTriager::decide(const Ticket& ticket,
   d.classification.confidence = prediction.confidence;
   for (std::size_t i = 0; i < prediction.probabilities.size(); ++i)
     d.classification.probabilities[model_.labels()[i]] = prediction.probabilities[i];
-  const auto difficulty = difficulty_.score(text, prediction.category);
+  auto difficulty = difficulty_.score(text, prediction.category);
+  if (thresholds) difficulty.level = classify::levelFor(difficulty.score, thresholds(prediction.category));
   d.classification.difficulty = difficulty.level;
   d.classification.difficulty_score = difficulty.score;
   classify::RouteInput input{prediction.category, difficulty.level, prediction.confidence, ticket.tenant, {}};
@@ -39,7 +41,8 @@ TicketTriager::Decision TicketTriager::decide(const Ticket& ticket,
 
 IntakeRole::IntakeRole(const Config& config, const classify::CategoryModel& model, redis::SemanticCache* cache,
                        observability::PipelineMetrics* metrics, const Clock& clock, observability::Logger* logger,
-                       redis::BudgetLedger* ledger, redis::InFlightRegistry* in_flight)
+                       redis::BudgetLedger* ledger, redis::InFlightRegistry* in_flight,
+                       redis::RouteShareLoop* route_shares)
     : config_(config),
       triager_(config, model),
       cache_(cache),
@@ -47,7 +50,8 @@ IntakeRole::IntakeRole(const Config& config, const classify::CategoryModel& mode
       clock_(clock),
       logger_(logger),
       ledger_(ledger),
-      in_flight_(config.cache.enabled && config.cache.coalesce_wait_ms > 0 ? in_flight : nullptr) {}
+      in_flight_(config.cache.enabled && config.cache.coalesce_wait_ms > 0 ? in_flight : nullptr),
+      route_shares_(route_shares) {}
 
 IntakeRole::~IntakeRole() {
   // A recheck running now may schedule another: the timers go after it (declared last).
@@ -125,7 +129,9 @@ void IntakeRole::handle(const stage::Delivery& delivery, const stage::Completion
   }
   const auto started = clock_.steadyNow();
   const auto decision =
-      triager_.decide(*ticket, [&](const std::string& tier) { return overBudget(ticket->tenant, tier); });
+      triager_.decide(*ticket, [&](const std::string& tier) { return overBudget(ticket->tenant, tier); },
+                      route_shares_ ? [this](const std::string& c) { return route_shares_->thresholdsFor(c); }
+                                    : std::function<classify::Thresholds(const std::string&)>{});
   if (metrics_)
     metrics_->classify_seconds.with({}).observe(std::chrono::duration<double>(clock_.steadyNow() - started).count());
 

@@ -34,6 +34,7 @@
 #include "ticketflow/core/worker_pool.hpp"
 #include "ticketflow/redis/budget_ledger.hpp"
 #include "ticketflow/redis/in_flight.hpp"
+#include "ticketflow/redis/route_shares.hpp"
 #include "ticketflow/redis/semantic_cache.hpp"
 #include "ticketflow/stage/stage.hpp"
 #include "ticketflow/stage/timer.hpp"
@@ -52,7 +53,9 @@ class TicketTriager {
   };
   // `over_budget`: whether the tier the rules choose should be treated as out of budget; called
   // at most once, with that tier. Null: budgets are not considered.
-  Decision decide(const Ticket& ticket, const std::function<bool(const std::string& tier)>& over_budget = {}) const;
+  // `thresholds(category)`: the difficulty thresholds in force (routing.targets); null: the configured ones.
+  Decision decide(const Ticket& ticket, const std::function<bool(const std::string& tier)>& over_budget = {},
+                  const std::function<classify::Thresholds(const std::string& category)>& thresholds = {}) const;
 
  private:
   const classify::CategoryModel& model_;
@@ -66,7 +69,7 @@ class IntakeRole {
   IntakeRole(const Config& config, const classify::CategoryModel& model, redis::SemanticCache* cache,
              observability::PipelineMetrics* metrics = nullptr, const Clock& clock = SystemClock::instance(),
              observability::Logger* logger = nullptr, redis::BudgetLedger* ledger = nullptr,
-             redis::InFlightRegistry* in_flight = nullptr);
+             redis::InFlightRegistry* in_flight = nullptr, redis::RouteShareLoop* route_shares = nullptr);
   ~IntakeRole();
   IntakeRole(const IntakeRole&) = delete;
   IntakeRole& operator=(const IntakeRole&) = delete;
@@ -98,6 +101,7 @@ class IntakeRole {
   std::mutex budget_mutex_;
   std::map<std::pair<std::string, std::string>, BudgetSeen> budget_seen_;  // (tenant, tier)
   redis::InFlightRegistry* in_flight_;
+  redis::RouteShareLoop* route_shares_;  // routing.targets: the thresholds in force
   WorkerPool rechecks_{4, "tf-coalesce"};
   stage::TimerQueue timers_;  // last: stopped first, so no recheck starts while the rest goes
 };

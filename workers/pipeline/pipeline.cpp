@@ -55,7 +55,9 @@ struct Pipeline::Impl {
   std::vector<std::unique_ptr<tier::TierRole>> tier_roles;
   std::unique_ptr<results::ResultsRole> results;
   std::unique_ptr<classify::EscalationModel> verifier;  // classifier.escalation_model, when a file is named
-  std::vector<std::unique_ptr<tier::QualityFloor>> quality_floors;
+  std::unique_ptr<tier::QualityFloor> quality_floor;  // shadow.quality_floor > 0
+  std::shared_ptr<redis::RedisPool> route_shares_pool;
+  std::unique_ptr<redis::RouteShareLoop> route_shares;  // routing.targets
   std::unique_ptr<Config> shadow_config;  // the configuration with the tier "shadow" added
   std::unique_ptr<tier::TierService> shadow_service;
   std::unique_ptr<tier::ShadowRole> shadow;
@@ -146,6 +148,18 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
                                }};
   };
 
+  if (config.shadow.quality_floor > 0) impl_->quality_floor = std::make_unique<tier::QualityFloor>(config.shadow, *agreement_);
+  if (config.routing.targets.enabled()) {
+    std::function<bool(const std::string&)> easy_tier_closed;
+    if (impl_->quality_floor)
+      easy_tier_closed = [floor = impl_->quality_floor.get(), tier = config.routing.easy_tier](const std::string& c) {
+        return floor->below(tier, c);
+      };
+    impl_->route_shares_pool = redisPoolFor(config, 2);
+    impl_->route_shares = std::make_unique<redis::RouteShareLoop>(config, impl_->route_shares_pool, config.redis.key_prefix,
+                                                                  std::move(easy_tier_closed), &metrics_);
+  }
+
   for (const RoleSpec& spec : options_.roles) {
     stage::StageOptions so;
     so.name = spec.name();
@@ -164,7 +178,7 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
         impl_->model = std::make_unique<classify::CategoryModel>(std::move(*model));
         impl_->intake = std::make_unique<intake::IntakeRole>(config, *impl_->model, rr.cache.get(), &metrics_,
                                                               SystemClock::instance(), logger_.get(), rr.ledger.get(),
-                                                              rr.in_flight.get());
+                                                              rr.in_flight.get(), impl_->route_shares.get());
         so.input_topics = {config.kafka.topics.inbound};
         so.group = config.kafka.consumer_groups.intake;
         handler = impl_->intake->handler();
@@ -189,19 +203,19 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
           throw std::invalid_argument("no tier named '" + spec.tier + "' in " + config.source);
         tier::TierPolicy policy;
         policy.verifier = impl_->verifier.get();
-        if (config.shadow.quality_floor > 0) {
-          impl_->quality_floors.push_back(std::make_unique<tier::QualityFloor>(config.shadow, *rr.agreement));
-          policy.below_quality_floor = [floor = impl_->quality_floors.back().get(), tier = spec.tier](const std::string& c) {
+        if (impl_->quality_floor)
+          policy.below_quality_floor = [floor = impl_->quality_floor.get(), tier = spec.tier](const std::string& c) {
             return floor->below(tier, c);
           };
-        }
+        if (impl_->route_shares)
+          policy.route_thresholds = [loop = impl_->route_shares.get()](const std::string& c) { return loop->thresholdsFor(c); };
         impl_->tier_services.push_back(std::make_unique<tier::TierService>(
             config, spec.tier, model_clients, SystemClock::instance(), sleeper, prompts, policy,
             admissionFor(rr, spec.tier), &metrics_));
         impl_->tier_roles.push_back(std::make_unique<tier::TierRole>(
             config, *impl_->tier_services.back(), tier::callThreadsFor(config, spec.tier), SystemClock::instance(),
             rr.cache.get(), &metrics_, logger_.get(), rr.in_flight.get(),
-            config.shadow.enabled() ? rr.agreement.get() : nullptr));
+            config.shadow.enabled() ? rr.agreement.get() : nullptr, impl_->route_shares.get()));
         so.input_topics = {config.kafka.tierTopic(spec.tier)};
         so.group = config.kafka.tierGroup(spec.tier);
         handler = impl_->tier_roles.back()->handler();

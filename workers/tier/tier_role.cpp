@@ -33,13 +33,15 @@ void SettledCompletion::fail(Error error) const {
 
 TierRole::TierRole(const Config& config, TierService& service, int call_threads, const Clock& clock,
                    redis::SemanticCache* cache, observability::PipelineMetrics* metrics, observability::Logger* logger,
-                   redis::InFlightRegistry* in_flight, redis::AgreementStore* agreement)
+                   redis::InFlightRegistry* in_flight, redis::AgreementStore* agreement,
+                   redis::RouteShareLoop* route_shares)
     : config_(config),
       service_(service),
       clock_(clock),
       cache_(cache),
       in_flight_(config.cache.enabled && config.cache.coalesce_wait_ms > 0 ? in_flight : nullptr),
       agreement_(agreement),
+      route_shares_(route_shares),
       metrics_(metrics),
       logger_(logger),
       turns_(std::max(1, call_threads)),
@@ -90,6 +92,20 @@ void TierRole::stop() {
     all_turns_back_.wait(lock, [this] { return free_turns_ == turns_; });
   }
   calls_.stop();
+  counts_.stop();
+}
+
+void TierRole::countAnswer(const std::string& tier, const std::string& category) {
+  if (!agreement_ && !route_shares_) return;
+  if (counts_queued_.fetch_add(1) >= kMaxCounts) {  // Redis slow or away: a weight lost, nothing held
+    --counts_queued_;
+    return;
+  }
+  counts_.submit([this, tier, category] {
+    if (agreement_) (void)agreement_->countAnswered(tier, category);
+    if (route_shares_) route_shares_->answered(tier, category);
+    --counts_queued_;
+  });
 }
 
 void TierRole::takeTurn(const std::function<void()>& start) {
@@ -241,12 +257,13 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
   if (outcome->kind == TierOutcomeKind::kEscalate) {
     RoutedTicket up = routed;
     up.tier = outcome->next_tier;
-    up.escalations = routed.escalations + 1;
+    // A move by routing.targets may go down: not an escalation.
+    up.escalations = routed.escalations + (config_.tierIndex(up.tier) > config_.tierIndex(routed.tier) ? 1 : 0);
     up.tier_visits = routed.tier_visits + 1;
     up.spent_micro_usd = routed.spent_micro_usd + outcome->spent_micro_usd;
     up.rule = utf8Prefix("escalated from " + routed.tier + ": " + outcome->reason, 200);
     up.route.move(routed.tier, up.tier, outcome->escalation);
-    count("escalated");
+    count(outcome->escalation == "share_target" ? "moved" : "escalated");
     if (logger_)
       logger_->info("ticket_escalated", {{"ticket_id", up.ticket.id}, {"trace_id", up.trace_id}, {"from", routed.tier},
                                          {"to", up.tier}});
@@ -276,7 +293,7 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
   // After the insert: a near-duplicate waiting for this answer finds it before the registration goes.
   if (in_flight_) in_flight_->end(result.tenant, routed.ticket.text(), routed.ticket.id);
   std::vector<stage::OutputRecord> outputs = {{config_.kafka.topics.results, routed.ticket.id, toJson(result), {}}};
-  if (agreement_) (void)agreement_->countAnswered(result.tier, result.classification.category);  // a weight: best effort
+  countAnswer(result.tier, result.classification.category);
   if (!result.degraded && sampledForShadow(config_.shadow, routed, result.tier)) {
     if (auto shadow = shadowRequest(routed, *outcome, false)) outputs.push_back(std::move(*shadow));
   }

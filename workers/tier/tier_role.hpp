@@ -30,6 +30,7 @@
 #include "ticketflow/observability/log.hpp"
 #include "ticketflow/observability/pipeline_metrics.hpp"
 #include "ticketflow/redis/agreement_store.hpp"
+#include "ticketflow/redis/route_shares.hpp"
 #include "ticketflow/redis/in_flight.hpp"
 #include "ticketflow/redis/semantic_cache.hpp"
 #include "ticketflow/stage/stage.hpp"
@@ -59,7 +60,7 @@ class TierRole {
   TierRole(const Config& config, TierService& service, int call_threads, const Clock& clock = SystemClock::instance(),
            redis::SemanticCache* cache = nullptr, observability::PipelineMetrics* metrics = nullptr,
            observability::Logger* logger = nullptr, redis::InFlightRegistry* in_flight = nullptr,
-           redis::AgreementStore* agreement = nullptr);
+           redis::AgreementStore* agreement = nullptr, redis::RouteShareLoop* route_shares = nullptr);
   ~TierRole();
   TierRole(const TierRole&) = delete;
   TierRole& operator=(const TierRole&) = delete;
@@ -111,6 +112,7 @@ class TierRole {
   redis::SemanticCache* cache_;
   redis::InFlightRegistry* in_flight_;  // ends a ticket's registration once it has its final answer
   redis::AgreementStore* agreement_;    // counts final answers per tier x category (shadow weights)
+  redis::RouteShareLoop* route_shares_;  // counts final answers for routing.targets
   observability::PipelineMetrics* metrics_;
   observability::Logger* logger_;
   std::mutex carried_mutex_;
@@ -127,6 +129,12 @@ class TierRole {
   std::condition_variable all_turns_back_;
   std::deque<std::function<void()>> waiting_for_turn_;  // tickets parsed, waiting for a turn
   WorkerPool calls_;
+  // The final answers' counts (shadow weights, routing.targets) go to Redis from here, off the
+  // thread that hands the ticket on (often the batcher's): best effort, at most kMaxCounts queued.
+  void countAnswer(const std::string& tier, const std::string& category);
+  static constexpr int kMaxCounts = 10'000;
+  std::atomic<int> counts_queued_{0};
+  WorkerPool counts_{1, "tf-count"};
 };
 
 // The call threads a tier needs: the largest max_concurrency of its models (64 when unset),

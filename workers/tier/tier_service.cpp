@@ -607,9 +607,28 @@ bool TierService::belowQualityFloor(const RoutedTicket& ticket) const {
          !sampledForShadow(config_.shadow, ticket, tier_.name);
 }
 
+std::optional<std::string> TierService::shareTargetTier(const RoutedTicket& ticket) const {
+  if (!policy_.route_thresholds || ticket.rule != "difficulty" || !ticket.route.moves.empty() ||
+      ticket.budget_state != "ok")
+    return std::nullopt;
+  const std::string& category = ticket.classification.category;
+  const auto& routing = config_.routing;
+  const auto level = classify::levelFor(ticket.classification.difficulty_score, policy_.route_thresholds(category));
+  std::string tier = level == Difficulty::kEasy   ? routing.easy_tier
+                     : level == Difficulty::kHard ? routing.hard_tier
+                                                  : routing.medium_tier;
+  // Never below a category's minimum tier (routing.min_tier_by_category).
+  if (auto it = routing.min_tier_by_category.find(category);
+      it != routing.min_tier_by_category.end() && config_.tierIndex(tier) < config_.tierIndex(it->second))
+    tier = it->second;
+  if (tier == tier_.name) return std::nullopt;
+  return tier;
+}
+
 bool TierService::admitEarly(const RoutedTicket& ticket, int delivery_attempt,
                              std::function<void(std::shared_ptr<EarlyAdmission>)> answered) {
-  if (belowQualityFloor(ticket)) return false;  // decide() sends it up without a call
+  // decide() sends these on without a call.
+  if (shareTargetTier(ticket) || belowQualityFloor(ticket)) return false;
   if (!admission_.ledger || !admission_.limiter || !admission_.batcher || chain_.empty()) return false;
   Entry& entry = chain_.front();
   auto early = std::make_shared<EarlyAdmission>();
@@ -647,8 +666,18 @@ Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery
   context.owner = early ? early->owner : redis::ReservationLeases::newOwner();
   // A ticket a cap sent down must not climb back up: that would undo the downgrade.
   const std::string next_tier = ticket.budget_state == "ok" ? next_tier_ : std::string();
-  // Measured below the quality floor in this category: up without a call. A ticket admitted early
-  // was not (admitEarly asked first): its admission is used rather than left to expire.
+  // The thresholds in force put it on another tier, or this tier was measured below the quality
+  // floor in its category: on without a call. A ticket admitted early was neither (admitEarly
+  // asked first): its admission is used rather than left to expire.
+  if (auto target = early ? std::nullopt : shareTargetTier(ticket)) {
+    outcome.kind = TierOutcomeKind::kEscalate;
+    outcome.next_tier = *target;
+    outcome.escalation = "share_target";
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "difficulty %.3f", ticket.classification.difficulty_score);
+    outcome.reason = std::string(buf) + " belongs to " + *target + " under the thresholds routing.targets holds now";
+    return outcome;
+  }
   if (!early && belowQualityFloor(ticket)) {
     outcome.kind = TierOutcomeKind::kEscalate;
     outcome.next_tier = next_tier;

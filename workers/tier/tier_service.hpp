@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "ticketflow/classify/difficulty.hpp"
 #include "ticketflow/classify/escalation_model.hpp"
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/core/clock.hpp"
@@ -53,6 +54,11 @@ struct TierPolicy {
   // (null: never): such tickets go up without a call, but for the shadow sample, which keeps the
   // measure going.
   std::function<bool(const std::string& category)> below_quality_floor;
+  // routing.targets: the difficulty thresholds in force for a category (redis::RouteShareLoop). A
+  // ticket routed by difficulty alone that they now put on another tier moves there on arrival,
+  // without a call (reason share_target): in a backlog, tickets were routed long before a tier
+  // takes them, so the thresholds are applied again where the answer is made. Null: never.
+  std::function<classify::Thresholds(const std::string& category)> route_thresholds;
 };
 
 // Whether a ticket's answer at a tier below the reference is sampled for shadow evaluation: a hash
@@ -207,6 +213,9 @@ class TierService {
   // Whether shadow evaluation measured this tier below shadow.quality_floor in the ticket's
   // category (and the ticket is not in the shadow sample): it goes up without a call.
   bool belowQualityFloor(const RoutedTicket& ticket) const;
+  // The tier the thresholds in force (TierPolicy::route_thresholds) put the ticket on, when it is
+  // not this one and the ticket was routed by difficulty alone and has not moved since.
+  std::optional<std::string> shareTargetTier(const RoutedTicket& ticket) const;
   // What the escalation verifier sees of an answer to the ticket.
   static classify::AnswerFeatures answerFeatures(const RoutedTicket& ticket, const Answer& answer, bool repaired);
 

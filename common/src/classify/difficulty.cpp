@@ -191,11 +191,13 @@ DifficultyScorer::DifficultyScorer(const DifficultyConfig& config)
   }
 }
 
-Difficulty DifficultyScorer::levelFor(double score) const {
-  if (score < easy_below_) return Difficulty::kEasy;
-  if (score >= hard_from_) return Difficulty::kHard;
+Difficulty levelFor(double score, const Thresholds& thresholds) {
+  if (score < thresholds.easy_below) return Difficulty::kEasy;
+  if (score >= thresholds.hard_from) return Difficulty::kHard;
   return Difficulty::kMedium;
 }
+
+Difficulty DifficultyScorer::levelFor(double score) const { return classify::levelFor(score, {easy_below_, hard_from_}); }
 
 DifficultyResult DifficultyScorer::score(std::string_view text, std::string_view category) const {
   const std::string norm = normalizeText(text);

@@ -1,6 +1,7 @@
 #include "ticketflow/classify/routing.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 namespace ticketflow::classify {
@@ -78,6 +79,53 @@ RouteDecision RoutingPolicy::route(const RouteInput& in) const {
     }
   }
   return d;
+}
+
+RouteThresholds RouteThresholds::configured(const DifficultyConfig& difficulty) {
+  RouteThresholds t;
+  t.easy_below = difficulty.easy_below;
+  t.hard_from = difficulty.hard_from;
+  return t;
+}
+
+Thresholds RouteThresholds::forCategory(const std::string& category) const {
+  const auto it = easy_below_by_category.find(category);
+  return {std::min(it == easy_below_by_category.end() ? easy_below : it->second, hard_from), hard_from};
+}
+
+std::int64_t ShareWindow::total() const {
+  std::int64_t n = 0;
+  for (const auto& [tier, count] : answered_by_tier) n += count;
+  return n;
+}
+
+double ShareWindow::shareOf(const std::string& tier) const {
+  const auto n = total();
+  const auto it = answered_by_tier.find(tier);
+  return n == 0 || it == answered_by_tier.end() ? 0.0 : static_cast<double>(it->second) / static_cast<double>(n);
+}
+
+RouteThresholds adjustForShares(const RouteThresholds& current, const RoutingConfig& routing, const ShareWindow& window,
+                                const std::function<bool(const std::string&)>& easy_tier_closed) {
+  RouteThresholds next = current;
+  const auto& targets = routing.targets;
+  if (!targets.enabled() || window.total() == 0) return next;
+  const double dead_band = targets.tolerance / 2;
+  const double easy_error = targets.shareOf(routing.easy_tier) - window.shareOf(routing.easy_tier);
+  const double hard_error = window.shareOf(routing.hard_tier) - targets.shareOf(routing.hard_tier);
+  // A closed category keeps the easy threshold it had; one open again rejoins the common one.
+  for (const auto& category : window.categories) {
+    const bool closed = easy_tier_closed && easy_tier_closed(category);
+    if (closed && !next.easy_below_by_category.count(category))
+      next.easy_below_by_category[category] = current.easy_below;
+    else if (!closed)
+      next.easy_below_by_category.erase(category);
+  }
+  if (std::abs(hard_error) > dead_band) next.hard_from = std::clamp(next.hard_from + targets.gain * hard_error, 0.0, 1.0);
+  if (std::abs(easy_error) > dead_band) next.easy_below += targets.gain * easy_error;
+  next.easy_below = std::clamp(next.easy_below, 0.0, next.hard_from);
+  for (auto& [category, easy] : next.easy_below_by_category) easy = std::min(easy, next.hard_from);
+  return next;
 }
 
 }  // namespace ticketflow::classify

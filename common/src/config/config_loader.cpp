@@ -361,6 +361,12 @@ Config buildConfig(const json& doc, const std::string& file, const YamlToJson& l
     readIfPresent(*it, "low_confidence_below", c.routing.low_confidence_below);
     if (auto m = it->find("min_tier_by_category"); m != it->end()) c.routing.min_tier_by_category = m->get<std::map<std::string, std::string>>();
     if (auto m = it->find("tenant_tiers"); m != it->end()) c.routing.tenant_tiers = m->get<std::map<std::string, std::string>>();
+    if (auto targets = it->find("targets"); targets != it->end()) {
+      if (auto m = targets->find("shares"); m != targets->end()) c.routing.targets.shares = m->get<std::map<std::string, double>>();
+      readIfPresent(*targets, "tolerance", c.routing.targets.tolerance);
+      readIfPresent(*targets, "window", c.routing.targets.window);
+      readIfPresent(*targets, "gain", c.routing.targets.gain);
+    }
   }
   if (c.routing.easy_tier.empty()) c.routing.easy_tier = c.tiers.front().name;
   if (c.routing.medium_tier.empty()) c.routing.medium_tier = c.tiers[c.tiers.size() / 2].name;
@@ -496,6 +502,20 @@ void crossCheck(const Config& c, const std::string& file, const YamlToJson& line
   checkTier(c.routing.hard_tier, "/routing/difficulty_tiers/hard");
   for (const auto& [category, tier] : c.routing.min_tier_by_category) checkTier(tier, "/routing/min_tier_by_category/" + category);
   for (const auto& [tenant, tier] : c.routing.tenant_tiers) checkTier(tier, "/routing/tenant_tiers/" + tenant);
+  if (const auto& targets = c.routing.targets; targets.enabled()) {
+    double sum = 0;
+    for (const auto& [tier, share] : targets.shares) {
+      checkTier(tier, "/routing/targets/shares/" + tier);
+      sum += share;
+    }
+    if (std::abs(sum - 1.0) > 0.01)
+      fail("/routing/targets/shares", "the shares add up to " + std::to_string(sum) + "; they must add up to 1");
+    if (c.routing.easy_tier == c.routing.hard_tier)
+      fail("/routing/targets", "needs different easy and hard tiers: the thresholds between them are what it moves");
+    for (const auto& [tier, share] : targets.shares)
+      if (tier != c.routing.easy_tier && tier != c.routing.medium_tier && tier != c.routing.hard_tier)
+        fail("/routing/targets/shares/" + tier, "'" + tier + "' is not one of routing.difficulty_tiers: no threshold sends tickets there");
+  }
   checkTier(c.shadow.reference_tier, "/shadow/reference_tier");
   if (c.shadow.quality_floor > 0 && !c.shadow.enabled())
     fail("/shadow/quality_floor", "needs shadow.sample (or sample_by_category) above 0: the floor acts on what shadow evaluation measures");

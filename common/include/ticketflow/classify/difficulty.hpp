@@ -63,6 +63,9 @@ struct Thresholds {
   double easy_below = 0;
   double hard_from = 0;
 };
+// The level of a score under `thresholds`: easy below easy_below, hard from hard_from.
+Difficulty levelFor(double score, const Thresholds& thresholds);
+
 Result<Thresholds> thresholdsForShares(std::vector<double> scores, double easy_share, double medium_share,
                                        double hard_share);
 

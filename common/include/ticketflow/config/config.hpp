@@ -167,6 +167,20 @@ struct ClassifierConfig {
   DifficultyConfig difficulty;
 };
 
+// Shares of model-answered tickets each tier should end up answering (routing.targets): the
+// difficulty thresholds move online to hold them (redis/route_shares.hpp, docs/routing-targets.md).
+struct RoutingTargetsConfig {
+  std::map<std::string, double> shares;  // tier -> share of final answers; empty: off
+  double tolerance = 0.02;  // a window's share this close to its target moves nothing
+  int window = 200;         // final answers per adjustment
+  double gain = 0.25;       // threshold moved per unit of share error
+  bool enabled() const { return !shares.empty(); }
+  double shareOf(const std::string& tier) const {
+    auto it = shares.find(tier);
+    return it == shares.end() ? 0.0 : it->second;
+  }
+};
+
 struct RoutingConfig {
   std::string easy_tier;    // empty: the first tier
   std::string medium_tier;  // empty: the middle tier
@@ -174,6 +188,7 @@ struct RoutingConfig {
   double low_confidence_below = 0.5;
   std::map<std::string, std::string> min_tier_by_category;
   std::map<std::string, std::string> tenant_tiers;
+  RoutingTargetsConfig targets;
 };
 
 // The tier name shadow calls are charged to (a tier-scoped budget cap may name it).

@@ -72,7 +72,7 @@ struct Classification {
 // Where intake routed a ticket and its moves between tiers after that (common.schema.json#route).
 struct RouteMove {
   std::string from, to;
-  std::string reason;  // low_confidence, verifier, quality_floor, unusable_answer, budget_downgrade
+  std::string reason;  // low_confidence, verifier, quality_floor, unusable_answer, budget_downgrade, share_target
 };
 struct Route {
   std::string routed_tier;  // "" in messages from before routes were recorded

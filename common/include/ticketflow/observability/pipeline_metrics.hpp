@@ -57,6 +57,9 @@ struct PipelineMetrics {
   Family<Counter>& shadow_comparisons;  // ticketflow_shadow_comparisons_total{tier,category,field,result}
   Family<Counter>& shadow_skipped;      // ticketflow_shadow_skipped_total{reason}
   Family<Gauge>& shadow_agreement;      // ticketflow_shadow_agreement{tier,category,field,bound}: estimate|lower|upper
+  Family<Gauge>& route_share;         // ticketflow_route_share{tier,kind}: last window's share | target
+  Family<Gauge>& route_threshold;     // ticketflow_route_threshold{threshold,category}: in force ("*": all others)
+  Family<Counter>& route_adjustments; // ticketflow_route_adjustments_total
   // ticketflow_carried_cost_dropped_micro_usd_total{tier}: earlier attempts' spend forgotten
   // because the role's bounded memory of it was full (the result then under-reports its cost).
   Family<Counter>& carried_cost_dropped;
