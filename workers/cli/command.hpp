@@ -2,6 +2,7 @@
 // The `ticketflow` command table. Each subcommand declares its options once (CommandSpec) and
 // a run function; the dispatcher in main.cpp does --help, usage errors and exit codes.
 
+#include <cstdio>
 #include <functional>
 #include <string>
 #include <vector>
@@ -23,6 +24,13 @@ struct Command {
 
 // The --config option every long-running command takes.
 cli::OptionSpec configOption();
+
+// `v` with `digits` decimals, as the commands print figures.
+inline std::string fixed(double v, int digits = 4) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
 
 std::vector<Command> foundationCommands();  // broker, config check
 std::vector<Command> pipelineCommands();    // submit, triage, demo

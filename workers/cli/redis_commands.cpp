@@ -22,6 +22,7 @@
 #include "ticketflow/redis/budget_ledger.hpp"
 #include "ticketflow/redis/embedded_server.hpp"
 #include "ticketflow/redis/pool.hpp"
+#include "ticketflow/redis/route_shares.hpp"
 #include "ticketflow/redis/semantic_cache.hpp"
 
 namespace ticketflow::app {
@@ -424,7 +425,8 @@ double percentile(std::vector<double> v, double p) {
 
 int runEvalRouting(const cli::ParsedArgs& args) {
   const Config config = loadConfigOption(args);
-  redis::AgreementStore store(connectConfigured(config), config.redis.key_prefix);
+  const auto pool = connectConfigured(config);
+  redis::AgreementStore store(pool, config.redis.key_prefix);
   if (auto out = args.find("export-labels")) {
     auto labels = store.labels();
     if (!labels) throw std::runtime_error(labels.error().message);
@@ -437,9 +439,23 @@ int runEvalRouting(const cli::ParsedArgs& args) {
   auto table = store.table();
   if (!table) throw std::runtime_error(table.error().message);
   std::cout << pipeline::agreementText(*table, config.shadow.reference_tier);
+  redis::RouteShareStore shares(pool, config.redis.key_prefix);
+  if (config.routing.targets.enabled()) {
+    auto shared = shares.thresholds();
+    if (!shared) throw std::runtime_error(shared.error().message);
+    const auto t = shared->value_or(classify::RouteThresholds::configured(config.classifier.difficulty));
+    std::cout << "\nrouting.targets:";
+    for (const auto& [tier, share] : config.routing.targets.shares) std::cout << " " << tier << " " << fixed(share);
+    std::cout << "\ndifficulty thresholds in force" << (shared->has_value() ? "" : " (the configured ones, never adjusted)")
+              << ": easy_below " << fixed(t.easy_below) << ", hard_from " << fixed(t.hard_from) << "\n";
+    for (const auto& [category, easy] : t.easy_below_by_category)
+      std::cout << "  " << category << ": easy_below " << fixed(std::min(easy, t.hard_from))
+                << " (kept: the easy tier is below the quality floor there)\n";
+  }
   if (args.has("reset")) {
     if (auto st = store.reset(); !st) throw std::runtime_error(st.error().message);
-    std::cout << "shadow counts and labels forgotten\n";
+    if (auto st = shares.reset(); !st) throw std::runtime_error(st.error().message);
+    std::cout << "shadow counts and labels forgotten; difficulty thresholds back to the configured ones\n";
   }
   return kExitOk;
 }
@@ -713,10 +729,10 @@ std::vector<Command> redisCommands() {
        runCacheEval, ""},
       {{"eval routing", "print shadow evaluation's agreement per tier and category", "", 0, 0,
         {cfg, {"export-labels", "FILE", "also write the stored training labels as JSON lines", ""},
-         {"reset", "", "then forget the counts and labels (after a model or profile change)", ""}},
+         {"reset", "", "then forget the counts and labels and the moved thresholds (after a model or profile change)", ""}},
         "Reads what the shadow role measured (Redis): each tier's agreement with the reference tier on\n"
         "category and needs_human per category, with 95% Wilson intervals, and the estimated agreement of\n"
-        "all final model answers."},
+        "all final model answers. With routing.targets, the difficulty thresholds in force."},
        runEvalRouting, ""},
       {{"train escalation", "train the escalation verifier on shadow labels", "", 0, 0,
         {cfg, {"labels", "FILE", "labels as JSON lines (eval routing --export-labels); default: Redis's", ""},

@@ -1,0 +1,96 @@
+// routing.targets' shared state on a real redis-server: every window of final answers is taken by
+// exactly one recorder however many count at once, the thresholds are written with a
+// compare-and-set, and a loop in one process serves what another wrote.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "fixtures/environment.hpp"
+#include "fixtures/services.hpp"
+#include "ticketflow/config/config.hpp"
+#include "ticketflow/redis/route_shares.hpp"
+
+namespace ticketflow {
+namespace {
+
+class RouteSharesTest : public testing::RedisTest {
+ protected:
+  std::shared_ptr<redis::RedisPool> pool() {
+    redis::RedisPoolOptions options;
+    options.endpoint.port = server().port();
+    options.pool_size = 4;
+    return std::make_shared<redis::RedisPool>(options);
+  }
+};
+
+TEST_F(RouteSharesTest, EveryWindowIsTakenOnceWithAllItsAnswers) {
+  redis::RouteShareStore store(pool(), key_prefix_);
+  ASSERT_TRUE(store.reset().ok());
+  std::atomic<int> windows{0};
+  std::atomic<std::int64_t> fast{0}, frontier{0};
+  std::vector<std::thread> recorders;
+  for (int r = 0; r < 4; ++r)
+    recorders.emplace_back([&, r] {
+      for (int i = 0; i < 250; ++i) {
+        auto closed = store.recordAnswer(i % 5 == 0 ? "frontier" : "fast", r % 2 ? "Access" : "Hardware", 100);
+        ASSERT_TRUE(closed.ok()) << closed.error().message;
+        if (!*closed) continue;
+        ++windows;
+        EXPECT_EQ((*closed)->total(), 100);
+        fast += (*closed)->answered_by_tier["fast"];
+        frontier += (*closed)->answered_by_tier["frontier"];
+      }
+    });
+  for (auto& t : recorders) t.join();
+  EXPECT_EQ(windows.load(), 10) << "1,000 answers, windows of 100";
+  EXPECT_EQ(fast.load(), 800);
+  EXPECT_EQ(frontier.load(), 200);
+}
+
+TEST_F(RouteSharesTest, ThresholdsAreWrittenOnlyOverTheVersionTheWriterRead) {
+  redis::RouteShareStore store(pool(), key_prefix_);
+  ASSERT_TRUE(store.reset().ok());
+  auto none = store.thresholds();
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value()) << "nothing adjusted yet";
+  classify::RouteThresholds next;
+  next.easy_below = 0.42;
+  next.hard_from = 0.8;
+  next.easy_below_by_category = {{"Hardware", 0.35}};
+  auto first = store.storeThresholds(next, 0);
+  ASSERT_TRUE(first.ok());
+  EXPECT_TRUE(*first);
+  auto stale = store.storeThresholds(next, 0);
+  ASSERT_TRUE(stale.ok());
+  EXPECT_FALSE(*stale) << "another process wrote since version 0 was read";
+  auto read = store.thresholds();
+  ASSERT_TRUE(read.ok() && read->has_value());
+  EXPECT_EQ((*read)->version, 1);
+  EXPECT_NEAR((*read)->easy_below, 0.42, 1e-6);
+  EXPECT_NEAR((*read)->hard_from, 0.8, 1e-6);
+  EXPECT_NEAR((*read)->forCategory("Hardware").easy_below, 0.35, 1e-6);
+  EXPECT_NEAR((*read)->forCategory("Access").easy_below, 0.42, 1e-6);
+}
+
+TEST_F(RouteSharesTest, ALoopAdjustsAfterAFullWindowAndAnotherProcessSeesIt) {
+  Config config = loadEmbeddedConfig();
+  config.routing.targets.shares = {{"fast", 0.5}, {"balanced", 0.35}, {"frontier", 0.15}};
+  config.routing.targets.window = 20;
+  config.routing.targets.gain = 0.5;
+  ASSERT_TRUE(redis::RouteShareStore(pool(), key_prefix_).reset().ok());
+  redis::RouteShareLoop writer(config, pool(), key_prefix_, {}, nullptr, SystemClock::instance(), std::chrono::milliseconds(0));
+  redis::RouteShareLoop reader(config, pool(), key_prefix_, {}, nullptr, SystemClock::instance(), std::chrono::milliseconds(0));
+  const auto configured = reader.thresholdsFor("Access");
+  EXPECT_EQ(configured.easy_below, config.classifier.difficulty.easy_below);
+  for (int i = 0; i < 19; ++i) writer.answered("frontier", "Access");
+  EXPECT_EQ(reader.thresholdsFor("Access").hard_from, configured.hard_from) << "no full window yet";
+  writer.answered("frontier", "Access");
+  const auto moved = reader.thresholdsFor("Access");
+  EXPECT_GT(moved.hard_from, configured.hard_from) << "every answer at frontier: fewer tickets called hard";
+  EXPECT_GT(moved.easy_below, configured.easy_below) << "none at fast: more called easy";
+  EXPECT_EQ(writer.current().version, 1);
+}
+
+}  // namespace
+}  // namespace ticketflow
