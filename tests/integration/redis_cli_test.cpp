@@ -20,6 +20,7 @@ class RedisCli : public testing::RedisTest {
     const std::string from = "url: redis://127.0.0.1:6379/0";
     text.replace(text.find(from), from.size(), "url: " + server().url() + "\n  key_prefix: \"" + key_prefix_ + "\"");
     text += "budgets:\n  caps:\n    - {scope: tenant, tenant: acme, daily_usd: 5.00}\n";
+    text += "classifier: {category_model: " + testing::sourceDir() + "/config/models/category.tfmodel}\n";
     testing::writeFile(config_, text);
   }
   testing::CommandOutput run(const std::string& args) const {
@@ -65,7 +66,16 @@ TEST_F(RedisCli, CacheStatsPurgeAndEval) {
   auto eval = run("cache eval --data " + data + " --thresholds 0.5,0.99");
   ASSERT_EQ(eval.exit_code, 0) << eval.output;
   // The third ticket is an exact repeat of the first after normalisation: 1 hit of 4 at 0.99.
+  EXPECT_NE(eval.output.find("same predicted category only"), std::string::npos) << eval.output;
   EXPECT_NE(eval.output.find("     0.99       1    25.00%     100.00%"), std::string::npos) << eval.output;
+  // At threshold 0, every ticket's nearest earlier one counts when any category may match; kept to
+  // its own predicted category (as the configured cache does), only the repeat finds one.
+  auto same = run("cache eval --data " + data + " --thresholds 0 --in-memory");
+  auto any = run("cache eval --data " + data + " --thresholds 0 --in-memory --any-category");
+  ASSERT_EQ(same.exit_code, 0) << same.output;
+  ASSERT_EQ(any.exit_code, 0) << any.output;
+  EXPECT_NE(same.output.find("     0.00       1    25.00%"), std::string::npos) << same.output;
+  EXPECT_NE(any.output.find("     0.00       2    50.00%"), std::string::npos) << any.output;
 }
 
 // Shadow evaluation's figures and labels, as an operator reads and uses them.

@@ -16,6 +16,7 @@
 
 #include "command.hpp"
 #include "pipeline/agreement_report.hpp"
+#include "ticketflow/classify/category_model.hpp"
 #include "ticketflow/classify/escalation_model.hpp"
 #include "ticketflow/redis/agreement_store.hpp"
 #include "ticketflow/config/config.hpp"
@@ -308,6 +309,16 @@ int runCacheEval(const cli::ParsedArgs& args) {
   } else {
     embedder = redis::makeEmbedder(config);
   }
+  // As the configured cache does: with cache.same_category, a ticket is matched only with entries
+  // of the category the classifier gives it (both sides predicted, as at intake).
+  const bool same_category = config.cache.same_category && !args.has("any-category");
+  std::vector<std::string> predicted(tickets.size());
+  if (same_category) {
+    const std::string path = config.resolvePath(config.classifier.category_model);
+    auto model = classify::CategoryModel::load(path);
+    if (!model) throw std::runtime_error(path + ": " + model.error().message);
+    for (std::size_t i = 0; i < tickets.size(); ++i) predicted[i] = model->predict(tickets[i].text).category;
+  }
   std::vector<double> best(tickets.size(), -1.0);
   std::vector<std::string> best_label(tickets.size());
   const auto started = Steady::now();
@@ -318,6 +329,7 @@ int runCacheEval(const cli::ParsedArgs& args) {
       auto v = embedder->embed(tickets[i].text);
       if (!v) throw std::runtime_error(v.error().message);
       for (std::size_t j = 0; j < vectors.size(); ++j) {
+        if (predicted[j] != predicted[i]) continue;
         double dot = 0;
         for (std::size_t k = 0; k < v->size(); ++k) dot += static_cast<double>((*v)[k]) * vectors[j][k];
         if (dot > best[i]) {
@@ -332,14 +344,14 @@ int runCacheEval(const cli::ParsedArgs& args) {
     redis::EmbeddedRedisServer server;
     redis::SemanticCache cache(connectPrivate(server, 2), config.cache, "eval:", embedder);
     for (std::size_t i = 0; i < tickets.size(); ++i) {
-      auto probe = cache.probe("eval", "", tickets[i].text);
+      auto probe = cache.probe("eval", predicted[i], tickets[i].text);
       if (!probe) throw std::runtime_error(probe.error().message);
       if (probe->best) {
         best[i] = probe->best->similarity;
-        best_label[i] = probe->best->entry.category;
+        best_label[i] = tickets[std::stoul(probe->best->entry.source_ticket_id)].label;
       }
       redis::CacheEntry entry;
-      entry.category = tickets[i].label;
+      entry.category = predicted[i];
       entry.source_ticket_id = std::to_string(i);
       if (auto st = cache.store("eval", tickets[i].text, entry); !st) throw std::runtime_error(st.error().message);
       if ((i + 1) % 1000 == 0) std::cerr << "  replayed " << (i + 1) << " of " << tickets.size() << "\n";
@@ -350,7 +362,9 @@ int runCacheEval(const cli::ParsedArgs& args) {
             << (in_memory ? "exact nearest neighbour (in memory)" : "Redis LSH lookup path (private redis-server)")
             << ", hashing embedder dimension " << config.cache.dimension
             << (args.has("embedder-options") ? " (" + args.get("embedder-options") + ")" : "") << ", lsh " << config.cache.lsh_bands << "x"
-            << config.cache.lsh_rows_per_band << ", " << std::fixed << std::setprecision(1) << seconds << " s\n";
+            << config.cache.lsh_rows_per_band << ", "
+            << (same_category ? "same predicted category only (cache.same_category)" : "any category") << ", "
+            << std::fixed << std::setprecision(1) << seconds << " s\n";
   std::cout << "threshold    hits  hit rate  same label\n";
   for (double t : thresholds) {
     std::size_t hits = 0, agree = 0;
@@ -722,9 +736,11 @@ std::vector<Command> redisCommands() {
          {"thresholds", "LIST", "comma-separated cosine thresholds (default 0.80..0.99)", ""},
          {"dimension", "N", "embedder dimension (default: cache.embedder.dimension)", ""},
          {"in-memory", "", "exact nearest neighbour in memory instead of the Redis LSH path", ""},
-         {"embedder-options", "LIST", "hashing embedder variant, e.g. boilerplate=1,sublinear=0", ""}},
-        "In order, each ticket is looked up (nearest entry of any category) and then inserted. Prints per\n"
-        "threshold the hit rate and the share of hits whose cached ticket has the same label. Uses a\n"
+         {"embedder-options", "LIST", "hashing embedder variant, e.g. boilerplate=1,sublinear=0", ""},
+         {"any-category", "", "match entries of any category, even with cache.same_category on", ""}},
+        "In order, each ticket is looked up and then inserted, as the configured cache would: with\n"
+        "cache.same_category, only among entries of the category the classifier predicts for it. Prints per\n"
+        "threshold the hit rate and the share of hits whose cached ticket has the same true label. Uses a\n"
         "private redis-server; the configured Redis is not touched."},
        runCacheEval, ""},
       {{"eval routing", "print shadow evaluation's agreement per tier and category", "", 0, 0,
