@@ -33,7 +33,7 @@ TEST_F(RouteSharesTest, EveryWindowIsTakenOnceWithAllItsAnswers) {
   for (int r = 0; r < 4; ++r)
     recorders.emplace_back([&, r] {
       for (int i = 0; i < 250; ++i) {
-        auto closed = store.recordAnswer(i % 5 == 0 ? "frontier" : "fast", r % 2 ? "Access" : "Hardware", 100);
+        auto closed = store.recordAnswer(i % 5 == 0 ? "frontier" : "fast", r % 2 ? "Access" : "Hardware", 100, 0);
         ASSERT_TRUE(closed.ok()) << closed.error().message;
         if (!*closed) continue;
         ++windows;
@@ -83,13 +83,35 @@ TEST_F(RouteSharesTest, ALoopAdjustsAfterAFullWindowAndAnotherProcessSeesIt) {
   redis::RouteShareLoop reader(config, pool(), key_prefix_, {}, nullptr, SystemClock::instance(), std::chrono::milliseconds(0));
   const auto configured = reader.thresholdsFor("Access");
   EXPECT_EQ(configured.easy_below, config.classifier.difficulty.easy_below);
-  for (int i = 0; i < 19; ++i) writer.answered("frontier", "Access");
+  for (int i = 0; i < 19; ++i) writer.answered("frontier", "Access", 0);
   EXPECT_EQ(reader.thresholdsFor("Access").hard_from, configured.hard_from) << "no full window yet";
-  writer.answered("frontier", "Access");
+  writer.answered("frontier", "Access", 0);
   const auto moved = reader.thresholdsFor("Access");
   EXPECT_GT(moved.hard_from, configured.hard_from) << "every answer at frontier: fewer tickets called hard";
   EXPECT_GT(moved.easy_below, configured.easy_below) << "none at fast: more called easy";
   EXPECT_EQ(writer.current().version, 1);
+  EXPECT_EQ(reader.version(), 1);
+}
+
+TEST_F(RouteSharesTest, AnswersDecidedUnderOlderThresholdsAreNotCounted) {
+  redis::RouteShareStore store(pool(), key_prefix_);
+  ASSERT_TRUE(store.reset().ok());
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(store.recordAnswer("fast", "Access", 10, 1).ok());
+  // Version 2 starts a fresh window: the five of version 1 are gone, and later ones of 1 too.
+  for (int i = 0; i < 9; ++i) {
+    auto r = store.recordAnswer("frontier", "Access", 10, 2);
+    ASSERT_TRUE(r.ok());
+    EXPECT_FALSE(r->has_value());
+  }
+  for (int i = 0; i < 5; ++i) {
+    auto stale = store.recordAnswer("fast", "Access", 10, 1);
+    ASSERT_TRUE(stale.ok());
+    EXPECT_FALSE(stale->has_value());
+  }
+  auto closed = store.recordAnswer("frontier", "Access", 10, 2);
+  ASSERT_TRUE(closed.ok() && closed->has_value());
+  EXPECT_EQ((*closed)->total(), 10);
+  EXPECT_EQ((*closed)->answered_by_tier["frontier"], 10) << "only version 2's answers";
 }
 
 }  // namespace

@@ -128,7 +128,9 @@ void writeRoute(JsonWriter& w, const Route& r) {
     for (const auto& m : r.moves) w.beginObject().field("from", m.from).field("reason", m.reason).field("to", m.to).endObject();
     w.endArray();
   }
-  w.field("routed_tier", r.routed_tier).endObject();
+  w.field("routed_tier", r.routed_tier);
+  if (r.thresholds_version) w.field("thresholds_version", r.thresholds_version);
+  w.endObject();
 }
 
 Route routeFrom(const json& j) {
@@ -136,6 +138,7 @@ Route routeFrom(const json& j) {
   r.routed_tier = j.at("routed_tier");
   if (j.contains("moves"))
     for (const auto& m : j["moves"]) r.moves.push_back({m.at("from"), m.at("to"), m.at("reason")});
+  readIfPresent(j, "thresholds_version", r.thresholds_version);
   return r;
 }
 

@@ -5,9 +5,18 @@
 namespace ticketflow::redis {
 namespace {
 
-// KEYS: window hash. ARGV: tier, category, window size. The answer that fills the window takes it.
+// KEYS: window hash. ARGV: tier, category, window size, the answer's thresholds version. A window
+// holds answers of one version: a newer one starts it afresh, an older one is not counted (-1).
+// The answer that fills the window takes it.
 const RedisScript& recordScript() {
   static const RedisScript s(R"lua(
+local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+local mine = tonumber(ARGV[4])
+if mine < v then return -1 end
+if mine > v then
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'v', mine)
+end
 redis.call('HINCRBY', KEYS[1], 't|' .. ARGV[1], 1)
 redis.call('HINCRBY', KEYS[1], 'c|' .. ARGV[2], 1)
 local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
@@ -50,8 +59,9 @@ RouteShareStore::RouteShareStore(std::shared_ptr<RedisPool> pool, std::string ke
     : pool_(std::move(pool)), window_key_(key_prefix + "routing:window"), thresholds_key_(key_prefix + "routing:thresholds") {}
 
 Result<std::optional<classify::ShareWindow>> RouteShareStore::recordAnswer(const std::string& tier,
-                                                                           const std::string& category, int window) {
-  auto reply = pool_->eval(recordScript(), {window_key_}, {tier, category, std::to_string(window)});
+                                                                           const std::string& category, int window,
+                                                                           std::int64_t version) {
+  auto reply = pool_->eval(recordScript(), {window_key_}, {tier, category, std::to_string(window), std::to_string(version)});
   if (auto status = ok(reply, "route share count"); !status) return status.error();
   if (reply->type != Reply::Type::kArray) return std::optional<classify::ShareWindow>{};
   classify::ShareWindow closed;
@@ -149,8 +159,14 @@ classify::RouteThresholds RouteShareLoop::current() {
   return thresholds_;
 }
 
-void RouteShareLoop::answered(const std::string& tier, const std::string& category) {
-  auto closed = store_.recordAnswer(tier, category, config_.routing.targets.window);
+std::int64_t RouteShareLoop::version() {
+  refreshIfDue();
+  std::lock_guard lock(mutex_);
+  return thresholds_.version;
+}
+
+void RouteShareLoop::answered(const std::string& tier, const std::string& category, std::int64_t version) {
+  auto closed = store_.recordAnswer(tier, category, config_.routing.targets.window, version);
   if (closed && *closed) adjust(**closed);
 }
 

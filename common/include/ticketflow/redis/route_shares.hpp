@@ -2,7 +2,7 @@
 // routing.targets in Redis: the window of final answers every tier role counts into, and the
 // difficulty thresholds every router and tier role applies, shared by all processes.
 //
-// RouteShareStore — the keys: <prefix>routing:window (hash: "n", "t|<tier>", "c|<category>"),
+// RouteShareStore — the keys: <prefix>routing:window (hash: "v", "n", "t|<tier>", "c|<category>"),
 // <prefix>routing:thresholds (hash: version, easy_below, hard_from, "easy_below|<category>").
 // The answer that fills a window takes it (one Lua script: counted, read and deleted at once), so
 // each window is adjusted after exactly once, by one process; the thresholds are written with a
@@ -34,9 +34,12 @@ class RouteShareStore {
  public:
   RouteShareStore(std::shared_ptr<RedisPool> pool, std::string key_prefix);
 
-  // Counts a final answer; the window's counts when this answer filled it (`window` answers).
+  // Counts a final answer of a ticket that reached its first tier under thresholds `version`; the
+  // window's counts when this answer filled it (`window` answers). A window counts the answers of
+  // one version only: after the thresholds move, the answers still in flight under the old ones
+  // would judge the new ones by what they did not decide (and make the loop overshoot).
   Result<std::optional<classify::ShareWindow>> recordAnswer(const std::string& tier, const std::string& category,
-                                                            int window);
+                                                            int window, std::int64_t version);
   // The shared thresholds; nullopt when none was written yet.
   Result<std::optional<classify::RouteThresholds>> thresholds();
   // Writes `next` if the shared copy is still at `expected_version` (0: none yet): true if written
@@ -62,8 +65,11 @@ class RouteShareLoop {
   // The thresholds in force for a category.
   classify::Thresholds thresholdsFor(const std::string& category);
   classify::RouteThresholds current();
-  // A tier's final answer (best effort: Redis away, the answer is not counted).
-  void answered(const std::string& tier, const std::string& category);
+  // The version of the thresholds in force (0: the configured ones).
+  std::int64_t version();
+  // A tier's final answer, of a ticket that reached its first tier under thresholds `version`
+  // (best effort: Redis away, the answer is not counted).
+  void answered(const std::string& tier, const std::string& category, std::int64_t version);
 
  private:
   void refreshIfDue();
