@@ -493,7 +493,7 @@ int runEvalRouting(const cli::ParsedArgs& args) {
   }
   if (args.has("reset")) {
     if (auto st = store.reset(); !st) throw std::runtime_error(st.error().message);
-    if (auto st = shares.reset(); !st) throw std::runtime_error(st.error().message);
+    if (auto st = shares.reset(config.classifier.difficulty); !st) throw std::runtime_error(st.error().message);
     std::cout << "shadow counts and labels forgotten; difficulty thresholds back to the configured ones\n";
   }
   return kExitOk;

@@ -157,7 +157,8 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
       };
     impl_->route_shares_pool = redisPoolFor(config, 2);
     impl_->route_shares = std::make_unique<redis::RouteShareLoop>(config, impl_->route_shares_pool, config.redis.key_prefix,
-                                                                  std::move(easy_tier_closed), &metrics_);
+                                                                  std::move(easy_tier_closed), &metrics_,
+                                                                  SystemClock::instance(), std::chrono::seconds(1), logger_.get());
   }
 
   for (const RoleSpec& spec : options_.roles) {

@@ -59,8 +59,12 @@ stage::Handler TierRole::handler() {
 
 void TierRole::admit(const std::shared_ptr<TicketInHand>& ticket) {
   // Its first tier: the thresholds routing.targets holds now decide where it is answered.
-  if (route_shares_ && ticket->routed.route.moves.empty())
-    ticket->routed.route.thresholds_version = route_shares_->version();
+  if (route_shares_ && ticket->routed.route.moves.empty()) {
+    const auto& t = ticket->routed.ticket;
+    const auto stamp = route_shares_->enroll(t.tenant + ":" + t.id + ":" + std::to_string(t.revision));
+    ticket->routed.route.thresholds_version = stamp.version;
+    ticket->routed.route.measured_for_shares = stamp.measured;
+  }
   auto queue = [this, ticket](std::shared_ptr<EarlyAdmission> early) { queueCall(ticket, std::move(early)); };
   // The first call's admission round trip goes out before a call thread takes the ticket: that
   // thread then blocks once per call (on the model's reply), not twice.
@@ -98,15 +102,17 @@ void TierRole::stop() {
   counts_.stop();
 }
 
-void TierRole::countAnswer(const std::string& tier, const std::string& category, std::int64_t thresholds_version) {
-  if (!agreement_ && !route_shares_) return;
+void TierRole::countAnswer(const std::string& tier, const std::string& category, const Route& route) {
+  const bool measured = route_shares_ && route.measured_for_shares;
+  if (!agreement_ && !measured) return;
+  const std::int64_t thresholds_version = route.thresholds_version;
   if (counts_queued_.fetch_add(1) >= kMaxCounts) {  // Redis slow or away: a weight lost, nothing held
     --counts_queued_;
     return;
   }
-  counts_.submit([this, tier, category, thresholds_version] {
+  counts_.submit([this, tier, category, measured, thresholds_version] {
     if (agreement_) (void)agreement_->countAnswered(tier, category);
-    if (route_shares_) route_shares_->answered(tier, category, thresholds_version);
+    if (measured) route_shares_->answered(tier, category, thresholds_version);
     --counts_queued_;
   });
 }
@@ -296,7 +302,7 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
   // After the insert: a near-duplicate waiting for this answer finds it before the registration goes.
   if (in_flight_) in_flight_->end(result.tenant, routed.ticket.text(), routed.ticket.id);
   std::vector<stage::OutputRecord> outputs = {{config_.kafka.topics.results, routed.ticket.id, toJson(result), {}}};
-  countAnswer(result.tier, result.classification.category, routed.route.thresholds_version);
+  countAnswer(result.tier, result.classification.category, routed.route);
   if (!result.degraded && sampledForShadow(config_.shadow, routed, result.tier)) {
     if (auto shadow = shadowRequest(routed, *outcome, false)) outputs.push_back(std::move(*shadow));
   }

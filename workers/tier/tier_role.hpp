@@ -131,7 +131,7 @@ class TierRole {
   WorkerPool calls_;
   // The final answers' counts (shadow weights, routing.targets) go to Redis from here, off the
   // thread that hands the ticket on (often the batcher's): best effort, at most kMaxCounts queued.
-  void countAnswer(const std::string& tier, const std::string& category, std::int64_t thresholds_version);
+  void countAnswer(const std::string& tier, const std::string& category, const Route& route);
   static constexpr int kMaxCounts = 10'000;
   std::atomic<int> counts_queued_{0};
   WorkerPool counts_{1, "tf-count"};

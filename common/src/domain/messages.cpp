@@ -130,6 +130,7 @@ void writeRoute(JsonWriter& w, const Route& r) {
   }
   w.field("routed_tier", r.routed_tier);
   if (r.thresholds_version) w.field("thresholds_version", r.thresholds_version);
+  if (r.measured_for_shares) w.field("measured_for_shares", true);
   w.endObject();
 }
 
@@ -139,6 +140,7 @@ Route routeFrom(const json& j) {
   if (j.contains("moves"))
     for (const auto& m : j["moves"]) r.moves.push_back({m.at("from"), m.at("to"), m.at("reason")});
   readIfPresent(j, "thresholds_version", r.thresholds_version);
+  readIfPresent(j, "measured_for_shares", r.measured_for_shares);
   return r;
 }
 

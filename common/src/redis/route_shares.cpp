@@ -1,13 +1,14 @@
 #include "ticketflow/redis/route_shares.hpp"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace ticketflow::redis {
 namespace {
 
-// KEYS: window hash. ARGV: tier, category, window size, the answer's thresholds version. A window
-// holds answers of one version: a newer one starts it afresh, an older one is not counted (-1).
-// The answer that fills the window takes it.
+// KEYS: window hash. ARGV: tier, category, cohort size, the answer's thresholds version. A window
+// holds the answers of one version's cohort: a newer version starts it afresh, an older one is not
+// counted (-1). The answer that completes the cohort takes the window.
 const RedisScript& recordScript() {
   static const RedisScript s(R"lua(
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
@@ -19,6 +20,7 @@ if mine > v then
 end
 redis.call('HINCRBY', KEYS[1], 't|' .. ARGV[1], 1)
 redis.call('HINCRBY', KEYS[1], 'c|' .. ARGV[2], 1)
+redis.call('HSET', KEYS[1], 'at', redis.call('TIME')[1])
 local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
 if n < tonumber(ARGV[3]) then return 0 end
 local all = redis.call('HGETALL', KEYS[1])
@@ -41,6 +43,51 @@ return 1
   return s;
 }
 
+// KEYS: the version's cohort set, the window hash. ARGV: ticket, cohort size, version, seconds
+// after which a window with most of its cohort answered closes without the rest. Replies
+// {measured (0/1), the window's fields when this call closed it}. Once in the cohort, always in (a
+// redelivery asks again). Some of a cohort may never reach a model (a cap's hand-off, a lost
+// count): a full cohort whose window has 90% and no answer for that long is closed by the next
+// ticket that arrives, so the loop never stalls.
+const RedisScript& enrollScript() {
+  static const RedisScript s(R"lua(
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return {1} end
+local size = tonumber(ARGV[2])
+if redis.call('SCARD', KEYS[1]) < size then
+  redis.call('SADD', KEYS[1], ARGV[1])
+  redis.call('EXPIRE', KEYS[1], 86400)
+  return {1}
+end
+local v = tonumber(redis.call('HGET', KEYS[2], 'v') or '0')
+local n = tonumber(redis.call('HGET', KEYS[2], 'n') or '0')
+local at = tonumber(redis.call('HGET', KEYS[2], 'at') or '0')
+local now = tonumber(redis.call('TIME')[1])
+if v == tonumber(ARGV[3]) and n * 10 >= size * 9 and now - at >= tonumber(ARGV[4]) then
+  local all = redis.call('HGETALL', KEYS[2])
+  redis.call('DEL', KEYS[2])
+  return {0, all}
+end
+return {0}
+)lua");
+  return s;
+}
+
+classify::ShareWindow windowFrom(const std::vector<Reply>& fields) {
+  classify::ShareWindow closed;
+  for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
+    const std::string& field = fields[i].str;
+    if (field.rfind("t|", 0) == 0) {
+      try {
+        closed.answered_by_tier[field.substr(2)] = std::stoll(fields[i + 1].str);
+      } catch (const std::exception&) {
+      }
+    } else if (field.rfind("c|", 0) == 0) {
+      closed.categories.insert(field.substr(2));
+    }
+  }
+  return closed;
+}
+
 Status ok(const Result<Reply>& reply, const char* what) {
   if (!reply) return reply.error();
   if (reply->type == Reply::Type::kError) return Error::internal(std::string(what) + ": " + reply->str);
@@ -56,7 +103,22 @@ std::string number(double value) {
 }  // namespace
 
 RouteShareStore::RouteShareStore(std::shared_ptr<RedisPool> pool, std::string key_prefix)
-    : pool_(std::move(pool)), window_key_(key_prefix + "routing:window"), thresholds_key_(key_prefix + "routing:thresholds") {}
+    : pool_(std::move(pool)),
+      window_key_(key_prefix + "routing:window"),
+      thresholds_key_(key_prefix + "routing:thresholds"),
+      cohort_prefix_(key_prefix + "routing:cohort:") {}
+
+Result<Enrolment> RouteShareStore::enroll(std::int64_t version, const std::string& ticket, int window,
+                                          std::chrono::seconds stale_after) {
+  auto reply = pool_->eval(enrollScript(), {cohort_prefix_ + std::to_string(version), window_key_},
+                           {ticket, std::to_string(window), std::to_string(version), std::to_string(stale_after.count())});
+  if (auto status = ok(reply, "route cohort"); !status) return status.error();
+  if (reply->type != Reply::Type::kArray || reply->elements.empty()) return Error::internal("route cohort: unexpected reply");
+  Enrolment e;
+  e.measured = reply->elements[0].integer == 1;
+  if (reply->elements.size() > 1) e.closed = windowFrom(reply->elements[1].elements);
+  return e;
+}
 
 Result<std::optional<classify::ShareWindow>> RouteShareStore::recordAnswer(const std::string& tier,
                                                                            const std::string& category, int window,
@@ -64,19 +126,7 @@ Result<std::optional<classify::ShareWindow>> RouteShareStore::recordAnswer(const
   auto reply = pool_->eval(recordScript(), {window_key_}, {tier, category, std::to_string(window), std::to_string(version)});
   if (auto status = ok(reply, "route share count"); !status) return status.error();
   if (reply->type != Reply::Type::kArray) return std::optional<classify::ShareWindow>{};
-  classify::ShareWindow closed;
-  for (std::size_t i = 0; i + 1 < reply->elements.size(); i += 2) {
-    const std::string& field = reply->elements[i].str;
-    if (field.rfind("t|", 0) == 0) {
-      try {
-        closed.answered_by_tier[field.substr(2)] = std::stoll(reply->elements[i + 1].str);
-      } catch (const std::exception&) {
-      }
-    } else if (field.rfind("c|", 0) == 0) {
-      closed.categories.insert(field.substr(2));
-    }
-  }
-  return std::optional<classify::ShareWindow>(std::move(closed));
+  return std::optional<classify::ShareWindow>(windowFrom(reply->elements));
 }
 
 Result<std::optional<classify::RouteThresholds>> RouteShareStore::thresholds() {
@@ -111,16 +161,27 @@ Result<bool> RouteShareStore::storeThresholds(const classify::RouteThresholds& n
   return reply->integer == 1;
 }
 
-Status RouteShareStore::reset() { return ok(pool_->command({"DEL", window_key_, thresholds_key_}), "route shares reset"); }
+Status RouteShareStore::reset(const DifficultyConfig& configured) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto current = thresholds();
+    if (!current) return current.error();
+    const std::int64_t version = *current ? (*current)->version : 0;
+    auto stored = storeThresholds(classify::RouteThresholds::configured(configured), version);
+    if (!stored) return stored.error();
+    if (*stored) return ok(pool_->command({"DEL", window_key_}), "route shares reset");
+  }
+  return Error::unavailable("route shares reset: the thresholds kept changing; try again");
+}
 
 RouteShareLoop::RouteShareLoop(const Config& config, std::shared_ptr<RedisPool> pool, std::string key_prefix,
                                std::function<bool(const std::string&)> easy_tier_closed,
                                observability::PipelineMetrics* metrics, const Clock& clock,
-                               std::chrono::milliseconds refresh)
+                               std::chrono::milliseconds refresh, observability::Logger* logger)
     : config_(config),
       store_(std::move(pool), std::move(key_prefix)),
       easy_tier_closed_(std::move(easy_tier_closed)),
       metrics_(metrics),
+      logger_(logger),
       clock_(clock),
       refresh_(refresh),
       thresholds_(classify::RouteThresholds::configured(config.classifier.difficulty)) {
@@ -159,6 +220,16 @@ classify::RouteThresholds RouteShareLoop::current() {
   return thresholds_;
 }
 
+ShareStamp RouteShareLoop::enroll(const std::string& ticket) {
+  ShareStamp stamp;
+  stamp.version = version();
+  auto enrolment = store_.enroll(stamp.version, ticket, config_.routing.targets.window, kStaleWindow);
+  if (!enrolment) return stamp;  // Redis away: not measured, never held
+  stamp.measured = enrolment->measured;
+  if (enrolment->closed) adjust(*enrolment->closed);
+  return stamp;
+}
+
 std::int64_t RouteShareLoop::version() {
   refreshIfDue();
   std::lock_guard lock(mutex_);
@@ -187,6 +258,13 @@ void RouteShareLoop::adjust(const classify::ShareWindow& window) {
     if (!stored) return;
     if (*stored) {
       next.version = base.version + 1;
+      if (logger_) {
+        nlohmann::json shares = nlohmann::json::object();
+        for (const auto& [tier, target] : config_.routing.targets.shares) shares[tier] = window.shareOf(tier);
+        logger_->info("route_thresholds_moved", {{"version", next.version}, {"window_shares", shares},
+                                                 {"easy_below", next.easy_below}, {"hard_from", next.hard_from},
+                                                 {"kept_easy_below", next.easy_below_by_category}});
+      }
       std::lock_guard lock(mutex_);
       thresholds_ = next;
       read_ = true;

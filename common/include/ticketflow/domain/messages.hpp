@@ -80,6 +80,7 @@ struct Route {
   // routing.targets: the version of the difficulty thresholds in force when the ticket reached
   // its first tier (redis/route_shares.hpp); its answer counts only in a window of that version.
   std::int64_t thresholds_version = 0;
+  bool measured_for_shares = false;  // in that version's cohort: its final tier is counted
   static constexpr std::size_t kMaxMoves = 16;
   // Appends a move (the first kMaxMoves only: a ticket bounces at most a few times). A route from
   // an older message starts at the move's `from`.
