@@ -4,6 +4,7 @@
 #include "fixtures/services.hpp"
 #include "ticketflow/classify/escalation_model.hpp"
 #include "ticketflow/redis/agreement_store.hpp"
+#include "ticketflow/redis/feedback_store.hpp"
 
 namespace ticketflow {
 namespace {
@@ -120,6 +121,24 @@ TEST_F(RedisCli, EvalRoutingPrintsAgreementAndTrainEscalationLearnsFromItsLabels
   agrees.classifier_confidence = contradicts.classifier_confidence = 0.8;
   EXPECT_GT(loaded->agreement("balanced", agrees), 0.9);
   EXPECT_LT(loaded->agreement("balanced", contradicts), 0.1);
+
+  // The helpdesk's verdicts join the shadow labels.
+  redis::FeedbackStore feedback(std::make_shared<redis::RedisPool>(options), key_prefix_, std::chrono::hours(1));
+  for (int i = 0; i < 2; ++i) {
+    Feedback f;
+    f.tenant = "acme";
+    f.ticket_id = "FB-" + std::to_string(i);
+    f.reopened = true;
+    redis::AnswerRecord answer;
+    answer.tier = "balanced";
+    answer.category = answer.answer_category = "Access";
+    auto recorded = feedback.record(f, redis::labelsFrom(f, answer));
+    ASSERT_TRUE(recorded.ok() && *recorded);
+  }
+  auto with_feedback = run("train escalation --labels " + labels + " --feedback --out " + model + " --min-tier-examples 50");
+  ASSERT_EQ(with_feedback.exit_code, 0) << with_feedback.output;
+  EXPECT_NE(with_feedback.output.find("added 2 labels from the helpdesk's feedback"), std::string::npos) << with_feedback.output;
+  EXPECT_NE(with_feedback.output.find("62 labels"), std::string::npos) << with_feedback.output;
 
   EXPECT_EQ(runCommand(binaryPath() + " train escalation --labels " + labels).exit_code, 2) << "--out is required";
   testing::writeFile(dir_ + "/bad.jsonl", "{\"tier\": \"fast\"}\n");

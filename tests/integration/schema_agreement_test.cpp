@@ -107,8 +107,21 @@ TEST_F(SchemaAgreement, WhatOurTypesSerialiseIsValidForAjv) {
   ASSERT_TRUE(shadow_back.ok()) << shadow_back.error().message;
   EXPECT_EQ(toJson(*shadow_back), toJson(shadow));
 
+  Feedback feedback;
+  feedback.tenant = "acme";
+  feedback.ticket_id = "INC-1042";
+  feedback.revision = 2;
+  feedback.corrected_category = "Hardware";
+  feedback.reopened = false;
+  feedback.submitted_at = "2026-12-06T10:00:00Z";
+  testing::writeFile(dir + "/feedback.json", toJson(feedback));
+  auto feedback_back = parseFeedback(toJson(feedback));
+  ASSERT_TRUE(feedback_back.ok()) << feedback_back.error().message;
+  EXPECT_EQ(toJson(*feedback_back), toJson(feedback));
+
   const std::map<std::string, std::string> files = {{"ticket.json", "ticket.schema.json"},
                                                     {"shadow.json", "shadow_request.schema.json"},
+                                                    {"feedback.json", "feedback.schema.json"},
                                                     {"result.json", "result.schema.json"},
                                                     {"update.json", "ticket_update.schema.json"},
                                                     {"dead_letter.json", "dead_letter.schema.json"}};

@@ -74,7 +74,7 @@ TEST(SchemaRegistryTest, BuiltinHasEverySchema) {
   const auto& r = SchemaRegistry::builtin();
   for (const char* name : {"config.schema.json", "ticket.schema.json", "routed_ticket.schema.json", "result.schema.json",
                            "ticket_update.schema.json", "dead_letter.schema.json", "common.schema.json",
-                           "shadow_request.schema.json"})
+                           "shadow_request.schema.json", "feedback.schema.json"})
     EXPECT_TRUE(r.has(name)) << name;
 }
 

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "command.hpp"
+#include "ticketflow/redis/feedback_store.hpp"
 #include "ticketflow/classify/category_model.hpp"
 #include "ticketflow/classify/difficulty.hpp"
 #include "ticketflow/classify/routing.hpp"
@@ -19,11 +20,6 @@ namespace ticketflow::app {
 namespace {
 
 using classify::CategoryModel;
-
-Config loadConfigFrom(const cli::ParsedArgs& args) {
-  if (auto path = args.find("config")) return loadConfig(*path);
-  return loadEmbeddedConfig();
-}
 
 std::string modelPath(const cli::ParsedArgs& args, const Config& config) {
   if (auto m = args.find("model"); m && !m->empty()) return *m;
@@ -64,6 +60,16 @@ int runTrain(const cli::ParsedArgs& args) {
   std::cout << "read " << data->size() << " labelled texts from " << data_path << " in " << fixed(secondsSince(started), 2)
             << " s\n"
             << std::flush;
+  if (args.has("feedback")) {
+    // The helpdesk's corrected categories (feedback.keep_text), from the configured Redis.
+    const Config config = loadConfigOption(args);
+    redis::FeedbackStore store(connectConfigured(config), config.redis.key_prefix,
+                               std::chrono::hours(24) * config.feedback.retention_days);
+    auto examples = store.categoryExamples();
+    if (!examples) throw std::runtime_error("feedback: " + examples.error().message);
+    for (const auto& e : *examples) data->push_back({e.text, e.category});
+    std::cout << "added " << examples->size() << " corrected categories from the helpdesk's feedback\n" << std::flush;
+  }
   classify::TrainOptions opt;
   opt.features.dim_bits = static_cast<int>(args.getInt("dim-bits", 10, 24));
   const auto [wmin, wmax] = parseRange(args.get("word-ngrams"));
@@ -222,7 +228,7 @@ int runCalibrateShares(const cli::ParsedArgs& args, const Config& config, const 
 }
 
 int runClassify(const cli::ParsedArgs& args) {
-  const Config config = loadConfigFrom(args);
+  const Config config = loadConfigOption(args);
   std::string text;
   if (auto file = args.find("file"); file && !file->empty()) {
     std::ifstream in(*file, std::ios::binary);
@@ -273,7 +279,7 @@ int runClassify(const cli::ParsedArgs& args) {
 }
 
 int runEval(const cli::ParsedArgs& args) {
-  const Config config = loadConfigFrom(args);
+  const Config config = loadConfigOption(args);
   if (args.get("data").empty()) throw cli::UsageError("--data is required");
   if (auto shares = args.find("calibrate-shares"); shares && !shares->empty())
     return runCalibrateShares(args, config, *shares);
@@ -281,7 +287,7 @@ int runEval(const cli::ParsedArgs& args) {
 }
 
 int runBench(const cli::ParsedArgs& args) {
-  const Config config = loadConfigFrom(args);
+  const Config config = loadConfigOption(args);
   const std::string path = modelPath(args, config);
   const CategoryModel model = loadModelOrThrow(path);
   std::string data_path = args.get("data");
@@ -351,7 +357,8 @@ std::vector<Command> classifierCommands() {
   const cli::OptionSpec model{"model", "MODEL", "model file (default: the configured one)", ""};
   return {
       {{"train", "train a category model", "", 0, 0,
-        {data, text_col, label_col,
+        {cfg, data, text_col, label_col,
+         {"feedback", "", "also learn the helpdesk's corrected categories (Redis of --config; feedback.keep_text)", ""},
          {"out", "MODEL", "model file to write", ""},
          {"dim-bits", "N", "hashed feature space of 2^N slots", "18"},
          {"word-ngrams", "1-N", "word n-gram orders", "1-2"},

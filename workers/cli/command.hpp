@@ -4,10 +4,13 @@
 
 #include <cstdio>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "ticketflow/cli/args.hpp"
+#include "ticketflow/config/config.hpp"
+#include "ticketflow/redis/pool.hpp"
 
 namespace ticketflow::app {
 
@@ -24,6 +27,10 @@ struct Command {
 
 // The --config option every long-running command takes.
 cli::OptionSpec configOption();
+// The configuration --config names, or the embedded one.
+Config loadConfigOption(const cli::ParsedArgs& args);
+// A pool on the configured Redis, checked with PING so an unreachable server is one clear line.
+std::shared_ptr<redis::RedisPool> connectConfigured(const Config& config);
 
 // `v` with `digits` decimals, as the commands print figures.
 inline std::string fixed(double v, int digits = 4) {

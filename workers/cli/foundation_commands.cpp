@@ -13,11 +13,6 @@
 namespace ticketflow::app {
 namespace {
 
-Config loadConfigOption(const cli::ParsedArgs& args) {
-  if (auto path = args.find("config")) return loadConfig(*path);
-  return loadEmbeddedConfig();
-}
-
 std::vector<std::string> splitList(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream in(s);

@@ -22,25 +22,23 @@
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/redis/budget_ledger.hpp"
 #include "ticketflow/redis/embedded_server.hpp"
+#include "ticketflow/redis/feedback_store.hpp"
 #include "ticketflow/redis/pool.hpp"
 #include "ticketflow/redis/route_shares.hpp"
 #include "ticketflow/redis/semantic_cache.hpp"
 
 namespace ticketflow::app {
 namespace {
-
-using Steady = std::chrono::steady_clock;
+std::string displayUrl(const std::string& url) {
+  return url.find('@') == std::string::npos ? url : "(url with credentials)";
+}
+}  // namespace
 
 Config loadConfigOption(const cli::ParsedArgs& args) {
   if (auto path = args.find("config")) return loadConfig(*path);
   return loadEmbeddedConfig();
 }
 
-std::string displayUrl(const std::string& url) {
-  return url.find('@') == std::string::npos ? url : "(url with credentials)";
-}
-
-// A pool on the configured Redis, checked with PING so an unreachable server is one clear line.
 std::shared_ptr<redis::RedisPool> connectConfigured(const Config& config) {
   if (auto url = redis::parseRedisUrl(config.redis.url); !url) throw std::runtime_error("redis.url: " + url.error().message);
   auto options = redis::RedisPoolOptions::fromConfig(config.redis);
@@ -53,6 +51,10 @@ std::shared_ptr<redis::RedisPool> connectConfigured(const Config& config) {
                              "); start redis-server or set TICKETFLOW_REDIS_URL / redis.url");
   return pool;
 }
+
+namespace {
+
+using Steady = std::chrono::steady_clock;
 
 std::shared_ptr<redis::RedisPool> connectPrivate(const redis::EmbeddedRedisServer& server, int size) {
   redis::RedisPoolOptions options;
@@ -548,6 +550,16 @@ int runTrainEscalation(const cli::ParsedArgs& args) {
     if (!stored) throw std::runtime_error(stored.error().message);
     labels = std::move(*stored);
   }
+  if (args.has("feedback")) {
+    // The helpdesk's verdicts on final answers (feedback role), after the shadow labels.
+    const Config config = loadConfigOption(args);
+    redis::FeedbackStore store(connectConfigured(config), config.redis.key_prefix,
+                               std::chrono::hours(24) * config.feedback.retention_days);
+    auto from_feedback = store.escalationLabels();
+    if (!from_feedback) throw std::runtime_error("feedback: " + from_feedback.error().message);
+    std::cout << "added " << from_feedback->size() << " labels from the helpdesk's feedback\n";
+    labels.insert(labels.end(), from_feedback->begin(), from_feedback->end());
+  }
   if (labels.size() < 20) throw std::runtime_error("only " + std::to_string(labels.size()) + " labels: too few to train on");
   classify::EscalationTrainOptions options;
   options.min_tier_examples = static_cast<int>(args.getInt("min-tier-examples", 1, 1'000'000));
@@ -781,9 +793,11 @@ std::vector<Command> redisCommands() {
         {cfg, {"labels", "FILE", "labels as JSON lines (eval routing --export-labels); default: Redis's", ""},
          {"out", "FILE", "model file to write", ""},
          {"min-tier-examples", "N", "a tier with fewer labels uses the pooled weights", "200"},
-         {"l2", "X", "L2 strength per example", "0.001"}},
+         {"l2", "X", "L2 strength per example", "0.001"},
+         {"feedback", "", "also learn the helpdesk's verdicts (feedback role, in the Redis of --config)", ""}},
         "Fits a logistic regression per tier (and one pooled) on the answer features of each shadow\n"
-        "comparison against whether the reference agreed; prints a held-out AUC against the model's\n"
+        "comparison against whether the reference agreed (with --feedback, also of each answer the\n"
+        "helpdesk corrected, resolved with or reopened); prints a held-out AUC against the model's\n"
         "stated confidence alone, then writes the model trained on every label."},
        runTrainEscalation, ""},
       {{"bench cache", "benchmark cache lookups and inserts", "", 0, 0,

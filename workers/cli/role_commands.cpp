@@ -76,6 +76,11 @@ std::vector<Command> roleCommands() {
                     "with the reference tier, charged to the budget bucket tier:shadow, and counts agreement per\n"
                     "tier x category in Redis (`ticketflow eval routing`). Writes to no sink. ") + kDrainText},
        [](const cli::ParsedArgs& args) { return runRoles(args, {{pipeline::Role::kShadow, ""}}, "shadow"); }, ""},
+      {{"run feedback", "run the feedback role", "", 0, 0, {configOption(), httpPortOption()},
+        std::string("Consumes kafka.topics.feedback (corrected categories, resolved by the reply, reopened) and\n"
+                    "stores training labels in Redis for `train --feedback` and `train escalation --feedback`.\n"
+                    "Needs feedback.enabled. ") + kDrainText},
+       [](const cli::ParsedArgs& args) { return runRoles(args, {{pipeline::Role::kFeedback, ""}}, "feedback"); }, ""},
   };
 }
 

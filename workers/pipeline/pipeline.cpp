@@ -5,6 +5,7 @@
 
 #include "intake/intake_role.hpp"
 #include "intake/parking_role.hpp"
+#include "results/feedback_role.hpp"
 #include "results/results_role.hpp"
 #include "ticketflow/classify/category_model.hpp"
 #include "ticketflow/core/signals.hpp"
@@ -21,6 +22,7 @@ std::string RoleSpec::name() const {
     case Role::kTier: return "tier:" + tier;
     case Role::kResults: return "results";
     case Role::kShadow: return "shadow";
+    case Role::kFeedback: return "feedback";
   }
   return "unknown";
 }
@@ -30,6 +32,7 @@ std::vector<RoleSpec> allRoles(const Config& config) {
   for (const auto& t : config.tiers) roles.push_back({Role::kTier, t.name});
   roles.push_back({Role::kResults, ""});
   if (config.shadow.enabled()) roles.push_back({Role::kShadow, ""});
+  if (config.feedback.enabled) roles.push_back({Role::kFeedback, ""});
   return roles;
 }
 
@@ -58,6 +61,8 @@ struct Pipeline::Impl {
   std::unique_ptr<tier::QualityFloor> quality_floor;  // shadow.quality_floor > 0
   std::shared_ptr<redis::RedisPool> route_shares_pool;
   std::unique_ptr<redis::RouteShareLoop> route_shares;  // routing.targets
+  std::unique_ptr<redis::FeedbackStore> feedback_store;  // feedback.enabled
+  std::unique_ptr<results::FeedbackRole> feedback;
   std::unique_ptr<Config> shadow_config;  // the configuration with the tier "shadow" added
   std::unique_ptr<tier::TierService> shadow_service;
   std::unique_ptr<tier::ShadowRole> shadow;
@@ -161,6 +166,10 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
                                                                   SystemClock::instance(), std::chrono::seconds(1), logger_.get());
   }
 
+  if (config.feedback.enabled)
+    impl_->feedback_store = std::make_unique<redis::FeedbackStore>(
+        redisPoolFor(config, 4), config.redis.key_prefix, std::chrono::hours(24) * config.feedback.retention_days);
+
   for (const RoleSpec& spec : options_.roles) {
     stage::StageOptions so;
     so.name = spec.name();
@@ -216,7 +225,8 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
         impl_->tier_roles.push_back(std::make_unique<tier::TierRole>(
             config, *impl_->tier_services.back(), tier::callThreadsFor(config, spec.tier), SystemClock::instance(),
             rr.cache.get(), &metrics_, logger_.get(), rr.in_flight.get(),
-            config.shadow.enabled() ? rr.agreement.get() : nullptr, impl_->route_shares.get()));
+            config.shadow.enabled() ? rr.agreement.get() : nullptr, impl_->route_shares.get(),
+            impl_->feedback_store.get()));
         so.input_topics = {config.kafka.tierTopic(spec.tier)};
         so.group = config.kafka.tierGroup(spec.tier);
         handler = impl_->tier_roles.back()->handler();
@@ -234,6 +244,16 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
         // ResultsRole::handler parses and passes the update on (the marker batcher, the HTTP
         // sinks' threads); it never blocks.
         so.handler_hands_off = true;
+        break;
+      }
+      case Role::kFeedback: {
+        if (impl_->feedback) throw std::invalid_argument("the feedback role is listed twice");
+        if (!impl_->feedback_store)
+          throw ConfigError(config.source, "feedback.enabled", "the feedback role needs feedback.enabled: true");
+        impl_->feedback = std::make_unique<results::FeedbackRole>(*impl_->feedback_store, &metrics_, logger_.get());
+        so.input_topics = {config.kafka.topics.feedback};
+        so.group = config.kafka.consumer_groups.feedback;
+        handler = impl_->feedback->handler();
         break;
       }
       case Role::kShadow: {

@@ -32,7 +32,7 @@
 
 namespace ticketflow::pipeline {
 
-enum class Role { kIntake, kTier, kResults, kShadow };
+enum class Role { kIntake, kTier, kResults, kShadow, kFeedback };
 
 struct RoleSpec {
   Role role = Role::kIntake;

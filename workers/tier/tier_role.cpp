@@ -34,7 +34,7 @@ void SettledCompletion::fail(Error error) const {
 TierRole::TierRole(const Config& config, TierService& service, int call_threads, const Clock& clock,
                    redis::SemanticCache* cache, observability::PipelineMetrics* metrics, observability::Logger* logger,
                    redis::InFlightRegistry* in_flight, redis::AgreementStore* agreement,
-                   redis::RouteShareLoop* route_shares)
+                   redis::RouteShareLoop* route_shares, redis::FeedbackStore* feedback)
     : config_(config),
       service_(service),
       clock_(clock),
@@ -42,6 +42,7 @@ TierRole::TierRole(const Config& config, TierService& service, int call_threads,
       in_flight_(config.cache.enabled && config.cache.coalesce_wait_ms > 0 ? in_flight : nullptr),
       agreement_(agreement),
       route_shares_(route_shares),
+      feedback_(feedback),
       metrics_(metrics),
       logger_(logger),
       turns_(std::max(1, call_threads)),
@@ -102,18 +103,37 @@ void TierRole::stop() {
   counts_.stop();
 }
 
-void TierRole::countAnswer(const std::string& tier, const std::string& category, const Route& route) {
-  const bool measured = route_shares_ && route.measured_for_shares;
-  if (!agreement_ && !measured) return;
-  const std::int64_t thresholds_version = route.thresholds_version;
+void TierRole::bookkeep(std::function<void()> task) {
   if (counts_queued_.fetch_add(1) >= kMaxCounts) {  // Redis slow or away: a weight lost, nothing held
     --counts_queued_;
     return;
   }
-  counts_.submit([this, tier, category, measured, thresholds_version] {
+  counts_.submit([this, task = std::move(task)] {
+    task();
+    --counts_queued_;
+  });
+}
+
+void TierRole::countAnswer(const std::string& tier, const std::string& category, const Route& route) {
+  const bool measured = route_shares_ && route.measured_for_shares;
+  if (!agreement_ && !measured) return;
+  bookkeep([this, tier, category, measured, thresholds_version = route.thresholds_version] {
     if (agreement_) (void)agreement_->countAnswered(tier, category);
     if (measured) route_shares_->answered(tier, category, thresholds_version);
-    --counts_queued_;
+  });
+}
+
+void TierRole::rememberAnswer(const RoutedTicket& routed, const TicketResult& result, const TierOutcome& outcome) {
+  if (!feedback_) return;
+  redis::AnswerRecord record;
+  record.tier = result.tier;
+  record.category = routed.classification.category;
+  record.answer_category = answerCategory(result.answer, routed.classification);
+  record.needs_human = result.answer.needs_human;
+  record.features = outcome.features;
+  if (config_.feedback.keep_text) record.text = routed.ticket.text();
+  bookkeep([this, record = std::move(record), tenant = result.tenant, id = result.ticket_id, revision = result.revision] {
+    (void)feedback_->remember(tenant, id, revision, record);
   });
 }
 
@@ -303,6 +323,7 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
   if (in_flight_) in_flight_->end(result.tenant, routed.ticket.text(), routed.ticket.id);
   std::vector<stage::OutputRecord> outputs = {{config_.kafka.topics.results, routed.ticket.id, toJson(result), {}}};
   countAnswer(result.tier, result.classification.category, routed.route);
+  rememberAnswer(routed, result, *outcome);
   if (!result.degraded && sampledForShadow(config_.shadow, routed, result.tier)) {
     if (auto shadow = shadowRequest(routed, *outcome, false)) outputs.push_back(std::move(*shadow));
   }

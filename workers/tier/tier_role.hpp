@@ -30,6 +30,7 @@
 #include "ticketflow/observability/log.hpp"
 #include "ticketflow/observability/pipeline_metrics.hpp"
 #include "ticketflow/redis/agreement_store.hpp"
+#include "ticketflow/redis/feedback_store.hpp"
 #include "ticketflow/redis/route_shares.hpp"
 #include "ticketflow/redis/in_flight.hpp"
 #include "ticketflow/redis/semantic_cache.hpp"
@@ -60,7 +61,8 @@ class TierRole {
   TierRole(const Config& config, TierService& service, int call_threads, const Clock& clock = SystemClock::instance(),
            redis::SemanticCache* cache = nullptr, observability::PipelineMetrics* metrics = nullptr,
            observability::Logger* logger = nullptr, redis::InFlightRegistry* in_flight = nullptr,
-           redis::AgreementStore* agreement = nullptr, redis::RouteShareLoop* route_shares = nullptr);
+           redis::AgreementStore* agreement = nullptr, redis::RouteShareLoop* route_shares = nullptr,
+           redis::FeedbackStore* feedback = nullptr);
   ~TierRole();
   TierRole(const TierRole&) = delete;
   TierRole& operator=(const TierRole&) = delete;
@@ -113,6 +115,7 @@ class TierRole {
   redis::InFlightRegistry* in_flight_;  // ends a ticket's registration once it has its final answer
   redis::AgreementStore* agreement_;    // counts final answers per tier x category (shadow weights)
   redis::RouteShareLoop* route_shares_;  // counts final answers for routing.targets
+  redis::FeedbackStore* feedback_;       // remembers final answers for the helpdesk's feedback
   observability::PipelineMetrics* metrics_;
   observability::Logger* logger_;
   std::mutex carried_mutex_;
@@ -132,6 +135,9 @@ class TierRole {
   // The final answers' counts (shadow weights, routing.targets) go to Redis from here, off the
   // thread that hands the ticket on (often the batcher's): best effort, at most kMaxCounts queued.
   void countAnswer(const std::string& tier, const std::string& category, const Route& route);
+  void rememberAnswer(const RoutedTicket& routed, const TicketResult& result, const TierOutcome& outcome);
+  // Runs `task` on counts_ unless kMaxCounts are already queued.
+  void bookkeep(std::function<void()> task);
   static constexpr int kMaxCounts = 10'000;
   std::atomic<int> counts_queued_{0};
   WorkerPool counts_{1, "tf-count"};

@@ -258,10 +258,12 @@ Config buildConfig(const json& doc, const std::string& file, const YamlToJson& l
   c.kafka.topics = {t["inbound"], t["tier_prefix"], t["results"], t["updates"], t["dlq"]};
   readIfPresent(t, "deferred", c.kafka.topics.deferred);
   readIfPresent(t, "shadow", c.kafka.topics.shadow);
+  readIfPresent(t, "feedback", c.kafka.topics.feedback);
   const json& g = k["consumer_groups"];
   c.kafka.consumer_groups = {g["intake"], g["tier_prefix"], g["results"]};
   readIfPresent(g, "deferred", c.kafka.consumer_groups.deferred);
   readIfPresent(g, "shadow", c.kafka.consumer_groups.shadow);
+  readIfPresent(g, "feedback", c.kafka.consumer_groups.feedback);
   if (auto it = k.find("properties"); it != k.end()) {
     for (const auto& [name, value] : it->items())
       c.kafka.properties[name] = value.is_string() ? value.get<std::string>() : value.dump();
@@ -371,6 +373,12 @@ Config buildConfig(const json& doc, const std::string& file, const YamlToJson& l
   if (c.routing.easy_tier.empty()) c.routing.easy_tier = c.tiers.front().name;
   if (c.routing.medium_tier.empty()) c.routing.medium_tier = c.tiers[c.tiers.size() / 2].name;
   if (c.routing.hard_tier.empty()) c.routing.hard_tier = c.tiers.back().name;
+
+  if (auto it = doc.find("feedback"); it != doc.end()) {
+    readIfPresent(*it, "enabled", c.feedback.enabled);
+    readIfPresent(*it, "keep_text", c.feedback.keep_text);
+    readIfPresent(*it, "retention_days", c.feedback.retention_days);
+  }
 
   if (auto it = doc.find("shadow"); it != doc.end()) {
     readIfPresent(*it, "sample", c.shadow.sample);

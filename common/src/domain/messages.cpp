@@ -289,6 +289,19 @@ std::string toJson(const ShadowRequest& s) {
   return w.take();
 }
 
+std::string toJson(const Feedback& f) {
+  JsonWriter w;
+  w.beginObject();
+  if (f.corrected_assignment_group) w.field("corrected_assignment_group", *f.corrected_assignment_group);
+  if (f.corrected_category) w.field("corrected_category", *f.corrected_category);
+  if (f.reopened) w.field("reopened", *f.reopened);
+  if (f.resolved_by_reply) w.field("resolved_by_reply", *f.resolved_by_reply);
+  w.field("revision", f.revision);
+  if (!f.submitted_at.empty()) w.field("submitted_at", f.submitted_at);
+  w.field("tenant", f.tenant).field("ticket_id", f.ticket_id).endObject();
+  return w.take();
+}
+
 std::string toJson(const Answer& a) {
   JsonWriter w;
   writeAnswer(w, a);
@@ -477,6 +490,22 @@ RoutedTicket routedTicketFrom(const json& j) {
 
 Result<RoutedTicket> parseRoutedTicket(std::string_view bytes) {
   return parseAs<RoutedTicket>(bytes, "routed_ticket.schema.json", [](const json& j) { return routedTicketFrom(j); });
+}
+
+Result<Feedback> parseFeedback(std::string_view bytes) {
+  return parseAs<Feedback>(bytes, "feedback.schema.json", [](const json& j) {
+    Feedback f;
+    f.tenant = j["tenant"];
+    f.ticket_id = j["ticket_id"];
+    f.revision = j["revision"];
+    if (j.contains("corrected_category")) f.corrected_category = j["corrected_category"].get<std::string>();
+    if (j.contains("corrected_assignment_group"))
+      f.corrected_assignment_group = j["corrected_assignment_group"].get<std::string>();
+    if (j.contains("resolved_by_reply")) f.resolved_by_reply = j["resolved_by_reply"].get<bool>();
+    if (j.contains("reopened")) f.reopened = j["reopened"].get<bool>();
+    readIfPresent(j, "submitted_at", f.submitted_at);
+    return f;
+  });
 }
 
 Result<ShadowRequest> parseShadowRequest(std::string_view bytes) {

@@ -317,6 +317,7 @@ std::vector<std::string> configuredTopics(const Config& config) {
   topics.push_back(config.kafka.topics.dlq);
   topics.push_back(config.kafka.topics.deferred);
   topics.push_back(config.kafka.topics.shadow);
+  topics.push_back(config.kafka.topics.feedback);
   return topics;
 }
 

@@ -89,6 +89,8 @@ PipelineMetrics::PipelineMetrics(MetricsRegistry& r)
                               {"threshold", "category"})),
       route_adjustments(r.counter("ticketflow_route_adjustments_total",
                                   "Windows of final answers this process closed and adjusted the thresholds after.", {})),
+      feedback(r.counter("ticketflow_feedback_total",
+                         "Feedback messages: labelled, duplicate, no_answer (none kept), no_label, invalid.", {"result"})),
       carried_cost_dropped(r.counter("ticketflow_carried_cost_dropped_micro_usd_total",
                                      "Earlier attempts' spend forgotten because the tier role's memory of it was full.",
                                      {"tier"})),

@@ -56,6 +56,9 @@ args, topic and group (for KEDA), scaling and resources.
 {{- if $sampled -}}
 {{- $roles = append $roles (dict "name" "shadow" "role" "shadow" "args" (list "run" "shadow") "topic" $v.kafka.topics.shadow "group" $v.kafka.consumerGroups.shadow "spec" $v.shadow) -}}
 {{- end -}}
+{{- if $v.feedback.enabled -}}
+{{- $roles = append $roles (dict "name" "feedback" "role" "feedback" "args" (list "run" "feedback") "topic" $v.kafka.topics.feedback "group" $v.kafka.consumerGroups.feedback "spec" $v.feedback) -}}
+{{- end -}}
 {{- toJson $roles -}}
 {{- end -}}
 

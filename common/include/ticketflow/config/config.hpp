@@ -41,6 +41,8 @@ struct KafkaTopics {
   std::string deferred = "tickets.deferred";
   // Tickets sampled for shadow evaluation: answered again by the reference tier, never written out.
   std::string shadow = "tickets.shadow";
+  // What the helpdesk learned about triaged tickets (schemas/feedback.schema.json).
+  std::string feedback = "tickets.feedback";
 };
 
 struct KafkaConsumerGroups {
@@ -49,6 +51,7 @@ struct KafkaConsumerGroups {
   std::string results = "ticketflow-results";
   std::string deferred = "ticketflow-deferred";  // intake's parking stage
   std::string shadow = "ticketflow-shadow";
+  std::string feedback = "ticketflow-feedback";
 };
 
 struct KafkaConfig {
@@ -217,6 +220,16 @@ struct ShadowConfig {
   }
 };
 
+// Helpdesk feedback (docs/feedback.md): the tier roles keep what each final answer was, and the
+// feedback role turns corrections, resolutions and reopenings into training labels.
+struct FeedbackConfig {
+  bool enabled = false;
+  // Keep the ticket's text with the answer, so a corrected category can retrain the category
+  // model. Off: the text stays only in Kafka, and only the escalation verifier learns.
+  bool keep_text = false;
+  int retention_days = 30;  // how long an answer waits for its feedback
+};
+
 enum class BudgetPolicy { kDowngrade, kDefer, kHuman };
 enum class BudgetScope { kGlobal, kTenant, kTier };
 
@@ -309,6 +322,7 @@ struct Config {
   ClassifierConfig classifier;
   RoutingConfig routing;
   ShadowConfig shadow;
+  FeedbackConfig feedback;
   BudgetsConfig budgets;
   CacheConfig cache;
   ResultsConfig results;

@@ -235,10 +235,20 @@ struct DeadLetter {
   std::string failed_at;
 };
 
+// schemas/feedback.schema.json: what the helpdesk learned about a triaged ticket revision.
+struct Feedback {
+  std::string tenant, ticket_id;
+  std::int64_t revision = 1;
+  std::optional<std::string> corrected_category, corrected_assignment_group;
+  std::optional<bool> resolved_by_reply, reopened;
+  std::string submitted_at;  // "" when not given
+};
+
 // Each message's JSON text (core/json_writer.hpp writes it; no document is built).
 std::string toJson(const Ticket& t);
 std::string toJson(const RoutedTicket& t);
 std::string toJson(const ShadowRequest& s);
+std::string toJson(const Feedback& f);
 std::string toJson(const Answer& a);
 std::string toJson(const TicketResult& r);
 std::string toJson(const TicketUpdate& u);
@@ -252,6 +262,7 @@ void truncatePayload(DeadLetter& d, std::size_t max_bytes);
 Result<Ticket> parseTicket(std::string_view bytes);
 Result<RoutedTicket> parseRoutedTicket(std::string_view bytes);
 Result<ShadowRequest> parseShadowRequest(std::string_view bytes);
+Result<Feedback> parseFeedback(std::string_view bytes);
 Result<TicketResult> parseTicketResult(std::string_view bytes);
 Result<TicketUpdate> parseTicketUpdate(std::string_view bytes);
 Result<DeadLetter> parseDeadLetter(std::string_view bytes);

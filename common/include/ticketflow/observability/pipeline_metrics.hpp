@@ -60,6 +60,7 @@ struct PipelineMetrics {
   Family<Gauge>& route_share;         // ticketflow_route_share{tier,kind}: last window's share | target
   Family<Gauge>& route_threshold;     // ticketflow_route_threshold{threshold,category}: in force ("*": all others)
   Family<Counter>& route_adjustments; // ticketflow_route_adjustments_total
+  Family<Counter>& feedback;          // ticketflow_feedback_total{result}
   // ticketflow_carried_cost_dropped_micro_usd_total{tier}: earlier attempts' spend forgotten
   // because the role's bounded memory of it was full (the result then under-reports its cost).
   Family<Counter>& carried_cost_dropped;
