@@ -96,8 +96,11 @@ TEST_F(HelmChart, RenderedConfigurationPassesConfigCheck) {
 TEST_F(HelmChart, KedaScalesEachRoleOnItsOwnTopicAndGroup) {
   const auto docs = render("keda.yaml");
   const auto scaled = byName(ofKind(docs, "ScaledObject"));
-  EXPECT_EQ(scaled.size(), 6u);
+  EXPECT_EQ(scaled.size(), 7u) << "feedback.enabled adds the feedback role";
   EXPECT_EQ(scaled.at("tf-ticketflow-shadow")["spec"]["triggers"][0]["metadata"]["topic"], "tickets.shadow");
+  EXPECT_EQ(scaled.at("tf-ticketflow-feedback")["spec"]["triggers"][0]["metadata"]["topic"], "tickets.feedback");
+  EXPECT_EQ(byName(ofKind(docs, "Deployment")).at("tf-ticketflow-feedback")["spec"]["template"]["spec"]["containers"][0]["args"],
+            json::parse(R"(["run","feedback","--config","/etc/ticketflow/config/ticketflow.yaml"])"));
   EXPECT_TRUE(ofKind(docs, "HorizontalPodAutoscaler").empty());
   for (const std::string tier : {"fast", "balanced", "frontier"}) {
     const auto& so = scaled.at("tf-ticketflow-tier-" + tier);
