@@ -76,11 +76,7 @@ TEST(RouteTargets, AModelPoorAtOneCategoryIsRoutedAroundAndTheTierSharesReturnTo
       sent.emplace(t.ticket.id, std::move(t));
     }
   local.ticket_labels = sim::labelsOf(plain);
-  local.adjust_simulator = [](sim::SimulatorOptions& options) {
-    auto& fast = options.profiles.at("gemini-2.5-flash-lite");
-    ASSERT_TRUE(fast.competence.has_value());
-    fast.competence->category_skill["Hardware"] = -6;  // nearly always wrong on Hardware
-  };
+  local.adjust_simulator = testing::fastModelPoorAt("Hardware");
   pipeline::LocalStack stack(config, local);
   std::ostringstream log;
   pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kTier, "fast"}, {pipeline::Role::kTier, "balanced"},

@@ -62,10 +62,7 @@ int runTrain(const cli::ParsedArgs& args) {
             << std::flush;
   if (args.has("feedback")) {
     // The helpdesk's corrected categories (feedback.keep_text), from the configured Redis.
-    const Config config = loadConfigOption(args);
-    redis::FeedbackStore store(connectConfigured(config), config.redis.key_prefix,
-                               std::chrono::hours(24) * config.feedback.retention_days);
-    auto examples = store.categoryExamples();
+    auto examples = openFeedbackStore(loadConfigOption(args)).categoryExamples();
     if (!examples) throw std::runtime_error("feedback: " + examples.error().message);
     for (const auto& e : *examples) data->push_back({e.text, e.category});
     std::cout << "added " << examples->size() << " corrected categories from the helpdesk's feedback\n" << std::flush;

@@ -10,6 +10,7 @@
 
 #include "ticketflow/cli/args.hpp"
 #include "ticketflow/config/config.hpp"
+#include "ticketflow/redis/feedback_store.hpp"
 #include "ticketflow/redis/pool.hpp"
 
 namespace ticketflow::app {
@@ -31,6 +32,8 @@ cli::OptionSpec configOption();
 Config loadConfigOption(const cli::ParsedArgs& args);
 // A pool on the configured Redis, checked with PING so an unreachable server is one clear line.
 std::shared_ptr<redis::RedisPool> connectConfigured(const Config& config);
+// The helpdesk feedback's labels in the configured Redis (`train --feedback`).
+redis::FeedbackStore openFeedbackStore(const Config& config);
 
 // `v` with `digits` decimals, as the commands print figures.
 inline std::string fixed(double v, int digits = 4) {

@@ -52,6 +52,11 @@ std::shared_ptr<redis::RedisPool> connectConfigured(const Config& config) {
   return pool;
 }
 
+redis::FeedbackStore openFeedbackStore(const Config& config) {
+  return redis::FeedbackStore(connectConfigured(config), config.redis.key_prefix,
+                              std::chrono::hours(24) * config.feedback.retention_days);
+}
+
 namespace {
 
 using Steady = std::chrono::steady_clock;
@@ -552,10 +557,7 @@ int runTrainEscalation(const cli::ParsedArgs& args) {
   }
   if (args.has("feedback")) {
     // The helpdesk's verdicts on final answers (feedback role), after the shadow labels.
-    const Config config = loadConfigOption(args);
-    redis::FeedbackStore store(connectConfigured(config), config.redis.key_prefix,
-                               std::chrono::hours(24) * config.feedback.retention_days);
-    auto from_feedback = store.escalationLabels();
+    auto from_feedback = openFeedbackStore(loadConfigOption(args)).escalationLabels();
     if (!from_feedback) throw std::runtime_error("feedback: " + from_feedback.error().message);
     std::cout << "added " << from_feedback->size() << " labels from the helpdesk's feedback\n";
     labels.insert(labels.end(), from_feedback->begin(), from_feedback->end());
