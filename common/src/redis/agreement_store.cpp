@@ -26,12 +26,6 @@ return 1
 
 constexpr std::int64_t kSeenTtlS = 30 * 86400;
 
-Status ok(const Result<Reply>& reply, const char* what) {
-  if (!reply) return reply.error();
-  if (reply->type == Reply::Type::kError) return Error::internal(std::string(what) + ": " + reply->str);
-  return {};
-}
-
 }  // namespace
 
 namespace {
@@ -60,17 +54,17 @@ Result<bool> AgreementStore::record(const ShadowComparison& c) {
                            {std::to_string(kSeenTtlS), c.label.tier + "|" + c.label.category + "|",
                             c.category_agrees ? "1" : "0", c.needs_human_agrees ? "1" : "0", label.dump(),
                             std::to_string(kMaxLabels), c.final_answer ? "1" : "0"});
-  if (auto status = ok(reply, "shadow record"); !status) return status.error();
+  if (auto status = replyStatus(reply, "shadow record"); !status) return status.error();
   return reply->integer == 1;
 }
 
 Status AgreementStore::countAnswered(const std::string& tier, const std::string& category) {
-  return ok(pool_->command({"HINCRBY", prefix_ + "counts", tier + "|" + category + "|answered", "1"}), "shadow count");
+  return replyStatus(pool_->command({"HINCRBY", prefix_ + "counts", tier + "|" + category + "|answered", "1"}), "shadow count");
 }
 
 Result<AgreementTable> AgreementStore::table() {
   auto reply = pool_->command({"HGETALL", prefix_ + "counts"});
-  if (auto status = ok(reply, "shadow counts"); !status) return status.error();
+  if (auto status = replyStatus(reply, "shadow counts"); !status) return status.error();
   AgreementTable table;
   for (std::size_t i = 0; i + 1 < reply->elements.size(); i += 2) {
     const std::string& field = reply->elements[i].str;
@@ -95,7 +89,7 @@ Result<AgreementTable> AgreementStore::table() {
 
 Result<std::vector<classify::AgreementLabel>> AgreementStore::labels(std::int64_t limit) {
   auto reply = pool_->command({"XREVRANGE", prefix_ + "labels", "+", "-", "COUNT", std::to_string(limit)});
-  if (auto status = ok(reply, "shadow labels"); !status) return status.error();
+  if (auto status = replyStatus(reply, "shadow labels"); !status) return status.error();
   std::vector<classify::AgreementLabel> out;
   for (auto it = reply->elements.rbegin(); it != reply->elements.rend(); ++it) {
     if (it->elements.size() != 2 || it->elements[1].elements.size() != 2) continue;
@@ -106,16 +100,16 @@ Result<std::vector<classify::AgreementLabel>> AgreementStore::labels(std::int64_
 }
 
 Status AgreementStore::reset() {
-  if (auto st = ok(pool_->command({"DEL", prefix_ + "counts", prefix_ + "labels"}), "shadow reset"); !st) return st;
+  if (auto st = replyStatus(pool_->command({"DEL", prefix_ + "counts", prefix_ + "labels"}), "shadow reset"); !st) return st;
   std::string cursor = "0";
   for (int round = 0; round < 100'000; ++round) {  // bounded: a scan ends long before
     auto page = pool_->command({"SCAN", cursor, "MATCH", prefix_ + "seen:*", "COUNT", "1000"});
-    if (auto st = ok(page, "shadow reset"); !st) return st;
+    if (auto st = replyStatus(page, "shadow reset"); !st) return st;
     if (page->elements.size() != 2) return Error::internal("shadow reset: unexpected SCAN reply");
     std::vector<std::string> unlink = {"UNLINK"};
     for (const auto& key : page->elements[1].elements) unlink.push_back(key.str);
     if (unlink.size() > 1)
-      if (auto st = ok(pool_->command(unlink), "shadow reset"); !st) return st;
+      if (auto st = replyStatus(pool_->command(unlink), "shadow reset"); !st) return st;
     cursor = page->elements[0].str;
     if (cursor == "0") break;
   }

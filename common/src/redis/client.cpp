@@ -352,4 +352,10 @@ std::optional<std::string> infoField(std::string_view info, std::string_view fie
   return std::nullopt;
 }
 
+Status replyStatus(const Result<Reply>& reply, const char* what) {
+  if (!reply) return reply.error();
+  if (reply->type == Reply::Type::kError) return Error::internal(std::string(what) + ": " + reply->str);
+  return {};
+}
+
 }  // namespace ticketflow::redis

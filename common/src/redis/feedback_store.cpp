@@ -17,16 +17,10 @@ return 1
   return s;
 }
 
-Status ok(const Result<Reply>& reply, const char* what) {
-  if (!reply) return reply.error();
-  if (reply->type == Reply::Type::kError) return Error::internal(std::string(what) + ": " + reply->str);
-  return {};
-}
-
 // The newest `limit` entries' "label" JSON, oldest first.
 Result<std::vector<nlohmann::json>> readStream(RedisPool& pool, const std::string& key, std::int64_t limit) {
   auto reply = pool.command({"XREVRANGE", key, "+", "-", "COUNT", std::to_string(limit)});
-  if (auto status = ok(reply, "feedback labels"); !status) return status.error();
+  if (auto status = replyStatus(reply, "feedback labels"); !status) return status.error();
   std::vector<nlohmann::json> out;
   for (auto it = reply->elements.rbegin(); it != reply->elements.rend(); ++it) {
     if (it->elements.size() != 2 || it->elements[1].elements.size() != 2) continue;
@@ -85,7 +79,7 @@ FeedbackStore::FeedbackStore(std::shared_ptr<RedisPool> pool, std::string key_pr
 
 Status FeedbackStore::remember(const std::string& tenant, const std::string& ticket_id, std::int64_t revision,
                                const AnswerRecord& answer) {
-  return ok(pool_->command({"SET", prefix_ + "answer:" + tenant + ":" + ticket_id + ":" + std::to_string(revision),
+  return replyStatus(pool_->command({"SET", prefix_ + "answer:" + tenant + ":" + ticket_id + ":" + std::to_string(revision),
                             answer.toJson().dump(), "EX", std::to_string(retention_.count())}),
             "feedback remember");
 }
@@ -93,7 +87,7 @@ Status FeedbackStore::remember(const std::string& tenant, const std::string& tic
 Result<std::optional<AnswerRecord>> FeedbackStore::answer(const std::string& tenant, const std::string& ticket_id,
                                                           std::int64_t revision) {
   auto reply = pool_->command({"GET", prefix_ + "answer:" + tenant + ":" + ticket_id + ":" + std::to_string(revision)});
-  if (auto status = ok(reply, "feedback answer"); !status) return status.error();
+  if (auto status = replyStatus(reply, "feedback answer"); !status) return status.error();
   if (reply->type != Reply::Type::kString) return std::optional<AnswerRecord>{};
   auto j = nlohmann::json::parse(reply->str, nullptr, false);
   if (j.is_discarded()) return Error::internal("feedback answer: stored record is not JSON");
@@ -110,7 +104,7 @@ Result<bool> FeedbackStore::record(const Feedback& feedback, const FeedbackLabel
       labels.category ? nlohmann::json{{"text", labels.category->text}, {"category", labels.category->category}}.dump() : "";
   auto reply = pool_->eval(recordScript(), {seen, prefix_ + "labels", prefix_ + "texts"},
                            {std::to_string(retention_.count()), escalation, category, std::to_string(kMaxLabels)});
-  if (auto status = ok(reply, "feedback record"); !status) return status.error();
+  if (auto status = replyStatus(reply, "feedback record"); !status) return status.error();
   return reply->integer == 1;
 }
 

@@ -88,12 +88,6 @@ classify::ShareWindow windowFrom(const std::vector<Reply>& fields) {
   return closed;
 }
 
-Status ok(const Result<Reply>& reply, const char* what) {
-  if (!reply) return reply.error();
-  if (reply->type == Reply::Type::kError) return Error::internal(std::string(what) + ": " + reply->str);
-  return {};
-}
-
 std::string number(double value) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.6f", value);
@@ -112,7 +106,7 @@ Result<Enrolment> RouteShareStore::enroll(std::int64_t version, const std::strin
                                           std::chrono::seconds stale_after) {
   auto reply = pool_->eval(enrollScript(), {cohort_prefix_ + std::to_string(version), window_key_},
                            {ticket, std::to_string(window), std::to_string(version), std::to_string(stale_after.count())});
-  if (auto status = ok(reply, "route cohort"); !status) return status.error();
+  if (auto status = replyStatus(reply, "route cohort"); !status) return status.error();
   if (reply->type != Reply::Type::kArray || reply->elements.empty()) return Error::internal("route cohort: unexpected reply");
   Enrolment e;
   e.measured = reply->elements[0].integer == 1;
@@ -124,14 +118,14 @@ Result<std::optional<classify::ShareWindow>> RouteShareStore::recordAnswer(const
                                                                            const std::string& category, int window,
                                                                            std::int64_t version) {
   auto reply = pool_->eval(recordScript(), {window_key_}, {tier, category, std::to_string(window), std::to_string(version)});
-  if (auto status = ok(reply, "route share count"); !status) return status.error();
+  if (auto status = replyStatus(reply, "route share count"); !status) return status.error();
   if (reply->type != Reply::Type::kArray) return std::optional<classify::ShareWindow>{};
   return std::optional<classify::ShareWindow>(windowFrom(reply->elements));
 }
 
 Result<std::optional<classify::RouteThresholds>> RouteShareStore::thresholds() {
   auto reply = pool_->command({"HGETALL", thresholds_key_});
-  if (auto status = ok(reply, "route thresholds"); !status) return status.error();
+  if (auto status = replyStatus(reply, "route thresholds"); !status) return status.error();
   if (reply->elements.empty()) return std::optional<classify::RouteThresholds>{};
   classify::RouteThresholds t;
   for (std::size_t i = 0; i + 1 < reply->elements.size(); i += 2) {
@@ -157,7 +151,7 @@ Result<bool> RouteShareStore::storeThresholds(const classify::RouteThresholds& n
     args.push_back(number(easy));
   }
   auto reply = pool_->eval(storeScript(), {thresholds_key_}, args);
-  if (auto status = ok(reply, "route thresholds store"); !status) return status.error();
+  if (auto status = replyStatus(reply, "route thresholds store"); !status) return status.error();
   return reply->integer == 1;
 }
 
@@ -168,7 +162,7 @@ Status RouteShareStore::reset(const DifficultyConfig& configured) {
     const std::int64_t version = *current ? (*current)->version : 0;
     auto stored = storeThresholds(classify::RouteThresholds::configured(configured), version);
     if (!stored) return stored.error();
-    if (*stored) return ok(pool_->command({"DEL", window_key_}), "route shares reset");
+    if (*stored) return replyStatus(pool_->command({"DEL", window_key_}), "route shares reset");
   }
   return Error::unavailable("route shares reset: the thresholds kept changing; try again");
 }

@@ -94,6 +94,10 @@ struct Reply {
   bool isNil() const { return type == Type::kNil; }
 };
 
+// A command's outcome as a Status: the transport's error as it is, an error reply as an internal
+// error prefixed with `what`.
+Status replyStatus(const Result<Reply>& reply, const char* what);
+
 struct ReaderDeleter {
   void operator()(redisReader* reader) const;
 };
