@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
   auto handler = [&](const std::shared_ptr<const stage::Delivery>& d, stage::Completion done) {
     thread_local std::mt19937 rng(std::random_device{}());
     timers.schedule(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 20)(rng)), [d, done, output] {
-      done.succeed({stage::OutputRecord{output, "", d->message.value, {}}});
+      done.succeed({stage::OutputRecord{output, "", d->message.value, {}, {}}});
     });
   };
   stage::Stage engine(kafka, options, handler);

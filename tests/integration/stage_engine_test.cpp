@@ -100,7 +100,7 @@ TEST_F(StageEngine, EveryMessageArrivesOnceDownstreamOrInTheDeadLetterTopicInKey
         ++transient_failures;
         return done.fail(Error::unavailable("model provider 503"));
       }
-      done.succeed({OutputRecord{out_topic, "", d->message.value, {}}});
+      done.succeed({OutputRecord{out_topic, "", d->message.value, {}, {}}});
     });
   };
   stage::Stage engine(kafka_, options(1024), handler);
@@ -227,7 +227,7 @@ TEST_F(StageEngine, ASecondConsumerJoiningAndLeavingMidStreamLosesNothing) {
   stage::TimerQueue timers;
   auto handler = [&](const std::shared_ptr<const Delivery>& d, Completion done) {
     timers.schedule(std::chrono::milliseconds(d->message.offset % 5), [d, done, out_topic] {
-      done.succeed({OutputRecord{out_topic, "", d->message.value, {}}});
+      done.succeed({OutputRecord{out_topic, "", d->message.value, {}, {}}});
     });
   };
   const auto o = options(128);
@@ -326,7 +326,7 @@ TEST_F(StageEngine, AnOutageHoldsMessagesWithoutUsingAttemptsAndTheyGoOnWhenItIs
       return c.fail(Error::unavailable("redis: connection refused").asOutage("redis"));
     }
     ++handled;
-    c.succeed({{output_, "", d->message.value, {}}});
+    c.succeed({{output_, "", d->message.value, {}, {}}});
   };
   auto o = options(64);
   o.limits.outage_probe_max_ms = 400;
@@ -441,7 +441,7 @@ TEST_F(StageEngine, AMessageThatAloneKeepsMeetingAnOutageIsDeadLetteredWithoutHo
   });
   auto handler = [&](const std::shared_ptr<const Delivery>& d, Completion c) {
     if (d->message.value == "7") return c.fail(Error::timeout("model timed out on this prompt").asOutage("provider"));
-    c.succeed({{output_, "", d->message.value, {}}});
+    c.succeed({{output_, "", d->message.value, {}, {}}});
   };
   auto o = options(64);
   o.limits.max_attempts = 3;

@@ -54,7 +54,7 @@ int benchSlowHandler(kafka::MockBroker& broker, const KafkaConfig& kafka, int pa
   const std::string output = t.output;
   auto handler = [&](const std::shared_ptr<const stage::Delivery>& d, stage::Completion done) {
     started = true;
-    timers.schedule(2s, [d, done, output] { done.succeed({stage::OutputRecord{output, "", d->message.value, {}}}); });
+    timers.schedule(2s, [d, done, output] { done.succeed({stage::OutputRecord{output, "", d->message.value, {}, {}}}); });
   };
   stage::Stage engine(kafka, stageOptions("slow", t, window, threads), handler);
   std::thread runner([&] { (void)engine.run(); });
@@ -103,7 +103,7 @@ double benchNoOpEngine(kafka::MockBroker& broker, const KafkaConfig& kafka, int 
   const std::string output = t.output;
   auto handler = [&](const std::shared_ptr<const stage::Delivery>& d, stage::Completion done) {
     if (!started.exchange(true)) first = std::chrono::steady_clock::now();
-    done.succeed({stage::OutputRecord{output, "", d->message.value, {}}});
+    done.succeed({stage::OutputRecord{output, "", d->message.value, {}, {}}});
   };
   stage::Stage engine(kafka, stageOptions("noop", t, window, threads), handler);
   std::thread runner([&] { (void)engine.run(); });

@@ -187,7 +187,7 @@ bool IntakeRole::serveFromCache(const RoutedTicket& routed, const std::vector<ka
     logger_->debug("ticket_cache_hit", {{"ticket_id", routed.ticket.id}, {"trace_id", routed.trace_id},
                                         {"source_ticket_id", hit->entry.source_ticket_id},
                                         {"similarity", hit->similarity}, {"coalesced", coalesced}});
-  completion.succeed({{config_.kafka.topics.results, routed.ticket.id, toJson(result), trace}});
+  completion.succeed({{config_.kafka.topics.results, routed.ticket.id, toJson(result), trace, {}}});
   return true;
 }
 
@@ -219,7 +219,7 @@ void IntakeRole::route(RoutedTicket routed, const TicketTriager::Decision& decis
   if (decision.route.action == classify::RouteAction::kHuman) {
     if (metrics_) metrics_->routed.with({"human", decision.route.rule}).inc();
     const TicketResult result = handOffResult(routed, "budget cap reached for tier " + routed.tier, 0, clock_.now());
-    return completion.succeed({{config_.kafka.topics.results, routed.ticket.id, toJson(result), trace}});
+    return completion.succeed({{config_.kafka.topics.results, routed.ticket.id, toJson(result), trace, {}}});
   }
   if (metrics_) metrics_->routed.with({routed.tier, decision.route.rule}).inc();
   if (logger_)
@@ -229,7 +229,7 @@ void IntakeRole::route(RoutedTicket routed, const TicketTriager::Decision& decis
                                      {"tier", routed.tier}, {"rule", decision.route.rule}});
   if (in_flight_ && decision.route.action == classify::RouteAction::kModel)
     in_flight_->begin(routed.ticket.tenant, routed.classification.category, routed.ticket.text(), routed.ticket.id);
-  completion.succeed({{config_.kafka.tierTopic(routed.tier), routed.ticket.id, toJson(routed), trace}});
+  completion.succeed({{config_.kafka.tierTopic(routed.tier), routed.ticket.id, toJson(routed), trace, {}}});
 }
 
 }  // namespace ticketflow::intake

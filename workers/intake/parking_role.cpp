@@ -88,7 +88,7 @@ void ParkingRole::sendBack(Parked& parked) {
     logger_->info("ticket_unparked", {{"ticket_id", back.ticket.id}, {"trace_id", back.trace_id}, {"tier", back.tier}});
   const std::string topic = config_.kafka.tierTopic(back.tier);
   const std::string key = back.ticket.id;
-  parked.completion.succeed({{topic, key, toJson(back), {}}});
+  parked.completion.succeed({{topic, key, toJson(back), {}, {}}});
 }
 
 void ParkingRole::stop() {

@@ -240,6 +240,10 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
                                                                 SystemClock::instance(), 32, logger_.get());
         so.input_topics = {config.kafka.topics.results};
         so.group = config.kafka.consumer_groups.results;
+        // Exactly once on the updates topic: a record is delivered within the topic sink's
+        // timeout or never, so a redelivery knows when a look-up for it is final.
+        if (config.results.exactly_once && !so.producer_properties.count("message.timeout.ms"))
+          so.producer_properties["message.timeout.ms"] = std::to_string(results::ResultsRole::topicWriteTimeoutMs(config));
         handler = impl_->results->handler();
         // ResultsRole::handler parses and passes the update on (the marker batcher, the HTTP
         // sinks' threads); it never blocks.

@@ -1,5 +1,6 @@
 #include "results_role.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <map>
 #include <set>
@@ -61,8 +62,16 @@ ResultsRole::ResultsRole(const Config& config, std::vector<SinkBinding> sinks, s
                          observability::Logger* logger)
     : config_(config), sinks_(std::move(sinks)), markers_(std::move(markers)), metrics_(metrics), clock_(clock),
       logger_(logger) {
-  for (const auto& s : sinks_) has_http_sinks_ = has_http_sinks_ || s.sink != nullptr;
-  if (has_http_sinks_) http_ = std::make_unique<WorkerPool>(http_threads, "tf-sink-http");
+  bool has_topic_sink = false;
+  for (const auto& s : sinks_) {
+    has_http_sinks_ = has_http_sinks_ || s.sink != nullptr;
+    has_topic_sink = has_topic_sink || s.sink == nullptr;
+  }
+  if (config_.results.exactly_once && markers_ && has_topic_sink)
+    finder_ = std::make_unique<kafka::RecordFinder>(config_.kafka, "results-finder");
+  // Writes block (HTTP, and the pending marks and look-ups of exactly-once): never on the
+  // batcher's thread.
+  if (has_http_sinks_ || finder_) http_ = std::make_unique<WorkerPool>(http_threads, "tf-sink-http");
   if (markers_) batcher_ = std::make_unique<redis::CommandBatcher>(markers_);
 }
 
@@ -120,44 +129,142 @@ void ResultsRole::markWritten(const std::string& key, const std::vector<std::str
                    {});
 }
 
+int ResultsRole::topicWriteTimeoutMs(const Config& config) {
+  int timeout_ms = 0;
+  for (const SinkConfig& sink : config.results.sinks)
+    if (sink.kind == SinkKind::kTopic) timeout_ms = std::max(timeout_ms, sink.timeout_ms);
+  return timeout_ms;
+}
+
+Result<ResultsRole::TopicPlacement> ResultsRole::placeOnTopic(const std::string& key) {
+  constexpr auto kEndsRefresh = std::chrono::seconds(5);
+  constexpr auto kMetadataTimeout = std::chrono::seconds(5);
+  std::vector<std::int64_t> ends;
+  bool stale = false;
+  {
+    std::lock_guard lock(placement_mutex_);
+    ends = partition_ends_;
+    stale = std::chrono::steady_clock::now() - ends_read_at_ > kEndsRefresh;
+  }
+  // One thread refreshes; the others place with the ends they have (still floors). Without any
+  // yet, every thread waits for the first read.
+  std::unique_lock finding(finder_mutex_, std::defer_lock);
+  if (ends.empty()) {
+    finding.lock();
+  } else if (stale) {
+    (void)finding.try_lock();
+  }
+  if (finding.owns_lock()) {
+    std::lock_guard check(placement_mutex_);
+    ends = partition_ends_;
+    stale = std::chrono::steady_clock::now() - ends_read_at_ > kEndsRefresh;
+  }
+  if (finding.owns_lock() && stale) {
+    auto count = finder_->partitionCount(config_.kafka.topics.updates, kMetadataTimeout);
+    if (!count) {
+      if (ends.empty()) return count.error();
+    } else {
+      std::vector<std::int64_t> fresh;
+      for (std::int32_t p = 0; p < *count; ++p) {
+        auto end = finder_->endOffset(config_.kafka.topics.updates, p, kMetadataTimeout);
+        if (!end) break;
+        fresh.push_back(*end);
+      }
+      if (static_cast<std::int32_t>(fresh.size()) == *count) {
+        ends = fresh;
+        std::lock_guard lock(placement_mutex_);
+        partition_ends_ = std::move(fresh);
+        ends_read_at_ = std::chrono::steady_clock::now();
+      } else if (ends.empty()) {
+        return Error::unavailable("the updates topic's partition ends could not be read").asOutage("kafka");
+      }
+    }
+  }
+  TopicPlacement placement;
+  placement.partition = kafka::partitionForKey(key, static_cast<std::int32_t>(ends.size()));
+  placement.floor = ends[static_cast<std::size_t>(placement.partition)];
+  return placement;
+}
+
+Result<bool> ResultsRole::onTopic(const TicketUpdate& update, const TopicPlacement& placement) {
+  std::lock_guard lock(finder_mutex_);
+  return finder_->contains(config_.kafka.topics.updates, placement.partition, placement.floor,
+                           {kWriteMarkerHeader, writeMarker(update)}, std::chrono::seconds(30));
+}
+
 void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion& completion, const TicketUpdate& update,
                         const std::map<std::string, std::string>& written) {
   const std::string key = markerKey(update);
   const std::string source_system = update.source ? update.source->system : std::string();
   std::vector<stage::OutputRecord> outputs;
   std::vector<std::string> topic_sinks;
-  std::vector<std::string> http_written;
+  std::vector<std::string> written_now;
   // Before an HTTP sink is written, record that it is about to be: a crash between the write
   // and its marker then leaves "pending" without "written", and the next attempt asks the sink
   // whether our write is there instead of writing blind (ResultSink::write).
   const auto now_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now().time_since_epoch()).count();
   std::vector<std::string> pending = {"HSET", key};
-  bool http_to_write = false;
+  bool to_mark = false;
+  // results.exactly_once: where the update goes on the updates topic, and whether an attempt
+  // that crashed after producing it already put it there.
+  std::optional<TopicPlacement> placement;
+  bool already_on_topic = false;
   for (const SinkBinding& binding : sinks_) {
     const std::string& name = binding.config.name;
-    if (!binding.sink || !binding.config.serves(source_system) || written.count(name)) continue;
-    http_to_write = true;
+    const bool topic = binding.sink == nullptr;
+    if ((topic && !finder_) || !binding.config.serves(source_system) || written.count(name)) continue;
+    to_mark = true;
     auto begun = written.find(kPendingPrefix + name);
     if (begun == written.end()) {
+      std::string mark = std::to_string(now_ms);
+      if (topic) {  // "<ms>:<partition>:<floor>": where a look-up would find it
+        if (!placement) {
+          auto placed = placeOnTopic(update.ticket_id);
+          if (!placed) return completion.fail(placed.error());
+          placement = *placed;
+        }
+        mark += ":" + std::to_string(placement->partition) + ":" + std::to_string(placement->floor);
+      }
       pending.push_back(kPendingPrefix + name);
-      pending.push_back(std::to_string(now_ms));
+      pending.push_back(std::move(mark));
       continue;
     }
     // A write begun less than its timeout ago may still be on its way (the attempt that began
     // it timed out, or a writer that lost its partitions is still writing): a look-up now could
     // miss it and write a second. Wait until it must have ended.
+    const std::string& mark = begun->second;
+    const char* const mark_end = mark.data() + mark.size();
     std::int64_t begun_ms = 0;
-    std::from_chars(begun->second.data(), begun->second.data() + begun->second.size(), begun_ms);
-    const std::int64_t settled_at = begun_ms + binding.config.timeout_ms + kInFlightGraceMs;
+    auto [next, parsed] = std::from_chars(mark.data(), mark_end, begun_ms);
+    const int timeout_ms = topic ? topicWriteTimeoutMs(config_) : binding.config.timeout_ms;
+    const std::int64_t settled_at = begun_ms + timeout_ms + kInFlightGraceMs;
     if (now_ms < settled_at)
       return completion.fail(Error(ErrorCode::kUnavailable,
                                    name + ": a write begun " + std::to_string(now_ms - begun_ms) +
                                        " ms ago may still be in flight; looking for it once it must have ended",
                                    true, settled_at - now_ms)
                                  .asOutage("sink"));
+    if (topic && !placement) {
+      TopicPlacement earlier;
+      bool placed = parsed == std::errc() && next < mark_end && *next == ':';
+      if (placed) placed = std::from_chars(next + 1, mark_end, earlier.partition).ec == std::errc();
+      if (placed) {
+        const char* floor_at = std::find(next + 1, mark_end, ':');
+        placed = floor_at < mark_end && std::from_chars(floor_at + 1, mark_end, earlier.floor).ec == std::errc();
+      }
+      if (!placed) {  // a mark this version did not write: search the key's partition whole
+        auto now_placed = placeOnTopic(update.ticket_id);
+        if (!now_placed) return completion.fail(now_placed.error());
+        earlier = {now_placed->partition, 0};
+      }
+      auto found = onTopic(update, earlier);
+      if (!found) return completion.fail(found.error());
+      placement = earlier;
+      already_on_topic = *found;
+    }
   }
-  if (markers_ && http_to_write) {
+  if (markers_ && to_mark) {
     // The TTL is renewed on every attempt, so a sink down for longer than it keeps its marks.
     std::vector<std::vector<std::string>> commands;
     if (pending.size() > 2) commands.push_back(pending);
@@ -176,9 +283,17 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
       continue;
     }
     if (!binding.sink) {  // the updates topic: written by the engine, marked once acknowledged
-      if (topic_sinks.empty())
-        outputs.push_back({config_.kafka.topics.updates, update.ticket_id, toJson(update),
-                           {{"idempotency-key", idempotencyKey(update)}}});
+      if (already_on_topic) {  // produced by an attempt that crashed before marking it
+        if (metrics_) metrics_->updates_duplicate.with({name}).inc();
+        written_now.push_back(name);
+        continue;
+      }
+      if (topic_sinks.empty()) {
+        stage::OutputRecord out{config_.kafka.topics.updates, update.ticket_id, toJson(update),
+                                {{"idempotency-key", idempotencyKey(update)}, {kWriteMarkerHeader, writeMarker(update)}}, {}};
+        if (placement) out.partition = placement->partition;
+        outputs.push_back(std::move(out));
+      }
       topic_sinks.push_back(name);
       continue;
     }
@@ -190,7 +305,7 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
                                             {"error_class", errorCodeName(status.error().code)},
                                             {"retriable", status.error().retriable}});
       if (status.error().retriable) {
-        markWritten(key, http_written);  // those need not be written again on the retry
+        markWritten(key, written_now);  // those need not be written again on the retry
         // A sink that is down (transport, 5xx, 429) holds the update until it is back.
         return completion.fail(status.error().asOutage("sink"));
       }
@@ -209,14 +324,14 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
       d.trace_id = update.trace_id;
       d.failed_at = formatRfc3339(clock_.now());
       outputs.push_back({config_.kafka.topics.dlq, update.ticket_id, toJson(d),
-                         {{stage::kStageHeader, d.stage}, {stage::kErrorClassHeader, errorCodeName(d.error_class)}}});
-      http_written.push_back(name);  // handled: a redelivery must not dead-letter it again
+                         {{stage::kStageHeader, d.stage}, {stage::kErrorClassHeader, errorCodeName(d.error_class)}}, {}});
+      written_now.push_back(name);  // handled: a redelivery must not dead-letter it again
       continue;
     }
     if (metrics_) metrics_->updates_written.with({name}).inc();
-    http_written.push_back(name);
+    written_now.push_back(name);
   }
-  markWritten(key, http_written);
+  markWritten(key, written_now);
   const double seconds = static_cast<double>(update.latency_ms) / 1000.0;
   nlohmann::json fields;
   if (logger_ && logger_->enabled(observability::LogLevel::kInfo)) {
@@ -225,7 +340,7 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
               {"revision", update.revision}, {"category", update.category}, {"tier", update.tier},
               {"model", update.model}, {"cache", cacheStatusName(update.cache)}, {"cost_micro_usd", update.cost_micro_usd},
               {"latency_ms", update.latency_ms}, {"needs_human", update.needs_human}, {"degraded", update.degraded},
-              {"sinks_written", http_written.size() + topic_sinks.size()}};
+              {"sinks_written", written_now.size() + topic_sinks.size()}};
   }
   completion.succeed(std::move(outputs), [this, key, topic_sinks, seconds, fields = std::move(fields)] {
     markWritten(key, topic_sinks);

@@ -18,7 +18,9 @@
 // write), so nothing is written twice.
 
 #include <map>
+#include <chrono>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -27,6 +29,7 @@
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/core/clock.hpp"
 #include "ticketflow/core/worker_pool.hpp"
+#include "ticketflow/kafka/client.hpp"
 #include "ticketflow/observability/log.hpp"
 #include "ticketflow/observability/pipeline_metrics.hpp"
 #include "ticketflow/redis/batcher.hpp"
@@ -34,6 +37,9 @@
 #include "ticketflow/stage/stage.hpp"
 
 namespace ticketflow::results {
+
+// On every update produced to the updates topic: writeMarker(update), so a look-up finds it.
+inline constexpr const char* kWriteMarkerHeader = "write-marker";
 
 struct SinkBinding {
   SinkConfig config;
@@ -58,12 +64,27 @@ class ResultsRole {
   // The Redis hash recording which sinks have the update.
   std::string markerKey(const TicketUpdate& update) const;
 
+  // How long a produce to the updates topic may take (the topic sinks' timeout_ms): with
+  // results.exactly_once, the stage's producer gives up on a record after it
+  // (message.timeout.ms), so a write begun that long ago has landed or never will.
+  static int topicWriteTimeoutMs(const Config& config);
+
  private:
   // Writes the update to every sink it serves that is not in `written` (from the markers).
   // `written`: the markers hash (sink -> when written, "pending:<sink>" -> when begun).
   void write(const stage::Delivery& delivery, const stage::Completion& completion, const TicketUpdate& update,
              const std::map<std::string, std::string>& written);
   void markWritten(const std::string& key, const std::vector<std::string>& sinks);
+
+  // results.exactly_once: where the update will land on the updates topic (partition, and an
+  // offset it cannot land below), written into its pending mark before it is produced.
+  struct TopicPlacement {
+    std::int32_t partition = 0;
+    std::int64_t floor = 0;
+  };
+  Result<TopicPlacement> placeOnTopic(const std::string& key);
+  // Whether an update marked pending at `placement` reached the updates topic.
+  Result<bool> onTopic(const TicketUpdate& update, const TopicPlacement& placement);
 
   const Config& config_;
   std::vector<SinkBinding> sinks_;
@@ -73,6 +94,14 @@ class ResultsRole {
   observability::Logger* logger_;
   bool has_http_sinks_ = false;
   std::unique_ptr<WorkerPool> http_;
+  // results.exactly_once with a topic sink and markers: reads the updates topic back.
+  std::unique_ptr<kafka::RecordFinder> finder_;
+  std::mutex finder_mutex_;  // one user of finder_ at a time
+  // The updates topic's partition count and each partition's end, refreshed every few seconds
+  // (an older end is still a floor: offsets only grow).
+  std::mutex placement_mutex_;
+  std::vector<std::int64_t> partition_ends_;
+  std::chrono::steady_clock::time_point ends_read_at_{};
   // The markers' reads and writes, batched into shared round trips. Last: destroyed first, so its
   // final callbacks still find the HTTP pool and everything else alive.
   std::unique_ptr<redis::CommandBatcher> batcher_;

@@ -186,7 +186,7 @@ void TierRole::applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& 
       down.rule = utf8Prefix("budget_downgrade from " + routed.tier + ": " + outcome.reason, 200);
       down.route.move(routed.tier, down.tier, "budget_downgrade");
       count("downgraded");
-      return completion.succeed({{config_.kafka.tierTopic(down.tier), routed.ticket.id, toJson(down), {}}});
+      return completion.succeed({{config_.kafka.tierTopic(down.tier), routed.ticket.id, toJson(down), {}, {}}});
     }
     case BudgetPolicy::kDefer: {
       // Parked, not dead, and not in the way of other tenants: intake's parking stage sends it
@@ -207,13 +207,13 @@ void TierRole::applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& 
       return completion.succeed({{config_.kafka.topics.deferred, routed.ticket.id, toJson(parked),
                                   {{kParkedAtHeader, formatRfc3339(now)},
                                    {kParkedUntilHeader, formatRfc3339(*until)},
-                                   {kParkedReasonHeader, utf8Prefix(outcome.reason, 300)}}}});
+                                   {kParkedReasonHeader, utf8Prefix(outcome.reason, 300)}}, {}}});
     }
     case BudgetPolicy::kHuman: {
       count("human");
       const TicketResult r = handOffResult(routed, outcome.reason, spent, clock_.now());
       if (in_flight_) in_flight_->end(routed.ticket.tenant, routed.ticket.text(), routed.ticket.id);  // nothing to share
-      return completion.succeed({{config_.kafka.topics.results, routed.ticket.id, toJson(r), {}}});
+      return completion.succeed({{config_.kafka.topics.results, routed.ticket.id, toJson(r), {}, {}}});
     }
   }
 }
@@ -296,7 +296,7 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
     if (logger_)
       logger_->info("ticket_escalated", {{"ticket_id", up.ticket.id}, {"trace_id", up.trace_id}, {"from", routed.tier},
                                          {"to", up.tier}});
-    std::vector<stage::OutputRecord> outputs = {{config_.kafka.tierTopic(up.tier), routed.ticket.id, toJson(up), {}}};
+    std::vector<stage::OutputRecord> outputs = {{config_.kafka.tierTopic(up.tier), routed.ticket.id, toJson(up), {}, {}}};
     // A sampled answer the verifier doubted is compared too: without it the verifier's training
     // labels would only hold the answers it trusted.
     if (outcome->escalation == "verifier" && sampledForShadow(config_.shadow, routed, routed.tier)) {
@@ -321,7 +321,7 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
   }
   // After the insert: a near-duplicate waiting for this answer finds it before the registration goes.
   if (in_flight_) in_flight_->end(result.tenant, routed.ticket.text(), routed.ticket.id);
-  std::vector<stage::OutputRecord> outputs = {{config_.kafka.topics.results, routed.ticket.id, toJson(result), {}}};
+  std::vector<stage::OutputRecord> outputs = {{config_.kafka.topics.results, routed.ticket.id, toJson(result), {}, {}}};
   countAnswer(result.tier, result.classification.category, routed.route);
   rememberAnswer(routed, result, *outcome);
   if (!result.degraded && sampledForShadow(config_.shadow, routed, result.tier)) {
@@ -345,7 +345,7 @@ std::optional<stage::OutputRecord> TierRole::shadowRequest(const RoutedTicket& r
   shadow.features = outcome.features;
   shadow.escalated = escalated;
   count("shadow_sampled");
-  return stage::OutputRecord{config_.kafka.topics.shadow, routed.ticket.id, toJson(shadow), {}};
+  return stage::OutputRecord{config_.kafka.topics.shadow, routed.ticket.id, toJson(shadow), {}, {}};
 }
 
 int callThreadsFor(const Config& config, const std::string& tier) {

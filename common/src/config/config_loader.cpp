@@ -429,6 +429,7 @@ Config buildConfig(const json& doc, const std::string& file, const YamlToJson& l
 
   if (auto it = doc.find("results"); it != doc.end()) {
     readIfPresent(*it, "idempotency_ttl_s", c.results.idempotency_ttl_s);
+    readIfPresent(*it, "exactly_once", c.results.exactly_once);
     if (auto sinks = it->find("sinks"); sinks != it->end()) {
       c.results.sinks.clear();
       for (const auto& entry : *sinks) {

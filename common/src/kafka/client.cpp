@@ -309,6 +309,100 @@ Status createTopics(const KafkaConfig& kafka, const std::vector<std::string>& to
   return status;
 }
 
+std::int32_t partitionForKey(const std::string& key, std::int32_t partition_count) {
+  TF_CHECK(partition_count > 0 && !key.empty(), "partitionForKey needs a key and a partition");
+  // The topic handle is not read by the partitioner; the function is librdkafka's own, so a record
+  // placed here lands where the default partitioner would have put it.
+  return rd_kafka_msg_partitioner_consistent_random(nullptr, key.data(), key.size(), partition_count, nullptr,
+                                                    nullptr);
+}
+
+RecordFinder::RecordFinder(const KafkaConfig& kafka, const std::string& role) {
+  // A group id is required by the consumer API; assign() never joins the group, and nothing is
+  // committed under it.
+  rk_ = makeHandle(RD_KAFKA_CONSUMER, makeConf(clientProperties(kafka, role,
+                                                                 {{"group.id", kafka.client_id + "-record-finder"},
+                                                                  {"enable.auto.commit", "false"},
+                                                                  {"enable.auto.offset.store", "false"},
+                                                                  {"enable.partition.eof", "true"}})));
+  rd_kafka_poll_set_consumer(rk_.get());
+}
+
+RecordFinder::~RecordFinder() {
+  if (rk_) rd_kafka_consumer_close(rk_.get());
+}
+
+Result<std::int32_t> RecordFinder::partitionCount(const std::string& topic, std::chrono::milliseconds timeout) {
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk_.get(), topic.c_str(), nullptr);
+  if (!rkt) return Error::invalidArgument("topic " + topic + ": " + rd_kafka_err2str(rd_kafka_last_error()));
+  const struct rd_kafka_metadata* md = nullptr;
+  const rd_kafka_resp_err_t err = rd_kafka_metadata(rk_.get(), 0, rkt, &md, static_cast<int>(timeout.count()));
+  rd_kafka_topic_destroy(rkt);
+  if (err) return Error::unavailable("metadata of " + topic + ": " + rd_kafka_err2str(err)).asOutage("kafka");
+  std::int32_t count = 0;
+  rd_kafka_resp_err_t topic_err = RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+  if (md->topic_cnt == 1) {
+    count = md->topics[0].partition_cnt;
+    topic_err = md->topics[0].err;
+  }
+  rd_kafka_metadata_destroy(md);
+  if (topic_err || count <= 0)
+    return Error::unavailable("metadata of " + topic + ": " + rd_kafka_err2str(topic_err)).asOutage("kafka");
+  return count;
+}
+
+Result<std::int64_t> RecordFinder::endOffset(const std::string& topic, std::int32_t partition,
+                                             std::chrono::milliseconds timeout) {
+  std::int64_t low = 0, high = 0;
+  const rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk_.get(), topic.c_str(), partition, &low, &high,
+                                                                   static_cast<int>(timeout.count()));
+  if (err)
+    return Error::unavailable("end of " + topic + "[" + std::to_string(partition) + "]: " + rd_kafka_err2str(err))
+        .asOutage("kafka");
+  return high;
+}
+
+Result<bool> RecordFinder::contains(const std::string& topic, std::int32_t partition, std::int64_t from,
+                                    const Header& header, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const std::string where = topic + "[" + std::to_string(partition) + "]";
+  std::int64_t low = 0, high = 0;
+  if (auto err = rd_kafka_query_watermark_offsets(rk_.get(), topic.c_str(), partition, &low, &high,
+                                                  static_cast<int>(timeout.count())))
+    return Error::unavailable("end of " + where + ": " + rd_kafka_err2str(err)).asOutage("kafka");
+  from = std::max(from, low);
+  if (from >= high) return false;
+  PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition)->offset = from;
+  if (auto err = rd_kafka_assign(rk_.get(), list.get()))
+    return Error::unavailable("reading " + where + ": " + rd_kafka_err2str(err)).asOutage("kafka");
+  Result<bool> found = Error::timeout("reading " + where + ": not through to offset " + std::to_string(high) +
+                                      " in time").asOutage("kafka");
+  while (std::chrono::steady_clock::now() < deadline) {
+    MessagePtr msg(rd_kafka_consumer_poll(rk_.get(), 100));
+    if (!msg) continue;
+    if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      found = false;
+      break;
+    }
+    if (msg->err) {
+      found = Error::unavailable("reading " + where + ": " + rd_kafka_message_errstr(msg.get())).asOutage("kafka");
+      break;
+    }
+    const Message m = copyMessage(msg.get());
+    if (m.header(header.name) == header.value) {
+      found = true;
+      break;
+    }
+    if (m.offset + 1 >= high) {
+      found = false;
+      break;
+    }
+  }
+  (void)rd_kafka_assign(rk_.get(), nullptr);
+  return found;
+}
+
 std::vector<std::string> configuredTopics(const Config& config) {
   std::vector<std::string> topics = {config.kafka.topics.inbound};
   for (const auto& tier : config.tiers) topics.push_back(config.kafka.tierTopic(tier.name));

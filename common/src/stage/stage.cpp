@@ -962,6 +962,7 @@ struct Stage::Impl {
           rd_kafka_header_add(hdrs, h.name.data(), static_cast<ssize_t>(h.name.size()), h.value.data(),
                               static_cast<ssize_t>(h.value.size()));
         err = rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC(out.topic.c_str()),
+                                RD_KAFKA_V_PARTITION(out.partition.value_or(RD_KAFKA_PARTITION_UA)),
                                 RD_KAFKA_V_KEY(key.data(), key.size()),
                                 RD_KAFKA_V_VALUE(out.value.data(), out.value.size()),
                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),

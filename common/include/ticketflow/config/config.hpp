@@ -289,6 +289,11 @@ struct SinkConfig {
 struct ResultsConfig {
   // How long the "already written" marker of (ticket id, revision, sink) is kept in Redis.
   std::int64_t idempotency_ttl_s = 2'592'000;
+  // The updates topic exactly once, even across a crash between an update's acknowledgement and
+  // its marker: the topic write is marked pending first, placed on a partition known in advance,
+  // and a redelivery that finds it pending reads the partition for it before producing again
+  // (docs/pipeline.md). Off: a redelivery may repeat an update (same idempotency-key header).
+  bool exactly_once = false;
   std::vector<SinkConfig> sinks = updatesTopicOnly();
 
   static std::vector<SinkConfig> updatesTopicOnly() {

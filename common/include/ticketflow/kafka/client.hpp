@@ -119,6 +119,33 @@ class Consumer {
   bool closed_ = false;
 };
 
+// The partition librdkafka's default partitioner (consistent_random) gives a record with this
+// non-empty key, among `partition_count` partitions.
+std::int32_t partitionForKey(const std::string& key, std::int32_t partition_count);
+
+// Reads back what was produced, for "read before you write again" on a topic
+// (results.exactly_once): how many partitions a topic has, where a partition ends now (every
+// record produced afterwards lands at or beyond it), and whether a record carrying a header
+// value lies between an offset and the end. Assign-only (it joins no group, commits nothing).
+// One caller at a time.
+class RecordFinder {
+ public:
+  RecordFinder(const KafkaConfig& kafka, const std::string& role);
+  ~RecordFinder();
+  RecordFinder(const RecordFinder&) = delete;
+  RecordFinder& operator=(const RecordFinder&) = delete;
+
+  Result<std::int32_t> partitionCount(const std::string& topic, std::chrono::milliseconds timeout);
+  Result<std::int64_t> endOffset(const std::string& topic, std::int32_t partition, std::chrono::milliseconds timeout);
+  // Whether a record at or after `from`, up to the partition's end now, carries `header`. Records
+  // retention has already removed cannot be read: they count as absent.
+  Result<bool> contains(const std::string& topic, std::int32_t partition, std::int64_t from, const Header& header,
+                        std::chrono::milliseconds timeout);
+
+ private:
+  HandlePtr rk_;
+};
+
 // Creates topics (idempotent: an existing topic is fine). Uses the admin API.
 Status createTopics(const KafkaConfig& kafka, const std::vector<std::string>& topics, int partitions,
                     std::chrono::milliseconds timeout = std::chrono::seconds(10));

@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,9 @@ struct OutputRecord {
   std::string key;
   std::string value;
   std::vector<kafka::Header> headers;
+  // Unset: the default partitioner picks by key. Set when the handler must know where the record
+  // lands before it is produced (the result writer's exactly-once look-up).
+  std::optional<std::int32_t> partition;
 };
 
 // What a handler is given: the consumed message, which attempt this is (1 for the first; a
