@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -57,6 +59,16 @@ class RoleProcesses {
     for (const std::string& a : std::vector<std::string>{"--config", configPath(), "--http-port", "-1"}) argv.push_back(a);
     processes_[i] = std::make_unique<ChildProcess>(argv, dir_ + "/role-" + std::to_string(i) + "-" +
                                                              std::to_string(++started_) + ".log");
+  }
+  // Lines containing `text` in every log the roles have written so far.
+  int linesInLogs(const std::string& text) const {
+    int lines = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+      if (entry.path().extension() != ".log") continue;
+      std::ifstream in(entry.path());
+      for (std::string line; std::getline(in, line);) lines += line.find(text) != std::string::npos;
+    }
+    return lines;
   }
   void stopAll() {
     for (auto& p : processes_)

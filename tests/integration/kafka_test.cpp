@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <set>
 #include <thread>
 
 #include "fixtures/environment.hpp"
@@ -61,6 +62,62 @@ TEST_F(KafkaClients, CommittedOffsetIsWhereTheGroupResumes) {
 }
 
 // The acceptance check: a ticket produced by kcat is read by our consumer code.
+TEST_F(KafkaClients, KeyedRecordsLandWherePartitionForKeySays) {
+  kafka::Producer producer(kafka_, "test");
+  kafka::RecordFinder finder(kafka_, "test");
+  auto partitions = finder.partitionCount(kafka_.topics.updates, std::chrono::seconds(5));
+  ASSERT_TRUE(partitions.ok()) << partitions.error().message;
+  ASSERT_EQ(*partitions, 4);
+  std::vector<std::string> keys;
+  for (int i = 0; i < 40; ++i) keys.push_back("INC-" + std::to_string(i * 7919));
+  for (const auto& key : keys) ASSERT_TRUE(producer.produceSync(kafka_.topics.updates, key, "v").ok());
+  kafka::Consumer consumer(kafka_, "test", kafka_.consumer_groups.results);
+  ASSERT_TRUE(consumer.subscribe({kafka_.topics.updates}).ok());
+  const auto got = consume(consumer, keys.size());
+  ASSERT_EQ(got.size(), keys.size());
+  std::set<std::int32_t> used;
+  for (const auto& m : got) {
+    EXPECT_EQ(m.partition, kafka::partitionForKey(*m.key, 4)) << *m.key;
+    used.insert(m.partition);
+  }
+  EXPECT_EQ(used.size(), 4u) << "40 keys spread over every partition";
+}
+
+TEST_F(KafkaClients, RecordFinderFindsAHeaderBetweenAnOffsetAndTheEndOnly) {
+  kafka::Producer producer(kafka_, "test");
+  kafka::RecordFinder finder(kafka_, "test");
+  const std::string key = "INC-42";
+  const std::int32_t partition = kafka::partitionForKey(key, 4);
+  auto empty_end = finder.endOffset(kafka_.topics.updates, partition, std::chrono::seconds(5));
+  ASSERT_TRUE(empty_end.ok()) << empty_end.error().message;
+  EXPECT_EQ(*empty_end, 0);
+  auto nothing = finder.contains(kafka_.topics.updates, partition, 0, {"write-marker", "m:1"}, std::chrono::seconds(10));
+  ASSERT_TRUE(nothing.ok()) << nothing.error().message;
+  EXPECT_FALSE(*nothing) << "an empty partition holds nothing";
+
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE(producer.produceSync(kafka_.topics.updates, key, "v", {{"write-marker", "m:" + std::to_string(i)}}).ok());
+  auto end = finder.endOffset(kafka_.topics.updates, partition, std::chrono::seconds(5));
+  ASSERT_TRUE(end.ok());
+  EXPECT_EQ(*end, 5);
+  auto search = [&](std::int64_t from, const std::string& marker) {
+    auto found = finder.contains(kafka_.topics.updates, partition, from, {"write-marker", marker}, std::chrono::seconds(10));
+    EXPECT_TRUE(found.ok()) << (found.ok() ? "" : found.error().message);
+    return found.ok() && *found;
+  };
+  EXPECT_TRUE(search(0, "m:0"));
+  EXPECT_TRUE(search(0, "m:4")) << "the last record is read";
+  EXPECT_TRUE(search(3, "m:3"));
+  EXPECT_FALSE(search(3, "m:2")) << "records before the floor are not read";
+  EXPECT_FALSE(search(0, "m:1:")) << "header values match whole";
+  EXPECT_FALSE(search(5, "m:4")) << "nothing at or beyond the end";
+  EXPECT_FALSE(search(0, "m:9"));
+  // Another partition of the topic holds none of them.
+  auto other = finder.contains(kafka_.topics.updates, (partition + 1) % 4, 0, {"write-marker", "m:0"}, std::chrono::seconds(10));
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(*other);
+}
+
 TEST_F(KafkaClients, TicketProducedByKcatIsReadByOurConsumer) {
   const std::string dir = testing::makeTempDir("kcat");
   const std::string ticket =

@@ -519,6 +519,63 @@ TEST_F(ResultWriters, AWriteBegunBeforeACrashIsLookedUpNotRepeated) {
   EXPECT_GE(jira.requests("GET"), 2) << "J-1 and J-2 were looked up";
 }
 
+TEST_F(ResultWriters, ExactlyOnceLooksAPendingUpdateUpOnTheTopicBeforeProducingItAgain) {
+  Config config = testConfig();
+  config.results.exactly_once = true;
+  config.results.sinks.front().timeout_ms = 1000;  // a write begun 1 s + 2 s ago has landed or never will
+  pipeline::LocalStackOptions local;
+  pipeline::LocalStack stack(config, local);
+
+  // The states a writer killed around a produce leaves, each with its pending mark:
+  //   U-1 produced long ago, never marked;      U-2 marked long ago, never produced;
+  //   U-3 produced just now, never marked (the look-up waits until the write must have ended);
+  //   U-4 marked just now, never produced;      U-5 untouched.
+  redis::RedisPool markers(*redis::RedisPoolOptions::fromConfig(config.redis));
+  kafka::Producer producer(config.kafka, "test");
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch()).count();
+  const std::vector<std::string> ids = {"U-1", "U-2", "U-3", "U-4", "U-5"};
+  for (const auto& id : ids) {
+    if (id == "U-5") continue;
+    const auto update = TicketUpdate::fromResult(resultFor(id, "web"), "2026-11-22T10:00:02.000Z");
+    const bool produced = id == "U-1" || id == "U-3";
+    const auto begun_ms = (id == "U-1" || id == "U-2") ? now_ms - 60'000 : now_ms;
+    const std::int32_t partition = kafka::partitionForKey(id, config.kafka.partitions);
+    if (produced) {
+      ASSERT_TRUE(producer.produceSync(config.kafka.topics.updates, id, toJson(update),
+                                       {{results::kWriteMarkerHeader, results::writeMarker(update)}}).ok());
+    }
+    auto marked = markers.command({"HSET", config.redis.key_prefix + "written:acme:" + id + ":1", "pending:updates",
+                                   std::to_string(begun_ms) + ":" + std::to_string(partition) + ":0"});
+    ASSERT_TRUE(marked.ok());
+  }
+  std::ostringstream log;
+  pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kResults, ""}}, &log));
+  run.start();
+  std::vector<testing::Record> records;
+  for (const auto& id : ids) records.push_back({id, toJson(resultFor(id, "web"))});
+  testing::produceAll(config.kafka.bootstrap_servers, config.kafka.topics.results, records);
+  auto allMarked = [&] {
+    for (const auto& id : ids) {
+      auto done = markers.command({"HEXISTS", config.redis.key_prefix + "written:acme:" + id + ":1", "updates"});
+      if (!done.ok() || done->integer != 1) return false;
+    }
+    return true;
+  };
+  for (auto deadline = std::chrono::steady_clock::now() + 60s; !allMarked() && std::chrono::steady_clock::now() < deadline;)
+    std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(allMarked()) << log.str().substr(0, 4000);
+  const auto updates = readTopic(config, config.kafka.topics.updates, ids.size() + 1, 5s);
+  std::map<std::string, int> copies;
+  for (const auto& m : updates) {
+    ++copies[m.key.value_or("")];
+    EXPECT_EQ(m.partition, kafka::partitionForKey(m.key.value_or(""), config.kafka.partitions));
+    EXPECT_TRUE(m.header(results::kWriteMarkerHeader).has_value());
+  }
+  for (const auto& id : ids) EXPECT_EQ(copies[id], 1) << id << ": one update on the topic";
+  EXPECT_EQ(updates.size(), ids.size());
+}
+
 TEST(Pipeline, AnUnsetSinkSecretStopsStartUpNamingTheField) {
   Config config = testConfig();
   SinkConfig hook;

@@ -206,10 +206,10 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
       std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now().time_since_epoch()).count();
   std::vector<std::string> pending = {"HSET", key};
   bool to_mark = false;
-  // results.exactly_once: where the update goes on the updates topic, and whether an attempt
-  // that crashed after producing it already put it there.
+  // results.exactly_once: where the update goes on the updates topic, and whether an earlier
+  // attempt began producing it there (then it is looked up before it is produced again).
   std::optional<TopicPlacement> placement;
-  bool already_on_topic = false;
+  bool topic_begun = false;
   for (const SinkBinding& binding : sinks_) {
     const std::string& name = binding.config.name;
     const bool topic = binding.sink == nullptr;
@@ -258,10 +258,8 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
         if (!now_placed) return completion.fail(now_placed.error());
         earlier = {now_placed->partition, 0};
       }
-      auto found = onTopic(update, earlier);
-      if (!found) return completion.fail(found.error());
       placement = earlier;
-      already_on_topic = *found;
+      topic_begun = true;
     }
   }
   if (markers_ && to_mark) {
@@ -282,18 +280,7 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
       if (metrics_) metrics_->updates_duplicate.with({name}).inc();
       continue;
     }
-    if (!binding.sink) {  // the updates topic: written by the engine, marked once acknowledged
-      if (already_on_topic) {  // produced by an attempt that crashed before marking it
-        if (metrics_) metrics_->updates_duplicate.with({name}).inc();
-        written_now.push_back(name);
-        continue;
-      }
-      if (topic_sinks.empty()) {
-        stage::OutputRecord out{config_.kafka.topics.updates, update.ticket_id, toJson(update),
-                                {{"idempotency-key", idempotencyKey(update)}, {kWriteMarkerHeader, writeMarker(update)}}, {}};
-        if (placement) out.partition = placement->partition;
-        outputs.push_back(std::move(out));
-      }
+    if (!binding.sink) {  // the updates topic: produced once the HTTP sinks are through
       topic_sinks.push_back(name);
       continue;
     }
@@ -330,6 +317,32 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
     }
     if (metrics_) metrics_->updates_written.with({name}).inc();
     written_now.push_back(name);
+  }
+  if (!topic_sinks.empty()) {
+    // Looked up last, so that a retry for a slow HTTP sink does not read the topic each time.
+    if (topic_begun) {
+      auto found = onTopic(update, *placement);
+      if (!found) {
+        markWritten(key, written_now);
+        return completion.fail(found.error());
+      }
+      if (logger_)
+        logger_->info("update_looked_up", {{"ticket_id", update.ticket_id}, {"trace_id", update.trace_id},
+                                           {"partition", placement->partition}, {"found", *found}});
+      if (*found) {  // produced by an attempt that crashed before marking it
+        for (const auto& name : topic_sinks) {
+          if (metrics_) metrics_->updates_duplicate.with({name}).inc();
+          written_now.push_back(name);
+        }
+        topic_sinks.clear();
+      }
+    }
+    if (!topic_sinks.empty()) {
+      stage::OutputRecord out{config_.kafka.topics.updates, update.ticket_id, toJson(update),
+                              {{"idempotency-key", idempotencyKey(update)}, {kWriteMarkerHeader, writeMarker(update)}}, {}};
+      if (placement) out.partition = placement->partition;
+      outputs.push_back(std::move(out));
+    }
   }
   markWritten(key, written_now);
   const double seconds = static_cast<double>(update.latency_ms) / 1000.0;
