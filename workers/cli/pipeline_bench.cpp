@@ -71,10 +71,11 @@ int runBenchPipeline(const cli::ParsedArgs& args) {
   // short-cuts, and no provider rate limits capping the rate at the configured RPM.
   config.cache.enabled = false;
   for (auto& m : config.models) m.limits.rpm = m.limits.tpm = 0;
+  config.results.exactly_once = args.has("exactly-once");
 
   std::cout << "bench pipeline: intake, " << config.tiers.size() << " tier pools and the result writer in this process;\n"
                "  broker, redis-server, simulator (zero latency) and the backlog's producer in their own; cache off,\n"
-               "  rate limits off;\n"
+               "  rate limits off; results.exactly_once " << (config.results.exactly_once ? "on" : "off") << ";\n"
                "  consumers' fetch.wait.max.ms " << args.get("fetch-wait-ms") << ": librdkafka's mock broker answers an empty fetch only\n"
                "  when that wait ends, where a real broker answers as soon as data arrives\n"
             << std::flush;
@@ -230,6 +231,7 @@ std::vector<Command> pipelineBenchCommands() {
              {"fetch-wait-ms", "MS", "librdkafka fetch.wait.max.ms of every consumer (the mock broker holds an empty fetch that long)", "1"},
              {"prefetch-kb", "KB", "librdkafka queued.max.messages.kbytes for every stage", ""},
              {"linger-ms", "MS", "librdkafka linger.ms for every stage's producer", ""},
+             {"exactly-once", "", "results.exactly_once: pending marks and look-ups on the updates topic", ""},
              {"trace", "", "print every stage's consumed/succeeded/in-flight counts twice a second", ""}},
             "Runs every role in this process on the embedded broker, a private redis-server and the simulator\n"
             "with zero latency (each in its own process), and prints: end-to-end tickets/s over a backlog,\n"
