@@ -89,6 +89,9 @@ TEST_F(HelmChart, RenderedConfigurationPassesConfigCheck) {
                                 testing::binaryPath() +
                                 " config check " + dir + "/ticketflow.yaml");
     EXPECT_EQ(out.exit_code, 0) << values << ": " << out.output;
+    const std::string yaml = maps.at("tf-ticketflow-config")["data"]["ticketflow.yaml"];
+    EXPECT_NE(yaml.find(values == "keda.yaml" ? "exactly_once: true" : "exactly_once: false"), std::string::npos)
+        << values << ": results.exactlyOnce reaches results.exactly_once";
     std::filesystem::remove_all(dir);
   }
 }
