@@ -133,6 +133,21 @@ TEST(JiraSink, AfterACrashItFindsItsOwnCommentAndAddsNoSecond) {
   EXPECT_EQ(ours, 1);
 }
 
+TEST(JiraSink, CommentsDeletedWhileItPagesDoNotHideItsOwn) {
+  testing::FakeJira jira("bot@acme.example", "tok");
+  jira.createIssue("HELP-42");
+  auto sink = makeJiraSink({"jira", jira.url(), "bot@acme.example", "tok", "ticketflow-"}, client());
+  ASSERT_TRUE(sink->write(sampleUpdate(), false).ok());
+  // Ours is 105th newest; after the first page, people delete 5 newer comments, so it moves up
+  // to the 100th: onto the page already read, unless the next page overlaps it.
+  for (int i = 0; i < 104; ++i) jira.addPersonsComment("HELP-42", "me too #" + std::to_string(i));
+  jira.setDeletesAfterEachList(5);
+  ASSERT_TRUE(sink->write(sampleUpdate(), true).ok());
+  int ours = 0;
+  for (const auto& c : jira.comments("HELP-42")) ours += c.properties.dump().find(writeMarker(sampleUpdate())) != std::string::npos;
+  EXPECT_EQ(ours, 1) << "one triage comment per revision";
+}
+
 TEST(ServiceNowSink, AfterACrashItFindsItsWorkNoteAndLeavesTheIncidentAlone) {
   testing::FakeServiceNow snow("bot", "pw");
   const std::string sys_id = "9d385017c611228701d22104cc95c371";

@@ -114,7 +114,8 @@ class JiraSink final : public ResultSink {
  private:
   static constexpr const char* kMarkerProperty = "ticketflow.idempotency";
   static constexpr int kPageSize = 100;  // Jira Cloud's largest page of comments
-  static constexpr int kMaxPages = 50;   // 5,000 comments: past that, an issue is not a ticket
+  static constexpr int kMaxPages = 56;   // ~5,000 comments: past that, an issue is not a ticket
+  static constexpr int kPageOverlap = 10;
 
   // Whether the issue has a comment of ours for this update: its property, or (should a site
   // not return properties on the list) its marker line in the text. Newest first: ours is recent.
@@ -141,10 +142,13 @@ class JiraSink final : public ResultSink {
               return Lookup::kFound;
         if (c.contains("body") && c["body"].dump().find(line) != std::string::npos) return Lookup::kFound;
       }
-      start += static_cast<int>(comments.size());
+      // The next page overlaps this one: comments deleted meanwhile move older ones up, and up to
+      // kPageOverlap of them cannot carry ours onto a page already read.
+      const int read = static_cast<int>(comments.size());
       const auto total = body.find("total");
-      if (comments.empty() || total == body.end() || !total->is_number_integer() || start >= total->get<int>())
+      if (read == 0 || total == body.end() || !total->is_number_integer() || start + read >= total->get<int>())
         return Lookup::kAbsent;
+      start += read > kPageOverlap ? read - kPageOverlap : read;
     }
     return Lookup::kTooMany;
   }
