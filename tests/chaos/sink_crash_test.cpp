@@ -39,7 +39,7 @@ int fromEnvironment(const char* name, int fallback) {
 
 // The short form runs in CI; TICKETFLOW_SINK_CRASH_KILLS=30 runs the longer bench (30 tickets
 // a kill, so the stream of 5 results a second outlasts the kills).
-TEST(Chaos, SigkillOfTheResultWriterTenTimesWritesOneCommentPerRevision) {
+TEST(Chaos, SigkillOfTheResultWriterMidStreamWritesOneCommentPerRevision) {
   const int kKills = fromEnvironment("TICKETFLOW_SINK_CRASH_KILLS", 10);
   const int kTickets = 30 * kKills;
   testing::HttpReceiver hook;

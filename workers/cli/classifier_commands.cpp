@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "command.hpp"
+#include "ticketflow/core/stats.hpp"
 #include "ticketflow/redis/feedback_store.hpp"
 #include "ticketflow/classify/category_model.hpp"
 #include "ticketflow/classify/difficulty.hpp"
@@ -320,10 +321,7 @@ int runBench(const cli::ParsedArgs& args) {
   const double total = secondsSince(t0);
   const double cpu_seconds = static_cast<double>(std::clock() - cpu0) / CLOCKS_PER_SEC;
   std::sort(per_ticket_ns.begin(), per_ticket_ns.end());
-  auto pct = [&](double q) {
-    const auto i = static_cast<std::size_t>(q * static_cast<double>(per_ticket_ns.size() - 1));
-    return per_ticket_ns[i] / 1000.0;
-  };
+  auto pct = [&](double q) { return percentileOfSorted(per_ticket_ns, q) / 1000.0; };
   const double n = static_cast<double>(per_ticket_ns.size());
   std::cout << "classifier benchmark: featurise+classify, one thread, model " << path << "\n"
             << "  data " << data_path << ": " << data->size() << " tickets x " << rounds << " rounds, mean "

@@ -15,6 +15,7 @@
 
 #include "bench_tickets.hpp"
 #include "command.hpp"
+#include "ticketflow/core/stats.hpp"
 #include "pipeline/pipeline.hpp"
 #include "ticketflow/core/embedded.hpp"
 #include "ticketflow/core/process.hpp"
@@ -35,12 +36,6 @@ kafka::Properties consumerOverrides(const cli::ParsedArgs& args) {
   if (auto v = args.find("fetch-wait-ms")) p["fetch.wait.max.ms"] = *v;
   if (auto v = args.find("prefetch-kb")) p["queued.max.messages.kbytes"] = *v;
   return p;
-}
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
 }
 
 int runBenchPipeline(const cli::ParsedArgs& args) {

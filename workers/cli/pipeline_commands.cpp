@@ -199,7 +199,7 @@ int runDemo(const cli::ParsedArgs& args) {
   const auto totals = pipeline::totalsOf(report);
   std::cout << "\n" << pipeline::textSummary(report, totals);
   if (report.ledger_settled)
-    std::cout << "  budget ledger: " << pipeline::formatUsd(*report.ledger_settled) << " settled today (the sum of the updates' costs)\n";
+    std::cout << "  budget ledger: " << formatUsd(*report.ledger_settled) << " settled today (the sum of the updates' costs)\n";
   std::cout << "  updates: produced to " << report.updates_topic << " (embedded broker, gone at exit); a copy is in "
             << options.updates_copy << "\n  pipeline logs (JSON lines): " << log_path << "\n";
   return report.missing == 0 ? kExitOk : kExitFailure;

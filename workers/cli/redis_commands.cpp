@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
+#include "ticketflow/core/stats.hpp"
 #include "pipeline/agreement_report.hpp"
 #include "ticketflow/classify/category_model.hpp"
 #include "ticketflow/classify/escalation_model.hpp"
@@ -70,13 +71,6 @@ std::shared_ptr<redis::RedisPool> connectPrivate(const redis::EmbeddedRedisServe
   return std::make_shared<redis::RedisPool>(options);
 }
 
-std::string usd(MicroUsd micro) {
-  std::ostringstream out;
-  out << (micro < 0 ? "-" : "") << "$" << std::llabs(micro) / kMicroUsdPerUsd << "." << std::setw(6)
-      << std::setfill('0') << std::llabs(micro) % kMicroUsdPerUsd;
-  return out.str();
-}
-
 MicroUsd parseUsd(const std::string& text) {
   std::size_t used = 0;
   double value = 0;
@@ -127,9 +121,9 @@ int runBudgetShow(const cli::ParsedArgs& args) {
     if (r.cap && *r.cap > 0) used << std::fixed << std::setprecision(1) << 100.0 * static_cast<double>(r.settled + r.reserved) / static_cast<double>(*r.cap) << "%";
     else used << "-";
     std::cout << std::left << std::setw(8) << r.scope << std::setw(18) << (r.name.empty() ? "-" : r.name) << std::setw(7)
-              << r.period << std::setw(12) << r.period_id << std::right << std::setw(16) << usd(r.settled)
-              << std::setw(16) << usd(r.reserved) << std::setw(16) << (r.cap ? usd(*r.cap) : "none") << std::setw(8)
-              << used.str() << (r.uncharged > 0 ? "  uncharged " + usd(r.uncharged) : "") << "\n";
+              << r.period << std::setw(12) << r.period_id << std::right << std::setw(16) << formatUsdExact(r.settled)
+              << std::setw(16) << formatUsdExact(r.reserved) << std::setw(16) << (r.cap ? formatUsdExact(*r.cap) : "none") << std::setw(8)
+              << used.str() << (r.uncharged > 0 ? "  uncharged " + formatUsdExact(r.uncharged) : "") << "\n";
   }
   std::cout << "policy when a cap has no room: " << budgetPolicyName(config.budgets.on_exhausted)
             << "; audit stream: " << ledger.auditStreamKey() << "\n";
@@ -165,7 +159,7 @@ int runBudgetSet(const cli::ParsedArgs& args) {
   auto ledger = makeLedger(config);
   if (auto st = ledger.setCap(scope, name, period, cap); !st) throw std::runtime_error(st.error().message);
   std::cout << "cap " << redis::budgetScopeName(scope) << (name.empty() ? "" : ":" + name) << " per "
-            << redis::budgetPeriodName(period) << " set to " << (cap ? usd(*cap) : "none (uncapped)")
+            << redis::budgetPeriodName(period) << " set to " << (cap ? formatUsdExact(*cap) : "none (uncapped)")
             << " (overrides the configuration until `ticketflow budget reset --cap`)\n";
   return kExitOk;
 }
@@ -462,12 +456,6 @@ class TextGenerator {
   std::mt19937_64 rng_;
   const std::vector<double>* cdf_;
 };
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
-}
 
 int runEvalRouting(const cli::ParsedArgs& args) {
   const Config config = loadConfigOption(args);

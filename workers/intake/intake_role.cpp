@@ -3,13 +3,6 @@
 #include "ticketflow/core/crypto.hpp"
 
 namespace ticketflow::intake {
-namespace {
-
-bool isTraceId(const std::string& s) {
-  return s.size() == 32 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
-}
-
-}  // namespace
 
 TicketTriager::TicketTriager(const Config& config, const classify::CategoryModel& model)
     : model_(model), difficulty_(config.classifier.difficulty), routing_(config) {}
@@ -96,25 +89,14 @@ stage::Handler IntakeRole::handler() {
 
 TicketResult cacheHitResult(const RoutedTicket& routed, const redis::CacheHit& hit, CachedAnswer cached,
                             const Clock& clock) {
-  TicketResult r;
-  r.ticket_id = routed.ticket.id;
-  r.tenant = routed.ticket.tenant;
-  r.revision = routed.ticket.revision;
-  r.source = routed.ticket.source;
-  r.trace_id = routed.trace_id;
-  r.classification = routed.classification;
-  r.tier = hit.entry.tier.empty() ? routed.tier : hit.entry.tier;
-  r.route = routed.route;
+  TicketResult r = resultFor(routed, clock.now());
+  if (!hit.entry.tier.empty()) r.tier = hit.entry.tier;
   r.cache.status = hit.exact ? CacheStatus::kExact : CacheStatus::kSemantic;
   r.cache.similarity = std::min(1.0, std::max(0.0, hit.similarity));
   r.cache.source_ticket_id = hit.entry.source_ticket_id;
   r.cache.saved_micro_usd = hit.entry.cost_micro_usd;
   r.answer = std::move(cached.answer);
   r.simulated = cached.simulated;
-  if (auto received = parseRfc3339(routed.received_at))
-    r.latency_ms = std::max<std::int64_t>(
-        0, std::chrono::duration_cast<std::chrono::milliseconds>(clock.now() - *received).count());
-  r.completed_at = formatRfc3339(clock.now());
   return r;
 }
 

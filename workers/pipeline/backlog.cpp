@@ -17,6 +17,7 @@
 #include "pipeline.hpp"
 #include "ticketflow/classify/category_model.hpp"
 #include "ticketflow/core/crypto.hpp"
+#include "ticketflow/core/stats.hpp"
 #include "ticketflow/kafka/client.hpp"
 #include "ticketflow/redis/embedded_server.hpp"
 #include "ticketflow/redis/pool.hpp"
@@ -594,15 +595,9 @@ BacklogReport runBacklog(Config config, const BacklogOptions& options) {
   return report;
 }
 
-std::string formatUsd(MicroUsd micro) {
-  std::ostringstream o;
-  o << "$" << std::fixed << std::setprecision(micro >= 100'000'000 ? 2 : 4) << static_cast<double>(micro) / 1e6;
-  return o.str();
-}
-
 BacklogTotals totalsOf(const BacklogReport& report) {
   BacklogTotals t;
-  std::vector<std::int64_t> latencies;
+  std::vector<double> latencies;
   std::map<std::string, RepeatedIssue> clusters;  // tenant/source id
   std::map<std::string, const TicketOutcome*> by_key;
   for (const auto& o : report.outcomes) by_key[keyOf(o.tenant, o.ticket_id)] = &o;
@@ -619,7 +614,7 @@ BacklogTotals totalsOf(const BacklogReport& report) {
     t.cost += o.cost_micro_usd;
     if (o.needs_human) ++t.needs_human;
     if (o.degraded) ++t.degraded;
-    if (o.latency_ms >= 0) latencies.push_back(o.latency_ms);
+    if (o.latency_ms >= 0) latencies.push_back(static_cast<double>(o.latency_ms));
     if (!report.dry_run) {
       const bool hit = o.cache == CacheStatus::kExact || o.cache == CacheStatus::kSemantic || o.cache == CacheStatus::kCoalesced;
       auto& flow = t.flow[{o.routed_tier.empty() ? o.tier : o.routed_tier, hit ? std::string("cache") : o.tier}];
@@ -656,13 +651,8 @@ BacklogTotals totalsOf(const BacklogReport& report) {
     }
   }
   if (!latencies.empty()) {
-    std::sort(latencies.begin(), latencies.end());
-    auto pct = [&](double p) {
-      const auto i = static_cast<std::size_t>(std::ceil(p * static_cast<double>(latencies.size()))) - 1;
-      return latencies[std::min(i, latencies.size() - 1)];
-    };
-    t.latency_p50_ms = pct(0.50);
-    t.latency_p95_ms = pct(0.95);
+    t.latency_p50_ms = static_cast<std::int64_t>(percentile(latencies, 0.50));  // whole ms in, whole ms out
+    t.latency_p95_ms = static_cast<std::int64_t>(percentile(latencies, 0.95));
   }
   for (auto& [k, c] : clusters) t.repeated.push_back(c);
   std::stable_sort(t.repeated.begin(), t.repeated.end(),

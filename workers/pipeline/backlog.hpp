@@ -168,6 +168,4 @@ std::string textSummary(const BacklogReport& report, const BacklogTotals& totals
 // One self-contained HTML file with inline SVG charts (no scripts, no external resources).
 std::string htmlReport(const BacklogReport& report, const BacklogTotals& totals);
 
-std::string formatUsd(MicroUsd micro);
-
 }  // namespace ticketflow::pipeline

@@ -1,5 +1,7 @@
 #include "results_role.hpp"
 
+#include "ticketflow/core/crypto.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <map>
@@ -297,19 +299,9 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
         return completion.fail(status.error().asOutage("sink"));
       }
       // This sink will never take the update: record it for an operator, and go on with the rest.
-      DeadLetter d;
-      d.stage = "results:" + name;
-      d.error_class = status.error().code;
-      d.error = utf8Prefix(status.error().message, 4000);
-      d.attempts = delivery.attempt;
-      d.topic = delivery.message.topic;
-      d.partition = delivery.message.partition;
-      d.offset = delivery.message.offset;
-      d.key = delivery.message.key.value_or("");
-      d.payload = delivery.message.value;
+      DeadLetter d = stage::deadLetterFor("results:" + name, status.error(), delivery, clock_);
       d.ticket_id = update.ticket_id;
-      d.trace_id = update.trace_id;
-      d.failed_at = formatRfc3339(clock_.now());
+      if (isTraceId(update.trace_id)) d.trace_id = update.trace_id;
       outputs.push_back({config_.kafka.topics.dlq, update.ticket_id, toJson(d),
                          {{stage::kStageHeader, d.stage}, {stage::kErrorClassHeader, errorCodeName(d.error_class)}}, {}});
       written_now.push_back(name);  // handled: a redelivery must not dead-letter it again

@@ -655,7 +655,6 @@ bool TierService::admitEarly(const RoutedTicket& ticket, int delivery_attempt,
 Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery_attempt,
                                         std::shared_ptr<EarlyAdmission> early) {
   TierOutcome outcome;
-  const auto started = clock_.steadyNow();
   std::string failures;
   bool unusable_output = false;
   bool every_failure_transient = true;  // transport, 5xx, 429, open breakers, rate-limit waits
@@ -756,15 +755,9 @@ Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery
         return outcome;
       }
     }
+    outcome.result = resultFor(ticket, clock_.now());
     TicketResult& r = outcome.result;
-    r.ticket_id = ticket.ticket.id;
-    r.tenant = ticket.ticket.tenant;
-    r.revision = ticket.ticket.revision;
-    r.source = ticket.ticket.source;
-    r.trace_id = ticket.trace_id;
-    r.classification = ticket.classification;
     r.tier = tier_.name;
-    r.route = ticket.route;
     r.model = entry.model->name;
     r.provider = entry.provider->name;
     r.answer = std::move(answer);
@@ -779,8 +772,6 @@ Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery
       r.degraded_reason = utf8Prefix("answered by fallback " + entry.model->name + " after: " + failures, 500);
       outcome.reason = r.degraded_reason;
     }
-    r.latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.steadyNow() - started).count();
-    r.completed_at = formatRfc3339(clock_.now());
     return outcome;
   }
   if (unusable_output && !next_tier.empty()) {

@@ -46,4 +46,8 @@ std::string randomTraceId() {
   return toHex(bytes, sizeof bytes);
 }
 
+bool isTraceId(std::string_view s) {
+  return s.size() == 32 && s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
 }  // namespace ticketflow

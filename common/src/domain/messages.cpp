@@ -355,8 +355,7 @@ std::string toJson(const TicketResult& r) {
   return w.take();
 }
 
-TicketResult handOffResult(const RoutedTicket& routed, const std::string& reason, MicroUsd spent,
-                           std::chrono::system_clock::time_point now) {
+TicketResult resultFor(const RoutedTicket& routed, std::chrono::system_clock::time_point now) {
   TicketResult r;
   r.ticket_id = routed.ticket.id;
   r.tenant = routed.ticket.tenant;
@@ -366,14 +365,20 @@ TicketResult handOffResult(const RoutedTicket& routed, const std::string& reason
   r.classification = routed.classification;
   r.tier = routed.tier;
   r.route = routed.route;
+  if (auto received = parseRfc3339(routed.received_at))
+    r.latency_ms = std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(now - *received).count());
+  r.completed_at = formatRfc3339(now);
+  return r;
+}
+
+TicketResult handOffResult(const RoutedTicket& routed, const std::string& reason, MicroUsd spent,
+                           std::chrono::system_clock::time_point now) {
+  TicketResult r = resultFor(routed, now);
   r.answer.summary = "Not triaged by a model: " + utf8Prefix(reason, 1500);
   r.answer.needs_human = true;
   r.answer.needs_human_reason = utf8Prefix(reason, 2000);
   r.answer.confidence = 0;
   r.cost_micro_usd = spent;
-  if (auto received = parseRfc3339(routed.received_at))
-    r.latency_ms = std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(now - *received).count());
-  r.completed_at = formatRfc3339(now);
   return r;
 }
 

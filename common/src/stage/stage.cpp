@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "ticketflow/core/check.hpp"
+#include "ticketflow/core/crypto.hpp"
 #include "ticketflow/core/signals.hpp"
 #include "ticketflow/core/thread_name.hpp"
 #include "ticketflow/domain/messages.hpp"
@@ -111,13 +112,6 @@ Error produceError(const std::string& topic, rd_kafka_resp_err_t err) {
 
 // Room for a dead letter's headers and record framing under the producer's message.max.bytes.
 constexpr std::size_t kDeadLetterHeadroomBytes = 4096;
-
-bool isTraceId(const std::string& s) {
-  if (s.size() != 32) return false;
-  for (char c : s)
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  return true;
-}
 
 void writeLog(const std::string& stage, const std::string& text) {
   std::fprintf(stderr, "stage %s: %s\n", stage.c_str(), text.c_str());
@@ -703,21 +697,8 @@ struct Stage::Impl {
   }
 
   void deadLetter(Item& item, const Error& error) {
-    DeadLetter d;
-    d.stage = options.name;
-    d.error_class = error.code;
-    d.error = error.message.substr(0, 4000);
-    d.attempts = item.attempt;
-    d.topic = item.tp.first;
-    d.partition = item.tp.second;
-    d.offset = item.offset;
-    d.key = item.key;
-    d.payload = item.delivery->message.value;
-    if (item.key.size() <= 128) d.ticket_id = item.key;
-    if (isTraceId(item.trace_id)) d.trace_id = item.trace_id;
-    d.failed_at = formatRfc3339(options.clock->now());
     item.dead_lettering = true;
-    item.dead_letter = std::move(d);
+    item.dead_letter = deadLetterFor(options.name, error, *item.delivery, *options.clock);
     item.error_class = errorCodeName(error.code);
     // A letter over our own limit is cut before librdkafka refuses it; the topic may refuse less.
     // The key travels twice: as the record's key and inside the letter.
@@ -1453,6 +1434,25 @@ void Stage::requestStop() {
 StageStats Stage::stats() const {
   std::lock_guard lock(impl_->published_mutex);
   return impl_->published;
+}
+
+DeadLetter deadLetterFor(const std::string& stage_name, const Error& error, const Delivery& delivery,
+                         const Clock& clock) {
+  const kafka::Message& m = delivery.message;
+  DeadLetter d;
+  d.stage = stage_name;
+  d.error_class = error.code;
+  d.error = utf8Prefix(error.message, 4000);
+  d.attempts = delivery.attempt;
+  d.topic = m.topic;
+  d.partition = m.partition;
+  d.offset = m.offset;
+  d.key = m.key.value_or("");
+  d.payload = m.value;
+  if (d.key.size() <= 128) d.ticket_id = d.key;
+  if (isTraceId(delivery.trace_id)) d.trace_id = delivery.trace_id;
+  d.failed_at = formatRfc3339(clock.now());
+  return d;
 }
 
 Status runUntilTerminated(Stage& stage) {

@@ -12,11 +12,9 @@
 
 #include <nlohmann/json.hpp>
 
-namespace ticketflow {
+#include "ticketflow/core/money.hpp"
 
-// Integer micro-dollars: all money in code.
-using MicroUsd = std::int64_t;
-constexpr MicroUsd kMicroUsdPerUsd = 1'000'000;
+namespace ticketflow {
 
 // Thrown by loadConfig: one clear line naming the file, the field and the reason.
 class ConfigError : public std::runtime_error {

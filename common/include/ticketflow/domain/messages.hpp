@@ -14,7 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ticketflow/classify/escalation_model.hpp"
-#include "ticketflow/config/config.hpp"
+#include "ticketflow/core/money.hpp"
 #include "ticketflow/core/result.hpp"
 #include "ticketflow/core/utf8.hpp"
 
@@ -175,6 +175,11 @@ struct TicketResult {
   bool simulated = false;
   std::string completed_at;
 };
+
+// A result for `routed`, with what every result carries: the ticket's ids, tenant, revision,
+// source, trace id, classification, tier and route, the latency from intake's receipt to `now`,
+// and `now` as its completion. The caller adds the answer, the cost and the rest.
+TicketResult resultFor(const RoutedTicket& routed, std::chrono::system_clock::time_point now);
 
 // The result of a ticket no model answered: handed to humans with `reason` (a budget cap), its
 // cost what was spent on it so far.

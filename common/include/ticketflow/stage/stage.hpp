@@ -36,6 +36,7 @@
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/core/clock.hpp"
 #include "ticketflow/core/result.hpp"
+#include "ticketflow/domain/messages.hpp"
 #include "ticketflow/kafka/client.hpp"
 
 namespace ticketflow::stage {
@@ -175,6 +176,12 @@ class Stage {
  private:
   std::unique_ptr<Impl> impl_;
 };
+
+// The dead letter of a consumed message: where it came from, its bytes, why and when it failed.
+// `stage_name` is the stage's name, or "results:<sink>" for one sink's write. The ticket id is
+// the message's key (up to 128 bytes; a handler that parsed the ticket may set its own).
+DeadLetter deadLetterFor(const std::string& stage_name, const Error& error, const Delivery& delivery,
+                         const Clock& clock);
 
 // Runs `stage` until SIGTERM, SIGINT or SIGHUP arrives (main() must have called
 // blockTerminationSignals() before starting any thread), then stops it as run() describes.
