@@ -124,7 +124,7 @@ TEST_F(BudgetLedgerTest, NoRoomReturnsThePolicyAndTheExhaustedBucket) {
   auto again = ledger.reserve({"d", 1, "acme", "fast", 1});
   EXPECT_FALSE(again->replayed);
   EXPECT_FALSE(again->reserved);
-  EXPECT_EQ(again->state, "refused");
+  EXPECT_EQ(again->state, redis::ReservationState::kRefused);
   EXPECT_EQ(again->exhausted_bucket, "tenant:acme:day:2026-11-22");
   ASSERT_TRUE(ledger.resetCap(BudgetScope::kTenant, "acme", BudgetPeriod::kDay).ok());
   EXPECT_TRUE(ledger.reserve({"d", 1, "acme", "fast", 1})->reserved);
@@ -142,7 +142,7 @@ TEST_F(BudgetLedgerTest, ASettledIdReplaysItsReplyAndAnOpenIdIsSettledOnce) {
   ASSERT_TRUE(replay.ok()) << replay.error().message;
   EXPECT_TRUE(replay->replayed);
   EXPECT_FALSE(replay->reserved);
-  EXPECT_EQ(replay->state, "settled");
+  EXPECT_EQ(replay->state, redis::ReservationState::kSettled);
   EXPECT_EQ(replay->settled_actual, 2'500);
   EXPECT_EQ(replay->settled_reply, R"({"content":"kept"})");
   EXPECT_EQ(globalSettled(ledger), 2'500);  // the replay charged nothing
@@ -157,7 +157,7 @@ TEST_F(BudgetLedgerTest, ASettledIdReplaysItsReplyAndAnOpenIdIsSettledOnce) {
   auto open = ledger.reserve({"t-r", 3, "acme", "fast", 4'000});  // its run was cut short
   EXPECT_TRUE(open->reserved);
   EXPECT_TRUE(open->replayed);
-  EXPECT_EQ(open->state, "reserved");
+  EXPECT_EQ(open->state, redis::ReservationState::kReserved);
   EXPECT_EQ(ledger.settle("t-r", 3, 1'000)->charged, 1'000);
   EXPECT_TRUE(ledger.settle("t-r", 3, 1'000)->replayed);  // charged once
   EXPECT_EQ(globalSettled(ledger), 3'500);
@@ -181,7 +181,7 @@ TEST_F(BudgetLedgerTest, AnOwnersLeaseMakesOthersWaitAndATakenOverCallIsStillCha
   // The owner settles: the waiter replays, nothing more is charged.
   ASSERT_EQ(ledger.settle("t-o", 1, 2'000, R"({"content":"a"})", "owner-a")->charged, 2'000);
   auto replay = ledger.reserve(second);
-  EXPECT_EQ(replay->state, "settled");
+  EXPECT_EQ(replay->state, redis::ReservationState::kSettled);
   EXPECT_EQ(replay->settled_reply, R"({"content":"a"})");
   EXPECT_EQ(globalSettled(ledger), 2'000);
 
@@ -195,7 +195,7 @@ TEST_F(BudgetLedgerTest, AnOwnersLeaseMakesOthersWaitAndATakenOverCallIsStillCha
   auto taken = ledger.reserve({"t-o", 2, "acme", "fast", 4'000, "owner-b", lease});
   ASSERT_TRUE(taken.ok()) << taken.error().message;
   EXPECT_TRUE(taken->reserved);
-  EXPECT_EQ(taken->state, "reserved");
+  EXPECT_EQ(taken->state, redis::ReservationState::kReserved);
   // The first owner can no longer release the taker's reservation, nor renew it.
   ASSERT_TRUE(ledger.release("t-o", 2, "owner-a").ok());
   EXPECT_EQ(ledger.renewOwners({{"t-o", 2, "owner-a"}}, lease).value(), 0);
@@ -345,8 +345,8 @@ WorkerTotals runLedgerWorker(BudgetLedger& ledger, int process, int thread, int 
     }
     if (r->replayed) ++t.replays;
     if (r->replayed && !replay) ++t.errors;                                   // a first run replays nothing
-    if (replay && r->state == "settled" && !r->replayed) ++t.errors;           // a settled id always replays
-    if (r->state == "settled" || !r->reserved) continue;                      // replayed answer, or no room
+    if (replay && r->state == redis::ReservationState::kSettled && !r->replayed) ++t.errors;           // a settled id always replays
+    if (r->state == redis::ReservationState::kSettled || !r->reserved) continue;                      // replayed answer, or no room
     if (what >= 8) {
       if (!ledger.release(id, 1)) ++t.errors;
     } else {

@@ -271,7 +271,7 @@ TEST_P(BudgetPolicyTest, AFrontierCapWithoutRoomAppliesThePolicy) {
       ASSERT_EQ(down.size(), 1u);
       auto t = parseRoutedTicket(down[0].value);
       ASSERT_TRUE(t.ok()) << t.error().message;
-      EXPECT_EQ(t->budget_state, "downgraded");
+      EXPECT_EQ(t->budget_state, BudgetState::kDowngraded);
       EXPECT_EQ(t->rule.rfind("budget_downgrade from frontier", 0), 0u) << t->rule;
       break;
     }
@@ -294,7 +294,7 @@ TEST_P(BudgetPolicyTest, AFrontierCapWithoutRoomAppliesThePolicy) {
       ASSERT_EQ(parked.size(), 1u);
       auto t = parseRoutedTicket(parked[0].value);
       ASSERT_TRUE(t.ok()) << t.error().message;
-      EXPECT_EQ(t->budget_state, "deferred");
+      EXPECT_EQ(t->budget_state, BudgetState::kDeferred);
       EXPECT_EQ(t->tier, "frontier");
       EXPECT_EQ(t->tier_visits, 1);
       const auto until = parked[0].header(kParkedUntilHeader);

@@ -54,7 +54,7 @@ TEST(Messages, TicketRoundTrips) {
 TEST(Messages, EveryTypeSerialisesToItsSchema) {
   const auto& schemas = schema::SchemaRegistry::builtin();
   RoutedTicket routed{sampleTicket(), "0123456789abcdef0123456789abcdef", "2026-11-20T09:00:00.100Z",
-                      sampleResult().classification, "fast", "difficulty easy -> fast", 0, "ok"};
+                      sampleResult().classification, "fast", "difficulty easy -> fast", 0, BudgetState::kOk};
   EXPECT_TRUE(schemas.validate("routed_ticket.schema.json", document(toJson(routed))).empty());
   EXPECT_TRUE(schemas.validate("result.schema.json", document(toJson(sampleResult()))).empty());
   const auto update = TicketUpdate::fromResult(sampleResult(), "2026-11-20T09:00:02.000Z");
@@ -75,7 +75,7 @@ TEST(Messages, EveryTypeSerialisesToItsSchema) {
 // dump() of the parsed message gives, so either side of a hop may use either.
 TEST(Messages, SerialisedBytesAreNlohmannsPrintingOfTheSameDocument) {
   RoutedTicket routed{sampleTicket(), "0123456789abcdef0123456789abcdef", "2026-11-20T09:00:00.100Z",
-                      sampleResult().classification, "balanced", "escalated", 1, "downgraded", 250, 2};
+                      sampleResult().classification, "balanced", "escalated", 1, BudgetState::kDowngraded, 250, 2};
   routed.route.routed_tier = "fast";
   routed.route.move("fast", "frontier", "low_confidence");
   routed.route.move("frontier", "balanced", "budget_downgrade");

@@ -88,7 +88,9 @@ int runTrain(const cli::ParsedArgs& args) {
   opt.max_epochs = static_cast<int>(args.getInt("epochs", 1, 100));
   opt.l2 = args.getDouble("l2");
   opt.eta0 = args.getDouble("eta0");
-  opt.class_weight = args.get("class-weight");
+  const auto class_weight = classify::parseClassWeight(args.get("class-weight"));
+  if (!class_weight) throw cli::UsageError("--class-weight must be none, balanced or sqrt");
+  opt.class_weight = *class_weight;
   opt.average = !args.has("no-average");
   opt.refit = args.has("refit");
   opt.quant_bits = static_cast<int>(args.getInt("quant-bits", 8, 16));
@@ -98,12 +100,13 @@ int runTrain(const cli::ParsedArgs& args) {
   opt.ensemble = static_cast<int>(args.getInt("ensemble", 1, 32));
   opt.seed = static_cast<std::uint64_t>(args.getInt("seed", 0, 1LL << 62));
   opt.patience = static_cast<int>(args.getInt("patience", 1, 100));
-  opt.stop_on = args.get("stop-on");
-  if (opt.stop_on != "accuracy" && opt.stop_on != "loss") throw cli::UsageError("--stop-on must be accuracy or loss");
+  const auto stop_on = classify::parseStopOn(args.get("stop-on"));
+  if (!stop_on) throw cli::UsageError("--stop-on must be accuracy or loss");
+  opt.stop_on = *stop_on;
   opt.threads = static_cast<int>(args.getInt("threads", 1, 64));
-  opt.loss = args.get("loss");
-  if (opt.loss != "log" && opt.loss != "hinge" && opt.loss != "modified_huber")
-    throw cli::UsageError("--loss must be log, hinge or modified_huber");
+  const auto loss = classify::parseTrainingLoss(args.get("loss"));
+  if (!loss) throw cli::UsageError("--loss must be log, hinge or modified_huber");
+  opt.loss = *loss;
   opt.nb_alpha = args.getDouble("nb-alpha");
   opt.nb_power = args.getDouble("nb-power");
   classify::TrainReport report;

@@ -19,11 +19,6 @@
 namespace ticketflow::app {
 namespace {
 
-Config configFrom(const cli::ParsedArgs& args) {
-  if (auto path = args.find("config")) return loadConfig(*path);
-  return loadEmbeddedConfig();
-}
-
 ColumnMap columnMapFrom(const cli::ParsedArgs& args) {
   if (auto spec = args.find("column-map")) {
     auto map = ColumnMap::parse(*spec);
@@ -73,7 +68,7 @@ class ProgressBar {
 };
 
 int runSubmit(const cli::ParsedArgs& args) {
-  const Config config = configFrom(args);
+  const Config config = loadConfigOption(args);
   const std::string path = args.positionals().at(0);
   const std::string topic = args.find("topic").value_or(config.kafka.topics.inbound);
   auto records = readTicketRecords(path);
@@ -131,7 +126,7 @@ std::string writeReport(const std::string& path, const pipeline::BacklogReport& 
 }
 
 int runTriage(const cli::ParsedArgs& args) {
-  Config config = configFrom(args);
+  Config config = loadConfigOption(args);
   pipeline::BacklogOptions options;
   options.path = args.positionals().at(0);
   options.columns = columnMapFrom(args);
@@ -170,7 +165,7 @@ int runTriage(const cli::ParsedArgs& args) {
 }
 
 int runDemo(const cli::ParsedArgs& args) {
-  Config config = configFrom(args);
+  Config config = loadConfigOption(args);
   const auto dir = std::filesystem::temp_directory_path() / "ticketflow-demo";
   std::filesystem::create_directories(dir);
   const auto samples = embeddedFile("config/samples/tickets.jsonl");

@@ -8,13 +8,8 @@
 namespace ticketflow::app {
 namespace {
 
-Config configFrom(const cli::ParsedArgs& args) {
-  if (auto path = args.find("config")) return loadConfig(*path);
-  return loadEmbeddedConfig();
-}
-
 int runRoles(const cli::ParsedArgs& args, std::vector<pipeline::RoleSpec> roles, const std::string& process_role) {
-  const Config config = configFrom(args);
+  const Config config = loadConfigOption(args);
   for (const auto& r : roles)
     if (r.role == pipeline::Role::kTier && !config.findTier(r.tier))
       throw cli::UsageError("--tier: no tier named '" + r.tier + "' in " + config.source);
@@ -49,7 +44,7 @@ std::vector<Command> roleCommands() {
         std::string("One process with every role, each on its own consumer group: what a laptop or a small\n"
                     "helpdesk runs. ") + kDrainText},
        [](const cli::ParsedArgs& args) {
-         const Config config = configFrom(args);
+         const Config config = loadConfigOption(args);
          return runRoles(args, pipeline::allRoles(config), "all");
        },
        ""},

@@ -196,8 +196,8 @@ void IntakeRole::recheck(const std::shared_ptr<Waiting>& waiting) {
 
 void IntakeRole::route(RoutedTicket routed, const TicketTriager::Decision& decision,
                        const std::vector<kafka::Header>& trace, const stage::Completion& completion) {
-  if (decision.route.rule == "budget_downgrade") routed.budget_state = "downgraded";
-  if (decision.route.action == classify::RouteAction::kDefer) routed.budget_state = "deferred";
+  if (decision.route.rule == "budget_downgrade") routed.budget_state = BudgetState::kDowngraded;
+  if (decision.route.action == classify::RouteAction::kDefer) routed.budget_state = BudgetState::kDeferred;
   if (decision.route.action == classify::RouteAction::kHuman) {
     if (metrics_) metrics_->routed.with({"human", decision.route.rule}).inc();
     const TicketResult result = handOffResult(routed, "budget cap reached for tier " + routed.tier, 0, clock_.now());

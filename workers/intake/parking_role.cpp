@@ -83,7 +83,7 @@ stage::Handler ParkingRole::handler() {
 
 void ParkingRole::sendBack(Parked& parked) {
   RoutedTicket back = std::move(parked.ticket);
-  back.budget_state = "ok";
+  back.budget_state = BudgetState::kOk;
   if (logger_)
     logger_->info("ticket_unparked", {{"ticket_id", back.ticket.id}, {"trace_id", back.trace_id}, {"tier", back.tier}});
   const std::string topic = config_.kafka.tierTopic(back.tier);

@@ -71,7 +71,7 @@ void ShadowRole::compare(const ShadowRequest& request, int attempt, const stage:
   };
   RoutedTicket routed = request.routed;
   routed.tier = kShadowTier;
-  routed.budget_state = "ok";
+  routed.budget_state = BudgetState::kOk;
   routed.tier_visits = 0;
   routed.spent_micro_usd = 0;
   auto outcome = service_.handle(routed, attempt);  // returns once its calls are settled

@@ -180,7 +180,7 @@ void TierRole::applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& 
     case BudgetPolicy::kDowngrade: {
       RoutedTicket down = routed;
       down.tier = config_.tiers[static_cast<std::size_t>(index) - 1].name;
-      down.budget_state = "downgraded";
+      down.budget_state = BudgetState::kDowngraded;
       down.tier_visits = routed.tier_visits + 1;
       down.spent_micro_usd = spent;
       down.rule = utf8Prefix("budget_downgrade from " + routed.tier + ": " + outcome.reason, 200);
@@ -197,7 +197,7 @@ void TierRole::applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& 
       auto until = outcome.reservations_in_the_way ? std::nullopt : redis::BudgetLedger::periodEnd(outcome.exhausted_bucket);
       if (!until) until = now + std::chrono::minutes(1);
       RoutedTicket parked = routed;
-      parked.budget_state = "deferred";
+      parked.budget_state = BudgetState::kDeferred;
       parked.spent_micro_usd = spent;
       parked.tier_visits = routed.tier_visits + 1;  // its return is a new visit: new requests
       if (logger_)

@@ -276,7 +276,7 @@ Result<std::string> TierService::admit(const ModelConfig& model, std::int64_t pr
         lease = std::string();  // settled (replayed) or refused: nothing to give back
       }
     }
-    if (reserved && reserved->state == "settled") {  // paid before: replay its reply
+    if (reserved && reserved->state == redis::ReservationState::kSettled) {  // paid before: replay its reply
       if (limiter) (void)limiter->release(model, *lease);
       context.replay = *reserved;
       return std::string();
@@ -334,7 +334,7 @@ Result<std::string> TierService::admit(const ModelConfig& model, std::int64_t pr
         }
         continue;
       }
-      if (result && result->state == "settled") {  // paid before: replay its reply, no grant needed
+      if (result && result->state == redis::ReservationState::kSettled) {  // paid before: replay its reply, no grant needed
         if (decision && decision->granted) (void)limiter->release(model, decision->lease);
         context.replay = *result;
         return std::string();
@@ -602,14 +602,14 @@ std::string TierService::budgetKey(const RoutedTicket& ticket, int delivery_atte
 
 bool TierService::belowQualityFloor(const RoutedTicket& ticket) const {
   // The shadow sample is still answered here, so the measure goes on and the category can come back.
-  return ticket.budget_state == "ok" && !next_tier_.empty() && policy_.below_quality_floor &&
+  return ticket.budget_state == BudgetState::kOk && !next_tier_.empty() && policy_.below_quality_floor &&
          policy_.below_quality_floor(ticket.classification.category) &&
          !sampledForShadow(config_.shadow, ticket, tier_.name);
 }
 
 std::optional<std::string> TierService::shareTargetTier(const RoutedTicket& ticket) const {
   if (!policy_.route_thresholds || ticket.rule != "difficulty" || !ticket.route.moves.empty() ||
-      ticket.budget_state != "ok")
+      ticket.budget_state != BudgetState::kOk)
     return std::nullopt;
   const std::string& category = ticket.classification.category;
   const auto& routing = config_.routing;
@@ -664,7 +664,7 @@ Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery
   context.tenant = ticket.ticket.tenant;
   context.owner = early ? early->owner : redis::ReservationLeases::newOwner();
   // A ticket a cap sent down must not climb back up: that would undo the downgrade.
-  const std::string next_tier = ticket.budget_state == "ok" ? next_tier_ : std::string();
+  const std::string next_tier = ticket.budget_state == BudgetState::kOk ? next_tier_ : std::string();
   // The thresholds in force put it on another tier, or this tier was measured below the quality
   // floor in its category: on without a call. A ticket admitted early was neither (admitEarly
   // asked first): its admission is used rather than left to expire.

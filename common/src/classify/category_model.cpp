@@ -111,7 +111,7 @@ class SgdTrainer {
       }
       const int y = data.labels[r];
       const double cw = class_weights_[static_cast<std::size_t>(y)];
-      if (options_.loss == "log") {
+      if (options_.loss == TrainingLoss::kLog) {
         softmaxInPlace(z.data(), classes_);
         for (std::size_t c = 0; c < classes_; ++c)
           g[c] = static_cast<float>(eta * cw * (z[c] - (static_cast<int>(c) == y ? 1.0 : 0.0)));
@@ -121,7 +121,7 @@ class SgdTrainer {
           const double yc = static_cast<int>(c) == y ? 1.0 : -1.0;
           const double m = yc * z[c];
           double dz = 0;
-          if (options_.loss == "hinge") {
+          if (options_.loss == TrainingLoss::kHinge) {
             dz = m < 1.0 ? -yc : 0.0;
           } else if (m < -1.0) {
             dz = -4.0 * yc;
@@ -660,15 +660,13 @@ Result<CategoryModel> CategoryModel::train(const std::vector<LabelledText>& data
   if (val_rows.empty()) val_rows = train_rows;  // tiny sets: early-stop on the training data
 
   std::vector<double> class_weights(classes, 1.0);
-  if (options.class_weight == "balanced" || options.class_weight == "sqrt") {
+  if (options.class_weight != ClassWeight::kNone) {
     for (std::size_t c = 0; c < classes; ++c) {
       const double bal = per_class[c] ? static_cast<double>(rows.rows()) /
                                             (static_cast<double>(classes) * static_cast<double>(per_class[c]))
                                       : 1.0;
-      class_weights[c] = options.class_weight == "sqrt" ? std::sqrt(bal) : bal;
+      class_weights[c] = options.class_weight == ClassWeight::kSqrt ? std::sqrt(bal) : bal;
     }
-  } else if (options.class_weight != "none") {
-    return Error::invalidArgument("class_weight must be none, balanced or sqrt");
   }
 
   const std::size_t dim = settings.dimension();
@@ -718,7 +716,7 @@ Result<CategoryModel> CategoryModel::train(const std::vector<LabelledText>& data
       member_say(m, "epoch " + std::to_string(epoch) + ": validation accuracy " + fmt4(acc) + ", log-loss " +
                         fmt4(loss) + " (" + fmt4(seconds(started)) + " s)");
       // Higher is better; log-loss is the smoother criterion, accuracy the one reported.
-      const double score = options.stop_on == "loss" ? -loss : acc;
+      const double score = options.stop_on == StopOn::kLoss ? -loss : acc;
       if (epoch == 1 || score > out.score) {
         out.score = score;
         out.accuracy = acc;
@@ -791,8 +789,8 @@ Result<CategoryModel> CategoryModel::train(const std::vector<LabelledText>& data
   nlohmann::json summary = {{"examples", data.size()},          {"validation_examples", val_rows.size()},
                             {"best_epoch", best_epoch},         {"validation_accuracy", best_score},
                             {"l2", options.l2},                 {"eta0", options.eta0},
-                            {"class_weight", options.class_weight}, {"averaged", options.average},
-                            {"refit", options.refit}, {"ensemble", members}, {"loss", options.loss}};
+                            {"class_weight", nameOf(options.class_weight)}, {"averaged", options.average},
+                            {"refit", options.refit}, {"ensemble", members}, {"loss", nameOf(options.loss)}};
   model.training_summary_ = summary.dump();
   if (report) {
     report->examples = data.size();
@@ -804,6 +802,44 @@ Result<CategoryModel> CategoryModel::train(const std::vector<LabelledText>& data
     report->seconds = seconds(started);
   }
   return model;
+}
+
+const char* nameOf(StopOn v) { return v == StopOn::kLoss ? "loss" : "accuracy"; }
+
+const char* nameOf(ClassWeight v) {
+  switch (v) {
+    case ClassWeight::kNone: return "none";
+    case ClassWeight::kBalanced: return "balanced";
+    case ClassWeight::kSqrt: return "sqrt";
+  }
+  return "sqrt";
+}
+
+const char* nameOf(TrainingLoss v) {
+  switch (v) {
+    case TrainingLoss::kLog: return "log";
+    case TrainingLoss::kHinge: return "hinge";
+    case TrainingLoss::kModifiedHuber: return "modified_huber";
+  }
+  return "log";
+}
+
+std::optional<StopOn> parseStopOn(std::string_view name) {
+  for (StopOn v : {StopOn::kLoss, StopOn::kAccuracy})
+    if (name == nameOf(v)) return v;
+  return std::nullopt;
+}
+
+std::optional<ClassWeight> parseClassWeight(std::string_view name) {
+  for (ClassWeight v : {ClassWeight::kNone, ClassWeight::kBalanced, ClassWeight::kSqrt})
+    if (name == nameOf(v)) return v;
+  return std::nullopt;
+}
+
+std::optional<TrainingLoss> parseTrainingLoss(std::string_view name) {
+  for (TrainingLoss v : {TrainingLoss::kLog, TrainingLoss::kHinge, TrainingLoss::kModifiedHuber})
+    if (name == nameOf(v)) return v;
+  return std::nullopt;
 }
 
 }  // namespace ticketflow::classify

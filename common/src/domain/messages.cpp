@@ -201,6 +201,22 @@ const char* difficultyName(Difficulty d) {
   return "medium";
 }
 
+const char* budgetStateName(BudgetState s) {
+  switch (s) {
+    case BudgetState::kOk: return "ok";
+    case BudgetState::kDowngraded: return "downgraded";
+    case BudgetState::kDeferred: return "deferred";
+  }
+  return "ok";
+}
+
+std::optional<BudgetState> parseBudgetState(std::string_view s) {
+  if (s == "ok") return BudgetState::kOk;
+  if (s == "downgraded") return BudgetState::kDowngraded;
+  if (s == "deferred") return BudgetState::kDeferred;
+  return std::nullopt;
+}
+
 std::optional<Difficulty> parseDifficulty(std::string_view s) {
   if (s == "easy") return Difficulty::kEasy;
   if (s == "medium") return Difficulty::kMedium;
@@ -257,7 +273,7 @@ void writeRoutedTicket(JsonWriter& w, const RoutedTicket& t) {
   w.beginObject();
   writeClassification(w.key("classification"), t.classification);
   w.field("received_at", t.received_at);
-  w.key("routing").beginObject().field("budget_state", t.budget_state);
+  w.key("routing").beginObject().field("budget_state", budgetStateName(t.budget_state));
   if (t.escalations) w.field("escalations", t.escalations);
   if (!t.route.routed_tier.empty()) writeRoute(w.key("route"), t.route);
   w.field("rule", t.rule);
@@ -487,7 +503,12 @@ RoutedTicket routedTicketFrom(const json& j) {
   t.rule = j["routing"]["rule"];
   readIfPresent(j["routing"], "escalations", t.escalations);
   readIfPresent(j["routing"], "tier_visits", t.tier_visits);
-  readIfPresent(j["routing"], "budget_state", t.budget_state);
+  if (j["routing"].contains("budget_state")) {
+    const std::string state = j["routing"]["budget_state"];
+    auto parsed = parseBudgetState(state);
+    if (!parsed) throw std::invalid_argument("field 'budget_state': unknown state '" + state + "'");
+    t.budget_state = *parsed;
+  }
   readIfPresent(j["routing"], "spent_micro_usd", t.spent_micro_usd);
   if (j["routing"].contains("route")) t.route = routeFrom(j["routing"]["route"]);
   return t;

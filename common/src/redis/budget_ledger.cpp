@@ -445,24 +445,25 @@ Result<ReserveResult> BudgetLedger::decodeReserve(const Reply& reply, const Prep
   if (code == 1) {
     out.reserved = true;
     out.amount = reply.elements[1].integer;
-    out.state = "reserved";
+    out.state = ReservationState::kReserved;
   } else if (code == 2 && reply.elements.size() >= 4) {
     out.replayed = true;
     out.amount = reply.elements[1].integer;
-    out.state = reply.elements[2].str;
-    out.reserved = out.state == "reserved";
-    if (out.state == "settled" && reply.elements.size() >= 6) {
+    const std::string& state = reply.elements[2].str;
+    out.state = state == "settled" ? ReservationState::kSettled : ReservationState::kReserved;
+    out.reserved = state == "reserved";
+    if (out.state == ReservationState::kSettled && reply.elements.size() >= 6) {
       out.settled_actual = reply.elements[4].integer;
       out.settled_reply = reply.elements[5].str;
     }
   } else if (code == 3 && reply.elements.size() >= 3) {
     out.replayed = true;
-    out.state = "in_flight";
+    out.state = ReservationState::kInFlight;
     out.amount = reply.elements[1].integer;
     out.in_flight_elsewhere = true;
     out.owner_lease_left = std::chrono::milliseconds(reply.elements[2].integer);
   } else {
-    out.state = "refused";
+    out.state = ReservationState::kRefused;
     const auto index = static_cast<std::size_t>(reply.elements[1].integer - 1);
     out.exhausted_bucket = index < labels.size() ? labels[index] : "?";
     out.reservations_in_the_way = reply.elements.size() >= 3 && reply.elements[2].integer == 1;

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -46,19 +47,30 @@ struct Explanation {
   std::vector<FeatureContribution> top_features;  // largest positive contributions first
 };
 
+// Training choices (CLI flags and the model's training summary carry their names).
+enum class StopOn { kLoss, kAccuracy };                // validation log-loss, or accuracy
+enum class ClassWeight { kNone, kBalanced, kSqrt };    // sqrt: the square root of balanced
+enum class TrainingLoss { kLog, kHinge, kModifiedHuber };  // multinomial log, or one-vs-rest
+const char* nameOf(StopOn v);
+const char* nameOf(ClassWeight v);
+const char* nameOf(TrainingLoss v);
+std::optional<StopOn> parseStopOn(std::string_view name);
+std::optional<ClassWeight> parseClassWeight(std::string_view name);
+std::optional<TrainingLoss> parseTrainingLoss(std::string_view name);
+
 struct TrainOptions {
   FeatureSettings features;
   int max_epochs = 16;
   int patience = 3;               // stop after this many epochs without a better validation score
-  std::string stop_on = "loss";   // early-stopping criterion: loss (validation log-loss) or accuracy
+  StopOn stop_on = StopOn::kLoss;  // early-stopping criterion
   double l2 = 1e-6;               // L2 strength (per step, on the features an example touches)
   double eta0 = 1.0;              // initial learning rate; decays as eta0 / (1 + eta0 * l2 * t)
   bool average = true;            // averaged SGD: the model is the mean of the iterates
-  std::string class_weight = "sqrt";  // none | balanced | sqrt (square root of balanced)
+  ClassWeight class_weight = ClassWeight::kSqrt;
   double validation_fraction = 0.1;   // stratified slice of the training data
   bool refit = false;             // after choosing the epoch count, retrain on all the data
   int quant_bits = 8;             // 8 or 16
-  std::string loss = "log";       // log (multinomial), hinge or modified_huber (one-vs-rest)
+  TrainingLoss loss = TrainingLoss::kLog;
   bool nb_scaling = false;        // scale features by NB log-count ratios (NB-SVM style)
   double nb_alpha = 1.0;          // NB smoothing
   double nb_power = 1.0;          // ratios are |log ratio|^power

@@ -24,6 +24,12 @@ enum class Difficulty { kEasy, kMedium, kHard };
 const char* difficultyName(Difficulty d);
 std::optional<Difficulty> parseDifficulty(std::string_view s);
 
+// Where budget caps have left a routed ticket: ok, downgraded (a cap sent it to a cheaper tier),
+// deferred (parked until its cap's period ends).
+enum class BudgetState { kOk, kDowngraded, kDeferred };
+const char* budgetStateName(BudgetState s);
+std::optional<BudgetState> parseBudgetState(std::string_view s);
+
 // kCoalesced: answered from the cache after waiting for a near-duplicate's answer still being made.
 enum class CacheStatus { kMiss, kExact, kSemantic, kSkipped, kCoalesced };
 const char* cacheStatusName(CacheStatus s);
@@ -96,7 +102,7 @@ struct RoutedTicket {
   std::string tier;
   std::string rule;
   int escalations = 0;
-  std::string budget_state = "ok";  // ok, downgraded (a cap sent it to a cheaper tier), deferred
+  BudgetState budget_state = BudgetState::kOk;
   MicroUsd spent_micro_usd = 0;     // spent on this ticket by the tiers it passed before this one
   // Tiers the ticket was at before this one (escalations and budget downgrades): the tier's
   // ledger ids carry it, so a second visit to a tier is charged as the new requests it sends.

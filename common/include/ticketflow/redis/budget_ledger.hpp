@@ -62,10 +62,18 @@ struct BudgetRequest {
   std::chrono::milliseconds owner_lease{0};
 };
 
+// What reserve() found for a request id.
+enum class ReservationState {
+  kReserved,  // reserved for this request (now, or open from a run cut short)
+  kRefused,   // no room now
+  kSettled,   // sent and paid before: replay it
+  kInFlight,  // open, and another caller's claim on it still holds
+};
+
 struct ReserveResult {
   bool reserved = false;         // reserved for this request (now, or open from a run cut short)
   bool replayed = false;         // the id was used before: settled (replay it) or still reserved
-  std::string state;             // reserved, refused (no room now) or settled
+  ReservationState state = ReservationState::kRefused;
   MicroUsd amount = 0;           // reserved amount (of the first reserve when replayed)
   std::string exhausted_bucket;  // e.g. "tier:frontier:day:2026-11-22" when !reserved
   // Refused, but the settled spend alone leaves room: calls in flight hold the rest at their
