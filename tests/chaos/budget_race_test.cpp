@@ -3,11 +3,11 @@
 // spent (a call refused while others' worst-case reservations stand in the way waits for them),
 // the tickets it defers are parked, not dead-lettered, and `budget release` after raising the
 // cap sends them back to be answered.
-#include <gtest/gtest.h>
-
 #include <map>
 #include <set>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "fixtures/environment.hpp"
 #include "fixtures/kafka_io.hpp"
@@ -30,8 +30,10 @@ TEST(Chaos, TwoProcessesPerTierRacingATenantCapStayWithinItAndDeferredTicketsCom
   local.latency_scale = 0.05;
   local.request_log = dir + "/provider-requests.jsonl";
   pipeline::LocalStack stack(config, local);
-  std::string yaml = testing::replacedIn(testing::configFileFor(config), "cache:\n  enabled: true", "cache:\n  enabled: false");
-  yaml = testing::replacedIn(yaml, "  caps:\n", "  caps:\n    - scope: tenant\n      tenant: acme\n      daily_usd: 0.25\n");
+  std::string yaml =
+      testing::replacedIn(testing::configFileFor(config), "cache:\n  enabled: true", "cache:\n  enabled: false");
+  yaml = testing::replacedIn(yaml, "  caps:\n",
+                             "  caps:\n    - scope: tenant\n      tenant: acme\n      daily_usd: 0.25\n");
   testing::RoleProcesses roles(dir, yaml);
   roles.add({"intake"});
   roles.add({"results"});
@@ -81,9 +83,9 @@ TEST(Chaos, TwoProcessesPerTierRacingATenantCapStayWithinItAndDeferredTicketsCom
   const auto dead_while_capped = testing::readTopic(config, config.kafka.topics.dlq, 0, 1s);
   deferred.read(1000ms);
   const auto& parked = deferred.messages();
-  std::cout << "figures: tickets " << tickets.size() << ", answered under the cap " << answered_under_cap
-            << ", parked " << parked.size() << ", dead-lettered " << dead_while_capped.size()
-            << ", cap " << kCap << " µ$, ledger settled " << settled << " µ$ (" << (100.0 * static_cast<double>(settled) / kCap)
+  std::cout << "figures: tickets " << tickets.size() << ", answered under the cap " << answered_under_cap << ", parked "
+            << parked.size() << ", dead-lettered " << dead_while_capped.size() << ", cap " << kCap
+            << " µ$, ledger settled " << settled << " µ$ (" << (100.0 * static_cast<double>(settled) / kCap)
             << "% of the cap), provider billed " << billed << " µ$" << std::endl;
   EXPECT_LE(billed, kCap) << "the provider's bill stays within the cap";
   EXPECT_EQ(settled, billed) << "the ledger equals the bill";

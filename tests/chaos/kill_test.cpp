@@ -3,14 +3,13 @@
 // Nothing may be lost or dead-lettered; a kill may repeat only the provider requests that were
 // in flight in the killed process (their replies went to a dead process), never one whose reply
 // was paid for (the ledger replays it), and the test prints how many.
-#include <gtest/gtest.h>
-
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <random>
 #include <thread>
 
+#include <gtest/gtest.h>
 
 #include "fixtures/environment.hpp"
 #include "fixtures/kafka_io.hpp"
@@ -60,8 +59,9 @@ TEST(Chaos, SigkillOfARandomRoleTenTimesLosesNothing) {
   std::thread producer([&] {
     for (std::size_t i = kWarmUp; i < records.size(); i += 20) {
       testing::produceAll(config.kafka.bootstrap_servers, config.kafka.topics.inbound,
-                          std::vector<testing::Record>(records.begin() + static_cast<std::ptrdiff_t>(i),
-                                                       records.begin() + static_cast<std::ptrdiff_t>(std::min(i + 20, records.size()))));
+                          std::vector<testing::Record>(
+                              records.begin() + static_cast<std::ptrdiff_t>(i),
+                              records.begin() + static_cast<std::ptrdiff_t>(std::min(i + 20, records.size()))));
       std::this_thread::sleep_for(500ms);
     }
   });

@@ -3,13 +3,13 @@
 // dead-lettered, and the budget ledger equals what the provider billed, request by request.
 // Each test prints its figures (lost, dead-lettered, held seconds, ledger vs provider) so a run
 // shows how the system rode the fault, not only that it did.
-#include <gtest/gtest.h>
-
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <sstream>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "fixtures/kafka_io.hpp"
 #include "fixtures/pipeline_run.hpp"
@@ -23,10 +23,10 @@ using namespace std::chrono_literals;
 
 struct Figures {
   std::size_t tickets = 0;
-  std::size_t updated = 0;          // tickets with at least one update
+  std::size_t updated = 0;  // tickets with at least one update
   std::size_t duplicate_updates = 0;
   std::size_t dead_lettered = 0;
-  double held_seconds = 0;          // summed over held messages, every role
+  double held_seconds = 0;  // summed over held messages, every role
   std::int64_t held_messages = 0;
   bool readiness_said_why = false;  // /readyz named the outage while it lasted
   MicroUsd updates_cost = 0;
@@ -149,9 +149,8 @@ TEST(Chaos, RedisStoppedTenSecondsMidStreamLosesNothingAndChargesEveryCallOnce) 
 }
 
 TEST(Chaos, ProviderDownThirtySecondsMidStreamLosesNothingAndChargesEveryCallOnce) {
-  const Figures f = runThroughOutage(1000, 0.05, 30s, [](pipeline::LocalStack& stack, bool down) {
-    stack.simulator().setUnavailable(down);
-  });
+  const Figures f = runThroughOutage(
+      1000, 0.05, 30s, [](pipeline::LocalStack& stack, bool down) { stack.simulator().setUnavailable(down); });
   expectNothingLostAndTheLedgerEqualsTheBill(f);
 }
 

@@ -3,14 +3,14 @@
 // stack, with the shipped configuration file pointed at it. The fault tests kill and restart
 // them. Header only (one user per test file).
 
-#include <gtest/gtest.h>
-
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "fixtures/environment.hpp"
 #include "fixtures/pipeline_run.hpp"
@@ -31,8 +31,9 @@ class RoleProcesses {
   // killed member's partitions move on after 6 s instead of librdkafka's 45 s, the embedded
   // broker answers empty fetches at once, and logs are at info.
   RoleProcesses(const std::string& dir, std::string yaml) : dir_(dir) {
-    yaml = replacedIn(yaml, "properties: {}",
-                      "properties: {session.timeout.ms: \"6000\", heartbeat.interval.ms: \"500\", fetch.wait.max.ms: \"10\"}");
+    yaml = replacedIn(
+        yaml, "properties: {}",
+        "properties: {session.timeout.ms: \"6000\", heartbeat.interval.ms: \"500\", fetch.wait.max.ms: \"10\"}");
     yaml = replacedIn(yaml, "log_level: debug", "log_level: info");
     writeFile(configPath(), yaml);
     const auto check = runCommand(binaryPath() + " config check " + configPath() + " 2>&1");
@@ -56,9 +57,10 @@ class RoleProcesses {
   void start(std::size_t i) {
     std::vector<std::string> argv = {binaryPath(), "run"};
     argv.insert(argv.end(), roles_[i].begin(), roles_[i].end());
-    for (const std::string& a : std::vector<std::string>{"--config", configPath(), "--http-port", "-1"}) argv.push_back(a);
-    processes_[i] = std::make_unique<ChildProcess>(argv, dir_ + "/role-" + std::to_string(i) + "-" +
-                                                             std::to_string(++started_) + ".log");
+    for (const std::string& a : std::vector<std::string>{"--config", configPath(), "--http-port", "-1"})
+      argv.push_back(a);
+    processes_[i] = std::make_unique<ChildProcess>(
+        argv, dir_ + "/role-" + std::to_string(i) + "-" + std::to_string(++started_) + ".log");
   }
   // Lines containing `text` in every log the roles have written so far.
   int linesInLogs(const std::string& text) const {

@@ -4,13 +4,13 @@
 // (loopback fakes that answer slowly, so kills land between a write and its mark). Every ticket
 // system gets one comment or work note per revision; every webhook repeat carries the first
 // delivery's Idempotency-Key; nothing is lost. The figures are printed.
-#include <gtest/gtest.h>
-
 #include <cstdlib>
 #include <map>
-#include <set>
 #include <random>
+#include <set>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "fixtures/http_receiver.hpp"
 #include "fixtures/kafka_io.hpp"
@@ -59,17 +59,24 @@ TEST(Chaos, SigkillOfTheResultWriterMidStreamWritesOneCommentPerRevision) {
   const std::string dir = testing::makeTempDir("chaos-sinks");
   pipeline::LocalStackOptions local;
   pipeline::LocalStack stack(config, local);
-  const std::string topic_sink = "      kind: topic              # kafka.topics.updates (schemas/ticket_update.schema.json)\n";
+  const std::string topic_sink =
+      "      kind: topic              # kafka.topics.updates (schemas/ticket_update.schema.json)\n";
   testing::RoleProcesses roles(
-      dir, testing::replacedIn(testing::replacedIn(
-               testing::configFileFor(config), topic_sink,
-               topic_sink + "      timeout_ms: 2000\n"
-                   "    - {name: helpdesk-hook, kind: webhook, url: \"" + hook.url() +
-                   "/hook\", secret_env: TICKETFLOW_TEST_HOOK_SECRET, sources: [web], timeout_ms: 2000}\n"
-                   "    - {name: jira, kind: jira, url: \"" + jira.url() +
-                   "\", username: bot@acme.example, secret_env: TICKETFLOW_TEST_JIRA_TOKEN, timeout_ms: 2000}\n"
-                   "    - {name: servicenow, kind: servicenow, url: \"" + snow.url() +
-                   "\", username: bot, secret_env: TICKETFLOW_TEST_SNOW_PASSWORD, assignment_groups: {Access: Identity Team}, timeout_ms: 2000}\n"),
+      dir, testing::replacedIn(
+               testing::replacedIn(
+                   testing::configFileFor(config), topic_sink,
+                   topic_sink +
+                       "      timeout_ms: 2000\n"
+                       "    - {name: helpdesk-hook, kind: webhook, url: \"" +
+                       hook.url() +
+                       "/hook\", secret_env: TICKETFLOW_TEST_HOOK_SECRET, sources: [web], timeout_ms: 2000}\n"
+                       "    - {name: jira, kind: jira, url: \"" +
+                       jira.url() +
+                       "\", username: bot@acme.example, secret_env: TICKETFLOW_TEST_JIRA_TOKEN, timeout_ms: 2000}\n"
+                       "    - {name: servicenow, kind: servicenow, url: \"" +
+                       snow.url() +
+                       "\", username: bot, secret_env: TICKETFLOW_TEST_SNOW_PASSWORD, assignment_groups: {Access: "
+                       "Identity Team}, timeout_ms: 2000}\n"),
                "  exactly_once: false", "  exactly_once: true"));
   const std::size_t writer = roles.add({"results"});
 
@@ -79,9 +86,10 @@ TEST(Chaos, SigkillOfTheResultWriterMidStreamWritesOneCommentPerRevision) {
   // member's session ends after 6 s), so the stream must outlast the ten kills.
   std::thread producer([&] {
     for (std::size_t i = 0; i < records.size(); i += 5) {
-      testing::produceAll(config.kafka.bootstrap_servers, config.kafka.topics.results,
-                          std::vector<testing::Record>(records.begin() + static_cast<std::ptrdiff_t>(i),
-                                                       records.begin() + static_cast<std::ptrdiff_t>(std::min(i + 5, records.size()))));
+      testing::produceAll(
+          config.kafka.bootstrap_servers, config.kafka.topics.results,
+          std::vector<testing::Record>(records.begin() + static_cast<std::ptrdiff_t>(i),
+                                       records.begin() + static_cast<std::ptrdiff_t>(std::min(i + 5, records.size()))));
       std::this_thread::sleep_for(1s);
     }
   });
@@ -157,14 +165,15 @@ TEST(Chaos, SigkillOfTheResultWriterMidStreamWritesOneCommentPerRevision) {
   for (const auto& [key, n] : deliveries) hook_repeats += n - 1;
   std::map<std::string, int> on_topic;
   for (const auto& m : updates.messages()) ++on_topic[m.key.value_or("")];
-  std::cout << "figures: result writer SIGKILLed x" << kills << " | " << kTickets << " tickets; jira: " << jira.requests("POST")
-            << " comment POSTs, " << jira_duplicates << " duplicate comments, " << jira_missing
-            << " missing, " << jira.requests("GET") << " lookups; servicenow: " << snow_duplicates
-            << " duplicate work notes, " << snow_missing << " missing, " << snow.requests("GET")
-            << " lookups; webhook: " << deliveries.size() << " keys, " << hook_repeats
+  std::cout << "figures: result writer SIGKILLed x" << kills << " | " << kTickets
+            << " tickets; jira: " << jira.requests("POST") << " comment POSTs, " << jira_duplicates
+            << " duplicate comments, " << jira_missing << " missing, " << jira.requests("GET")
+            << " lookups; servicenow: " << snow_duplicates << " duplicate work notes, " << snow_missing << " missing, "
+            << snow.requests("GET") << " lookups; webhook: " << deliveries.size() << " keys, " << hook_repeats
             << " repeated deliveries (same key); updates topic: " << on_topic.size() << " tickets, "
-            << (updates.messages().size() - on_topic.size()) << " duplicate messages (read_committed, exactly_once on), "
-            << topic_lookups << " lookups (" << topic_found << " found the update there)" << std::endl;
+            << (updates.messages().size() - on_topic.size())
+            << " duplicate messages (read_committed, exactly_once on), " << topic_lookups << " lookups (" << topic_found
+            << " found the update there)" << std::endl;
   // Look-ups happen only for writes begun and never marked: the kills did land mid-write.
   EXPECT_GT(jira.requests("GET") + snow.requests("GET"), 0) << "no kill landed between a write and its mark";
   EXPECT_GT(topic_lookups, 0) << "no kill left an update pending on the topic";

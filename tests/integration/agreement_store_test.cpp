@@ -1,11 +1,12 @@
 // Shadow evaluation's store on a real redis-server: a comparison counts once however often it is
 // recorded, the table reads back per tier x category with Wilson intervals, and the labels come
 // back oldest first.
+#include "ticketflow/redis/agreement_store.hpp"
+
 #include <gtest/gtest.h>
 
 #include "fixtures/services.hpp"
 #include "pipeline/agreement_report.hpp"
-#include "ticketflow/redis/agreement_store.hpp"
 
 namespace ticketflow {
 namespace {
@@ -58,7 +59,7 @@ TEST_F(AgreementStoreTest, AComparisonCountsOnceAndTheTableAndLabelsReadBack) {
   EXPECT_EQ(fast.category.trials, 40);
   EXPECT_EQ(fast.category.successes, 30);
   EXPECT_EQ(fast.needs_human.successes, 36);
-  EXPECT_EQ(fast.both.successes, 28);  // i % 4 != 0 and i % 10 != 0: 40 - (10 + 4 - 2)
+  EXPECT_EQ(fast.both.successes, 28);                 // i % 4 != 0 and i % 10 != 0: 40 - (10 + 4 - 2)
   EXPECT_NEAR(fast.category.lower(), 0.5981, 0.001);  // Wilson 95% for 30 of 40
   EXPECT_NEAR(fast.category.upper(), 0.8581, 0.001);
   EXPECT_EQ((*table)["balanced"]["Hardware"].both.successes, 1);

@@ -1,12 +1,11 @@
 // triage --embedded on a backlog larger than the embedded broker keeps (librdkafka's mock cluster
 // holds only the newest 5 MiB of each partition): the submitter keeps the unanswered tickets
 // within the bound, so every ticket gets its outcome and none is lost to retention.
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <mutex>
 #include <string>
 
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "fixtures/environment.hpp"
@@ -24,9 +23,10 @@ TEST(BacklogRetention, ABacklogLargerThanTheBrokerKeepsIsAnsweredWhole) {
   const std::string body(16 * 1024, 'x');
   std::string lines;
   for (int i = 0; i < kTickets; ++i) {
-    nlohmann::json t = {{"id", "R-" + std::to_string(i)},
-                        {"subject", "VPN drops every hour"},
-                        {"body", "My VPN disconnects every hour on the dot, ticket " + std::to_string(i) + ". " + body}};
+    nlohmann::json t = {
+        {"id", "R-" + std::to_string(i)},
+        {"subject", "VPN drops every hour"},
+        {"body", "My VPN disconnects every hour on the dot, ticket " + std::to_string(i) + ". " + body}};
     lines += t.dump() + "\n";
   }
   const std::string file = dir + "/backlog.jsonl";

@@ -1,13 +1,15 @@
-#include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include "ticketflow/redis/budget_ledger.hpp"
 
 #include <atomic>
 #include <random>
 #include <thread>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
 #include "fixtures/services.hpp"
-#include "ticketflow/redis/budget_ledger.hpp"
 
 namespace ticketflow {
 namespace {
@@ -293,9 +295,12 @@ TEST_F(BudgetLedgerTest, ARestartMidRunOnlyEverGivesRetriableErrors) {
         auto s = ledger.settle(id, 1, 5);
         // A restart between reserve and settle loses the reservation (memory-only server): the
         // settle then says not-found, which the tier treats as "reserve again".
-        if (s) ++ok;
-        else if (s.error().retriable) ++retriable;
-        else if (s.error().code != ErrorCode::kNotFound) ++fatal;
+        if (s)
+          ++ok;
+        else if (s.error().retriable)
+          ++retriable;
+        else if (s.error().code != ErrorCode::kNotFound)
+          ++fatal;
       }
     });
   }
@@ -337,16 +342,18 @@ WorkerTotals runLedgerWorker(BudgetLedger& ledger, int process, int thread, int 
     const MicroUsd estimate = cost(rng);
     const int what = pick(rng);
     const MicroUsd actual = what == 0 ? estimate + cost(rng) : estimate * pick(rng) / 9;  // sometimes above
-    auto r = ledger.reserve({id, 1, "tenant-" + std::to_string(thread % 3), thread % 2 ? "fast" : "frontier", estimate});
+    auto r =
+        ledger.reserve({id, 1, "tenant-" + std::to_string(thread % 3), thread % 2 ? "fast" : "frontier", estimate});
     ++t.ops;
     if (!r) {
       ++t.errors;
       continue;
     }
     if (r->replayed) ++t.replays;
-    if (r->replayed && !replay) ++t.errors;                                   // a first run replays nothing
-    if (replay && r->state == redis::ReservationState::kSettled && !r->replayed) ++t.errors;           // a settled id always replays
-    if (r->state == redis::ReservationState::kSettled || !r->reserved) continue;                      // replayed answer, or no room
+    if (r->replayed && !replay) ++t.errors;  // a first run replays nothing
+    if (replay && r->state == redis::ReservationState::kSettled && !r->replayed)
+      ++t.errors;                                                                 // a settled id always replays
+    if (r->state == redis::ReservationState::kSettled || !r->reserved) continue;  // replayed answer, or no room
     if (what >= 8) {
       if (!ledger.release(id, 1)) ++t.errors;
     } else {
@@ -383,7 +390,8 @@ WorkerTotals runProcesses(int port, const std::string& prefix, const BudgetsConf
       std::vector<WorkerTotals> totals(static_cast<std::size_t>(threads));
       std::vector<std::thread> pool;
       for (int t = 0; t < threads; ++t)
-        pool.emplace_back([&, t] { totals[static_cast<std::size_t>(t)] = runLedgerWorker(ledger, p, t, tickets, replay); });
+        pool.emplace_back(
+            [&, t] { totals[static_cast<std::size_t>(t)] = runLedgerWorker(ledger, p, t, tickets, replay); });
       for (auto& th : pool) th.join();
       WorkerTotals sum;
       for (const auto& w : totals) {
@@ -420,7 +428,8 @@ TEST_F(BudgetLedgerTest, ConcurrentProcessesNeverOverspendAndReplayChangesNothin
   constexpr MicroUsd kCap = 50'000'000;
   const auto config = budgets(kCap);
   constexpr int kProcesses = 8, kThreads = 16, kTickets = 80;  // ~20,000 operations
-  const auto first = runProcesses(server().port(), key_prefix_, config, clock_.now(), kProcesses, kThreads, kTickets, false);
+  const auto first =
+      runProcesses(server().port(), key_prefix_, config, clock_.now(), kProcesses, kThreads, kTickets, false);
   EXPECT_EQ(first.errors, 0);
   EXPECT_EQ(first.replays, 0);
   EXPECT_GE(first.ops, 19'000);
@@ -440,7 +449,8 @@ TEST_F(BudgetLedgerTest, ConcurrentProcessesNeverOverspendAndReplayChangesNothin
   auto audit_len = connect()->command({"XLEN", ledger.auditStreamKey()});
   ASSERT_TRUE(audit_len.ok());
 
-  const auto replay = runProcesses(server().port(), key_prefix_, config, clock_.now(), kProcesses, kThreads, kTickets, true);
+  const auto replay =
+      runProcesses(server().port(), key_prefix_, config, clock_.now(), kProcesses, kThreads, kTickets, true);
   EXPECT_EQ(replay.errors, 0);
   EXPECT_GE(replay.replays, first.settles);  // every settled id replayed, charging nothing
   auto after = ledger.show();

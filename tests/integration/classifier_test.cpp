@@ -1,8 +1,8 @@
-#include <gtest/gtest.h>
-
 #include <filesystem>
 #include <regex>
 #include <sstream>
+
+#include <gtest/gtest.h>
 
 #include "fixtures/environment.hpp"
 #include "ticketflow/classify/category_model.hpp"
@@ -26,8 +26,10 @@ double figure(const std::string& output, const std::string& name) {
 // macro-F1 >= 0.87, measured through `ticketflow eval` as the README reports it.
 TEST(ShippedCategoryModel, MeetsTheAccuracyTargetsOnTheDevSplit) {
   const std::string data = testing::itTicketsDir();
-  if (data.empty()) GTEST_SKIP() << "../shared/data/it-tickets/dev.jsonl is absent; the dev-split targets cannot be checked";
-  const auto out = runCommand(binaryPath() + " eval --data " + data + "/dev.jsonl --model " + sourceDir() + kShippedModel);
+  if (data.empty())
+    GTEST_SKIP() << "../shared/data/it-tickets/dev.jsonl is absent; the dev-split targets cannot be checked";
+  const auto out =
+      runCommand(binaryPath() + " eval --data " + data + "/dev.jsonl --model " + sourceDir() + kShippedModel);
   ASSERT_EQ(out.exit_code, 0) << out.output;
   EXPECT_NE(out.output.find("4785 texts"), std::string::npos) << out.output;
   EXPECT_GE(figure(out.output, "accuracy"), 0.875) << out.output;
@@ -59,8 +61,8 @@ TEST(ClassifierCli, TrainClassifyExplainAndCorruptModel) {
   const std::string dir = testing::makeTempDir("cli-train");
   testing::writeFile(dir + "/t.csv", toyCsv());
   const std::string model = dir + "/m.tfmodel";
-  auto train = runCommand(binaryPath() + " train --data " + dir + "/t.csv --text-col body --label-col team --out " + model +
-                          " --dim-bits 12");
+  auto train = runCommand(binaryPath() + " train --data " + dir + "/t.csv --text-col body --label-col team --out " +
+                          model + " --dim-bits 12");
   ASSERT_EQ(train.exit_code, 0) << train.output;
   EXPECT_NE(train.output.find("epoch 1: validation accuracy"), std::string::npos) << train.output;
   EXPECT_NE(train.output.find("training took"), std::string::npos);
@@ -79,8 +81,8 @@ TEST(ClassifierCli, TrainClassifyExplainAndCorruptModel) {
   std::string bytes = testing::readFile(model);
   bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 1);
   testing::writeFile(dir + "/bad.tfmodel", bytes);
-  auto bad = runCommand(binaryPath() + " eval --data " + dir + "/t.csv --text-col body --label-col team --model " + dir +
-                        "/bad.tfmodel");
+  auto bad = runCommand(binaryPath() + " eval --data " + dir + "/t.csv --text-col body --label-col team --model " +
+                        dir + "/bad.tfmodel");
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.output.find("checksum mismatch"), std::string::npos) << bad.output;
   std::filesystem::remove_all(dir);
@@ -90,8 +92,9 @@ TEST(ClassifierCli, CalibrateSharesRewritesOnlyTheThresholds) {
   const std::string dir = testing::makeTempDir("cli-calibrate");
   const std::string original = testing::readFile(sourceDir() + "/config/ticketflow.yaml");
   testing::writeFile(dir + "/ticketflow.yaml", original);
-  auto out = runCommand(binaryPath() + " eval --calibrate-shares 0.65,0.25,0.10 --config " + dir +
-                        "/ticketflow.yaml --data " + sourceDir() + "/tests/data/difficulty/tickets.jsonl --label-col difficulty");
+  auto out =
+      runCommand(binaryPath() + " eval --calibrate-shares 0.65,0.25,0.10 --config " + dir + "/ticketflow.yaml --data " +
+                 sourceDir() + "/tests/data/difficulty/tickets.jsonl --label-col difficulty");
   ASSERT_EQ(out.exit_code, 0) << out.output;
   EXPECT_NE(out.output.find("scored 320 texts"), std::string::npos) << out.output;
   const double easy = figure(out.output, "shares: easy");
@@ -117,8 +120,8 @@ TEST(ClassifierCli, BenchPrintsThroughputAndP99) {
   const std::string data = testing::itTicketsDir();
   const std::string file = data.empty() ? sourceDir() + "/tests/data/difficulty/tickets.jsonl" : data + "/dev.jsonl";
   const std::string label = data.empty() ? " --label-col difficulty" : "";
-  auto out = runCommand(binaryPath() + " bench classifier --rounds 1 --model " + sourceDir() + kShippedModel + " --data " +
-                        file + label);
+  auto out = runCommand(binaryPath() + " bench classifier --rounds 1 --model " + sourceDir() + kShippedModel +
+                        " --data " + file + label);
   ASSERT_EQ(out.exit_code, 0) << out.output;
   EXPECT_GT(figure(out.output, "throughput"), 0) << out.output;
   EXPECT_NE(out.output.find("p99 "), std::string::npos);

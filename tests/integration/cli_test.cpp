@@ -1,8 +1,8 @@
-#include <gtest/gtest.h>
-
 #include <chrono>
 #include <filesystem>
 #include <regex>
+
+#include <gtest/gtest.h>
 
 #include "fixtures/environment.hpp"
 
@@ -14,10 +14,10 @@ using testing::runCommand;
 using testing::sourceDir;
 
 const std::vector<std::string> kCommands = {
-    "run all", "run intake", "run tier", "run results", "broker", "sim", "submit", "triage", "classify",
-    "train", "eval", "budget show", "budget set", "budget reset", "cache stats", "cache purge", "cache eval",
-    "config check", "demo", "bench stage", "bench classifier", "bench tier", "bench cache", "bench ledger",
-    "bench pipeline"};
+    "run all",     "run intake",  "run tier",     "run results",   "broker",      "sim",         "submit",
+    "triage",      "classify",    "train",        "eval",          "budget show", "budget set",  "budget reset",
+    "cache stats", "cache purge", "cache eval",   "config check",  "demo",        "bench stage", "bench classifier",
+    "bench tier",  "bench cache", "bench ledger", "bench pipeline"};
 
 TEST(Cli, EveryCommandHasHelp) {
   for (const auto& c : kCommands) {
@@ -82,7 +82,8 @@ TEST(Cli, ConfigCheckRejectsEachBrokenFileNamingTheField) {
       EXPECT_NE(out.output.find(entry.path().string() + ":" + line[1].str() + ": "), std::string::npos) << out.output;
     }
     // Every error names the line (file:line: ...).
-    EXPECT_TRUE(std::regex_search(out.output, std::regex(std::regex_replace(entry.path().string(), std::regex("[.]"), "[.]") + ":[0-9]+: ")))
+    EXPECT_TRUE(std::regex_search(
+        out.output, std::regex(std::regex_replace(entry.path().string(), std::regex("[.]"), "[.]") + ":[0-9]+: ")))
         << out.output;
     // A file that is not a config never crashes the checker (a signal) or leaves it running.
     EXPECT_LT(out.exit_code, 128) << out.output;
@@ -97,7 +98,8 @@ TEST(Cli, ConfigCheckRefusesHugeScalarsAndAliasesWithoutCrashing) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"version: 1\na: " + std::string(1'000'000, '9') + "\n", ":2: field 'a': integer out of range"},
       // The first error is the missing section; the megabyte string is still validated, never crashing.
-      {"version: 1\nkafka: {bootstrap_servers: " + std::string(1'000'000, 'h') + ":9}\n", "missing required field 'redis'"},
+      {"version: 1\nkafka: {bootstrap_servers: " + std::string(1'000'000, 'h') + ":9}\n",
+       "missing required field 'redis'"},
       {"version: 1\na: ${A:-" + std::string(1'000'000, 'x') + "}\n", "missing required field 'kafka'"},
       {"version: 1\na: &a " + std::string(3'000'000, 'x') + "\nb: [*a, *a, *a, *a, *a, *a]\n",
        ":3: the document expands to more than 16777216 bytes of text"},
@@ -121,8 +123,9 @@ TEST(Cli, TheEmbeddedBrokersHelpStatesItsSizeLimit) {
 // An unreachable broker: port 1 on loopback refuses connections.
 std::string submitToNowhere(const std::string& extra) {
   const std::string tickets = ::testing::TempDir() + "/nowhere.jsonl";
-  testing::writeFile(tickets, R"({"schema_version":1,"id":"T-1","tenant":"acme","body":"VPN","created_at":"2026-11-22T10:00:00Z"})"
-                              "\n");
+  testing::writeFile(
+      tickets, R"({"schema_version":1,"id":"T-1","tenant":"acme","body":"VPN","created_at":"2026-11-22T10:00:00Z"})"
+               "\n");
   return "env TICKETFLOW_KAFKA_BOOTSTRAP=127.0.0.1:1 " + binaryPath() + " submit --config " + sourceDir() +
          "/config/ticketflow.yaml " + tickets + " " + extra;
 }
@@ -132,19 +135,22 @@ TEST(Cli, SubmitGivesUpOnAnUnreachableBrokerAfterItsTimeout) {
   auto out = runCommand(submitToNowhere("--timeout 2") + " 2>&1", 60);
   const auto took = std::chrono::steady_clock::now() - started;
   EXPECT_EQ(out.exit_code, 1) << out.output;
-  EXPECT_NE(out.output.find("cannot deliver to tickets.inbound on 127.0.0.1:1 within 2 s"), std::string::npos) << out.output;
+  EXPECT_NE(out.output.find("cannot deliver to tickets.inbound on 127.0.0.1:1 within 2 s"), std::string::npos)
+      << out.output;
   EXPECT_NE(out.output.find("--timeout"), std::string::npos);
   EXPECT_LT(took, std::chrono::seconds(30)) << "librdkafka's default would retry for 5 minutes";
 }
 
 TEST(Cli, TriageGivesUpOnAnUnreachableBrokerAfterItsIdleTimeout) {
   const std::string tickets = ::testing::TempDir() + "/nowhere-triage.jsonl";
-  testing::writeFile(tickets, R"({"schema_version":1,"id":"T-1","tenant":"acme","body":"VPN","created_at":"2026-11-22T10:00:00Z"})"
-                              "\n");
+  testing::writeFile(
+      tickets, R"({"schema_version":1,"id":"T-1","tenant":"acme","body":"VPN","created_at":"2026-11-22T10:00:00Z"})"
+               "\n");
   const auto started = std::chrono::steady_clock::now();
-  auto out = runCommand("env TICKETFLOW_KAFKA_BOOTSTRAP=127.0.0.1:1 " + binaryPath() + " triage --config " + sourceDir() +
-                            "/config/ticketflow.yaml --idle-timeout 2 --state " + tickets + ".state " + tickets + " 2>&1",
-                        60);
+  auto out =
+      runCommand("env TICKETFLOW_KAFKA_BOOTSTRAP=127.0.0.1:1 " + binaryPath() + " triage --config " + sourceDir() +
+                     "/config/ticketflow.yaml --idle-timeout 2 --state " + tickets + ".state " + tickets + " 2>&1",
+                 60);
   EXPECT_EQ(out.exit_code, 1) << out.output;
   EXPECT_NE(out.output.find("on 127.0.0.1:1 was not assigned within 2 s: is the broker reachable?"), std::string::npos)
       << out.output;

@@ -1,14 +1,14 @@
 // End to end with the real binary: `ticketflow run all` in its own process on the local stack,
 // tickets produced by kcat, updates read back from Kafka and checked by our validator and by ajv,
 // metrics scraped over HTTP, and the process's logs searched for secrets and ticket text.
-#include <gtest/gtest.h>
-
+#include <cstring>
 #include <filesystem>
 #include <regex>
 #include <set>
 #include <sstream>
-#include <cstring>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "fixtures/ajv.hpp"
 #include "fixtures/environment.hpp"
@@ -43,9 +43,9 @@ TEST(EndToEnd, KcatTicketsBecomeSchemaValidUpdatesAndLogsHoldNoSecretsOrTicketTe
 
   const int port = freeLoopbackPort();
   const std::string log = dir + "/run-all.log";
-  ChildProcess run({testing::binaryPath(), "run", "all", "--config", dir + "/ticketflow.yaml", "--http-port",
-                    std::to_string(port)},
-                   log);
+  ChildProcess run(
+      {testing::binaryPath(), "run", "all", "--config", dir + "/ticketflow.yaml", "--http-port", std::to_string(port)},
+      log);
 
   // 40 sample tickets and one that is not JSON, keyed by id, through kcat.
   std::vector<Ticket> tickets;
@@ -110,7 +110,9 @@ TEST(EndToEnd, KcatTicketsBecomeSchemaValidUpdatesAndLogsHoldNoSecretsOrTicketTe
   ASSERT_TRUE(parsed.error.empty()) << parsed.error;
   for (auto deadline = std::chrono::steady_clock::now() + 5s; std::chrono::steady_clock::now() < deadline;) {
     metrics = http.send(scrape);  // stage counters are exported every 500 ms
-    if (testing::parsePrometheusText(metrics->body).value("ticketflow_updates_written_total", {{"sink", "updates"}}) >= 40) break;
+    if (testing::parsePrometheusText(metrics->body).value("ticketflow_updates_written_total", {{"sink", "updates"}}) >=
+        40)
+      break;
     std::this_thread::sleep_for(200ms);
   }
   const auto final_metrics = testing::parsePrometheusText(metrics->body);

@@ -1,10 +1,10 @@
 // Helpdesk feedback on the local stack: the tier role remembers each final answer, the feedback
 // role turns corrections, resolutions and reopenings into training labels (once each), and bad or
 // unknown feedback is dead-lettered or counted, never lost silently.
-#include <gtest/gtest.h>
-
 #include <sstream>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "fixtures/kafka_io.hpp"
 #include "fixtures/pipeline_run.hpp"
@@ -39,7 +39,8 @@ RoutedTicket routedTo(const std::string& id, const std::string& text) {
 }
 
 std::string feedbackJson(const std::string& ticket, const std::string& fields) {
-  return R"({"tenant": "acme", "ticket_id": ")" + ticket + R"(", "revision": 1)" + (fields.empty() ? "" : ", " + fields) + "}";
+  return R"({"tenant": "acme", "ticket_id": ")" + ticket + R"(", "revision": 1)" +
+         (fields.empty() ? "" : ", " + fields) + "}";
 }
 
 TEST(Feedback, CorrectionsResolutionsAndReopeningsBecomeLabelsOnce) {
@@ -56,13 +57,16 @@ TEST(Feedback, CorrectionsResolutionsAndReopeningsBecomeLabelsOnce) {
   run.start();
   const std::vector<std::string> ids = {"FB-1", "FB-2", "FB-3"};
   for (const auto& id : ids)
-    testing::produceAll(config.kafka.bootstrap_servers, config.kafka.tierTopic("fast"),
-                        {{id, toJson(routedTo(id, "I cannot log in to the VPN since my password expired (" + id + ")"))}});
-  ASSERT_EQ(readTopic(config, config.kafka.topics.results, ids.size(), 60s).size(), ids.size()) << log.str().substr(0, 3000);
+    testing::produceAll(
+        config.kafka.bootstrap_servers, config.kafka.tierTopic("fast"),
+        {{id, toJson(routedTo(id, "I cannot log in to the VPN since my password expired (" + id + ")"))}});
+  ASSERT_EQ(readTopic(config, config.kafka.topics.results, ids.size(), 60s).size(), ids.size())
+      << log.str().substr(0, 3000);
 
   auto options = redis::RedisPoolOptions::fromConfig(config.redis);
   ASSERT_TRUE(options.ok());
-  redis::FeedbackStore store(std::make_shared<redis::RedisPool>(*options), config.redis.key_prefix, std::chrono::hours(1));
+  redis::FeedbackStore store(std::make_shared<redis::RedisPool>(*options), config.redis.key_prefix,
+                             std::chrono::hours(1));
   std::optional<redis::AnswerRecord> first;
   for (int i = 0; i < 100 && !first; ++i) {  // remembered off the call thread
     for (const auto& id : ids) {
@@ -104,7 +108,8 @@ TEST(Feedback, CorrectionsResolutionsAndReopeningsBecomeLabelsOnce) {
     EXPECT_EQ(l.tier, "fast");
     agreed += l.agreed;
   }
-  EXPECT_EQ(agreed, 1) << "the correction to another category and the reopening are wrong answers, the resolution a right one";
+  EXPECT_EQ(agreed, 1)
+      << "the correction to another category and the reopening are wrong answers, the resolution a right one";
   auto texts = store.categoryExamples();
   ASSERT_TRUE(texts.ok());
   ASSERT_EQ(texts->size(), 1u);

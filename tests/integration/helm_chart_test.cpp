@@ -1,9 +1,9 @@
 // The Helm chart, rendered by a real helm v4 binary (installed by scripts/bootstrap --test-tools)
 // with the default values and four other value sets; assertions on the rendered objects.
-#include <gtest/gtest.h>
-
 #include <filesystem>
 #include <map>
+
+#include <gtest/gtest.h>
 
 #include "fixtures/environment.hpp"
 #include "ticketflow/config/config.hpp"
@@ -15,8 +15,12 @@ using nlohmann::json;
 using testing::runCommand;
 using testing::sourceDir;
 
-std::string helm() { return sourceDir() + "/.tools/bin/helm"; }
-std::string chart() { return sourceDir() + "/helm/ticketflow"; }
+std::string helm() {
+  return sourceDir() + "/.tools/bin/helm";
+}
+std::string chart() {
+  return sourceDir() + "/helm/ticketflow";
+}
 
 std::vector<json> render(const std::string& values_file, const std::string& extra = "") {
   const std::string values = values_file.empty() ? "" : " -f " + sourceDir() + "/tests/data/helm/" + values_file;
@@ -41,12 +45,14 @@ std::map<std::string, json> byName(const std::vector<json>& docs) {
 class HelmChart : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!std::filesystem::exists(helm())) FAIL() << "helm is not installed: run scripts/bootstrap --test-tools (./dev test does)";
+    if (!std::filesystem::exists(helm()))
+      FAIL() << "helm is not installed: run scripts/bootstrap --test-tools (./dev test does)";
   }
 };
 
 TEST_F(HelmChart, LintsStrictlyWithEveryValueSet) {
-  for (const std::string values : {"", "keda.yaml", "custom-tiers.yaml", "external-secrets.yaml", "redis-tls-sentinel.yaml"}) {
+  for (const std::string values :
+       {"", "keda.yaml", "custom-tiers.yaml", "external-secrets.yaml", "redis-tls-sentinel.yaml"}) {
     const std::string flag = values.empty() ? "" : " -f " + sourceDir() + "/tests/data/helm/" + values;
     const auto out = runCommand(helm() + " lint --strict " + chart() + flag, 60);
     EXPECT_EQ(out.exit_code, 0) << values << ": " << out.output;
@@ -64,7 +70,8 @@ TEST_F(HelmChart, DefaultValuesGiveOneHardenedDeploymentPerRole) {
   const auto& fast = deployments.at("tf-ticketflow-tier-fast");
   const json& pod = fast["spec"]["template"]["spec"];
   const json& c = pod["containers"][0];
-  EXPECT_EQ(c["args"], json::parse(R"(["run","tier","--tier","fast","--config","/etc/ticketflow/config/ticketflow.yaml"])"));
+  EXPECT_EQ(c["args"],
+            json::parse(R"(["run","tier","--tier","fast","--config","/etc/ticketflow/config/ticketflow.yaml"])"));
   EXPECT_EQ(c["securityContext"]["readOnlyRootFilesystem"], true);
   EXPECT_EQ(c["securityContext"]["allowPrivilegeEscalation"], false);
   EXPECT_EQ(pod["securityContext"]["runAsNonRoot"], true);
@@ -80,14 +87,15 @@ TEST_F(HelmChart, DefaultValuesGiveOneHardenedDeploymentPerRole) {
 }
 
 TEST_F(HelmChart, RenderedConfigurationPassesConfigCheck) {
-  for (const std::string values : {"", "keda.yaml", "custom-tiers.yaml", "external-secrets.yaml", "redis-tls-sentinel.yaml"}) {
+  for (const std::string values :
+       {"", "keda.yaml", "custom-tiers.yaml", "external-secrets.yaml", "redis-tls-sentinel.yaml"}) {
     const auto maps = byName(ofKind(render(values), "ConfigMap"));
     ASSERT_TRUE(maps.count("tf-ticketflow-config")) << values;
     const std::string dir = testing::makeTempDir("helmcfg");
     testing::writeFile(dir + "/ticketflow.yaml", maps.at("tf-ticketflow-config")["data"]["ticketflow.yaml"]);
-    const auto out = runCommand("TICKETFLOW_KAFKA_SASL_PASSWORD=x TICKETFLOW_REDIS_PASSWORD=y TICKETFLOW_REDIS_SENTINEL_PASSWORD=z " +
-                                testing::binaryPath() +
-                                " config check " + dir + "/ticketflow.yaml");
+    const auto out = runCommand(
+        "TICKETFLOW_KAFKA_SASL_PASSWORD=x TICKETFLOW_REDIS_PASSWORD=y TICKETFLOW_REDIS_SENTINEL_PASSWORD=z " +
+        testing::binaryPath() + " config check " + dir + "/ticketflow.yaml");
     EXPECT_EQ(out.exit_code, 0) << values << ": " << out.output;
     const std::string yaml = maps.at("tf-ticketflow-config")["data"]["ticketflow.yaml"];
     EXPECT_NE(yaml.find(values == "keda.yaml" ? "exactly_once: true" : "exactly_once: false"), std::string::npos)
@@ -102,7 +110,8 @@ TEST_F(HelmChart, KedaScalesEachRoleOnItsOwnTopicAndGroup) {
   EXPECT_EQ(scaled.size(), 7u) << "feedback.enabled adds the feedback role";
   EXPECT_EQ(scaled.at("tf-ticketflow-shadow")["spec"]["triggers"][0]["metadata"]["topic"], "tickets.shadow");
   EXPECT_EQ(scaled.at("tf-ticketflow-feedback")["spec"]["triggers"][0]["metadata"]["topic"], "tickets.feedback");
-  EXPECT_EQ(byName(ofKind(docs, "Deployment")).at("tf-ticketflow-feedback")["spec"]["template"]["spec"]["containers"][0]["args"],
+  EXPECT_EQ(byName(ofKind(docs, "Deployment"))
+                .at("tf-ticketflow-feedback")["spec"]["template"]["spec"]["containers"][0]["args"],
             json::parse(R"(["run","feedback","--config","/etc/ticketflow/config/ticketflow.yaml"])"));
   EXPECT_TRUE(ofKind(docs, "HorizontalPodAutoscaler").empty());
   for (const std::string tier : {"fast", "balanced", "frontier"}) {
@@ -120,7 +129,8 @@ TEST_F(HelmChart, KedaScalesEachRoleOnItsOwnTopicAndGroup) {
   EXPECT_EQ(ofKind(docs, "TriggerAuthentication").size(), 1u);
   EXPECT_EQ(ofKind(docs, "ServiceMonitor").size(), 1u);
   EXPECT_EQ(ofKind(docs, "NetworkPolicy").size(), 1u);
-  const auto config = byName(ofKind(docs, "ConfigMap")).at("tf-ticketflow-config")["data"]["ticketflow.yaml"].get<std::string>();
+  const auto config =
+      byName(ofKind(docs, "ConfigMap")).at("tf-ticketflow-config")["data"]["ticketflow.yaml"].get<std::string>();
   EXPECT_NE(config.find("SASL_SSL"), std::string::npos);
   EXPECT_NE(config.find("${TICKETFLOW_KAFKA_SASL_PASSWORD}"), std::string::npos);
 }
@@ -168,19 +178,21 @@ TEST_F(HelmChart, CredentialsComeOnlyFromExistingSecrets) {
       EXPECT_TRUE(sink_secret.empty()) << d["metadata"]["name"];
     }
   }
-  const auto config = byName(ofKind(docs, "ConfigMap")).at("tf-ticketflow-config")["data"]["ticketflow.yaml"].get<std::string>();
+  const auto config =
+      byName(ofKind(docs, "ConfigMap")).at("tf-ticketflow-config")["data"]["ticketflow.yaml"].get<std::string>();
   EXPECT_NE(config.find("secret_env: TICKETFLOW_SINK_JIRA"), std::string::npos) << config;
   EXPECT_NE(config.find("kind: \"webhook\""), std::string::npos) << config;
 }
 
 TEST_F(HelmChart, RedisOverTlsBehindSentinelMountsWhatTheConfigurationNames) {
   const auto docs = render("redis-tls-sentinel.yaml");
-  const auto config = byName(ofKind(docs, "ConfigMap")).at("tf-ticketflow-config")["data"]["ticketflow.yaml"].get<std::string>();
+  const auto config =
+      byName(ofKind(docs, "ConfigMap")).at("tf-ticketflow-config")["data"]["ticketflow.yaml"].get<std::string>();
   for (const std::string expected :
-       {"url: \"rediss+sentinel://redis-sentinel-0.redis:26379,", "sentinel_password: ${TICKETFLOW_REDIS_SENTINEL_PASSWORD}",
-        "min_replica_acks: 1", "ca_file: \"/etc/ticketflow/redis-ca/ca.crt\"",
-        "cert_file: /etc/ticketflow/redis-client/tls.crt", "key_file: /etc/ticketflow/redis-client/tls.key",
-        "server_name: \"redis.ticketflow.svc\""})
+       {"url: \"rediss+sentinel://redis-sentinel-0.redis:26379,",
+        "sentinel_password: ${TICKETFLOW_REDIS_SENTINEL_PASSWORD}", "min_replica_acks: 1",
+        "ca_file: \"/etc/ticketflow/redis-ca/ca.crt\"", "cert_file: /etc/ticketflow/redis-client/tls.crt",
+        "key_file: /etc/ticketflow/redis-client/tls.key", "server_name: \"redis.ticketflow.svc\""})
     EXPECT_NE(config.find(expected), std::string::npos) << expected << " missing from:\n" << config;
   for (const auto& d : ofKind(docs, "Deployment")) {
     const auto& pod = d["spec"]["template"]["spec"];

@@ -1,9 +1,9 @@
 // Hostile messages on a running pipeline (issue 18): each is dead-lettered with a reason that
 // names the place, never the content; valid tickets around them are answered once; nothing loops.
-#include <gtest/gtest.h>
-
 #include <map>
 #include <sstream>
+
+#include <gtest/gtest.h>
 
 #include "fixtures/kafka_io.hpp"
 #include "fixtures/pipeline_run.hpp"
@@ -40,11 +40,12 @@ TEST(HostileInput, EachIsDeadLetteredWithItsReasonAndValidTicketsAreAnsweredOnce
       {"REV-2", ticketJson("REV-2", R"(,"revision":1e300)")},
       {"LEAK-1", ticketJson("LEAK-1", R"(,"priority":")" + secret + R"(")")},
       {"LEAK-2", ticketJson("LEAK-2", R"(,"metadata":{")" + secret + R"(":{"x":1}})")},
-      {"BIG-1", ticketJson("BIG-1", "", max_body + "a")},             // one character over the schema
-      {"HUGE-1", std::string(2'500'000, '{')},                        // over kafka.max_message_bytes
-      {"MAX-1", ticketJson("MAX-1", "", max_body)},                   // at the limit: answered
+      {"BIG-1", ticketJson("BIG-1", "", max_body + "a")},  // one character over the schema
+      {"HUGE-1", std::string(2'500'000, '{')},             // over kafka.max_message_bytes
+      {"MAX-1", ticketJson("MAX-1", "", max_body)},        // at the limit: answered
   };
-  for (int i = 0; i < 10; ++i) records.push_back({"OK-" + std::to_string(i), ticketJson("OK-" + std::to_string(i), "")});
+  for (int i = 0; i < 10; ++i)
+    records.push_back({"OK-" + std::to_string(i), ticketJson("OK-" + std::to_string(i), "")});
   testing::produceAll(config.kafka.bootstrap_servers, config.kafka.topics.inbound, records);
 
   testing::TopicReader updates(config.kafka.bootstrap_servers, config.kafka.topics.updates, config.kafka.partitions);
@@ -60,8 +61,10 @@ TEST(HostileInput, EachIsDeadLetteredWithItsReasonAndValidTicketsAreAnsweredOnce
     if (u->ticket_id == "MAX-1") {
       EXPECT_GT(u->ticket_chars_cut, 1'000'000) << "the model saw a bounded part of the ticket";
       EXPECT_LT(u->cost_micro_usd, 100'000) << "a huge ticket costs cents, not dollars";
-      EXPECT_NE(results::updateNote(*u).find(std::to_string(u->ticket_chars_cut) + " characters in between were left out"),
-                std::string::npos) << "the comment on the agent's ticket says so too";
+      EXPECT_NE(
+          results::updateNote(*u).find(std::to_string(u->ticket_chars_cut) + " characters in between were left out"),
+          std::string::npos)
+          << "the comment on the agent's ticket says so too";
     }
   }
 

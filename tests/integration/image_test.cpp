@@ -1,11 +1,11 @@
 // The container image's runtime package list (README "Container image" and the Dockerfile's
 // runtime stage) matches what the binary links: each shared library the binary NEEDs comes from
 // a listed package or from the debian:12-slim base.
-#include <gtest/gtest.h>
-
 #include <regex>
 #include <set>
 #include <sstream>
+
+#include <gtest/gtest.h>
 
 #include "fixtures/environment.hpp"
 
@@ -27,7 +27,8 @@ TEST(ContainerImage, RuntimePackagesMatchWhatTheBinaryLinks) {
 #endif
   // Packages debian:12-slim already has (priority required, or needed by apt itself).
   const std::set<std::string> base = {"libc6", "libgcc-s1", "libstdc++6", "zlib1g"};
-  const auto needed = runCommand("readelf -d " + testing::binaryPath() + " | sed -n 's/.*Shared library: \\[\\(.*\\)\\]/\\1/p'");
+  const auto needed =
+      runCommand("readelf -d " + testing::binaryPath() + " | sed -n 's/.*Shared library: \\[\\(.*\\)\\]/\\1/p'");
   ASSERT_EQ(needed.exit_code, 0) << needed.output;
   const auto resolved = runCommand("ldd " + testing::binaryPath());
   std::set<std::string> linked;
@@ -53,7 +54,8 @@ TEST(ContainerImage, RuntimePackagesMatchWhatTheBinaryLinks) {
 
   const std::string dockerfile = testing::readFile(testing::sourceDir() + "/Dockerfile");
   const std::string runtime_stage = dockerfile.substr(dockerfile.find("FROM debian:12-slim"));
-  for (const auto& p : words(m[1])) EXPECT_NE(runtime_stage.find(" " + p), std::string::npos) << p << " missing from the Dockerfile";
+  for (const auto& p : words(m[1]))
+    EXPECT_NE(runtime_stage.find(" " + p), std::string::npos) << p << " missing from the Dockerfile";
   EXPECT_NE(runtime_stage.find("USER 10001"), std::string::npos);
 }
 

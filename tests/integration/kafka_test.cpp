@@ -1,8 +1,8 @@
-#include <gtest/gtest.h>
-
 #include <filesystem>
 #include <set>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "fixtures/environment.hpp"
 #include "fixtures/services.hpp"
@@ -44,7 +44,8 @@ TEST_F(KafkaClients, ProducedMessageIsConsumedWithKeyAndHeaders) {
 
 TEST_F(KafkaClients, CommittedOffsetIsWhereTheGroupResumes) {
   kafka::Producer producer(kafka_, "test");
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(producer.produceSync(kafka_.topics.results, "same-key", "m" + std::to_string(i)).ok());
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(producer.produceSync(kafka_.topics.results, "same-key", "m" + std::to_string(i)).ok());
   {
     kafka::Consumer consumer(kafka_, "test", kafka_.consumer_groups.results);
     ASSERT_TRUE(consumer.subscribe({kafka_.topics.results}).ok());
@@ -91,17 +92,20 @@ TEST_F(KafkaClients, RecordFinderFindsAHeaderBetweenAnOffsetAndTheEndOnly) {
   auto empty_end = finder.endOffset(kafka_.topics.updates, partition, std::chrono::seconds(5));
   ASSERT_TRUE(empty_end.ok()) << empty_end.error().message;
   EXPECT_EQ(*empty_end, 0);
-  auto nothing = finder.contains(kafka_.topics.updates, partition, 0, {"write-marker", "m:1"}, std::chrono::seconds(10));
+  auto nothing =
+      finder.contains(kafka_.topics.updates, partition, 0, {"write-marker", "m:1"}, std::chrono::seconds(10));
   ASSERT_TRUE(nothing.ok()) << nothing.error().message;
   EXPECT_FALSE(*nothing) << "an empty partition holds nothing";
 
   for (int i = 0; i < 5; ++i)
-    ASSERT_TRUE(producer.produceSync(kafka_.topics.updates, key, "v", {{"write-marker", "m:" + std::to_string(i)}}).ok());
+    ASSERT_TRUE(
+        producer.produceSync(kafka_.topics.updates, key, "v", {{"write-marker", "m:" + std::to_string(i)}}).ok());
   auto end = finder.endOffset(kafka_.topics.updates, partition, std::chrono::seconds(5));
   ASSERT_TRUE(end.ok());
   EXPECT_EQ(*end, 5);
   auto search = [&](std::int64_t from, const std::string& marker) {
-    auto found = finder.contains(kafka_.topics.updates, partition, from, {"write-marker", marker}, std::chrono::seconds(10));
+    auto found =
+        finder.contains(kafka_.topics.updates, partition, from, {"write-marker", marker}, std::chrono::seconds(10));
     EXPECT_TRUE(found.ok()) << (found.ok() ? "" : found.error().message);
     return found.ok() && *found;
   };
@@ -113,7 +117,8 @@ TEST_F(KafkaClients, RecordFinderFindsAHeaderBetweenAnOffsetAndTheEndOnly) {
   EXPECT_FALSE(search(5, "m:4")) << "nothing at or beyond the end";
   EXPECT_FALSE(search(0, "m:9"));
   // Another partition of the topic holds none of them.
-  auto other = finder.contains(kafka_.topics.updates, (partition + 1) % 4, 0, {"write-marker", "m:0"}, std::chrono::seconds(10));
+  auto other =
+      finder.contains(kafka_.topics.updates, (partition + 1) % 4, 0, {"write-marker", "m:0"}, std::chrono::seconds(10));
   ASSERT_TRUE(other.ok());
   EXPECT_FALSE(*other);
 }
@@ -124,7 +129,8 @@ TEST_F(KafkaClients, TicketProducedByKcatIsReadByOurConsumer) {
       R"({"schema_version":1,"id":"KCAT-1","tenant":"acme","subject":"Printer offline","body":"The printer on floor 3 is offline.","created_at":"2026-11-22T10:00:00Z"})";
   testing::writeFile(dir + "/ticket.json", ticket + "\n");
   const auto out = runCommand("kcat -P -b " + kafka_.bootstrap_servers + " -t " + kafka_.topics.inbound +
-                              " -k KCAT-1 -l " + dir + "/ticket.json", 30);
+                                  " -k KCAT-1 -l " + dir + "/ticket.json",
+                              30);
   ASSERT_EQ(out.exit_code, 0) << out.output;
 
   kafka::Consumer consumer(kafka_, "test", kafka_.consumer_groups.intake);
@@ -159,7 +165,8 @@ TEST(BrokerCommand, KcatProducesAndConsumesThroughIt) {
   ASSERT_EQ(produced.exit_code, 0) << produced.output;
   auto consumed = runCommand("kcat -C -b " + bootstrap + " -t tickets.inbound -o beginning -e -q -f \"%s\\n\"", 30);
   ASSERT_EQ(consumed.exit_code, 0) << consumed.output;
-  for (const char* m : {"first", "second", "third"}) EXPECT_NE(consumed.output.find(m), std::string::npos) << consumed.output;
+  for (const char* m : {"first", "second", "third"})
+    EXPECT_NE(consumed.output.find(m), std::string::npos) << consumed.output;
   auto listing = runCommand("kcat -L -b " + bootstrap + " -t tickets.tier.frontier", 30);
   EXPECT_NE(listing.output.find("3 partitions"), std::string::npos) << listing.output;
 

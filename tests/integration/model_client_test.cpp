@@ -1,12 +1,13 @@
 // ModelClient over real HTTP against the provider simulator: both protocols, exact usage and
 // cost, rate-limit hints, timeouts, keep-alive reuse.
+#include "ticketflow/provider/model_client.hpp"
+
 #include <gtest/gtest.h>
 
 #include "fixtures/simulator.hpp"
 #include "sim/simulator.hpp"
 #include "ticketflow/core/embedded.hpp"
 #include "ticketflow/provider/answer_normaliser.hpp"
-#include "ticketflow/provider/model_client.hpp"
 #include "ticketflow/provider/prompt.hpp"
 
 namespace ticketflow {
@@ -53,7 +54,8 @@ TEST(ModelClient, BothProtocolsRoundTripWithExactCost) {
     EXPECT_TRUE(reply->simulated);
     EXPECT_GT(reply->usage.input_tokens, 100);  // the system prompt counts
     EXPECT_GT(reply->usage.output_tokens, 10);
-    const std::int64_t expected = (reply->usage.input_tokens * 3'000'000 + reply->usage.output_tokens * 15'000'000 + 999'999) / 1'000'000;
+    const std::int64_t expected =
+        (reply->usage.input_tokens * 3'000'000 + reply->usage.output_tokens * 15'000'000 + 999'999) / 1'000'000;
     EXPECT_EQ(reply->cost_micro_usd, expected);
     auto answer = provider::normaliseAnswer(reply->content);
     ASSERT_TRUE(answer.ok()) << answer.error().message;
@@ -91,7 +93,8 @@ TEST(ModelClient, RateLimitCarriesRetryAfter) {
   options.default_profile.faults.retry_after_s = 1;
   sim::ProviderSimulator s(options);
   const auto x = setupFor(s, ProviderApi::kOpenAi);
-  auto client = provider::makeModelClient(x.provider, x.model, std::make_shared<http::HttpClient>(http::HttpClientOptions{}), "k");
+  auto client = provider::makeModelClient(x.provider, x.model,
+                                          std::make_shared<http::HttpClient>(http::HttpClientOptions{}), "k");
   auto reply = client->complete(request("printer"));
   ASSERT_FALSE(reply.ok());
   EXPECT_EQ(reply.error().code, ErrorCode::kRateLimited);

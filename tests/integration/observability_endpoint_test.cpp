@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include <atomic>
+
+#include <gtest/gtest.h>
 
 #include "fixtures/environment.hpp"
 #include "fixtures/prometheus_text.hpp"
@@ -15,12 +15,15 @@ TEST(ObservabilityEndpoint, ServesMetricsHealthAndReadiness) {
   MetricsRegistry metrics;
   metrics.counter("ticketflow_tickets_consumed_total", "Tickets consumed.", {"role"}).with({"intake"}).inc(42);
   std::atomic<bool> ready{false};
-  ObservabilityEndpoint endpoint(0, metrics, [&] {
-    Readiness r;
-    r.ready = ready.load();
-    if (!r.ready) r.reasons = {"no partitions assigned"};
-    return r;
-  }, "127.0.0.1");
+  ObservabilityEndpoint endpoint(
+      0, metrics,
+      [&] {
+        Readiness r;
+        r.ready = ready.load();
+        if (!r.ready) r.reasons = {"no partitions assigned"};
+        return r;
+      },
+      "127.0.0.1");
   const std::string base = "http://127.0.0.1:" + std::to_string(endpoint.port());
 
   auto scraped = runCommand("curl -s -f " + base + "/metrics");

@@ -1,11 +1,13 @@
 // The whole pipeline on the local stack (embedded broker, private redis-server, provider
 // simulator): intake, tier pools and result writers together, with faults, budget caps and sinks.
-#include <gtest/gtest.h>
+#include "pipeline/pipeline.hpp"
 
 #include <map>
 #include <set>
 #include <sstream>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "fixtures/environment.hpp"
 #include "fixtures/http_receiver.hpp"
@@ -13,7 +15,6 @@
 #include "fixtures/pipeline_run.hpp"
 #include "fixtures/ticket_systems.hpp"
 #include "pipeline/local_stack.hpp"
-#include "pipeline/pipeline.hpp"
 #include "results/results_role.hpp"
 #include "ticketflow/core/embedded.hpp"
 #include "ticketflow/redis/pool.hpp"
@@ -68,7 +69,8 @@ TEST(Pipeline, FiveThousandTicketsWithFaultsYieldOneUpdateEachAndTheLedgerHoldsT
   EXPECT_EQ(seen.size(), tickets.size());
   for (const auto& [id, n] : seen) EXPECT_EQ(n, 1) << id << " has " << n << " updates";
   const auto dlq = readTopic(config, config.kafka.topics.dlq, 0, 1s);
-  EXPECT_TRUE(dlq.empty()) << dlq.size() << " dead letters, first: " << (dlq.empty() ? "" : dlq[0].value.substr(0, 300));
+  EXPECT_TRUE(dlq.empty()) << dlq.size()
+                           << " dead letters, first: " << (dlq.empty() ? "" : dlq[0].value.substr(0, 300));
   const auto sim_stats = stack.simulatorStats();
   EXPECT_GT(sim_stats.rate_limited, 100) << "the faults did happen";
   EXPECT_GT(sim_stats.server_errors, 30);
@@ -99,9 +101,11 @@ TEST(Pipeline, IntakeDeadLettersBadTicketsAtOnceAndAnswersRepeatsFromTheCache) {
   original.id = "FIRST-1";
   original.subject = "3rd floor printer offline";
   original.body = "The printer on the 3rd floor shows offline and the print queue is stuck since this morning.";
-  testing::produceAll(config.kafka.bootstrap_servers, config.kafka.topics.inbound,
-                      {{original.id, toJson(original)}, {"BAD-1", "{not json"},
-                       {"BAD-2", R"({"schema_version":1,"id":"BAD-2","tenant":"acme","created_at":"2026-11-22T10:00:00Z"})"}});
+  testing::produceAll(
+      config.kafka.bootstrap_servers, config.kafka.topics.inbound,
+      {{original.id, toJson(original)},
+       {"BAD-1", "{not json"},
+       {"BAD-2", R"({"schema_version":1,"id":"BAD-2","tenant":"acme","created_at":"2026-11-22T10:00:00Z"})"}});
   auto first = readTopic(config, config.kafka.topics.updates, 1, 60s);
   ASSERT_EQ(first.size(), 1u);
   auto first_update = parseTicketUpdate(first[0].value);
@@ -113,8 +117,7 @@ TEST(Pipeline, IntakeDeadLettersBadTicketsAtOnceAndAnswersRepeatsFromTheCache) {
   Ticket other_tenant = original;
   other_tenant.id = "OTHER-1";
   other_tenant.tenant = "globex";
-  testing::produceAll(config.kafka.bootstrap_servers, config.kafka.topics.inbound,
-                      recordsOf({repeat, other_tenant}));
+  testing::produceAll(config.kafka.bootstrap_servers, config.kafka.topics.inbound, recordsOf({repeat, other_tenant}));
   const auto all = readTopic(config, config.kafka.topics.updates, 3, 60s);
   ASSERT_EQ(all.size(), 3u);
   for (const auto& m : all) {
@@ -179,8 +182,9 @@ TEST(Pipeline, NearDuplicatesOfATicketStillBeingAnsweredWaitForItsAnswer) {
                       recordsOf(std::vector<Ticket>(copies.begin() + 1, copies.end())));
   auto updates = readTopic(config, config.kafka.topics.updates, copies.size() + 1, 60s);
   ASSERT_EQ(updates.size(), copies.size() + 1);
-  updates.erase(std::remove_if(updates.begin(), updates.end(), [](const auto& m) { return m.key.value_or("") == "WARM-UP"; }),
-                updates.end());
+  updates.erase(
+      std::remove_if(updates.begin(), updates.end(), [](const auto& m) { return m.key.value_or("") == "WARM-UP"; }),
+      updates.end());
   ASSERT_EQ(updates.size(), copies.size());
   int answered_by_a_model = 0, coalesced = 0, served_from_cache = 0;
   MicroUsd cost = 0;
@@ -260,7 +264,8 @@ TEST_P(BudgetPolicyTest, AFrontierCapWithoutRoomAppliesThePolicy) {
   pipeline::LocalStack stack(config, local);
   std::ostringstream log;
   // Intake runs too: its parking stage sends deferred tickets back.
-  pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kTier, "frontier"}, {pipeline::Role::kIntake, ""}}, &log));
+  pipeline::Pipeline run(config,
+                         optionsFor({{pipeline::Role::kTier, "frontier"}, {pipeline::Role::kIntake, ""}}, &log));
   run.start();
   const RoutedTicket routed = routedTo("frontier", routedSample("CAPPED-1"));
   testing::produceAll(config.kafka.bootstrap_servers, config.kafka.tierTopic("frontier"),
@@ -299,7 +304,8 @@ TEST_P(BudgetPolicyTest, AFrontierCapWithoutRoomAppliesThePolicy) {
       EXPECT_EQ(t->tier_visits, 1);
       const auto until = parked[0].header(kParkedUntilHeader);
       ASSERT_TRUE(until.has_value());
-      const auto midnight = redis::BudgetLedger::periodEnd("tier:frontier:day:" + formatRfc3339(std::chrono::system_clock::now()).substr(0, 10));
+      const auto midnight = redis::BudgetLedger::periodEnd(
+          "tier:frontier:day:" + formatRfc3339(std::chrono::system_clock::now()).substr(0, 10));
       EXPECT_EQ(parseRfc3339(*until), midnight) << *until;
       EXPECT_NE(parked[0].header(kParkedReasonHeader).value_or("").find("tier:frontier:day"), std::string::npos);
       std::this_thread::sleep_for(2s);  // parked: not sent back before it is due
@@ -331,7 +337,8 @@ TEST(Pipeline, IntakeRoutesWithTheBudgetState) {
   Config config = testConfig();
   config.budgets.on_exhausted = BudgetPolicy::kHuman;
   config.budgets.caps.clear();
-  for (const auto& t : config.tiers) config.budgets.caps.push_back(BudgetCap{BudgetScope::kTier, "", t.name, 1, std::nullopt});
+  for (const auto& t : config.tiers)
+    config.budgets.caps.push_back(BudgetCap{BudgetScope::kTier, "", t.name, 1, std::nullopt});
   pipeline::LocalStackOptions local;
   pipeline::LocalStack stack(config, local);
   std::ostringstream log;
@@ -359,10 +366,12 @@ TEST(Pipeline, EscalatedTicketsCarryWhatTheLowerTierSpent) {
   local.latency_scale = 0;
   pipeline::LocalStack stack(config, local);
   std::ostringstream log;
-  pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kTier, "fast"}, {pipeline::Role::kTier, "balanced"}}, &log));
+  pipeline::Pipeline run(config,
+                         optionsFor({{pipeline::Role::kTier, "fast"}, {pipeline::Role::kTier, "balanced"}}, &log));
   run.start();
   const RoutedTicket routed = routedTo("fast", routedSample("UP-1"));
-  testing::produceAll(config.kafka.bootstrap_servers, config.kafka.tierTopic("fast"), {{routed.ticket.id, toJson(routed)}});
+  testing::produceAll(config.kafka.bootstrap_servers, config.kafka.tierTopic("fast"),
+                      {{routed.ticket.id, toJson(routed)}});
   const auto results = readTopic(config, config.kafka.topics.results, 1, 60s);
   ASSERT_EQ(results.size(), 1u);
   auto r = parseTicketResult(results[0].value);
@@ -424,7 +433,8 @@ TEST_F(ResultWriters, EveryUpdateReachesEachSinkOnceDespiteRedeliveryAndRetries)
   pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kResults, ""}}, &log));
   run.start();
   std::vector<testing::Record> records;
-  for (int i = 0; i < 20; ++i) records.push_back({"R-" + std::to_string(i), toJson(resultFor("R-" + std::to_string(i), "web"))});
+  for (int i = 0; i < 20; ++i)
+    records.push_back({"R-" + std::to_string(i), toJson(resultFor("R-" + std::to_string(i), "web"))});
   // Redelivered results (a tier that crashed after producing): the same (ticket, revision) again.
   for (int i = 0; i < 5; ++i) records.push_back(records[static_cast<std::size_t>(i)]);
   testing::produceAll(config.kafka.bootstrap_servers, config.kafka.topics.results, records);
@@ -475,7 +485,8 @@ TEST_F(ResultWriters, ASinkThatRefusesAnUpdateDeadLettersOnlyThatWrite) {
   ASSERT_TRUE(d.ok()) << d.error().message;
   EXPECT_EQ(d->stage, "results:jira");
   EXPECT_EQ(d->ticket_id, "J-1");
-  for (const auto& req : jira.requests()) EXPECT_EQ(req.path.find("W-1"), std::string::npos) << "jira only serves jira tickets";
+  for (const auto& req : jira.requests())
+    EXPECT_EQ(req.path.find("W-1"), std::string::npos) << "jira only serves jira tickets";
 }
 
 TEST_F(ResultWriters, AWriteBegunBeforeACrashIsLookedUpNotRepeated) {
@@ -532,8 +543,9 @@ TEST_F(ResultWriters, ExactlyOnceLooksAPendingUpdateUpOnTheTopicBeforeProducingI
   //   U-4 marked just now, never produced;      U-5 untouched.
   redis::RedisPool markers(*redis::RedisPoolOptions::fromConfig(config.redis));
   kafka::Producer producer(config.kafka, "test");
-  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch()).count();
+  const auto now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
   const std::vector<std::string> ids = {"U-1", "U-2", "U-3", "U-4", "U-5"};
   for (const auto& id : ids) {
     if (id == "U-5") continue;
@@ -542,8 +554,10 @@ TEST_F(ResultWriters, ExactlyOnceLooksAPendingUpdateUpOnTheTopicBeforeProducingI
     const auto begun_ms = (id == "U-1" || id == "U-2") ? now_ms - 60'000 : now_ms;
     const std::int32_t partition = kafka::partitionForKey(id, config.kafka.partitions);
     if (produced) {
-      ASSERT_TRUE(producer.produceSync(config.kafka.topics.updates, id, toJson(update),
-                                       {{results::kWriteMarkerHeader, results::writeMarker(update)}}).ok());
+      ASSERT_TRUE(producer
+                      .produceSync(config.kafka.topics.updates, id, toJson(update),
+                                   {{results::kWriteMarkerHeader, results::writeMarker(update)}})
+                      .ok());
     }
     auto marked = markers.command({"HSET", config.redis.key_prefix + "written:acme:" + id + ":1", "pending:updates",
                                    std::to_string(begun_ms) + ":" + std::to_string(partition) + ":0"});
@@ -562,7 +576,8 @@ TEST_F(ResultWriters, ExactlyOnceLooksAPendingUpdateUpOnTheTopicBeforeProducingI
     }
     return true;
   };
-  for (auto deadline = std::chrono::steady_clock::now() + 60s; !allMarked() && std::chrono::steady_clock::now() < deadline;)
+  for (auto deadline = std::chrono::steady_clock::now() + 60s;
+       !allMarked() && std::chrono::steady_clock::now() < deadline;)
     std::this_thread::sleep_for(100ms);
   ASSERT_TRUE(allMarked()) << log.str().substr(0, 4000);
   const auto updates = readTopic(config, config.kafka.topics.updates, ids.size() + 1, 5s);

@@ -1,11 +1,13 @@
-#include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include "ticketflow/redis/rate_limiter.hpp"
 
 #include <thread>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
 #include "fixtures/services.hpp"
-#include "ticketflow/redis/rate_limiter.hpp"
 
 namespace ticketflow {
 namespace {

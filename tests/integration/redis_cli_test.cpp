@@ -37,7 +37,8 @@ TEST_F(RedisCli, BudgetSetShowAndResetACap) {
   ASSERT_EQ(show.exit_code, 0) << show.output;
   EXPECT_NE(show.output.find("$12.500000"), std::string::npos) << show.output;
   // The tests' redis-server keeps no append-only file: an operator is told what that costs.
-  EXPECT_NE(show.output.find("warning: the ledger's Redis keeps no append-only file"), std::string::npos) << show.output;
+  EXPECT_NE(show.output.find("warning: the ledger's Redis keeps no append-only file"), std::string::npos)
+      << show.output;
   EXPECT_NE(show.output.find("acme"), std::string::npos) << show.output;
   EXPECT_NE(show.output.find("$5.000000"), std::string::npos) << show.output;
   auto reset = run("budget reset --scope tier --name fast --period month --cap");
@@ -59,18 +60,22 @@ TEST_F(RedisCli, CacheStatsPurgeAndEval) {
   EXPECT_NE(purge.output.find("purged 0"), std::string::npos) << purge.output;
 
   const std::string data = dir_ + "/stream.jsonl";
-  testing::writeFile(data,
-                     R"({"text": "cannot log in to vpn from home password expired", "category": "Access"})" "\n"
-                     R"({"text": "printer on floor three is jammed again", "category": "Hardware"})" "\n"
-                     R"({"text": "cannot log in to vpn from home, password expired!", "category": "Access"})" "\n"
-                     R"({"text": "please order a new laptop dock for the finance team", "category": "Purchase"})" "\n");
+  testing::writeFile(data, R"({"text": "cannot log in to vpn from home password expired", "category": "Access"})"
+                           "\n"
+                           R"({"text": "printer on floor three is jammed again", "category": "Hardware"})"
+                           "\n"
+                           R"({"text": "cannot log in to vpn from home, password expired!", "category": "Access"})"
+                           "\n"
+                           R"({"text": "please order a new laptop dock for the finance team", "category": "Purchase"})"
+                           "\n");
   auto eval = run("cache eval --data " + data + " --thresholds 0.5,0.99");
   ASSERT_EQ(eval.exit_code, 0) << eval.output;
   // The third ticket is an exact repeat of the first after normalisation: 1 hit of 4 at 0.99.
   EXPECT_NE(eval.output.find("same predicted category only"), std::string::npos) << eval.output;
   EXPECT_NE(eval.output.find("     0.99       1    25.00%     100.00%"), std::string::npos) << eval.output;
-  EXPECT_NE(eval.output.find("as the cache runs (a hit is served, not stored again), at the configured 0.93: 1 hits, 25.00%"),
-            std::string::npos)
+  EXPECT_NE(
+      eval.output.find("as the cache runs (a hit is served, not stored again), at the configured 0.93: 1 hits, 25.00%"),
+      std::string::npos)
       << eval.output;
   // At threshold 0, every ticket's nearest earlier one counts when any category may match; kept to
   // its own predicted category (as the configured cache does), only the repeat finds one.
@@ -110,7 +115,8 @@ TEST_F(RedisCli, EvalRoutingPrintsAgreementAndTrainEscalationLearnsFromItsLabels
   EXPECT_NE(eval.output.find("66.7% [54.1%, 77.3%]"), std::string::npos) << eval.output;  // 40 of 60, Wilson
 
   const std::string model = dir_ + "/escalation.json";
-  auto train = runCommand(binaryPath() + " train escalation --labels " + labels + " --out " + model + " --min-tier-examples 50");
+  auto train =
+      runCommand(binaryPath() + " train escalation --labels " + labels + " --out " + model + " --min-tier-examples 50");
   ASSERT_EQ(train.exit_code, 0) << train.output;
   EXPECT_NE(train.output.find("AUC verifier 1.000"), std::string::npos) << train.output;
   auto loaded = classify::EscalationModel::load(model);
@@ -135,9 +141,11 @@ TEST_F(RedisCli, EvalRoutingPrintsAgreementAndTrainEscalationLearnsFromItsLabels
     auto recorded = feedback.record(f, redis::labelsFrom(f, answer));
     ASSERT_TRUE(recorded.ok() && *recorded);
   }
-  auto with_feedback = run("train escalation --labels " + labels + " --feedback --out " + model + " --min-tier-examples 50");
+  auto with_feedback =
+      run("train escalation --labels " + labels + " --feedback --out " + model + " --min-tier-examples 50");
   ASSERT_EQ(with_feedback.exit_code, 0) << with_feedback.output;
-  EXPECT_NE(with_feedback.output.find("added 2 labels from the helpdesk's feedback"), std::string::npos) << with_feedback.output;
+  EXPECT_NE(with_feedback.output.find("added 2 labels from the helpdesk's feedback"), std::string::npos)
+      << with_feedback.output;
   EXPECT_NE(with_feedback.output.find("62 labels"), std::string::npos) << with_feedback.output;
 
   EXPECT_EQ(runCommand(binaryPath() + " train escalation --labels " + labels).exit_code, 2) << "--out is required";
@@ -146,7 +154,8 @@ TEST_F(RedisCli, EvalRoutingPrintsAgreementAndTrainEscalationLearnsFromItsLabels
   EXPECT_EQ(bad.exit_code, 1) << bad.output;
   EXPECT_NE(bad.output.find("bad.jsonl:1:"), std::string::npos) << bad.output;
   testing::writeFile(dir_ + "/long.jsonl", "\n" + std::string(70'000, 'x') + "\n");
-  auto long_line = runCommand(binaryPath() + " train escalation --labels " + dir_ + "/long.jsonl --out " + model + " 2>&1");
+  auto long_line =
+      runCommand(binaryPath() + " train escalation --labels " + dir_ + "/long.jsonl --out " + model + " 2>&1");
   EXPECT_EQ(long_line.exit_code, 1) << long_line.output.substr(0, 300);
   EXPECT_NE(long_line.output.find("long.jsonl:2: line longer than 65536 bytes"), std::string::npos);
   EXPECT_EQ(long_line.output.find("xxxx"), std::string::npos) << "the rejection quotes no content";

@@ -1,8 +1,8 @@
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <future>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "fixtures/services.hpp"
 #include "ticketflow/redis/batcher.hpp"

@@ -13,7 +13,8 @@ TEST_F(EmbeddedRedis, AnswersCommandsAndPipelines) {
   auto set = client->command({"SET", key_prefix_ + "k", "v"});
   ASSERT_TRUE(set.ok()) << set.error().message;
   EXPECT_EQ(set->str, "OK");
-  auto replies = client->pipeline({{"INCRBY", key_prefix_ + "n", "5"}, {"GET", key_prefix_ + "k"}, {"GET", key_prefix_ + "none"}, {"NOPE"}});
+  auto replies = client->pipeline(
+      {{"INCRBY", key_prefix_ + "n", "5"}, {"GET", key_prefix_ + "k"}, {"GET", key_prefix_ + "none"}, {"NOPE"}});
   ASSERT_TRUE(replies.ok());
   EXPECT_EQ((*replies)[0].integer, 5);
   EXPECT_EQ((*replies)[1].str, "v");

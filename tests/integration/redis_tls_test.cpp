@@ -2,10 +2,10 @@
 // made by openssl on loopback: the server is verified (CA and name), a client certificate is
 // shown when the server requires one, an untrusted server stops start-up with a clear error, and
 // the whole pipeline runs with every Redis connection over TLS.
-#include <gtest/gtest.h>
-
 #include <filesystem>
 #include <sstream>
+
+#include <gtest/gtest.h>
 
 #include "fixtures/environment.hpp"
 #include "fixtures/kafka_io.hpp"
@@ -124,7 +124,8 @@ TEST_F(RedisTls, AClientCertificateIsShownWhenTheServerRequiresOne) {
   auto refused = connect(config);
   Result<redis::Reply> pong = refused.ok() ? (*refused)->command({"PING"}) : Result<redis::Reply>(refused.error());
   ASSERT_FALSE(pong.ok()) << "the server requires a client certificate";
-  EXPECT_EQ(pong.error().code, ErrorCode::kInvalidArgument) << "a setting to fix, not an outage: " << pong.error().message;
+  EXPECT_EQ(pong.error().code, ErrorCode::kInvalidArgument)
+      << "a setting to fix, not an outage: " << pong.error().message;
   EXPECT_NE(pong.error().message.find("refused our client certificate"), std::string::npos) << pong.error().message;
   config.tls.cert_file = certificates_->client_cert;
   config.tls.key_file = certificates_->client_key;
@@ -191,7 +192,8 @@ TEST_F(RedisTls, AnUntrustedServerStopsStartUpNamingTheField) {
   testing::writeFile(dir + "/ticketflow.yaml", tlsConfigFile(config, server_->url(), certificates_->other_ca_file));
   const auto check = testing::runCommand(testing::binaryPath() + " config check " + dir + "/ticketflow.yaml 2>&1");
   ASSERT_EQ(check.exit_code, 0) << "the file itself is valid: " << check.output;
-  const auto run = testing::runCommand(testing::binaryPath() + " run intake --config " + dir + "/ticketflow.yaml 2>&1", 30);
+  const auto run =
+      testing::runCommand(testing::binaryPath() + " run intake --config " + dir + "/ticketflow.yaml 2>&1", 30);
   EXPECT_NE(run.exit_code, 0);
   EXPECT_NE(run.output.find("redis.tls"), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("is not trusted"), std::string::npos) << run.output;

@@ -1,15 +1,16 @@
 // routing.targets' shared state on a real redis-server: every window of final answers is taken by
 // exactly one recorder however many count at once, the thresholds are written with a
 // compare-and-set, and a loop in one process serves what another wrote.
-#include <gtest/gtest.h>
+#include "ticketflow/redis/route_shares.hpp"
 
 #include <atomic>
 #include <thread>
 
+#include <gtest/gtest.h>
+
 #include "fixtures/environment.hpp"
 #include "fixtures/services.hpp"
 #include "ticketflow/config/config.hpp"
-#include "ticketflow/redis/route_shares.hpp"
 
 namespace ticketflow {
 namespace {
@@ -76,8 +77,10 @@ TEST_F(RouteSharesTest, ALoopAdjustsAfterAFullWindowAndAnotherProcessSeesIt) {
   config.routing.targets.shares = {{"fast", 0.5}, {"balanced", 0.35}, {"frontier", 0.15}};
   config.routing.targets.window = 20;
   config.routing.targets.gain = 0.5;
-  redis::RouteShareLoop writer(config, pool(), key_prefix_, {}, nullptr, SystemClock::instance(), std::chrono::milliseconds(0));
-  redis::RouteShareLoop reader(config, pool(), key_prefix_, {}, nullptr, SystemClock::instance(), std::chrono::milliseconds(0));
+  redis::RouteShareLoop writer(config, pool(), key_prefix_, {}, nullptr, SystemClock::instance(),
+                               std::chrono::milliseconds(0));
+  redis::RouteShareLoop reader(config, pool(), key_prefix_, {}, nullptr, SystemClock::instance(),
+                               std::chrono::milliseconds(0));
   const auto configured = reader.thresholdsFor("Access");
   EXPECT_EQ(configured.easy_below, config.classifier.difficulty.easy_below);
   for (int i = 0; i < 20; ++i) {
@@ -106,7 +109,8 @@ TEST_F(RouteSharesTest, ALoopAdjustsAfterAFullWindowAndAnotherProcessSeesIt) {
 
 TEST_F(RouteSharesTest, AWindowMissingAFewOfItsCohortClosesWhenTheyStopComing) {
   redis::RouteShareStore store(pool(), key_prefix_);
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE(store.enroll(0, "acme:T-" + std::to_string(i) + ":1", 10, std::chrono::seconds(0)).ok());
+  for (int i = 0; i < 10; ++i)
+    ASSERT_TRUE(store.enroll(0, "acme:T-" + std::to_string(i) + ":1", 10, std::chrono::seconds(0)).ok());
   for (int i = 0; i < 8; ++i) ASSERT_TRUE(store.recordAnswer("fast", "Access", 10, 0).ok());
   auto early = store.enroll(0, "acme:T-10:1", 10, std::chrono::seconds(0));
   ASSERT_TRUE(early.ok());

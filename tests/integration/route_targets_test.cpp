@@ -2,12 +2,12 @@
 // with its competence model): the fast model is made poor at one category; shadow evaluation finds
 // it and that category goes up, and the difficulty thresholds move until every tier answers its
 // target share again.
-#include <gtest/gtest.h>
-
 #include <iostream>
 #include <map>
 #include <sstream>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "fixtures/kafka_io.hpp"
 #include "fixtures/pipeline_run.hpp"
@@ -23,7 +23,8 @@ using namespace std::chrono_literals;
 using testing::optionsFor;
 using testing::testConfig;
 
-const char* const kHardwareText = "My laptop screen flickers and the docking station does not detect the external monitor";
+const char* const kHardwareText =
+    "My laptop screen flickers and the docking station does not detect the external monitor";
 const char* const kAccessText = "I cannot log in to the VPN since my password expired, please reset my account access";
 
 constexpr int kWaves = 12;
@@ -45,9 +46,10 @@ RoutedTicket waveTicket(const Config& config, int wave, int i) {
   r.ticket.metadata = {{"label", label}};
   r.trace_id = "0123456789abcdef0123456789abcdef";
   r.received_at = r.ticket.created_at;
-  const auto level = classify::levelFor(score, {config.classifier.difficulty.easy_below, config.classifier.difficulty.hard_from});
+  const auto level =
+      classify::levelFor(score, {config.classifier.difficulty.easy_below, config.classifier.difficulty.hard_from});
   r.classification = {label, 0.9, level, score, {{label, 0.9}}};
-  r.tier = level == Difficulty::kEasy ? config.routing.easy_tier
+  r.tier = level == Difficulty::kEasy   ? config.routing.easy_tier
            : level == Difficulty::kHard ? config.routing.hard_tier
                                         : config.routing.medium_tier;
   r.rule = "difficulty";
@@ -79,8 +81,11 @@ TEST(RouteTargets, AModelPoorAtOneCategoryIsRoutedAroundAndTheTierSharesReturnTo
   local.adjust_simulator = testing::fastModelPoorAt("Hardware");
   pipeline::LocalStack stack(config, local);
   std::ostringstream log;
-  pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kTier, "fast"}, {pipeline::Role::kTier, "balanced"},
-                                             {pipeline::Role::kTier, "frontier"}, {pipeline::Role::kShadow, ""}}, &log));
+  pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kTier, "fast"},
+                                             {pipeline::Role::kTier, "balanced"},
+                                             {pipeline::Role::kTier, "frontier"},
+                                             {pipeline::Role::kShadow, ""}},
+                                            &log));
   run.start();
   testing::TopicReader reader(config.kafka.bootstrap_servers, config.kafka.topics.results, config.kafka.partitions);
   for (int w = 0; w < kWaves; ++w) {
@@ -95,7 +100,7 @@ TEST(RouteTargets, AModelPoorAtOneCategoryIsRoutedAroundAndTheTierSharesReturnTo
   }
 
   std::map<int, std::map<std::string, int>> tiers_by_wave;  // wave -> answering tier -> n
-  std::map<int, int> hardware_at_fast_unsampled;             // wave -> Hardware answered at fast outside the sample
+  std::map<int, int> hardware_at_fast_unsampled;            // wave -> Hardware answered at fast outside the sample
   int share_moves = 0, floor_moves = 0;
   for (const auto& m : reader.messages()) {
     auto r = parseTicketResult(m.value);

@@ -2,11 +2,11 @@
 // tests/data/schemas/<schema>/{valid,invalid}, our validator and ajv (draft 2020-12, with
 // ajv-formats) give the same verdict as the folder it sits in; and documents our C++ types
 // serialise are valid for ajv too.
-#include <gtest/gtest.h>
-
 #include <filesystem>
 #include <map>
 #include <sstream>
+
+#include <gtest/gtest.h>
 
 #include "fixtures/ajv.hpp"
 #include "fixtures/environment.hpp"
@@ -119,12 +119,10 @@ TEST_F(SchemaAgreement, WhatOurTypesSerialiseIsValidForAjv) {
   ASSERT_TRUE(feedback_back.ok()) << feedback_back.error().message;
   EXPECT_EQ(toJson(*feedback_back), toJson(feedback));
 
-  const std::map<std::string, std::string> files = {{"ticket.json", "ticket.schema.json"},
-                                                    {"shadow.json", "shadow_request.schema.json"},
-                                                    {"feedback.json", "feedback.schema.json"},
-                                                    {"result.json", "result.schema.json"},
-                                                    {"update.json", "ticket_update.schema.json"},
-                                                    {"dead_letter.json", "dead_letter.schema.json"}};
+  const std::map<std::string, std::string> files = {
+      {"ticket.json", "ticket.schema.json"},        {"shadow.json", "shadow_request.schema.json"},
+      {"feedback.json", "feedback.schema.json"},    {"result.json", "result.schema.json"},
+      {"update.json", "ticket_update.schema.json"}, {"dead_letter.json", "dead_letter.schema.json"}};
   for (const auto& [file, schema] : files) {
     const auto verdicts = ajvVerdicts(schema, dir + "/" + file);
     ASSERT_EQ(verdicts.size(), 1u) << file;

@@ -1,13 +1,14 @@
-#include <gtest/gtest.h>
+#include "ticketflow/redis/semantic_cache.hpp"
 
 #include <cmath>
 #include <cstdlib>
 #include <thread>
 
+#include <gtest/gtest.h>
+
 #include "fixtures/services.hpp"
 #include "fixtures/simulator.hpp"
 #include "sim/simulator.hpp"
-#include "ticketflow/redis/semantic_cache.hpp"
 
 namespace ticketflow {
 namespace {
@@ -46,14 +47,19 @@ class SemanticCacheTest : public testing::RedisTest {
   ManualClock clock_;
 };
 
-const std::string kVpn = "VPN client keeps disconnecting every few minutes when working from home, cannot reach the file share";
-const std::string kVpnSimilar = "vpn client keeps disconnecting every few minutes when working from home cannot reach file shares";
-const std::string kPrinter = "Printer on the third floor jams on every page and shows error E-42, toner was replaced yesterday";
+const std::string kVpn =
+    "VPN client keeps disconnecting every few minutes when working from home, cannot reach the file share";
+const std::string kVpnSimilar =
+    "vpn client keeps disconnecting every few minutes when working from home cannot reach file shares";
+const std::string kPrinter =
+    "Printer on the third floor jams on every page and shows error E-42, toner was replaced yesterday";
 
 TEST_F(SemanticCacheTest, ExactAndNearDuplicateTicketsHitAndOthersMiss) {
   auto cache = makeCache();
   cache->insert("acme", kVpn, entry("T-1", "Access"));
-  auto exact = cache->lookup("acme", "Access", "  vpn CLIENT keeps disconnecting every few minutes when working from home; cannot reach the file share!");
+  auto exact = cache->lookup(
+      "acme", "Access",
+      "  vpn CLIENT keeps disconnecting every few minutes when working from home; cannot reach the file share!");
   ASSERT_TRUE(exact.has_value());
   EXPECT_TRUE(exact->exact);
   EXPECT_EQ(exact->entry.source_ticket_id, "T-1");

@@ -1,10 +1,10 @@
 // Shadow evaluation, the escalation verifier and the quality floor on the local stack (embedded
 // broker, private redis-server, provider simulator with its competence model).
-#include <gtest/gtest.h>
-
 #include <map>
 #include <sstream>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "fixtures/kafka_io.hpp"
 #include "fixtures/pipeline_run.hpp"
@@ -20,7 +20,8 @@ using testing::readTopic;
 using testing::testConfig;
 
 // A ticket with a known true category, routed straight to `tier` as intake would with `category`.
-RoutedTicket labelled(const std::string& id, const std::string& tier, const std::string& label, const std::string& text) {
+RoutedTicket labelled(const std::string& id, const std::string& tier, const std::string& label,
+                      const std::string& text) {
   RoutedTicket r;
   r.ticket.id = id;
   r.ticket.tenant = "acme";
@@ -38,7 +39,8 @@ RoutedTicket labelled(const std::string& id, const std::string& tier, const std:
   return r;
 }
 
-const char* const kHardwareText = "My laptop screen flickers and the docking station does not detect the external monitor";
+const char* const kHardwareText =
+    "My laptop screen flickers and the docking station does not detect the external monitor";
 const char* const kAccessText = "I cannot log in to the VPN since my password expired, please reset my account access";
 
 redis::AgreementCell cellOf(pipeline::Pipeline& run, const std::string& tier, const std::string& category) {
@@ -56,8 +58,8 @@ TEST(Shadow, ASampleIsAnsweredAgainByTheReferenceChargedToItsOwnBucketAndNeverWr
   local.latency_scale = 0;
   std::vector<RoutedTicket> tickets;
   for (int i = 0; i < 12; ++i)
-    tickets.push_back(labelled("SH-" + std::to_string(i), i % 3 == 0 ? "balanced" : "fast", i % 2 ? "Hardware" : "Access",
-                               i % 2 ? kHardwareText : kAccessText));
+    tickets.push_back(labelled("SH-" + std::to_string(i), i % 3 == 0 ? "balanced" : "fast",
+                               i % 2 ? "Hardware" : "Access", i % 2 ? kHardwareText : kAccessText));
   std::vector<Ticket> plain;
   for (const auto& t : tickets) plain.push_back(t.ticket);
   local.ticket_labels = sim::labelsOf(plain);
@@ -113,11 +115,14 @@ TEST(Shadow, TheVerifierPassesUpAnAnswerItDoubtsAndSaysSo) {
   local.latency_scale = 0;
   pipeline::LocalStack stack(config, local);
   std::ostringstream log;
-  pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kTier, "fast"}, {pipeline::Role::kTier, "balanced"},
-                                             {pipeline::Role::kShadow, ""}}, &log));
+  pipeline::Pipeline run(
+      config,
+      optionsFor({{pipeline::Role::kTier, "fast"}, {pipeline::Role::kTier, "balanced"}, {pipeline::Role::kShadow, ""}},
+                 &log));
   run.start();
   const RoutedTicket routed = labelled("VER-1", "fast", "Access", kAccessText);
-  testing::produceAll(config.kafka.bootstrap_servers, config.kafka.tierTopic("fast"), {{routed.ticket.id, toJson(routed)}});
+  testing::produceAll(config.kafka.bootstrap_servers, config.kafka.tierTopic("fast"),
+                      {{routed.ticket.id, toJson(routed)}});
   const auto results = readTopic(config, config.kafka.topics.results, 1, 60s);
   ASSERT_EQ(results.size(), 1u) << log.str().substr(0, 4000);
   EXPECT_TRUE(readTopic(config, config.kafka.topics.dlq, 0, 1s).empty());
@@ -155,8 +160,8 @@ TEST(Shadow, AModelPoorAtOneCategoryIsFoundAndThatCategoryRoutesUp) {
   for (int w = 0; w < 4; ++w) {
     for (int i = 0; i < 60; ++i) {
       const bool hardware = i % 2 == 1;
-      waves[w].push_back(labelled("Q" + std::to_string(w) + "-" + std::to_string(i), "fast", hardware ? "Hardware" : "Access",
-                                  hardware ? kHardwareText : kAccessText));
+      waves[w].push_back(labelled("Q" + std::to_string(w) + "-" + std::to_string(i), "fast",
+                                  hardware ? "Hardware" : "Access", hardware ? kHardwareText : kAccessText));
       plain.push_back(waves[w].back().ticket);
     }
   }
@@ -164,8 +169,11 @@ TEST(Shadow, AModelPoorAtOneCategoryIsFoundAndThatCategoryRoutesUp) {
   local.adjust_simulator = testing::fastModelPoorAt("Hardware");
   pipeline::LocalStack stack(config, local);
   std::ostringstream log;
-  pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kTier, "fast"}, {pipeline::Role::kTier, "balanced"},
-                                             {pipeline::Role::kTier, "frontier"}, {pipeline::Role::kShadow, ""}}, &log));
+  pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kTier, "fast"},
+                                             {pipeline::Role::kTier, "balanced"},
+                                             {pipeline::Role::kTier, "frontier"},
+                                             {pipeline::Role::kShadow, ""}},
+                                            &log));
   run.start();
   std::vector<TicketResult> results;
   testing::TopicReader reader(config.kafka.bootstrap_servers, config.kafka.topics.results, config.kafka.partitions);
@@ -192,7 +200,8 @@ TEST(Shadow, AModelPoorAtOneCategoryIsFoundAndThatCategoryRoutesUp) {
   EXPECT_LT(hardware.both.upper(), 0.6) << "shadow evaluation measured the poor category";
   EXPECT_GT(access.both.estimate(), 0.6) << "and the good one";
   EXPECT_GT(quality_floor_moves, 0);
-  EXPECT_LE(last_wave["Hardware"]["fast"], 15) << "by the last wave, Hardware goes up (the shadow sample still answered at fast)";
+  EXPECT_LE(last_wave["Hardware"]["fast"], 15)
+      << "by the last wave, Hardware goes up (the shadow sample still answered at fast)";
   EXPECT_GE(last_wave["Access"]["fast"], 25) << "Access stays with the fast tier";
   run.requestStop();
   EXPECT_TRUE(run.wait().ok());

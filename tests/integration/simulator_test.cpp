@@ -1,11 +1,12 @@
 // The provider simulator over real HTTP, driven by curl as an independent client.
-#include <gtest/gtest.h>
+#include "fixtures/simulator.hpp"
 
 #include <chrono>
 #include <filesystem>
 
+#include <gtest/gtest.h>
+
 #include "fixtures/environment.hpp"
-#include "fixtures/simulator.hpp"
 #include "sim/simulator.hpp"
 #include "ticketflow/core/embedded.hpp"
 
@@ -28,8 +29,9 @@ Reply post(const sim::ProviderSimulator& s, const std::string& path, const std::
   const std::string auth = anthropic ? "-H \"x-api-key: sk-test-123\" -H \"anthropic-version: 2023-06-01\""
                                      : "-H \"Authorization: Bearer sk-test-123\"";
   const auto out = runCommand("curl -s -D " + dir + "/headers -o " + dir + "/out -w \"%{http_code}\" --max-time " +
-                                  std::to_string(max_time_s) + " " + auth + " -H \"content-type: application/json\" --data-binary @" +
-                                  dir + "/body.json " + s.baseUrl() + path,
+                                  std::to_string(max_time_s) + " " + auth +
+                                  " -H \"content-type: application/json\" --data-binary @" + dir + "/body.json " +
+                                  s.baseUrl() + path,
                               max_time_s + 10);
   Reply r;
   r.status = std::atoi(out.output.c_str());
@@ -64,11 +66,12 @@ TEST(ProviderSimulator, SpeaksOpenAiChatCompletionsDeterministically) {
 
 TEST(ProviderSimulator, SpeaksAnthropicMessages) {
   sim::ProviderSimulator s(testing::instantSimulatorOptions());
-  const std::string body = json{{"model", "claude-opus-4-7"},
-                                {"max_tokens", 512},
-                                {"system", "You triage helpdesk tickets."},
-                                {"messages", json::array({{{"role", "user"}, {"content", "<ticket>printer offline</ticket>"}}})}}
-                               .dump();
+  const std::string body =
+      json{{"model", "claude-opus-4-7"},
+           {"max_tokens", 512},
+           {"system", "You triage helpdesk tickets."},
+           {"messages", json::array({{{"role", "user"}, {"content", "<ticket>printer offline</ticket>"}}})}}
+          .dump();
   const auto r = post(s, "/v1/messages", body, true);
   ASSERT_EQ(r.status, 200);
   EXPECT_EQ(r.body["type"], "message");
@@ -85,7 +88,8 @@ TEST(ProviderSimulator, EnforcesRequestsPerMinuteWithRetryAfter) {
   auto options = testing::instantSimulatorOptions();
   options.default_profile.rpm = 3;
   sim::ProviderSimulator s(options);
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(post(s, "/v1/chat/completions", chatRequest("m", "t" + std::to_string(i)), false).status, 200);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(post(s, "/v1/chat/completions", chatRequest("m", "t" + std::to_string(i)), false).status, 200);
   const auto limited = post(s, "/v1/chat/completions", chatRequest("m", "t4"), false);
   EXPECT_EQ(limited.status, 429);
   EXPECT_NE(limited.headers.find("retry-after:"), std::string::npos) << limited.headers;
@@ -160,7 +164,8 @@ CompetenceRun askMany(sim::ProviderSimulator& s, const std::string& model, int t
   CompetenceRun run;
   for (int i = 0; i < tickets; ++i) {
     const bool hardware = i % 2 == 0;
-    const std::string body = "ticket " + std::to_string(i) + (hardware ? " equipment cable dock broken" : " leave request form");
+    const std::string body =
+        "ticket " + std::to_string(i) + (hardware ? " equipment cable dock broken" : " leave request form");
     http::HttpRequest request;
     request.method = "POST";
     request.path = "/v1/chat/completions";
@@ -186,7 +191,8 @@ TEST(ProviderSimulator, CompetenceModelAnswersRightAsOftenAsTheProfileSays) {
   auto options = testing::instantSimulatorOptions();
   for (int i = 0; i < 400; ++i) {
     const bool hardware = i % 2 == 0;
-    options.labels[sim::labelKey("ticket " + std::to_string(i) + (hardware ? " equipment cable dock broken" : " leave request form"))] =
+    options.labels[sim::labelKey("ticket " + std::to_string(i) +
+                                 (hardware ? " equipment cable dock broken" : " leave request form"))] =
         hardware ? "Hardware" : "HR Support";
   }
   sim::Competence sure{1.0, 1.0, 1.0, {}, 0.0, 1.0, 0.0};
@@ -210,8 +216,10 @@ TEST(ProviderSimulator, CompetenceModelAnswersRightAsOftenAsTheProfileSays) {
   EXPECT_LT(share, 0.85);
   EXPECT_GT(a.confidence, share + 0.1);
   const auto poor = askMany(s, "fast-poor-hardware", 400);
-  EXPECT_LT(poor.hardware_right, a.hardware_right / 2) << "Hardware: " << poor.hardware_right << " vs " << a.hardware_right;
-  EXPECT_NEAR(poor.right - poor.hardware_right, a.right - a.hardware_right, 20) << "other categories: the same odds (other draws)";
+  EXPECT_LT(poor.hardware_right, a.hardware_right / 2)
+      << "Hardware: " << poor.hardware_right << " vs " << a.hardware_right;
+  EXPECT_NEAR(poor.right - poor.hardware_right, a.right - a.hardware_right, 20)
+      << "other categories: the same odds (other draws)";
 }
 
 TEST(ProviderSimulator, ACompetenceSettingOutOfRangeStopsLoadingNamingTheField) {

@@ -1,10 +1,11 @@
 // Result sinks over real HTTP against a local receiver, and against Jira and ServiceNow fakes
 // that keep what was written (tests/fixtures/ticket_systems.hpp).
+#include "results/sinks.hpp"
+
 #include <gtest/gtest.h>
 
 #include "fixtures/http_receiver.hpp"
 #include "fixtures/ticket_systems.hpp"
-#include "results/sinks.hpp"
 #include "ticketflow/core/crypto.hpp"
 #include "ticketflow/schema/validator.hpp"
 
@@ -35,7 +36,9 @@ TicketUpdate sampleUpdate() {
   return u;
 }
 
-auto client() { return std::make_shared<http::HttpClient>(http::HttpClientOptions{}); }
+auto client() {
+  return std::make_shared<http::HttpClient>(http::HttpClientOptions{});
+}
 
 TEST(Crypto, HmacSha256MatchesRfc4231) {
   EXPECT_EQ(hmacSha256Hex("Jefe", "what do ya want for nothing?"),
@@ -54,7 +57,8 @@ TEST(WebhookSink, PostsTheSignedUpdate) {
   EXPECT_EQ(reqs[0].header("x-ticketflow-signature"), "sha256=" + hmacSha256Hex("s3cret", reqs[0].body));
   EXPECT_EQ(reqs[0].header("idempotency-key"), "INC-77:3");
   EXPECT_EQ(reqs[0].header("x-team"), "helpdesk");
-  const auto errors = schema::SchemaRegistry::builtin().validate("ticket_update.schema.json", json::parse(reqs[0].body));
+  const auto errors =
+      schema::SchemaRegistry::builtin().validate("ticket_update.schema.json", json::parse(reqs[0].body));
   EXPECT_TRUE(errors.empty()) << errors[0].describe();
 }
 
@@ -91,7 +95,8 @@ TEST(JiraSink, CommentsAndLabelsTheSourceIssue) {
   EXPECT_EQ(reqs[1].method, "PUT");
   EXPECT_EQ(reqs[1].path, "/rest/api/3/issue/HELP-42");
   const auto labels = json::parse(reqs[1].body)["update"]["labels"];
-  EXPECT_EQ(labels, json::parse(R"([{"add":"ticketflow-access"},{"add":"ticketflow-easy"},{"add":"ticketflow-needs-human"}])"));
+  EXPECT_EQ(labels,
+            json::parse(R"([{"add":"ticketflow-access"},{"add":"ticketflow-easy"},{"add":"ticketflow-needs-human"}])"));
 }
 
 TEST(ServiceNowSink, PatchesTheIncident) {
@@ -119,17 +124,20 @@ TEST(JiraSink, AfterACrashItFindsItsOwnCommentAndAddsNoSecond) {
   for (int i = 0; i < 230; ++i) jira.addPersonsComment("HELP-42", "still broken? #" + std::to_string(i));
   ASSERT_TRUE(sink->write(sampleUpdate(), true).ok()) << "the retry after a crash between write and mark";
   int ours = 0;
-  for (const auto& c : jira.comments("HELP-42")) ours += c.properties.dump().find(writeMarker(sampleUpdate())) != std::string::npos;
+  for (const auto& c : jira.comments("HELP-42"))
+    ours += c.properties.dump().find(writeMarker(sampleUpdate())) != std::string::npos;
   EXPECT_EQ(ours, 1) << "one triage comment per revision";
   EXPECT_EQ(jira.comments("HELP-42").size(), 231u);
-  EXPECT_EQ(jira.labels("HELP-42"), (std::set<std::string>{"ticketflow-access", "ticketflow-easy", "ticketflow-needs-human"}));
+  EXPECT_EQ(jira.labels("HELP-42"),
+            (std::set<std::string>{"ticketflow-access", "ticketflow-easy", "ticketflow-needs-human"}));
   EXPECT_GE(jira.requests("GET"), 3) << "it read the pages of comments (100 each)";
 
   auto next = sampleUpdate();
   next.revision = 4;  // a new revision after a crash before its comment: written once
   ASSERT_TRUE(sink->write(next, true).ok());
   ours = 0;
-  for (const auto& c : jira.comments("HELP-42")) ours += c.properties.dump().find(writeMarker(next)) != std::string::npos;
+  for (const auto& c : jira.comments("HELP-42"))
+    ours += c.properties.dump().find(writeMarker(next)) != std::string::npos;
   EXPECT_EQ(ours, 1);
 }
 
@@ -144,7 +152,8 @@ TEST(JiraSink, CommentsDeletedWhileItPagesDoNotHideItsOwn) {
   jira.setDeletesAfterEachList(5);
   ASSERT_TRUE(sink->write(sampleUpdate(), true).ok());
   int ours = 0;
-  for (const auto& c : jira.comments("HELP-42")) ours += c.properties.dump().find(writeMarker(sampleUpdate())) != std::string::npos;
+  for (const auto& c : jira.comments("HELP-42"))
+    ours += c.properties.dump().find(writeMarker(sampleUpdate())) != std::string::npos;
   EXPECT_EQ(ours, 1) << "one triage comment per revision";
 }
 

@@ -1,14 +1,15 @@
 // Crash safety: a stage in a child process is killed with SIGKILL at random points while
 // messages flow, and restarted. Nothing may go missing downstream; duplicates may come only
 // from work in flight (or finished since the last commit) at each kill.
-#include <gtest/gtest.h>
-#include <sys/wait.h>
-
 #include <csignal>
 #include <filesystem>
 #include <random>
 #include <set>
 #include <thread>
+
+#include <sys/wait.h>
+
+#include <gtest/gtest.h>
 
 #include "fixtures/environment.hpp"
 #include "fixtures/kafka_io.hpp"
@@ -36,8 +37,8 @@ TEST_F(StageCrash, KilledAndRestartedStageLosesNothing) {
   const std::string group = testing::uniqueName("crash-group");
   for (const auto& t : {input, output, dlq}) ASSERT_TRUE(broker().createTopic(t, kPartitions).ok());
   const std::string dir = testing::makeTempDir("stage-crash");
-  const std::vector<std::string> argv = {TICKETFLOW_STAGE_CHILD, broker().bootstrapServers(), input, output, dlq,
-                                         group, std::to_string(kWindow)};
+  const std::vector<std::string> argv = {TICKETFLOW_STAGE_CHILD, broker().bootstrapServers(), input, output, dlq, group,
+                                         std::to_string(kWindow)};
 
   std::vector<Record> records;
   for (int n = 0; n < kCount; ++n) records.push_back({"INC-" + std::to_string(n % 700), "msg-" + std::to_string(n)});

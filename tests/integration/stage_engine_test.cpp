@@ -1,13 +1,13 @@
 // The stage engine against the embedded broker: delivery, ordering, dead letters, rebalance and
 // backpressure. Crash safety (a child process killed mid-stream) is in stage_crash_test.cpp.
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <map>
 #include <mutex>
 #include <random>
 #include <set>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "fixtures/kafka_io.hpp"
 #include "fixtures/services.hpp"
@@ -105,7 +105,12 @@ TEST_F(StageEngine, EveryMessageArrivesOnceDownstreamOrInTheDeadLetterTopicInKey
   };
   stage::Stage engine(kafka_, options(1024), handler);
   std::thread runner([&] { EXPECT_TRUE(engine.run().ok()); });
-  waitUntil([&] { auto s = engine.stats(); return s.succeeded + s.dead_lettered >= kCount; }, 80s);
+  waitUntil(
+      [&] {
+        auto s = engine.stats();
+        return s.succeeded + s.dead_lettered >= kCount;
+      },
+      80s);
   engine.requestStop();
   runner.join();
   const auto stats = engine.stats();
@@ -334,10 +339,12 @@ TEST_F(StageEngine, AnOutageHoldsMessagesWithoutUsingAttemptsAndTheyGoOnWhenItIs
   std::thread runner([&] { EXPECT_TRUE(engine.run().ok()); });
   waitUntil([&] { return handled >= 100; }, 30s);
   down = true;
-  waitUntil([&] {
-    const auto s = engine.stats();
-    return !s.outages.empty() && s.outages[0].held_now > 0;
-  }, 10s);
+  waitUntil(
+      [&] {
+        const auto s = engine.stats();
+        return !s.outages.empty() && s.outages[0].held_now > 0;
+      },
+      10s);
   std::this_thread::sleep_for(2s);  // the outage lasts
   {
     const auto s = engine.stats();

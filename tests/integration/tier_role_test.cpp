@@ -2,24 +2,27 @@
 // tickets in, schema-valid results out; escalations go to the next tier's topic; malformed input
 // is dead-lettered; with cluster-wide admission on a real redis-server, tickets beyond the
 // model's concurrency all complete, each charged once.
-#include <gtest/gtest.h>
+#include "tier/tier_role.hpp"
 
 #include <set>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "fixtures/admission_on_redis.hpp"
 #include "fixtures/kafka_io.hpp"
 #include "fixtures/services.hpp"
 #include "fixtures/simulator.hpp"
 #include "ticketflow/schema/validator.hpp"
-#include "tier/tier_role.hpp"
 
 namespace ticketflow {
 namespace {
 
 using namespace std::chrono_literals;
 
-std::optional<std::string> noEnv(const std::string&) { return std::nullopt; }
+std::optional<std::string> noEnv(const std::string&) {
+  return std::nullopt;
+}
 
 class TierRoleTest : public testing::KafkaTest {
  protected:
@@ -32,11 +35,14 @@ kafka:
   consumer_groups: {intake: g-intake, tier_prefix: g-tier-, results: g-results}
 redis: {url: "redis://127.0.0.1:6379/0"}
 providers:
-  - {name: sim, api: anthropic, base_url: ")" + sim.baseUrl() + R"("}
+  - {name: sim, api: anthropic, base_url: ")" +
+                             sim.baseUrl() + R"("}
 models:
-  - {name: m, provider: sim, model_id: test-model, input_usd_per_mtok: 0.5, output_usd_per_mtok: 1.5, limits: )" + model_limits + R"(}
+  - {name: m, provider: sim, model_id: test-model, input_usd_per_mtok: 0.5, output_usd_per_mtok: 1.5, limits: )" +
+                             model_limits + R"(}
 tiers:
-  - {name: fast, models: [m], escalate_below_confidence: )" + std::to_string(escalate_below) + R"(}
+  - {name: fast, models: [m], escalate_below_confidence: )" +
+                             std::to_string(escalate_below) + R"(}
   - {name: frontier, models: [m]}
 stage: {max_in_flight: 64, worker_threads: 2, commit_interval_ms: 200, drain_deadline_ms: 5000, retry_backoff_initial_ms: 10, retry_backoff_max_ms: 100}
 )";
@@ -52,7 +58,8 @@ stage: {max_in_flight: 64, worker_threads: 2, commit_interval_ms: 200, drain_dea
                    int call_threads = 8) {
     auto http = std::make_shared<http::HttpClient>(http::HttpClientOptions{});
     tier::TierService service(
-        config, "fast", [http](const ProviderConfig& p, const ModelConfig& m) { return provider::makeModelClient(p, m, http, "k"); },
+        config, "fast",
+        [http](const ProviderConfig& p, const ModelConfig& m) { return provider::makeModelClient(p, m, http, "k"); },
         SystemClock::instance(), [](std::chrono::milliseconds wait) { std::this_thread::sleep_for(wait); },
         provider::PromptSet::builtin(), tier::TierPolicy{}, admission);
     tier::TierRole role(config, service, call_threads);
@@ -190,8 +197,8 @@ TEST_F(TierRoleTest, AStopMidBacklogLeavesNoLeaseOrReservationBehind) {
   testing::AdmissionOnRedis redis(1'000'000'000);
   testing::produceAll(kafka_.bootstrap_servers, config.kafka.tierTopic("fast"), routedTickets(200));
   // Stopped once the first calls are settled: ~200 x 100 ms / 2 of the backlog is still ahead.
-  runFastTier(config, [&] { return redis.globalToday().settled > 0; }, redis.admission(),
-              tier::callThreadsFor(config, "fast"));
+  runFastTier(
+      config, [&] { return redis.globalToday().settled > 0; }, redis.admission(), tier::callThreadsFor(config, "fast"));
   redis.finish();
   const auto spend = redis.globalToday();
   EXPECT_GT(spend.settled, 0);

@@ -1,9 +1,6 @@
 // ticketflow triage, the real binary: a dry run prices a backlog and writes an HTML report that
 // headless Chromium renders with its charts; a live run on the local stack, killed halfway,
 // resumes without sending a finished ticket again.
-#include <gtest/gtest.h>
-#include <signal.h>
-
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +10,9 @@
 #include <sstream>
 #include <thread>
 
+#include <signal.h>
+
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "fixtures/environment.hpp"
@@ -42,22 +42,29 @@ TEST(Triage, DryRunReportRendersInChromiumWithItsCharts) {
   ASSERT_FALSE(chromium.empty()) << "chromium is not installed: run scripts/bootstrap --test-tools (./dev test does)";
   const std::string dir = testing::makeTempDir("triage-report");
   const std::string file = samplesFile(dir, 1000);
-  const auto run = runCommand(binaryPath() + " triage " + file + " --dry-run --report " + dir + "/report.html 2>&1", 300);
+  const auto run =
+      runCommand(binaryPath() + " triage " + file + " --dry-run --report " + dir + "/report.html 2>&1", 300);
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("dry run (no model calls): 328 tickets"), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("projected spend"), std::string::npos);
-  EXPECT_NE(run.output.find("most repeated issues"), std::string::npos) << "the cache replay finds the recurring tickets";
+  EXPECT_NE(run.output.find("most repeated issues"), std::string::npos)
+      << "the cache replay finds the recurring tickets";
 
-  const auto dom = runCommand(chromium + " --headless --no-sandbox --disable-gpu --dump-dom file://" + dir +
-                                  "/report.html 2>/dev/null", 120);
+  const auto dom = runCommand(
+      chromium + " --headless --no-sandbox --disable-gpu --dump-dom file://" + dir + "/report.html 2>/dev/null", 120);
   ASSERT_EQ(dom.exit_code, 0);
   for (const char* id : {"id=\"chart-categories\"", "id=\"chart-cost\"", "id=\"repeated\""})
     EXPECT_NE(dom.output.find(id), std::string::npos) << id << " missing from the rendered page";
   std::size_t bars = 0;
-  for (std::size_t at = dom.output.find("class=\"bar\""); at != std::string::npos; at = dom.output.find("class=\"bar\"", at + 1)) ++bars;
+  for (std::size_t at = dom.output.find("class=\"bar\""); at != std::string::npos;
+       at = dom.output.find("class=\"bar\"", at + 1))
+    ++bars;
   EXPECT_GE(bars, 10u) << "the charts have their bars";
-  const auto shot = runCommand(chromium + " --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1200,1600 "
-                                          "--screenshot=" + dir + "/report.png file://" + dir + "/report.html 2>&1", 120);
+  const auto shot = runCommand(chromium +
+                                   " --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1200,1600 "
+                                   "--screenshot=" +
+                                   dir + "/report.png file://" + dir + "/report.html 2>&1",
+                               120);
   ASSERT_EQ(shot.exit_code, 0) << shot.output;
   ASSERT_TRUE(fs::exists(dir + "/report.png"));
   EXPECT_GT(fs::file_size(dir + "/report.png"), 20'000u) << "a page with charts, not a blank one";
@@ -67,7 +74,8 @@ TEST(Triage, DryRunReportRendersInChromiumWithItsCharts) {
 TEST(Triage, ItTicketsCsvIsReadThroughAColumnMap) {
   const std::string data = testing::itTicketsDir();
   if (data.empty()) GTEST_SKIP() << "../shared/data/it-tickets is absent";
-  const auto run = runCommand(binaryPath() + " triage " + data + "/dev.csv --dry-run --column-map body=text --tenant itsc 2>&1", 300);
+  const auto run = runCommand(
+      binaryPath() + " triage " + data + "/dev.csv --dry-run --column-map body=text --tenant itsc 2>&1", 300);
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("dry run (no model calls): 4785 tickets"), std::string::npos) << run.output;
 }
@@ -78,18 +86,36 @@ TEST(Triage, ItTicketsCsvIsReadThroughAColumnMap) {
 TEST(Triage, ACalibratedDryRunPricesTicketsAtWhatLiveTicketsCost) {
   const std::string dir = testing::makeTempDir("triage-calibration");
   const std::string backlog = samplesFile(dir, 10);
-  std::string state = R"({"run":"pilot","source":"pilot.csv"})" "\n";
+  std::string state = R"({"run":"pilot","source":"pilot.csv"})"
+                      "\n";
   for (int i = 0; i < 18; ++i) {
     const char* level = i % 3 == 0 ? "easy" : i % 3 == 1 ? "medium" : "hard";
-    state += nlohmann::json{{"outcome", {{"id", "p" + std::to_string(i)}, {"tenant", "t"}, {"category", "Pilot"},
-                                         {"difficulty", level}, {"cache", "miss"}, {"model", "m"}, {"cost", 1000}, {"frontier", 5000}}}}
-                 .dump() + "\n";
+    state += nlohmann::json{{"outcome",
+                             {{"id", "p" + std::to_string(i)},
+                              {"tenant", "t"},
+                              {"category", "Pilot"},
+                              {"difficulty", level},
+                              {"cache", "miss"},
+                              {"model", "m"},
+                              {"cost", 1000},
+                              {"frontier", 5000}}}}
+                 .dump() +
+             "\n";
   }
-  state += nlohmann::json{{"outcome", {{"id", "hit"}, {"tenant", "t"}, {"category", "Pilot"}, {"difficulty", "easy"},
-                                       {"cache", "semantic"}, {"cost", 0}, {"frontier", 5000}}}}.dump() + "\n";
+  state += nlohmann::json{{"outcome",
+                           {{"id", "hit"},
+                            {"tenant", "t"},
+                            {"category", "Pilot"},
+                            {"difficulty", "easy"},
+                            {"cache", "semantic"},
+                            {"cost", 0},
+                            {"frontier", 5000}}}}
+               .dump() +
+           "\n";
   testing::writeFile(dir + "/pilot.state", state);
-  const auto run = runCommand(binaryPath() + " triage " + backlog + " --dry-run --state " + dir + "/x.state --calibration " +
-                              dir + "/pilot.state 2>&1", 120);
+  const auto run = runCommand(binaryPath() + " triage " + backlog + " --dry-run --state " + dir +
+                                  "/x.state --calibration " + dir + "/pilot.state 2>&1",
+                              120);
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("calibrated by 18 live outcomes"), std::string::npos) << run.output;
   const auto hits_at = run.output.find("cache: ");
@@ -100,8 +126,10 @@ TEST(Triage, ACalibratedDryRunPricesTicketsAtWhatLiveTicketsCost) {
   EXPECT_NE(run.output.find(spend.str()), std::string::npos) << spend.str() << "\n" << run.output;
   EXPECT_NE(run.output.find("95% range"), std::string::npos);
 
-  testing::writeFile(dir + "/empty.state", R"({"run":"pilot","source":"pilot.csv"})" "\n");
-  const auto refused = runCommand(binaryPath() + " triage " + backlog + " --dry-run --calibration " + dir + "/empty.state 2>&1");
+  testing::writeFile(dir + "/empty.state", R"({"run":"pilot","source":"pilot.csv"})"
+                                           "\n");
+  const auto refused =
+      runCommand(binaryPath() + " triage " + backlog + " --dry-run --calibration " + dir + "/empty.state 2>&1");
   EXPECT_NE(refused.exit_code, 0);
   EXPECT_NE(refused.output.find("empty.state: no ticket answered by a model"), std::string::npos) << refused.output;
   const auto live = runCommand(binaryPath() + " triage " + backlog + " --calibration " + dir + "/pilot.state 2>&1");
@@ -129,7 +157,8 @@ StateLines readState(const std::string& path) {
     auto j = nlohmann::json::parse(line, nullptr, false);
     if (!j.is_object()) continue;
     if (j.contains("submitted")) s.submitted_batches.push_back(j["submitted"].get<std::set<std::string>>());
-    if (j.contains("outcome")) ++s.outcomes[j["outcome"]["tenant"].get<std::string>() + "/" + j["outcome"]["id"].get<std::string>()];
+    if (j.contains("outcome"))
+      ++s.outcomes[j["outcome"]["tenant"].get<std::string>() + "/" + j["outcome"]["id"].get<std::string>()];
   }
   return s;
 }
@@ -158,8 +187,9 @@ TEST(Triage, AnInterruptedLiveRunResumesWithoutRedoingFinishedTickets) {
   const std::string file = samplesFile(dir, 40);
   const std::string state = dir + "/state.jsonl";
   {
-    ChildProcess first({binaryPath(), "triage", file, "--embedded", "--latency-scale", "0", "--rate", "4", "--state", state},
-                       dir + "/first.log");
+    ChildProcess first(
+        {binaryPath(), "triage", file, "--embedded", "--latency-scale", "0", "--rate", "4", "--state", state},
+        dir + "/first.log");
     const auto deadline = std::chrono::steady_clock::now() + 120s;
     while (std::chrono::steady_clock::now() < deadline) {
       if (fs::exists(state) && readState(state).outcomes.size() >= 8) break;

@@ -1,13 +1,14 @@
+#include "ticketflow/cli/args.hpp"
+
 #include <gtest/gtest.h>
 
-#include "ticketflow/cli/args.hpp"
 #include "ticketflow/redis/client.hpp"
 
 namespace ticketflow {
 namespace {
 
-const cli::CommandSpec kSpec{"broker", "run it", "FILE", 1, 1,
-                             {{"partitions", "N", "partitions", "8"}, {"verbose", "", "talk more", ""}}, ""};
+const cli::CommandSpec kSpec{
+    "broker", "run it", "FILE", 1, 1, {{"partitions", "N", "partitions", "8"}, {"verbose", "", "talk more", ""}}, ""};
 
 TEST(Args, ParsesOptionsFlagsAndPositionals) {
   auto a = cli::parseArgs(kSpec, {"--partitions=4", "--verbose", "x.yaml"});

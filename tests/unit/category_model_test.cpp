@@ -1,10 +1,11 @@
-#include <gtest/gtest.h>
+#include "ticketflow/classify/category_model.hpp"
 
 #include <cmath>
 #include <random>
 
+#include <gtest/gtest.h>
+
 #include "fixtures/environment.hpp"
-#include "ticketflow/classify/category_model.hpp"
 
 namespace ticketflow::classify {
 namespace {
@@ -84,7 +85,8 @@ TEST(CategoryModel, ExplainNamesTheWordsThatDecided) {
   EXPECT_EQ(e.prediction.category, "Purchase");
   ASSERT_FALSE(e.top_features.empty());
   bool named = false;
-  for (const auto& f : e.top_features) named |= f.feature == "w:invoice" || f.feature == "w:supplier" || f.feature == "w:purchase";
+  for (const auto& f : e.top_features)
+    named |= f.feature == "w:invoice" || f.feature == "w:supplier" || f.feature == "w:purchase";
   EXPECT_TRUE(named);
   for (std::size_t i = 1; i < e.top_features.size(); ++i)
     EXPECT_GE(e.top_features[i - 1].contribution, e.top_features[i].contribution);
@@ -150,7 +152,8 @@ TEST(CategoryModelFile, HeaderThatDisagreesWithThePayloadIsRejected) {
   ASSERT_NE(at, std::string::npos);
   bytes.replace(at, 13, "\"dim_bits\":13");
   const std::uint64_t sum = fnv1a64(std::string_view(bytes).substr(0, bytes.size() - 8));
-  for (int i = 0; i < 8; ++i) bytes[bytes.size() - 8 + static_cast<std::size_t>(i)] = static_cast<char>((sum >> (8 * i)) & 0xFF);
+  for (int i = 0; i < 8; ++i)
+    bytes[bytes.size() - 8 + static_cast<std::size_t>(i)] = static_cast<char>((sum >> (8 * i)) & 0xFF);
   auto m = CategoryModel::fromBytes(bytes, "edited");
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.error().message.find("does not match its header"), std::string::npos) << m.error().message;
@@ -219,7 +222,8 @@ TEST(Metrics, AccuracyMacroF1AndConfusion) {
 
 TEST(LabelledData, ReadsCsvWithQuotesAndJsonlAndReportsBadRows) {
   const std::string dir = testing::makeTempDir("data");
-  testing::writeFile(dir + "/a.csv", "text,category\n\"printer, jammed \"\"again\"\"\nline two\",Hardware\nvpn down,Access\n");
+  testing::writeFile(dir + "/a.csv",
+                     "text,category\n\"printer, jammed \"\"again\"\"\nline two\",Hardware\nvpn down,Access\n");
   auto csv = readLabelledFile(dir + "/a.csv", "text", "category");
   ASSERT_TRUE(csv.ok()) << csv.error().message;
   ASSERT_EQ(csv->size(), 2u);

@@ -1,11 +1,12 @@
-#include <gtest/gtest.h>
+#include "ticketflow/config/config.hpp"
 
 #include <filesystem>
 #include <fstream>
 #include <regex>
 
+#include <gtest/gtest.h>
+
 #include "fixtures/environment.hpp"
-#include "ticketflow/config/config.hpp"
 
 namespace ticketflow {
 namespace {
@@ -13,7 +14,9 @@ namespace {
 using testing::readFile;
 using testing::sourceDir;
 
-std::optional<std::string> noEnv(const std::string&) { return std::nullopt; }
+std::optional<std::string> noEnv(const std::string&) {
+  return std::nullopt;
+}
 std::optional<std::string> fakeEnv(const std::string& name) {
   if (name == "TF_TEST_BOOTSTRAP") return std::string("kafka-a:9093,kafka-b:9093");
   if (name == "TF_TEST_PORT") return std::string("9999");
@@ -51,8 +54,8 @@ TEST(Config, EmbeddedDefaultEqualsTheFile) {
 }
 
 TEST(Config, EnvironmentReferencesAreSubstitutedAndTyped) {
-  const std::string yaml = readFile(sourceDir() + "/tests/data/configs/minimal.yaml") +
-                           "observability:\n  http_port: ${TF_TEST_PORT}\n";
+  const std::string yaml =
+      readFile(sourceDir() + "/tests/data/configs/minimal.yaml") + "observability:\n  http_port: ${TF_TEST_PORT}\n";
   std::string text = std::regex_replace(yaml, std::regex("bootstrap_servers: 127.0.0.1:9092"),
                                         "bootstrap_servers: ${TF_TEST_BOOTSTRAP}");
   const Config c = loadConfigText(text, "test.yaml", "/tmp", fakeEnv);

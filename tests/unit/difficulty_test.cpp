@@ -1,15 +1,18 @@
-#include <gtest/gtest.h>
+#include "ticketflow/classify/difficulty.hpp"
 
 #include <fstream>
+
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "fixtures/environment.hpp"
-#include "ticketflow/classify/difficulty.hpp"
 
 namespace ticketflow::classify {
 namespace {
 
-DifficultyConfig defaults() { return DifficultyConfig{}; }
+DifficultyConfig defaults() {
+  return DifficultyConfig{};
+}
 
 TEST(Difficulty, RoutineQuestionIsEasyAndOutageWithErrorsIsHard) {
   const DifficultyScorer scorer(defaults());

@@ -1,10 +1,10 @@
 // The escalation verifier: the shipped model loads, training finds the signal in labelled
 // answers, and a bad model file is refused with the field named.
-#include <gtest/gtest.h>
+#include "ticketflow/classify/escalation_model.hpp"
 
 #include <random>
 
-#include "ticketflow/classify/escalation_model.hpp"
+#include <gtest/gtest.h>
 
 namespace ticketflow::classify {
 namespace {
@@ -37,7 +37,8 @@ TEST(EscalationModel, TrainingLearnsThatAgreementWithTheClassifierMattersAndStat
   for (int i = 0; i < 4000; ++i) {
     const bool agrees = u(rng) < 0.7;
     const std::string tier = i % 2 ? "fast" : "balanced";
-    labels.push_back({tier, "Hardware", answer(agrees, 0.7 + 0.3 * u(rng), 0.5 + 0.5 * u(rng)), u(rng) < (agrees ? 0.92 : 0.15)});
+    labels.push_back(
+        {tier, "Hardware", answer(agrees, 0.7 + 0.3 * u(rng), 0.5 + 0.5 * u(rng)), u(rng) < (agrees ? 0.92 : 0.15)});
   }
   const auto m = EscalationModel::train(labels);
   EXPECT_EQ(m.examplesFor("fast"), 2000);
@@ -52,7 +53,8 @@ TEST(EscalationModel, TrainingLearnsThatAgreementWithTheClassifierMattersAndStat
 }
 
 TEST(EscalationModel, ABadModelFileIsRefusedNamingWhatIsWrong) {
-  EXPECT_NE(EscalationModel::parse("[1,2]", "m.json").error().message.find("m.json: not a JSON object"), std::string::npos);
+  EXPECT_NE(EscalationModel::parse("[1,2]", "m.json").error().message.find("m.json: not a JSON object"),
+            std::string::npos);
   EXPECT_NE(EscalationModel::parse(R"({"format":"x"})", "m.json").error().message.find("format"), std::string::npos);
   std::string text = EscalationModel::builtin().toJson();
   const auto at = text.find("\"stated_confidence\"");

@@ -1,7 +1,7 @@
 // Hostile bytes at the parsers: each case here was accepted, crashed or leaked before issue 18.
-#include <gtest/gtest.h>
-
 #include <string>
+
+#include <gtest/gtest.h>
 
 #include "fixtures/environment.hpp"
 #include "ticketflow/domain/messages.hpp"
@@ -42,11 +42,11 @@ TEST(HostileInput, RevisionIsBoundedAndNeverWrapsNegative) {
 TEST(HostileInput, RejectionsNameTheFieldAndRuleNeverTheContent) {
   const std::string secret = "hunter2-SECRET";
   const std::vector<std::string> hostile = {
-      withField(R"("priority":")" + secret + R"(")"),                       // enum
-      withField(R"(")" + secret + R"(":1)"),                                // unknown field
-      withField(R"("metadata":{")" + secret + R"(":{"deep":[1,2]}})"),       // metadata key
+      withField(R"("priority":")" + secret + R"(")"),                   // enum
+      withField(R"(")" + secret + R"(":1)"),                            // unknown field
+      withField(R"("metadata":{")" + secret + R"(":{"deep":[1,2]}})"),  // metadata key
       withField(R"("source":{"system":"jira","ref":"x",")" + secret + R"(":1})"),
-      withField(R"("revision":-1)"),                                         // minimum
+      withField(R"("revision":-1)"),  // minimum
   };
   for (const auto& bytes : hostile) {
     auto parsed = parseTicket(bytes);
@@ -61,7 +61,8 @@ TEST(HostileInput, RejectionsNameTheFieldAndRuleNeverTheContent) {
   auto nested = parseTicket(withField(R"("source":{"system":"jira",")" + secret + R"(":1})"));
   EXPECT_EQ(nested.error().message, "field 'source': unknown field (not in the schema)");
   auto priority = parseTicket(withField(R"("priority":")" + secret + R"(")"));
-  EXPECT_NE(priority.error().message.find("field 'priority': must be one of"), std::string::npos) << priority.error().message;
+  EXPECT_NE(priority.error().message.find("field 'priority': must be one of"), std::string::npos)
+      << priority.error().message;
 }
 
 // GCC 12's std::regex recurses per character: a megabyte id or language tag reaching a pattern
@@ -71,9 +72,11 @@ TEST(HostileInput, AMegabyteStringNeverReachesARegex) {
   for (const std::string& field : {R"("language":")" + mega + R"(")", R"("requester":{"email":"a@)" + mega + R"("})"}) {
     auto parsed = parseTicket(withField(field));
     ASSERT_FALSE(parsed.ok());
-    EXPECT_NE(parsed.error().message.find("must be at most"), std::string::npos) << parsed.error().message.substr(0, 200);
+    EXPECT_NE(parsed.error().message.find("must be at most"), std::string::npos)
+        << parsed.error().message.substr(0, 200);
   }
-  auto id = parseTicket(R"({"schema_version":1,"id":"A)" + mega + R"(","tenant":"acme","body":"x","created_at":"2026-11-22T10:00:00Z"})");
+  auto id = parseTicket(R"({"schema_version":1,"id":"A)" + mega +
+                        R"(","tenant":"acme","body":"x","created_at":"2026-11-22T10:00:00Z"})");
   ASSERT_FALSE(id.ok());
   EXPECT_EQ(id.error().message, "field 'id': must be at most 128 characters long");
 }

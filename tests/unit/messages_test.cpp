@@ -1,6 +1,7 @@
+#include "ticketflow/domain/messages.hpp"
+
 #include <gtest/gtest.h>
 
-#include "ticketflow/domain/messages.hpp"
 #include "ticketflow/schema/validator.hpp"
 
 namespace ticketflow {
@@ -21,7 +22,9 @@ Ticket sampleTicket() {
   return t;
 }
 
-nlohmann::json document(const std::string& text) { return nlohmann::json::parse(text); }
+nlohmann::json document(const std::string& text) {
+  return nlohmann::json::parse(text);
+}
 
 TicketResult sampleResult() {
   TicketResult r;
@@ -53,8 +56,14 @@ TEST(Messages, TicketRoundTrips) {
 
 TEST(Messages, EveryTypeSerialisesToItsSchema) {
   const auto& schemas = schema::SchemaRegistry::builtin();
-  RoutedTicket routed{sampleTicket(), "0123456789abcdef0123456789abcdef", "2026-11-20T09:00:00.100Z",
-                      sampleResult().classification, "fast", "difficulty easy -> fast", 0, BudgetState::kOk};
+  RoutedTicket routed{sampleTicket(),
+                      "0123456789abcdef0123456789abcdef",
+                      "2026-11-20T09:00:00.100Z",
+                      sampleResult().classification,
+                      "fast",
+                      "difficulty easy -> fast",
+                      0,
+                      BudgetState::kOk};
   EXPECT_TRUE(schemas.validate("routed_ticket.schema.json", document(toJson(routed))).empty());
   EXPECT_TRUE(schemas.validate("result.schema.json", document(toJson(sampleResult()))).empty());
   const auto update = TicketUpdate::fromResult(sampleResult(), "2026-11-20T09:00:02.000Z");
@@ -74,8 +83,16 @@ TEST(Messages, EveryTypeSerialisesToItsSchema) {
 // The writer prints keys sorted and numbers as nlohmann does: the bytes are what nlohmann's own
 // dump() of the parsed message gives, so either side of a hop may use either.
 TEST(Messages, SerialisedBytesAreNlohmannsPrintingOfTheSameDocument) {
-  RoutedTicket routed{sampleTicket(), "0123456789abcdef0123456789abcdef", "2026-11-20T09:00:00.100Z",
-                      sampleResult().classification, "balanced", "escalated", 1, BudgetState::kDowngraded, 250, 2};
+  RoutedTicket routed{sampleTicket(),
+                      "0123456789abcdef0123456789abcdef",
+                      "2026-11-20T09:00:00.100Z",
+                      sampleResult().classification,
+                      "balanced",
+                      "escalated",
+                      1,
+                      BudgetState::kDowngraded,
+                      250,
+                      2};
   routed.route.routed_tier = "fast";
   routed.route.move("fast", "frontier", "low_confidence");
   routed.route.move("frontier", "balanced", "budget_downgrade");
@@ -100,11 +117,13 @@ TEST(Messages, SerialisedBytesAreNlohmannsPrintingOfTheSameDocument) {
   for (const std::string& text : {toJson(sampleTicket()), toJson(routed), toJson(sampleResult()), toJson(cached),
                                   toJson(update), toJson(cached.answer), toJson(letter)})
     EXPECT_EQ(text, document(text).dump());
-  EXPECT_TRUE(schema::SchemaRegistry::builtin().validate("ticket_update.schema.json", document(toJson(update))).empty());
+  EXPECT_TRUE(
+      schema::SchemaRegistry::builtin().validate("ticket_update.schema.json", document(toJson(update))).empty());
   EXPECT_TRUE(schema::SchemaRegistry::builtin().validate("result.schema.json", document(toJson(cached))).empty());
   EXPECT_TRUE(schema::SchemaRegistry::builtin().validate("dead_letter.schema.json", document(toJson(letter))).empty());
   EXPECT_EQ(parseTicketUpdate(toJson(update))->ticket_chars_cut, 987654);
-  EXPECT_TRUE(schema::SchemaRegistry::builtin().validate("routed_ticket.schema.json", document(toJson(routed))).empty());
+  EXPECT_TRUE(
+      schema::SchemaRegistry::builtin().validate("routed_ticket.schema.json", document(toJson(routed))).empty());
   auto routed_back = parseRoutedTicket(toJson(routed));
   ASSERT_TRUE(routed_back.ok()) << routed_back.error().message;
   EXPECT_EQ(toJson(*routed_back), toJson(routed));

@@ -1,7 +1,7 @@
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <sstream>
+
+#include <gtest/gtest.h>
 
 #include "fixtures/prometheus_text.hpp"
 #include "ticketflow/observability/log.hpp"
@@ -27,11 +27,16 @@ TEST(Metrics, RenderFollowsTheTextFormat) {
   ASSERT_EQ(parsed.error, "") << r.render();
   EXPECT_EQ(parsed.types.at("ticketflow_model_call_seconds"), "histogram");
   EXPECT_EQ(parsed.value("ticketflow_tickets_consumed_total", {{"role", "tier"}, {"tier", "fast"}}), 3);
-  EXPECT_EQ(parsed.value("ticketflow_tickets_consumed_total", {{"role", "intake"}, {"tier", "weird \"quoted\"\nvalue\\"}}), 1);
+  EXPECT_EQ(
+      parsed.value("ticketflow_tickets_consumed_total", {{"role", "intake"}, {"tier", "weird \"quoted\"\nvalue\\"}}),
+      1);
   EXPECT_EQ(parsed.value("ticketflow_in_flight", {{"role", "tier"}}), 17);
   EXPECT_EQ(parsed.value("ticketflow_model_call_seconds_count", {{"model", "gpt-5.5"}, {"outcome", "ok"}}), 5);
-  EXPECT_EQ(parsed.value("ticketflow_model_call_seconds_bucket", {{"model", "gpt-5.5"}, {"outcome", "ok"}, {"le", "0.25"}}), 3);
-  EXPECT_NEAR(parsed.value("ticketflow_model_call_seconds_sum", {{"model", "gpt-5.5"}, {"outcome", "ok"}}), 103.404, 1e-9);
+  EXPECT_EQ(
+      parsed.value("ticketflow_model_call_seconds_bucket", {{"model", "gpt-5.5"}, {"outcome", "ok"}, {"le", "0.25"}}),
+      3);
+  EXPECT_NEAR(parsed.value("ticketflow_model_call_seconds_sum", {{"model", "gpt-5.5"}, {"outcome", "ok"}}), 103.404,
+              1e-9);
   EXPECT_EQ(parsed.value("ticketflow_unlabelled_total", {}), 5);
 }
 
@@ -39,7 +44,10 @@ TEST(Metrics, TheParserCatchesBrokenText) {
   EXPECT_NE(testing::parsePrometheusText("# TYPE a counter\na -1\n").error, "");
   EXPECT_NE(testing::parsePrometheusText("a{b=\"1\"} 1\na{b=\"1\"} 2\n").error, "");
   EXPECT_NE(testing::parsePrometheusText("a{1b=\"x\"} 1\n").error, "");
-  EXPECT_NE(testing::parsePrometheusText("# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_count 1\nh_sum 1\n").error, "");
+  EXPECT_NE(testing::parsePrometheusText(
+                "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_count 1\nh_sum 1\n")
+                .error,
+            "");
   EXPECT_NE(testing::parsePrometheusText("a 1\n# TYPE a gauge\n").error, "");
 }
 
@@ -57,8 +65,11 @@ TEST(Logs, OneJsonObjectPerLineWithSecretsRedacted) {
   ManualClock clock;
   Logger log("tier", LogLevel::kInfo, sink, clock);
   log.debug("hidden");
-  log.info("ticket_done", {{"ticket_id", "INC-1"}, {"trace_id", "abc"}, {"body", "my password is hunter2"},
-                           {"api_key", "sk-live-123"}, {"nested", {{"Authorization", "Bearer x"}}}});
+  log.info("ticket_done", {{"ticket_id", "INC-1"},
+                           {"trace_id", "abc"},
+                           {"body", "my password is hunter2"},
+                           {"api_key", "sk-live-123"},
+                           {"nested", {{"Authorization", "Bearer x"}}}});
   const std::string out = sink.str();
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1);
   const auto line = nlohmann::json::parse(out);

@@ -15,8 +15,11 @@ const std::string kGood =
     R"({"summary":"VPN drops","category_check":"Access","reply":"Update the client.","resolution_steps":["Update","Reconnect"],"needs_human":false,"confidence":0.82})";
 
 void expectSchemaValid(const Answer& a) {
-  nlohmann::json j = {{"summary", a.summary}, {"reply", a.reply}, {"resolution_steps", a.resolution_steps},
-                      {"needs_human", a.needs_human}, {"confidence", a.confidence}};
+  nlohmann::json j = {{"summary", a.summary},
+                      {"reply", a.reply},
+                      {"resolution_steps", a.resolution_steps},
+                      {"needs_human", a.needs_human},
+                      {"confidence", a.confidence}};
   EXPECT_TRUE(schema::SchemaRegistry::builtin().validate("common.schema.json#/$defs/answer", j).empty());
 }
 

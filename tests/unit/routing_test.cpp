@@ -1,18 +1,23 @@
+#include "ticketflow/classify/routing.hpp"
+
 #include <gtest/gtest.h>
 
 #include "fixtures/environment.hpp"
 #include "ticketflow/classify/difficulty.hpp"
-#include "ticketflow/classify/routing.hpp"
 #include "ticketflow/config/config.hpp"
 
 namespace ticketflow::classify {
 namespace {
 
-std::optional<std::string> noEnv(const std::string&) { return std::nullopt; }
+std::optional<std::string> noEnv(const std::string&) {
+  return std::nullopt;
+}
 
 // The shipped config: tiers fast < balanced < frontier; easy->fast, medium->balanced,
 // hard->frontier; low_confidence_below 0.5; Administrative rights at least balanced.
-Config baseConfig() { return loadConfig(testing::sourceDir() + "/config/ticketflow.yaml", noEnv); }
+Config baseConfig() {
+  return loadConfig(testing::sourceDir() + "/config/ticketflow.yaml", noEnv);
+}
 
 RouteInput input(Difficulty d, double confidence = 0.9, std::string category = "Hardware") {
   RouteInput in;

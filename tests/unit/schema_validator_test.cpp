@@ -10,7 +10,9 @@ using nlohmann::json;
 class SchemaValidator : public ::testing::Test {
  protected:
   void SetUp() override {
-    registry_.add("defs.json", json::parse(R"({"$id": "https://x/defs.json", "$defs": {"id": {"type": "string", "pattern": "^[a-z]+$"}}})"));
+    registry_.add(
+        "defs.json",
+        json::parse(R"({"$id": "https://x/defs.json", "$defs": {"id": {"type": "string", "pattern": "^[a-z]+$"}}})"));
     registry_.add("doc.json", json::parse(R"({
       "$id": "https://x/doc.json",
       "type": "object", "additionalProperties": false, "required": ["id", "n"],
@@ -34,7 +36,10 @@ class SchemaValidator : public ::testing::Test {
 };
 
 TEST_F(SchemaValidator, AcceptsAValidDocument) {
-  EXPECT_EQ(firstError(R"({"id": "abc", "n": 3, "ratio": 0.5, "tags": ["a", "b"], "when": "2026-11-22T10:00:00Z", "kind": "a", "either": 4, "one": 2, "map": {"x1": true}})"), "");
+  EXPECT_EQ(
+      firstError(
+          R"({"id": "abc", "n": 3, "ratio": 0.5, "tags": ["a", "b"], "when": "2026-11-22T10:00:00Z", "kind": "a", "either": 4, "one": 2, "map": {"x1": true}})"),
+      "");
 }
 
 TEST_F(SchemaValidator, NamesTheFieldAndReason) {
@@ -67,14 +72,15 @@ TEST_F(SchemaValidator, CountsCharactersNotBytes) {
 
 TEST(SchemaRegistryTest, RejectsUnsupportedKeywords) {
   SchemaRegistry r;
-  EXPECT_THROW(r.add("x.json", json::parse(R"({"type": "object", "unevaluatedProperties": false})")), std::invalid_argument);
+  EXPECT_THROW(r.add("x.json", json::parse(R"({"type": "object", "unevaluatedProperties": false})")),
+               std::invalid_argument);
 }
 
 TEST(SchemaRegistryTest, BuiltinHasEverySchema) {
   const auto& r = SchemaRegistry::builtin();
-  for (const char* name : {"config.schema.json", "ticket.schema.json", "routed_ticket.schema.json", "result.schema.json",
-                           "ticket_update.schema.json", "dead_letter.schema.json", "common.schema.json",
-                           "shadow_request.schema.json", "feedback.schema.json"})
+  for (const char* name : {"config.schema.json", "ticket.schema.json", "routed_ticket.schema.json",
+                           "result.schema.json", "ticket_update.schema.json", "dead_letter.schema.json",
+                           "common.schema.json", "shadow_request.schema.json", "feedback.schema.json"})
     EXPECT_TRUE(r.has(name)) << name;
 }
 

@@ -1,10 +1,10 @@
-#include <gtest/gtest.h>
+#include "ticketflow/classify/text_features.hpp"
 
 #include <cmath>
 #include <random>
 #include <string>
 
-#include "ticketflow/classify/text_features.hpp"
+#include <gtest/gtest.h>
 
 namespace ticketflow::classify {
 namespace {
@@ -77,7 +77,9 @@ TEST(Normalize, EmojiStandAloneAndJoinersSeparate) {
 }
 
 TEST(Normalize, InvalidUtf8IsDroppedAndOutputStaysValid) {
-  EXPECT_EQ(normalizeText(std::string("bad\xff\xfe" "byte")), "bad byte");
+  EXPECT_EQ(normalizeText(std::string("bad\xff\xfe"
+                                      "byte")),
+            "bad byte");
   EXPECT_EQ(normalizeText(std::string("trunc\xe2\x82")), "trunc");
   EXPECT_EQ(normalizeText(std::string("over\xc0\xaflong")), "over long");
   EXPECT_EQ(normalizeText(std::string("surrogate\xed\xa0\x80x")), "surrogate x");

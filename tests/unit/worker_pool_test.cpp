@@ -1,11 +1,11 @@
-#include <gtest/gtest.h>
+#include "ticketflow/core/worker_pool.hpp"
 
 #include <atomic>
 #include <chrono>
 #include <future>
 #include <thread>
 
-#include "ticketflow/core/worker_pool.hpp"
+#include <gtest/gtest.h>
 
 namespace ticketflow {
 namespace {

@@ -2,13 +2,13 @@
 // while, longer than the fault suite's CI share (Redis 60 s, a provider 5 min). Prints what an
 // on-call engineer asks afterwards: lost, dead-lettered, how long messages were held, and
 // whether the ledger equals what the provider billed.
-#include <unistd.h>
-
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <map>
+
+#include <unistd.h>
 
 #include "bench_tickets.hpp"
 #include "command.hpp"
@@ -28,7 +28,8 @@ int runBenchChaos(const cli::ParsedArgs& args) {
   const auto outage = std::chrono::seconds(args.getInt("outage-seconds", 1, 3600));
   const double latency_scale = args.getDouble("latency-scale");
   if (latency_scale < 0) throw cli::UsageError("--latency-scale: expected a non-negative factor");
-  const std::string dir = std::filesystem::temp_directory_path() / ("ticketflow-bench-chaos-" + std::to_string(getpid()));
+  const std::string dir =
+      std::filesystem::temp_directory_path() / ("ticketflow-bench-chaos-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
 
   Config config = loadEmbeddedConfig();
@@ -90,7 +91,8 @@ int runBenchChaos(const cli::ParsedArgs& args) {
   setDown(false);
   const auto back_at = Steady::now();
   auto last_progress = Steady::now();
-  for (std::size_t before = seen.size(); seen.size() < static_cast<std::size_t>(tickets) && Steady::now() - last_progress < 120s;) {
+  for (std::size_t before = seen.size();
+       seen.size() < static_cast<std::size_t>(tickets) && Steady::now() - last_progress < 120s;) {
     read(500ms);
     if (seen.size() != before) {
       before = seen.size();
@@ -138,8 +140,13 @@ int runBenchChaos(const cli::ParsedArgs& args) {
 }  // namespace
 
 std::vector<Command> chaosBenchCommands() {
-  return {{{"bench chaos", "the pipeline through a long Redis or provider outage", "", 0, 0,
-            {{"fault", "KIND", "redis (redis-server stopped, then restarted on its data) or provider (every request 503)", "redis"},
+  return {{{"bench chaos",
+            "the pipeline through a long Redis or provider outage",
+            "",
+            0,
+            0,
+            {{"fault", "KIND",
+              "redis (redis-server stopped, then restarted on its data) or provider (every request 503)", "redis"},
              {"outage-seconds", "S", "how long the dependency stays down", "60"},
              {"tickets", "N", "tickets sent at the start (100-20000)", "1000"},
              {"latency-scale", "X", "multiply the simulated model latency", "0.05"}},
@@ -149,7 +156,8 @@ std::vector<Command> chaosBenchCommands() {
             "and dead-lettered tickets, the messages held and for how long, and the ledger against the\n"
             "provider's bill. Exits 1 when a ticket was lost or dead-lettered. The fault suite (ctest -L chaos)\n"
             "runs the short variants."},
-           runBenchChaos, ""}};
+           runBenchChaos,
+           ""}};
 }
 
 }  // namespace ticketflow::app

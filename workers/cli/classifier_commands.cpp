@@ -2,20 +2,20 @@
 // policy as command-line tools.
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <optional>
 #include <sstream>
 
 #include "command.hpp"
-#include "ticketflow/core/stats.hpp"
-#include "ticketflow/redis/feedback_store.hpp"
 #include "ticketflow/classify/category_model.hpp"
 #include "ticketflow/classify/difficulty.hpp"
 #include "ticketflow/classify/routing.hpp"
 #include "ticketflow/config/config.hpp"
+#include "ticketflow/core/stats.hpp"
+#include "ticketflow/redis/feedback_store.hpp"
 
 namespace ticketflow::app {
 namespace {
@@ -58,8 +58,8 @@ int runTrain(const cli::ParsedArgs& args) {
   if (out.empty()) throw cli::UsageError("--out is required");
   auto data = classify::readLabelledFile(data_path, args.get("text-col"), args.get("label-col"));
   if (!data) throw std::runtime_error(data.error().message);
-  std::cout << "read " << data->size() << " labelled texts from " << data_path << " in " << fixed(secondsSince(started), 2)
-            << " s\n"
+  std::cout << "read " << data->size() << " labelled texts from " << data_path << " in "
+            << fixed(secondsSince(started), 2) << " s\n"
             << std::flush;
   if (args.has("feedback")) {
     // The helpdesk's corrected categories (feedback.keep_text), from the configured Redis.
@@ -122,7 +122,8 @@ int runTrain(const cli::ParsedArgs& args) {
             << fixed(report.temperature, 3) << "\n"
             << "wrote " << out << " (" << bytes << " bytes, " << fixed(static_cast<double>(bytes) / 1048576.0, 2)
             << " MiB)\n"
-            << "training took " << fixed(report.seconds, 2) << " s; total " << fixed(secondsSince(started), 2) << " s\n";
+            << "training took " << fixed(report.seconds, 2) << " s; total " << fixed(secondsSince(started), 2)
+            << " s\n";
   return kExitOk;
 }
 
@@ -200,7 +201,8 @@ int runCalibrateShares(const cli::ParsedArgs& args, const Config& config, const 
   if (auto m = CategoryModel::load(modelPath(args, config))) model.emplace(std::move(m).value());
   const classify::DifficultyScorer scorer(config.classifier.difficulty);
   std::vector<double> scores;
-  for (const auto& d : *data) scores.push_back(scorer.score(d.text, model ? model->predict(d.text).category : "").score);
+  for (const auto& d : *data)
+    scores.push_back(scorer.score(d.text, model ? model->predict(d.text).category : "").score);
   auto t = classify::thresholdsForShares(scores, shares[0], shares[1], shares[2]);
   if (!t) throw std::runtime_error(t.error().message);
   std::size_t counts[3] = {0, 0, 0};
@@ -258,7 +260,10 @@ int runClassify(const cli::ParsedArgs& args) {
   const auto route = policy.route(in);
   std::cout << "category   " << e.prediction.category << " (confidence " << fixed(e.prediction.confidence, 3) << ")\n"
             << "difficulty " << classify::difficultyName(diff.level) << " (score " << fixed(diff.score, 3) << ")\n"
-            << "tier       " << route.tier << (route.action == classify::RouteAction::kModel ? "" : std::string(" (") + classify::routeActionName(route.action) + ")")
+            << "tier       " << route.tier
+            << (route.action == classify::RouteAction::kModel
+                    ? ""
+                    : std::string(" (") + classify::routeActionName(route.action) + ")")
             << " by rule " << route.rule << "\n";
   if (!explain) return kExitOk;
   std::cout << "\nprobabilities:\n";
@@ -266,13 +271,14 @@ int runClassify(const cli::ParsedArgs& args) {
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::sort(order.begin(), order.end(),
             [&](auto a, auto b) { return e.prediction.probabilities[a] > e.prediction.probabilities[b]; });
-  for (auto c : order) std::cout << "  " << fixed(e.prediction.probabilities[c], 3) << "  " << model.labels()[c] << "\n";
+  for (auto c : order)
+    std::cout << "  " << fixed(e.prediction.probabilities[c], 3) << "  " << model.labels()[c] << "\n";
   std::cout << "\nfeatures for " << e.prediction.category << " (contribution to its logit against the class mean):\n";
   for (const auto& f : e.top_features) std::cout << "  " << fixed(f.contribution, 3) << "  " << f.feature << "\n";
   std::cout << "\ndifficulty signals (value x weight):\n";
   for (const auto& s : diff.signals)
-    std::cout << "  " << s.name << std::string(s.name.size() < 16 ? 16 - s.name.size() : 0, ' ') << fixed(s.value, 3) << " x "
-              << fixed(s.weight, 3) << " = " << fixed(s.value * s.weight + 0.0, 3) << "\n";
+    std::cout << "  " << s.name << std::string(s.name.size() < 16 ? 16 - s.name.size() : 0, ' ') << fixed(s.value, 3)
+              << " x " << fixed(s.weight, 3) << " = " << fixed(s.value * s.weight + 0.0, 3) << "\n";
   std::cout << "\nrouting rules:\n";
   for (const auto& line : route.trace) std::cout << "  " << line << "\n";
   std::cout << "rule that fired: " << route.rule << "\n";
@@ -354,8 +360,15 @@ std::vector<Command> classifierCommands() {
   const cli::OptionSpec label_col{"label-col", "L", "label column", "category"};
   const cli::OptionSpec model{"model", "MODEL", "model file (default: the configured one)", ""};
   return {
-      {{"train", "train a category model", "", 0, 0,
-        {cfg, data, text_col, label_col,
+      {{"train",
+        "train a category model",
+        "",
+        0,
+        0,
+        {cfg,
+         data,
+         text_col,
+         label_col,
          {"feedback", "", "also learn the helpdesk's corrected categories (Redis of --config; feedback.keep_text)", ""},
          {"out", "MODEL", "model file to write", ""},
          {"dim-bits", "N", "hashed feature space of 2^N slots", "18"},
@@ -385,20 +398,42 @@ std::vector<Command> classifierCommands() {
         "Holds out a stratified 10% of FILE (every tenth text of each label) to choose the epoch\n"
         "count and fit the confidence temperature; with --refit it then retrains on all of FILE."},
        runTrain},
-      {{"eval", "evaluate a category model, or calibrate difficulty thresholds", "", 0, 0,
-        {cfg, data, text_col, label_col, model,
+      {{"eval",
+        "evaluate a category model, or calibrate difficulty thresholds",
+        "",
+        0,
+        0,
+        {cfg,
+         data,
+         text_col,
+         label_col,
+         model,
          {"calibrate-shares", "E,M,H", "choose difficulty thresholds giving these easy,medium,hard shares", ""}},
         "With --calibrate-shares, scores the texts of FILE for difficulty, chooses easy_below and\n"
         "hard_from so the tiers get the given shares, and rewrites those two values in --config."},
        runEval},
-      {{"classify", "classify one ticket text", "[TEXT]", 0, 1,
-        {cfg, model, {"file", "FILE", "read the text from FILE", ""},
+      {{"classify",
+        "classify one ticket text",
+        "[TEXT]",
+        0,
+        1,
+        {cfg,
+         model,
+         {"file", "FILE", "read the text from FILE", ""},
          {"tenant", "T", "tenant the ticket belongs to (for tenant pins)", ""},
          {"over-budget", "", "route as if the budget were exhausted", ""},
          {"explain", "", "show the features and rule that decided", ""}}},
        runClassify},
-      {{"bench classifier", "benchmark featurise+classify", "", 0, 0,
-        {cfg, model, {"data", "FILE", "tickets to classify", ""}, text_col, label_col,
+      {{"bench classifier",
+        "benchmark featurise+classify",
+        "",
+        0,
+        0,
+        {cfg,
+         model,
+         {"data", "FILE", "tickets to classify", ""},
+         text_col,
+         label_col,
          {"rounds", "N", "passes over the data", "3"}}},
        runBench},
   };

@@ -42,14 +42,14 @@ inline std::string fixed(double v, int digits = 4) {
   return buf;
 }
 
-std::vector<Command> foundationCommands();  // broker, config check
-std::vector<Command> pipelineCommands();    // submit, triage, demo
-std::vector<Command> classifierCommands();  // train, eval, classify, bench classifier
-std::vector<Command> redisCommands();       // budget, cache, eval routing, train escalation, bench cache|ledger
-std::vector<Command> simulatorCommands();   // sim
-std::vector<Command> stageCommands();       // bench stage
-std::vector<Command> roleCommands();        // run tier
-std::vector<Command> tierBenchCommands();   // bench tier
+std::vector<Command> foundationCommands();     // broker, config check
+std::vector<Command> pipelineCommands();       // submit, triage, demo
+std::vector<Command> classifierCommands();     // train, eval, classify, bench classifier
+std::vector<Command> redisCommands();          // budget, cache, eval routing, train escalation, bench cache|ledger
+std::vector<Command> simulatorCommands();      // sim
+std::vector<Command> stageCommands();          // bench stage
+std::vector<Command> roleCommands();           // run tier
+std::vector<Command> tierBenchCommands();      // bench tier
 std::vector<Command> pipelineBenchCommands();  // bench pipeline
 std::vector<Command> chaosBenchCommands();     // bench chaos
 

@@ -23,7 +23,8 @@ std::vector<std::string> splitList(const std::string& s) {
 
 int runBroker(const cli::ParsedArgs& args) {
   const Config config = loadConfigOption(args);
-  const int partitions = args.has("partitions") ? static_cast<int>(args.getInt("partitions", 1, 256)) : config.kafka.partitions;
+  const int partitions =
+      args.has("partitions") ? static_cast<int>(args.getInt("partitions", 1, 256)) : config.kafka.partitions;
   kafka::MockBroker broker;
   auto topics = kafka::configuredTopics(config);
   if (auto extra = args.find("topics")) {
@@ -73,7 +74,11 @@ cli::OptionSpec configOption() {
 
 std::vector<Command> foundationCommands() {
   return {
-      {{"broker", "run the embedded Kafka-protocol broker (librdkafka mock cluster) on loopback", "", 0, 0,
+      {{"broker",
+        "run the embedded Kafka-protocol broker (librdkafka mock cluster) on loopback",
+        "",
+        0,
+        0,
         {configOption(),
          {"partitions", "N", "partitions per topic (default: kafka.partitions)", ""},
          {"bootstrap-file", "FILE", "write the bootstrap address to FILE", ""},
@@ -83,11 +88,18 @@ std::vector<Command> foundationCommands() {
         "each partition keeps about 5 MiB (librdkafka's mock cluster drops its oldest records past\n"
         "that), so a producer far ahead of the consumers loses records. ticketflow's roles report it\n"
         "(a log line and ticketflow_consumer_records_lost_total); use a real cluster for volume."},
-       runBroker, ""},
-      {{"config check", "validate a configuration file", "FILE", 1, 1, {},
+       runBroker,
+       ""},
+      {{"config check",
+        "validate a configuration file",
+        "FILE",
+        1,
+        1,
+        {},
         "Checks types, bounds, unknown fields, ${ENV} references and cross-references (a tier naming a\n"
         "missing model, ...). Prints the file, field and reason of the first problem and exits 1."},
-       runConfigCheck, ""},
+       runConfigCheck,
+       ""},
   };
 }
 

@@ -74,7 +74,8 @@ int main(int argc, char** argv) {
       auto& out = help ? std::cout : std::cerr;
       if (!help && args.size() > 1) out << "ticketflow " << args[0] << ": unknown subcommand '" << args[1] << "'\n\n";
       out << "usage: ticketflow " << args[0] << " SUBCOMMAND [options]\n\nsubcommands:\n";
-      for (const auto* c : family) out << "  " << c->spec.name << "  " << c->spec.summary << (c->run ? "" : " [not built yet]") << "\n";
+      for (const auto* c : family)
+        out << "  " << c->spec.name << "  " << c->spec.summary << (c->run ? "" : " [not built yet]") << "\n";
       return help ? ticketflow::app::kExitOk : ticketflow::app::kExitUsage;
     }
     std::cerr << "ticketflow: unknown command '" << args[0] << "'\n\n";
@@ -100,7 +101,8 @@ int main(int argc, char** argv) {
       ticketflow::exitOnTerminationSignal("ticketflow " + name);
     return command->run(parsed);
   } catch (const ticketflow::cli::UsageError& e) {
-    std::cerr << "ticketflow " << command->spec.name << ": " << e.what() << "\n\n" << ticketflow::cli::usage(command->spec);
+    std::cerr << "ticketflow " << command->spec.name << ": " << e.what() << "\n\n"
+              << ticketflow::cli::usage(command->spec);
     return ticketflow::app::kExitUsage;
   } catch (const ticketflow::ConfigError& e) {
     std::cerr << e.what() << "\n";

@@ -1,8 +1,6 @@
 // ticketflow bench pipeline: every role in this process (`run all`); the broker, redis-server,
 // the simulator (zero latency) and the backlog's producer each in their own, so the CPU and
 // memory figures are the pipeline's own.
-#include <unistd.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -13,12 +11,14 @@
 #include <sstream>
 #include <thread>
 
+#include <unistd.h>
+
 #include "bench_tickets.hpp"
 #include "command.hpp"
-#include "ticketflow/core/stats.hpp"
 #include "pipeline/pipeline.hpp"
 #include "ticketflow/core/embedded.hpp"
 #include "ticketflow/core/process.hpp"
+#include "ticketflow/core/stats.hpp"
 #include "ticketflow/redis/client.hpp"
 #include "ticketflow/redis/embedded_server.hpp"
 #include "ticketflow/stage/bench_support.hpp"
@@ -45,15 +45,16 @@ int runBenchPipeline(const cli::ParsedArgs& args) {
   const int rate = static_cast<int>(args.getInt("rate", 1, 100'000));
   const int seconds = static_cast<int>(args.getInt("latency-seconds", 5, 3600));
   const std::string exe = std::filesystem::read_symlink("/proc/self/exe").string();
-  const std::string dir = std::filesystem::temp_directory_path() / ("ticketflow-bench-pipeline-" + std::to_string(getpid()));
+  const std::string dir =
+      std::filesystem::temp_directory_path() / ("ticketflow-bench-pipeline-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   ::setenv(kBenchKeyEnv, "sk-bench-key", 1);
 
   Config config = loadEmbeddedConfig();
   ChildProcess broker({exe, "broker", "--bootstrap-file", dir + "/bootstrap"}, dir + "/broker.log");
   config.kafka.bootstrap_servers = waitForFirstLine(dir + "/bootstrap", broker);
-  ChildProcess sim({exe, "sim", "--port-file", dir + "/sim.port", "--latency-scale", "0", "--no-faults", "--max-threads",
-                    "2048", "--api-key-env", kBenchKeyEnv},
+  ChildProcess sim({exe, "sim", "--port-file", dir + "/sim.port", "--latency-scale", "0", "--no-faults",
+                    "--max-threads", "2048", "--api-key-env", kBenchKeyEnv},
                    dir + "/sim.log");
   const std::string sim_url = "http://127.0.0.1:" + waitForFirstLine(dir + "/sim.port", sim);
   redis::EmbeddedRedisServer redis_server;
@@ -68,10 +69,15 @@ int runBenchPipeline(const cli::ParsedArgs& args) {
   for (auto& m : config.models) m.limits.rpm = m.limits.tpm = 0;
   config.results.exactly_once = args.has("exactly-once");
 
-  std::cout << "bench pipeline: intake, " << config.tiers.size() << " tier pools and the result writer in this process;\n"
+  std::cout << "bench pipeline: intake, " << config.tiers.size()
+            << " tier pools and the result writer in this process;\n"
                "  broker, redis-server, simulator (zero latency) and the backlog's producer in their own; cache off,\n"
-               "  rate limits off; results.exactly_once " << (config.results.exactly_once ? "on" : "off") << ";\n"
-               "  consumers' fetch.wait.max.ms " << args.get("fetch-wait-ms") << ": librdkafka's mock broker answers an empty fetch only\n"
+               "  rate limits off; results.exactly_once "
+            << (config.results.exactly_once ? "on" : "off")
+            << ";\n"
+               "  consumers' fetch.wait.max.ms "
+            << args.get("fetch-wait-ms")
+            << ": librdkafka's mock broker answers an empty fetch only\n"
                "  when that wait ends, where a real broker answers as soon as data arrives\n"
             << std::flush;
   // The pipeline's own log lines go to a file, as a deployment's go to its log collector (kept in
@@ -91,7 +97,8 @@ int runBenchPipeline(const cli::ParsedArgs& args) {
     bool all = true;
     for (const auto& r : run.stats()) all = all && !r.stats.partitions.empty();
     if (all) break;
-    if (Steady::now() > deadline) throw std::runtime_error("bench pipeline: the stages did not get their partitions in 60 s");
+    if (Steady::now() > deadline)
+      throw std::runtime_error("bench pipeline: the stages did not get their partitions in 60 s");
     updates.poll(100ms, [](const std::string&) {});
   }
   updates.setPaused(true);
@@ -172,8 +179,8 @@ int runBenchPipeline(const cli::ParsedArgs& args) {
             << std::setprecision(3) << (cpu_last - cpu_first) / tickets * 1000
             << " CPU-s per 1,000 tickets (this process), " << std::setprecision(1)
             << static_cast<double>(switches_last - switches_first) / tickets << " context switches per ticket\n"
-            << "  redis-server meanwhile: " << std::setprecision(3) << (redis_cpu_last - redis_cpu_first) / tickets * 1000
-            << " CPU-s per 1,000 tickets\n"
+            << "  redis-server meanwhile: " << std::setprecision(3)
+            << (redis_cpu_last - redis_cpu_first) / tickets * 1000 << " CPU-s per 1,000 tickets\n"
             << std::flush;
 
   // Latency: tickets sent one by one at a fixed rate, each timed from its produce to its update.
@@ -207,8 +214,8 @@ int runBenchPipeline(const cli::ParsedArgs& args) {
   }
   sender.join();
   std::cout << std::setprecision(1) << "  " << rate << " tickets/s for " << seconds << " s: produce to update p50 "
-            << percentile(latencies_ms, 0.50) << " ms, p99 " << percentile(latencies_ms, 0.99) << " ms ("
-            << received << " of " << paced.size() << " timed)\n"
+            << percentile(latencies_ms, 0.50) << " ms, p99 " << percentile(latencies_ms, 0.99) << " ms (" << received
+            << " of " << paced.size() << " timed)\n"
             << "  peak RSS of this process: " << stage::peakResidentBytes() / (1024 * 1024) << " MiB\n";
   run.requestStop();
   (void)run.wait();
@@ -219,11 +226,17 @@ int runBenchPipeline(const cli::ParsedArgs& args) {
 }  // namespace
 
 std::vector<Command> pipelineBenchCommands() {
-  return {{{"bench pipeline", "benchmark the whole pipeline", "", 0, 0,
-            {{"tickets", "N", "tickets in the backlog phase (1000-20000: the embedded broker keeps 5 MiB per partition)", "20000"},
+  return {{{"bench pipeline",
+            "benchmark the whole pipeline",
+            "",
+            0,
+            0,
+            {{"tickets", "N",
+              "tickets in the backlog phase (1000-20000: the embedded broker keeps 5 MiB per partition)", "20000"},
              {"rate", "N", "tickets per second in the latency phase", "200"},
              {"latency-seconds", "S", "length of the latency phase", "20"},
-             {"fetch-wait-ms", "MS", "librdkafka fetch.wait.max.ms of every consumer (the mock broker holds an empty fetch that long)", "1"},
+             {"fetch-wait-ms", "MS",
+              "librdkafka fetch.wait.max.ms of every consumer (the mock broker holds an empty fetch that long)", "1"},
              {"prefetch-kb", "KB", "librdkafka queued.max.messages.kbytes for every stage", ""},
              {"linger-ms", "MS", "librdkafka linger.ms for every stage's producer", ""},
              {"exactly-once", "", "results.exactly_once: pending marks and look-ups on the updates topic", ""},
@@ -231,7 +244,8 @@ std::vector<Command> pipelineBenchCommands() {
             "Runs every role in this process on the embedded broker, a private redis-server and the simulator\n"
             "with zero latency (each in its own process), and prints: end-to-end tickets/s over a backlog,\n"
             "CPU-seconds per 1,000 tickets, produce-to-update latency p50/p99 at a fixed rate, peak RSS."},
-           runBenchPipeline, ""}};
+           runBenchPipeline,
+           ""}};
 }
 
 }  // namespace ticketflow::app

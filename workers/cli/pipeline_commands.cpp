@@ -1,12 +1,12 @@
 // submit, triage, demo: the commands that feed tickets to the pipeline and report on them.
-#include <unistd.h>
-
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
+
+#include <unistd.h>
 
 #include "command.hpp"
 #include "pipeline/backlog.hpp"
@@ -86,16 +86,19 @@ int runSubmit(const cli::ParsedArgs& args) {
     if (auto st = producer.produceBatch(topic, batch, timeout); !st)
       throw std::runtime_error("cannot deliver to " + topic + " on " + config.kafka.bootstrap_servers + " within " +
                                std::to_string(timeout.count()) + " s (" + st.error().message + "); " +
-                               std::to_string(sent) + " tickets were sent before. Is the broker reachable? --timeout sets the wait");
+                               std::to_string(sent) +
+                               " tickets were sent before. Is the broker reachable? --timeout sets the wait");
     sent += batch.size();
     batch.clear();
   };
   for (const auto& record : *records) {
     if (as_is) {  // the raw line, for testing intake's validation and dead-lettering
       std::string key = record.fields.is_object() && record.fields.contains("id") && record.fields["id"].is_string()
-                            ? record.fields["id"].get<std::string>() : "line-" + std::to_string(record.line);
-      batch.emplace_back(key, record.raw.empty() ? record.fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
-                                                 : record.raw);
+                            ? record.fields["id"].get<std::string>()
+                            : "line-" + std::to_string(record.line);
+      batch.emplace_back(key, record.raw.empty()
+                                  ? record.fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                                  : record.raw);
     } else {
       auto ticket = ticketFromRecord(record, columns, defaults);
       if (!ticket) {
@@ -114,7 +117,8 @@ int runSubmit(const cli::ParsedArgs& args) {
   return invalid && !sent ? kExitFailure : kExitOk;
 }
 
-std::string writeReport(const std::string& path, const pipeline::BacklogReport& report, const pipeline::BacklogTotals& totals) {
+std::string writeReport(const std::string& path, const pipeline::BacklogReport& report,
+                        const pipeline::BacklogTotals& totals) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
@@ -194,7 +198,8 @@ int runDemo(const cli::ParsedArgs& args) {
   const auto totals = pipeline::totalsOf(report);
   std::cout << "\n" << pipeline::textSummary(report, totals);
   if (report.ledger_settled)
-    std::cout << "  budget ledger: " << formatUsd(*report.ledger_settled) << " settled today (the sum of the updates' costs)\n";
+    std::cout << "  budget ledger: " << formatUsd(*report.ledger_settled)
+              << " settled today (the sum of the updates' costs)\n";
   std::cout << "  updates: produced to " << report.updates_topic << " (embedded broker, gone at exit); a copy is in "
             << options.updates_copy << "\n  pipeline logs (JSON lines): " << log_path << "\n";
   return report.missing == 0 ? kExitOk : kExitFailure;
@@ -204,17 +209,30 @@ int runDemo(const cli::ParsedArgs& args) {
 
 std::vector<Command> pipelineCommands() {
   const auto cfg = configOption();
-  const cli::OptionSpec column_map = {"column-map", "MAP", "fields from other columns, e.g. body=description,id=number,tenant=customer", ""};
+  const cli::OptionSpec column_map = {"column-map", "MAP",
+                                      "fields from other columns, e.g. body=description,id=number,tenant=customer", ""};
   const cli::OptionSpec tenant = {"tenant", "T", "tenant for rows that name none", "default"};
   return {
-      {{"submit", "produce tickets from a JSONL or CSV file", "FILE", 1, 1,
-        {cfg, {"topic", "T", "target topic (default: kafka.topics.inbound)", ""}, column_map, tenant,
+      {{"submit",
+        "produce tickets from a JSONL or CSV file",
+        "FILE",
+        1,
+        1,
+        {cfg,
+         {"topic", "T", "target topic (default: kafka.topics.inbound)", ""},
+         column_map,
+         tenant,
          {"as-is", "", "send JSON lines unchanged, valid or not (intake dead-letters the bad ones)", ""},
          {"timeout", "SECONDS", "give up when the broker has not acknowledged a batch in this long", "30"}},
         "Reads tickets (JSON Lines in schemas/ticket.schema.json form, or CSV / other JSON through\n"
         "--column-map), validates each and produces it keyed by its id. Invalid rows are reported, not sent."},
-       runSubmit, ""},
-      {{"triage", "batch-triage a backlog file", "FILE", 1, 1,
+       runSubmit,
+       ""},
+      {{"triage",
+        "batch-triage a backlog file",
+        "FILE",
+        1,
+        1,
         {cfg,
          {"dry-run", "", "classify and price locally, no model calls", ""},
          {"embedded", "", "run on a local stack (broker, Redis, simulator, pipeline) in this process", ""},
@@ -229,14 +247,20 @@ std::vector<Command> pipelineCommands() {
          {"idle-timeout", "S", "stop waiting after S seconds without an outcome", "180"},
          {"latency-scale", "X", "--embedded: multiply simulated model latency", "1"},
          {"log", "FILE", "--embedded: append the pipeline's JSON logs here", ""},
-         {"shadow-labels", "FILE", "--embedded: write the run's shadow comparisons as training labels (JSON lines)", ""}},
+         {"shadow-labels", "FILE", "--embedded: write the run's shadow comparisons as training labels (JSON lines)",
+          ""}},
         "Streams the file into the pipeline (the configured cluster, where `run` roles work, or --embedded),\n"
         "shows progress with rate and ETA, and reports counts per category and difficulty, cost per tier\n"
         "against all-frontier, the most repeated issues and the tickets needing humans. Interrupted runs\n"
         "resume from the state file without reprocessing finished tickets. --dry-run only classifies and\n"
         "prices (and replays the semantic cache on a private redis-server)."},
-       runTriage, ""},
-      {{"demo", "run the demo pipeline on the embedded defaults", "", 0, 0,
+       runTriage,
+       ""},
+      {{"demo",
+        "run the demo pipeline on the embedded defaults",
+        "",
+        0,
+        0,
         {cfg,
          {"tickets", "N", "number of sample tickets to submit (the sample has 328)", "1000"},
          {"rate", "N", "tickets per second (a week of tickets in under a minute)", "15"},
@@ -245,7 +269,8 @@ std::vector<Command> pipelineCommands() {
         "the shipped sample tickets (config/samples/), shows progress and prints what happened: categories,\n"
         "difficulty, tiers, cache hits, spend against all-frontier, latency, degraded and needs-human\n"
         "counts. Cleans up everything it started."},
-       runDemo, ""},
+       runDemo,
+       ""},
   };
 }
 

@@ -15,12 +15,12 @@
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
-#include "ticketflow/core/stats.hpp"
 #include "pipeline/agreement_report.hpp"
 #include "ticketflow/classify/category_model.hpp"
 #include "ticketflow/classify/escalation_model.hpp"
-#include "ticketflow/redis/agreement_store.hpp"
 #include "ticketflow/config/config.hpp"
+#include "ticketflow/core/stats.hpp"
+#include "ticketflow/redis/agreement_store.hpp"
 #include "ticketflow/redis/budget_ledger.hpp"
 #include "ticketflow/redis/embedded_server.hpp"
 #include "ticketflow/redis/feedback_store.hpp"
@@ -41,7 +41,8 @@ Config loadConfigOption(const cli::ParsedArgs& args) {
 }
 
 std::shared_ptr<redis::RedisPool> connectConfigured(const Config& config) {
-  if (auto url = redis::parseRedisUrl(config.redis.url); !url) throw std::runtime_error("redis.url: " + url.error().message);
+  if (auto url = redis::parseRedisUrl(config.redis.url); !url)
+    throw std::runtime_error("redis.url: " + url.error().message);
   auto options = redis::RedisPoolOptions::fromConfig(config.redis);
   if (!options) throw std::runtime_error("redis.tls: " + options.error().message);
   auto pool = std::make_shared<redis::RedisPool>(*options);
@@ -115,15 +116,20 @@ int runBudgetShow(const cli::ParsedArgs& args) {
   if (!rows) throw std::runtime_error(rows.error().message);
   std::cout << std::left << std::setw(8) << "scope" << std::setw(18) << "name" << std::setw(7) << "period"
             << std::setw(12) << "id" << std::right << std::setw(16) << "settled" << std::setw(16) << "reserved"
-            << std::setw(16) << "cap" << std::setw(8) << "used" << "\n";
+            << std::setw(16) << "cap" << std::setw(8) << "used"
+            << "\n";
   for (const auto& r : *rows) {
     std::ostringstream used;
-    if (r.cap && *r.cap > 0) used << std::fixed << std::setprecision(1) << 100.0 * static_cast<double>(r.settled + r.reserved) / static_cast<double>(*r.cap) << "%";
-    else used << "-";
-    std::cout << std::left << std::setw(8) << r.scope << std::setw(18) << (r.name.empty() ? "-" : r.name) << std::setw(7)
-              << r.period << std::setw(12) << r.period_id << std::right << std::setw(16) << formatUsdExact(r.settled)
-              << std::setw(16) << formatUsdExact(r.reserved) << std::setw(16) << (r.cap ? formatUsdExact(*r.cap) : "none") << std::setw(8)
-              << used.str() << (r.uncharged > 0 ? "  uncharged " + formatUsdExact(r.uncharged) : "") << "\n";
+    if (r.cap && *r.cap > 0)
+      used << std::fixed << std::setprecision(1)
+           << 100.0 * static_cast<double>(r.settled + r.reserved) / static_cast<double>(*r.cap) << "%";
+    else
+      used << "-";
+    std::cout << std::left << std::setw(8) << r.scope << std::setw(18) << (r.name.empty() ? "-" : r.name)
+              << std::setw(7) << r.period << std::setw(12) << r.period_id << std::right << std::setw(16)
+              << formatUsdExact(r.settled) << std::setw(16) << formatUsdExact(r.reserved) << std::setw(16)
+              << (r.cap ? formatUsdExact(*r.cap) : "none") << std::setw(8) << used.str()
+              << (r.uncharged > 0 ? "  uncharged " + formatUsdExact(r.uncharged) : "") << "\n";
   }
   std::cout << "policy when a cap has no room: " << budgetPolicyName(config.budgets.on_exhausted)
             << "; audit stream: " << ledger.auditStreamKey() << "\n";
@@ -155,7 +161,8 @@ int runBudgetSet(const cli::ParsedArgs& args) {
   const std::string name = scopeNameArg(args, scope);
   const auto period = parsePeriodArg(args.get("period"));
   if (args.has("usd") == args.has("none")) throw cli::UsageError("give exactly one of --usd AMOUNT or --none");
-  const std::optional<MicroUsd> cap = args.has("usd") ? std::optional<MicroUsd>(parseUsd(args.get("usd"))) : std::nullopt;
+  const std::optional<MicroUsd> cap =
+      args.has("usd") ? std::optional<MicroUsd>(parseUsd(args.get("usd"))) : std::nullopt;
   auto ledger = makeLedger(config);
   if (auto st = ledger.setCap(scope, name, period, cap); !st) throw std::runtime_error(st.error().message);
   std::cout << "cap " << redis::budgetScopeName(scope) << (name.empty() ? "" : ":" + name) << " per "
@@ -200,19 +207,22 @@ std::string formatTime(std::chrono::system_clock::time_point t) {
 
 int runCacheStats(const cli::ParsedArgs& args) {
   const Config config = loadConfigOption(args);
-  redis::SemanticCache cache(connectConfigured(config), config.cache, config.redis.key_prefix, statsOnlyEmbedder(config));
+  redis::SemanticCache cache(connectConfigured(config), config.cache, config.redis.key_prefix,
+                             statsOnlyEmbedder(config));
   auto stats = cache.stats();
   if (!stats) throw std::runtime_error(stats.error().message);
   std::int64_t total = 0;
-  std::cout << std::left << std::setw(24) << "tenant" << std::right << std::setw(10) << "entries" << "  "
-            << std::setw(26) << "oldest" << "  " << std::setw(26) << "newest" << "\n";
+  std::cout << std::left << std::setw(24) << "tenant" << std::right << std::setw(10) << "entries"
+            << "  " << std::setw(26) << "oldest"
+            << "  " << std::setw(26) << "newest"
+            << "\n";
   for (const auto& t : stats->tenants) {
     total += t.entries;
     std::cout << std::left << std::setw(24) << t.tenant << std::right << std::setw(10) << t.entries << "  "
               << std::setw(26) << formatTime(t.oldest) << "  " << std::setw(26) << formatTime(t.newest) << "\n";
   }
-  std::cout << "total entries: " << total << "; Redis used memory: " << stats->used_memory
-            << "; threshold " << config.cache.similarity_threshold << ", ttl " << config.cache.ttl_s << " s\n";
+  std::cout << "total entries: " << total << "; Redis used memory: " << stats->used_memory << "; threshold "
+            << config.cache.similarity_threshold << ", ttl " << config.cache.ttl_s << " s\n";
   return kExitOk;
 }
 
@@ -224,7 +234,8 @@ int runCachePurge(const cli::ParsedArgs& args) {
   if (args.has("older-than")) filter.older_than = std::chrono::seconds(args.getInt("older-than", 0, 1LL << 40));
   if (!filter.tenant && !filter.category && !filter.older_than && !args.has("all"))
     throw cli::UsageError("say what to purge: --tenant, --category, --older-than, or --all");
-  redis::SemanticCache cache(connectConfigured(config), config.cache, config.redis.key_prefix, statsOnlyEmbedder(config));
+  redis::SemanticCache cache(connectConfigured(config), config.cache, config.redis.key_prefix,
+                             statsOnlyEmbedder(config));
   auto purged = cache.purge(filter);
   if (!purged) throw std::runtime_error(purged.error().message);
   std::cout << "purged " << *purged << " cache entries\n";
@@ -236,7 +247,8 @@ struct LabelledTicket {
   std::string label;
 };
 
-std::vector<LabelledTicket> readLabelled(const std::string& path, const std::string& text_col, const std::string& label_col) {
+std::vector<LabelledTicket> readLabelled(const std::string& path, const std::string& text_col,
+                                         const std::string& label_col) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error(path + ": cannot open");
   std::vector<LabelledTicket> out;
@@ -245,8 +257,10 @@ std::vector<LabelledTicket> readLabelled(const std::string& path, const std::str
     ++line_no;
     if (line.empty()) continue;
     auto j = nlohmann::json::parse(line, nullptr, false);
-    if (!j.is_object() || !j.contains(text_col) || !j.contains(label_col) || !j[text_col].is_string() || !j[label_col].is_string())
-      throw std::runtime_error(path + ":" + std::to_string(line_no) + ": expected a JSON object with string fields '" + text_col + "' and '" + label_col + "'");
+    if (!j.is_object() || !j.contains(text_col) || !j.contains(label_col) || !j[text_col].is_string() ||
+        !j[label_col].is_string())
+      throw std::runtime_error(path + ":" + std::to_string(line_no) + ": expected a JSON object with string fields '" +
+                               text_col + "' and '" + label_col + "'");
     out.push_back({j[text_col].get<std::string>(), j[label_col].get<std::string>()});
   }
   return out;
@@ -278,15 +292,25 @@ redis::HashingEmbedderOptions parseEmbedderOptions(const std::string& text) {
     } catch (const std::exception&) {
       throw cli::UsageError("--embedder-options: expected key=number, got '" + item + "'");
     }
-    if (key == "word") o.word_weight = value;
-    else if (key == "bigram") o.bigram_weight = value;
-    else if (key == "char") o.char_weight = value;
-    else if (key == "boilerplate") o.boilerplate_factor = value;
-    else if (key == "char_min") o.char_min = static_cast<int>(value);
-    else if (key == "char_max") o.char_max = static_cast<int>(value);
-    else if (key == "sublinear") o.sublinear_tf = value != 0;
-    else if (key == "normalise_groups") o.normalise_groups = value != 0;
-    else throw cli::UsageError("--embedder-options: unknown key '" + key + "' (word, bigram, char, boilerplate, char_min, char_max, sublinear, normalise_groups)");
+    if (key == "word")
+      o.word_weight = value;
+    else if (key == "bigram")
+      o.bigram_weight = value;
+    else if (key == "char")
+      o.char_weight = value;
+    else if (key == "boilerplate")
+      o.boilerplate_factor = value;
+    else if (key == "char_min")
+      o.char_min = static_cast<int>(value);
+    else if (key == "char_max")
+      o.char_max = static_cast<int>(value);
+    else if (key == "sublinear")
+      o.sublinear_tf = value != 0;
+    else if (key == "normalise_groups")
+      o.normalise_groups = value != 0;
+    else
+      throw cli::UsageError("--embedder-options: unknown key '" + key +
+                            "' (word, bigram, char, boilerplate, char_min, char_max, sublinear, normalise_groups)");
   }
   return o;
 }
@@ -362,8 +386,8 @@ int runCacheEval(const cli::ParsedArgs& args) {
   std::cout << "cache eval: " << tickets.size() << " tickets from " << args.get("data") << ", "
             << (in_memory ? "exact nearest neighbour (in memory)" : "Redis LSH lookup path (private redis-server)")
             << ", hashing embedder dimension " << config.cache.dimension
-            << (args.has("embedder-options") ? " (" + args.get("embedder-options") + ")" : "") << ", lsh " << config.cache.lsh_bands << "x"
-            << config.cache.lsh_rows_per_band << ", "
+            << (args.has("embedder-options") ? " (" + args.get("embedder-options") + ")" : "") << ", lsh "
+            << config.cache.lsh_bands << "x" << config.cache.lsh_rows_per_band << ", "
             << (same_category ? "same predicted category only (cache.same_category)" : "any category") << ", "
             << std::fixed << std::setprecision(1) << seconds << " s\n";
   std::cout << "threshold    hits  hit rate  same label\n";
@@ -480,8 +504,9 @@ int runEvalRouting(const cli::ParsedArgs& args) {
     const auto t = shared->value_or(classify::RouteThresholds::configured(config.classifier.difficulty));
     std::cout << "\nrouting.targets:";
     for (const auto& [tier, share] : config.routing.targets.shares) std::cout << " " << tier << " " << fixed(share);
-    std::cout << "\ndifficulty thresholds in force" << (shared->has_value() ? "" : " (the configured ones, never adjusted)")
-              << ": easy_below " << fixed(t.easy_below) << ", hard_from " << fixed(t.hard_from) << "\n";
+    std::cout << "\ndifficulty thresholds in force"
+              << (shared->has_value() ? "" : " (the configured ones, never adjusted)") << ": easy_below "
+              << fixed(t.easy_below) << ", hard_from " << fixed(t.hard_from) << "\n";
     for (const auto& [category, easy] : t.easy_below_by_category)
       std::cout << "  " << category << ": easy_below " << fixed(std::min(easy, t.hard_from))
                 << " (kept: the easy tier is below the quality floor there)\n";
@@ -550,7 +575,8 @@ int runTrainEscalation(const cli::ParsedArgs& args) {
     std::cout << "added " << from_feedback->size() << " labels from the helpdesk's feedback\n";
     labels.insert(labels.end(), from_feedback->begin(), from_feedback->end());
   }
-  if (labels.size() < 20) throw std::runtime_error("only " + std::to_string(labels.size()) + " labels: too few to train on");
+  if (labels.size() < 20)
+    throw std::runtime_error("only " + std::to_string(labels.size()) + " labels: too few to train on");
   classify::EscalationTrainOptions options;
   options.min_tier_examples = static_cast<int>(args.getInt("min-tier-examples", 1, 1'000'000));
   options.l2 = args.getDouble("l2");
@@ -564,21 +590,23 @@ int runTrainEscalation(const cli::ParsedArgs& args) {
     verifier[l.tier].push_back({trial.agreement(l.tier, l.features), l.agreed});
     stated[l.tier].push_back({l.features.stated_confidence, l.agreed});
   }
-  std::cout << "escalation verifier: " << labels.size() << " labels; held out every fifth (" << held_out.size() << ")\n";
+  std::cout << "escalation verifier: " << labels.size() << " labels; held out every fifth (" << held_out.size()
+            << ")\n";
   for (const auto& [tier, scored] : verifier) {
     std::size_t agreed = 0;
     for (const auto& [score, ok] : scored) agreed += ok ? 1 : 0;
     std::cout << "  " << std::left << std::setw(10) << tier << std::right << std::setw(6) << scored.size()
-              << " held out, " << std::fixed << std::setprecision(1) << 100.0 * static_cast<double>(agreed) / static_cast<double>(scored.size())
-              << "% agreed; AUC verifier " << std::setprecision(3) << aucOf(scored) << ", stated confidence alone "
-              << aucOf(stated[tier]) << "\n";
+              << " held out, " << std::fixed << std::setprecision(1)
+              << 100.0 * static_cast<double>(agreed) / static_cast<double>(scored.size()) << "% agreed; AUC verifier "
+              << std::setprecision(3) << aucOf(scored) << ", stated confidence alone " << aucOf(stated[tier]) << "\n";
   }
   const auto model = classify::EscalationModel::train(labels, options);
   std::ofstream file(out, std::ios::trunc);
   if (!file) throw std::runtime_error(out + ": cannot write");
   file << model.toJson();
   if (!file.flush()) throw std::runtime_error(out + ": write failed");
-  std::cout << "wrote " << out << " (trained on all " << labels.size() << " labels); use it with classifier.escalation_model\n";
+  std::cout << "wrote " << out << " (trained on all " << labels.size()
+            << " labels); use it with classifier.escalation_model\n";
   return kExitOk;
 }
 
@@ -594,10 +622,11 @@ int runBenchCache(const cli::ParsedArgs& args) {
   const int lookups = static_cast<int>(args.getInt("lookups", 100, 1'000'000));
   redis::EmbeddedRedisServer server;
   auto pool = connectPrivate(server, threads + 1);
-  redis::SemanticCache cache(pool, config.cache, "bench:", std::make_shared<redis::HashingEmbedder>(config.cache.dimension));
+  redis::SemanticCache cache(pool, config.cache,
+                             "bench:", std::make_shared<redis::HashingEmbedder>(config.cache.dimension));
   std::cout << "bench cache: private redis-server, hashing embedder dimension " << config.cache.dimension
-            << " (int8 vectors), lsh " << config.cache.lsh_bands << "x" << config.cache.lsh_rows_per_band
-            << ", " << threads << " insert threads\n";
+            << " (int8 vectors), lsh " << config.cache.lsh_bands << "x" << config.cache.lsh_rows_per_band << ", "
+            << threads << " insert threads\n";
   long long stored = 0;
   // Texts known to be stored, a uniform sample of all of them (reservoir sampling over every
   // insert), so near-duplicate queries ask for old entries as often as new ones.
@@ -630,8 +659,10 @@ int runBenchCache(const cli::ParsedArgs& args) {
             {
               std::lock_guard lock(samples_mutex);
               const auto seen = static_cast<std::uint64_t>(stored + i);
-              if (samples.size() < sample_size) samples.push_back(std::move(text));
-              else if (const auto slot = sample_rng() % (seen + 1); slot < sample_size) samples[slot] = std::move(text);
+              if (samples.size() < sample_size)
+                samples.push_back(std::move(text));
+              else if (const auto slot = sample_rng() % (seen + 1); slot < sample_size)
+                samples[slot] = std::move(text);
             }
             if (i > 0 && i % 100'000 == 0 && t == 0) std::cerr << "  inserted " << (stored + i) << "\n";
           }
@@ -639,8 +670,8 @@ int runBenchCache(const cli::ParsedArgs& args) {
       }
       for (auto& th : pool_threads) th.join();
       const double secs = std::chrono::duration<double>(Steady::now() - started).count();
-      std::cout << "  inserted " << to_insert << " entries in " << std::fixed << std::setprecision(1) << secs << " s: "
-                << std::setprecision(0) << static_cast<double>(to_insert) / secs << " inserts/s"
+      std::cout << "  inserted " << to_insert << " entries in " << std::fixed << std::setprecision(1) << secs
+                << " s: " << std::setprecision(0) << static_cast<double>(to_insert) / secs << " inserts/s"
                 << (failures ? " (" + std::to_string(failures.load()) + " failed)" : "") << "\n";
       stored = target;
     }
@@ -676,8 +707,8 @@ int runBenchCache(const cli::ParsedArgs& args) {
     auto info = pool->command({"INFO", "memory"});
     const std::string mem = info ? redis::infoField(info->str, "used_memory_human").value_or("?") : "?";
     std::cout << "  " << target << " entries: lookup p50 " << std::setprecision(0) << percentile(lat_us, 0.5)
-              << " us, p99 " << percentile(lat_us, 0.99) << " us, max " << percentile(lat_us, 1.0) << " us ("
-              << lookups << " lookups, " << hits << " hits); Redis memory " << mem << "\n"
+              << " us, p99 " << percentile(lat_us, 0.99) << " us, max " << percentile(lat_us, 1.0) << " us (" << lookups
+              << " lookups, " << hits << " hits); Redis memory " << mem << "\n"
               << "    redis-server time per lookup: " << server_time << "\n";
   }
   return kExitOk;
@@ -691,7 +722,8 @@ int runBenchLedger(const cli::ParsedArgs& args) {
   BudgetsConfig budgets = config.budgets;
   redis::BudgetLedger ledger(connectPrivate(server, threads), budgets, "bench:");
   std::atomic<long long> pairs{0}, errors{0};
-  const auto deadline = Steady::now() + std::chrono::duration_cast<Steady::duration>(std::chrono::duration<double>(seconds));
+  const auto deadline =
+      Steady::now() + std::chrono::duration_cast<Steady::duration>(std::chrono::duration<double>(seconds));
   const auto started = Steady::now();
   std::vector<std::thread> workers;
   for (int t = 0; t < threads; ++t) {
@@ -706,8 +738,10 @@ int runBenchLedger(const cli::ParsedArgs& args) {
           ++errors;
           continue;
         }
-        if (!ledger.settle(id, 1, estimate / 2)) ++errors;
-        else ++pairs;
+        if (!ledger.settle(id, 1, estimate / 2))
+          ++errors;
+        else
+          ++pairs;
       }
     });
   }
@@ -730,34 +764,73 @@ std::vector<Command> redisCommands() {
   const cli::OptionSpec name{"name", "NAME", "tenant or tier name (not for global)", ""};
   const cli::OptionSpec period{"period", "P", "day or month (UTC)", ""};
   return {
-      {{"budget show", "print spend against caps per tenant, tier and period", "", 0, 0, {cfg},
+      {{"budget show",
+        "print spend against caps per tenant, tier and period",
+        "",
+        0,
+        0,
+        {cfg},
         "Current UTC day and month: settled spend, outstanding reservations and the cap of every capped\n"
         "bucket and every bucket with activity. Reads the ledger in the configured Redis."},
-       runBudgetShow, ""},
-      {{"budget set", "set a budget cap", "", 0, 0,
-        {cfg, scope, name, period, {"usd", "AMOUNT", "cap in dollars, e.g. 250.00", ""}, {"none", "", "no cap for this bucket", ""}},
+       runBudgetShow,
+       ""},
+      {{"budget set",
+        "set a budget cap",
+        "",
+        0,
+        0,
+        {cfg,
+         scope,
+         name,
+         period,
+         {"usd", "AMOUNT", "cap in dollars, e.g. 250.00", ""},
+         {"none", "", "no cap for this bucket", ""}},
         "The cap is kept in Redis and overrides budgets.caps for every replica at once.\n"
         "Example: ticketflow budget set --scope tenant --name acme --period day --usd 25"},
-       runBudgetSet, ""},
-      {{"budget reset", "reset spend counters (or a cap override with --cap)", "", 0, 0,
+       runBudgetSet,
+       ""},
+      {{"budget reset",
+        "reset spend counters (or a cap override with --cap)",
+        "",
+        0,
+        0,
         {cfg, scope, name, period, {"cap", "", "remove the cap set by `budget set` instead of resetting spend", ""}},
         "Without --scope resets the current period's spend of every bucket. Outstanding reservations are\n"
         "kept (their settle or release still lands)."},
-       runBudgetReset, ""},
-      {{"budget release", "send tickets a cap deferred back to their tiers now", "", 0, 0,
+       runBudgetReset,
+       ""},
+      {{"budget release",
+        "send tickets a cap deferred back to their tiers now",
+        "",
+        0,
+        0,
         {cfg, {"tenant", "T", "only this tenant's (default: every tenant's)", ""}},
         "Tickets deferred by a cap (budgets.on_exhausted: defer) are parked on kafka.topics.deferred until\n"
         "the cap's period ends. This lets those parked so far go back at once, e.g. after raising a cap\n"
         "with `ticketflow budget set`. `ticketflow budget show` lists what is parked."},
-       runBudgetRelease, ""},
+       runBudgetRelease,
+       ""},
       {{"cache stats", "print semantic cache statistics", "", 0, 0, {cfg}}, runCacheStats, ""},
-      {{"cache purge", "purge cache entries by tenant, category or age", "", 0, 0,
-        {cfg, {"tenant", "T", "only this tenant", ""}, {"category", "C", "only entries of this category", ""},
-         {"older-than", "SECONDS", "only entries older than this", ""}, {"all", "", "everything (no filter)", ""}},
+      {{"cache purge",
+        "purge cache entries by tenant, category or age",
+        "",
+        0,
+        0,
+        {cfg,
+         {"tenant", "T", "only this tenant", ""},
+         {"category", "C", "only entries of this category", ""},
+         {"older-than", "SECONDS", "only entries older than this", ""},
+         {"all", "", "everything (no filter)", ""}},
         "Filters combine (AND)."},
-       runCachePurge, ""},
-      {{"cache eval", "replay a labelled stream and measure hit rate and agreement", "", 0, 0,
-        {cfg, {"data", "FILE", "labelled tickets, JSON lines", ""},
+       runCachePurge,
+       ""},
+      {{"cache eval",
+        "replay a labelled stream and measure hit rate and agreement",
+        "",
+        0,
+        0,
+        {cfg,
+         {"data", "FILE", "labelled tickets, JSON lines", ""},
          {"text-col", "C", "text field", "text"},
          {"label-col", "L", "label field", "category"},
          {"thresholds", "LIST", "comma-separated cosine thresholds (default 0.80..0.99)", ""},
@@ -771,16 +844,29 @@ std::vector<Command> redisCommands() {
         "ticket stored), then the configured threshold replayed as the cache runs (a hit is not stored\n"
         "again): the figure a live run compares with. Uses a private redis-server; the configured Redis is\n"
         "not touched."},
-       runCacheEval, ""},
-      {{"eval routing", "print shadow evaluation's agreement per tier and category", "", 0, 0,
-        {cfg, {"export-labels", "FILE", "also write the stored training labels as JSON lines", ""},
-         {"reset", "", "then forget the counts and labels and the moved thresholds (after a model or profile change)", ""}},
+       runCacheEval,
+       ""},
+      {{"eval routing",
+        "print shadow evaluation's agreement per tier and category",
+        "",
+        0,
+        0,
+        {cfg,
+         {"export-labels", "FILE", "also write the stored training labels as JSON lines", ""},
+         {"reset", "", "then forget the counts and labels and the moved thresholds (after a model or profile change)",
+          ""}},
         "Reads what the shadow role measured (Redis): each tier's agreement with the reference tier on\n"
         "category and needs_human per category, with 95% Wilson intervals, and the estimated agreement of\n"
         "all final model answers. With routing.targets, the difficulty thresholds in force."},
-       runEvalRouting, ""},
-      {{"train escalation", "train the escalation verifier on shadow labels", "", 0, 0,
-        {cfg, {"labels", "FILE", "labels as JSON lines (eval routing --export-labels); default: Redis's", ""},
+       runEvalRouting,
+       ""},
+      {{"train escalation",
+        "train the escalation verifier on shadow labels",
+        "",
+        0,
+        0,
+        {cfg,
+         {"labels", "FILE", "labels as JSON lines (eval routing --export-labels); default: Redis's", ""},
          {"out", "FILE", "model file to write", ""},
          {"min-tier-examples", "N", "a tier with fewer labels uses the pooled weights", "200"},
          {"l2", "X", "L2 strength per example", "0.001"},
@@ -789,18 +875,30 @@ std::vector<Command> redisCommands() {
         "comparison against whether the reference agreed (with --feedback, also of each answer the\n"
         "helpdesk corrected, resolved with or reopened); prints a held-out AUC against the model's\n"
         "stated confidence alone, then writes the model trained on every label."},
-       runTrainEscalation, ""},
-      {{"bench cache", "benchmark cache lookups and inserts", "", 0, 0,
-        {cfg, {"entries", "LIST", "stored entry counts to measure at", "100000,1000000"},
+       runTrainEscalation,
+       ""},
+      {{"bench cache",
+        "benchmark cache lookups and inserts",
+        "",
+        0,
+        0,
+        {cfg,
+         {"entries", "LIST", "stored entry counts to measure at", "100000,1000000"},
          {"lookups", "N", "lookups per measurement", "5000"},
          {"threads", "N", "insert threads", "2"},
          {"dimension", "N", "embedder dimension (default: cache.embedder.dimension)", ""}},
         "Runs against a private redis-server. Prints insert throughput and lookup p50/p99."},
-       runBenchCache, ""},
-      {{"bench ledger", "benchmark budget reserve+settle", "", 0, 0,
+       runBenchCache,
+       ""},
+      {{"bench ledger",
+        "benchmark budget reserve+settle",
+        "",
+        0,
+        0,
         {cfg, {"threads", "N", "client threads", "16"}, {"seconds", "N", "duration", "5"}},
         "Runs against a private redis-server with the configured caps."},
-       runBenchLedger, ""},
+       runBenchLedger,
+       ""},
   };
 }
 

@@ -39,43 +39,89 @@ const char* kDrainText =
 
 std::vector<Command> roleCommands() {
   return {
-      {{"run all", "run intake, every tier pool and the result writers in one process", "", 0, 0,
+      {{"run all",
+        "run intake, every tier pool and the result writers in one process",
+        "",
+        0,
+        0,
         {configOption(), httpPortOption()},
         std::string("One process with every role, each on its own consumer group: what a laptop or a small\n"
-                    "helpdesk runs. ") + kDrainText},
+                    "helpdesk runs. ") +
+            kDrainText},
        [](const cli::ParsedArgs& args) {
          const Config config = loadConfigOption(args);
          return runRoles(args, pipeline::allRoles(config), "all");
        },
        ""},
-      {{"run intake", "run the intake role", "", 0, 0, {configOption(), httpPortOption()},
+      {{"run intake",
+        "run the intake role",
+        "",
+        0,
+        0,
+        {configOption(), httpPortOption()},
         std::string("Consumes kafka.topics.inbound: validates (invalid: dead letter), classifies, answers from the\n"
-                    "semantic cache or routes to <tier_prefix><tier>. ") + kDrainText},
-       [](const cli::ParsedArgs& args) { return runRoles(args, {{pipeline::Role::kIntake, ""}}, "intake"); }, ""},
-      {{"run tier", "run one tier pool", "", 0, 0,
+                    "semantic cache or routes to <tier_prefix><tier>. ") +
+            kDrainText},
+       [](const cli::ParsedArgs& args) {
+         return runRoles(args, {{pipeline::Role::kIntake, ""}}, "intake");
+       },
+       ""},
+      {{"run tier",
+        "run one tier pool",
+        "",
+        0,
+        0,
         {configOption(), {"tier", "NAME", "tier to serve (one of the configuration's tiers)"}, httpPortOption()},
         std::string("Consumes <tier_prefix><NAME>, calls the tier's model chain under the cluster-wide rate limits\n"
                     "and budget caps (retries, breakers, fallbacks, repair, escalation) and produces results,\n"
-                    "or tickets for another tier. ") + kDrainText},
+                    "or tickets for another tier. ") +
+            kDrainText},
        [](const cli::ParsedArgs& args) {
          const std::string tier = args.get("tier");
          return runRoles(args, {{pipeline::Role::kTier, tier}}, "tier:" + tier);
        },
        ""},
-      {{"run results", "run the result writers", "", 0, 0, {configOption(), httpPortOption()},
+      {{"run results",
+        "run the result writers",
+        "",
+        0,
+        0,
+        {configOption(), httpPortOption()},
         std::string("Consumes kafka.topics.results and writes each ticket update to every configured sink\n"
-                    "(results.sinks), once per (ticket id, revision). ") + kDrainText},
-       [](const cli::ParsedArgs& args) { return runRoles(args, {{pipeline::Role::kResults, ""}}, "results"); }, ""},
-      {{"run shadow", "run shadow evaluation", "", 0, 0, {configOption(), httpPortOption()},
+                    "(results.sinks), once per (ticket id, revision). ") +
+            kDrainText},
+       [](const cli::ParsedArgs& args) {
+         return runRoles(args, {{pipeline::Role::kResults, ""}}, "results");
+       },
+       ""},
+      {{"run shadow",
+        "run shadow evaluation",
+        "",
+        0,
+        0,
+        {configOption(), httpPortOption()},
         std::string("Consumes kafka.topics.shadow (answers sampled by shadow.sample), answers each ticket again\n"
                     "with the reference tier, charged to the budget bucket tier:shadow, and counts agreement per\n"
-                    "tier x category in Redis (`ticketflow eval routing`). Writes to no sink. ") + kDrainText},
-       [](const cli::ParsedArgs& args) { return runRoles(args, {{pipeline::Role::kShadow, ""}}, "shadow"); }, ""},
-      {{"run feedback", "run the feedback role", "", 0, 0, {configOption(), httpPortOption()},
+                    "tier x category in Redis (`ticketflow eval routing`). Writes to no sink. ") +
+            kDrainText},
+       [](const cli::ParsedArgs& args) {
+         return runRoles(args, {{pipeline::Role::kShadow, ""}}, "shadow");
+       },
+       ""},
+      {{"run feedback",
+        "run the feedback role",
+        "",
+        0,
+        0,
+        {configOption(), httpPortOption()},
         std::string("Consumes kafka.topics.feedback (corrected categories, resolved by the reply, reopened) and\n"
                     "stores training labels in Redis for `train --feedback` and `train escalation --feedback`.\n"
-                    "Needs feedback.enabled. ") + kDrainText},
-       [](const cli::ParsedArgs& args) { return runRoles(args, {{pipeline::Role::kFeedback, ""}}, "feedback"); }, ""},
+                    "Needs feedback.enabled. ") +
+            kDrainText},
+       [](const cli::ParsedArgs& args) {
+         return runRoles(args, {{pipeline::Role::kFeedback, ""}}, "feedback");
+       },
+       ""},
   };
 }
 

@@ -45,7 +45,8 @@ int runSim(const cli::ParsedArgs& args) {
     for (const auto& record : *records)
       if (auto ticket = ticketFromRecord(record, {}, defaults)) tickets.push_back(std::move(*ticket));
     options.labels = sim::labelsOf(tickets);
-    if (options.labels.empty()) throw cli::UsageError("--labels " + *file + ": no ticket with a label or category column");
+    if (options.labels.empty())
+      throw cli::UsageError("--labels " + *file + ": no ticket with a label or category column");
   }
   if (auto var = args.find("api-key-env")) {
     auto key = processEnv(*var);
@@ -66,15 +67,19 @@ int runSim(const cli::ParsedArgs& args) {
   while (!waitForTerminationSignal(std::chrono::seconds(1))) {
   }
   const auto s = simulator.stats();
-  std::cout << "simulator stopped: " << s.requests << " requests, " << s.ok << " ok, " << s.rate_limited << " rate-limited, "
-            << s.server_errors << " server errors, " << s.hangs << " hangs\n";
+  std::cout << "simulator stopped: " << s.requests << " requests, " << s.ok << " ok, " << s.rate_limited
+            << " rate-limited, " << s.server_errors << " server errors, " << s.hangs << " hangs\n";
   return kExitOk;
 }
 
 }  // namespace
 
 std::vector<Command> simulatorCommands() {
-  return {{{"sim", "run the provider simulator (OpenAI and Anthropic protocols)", "", 0, 0,
+  return {{{"sim",
+            "run the provider simulator (OpenAI and Anthropic protocols)",
+            "",
+            0,
+            0,
             {{"port", "N", "port on 127.0.0.1 (0: any free port)", "0"},
              {"port-file", "FILE", "write the chosen port to FILE"},
              {"profiles", "FILE", "per-model profiles (default: embedded config/sim_profiles.yaml)"},
@@ -84,13 +89,15 @@ std::vector<Command> simulatorCommands() {
              {"no-faults", "", "disable all fault injection"},
              {"request-log", "FILE", "append one JSON line per request (never API keys)"},
              {"log-bodies", "", "include request bodies in the request log (tests)"},
-             {"labels", "FILE", "tickets (CSV or JSON lines) whose label or category column is the truth answers are judged by"},
+             {"labels", "FILE",
+              "tickets (CSV or JSON lines) whose label or category column is the truth answers are judged by"},
              {"api-key-env", "NAME", "accept only the key in this environment variable"},
              {"max-threads", "N", "requests answered at once (each waits out its latency)", "512"}},
             "Answers like a model provider, deterministically for a given ticket, model and seed, from the\n"
             "runbook snippets; every reply says it is simulated. Profiles set latency (log-normal median and\n"
             "p99), tokens per character, RPM/TPM limits with rate-limit headers, and fault rates."},
-           runSim, ""}};
+           runSim,
+           ""}};
 }
 
 }  // namespace ticketflow::app

@@ -39,7 +39,9 @@ stage::StageOptions stageOptions(const std::string& name, const Topics& t, int w
   return o;
 }
 
-double mib(std::size_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
+double mib(std::size_t bytes) {
+  return static_cast<double>(bytes) / (1 << 20);
+}
 
 // (c): every handler call answers 2 s later from a timer; no thread waits.
 int benchSlowHandler(kafka::MockBroker& broker, const KafkaConfig& kafka, int partitions, std::size_t size, int window,
@@ -54,7 +56,9 @@ int benchSlowHandler(kafka::MockBroker& broker, const KafkaConfig& kafka, int pa
   const std::string output = t.output;
   auto handler = [&](const std::shared_ptr<const stage::Delivery>& d, stage::Completion done) {
     started = true;
-    timers.schedule(2s, [d, done, output] { done.succeed({stage::OutputRecord{output, "", d->message.value, {}, {}}}); });
+    timers.schedule(2s, [d, done, output] {
+      done.succeed({stage::OutputRecord{output, "", d->message.value, {}, {}}});
+    });
   };
   stage::Stage engine(kafka, stageOptions("slow", t, window, threads), handler);
   std::thread runner([&] { (void)engine.run(); });
@@ -74,11 +78,13 @@ int benchSlowHandler(kafka::MockBroker& broker, const KafkaConfig& kafka, int pa
   engine.requestStop();
   runner.join();
   const double rate = static_cast<double>(to.succeeded - from.succeeded) / span.count();
-  std::printf("(c) engine, handler answering after 2 s (timer, no blocked thread), window %d, %d worker threads:\n"
-              "    sustained %.0f msgs/s over %.1f s (target >= 400), max in flight %lld\n"
-              "    peak RSS of this process %.1f MiB (target <= 150), of which the embedded broker's data was %.1f MiB before the run\n",
-              window, threads, rate, span.count(), static_cast<long long>(max_in_flight), mib(stage::peakResidentBytes()),
-              mib(rss_before));
+  std::printf(
+      "(c) engine, handler answering after 2 s (timer, no blocked thread), window %d, %d worker threads:\n"
+      "    sustained %.0f msgs/s over %.1f s (target >= 400), max in flight %lld\n"
+      "    peak RSS of this process %.1f MiB (target <= 150), of which the embedded broker's data was %.1f MiB before "
+      "the run\n",
+      window, threads, rate, span.count(), static_cast<long long>(max_in_flight), mib(stage::peakResidentBytes()),
+      mib(rss_before));
   return rate >= 400 ? 0 : 1;
 }
 
@@ -116,10 +122,11 @@ double benchNoOpEngine(kafka::MockBroker& broker, const KafkaConfig& kafka, int 
   if (s.succeeded < count) throw std::runtime_error("no-op engine run did not finish in 120 s");
   const Seconds elapsed = s.last_done_at - first;
   const double rate = static_cast<double>(s.succeeded) / elapsed.count();
-  std::printf("(b) engine, no-op handler (same output), window %d, %d worker threads: %lld msgs in %.2f s = %.0f msgs/s\n"
-              "    max in flight %lld, backpressure pauses %lld\n",
-              window, threads, static_cast<long long>(s.succeeded), elapsed.count(), rate,
-              static_cast<long long>(s.max_in_flight_seen), static_cast<long long>(s.backpressure_pauses));
+  std::printf(
+      "(b) engine, no-op handler (same output), window %d, %d worker threads: %lld msgs in %.2f s = %.0f msgs/s\n"
+      "    max in flight %lld, backpressure pauses %lld\n",
+      window, threads, static_cast<long long>(s.succeeded), elapsed.count(), rate,
+      static_cast<long long>(s.max_in_flight_seen), static_cast<long long>(s.backpressure_pauses));
   return rate;
 }
 
@@ -148,7 +155,11 @@ int runBenchStage(const cli::ParsedArgs& args) {
 
 std::vector<Command> stageCommands() {
   return {
-      {{"bench stage", "benchmark the stage engine against a raw relay", "", 0, 0,
+      {{"bench stage",
+        "benchmark the stage engine against a raw relay",
+        "",
+        0,
+        0,
         {{"messages", "N", "messages for the raw relay and the no-op engine runs", "16000"},
          {"size", "BYTES", "message size", "1024"},
          {"partitions", "N", "partitions per topic", "4"},

@@ -1,11 +1,11 @@
 // ticketflow bench tier: the tier role against the provider simulator, each in its own process
 // beside the embedded broker, so the figures are the tier role's own CPU and memory.
-#include <unistd.h>
-
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <thread>
+
+#include <unistd.h>
 
 #include "command.hpp"
 #include "ticketflow/config/config.hpp"
@@ -27,21 +27,22 @@ std::optional<std::string> onlyBenchKey(const std::string& name) {
 // Measured between 10% and 90% of the tickets done, so consumer-group joins and the first
 // calls' latency do not count: the steady state.
 struct PhaseResult {
-  std::int64_t done = 0;     // in the measured stretch
+  std::int64_t done = 0;  // in the measured stretch
   double seconds = 0;
   double cpu_seconds = 0;
   std::int64_t total_done = 0;
 };
 
 // Runs the tier role over `tickets` routed tickets until all are done or `limit` passes.
-PhaseResult runPhase(const std::string& exe, const std::string& dir, const std::string& bootstrap, const std::string& name,
-                     const std::vector<std::string>& sim_args, int tickets, int window, int call_threads,
-                     std::chrono::seconds limit) {
+PhaseResult runPhase(const std::string& exe, const std::string& dir, const std::string& bootstrap,
+                     const std::string& name, const std::vector<std::string>& sim_args, int tickets, int window,
+                     int call_threads, std::chrono::seconds limit) {
   const std::string port_file = dir + "/" + name + ".port";
   // The simulator insists on a key, as providers do; it reaches the tier the way a real one does.
   ::setenv("TICKETFLOW_BENCH_API_KEY", "sk-bench-key", 1);
-  std::vector<std::string> argv = {exe, "sim", "--port-file", port_file, "--no-faults", "--max-threads", "2048",
-                                   "--api-key-env", "TICKETFLOW_BENCH_API_KEY"};
+  std::vector<std::string> argv = {exe,       "sim",           "--port-file",
+                                   port_file, "--no-faults",   "--max-threads",
+                                   "2048",    "--api-key-env", "TICKETFLOW_BENCH_API_KEY"};
   argv.insert(argv.end(), sim_args.begin(), sim_args.end());
   ChildProcess sim(argv, dir + "/" + name + ".sim.log");
   const std::string port = waitForFirstLine(port_file, sim);
@@ -49,15 +50,23 @@ PhaseResult runPhase(const std::string& exe, const std::string& dir, const std::
   const std::string yaml = R"(
 version: 1
 kafka:
-  bootstrap_servers: )" + bootstrap + R"(
-  topics: {inbound: )" + name + R"(.in, tier_prefix: )" + name + R"(.tier., results: )" + name + R"(.results, updates: )" + name + R"(.updates, dlq: )" + name + R"(.dlq}
-  consumer_groups: {intake: g-intake, tier_prefix: )" + name + R"(-tier-, results: g-results}
+  bootstrap_servers: )" + bootstrap +
+                           R"(
+  topics: {inbound: )" + name +
+                           R"(.in, tier_prefix: )" + name + R"(.tier., results: )" + name + R"(.results, updates: )" +
+                           name + R"(.updates, dlq: )" + name + R"(.dlq}
+  consumer_groups: {intake: g-intake, tier_prefix: )" +
+                           name + R"(-tier-, results: g-results}
 redis: {url: "redis://127.0.0.1:6379/0"}
-stage: {max_in_flight: )" + std::to_string(window) + R"(, worker_threads: 4, commit_interval_ms: 500}
+stage: {max_in_flight: )" + std::to_string(window) +
+                           R"(, worker_threads: 4, commit_interval_ms: 500}
 providers:
-  - {name: sim, api: openai, base_url: "http://127.0.0.1:)" + port + R"(/v1", api_key_env: TICKETFLOW_BENCH_API_KEY, max_connections: )" + std::to_string(call_threads) + R"(}
+  - {name: sim, api: openai, base_url: "http://127.0.0.1:)" +
+                           port + R"(/v1", api_key_env: TICKETFLOW_BENCH_API_KEY, max_connections: )" +
+                           std::to_string(call_threads) + R"(}
 models:
-  - {name: bench-model, provider: sim, model_id: bench-model, input_usd_per_mtok: 0.10, output_usd_per_mtok: 0.40, limits: {max_concurrency: )" + std::to_string(call_threads) + R"(}}
+  - {name: bench-model, provider: sim, model_id: bench-model, input_usd_per_mtok: 0.10, output_usd_per_mtok: 0.40, limits: {max_concurrency: )" +
+                           std::to_string(call_threads) + R"(}}
 tiers:
   - {name: bench, models: [bench-model]}
 )";
@@ -69,7 +78,8 @@ tiers:
     t.ticket.id = name + "-" + std::to_string(i);
     t.ticket.tenant = "bench";
     t.ticket.subject = "VPN drops every hour";
-    t.ticket.body = "Since Monday the VPN disconnects about once an hour with a gateway timeout (GP-4011). Ticket " + std::to_string(i);
+    t.ticket.body = "Since Monday the VPN disconnects about once an hour with a gateway timeout (GP-4011). Ticket " +
+                    std::to_string(i);
     t.ticket.created_at = "2026-11-22T10:00:00Z";
     t.trace_id = "0123456789abcdef0123456789abcdef";
     t.received_at = formatRfc3339(SystemClock::instance().now());
@@ -82,9 +92,9 @@ tiers:
     kafka::Producer producer(config.kafka, "bench-load");
     if (auto st = producer.produceBatch(topic, records); !st) throw std::runtime_error(st.error().message);
   }
-  tier::TierService service(config, "bench", tier::httpModelClientFactory(config), SystemClock::instance(),
-                            [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); },
-                            provider::PromptSet::builtin());
+  tier::TierService service(
+      config, "bench", tier::httpModelClientFactory(config), SystemClock::instance(),
+      [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); }, provider::PromptSet::builtin());
   tier::TierRole role(config, service, call_threads);
   stage::StageOptions options;
   options.name = "tier:bench";
@@ -119,7 +129,9 @@ tiers:
   }
   stage.requestStop();
   runner.join();
-  if (r.done == 0) throw std::runtime_error("bench tier: only " + std::to_string(r.total_done) + " of " + std::to_string(tickets) + " tickets done in time");
+  if (r.done == 0)
+    throw std::runtime_error("bench tier: only " + std::to_string(r.total_done) + " of " + std::to_string(tickets) +
+                             " tickets done in time");
   return r;
 }
 
@@ -129,7 +141,8 @@ int runBenchTier(const cli::ParsedArgs& args) {
   const int window = static_cast<int>(args.getInt("window", 1, 100000));
   const int call_threads = static_cast<int>(args.getInt("call-threads", 1, 4096));
   const std::string exe = std::filesystem::read_symlink("/proc/self/exe").string();
-  const std::string dir = std::filesystem::temp_directory_path() / ("ticketflow-bench-tier-" + std::to_string(getpid()));
+  const std::string dir =
+      std::filesystem::temp_directory_path() / ("ticketflow-bench-tier-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   // The mock cluster does not answer CreateTopics: the broker creates each phase's topics at start.
   std::string topics;
@@ -140,17 +153,20 @@ int runBenchTier(const cli::ParsedArgs& args) {
   const std::string bootstrap = waitForFirstLine(dir + "/bootstrap", broker);
   std::cout << "bench tier: tier role in this process; broker and simulator in their own processes\n";
 
-  const auto fast = runPhase(exe, dir, bootstrap, "zero", {"--latency-scale", "0"}, fast_tickets, window, call_threads, 300s);
-  std::cout << "  zero latency: " << fast.done << " tickets (10%-90% of " << fast_tickets << ") in " << fast.seconds << " s: " << static_cast<int>(fast.done / fast.seconds)
-            << " calls/s, " << static_cast<int>(fast.cpu_seconds / std::max<std::int64_t>(fast.done, 1) * 1e6)
+  const auto fast =
+      runPhase(exe, dir, bootstrap, "zero", {"--latency-scale", "0"}, fast_tickets, window, call_threads, 300s);
+  std::cout << "  zero latency: " << fast.done << " tickets (10%-90% of " << fast_tickets << ") in " << fast.seconds
+            << " s: " << static_cast<int>(fast.done / fast.seconds) << " calls/s, "
+            << static_cast<int>(fast.cpu_seconds / std::max<std::int64_t>(fast.done, 1) * 1e6)
             << " CPU us per call (tier process: stage, HTTP, JSON, normaliser)\n";
 
   const std::string profiles = dir + "/slow_profiles.yaml";
   std::ofstream(profiles) << "profiles:\n  default: {latency_median_ms: 2000, latency_p99_ms: 2400}\n";
-  const auto slow = runPhase(exe, dir, bootstrap, "slow", {"--profiles", profiles}, slow_tickets, window, call_threads, 300s);
+  const auto slow =
+      runPhase(exe, dir, bootstrap, "slow", {"--profiles", profiles}, slow_tickets, window, call_threads, 300s);
   std::cout << "  2 s median latency, window " << window << ", " << call_threads << " call threads: " << slow.done
-            << " tickets (10%-90% of " << slow_tickets << ") in " << slow.seconds << " s: " << static_cast<int>(slow.done / slow.seconds)
-            << " tickets/s sustained\n"
+            << " tickets (10%-90% of " << slow_tickets << ") in " << slow.seconds
+            << " s: " << static_cast<int>(slow.done / slow.seconds) << " tickets/s sustained\n"
             << "  peak RSS of the tier process: " << stage::peakResidentBytes() / (1024 * 1024) << " MiB\n";
   std::filesystem::remove_all(dir);
   return kExitOk;
@@ -159,7 +175,11 @@ int runBenchTier(const cli::ParsedArgs& args) {
 }  // namespace
 
 std::vector<Command> tierBenchCommands() {
-  return {{{"bench tier", "benchmark the tier role against the simulator", "", 0, 0,
+  return {{{"bench tier",
+            "benchmark the tier role against the simulator",
+            "",
+            0,
+            0,
             {{"tickets", "N", "tickets for the zero-latency run", "5000"},
              {"slow-tickets", "N", "tickets for the 2 s latency run", "8000"},
              {"window", "N", "stage.max_in_flight", "1024"},
@@ -167,7 +187,8 @@ std::vector<Command> tierBenchCommands() {
             "Runs the tier role (stage engine + TierService) on the embedded broker against `ticketflow sim`\n"
             "in two phases: zero latency (calls/s and CPU microseconds per call of the tier process), and\n"
             "2 s median latency with the window full (sustained tickets/s and the process's peak RSS)."},
-           runBenchTier, ""}};
+           runBenchTier,
+           ""}};
 }
 
 }  // namespace ticketflow::app

@@ -7,9 +7,9 @@ namespace ticketflow::intake {
 TicketTriager::TicketTriager(const Config& config, const classify::CategoryModel& model)
     : model_(model), difficulty_(config.classifier.difficulty), routing_(config) {}
 
-TicketTriager::Decision TicketTriager::decide(const Ticket& ticket,
-                                              const std::function<bool(const std::string&)>& over_budget,
-                                              const std::function<classify::Thresholds(const std::string&)>& thresholds) const {
+TicketTriager::Decision TicketTriager::decide(
+    const Ticket& ticket, const std::function<bool(const std::string&)>& over_budget,
+    const std::function<classify::Thresholds(const std::string&)>& thresholds) const {
   thread_local classify::FeatureWorkspace workspace;
   thread_local classify::Prediction prediction;
   const std::string text = ticket.text();
@@ -110,10 +110,10 @@ void IntakeRole::handle(const stage::Delivery& delivery, const stage::Completion
     return completion.fail(ticket.error());  // not retriable: dead letter with the reason
   }
   const auto started = clock_.steadyNow();
-  const auto decision =
-      triager_.decide(*ticket, [&](const std::string& tier) { return overBudget(ticket->tenant, tier); },
-                      route_shares_ ? [this](const std::string& c) { return route_shares_->thresholdsFor(c); }
-                                    : std::function<classify::Thresholds(const std::string&)>{});
+  const auto decision = triager_.decide(
+      *ticket, [&](const std::string& tier) { return overBudget(ticket->tenant, tier); },
+      route_shares_ ? [this](const std::string& c) { return route_shares_->thresholdsFor(c); }
+                    : std::function<classify::Thresholds(const std::string&)>{});
   if (metrics_)
     metrics_->classify_seconds.with({}).observe(std::chrono::duration<double>(clock_.steadyNow() - started).count());
 
@@ -166,9 +166,11 @@ bool IntakeRole::serveFromCache(const RoutedTicket& routed, const std::vector<ka
   TicketResult result = cacheHitResult(routed, *hit, std::move(*answer), clock_);
   if (coalesced) result.cache.status = CacheStatus::kCoalesced;
   if (logger_)
-    logger_->debug("ticket_cache_hit", {{"ticket_id", routed.ticket.id}, {"trace_id", routed.trace_id},
+    logger_->debug("ticket_cache_hit", {{"ticket_id", routed.ticket.id},
+                                        {"trace_id", routed.trace_id},
                                         {"source_ticket_id", hit->entry.source_ticket_id},
-                                        {"similarity", hit->similarity}, {"coalesced", coalesced}});
+                                        {"similarity", hit->similarity},
+                                        {"coalesced", coalesced}});
   completion.succeed({{config_.kafka.topics.results, routed.ticket.id, toJson(result), trace, {}}});
   return true;
 }
@@ -185,9 +187,9 @@ void IntakeRole::recheck(const std::shared_ptr<Waiting>& waiting) {
   const RoutedTicket& routed = waiting->routed;
   bool skipped = false;
   if (serveFromCache(routed, waiting->trace, waiting->completion, true, &skipped)) return;
-  const bool still_answered =
-      !skipped && clock_.steadyNow() < waiting->give_up_at &&
-      in_flight_->answering(routed.ticket.tenant, routed.classification.category, routed.ticket.text(), routed.ticket.id);
+  const bool still_answered = !skipped && clock_.steadyNow() < waiting->give_up_at &&
+                              in_flight_->answering(routed.ticket.tenant, routed.classification.category,
+                                                    routed.ticket.text(), routed.ticket.id);
   if (still_answered) return waitAgain(waiting);
   // The other ticket ended without an answer worth repeating, or took too long: ask a model.
   if (metrics_) metrics_->cache_lookups.with({"coalesce_gave_up"}).inc();
@@ -205,10 +207,12 @@ void IntakeRole::route(RoutedTicket routed, const TicketTriager::Decision& decis
   }
   if (metrics_) metrics_->routed.with({routed.tier, decision.route.rule}).inc();
   if (logger_)
-    logger_->debug("ticket_routed", {{"ticket_id", routed.ticket.id}, {"trace_id", routed.trace_id},
+    logger_->debug("ticket_routed", {{"ticket_id", routed.ticket.id},
+                                     {"trace_id", routed.trace_id},
                                      {"category", routed.classification.category},
                                      {"difficulty", difficultyName(routed.classification.difficulty)},
-                                     {"tier", routed.tier}, {"rule", decision.route.rule}});
+                                     {"tier", routed.tier},
+                                     {"rule", decision.route.rule}});
   if (in_flight_ && decision.route.action == classify::RouteAction::kModel)
     in_flight_->begin(routed.ticket.tenant, routed.classification.category, routed.ticket.text(), routed.ticket.id);
   completion.succeed({{config_.kafka.tierTopic(routed.tier), routed.ticket.id, toJson(routed), trace, {}}});

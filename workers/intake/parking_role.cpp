@@ -1,9 +1,9 @@
 #include "parking_role.hpp"
 
-#include <unistd.h>
-
 #include <map>
 #include <random>
+
+#include <unistd.h>
 
 #include "ticketflow/core/thread_name.hpp"
 

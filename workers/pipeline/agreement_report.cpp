@@ -10,12 +10,23 @@ std::string htmlEscape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -28,7 +39,8 @@ redis::AgreementCell pooled(const std::map<std::string, redis::AgreementCell>& c
   redis::AgreementCell all;
   for (const auto& [category, c] : categories) {
     all.answered += c.answered;
-    for (auto [to, from] : {std::pair{&all.category, &c.category}, {&all.needs_human, &c.needs_human}, {&all.both, &c.both}}) {
+    for (auto [to, from] :
+         {std::pair{&all.category, &c.category}, {&all.needs_human, &c.needs_human}, {&all.both, &c.both}}) {
       to->successes += from->successes;
       to->trials += from->trials;
     }
@@ -105,8 +117,9 @@ std::string agreementText(const redis::AgreementTable& table, const std::string&
     return o.str();
   }
   o << "  " << std::left << std::setw(10) << "tier" << std::setw(26) << "category" << std::right << std::setw(9)
-    << "answered" << std::setw(9) << "compared" << "  " << std::left << std::setw(24) << "category agrees"
-    << std::setw(24) << "needs_human agrees" << "both agree\n";
+    << "answered" << std::setw(9) << "compared"
+    << "  " << std::left << std::setw(24) << "category agrees" << std::setw(24) << "needs_human agrees"
+    << "both agree\n";
   for (const auto& [tier, categories] : table) {
     if (tier == reference_tier) continue;
     auto row = [&](const std::string& category, const redis::AgreementCell& c) {

@@ -12,16 +12,16 @@
 #include <stdexcept>
 #include <thread>
 
-#include "intake/intake_role.hpp"
 #include "agreement_report.hpp"
+#include "intake/intake_role.hpp"
 #include "pipeline.hpp"
+#include "projection.hpp"
 #include "ticketflow/classify/category_model.hpp"
 #include "ticketflow/core/crypto.hpp"
 #include "ticketflow/core/stats.hpp"
 #include "ticketflow/kafka/client.hpp"
 #include "ticketflow/redis/embedded_server.hpp"
 #include "ticketflow/redis/pool.hpp"
-#include "projection.hpp"
 #include "ticketflow/redis/semantic_cache.hpp"
 
 namespace ticketflow::pipeline {
@@ -30,9 +30,13 @@ namespace {
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-std::string keyOf(const std::string& tenant, const std::string& id) { return tenant + "/" + id; }
+std::string keyOf(const std::string& tenant, const std::string& id) {
+  return tenant + "/" + id;
+}
 
-double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double secondsSince(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 // A stream that drops what it is given (pipeline logs nobody asked for).
 class NullBuffer : public std::streambuf {
@@ -41,16 +45,30 @@ class NullBuffer : public std::streambuf {
 };
 
 json outcomeJson(const TicketOutcome& o) {
-  return {{"id", o.ticket_id},        {"tenant", o.tenant},          {"subject", o.subject},
-          {"category", o.category},   {"answer_category", o.answer_category}, {"label", o.label},
-          {"routed_tier", o.routed_tier}, {"moves", o.moves},
+  return {{"id", o.ticket_id},
+          {"tenant", o.tenant},
+          {"subject", o.subject},
+          {"category", o.category},
+          {"answer_category", o.answer_category},
+          {"label", o.label},
+          {"routed_tier", o.routed_tier},
+          {"moves", o.moves},
           {"difficulty", difficultyName(o.difficulty)},
-          {"confidence", o.confidence}, {"tier", o.tier},            {"model", o.model},
-          {"cache", cacheStatusName(o.cache)}, {"cache_source", o.cache_source},
-          {"cost", o.cost_micro_usd}, {"frontier", o.frontier_micro_usd},
-          {"input_tokens", o.usage.input_tokens}, {"output_tokens", o.usage.output_tokens},
-          {"latency_ms", o.latency_ms}, {"degraded", o.degraded},    {"needs_human", o.needs_human},
-          {"needs_human_reason", o.needs_human_reason}, {"dead_lettered", o.dead_lettered}, {"error", o.error}};
+          {"confidence", o.confidence},
+          {"tier", o.tier},
+          {"model", o.model},
+          {"cache", cacheStatusName(o.cache)},
+          {"cache_source", o.cache_source},
+          {"cost", o.cost_micro_usd},
+          {"frontier", o.frontier_micro_usd},
+          {"input_tokens", o.usage.input_tokens},
+          {"output_tokens", o.usage.output_tokens},
+          {"latency_ms", o.latency_ms},
+          {"degraded", o.degraded},
+          {"needs_human", o.needs_human},
+          {"needs_human_reason", o.needs_human_reason},
+          {"dead_lettered", o.dead_lettered},
+          {"error", o.error}};
 }
 
 TicketOutcome outcomeFrom(const json& j) {
@@ -165,8 +183,8 @@ class StateFile {
       if (j.contains("run")) {
         run_id_ = j["run"].get<std::string>();
         if (j.value("source", "") != source)
-          throw std::runtime_error(path_ + " belongs to a run over " + j.value("source", "?") +
-                                   ", not " + source + " (choose another --state file)");
+          throw std::runtime_error(path_ + " belongs to a run over " + j.value("source", "?") + ", not " + source +
+                                   " (choose another --state file)");
       } else if (j.contains("submitted")) {
         for (const auto& k : j["submitted"]) submitted_.insert(k.get<std::string>());
       } else if (j.contains("outcome")) {
@@ -236,8 +254,8 @@ BacklogReport dryRun(const Config& config, const BacklogOptions& options, Loaded
         auto pool = std::make_shared<redis::RedisPool>(*pool_options);
         // The built-in embedder even when an embeddings endpoint is configured: a dry run calls
         // no model, so its clusters are the hashing embedder's.
-        cache = std::make_unique<redis::SemanticCache>(pool, config.cache, "dry:",
-                                                       std::make_shared<redis::HashingEmbedder>(config.cache.dimension));
+        cache = std::make_unique<redis::SemanticCache>(
+            pool, config.cache, "dry:", std::make_shared<redis::HashingEmbedder>(config.cache.dimension));
         report.cache_projected = true;
       }
     } catch (const std::exception&) {
@@ -315,19 +333,22 @@ const ModelConfig& CostModel::primaryOf(const std::string& tier) const {
   return *config_.findModel(t->models.front());
 }
 
-std::int64_t CostModel::promptTokens(const Ticket& ticket, const std::string& category, const ModelConfig& model) const {
+std::int64_t CostModel::promptTokens(const Ticket& ticket, const std::string& category,
+                                     const ModelConfig& model) const {
   return provider::estimatePromptTokens(provider::buildModelRequest(prompts_, ticket, category, model));
 }
 
 MicroUsd CostModel::projected(const std::string& tier, const Ticket& ticket, const std::string& category) const {
   const ModelConfig& model = primaryOf(tier);
-  return model.costMicroUsd(promptTokens(ticket, category, model), std::min<std::int64_t>(output_tokens_, model.max_output_tokens));
+  return model.costMicroUsd(promptTokens(ticket, category, model),
+                            std::min<std::int64_t>(output_tokens_, model.max_output_tokens));
 }
 
 MicroUsd CostModel::frontier(const Ticket& ticket, const std::string& category, const TokenUsage& usage) const {
   const ModelConfig& model = primaryOf(frontierTier());
   if (usage.input_tokens > 0) return model.costMicroUsd(usage.input_tokens, usage.output_tokens);
-  return model.costMicroUsd(promptTokens(ticket, category, model), std::min<std::int64_t>(output_tokens_, model.max_output_tokens));
+  return model.costMicroUsd(promptTokens(ticket, category, model),
+                            std::min<std::int64_t>(output_tokens_, model.max_output_tokens));
 }
 
 namespace {
@@ -393,7 +414,8 @@ BacklogReport runBacklog(Config config, const BacklogOptions& options) {
     to_submit.push_back(&t);
   }
 
-  kafka::Properties watcher_properties = {{"auto.offset.reset", state.resumed() || options.embedded ? "earliest" : "latest"}};
+  kafka::Properties watcher_properties = {
+      {"auto.offset.reset", state.resumed() || options.embedded ? "earliest" : "latest"}};
   if (options.embedded) watcher_properties.merge(LocalStack::consumerProperties());
   kafka::Consumer watcher(config.kafka, "triage", "ticketflow-triage-" + state.runId(), watcher_properties);
   if (auto st = watcher.subscribe({config.kafka.topics.updates, config.kafka.topics.dlq}); !st)
@@ -419,9 +441,9 @@ BacklogReport runBacklog(Config config, const BacklogOptions& options) {
   // The embedded broker forgets what it holds beyond its retention, consumed or not: keep the
   // unanswered tickets' messages (the ticket and what the stages add to it, in each topic) within
   // half of it, the other half a margin for uneven partitions.
-  const std::size_t max_outstanding_bytes =
-      options.embedded ? static_cast<std::size_t>(options.local.partitions) * kafka::MockBroker::kPartitionRetentionBytes / 2
-                       : 0;
+  const std::size_t max_outstanding_bytes = options.embedded ? static_cast<std::size_t>(options.local.partitions) *
+                                                                   kafka::MockBroker::kPartitionRetentionBytes / 2
+                                                             : 0;
   constexpr std::size_t kStageOverheadBytes = 4096;  // classification, answer, costs, headers
   // Each ticket serialised once: its message, its key, and what it will hold in the broker.
   std::vector<std::string> payloads, submit_keys;
@@ -436,7 +458,8 @@ BacklogReport runBacklog(Config config, const BacklogOptions& options) {
     // An unreachable broker ends the run after --idle-timeout, not librdkafka's 5 minutes.
     const auto broker_wait = std::chrono::duration_cast<std::chrono::milliseconds>(options.idle_timeout);
     kafka::Producer producer(config.kafka, "triage", {{"message.timeout.ms", std::to_string(broker_wait.count())}});
-    const std::size_t batch = options.submit_rate > 0 ? std::max<std::size_t>(1, static_cast<std::size_t>(options.submit_rate / 10)) : 500;
+    const std::size_t batch =
+        options.submit_rate > 0 ? std::max<std::size_t>(1, static_cast<std::size_t>(options.submit_rate / 10)) : 500;
     const auto t0 = Clock::now();
     for (std::size_t i = 0; i < to_submit.size() && !stop_submitting;) {
       std::vector<std::pair<std::string, std::string>> records;
@@ -461,7 +484,8 @@ BacklogReport runBacklog(Config config, const BacklogOptions& options) {
       submitted_bytes += batch_bytes;
       if (auto st = producer.produceBatch(config.kafka.topics.inbound, records, broker_wait); !st) {
         std::lock_guard lock(submit_error_mutex);
-        submit_error = st.error().message + " (broker " + config.kafka.bootstrap_servers + ", waited up to --idle-timeout)";
+        submit_error =
+            st.error().message + " (broker " + config.kafka.bootstrap_servers + ", waited up to --idle-timeout)";
         break;
       }
       state.recordSubmitted(keys);
@@ -616,7 +640,8 @@ BacklogTotals totalsOf(const BacklogReport& report) {
     if (o.degraded) ++t.degraded;
     if (o.latency_ms >= 0) latencies.push_back(static_cast<double>(o.latency_ms));
     if (!report.dry_run) {
-      const bool hit = o.cache == CacheStatus::kExact || o.cache == CacheStatus::kSemantic || o.cache == CacheStatus::kCoalesced;
+      const bool hit =
+          o.cache == CacheStatus::kExact || o.cache == CacheStatus::kSemantic || o.cache == CacheStatus::kCoalesced;
       auto& flow = t.flow[{o.routed_tier.empty() ? o.tier : o.routed_tier, hit ? std::string("cache") : o.tier}];
       ++flow.tickets;
       if (hit) ++flow.reasons[cacheStatusName(o.cache)];
@@ -635,8 +660,9 @@ BacklogTotals totalsOf(const BacklogReport& report) {
       }
     }
     if (o.cache == CacheStatus::kExact || o.cache == CacheStatus::kSemantic || o.cache == CacheStatus::kCoalesced) {
-      ++(o.cache == CacheStatus::kExact ? t.cache_exact : o.cache == CacheStatus::kSemantic ? t.cache_semantic
-                                                                                          : t.cache_coalesced);
+      ++(o.cache == CacheStatus::kExact      ? t.cache_exact
+         : o.cache == CacheStatus::kSemantic ? t.cache_semantic
+                                             : t.cache_coalesced);
       auto source = by_key.find(keyOf(o.tenant, o.cache_source));
       if (source != by_key.end()) t.saved_by_cache += source->second->cost_micro_usd;
       RepeatedIssue& c = clusters[keyOf(o.tenant, o.cache_source)];
@@ -688,12 +714,15 @@ std::string textSummary(const BacklogReport& r, const BacklogTotals& t) {
     if (r.skipped.size() > 3) o << "\n    ...";
     o << "\n";
   }
-  if (r.missing) o << "  no outcome yet for " << r.missing << " submitted tickets (run again with the same --state to collect them)\n";
+  if (r.missing)
+    o << "  no outcome yet for " << r.missing
+      << " submitted tickets (run again with the same --state to collect them)\n";
   std::size_t width = 10;
   for (const auto& [cat, levels] : t.by_category_difficulty) width = std::max(width, cat.size());
   o << "\n  " << std::left << std::setw(static_cast<int>(width)) << "category" << std::right;
   for (const char* level : kLevels) o << std::setw(8) << level;
-  o << std::setw(8) << "total" << "\n";
+  o << std::setw(8) << "total"
+    << "\n";
   for (const auto& [cat, levels] : t.by_category_difficulty) {
     std::size_t total = 0;
     o << "  " << std::left << std::setw(static_cast<int>(width)) << cat << std::right;
@@ -745,14 +774,16 @@ std::string textSummary(const BacklogReport& r, const BacklogTotals& t) {
   if (r.shadow) {
     std::istringstream shadow(agreementText(*r.shadow, r.shadow_reference));
     for (std::string line; std::getline(shadow, line);) o << "  " << line << "\n";
-    o << "    shadow calls cost " << formatUsd(r.shadow_spent) << " (budget bucket tier:shadow, not in the spend below)\n";
+    o << "    shadow calls cost " << formatUsd(r.shadow_spent)
+      << " (budget bucket tier:shadow, not in the spend below)\n";
   }
-  o << "  " << (r.dry_run ? "projected spend: " : "spend: ") << formatUsd(t.cost) << " vs " << formatUsd(t.frontier_cost)
-    << " with every ticket on " << r.frontier_tier << ": " << std::fixed << std::setprecision(1) << 100.0 * t.savingShare()
-    << "% saved\n";
+  o << "  " << (r.dry_run ? "projected spend: " : "spend: ") << formatUsd(t.cost) << " vs "
+    << formatUsd(t.frontier_cost) << " with every ticket on " << r.frontier_tier << ": " << std::fixed
+    << std::setprecision(1) << 100.0 * t.savingShare() << "% saved\n";
   if (r.projected_range)
-    o << "    calibrated by " << r.calibration_outcomes << " live outcomes: 95% range " << formatUsd(r.projected_range->first)
-      << " to " << formatUsd(r.projected_range->second) << " (escalations and answer lengths as measured; per-tier"
+    o << "    calibrated by " << r.calibration_outcomes << " live outcomes: 95% range "
+      << formatUsd(r.projected_range->first) << " to " << formatUsd(r.projected_range->second)
+      << " (escalations and answer lengths as measured; per-tier"
       << " figures put each ticket's cost on the tier it is routed to)\n";
   o << "    by tier:";
   for (const auto& tier : r.tiers) {
@@ -761,7 +792,8 @@ std::string textSummary(const BacklogReport& r, const BacklogTotals& t) {
   }
   o << "\n";
   if (t.latency_p50_ms)
-    o << "  latency, intake to update: p50 " << seconds(*t.latency_p50_ms) << ", p95 " << seconds(*t.latency_p95_ms) << "\n";
+    o << "  latency, intake to update: p50 " << seconds(*t.latency_p50_ms) << ", p95 " << seconds(*t.latency_p95_ms)
+      << "\n";
   if (!r.dry_run)
     o << "  needs a human: " << t.needs_human << ", degraded (best effort): " << t.degraded
       << ", dead-lettered: " << t.dead_lettered << "\n";
@@ -777,7 +809,9 @@ std::string textSummary(const BacklogReport& r, const BacklogTotals& t) {
 
 namespace {
 
-std::string escape(const std::string& s) { return htmlEscape(s); }
+std::string escape(const std::string& s) {
+  return htmlEscape(s);
+}
 
 const char* const kLevelColours[] = {"#4caf50", "#ffb300", "#e53935"};
 
@@ -804,9 +838,10 @@ std::string categoryChart(const BacklogTotals& t) {
       const std::size_t n = it == levels.end() ? 0 : it->second;
       total += n;
       const double w = double(bar) * double(n) / double(max_total);
-      if (n) s << "<rect class=\"bar\" x=\"" << x << "\" y=\"" << y << "\" width=\"" << w << "\" height=\"" << row - 6
-               << "\" fill=\"" << kLevelColours[i] << "\"><title>" << escape(cat) << ", " << kLevels[i] << ": " << n
-               << "</title></rect>\n";
+      if (n)
+        s << "<rect class=\"bar\" x=\"" << x << "\" y=\"" << y << "\" width=\"" << w << "\" height=\"" << row - 6
+          << "\" fill=\"" << kLevelColours[i] << "\"><title>" << escape(cat) << ", " << kLevels[i] << ": " << n
+          << "</title></rect>\n";
       x += w;
     }
     s << "<text x=\"" << x + 6 << "\" y=\"" << y + 16 << "\">" << total << "</text>\n";
@@ -835,15 +870,19 @@ std::string costChart(const BacklogReport& r, const BacklogTotals& t) {
   for (const auto& [n, v] : bars) max = std::max(max, v);
   const int col = 110, chart_h = 220, top = 20;
   std::ostringstream s;
-  s << "<svg class=\"chart\" id=\"chart-cost\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" << col * static_cast<int>(bars.size()) + 40
-    << "\" height=\"" << chart_h + top + 50 << "\" role=\"img\" aria-label=\"Spend per tier against all-frontier\">\n";
+  s << "<svg class=\"chart\" id=\"chart-cost\" xmlns=\"http://www.w3.org/2000/svg\" width=\""
+    << col * static_cast<int>(bars.size()) + 40 << "\" height=\"" << chart_h + top + 50
+    << "\" role=\"img\" aria-label=\"Spend per tier against all-frontier\">\n";
   int x = 20;
   for (std::size_t i = 0; i < bars.size(); ++i) {
     const double h = double(chart_h) * double(bars[i].second) / double(max);
     const bool frontier = i + 1 == bars.size();
-    s << "<rect class=\"bar\" x=\"" << x << "\" y=\"" << top + chart_h - h << "\" width=\"" << col - 30 << "\" height=\"" << h
-      << "\" fill=\"" << (frontier ? "#9e9e9e" : i + 2 == bars.size() ? "#1e88e5" : "#64b5f6") << "\"><title>"
-      << escape(bars[i].first) << ": " << formatUsd(bars[i].second) << "</title></rect>\n"
+    s << "<rect class=\"bar\" x=\"" << x << "\" y=\"" << top + chart_h - h << "\" width=\"" << col - 30
+      << "\" height=\"" << h << "\" fill=\""
+      << (frontier               ? "#9e9e9e"
+          : i + 2 == bars.size() ? "#1e88e5"
+                                 : "#64b5f6")
+      << "\"><title>" << escape(bars[i].first) << ": " << formatUsd(bars[i].second) << "</title></rect>\n"
       << "<text x=\"" << x + (col - 30) / 2 << "\" y=\"" << top + chart_h - h - 4 << "\" text-anchor=\"middle\">"
       << formatUsd(bars[i].second) << "</text>\n"
       << "<text x=\"" << x + (col - 30) / 2 << "\" y=\"" << top + chart_h + 18 << "\" text-anchor=\"middle\">"
@@ -868,12 +907,14 @@ std::string htmlReport(const BacklogReport& r, const BacklogTotals& t) {
        ".kpi{display:inline-block;margin:0 2em 1em 0}.kpi b{display:block;font-size:1.6em}"
        "td.low{background:#fdecea}tr.total td{font-weight:600}\n"
     << "</style></head><body>\n";
-  h << "<h1>Triage report: " << escape(r.source) << "</h1>\n<p>" << (r.dry_run ? "Dry run: classified and priced locally, no model calls. " : "")
-    << t.tickets << " tickets in " << std::fixed << std::setprecision(1) << r.seconds << " s.";
+  h << "<h1>Triage report: " << escape(r.source) << "</h1>\n<p>"
+    << (r.dry_run ? "Dry run: classified and priced locally, no model calls. " : "") << t.tickets << " tickets in "
+    << std::fixed << std::setprecision(1) << r.seconds << " s.";
   if (!r.skipped.empty()) h << " " << r.skipped.size() << " rows skipped (listed at the end).";
   if (r.missing) h << " " << r.missing << " submitted tickets had no outcome yet.";
   h << "</p>\n<div>"
-    << "<span class=\"kpi\"><b>" << formatUsd(t.cost) << "</b>" << (r.dry_run ? "projected spend" : "spend") << "</span>"
+    << "<span class=\"kpi\"><b>" << formatUsd(t.cost) << "</b>" << (r.dry_run ? "projected spend" : "spend")
+    << "</span>"
     << "<span class=\"kpi\"><b>" << formatUsd(t.frontier_cost) << "</b>all on " << escape(r.frontier_tier) << "</span>"
     << "<span class=\"kpi\"><b>" << std::setprecision(1) << 100.0 * t.savingShare() << "%</b>saved</span>"
     << "<span class=\"kpi\"><b>" << percent(hits, t.tickets) << "</b>cache hits</span>"
@@ -892,13 +933,15 @@ std::string htmlReport(const BacklogReport& r, const BacklogTotals& t) {
     }
     h << "<td class=\"n\">" << total << "</td></tr>\n";
   }
-  h << "</table>\n<h2>" << (r.dry_run ? "Projected cost" : "Cost") << " per tier against every ticket on " << escape(r.frontier_tier)
-    << "</h2>\n" << costChart(r, t);
+  h << "</table>\n<h2>" << (r.dry_run ? "Projected cost" : "Cost") << " per tier against every ticket on "
+    << escape(r.frontier_tier) << "</h2>\n"
+    << costChart(r, t);
   h << "<table><tr><th>tier</th><th>tickets</th><th>spend</th></tr>\n";
   for (const auto& tier : r.tiers) {
     const auto n = t.by_tier.count(tier) ? t.by_tier.at(tier) : 0;
     const auto c = t.cost_by_tier.count(tier) ? t.cost_by_tier.at(tier) : 0;
-    h << "<tr><td>" << escape(tier) << "</td><td class=\"n\">" << n << "</td><td class=\"n\">" << formatUsd(c) << "</td></tr>\n";
+    h << "<tr><td>" << escape(tier) << "</td><td class=\"n\">" << n << "</td><td class=\"n\">" << formatUsd(c)
+      << "</td></tr>\n";
   }
   h << "</table>\n";
   if (!t.flow.empty()) {
@@ -914,28 +957,33 @@ std::string htmlReport(const BacklogReport& r, const BacklogTotals& t) {
   }
   if (t.classifier_vs_label.judged > 0) {
     h << "<h2>Against the file's own labels</h2>\n<table><tr><th>who</th><th>agrees</th><th>of</th></tr>\n"
-      << "<tr><td>classifier</td><td class=\"n\">" << percent(t.classifier_vs_label.agreed, t.classifier_vs_label.judged)
-      << "</td><td class=\"n\">" << t.classifier_vs_label.judged << "</td></tr>\n";
+      << "<tr><td>classifier</td><td class=\"n\">"
+      << percent(t.classifier_vs_label.agreed, t.classifier_vs_label.judged) << "</td><td class=\"n\">"
+      << t.classifier_vs_label.judged << "</td></tr>\n";
     for (const auto& tier : r.tiers)
       if (auto it = t.answer_vs_label_by_tier.find(tier); it != t.answer_vs_label_by_tier.end())
-        h << "<tr><td>answers at " << escape(tier) << "</td><td class=\"n\">" << percent(it->second.agreed, it->second.judged)
-          << "</td><td class=\"n\">" << it->second.judged << "</td></tr>\n";
+        h << "<tr><td>answers at " << escape(tier) << "</td><td class=\"n\">"
+          << percent(it->second.agreed, it->second.judged) << "</td><td class=\"n\">" << it->second.judged
+          << "</td></tr>\n";
     h << "</table>\n";
   }
   if (r.shadow)
     h << agreementHtml(*r.shadow, r.shadow_reference) << "<p>Shadow calls cost " << formatUsd(r.shadow_spent)
       << " (budget bucket tier:shadow), not counted in the spend above.</p>\n";
   if (t.latency_p50_ms)
-    h << "<p>Latency from intake to update: p50 " << seconds(*t.latency_p50_ms) << ", p95 " << seconds(*t.latency_p95_ms) << ".</p>\n";
+    h << "<p>Latency from intake to update: p50 " << seconds(*t.latency_p50_ms) << ", p95 "
+      << seconds(*t.latency_p95_ms) << ".</p>\n";
   h << "<h2>Most repeated issues (cache clusters)</h2>\n";
   if (t.repeated.empty()) {
     h << "<p>No ticket was answered from another's answer.</p>\n";
   } else {
-    h << "<table id=\"repeated\"><tr><th>tickets</th><th>tenant</th><th>first ticket</th><th>category</th><th>subject</th></tr>\n";
+    h << "<table id=\"repeated\"><tr><th>tickets</th><th>tenant</th><th>first "
+         "ticket</th><th>category</th><th>subject</th></tr>\n";
     for (std::size_t i = 0; i < std::min<std::size_t>(20, t.repeated.size()); ++i) {
       const auto& c = t.repeated[i];
-      h << "<tr><td class=\"n\">" << c.tickets << "</td><td>" << escape(c.tenant) << "</td><td>" << escape(c.source_ticket_id)
-        << "</td><td>" << escape(c.category) << "</td><td>" << escape(c.subject) << "</td></tr>\n";
+      h << "<tr><td class=\"n\">" << c.tickets << "</td><td>" << escape(c.tenant) << "</td><td>"
+        << escape(c.source_ticket_id) << "</td><td>" << escape(c.category) << "</td><td>" << escape(c.subject)
+        << "</td></tr>\n";
     }
     h << "</table>\n";
   }
@@ -943,12 +991,17 @@ std::string htmlReport(const BacklogReport& r, const BacklogTotals& t) {
   std::size_t listed = 0;
   for (const auto& o : r.outcomes) {
     if (!o.needs_human && !o.dead_lettered) continue;
-    if (listed == 0) h << "<table id=\"needs-human\"><tr><th>ticket</th><th>tenant</th><th>category</th><th>tier</th><th>why</th></tr>\n";
+    if (listed == 0)
+      h << "<table "
+           "id=\"needs-human\"><tr><th>ticket</th><th>tenant</th><th>category</th><th>tier</th><th>why</th></tr>\n";
     if (++listed > 500) break;
-    h << "<tr><td>" << escape(o.ticket_id) << "</td><td>" << escape(o.tenant) << "</td><td>" << escape(o.category) << "</td><td>"
-      << escape(o.tier) << "</td><td>" << escape(o.dead_lettered ? "dead-lettered: " + o.error : o.needs_human_reason) << "</td></tr>\n";
+    h << "<tr><td>" << escape(o.ticket_id) << "</td><td>" << escape(o.tenant) << "</td><td>" << escape(o.category)
+      << "</td><td>" << escape(o.tier) << "</td><td>"
+      << escape(o.dead_lettered ? "dead-lettered: " + o.error : o.needs_human_reason) << "</td></tr>\n";
   }
-  h << (listed ? "</table>\n" : r.dry_run ? "<p>A dry run does not ask models, so it cannot tell.</p>\n" : "<p>None.</p>\n");
+  h << (listed      ? "</table>\n"
+        : r.dry_run ? "<p>A dry run does not ask models, so it cannot tell.</p>\n"
+                    : "<p>None.</p>\n");
   if (!r.skipped.empty()) {
     h << "<h2>Skipped rows</h2>\n<ul>\n";
     for (const auto& s : r.skipped) h << "<li>" << escape(s) << "</li>\n";

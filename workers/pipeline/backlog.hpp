@@ -30,10 +30,10 @@
 
 #include "local_stack.hpp"
 #include "ticketflow/config/config.hpp"
-#include "ticketflow/redis/agreement_store.hpp"
 #include "ticketflow/domain/messages.hpp"
 #include "ticketflow/domain/ticket_file.hpp"
 #include "ticketflow/provider/prompt.hpp"
+#include "ticketflow/redis/agreement_store.hpp"
 
 namespace ticketflow::pipeline {
 
@@ -49,7 +49,7 @@ struct TicketOutcome {
   std::string routed_tier;  // live: where intake sent it ("" when unknown)
   std::string moves;        // live: why it moved, e.g. "low_confidence,budget_downgrade"
   CacheStatus cache = CacheStatus::kMiss;
-  std::string cache_source;  // the ticket whose answer was reused
+  std::string cache_source;         // the ticket whose answer was reused
   MicroUsd cost_micro_usd = 0;      // actual (live) or projected (dry run)
   MicroUsd frontier_micro_usd = 0;  // the same ticket on the frontier tier's primary model
   TokenUsage usage;
@@ -90,15 +90,15 @@ struct BacklogOptions {
   TicketDefaults defaults;
   std::size_t limit = 0;  // 0: every ticket of the file
   bool dry_run = false;
-  bool embedded = false;     // live run on a local stack started here
-  LocalStackOptions local;   // embedded
-  std::string state_path;    // live runs: the resume file ("" for none)
-  double submit_rate = 0;    // tickets/s (0: as fast as the broker takes them)
+  bool embedded = false;                   // live run on a local stack started here
+  LocalStackOptions local;                 // embedded
+  std::string state_path;                  // live runs: the resume file ("" for none)
+  double submit_rate = 0;                  // tickets/s (0: as fast as the broker takes them)
   std::chrono::seconds idle_timeout{180};  // live: give up after this long without an outcome
   std::int64_t assumed_output_tokens = 350;
-  std::string calibration_path;  // dry run: an earlier live run's resume file to price by (projection.hpp)
+  std::string calibration_path;          // dry run: an earlier live run's resume file to price by (projection.hpp)
   std::ostream* pipeline_log = nullptr;  // embedded: where the roles' JSON logs go (null: discarded)
-  std::string updates_copy;  // live: also append every update as a JSON line here ("" for none)
+  std::string updates_copy;              // live: also append every update as a JSON line here ("" for none)
   // Embedded: write the run's shadow comparisons here as escalation-verifier labels ("" for none).
   std::string shadow_labels;
   std::function<void(const BacklogProgress&)> progress;
@@ -109,15 +109,15 @@ struct BacklogReport {
   bool dry_run = false;
   bool cache_projected = false;  // dry run: the semantic cache replay ran
   double seconds = 0;
-  std::vector<std::string> tiers;     // cheapest first
+  std::vector<std::string> tiers;  // cheapest first
   std::string frontier_tier;
   std::vector<TicketOutcome> outcomes;  // file order
   // Dry run with a calibration: the 95% range of the projected spend, and from how many outcomes.
   std::optional<std::pair<MicroUsd, MicroUsd>> projected_range;
   std::size_t calibration_outcomes = 0;
-  std::vector<std::string> skipped;     // "line 12: why"
-  std::size_t missing = 0;              // live: submitted, no outcome before the idle timeout
-  std::string updates_topic;            // where the updates went
+  std::vector<std::string> skipped;  // "line 12: why"
+  std::size_t missing = 0;           // live: submitted, no outcome before the idle timeout
+  std::string updates_topic;         // where the updates went
   std::string bootstrap_servers;
   // Embedded live runs: the ledger's settled spend for the period (for the demo's cross-check).
   std::optional<MicroUsd> ledger_settled;  // without shadow evaluation's spend

@@ -20,12 +20,12 @@ namespace ticketflow::pipeline {
 
 struct LocalStackOptions {
   int partitions = 4;
-  double latency_scale = 1.0;           // simulator latencies (0: answer at once)
+  double latency_scale = 1.0;             // simulator latencies (0: answer at once)
   std::optional<sim::FaultRates> faults;  // for every model; none: the profiles' own (no faults by default)
-  std::string request_log;              // the simulator's request log, "" for none
-  bool redis_append_only = false;       // the private redis-server keeps its data across a restart
+  std::string request_log;                // the simulator's request log, "" for none
+  bool redis_append_only = false;         // the private redis-server keeps its data across a restart
   int simulator_threads = 1024;
-  sim::TicketLabels ticket_labels;      // true categories the simulator answers by (competence.hpp)
+  sim::TicketLabels ticket_labels;  // true categories the simulator answers by (competence.hpp)
   // Changes the simulator's profiles before it starts (a test makes one model poor at a category).
   std::function<void(sim::SimulatorOptions&)> adjust_simulator;
 };

@@ -18,11 +18,16 @@ namespace ticketflow::pipeline {
 
 std::string RoleSpec::name() const {
   switch (role) {
-    case Role::kIntake: return "intake";
-    case Role::kTier: return "tier:" + tier;
-    case Role::kResults: return "results";
-    case Role::kShadow: return "shadow";
-    case Role::kFeedback: return "feedback";
+    case Role::kIntake:
+      return "intake";
+    case Role::kTier:
+      return "tier:" + tier;
+    case Role::kResults:
+      return "results";
+    case Role::kShadow:
+      return "shadow";
+    case Role::kFeedback:
+      return "feedback";
   }
   return "unknown";
 }
@@ -46,7 +51,7 @@ struct Pipeline::Impl {
     std::unique_ptr<redis::BudgetLedger> ledger;
     std::unique_ptr<redis::RateLimiter> limiter;
     std::unique_ptr<redis::AgreementStore> agreement;  // shadow evaluation's counts
-    std::unique_ptr<redis::CommandBatcher> batcher;  // a tier's admission round trips
+    std::unique_ptr<redis::CommandBatcher> batcher;    // a tier's admission round trips
     // A tier's settle retries, off the batcher's thread (threads start only when one is needed).
     std::unique_ptr<WorkerPool> settle_retries;
   };
@@ -58,9 +63,9 @@ struct Pipeline::Impl {
   std::vector<std::unique_ptr<tier::TierRole>> tier_roles;
   std::unique_ptr<results::ResultsRole> results;
   std::unique_ptr<classify::EscalationModel> verifier;  // classifier.escalation_model, when a file is named
-  std::unique_ptr<tier::QualityFloor> quality_floor;  // shadow.quality_floor > 0
+  std::unique_ptr<tier::QualityFloor> quality_floor;    // shadow.quality_floor > 0
   std::shared_ptr<redis::RedisPool> route_shares_pool;
-  std::unique_ptr<redis::RouteShareLoop> route_shares;  // routing.targets
+  std::unique_ptr<redis::RouteShareLoop> route_shares;   // routing.targets
   std::unique_ptr<redis::FeedbackStore> feedback_store;  // feedback.enabled
   std::unique_ptr<results::FeedbackRole> feedback;
   std::unique_ptr<Config> shadow_config;  // the configuration with the tier "shadow" added
@@ -97,7 +102,8 @@ observability::LogLevel levelFrom(const Config& config) {
 }
 
 std::shared_ptr<redis::RedisPool> redisPoolFor(const Config& config, int size) {
-  if (auto url = redis::parseRedisUrl(config.redis.url); !url) throw ConfigError(config.source, "redis.url", url.error().message);
+  if (auto url = redis::parseRedisUrl(config.redis.url); !url)
+    throw ConfigError(config.source, "redis.url", url.error().message);
   auto options = redis::RedisPoolOptions::fromConfig(config.redis);
   if (!options) throw ConfigError(config.source, "redis.tls", options.error().message);
   options->pool_size = size;
@@ -147,13 +153,13 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
   auto admissionFor = [&](Impl::RoleRedis& rr, const std::string& tier) {
     rr.batcher = std::make_unique<redis::CommandBatcher>(rr.pool);
     rr.settle_retries = std::make_unique<WorkerPool>(4, "tf-settle-" + tier);
-    return tier::CallAdmission{rr.limiter.get(), rr.ledger.get(), std::chrono::milliseconds(30000), rr.batcher.get(),
-                               [pool = rr.settle_retries.get()](std::function<void()> retry) {
-                                 pool->submit(std::move(retry));
-                               }};
+    return tier::CallAdmission{
+        rr.limiter.get(), rr.ledger.get(), std::chrono::milliseconds(30000), rr.batcher.get(),
+        [pool = rr.settle_retries.get()](std::function<void()> retry) { pool->submit(std::move(retry)); }};
   };
 
-  if (config.shadow.quality_floor > 0) impl_->quality_floor = std::make_unique<tier::QualityFloor>(config.shadow, *agreement_);
+  if (config.shadow.quality_floor > 0)
+    impl_->quality_floor = std::make_unique<tier::QualityFloor>(config.shadow, *agreement_);
   if (config.routing.targets.enabled()) {
     std::function<bool(const std::string&)> easy_tier_closed;
     if (impl_->quality_floor)
@@ -161,9 +167,9 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
         return floor->below(tier, c);
       };
     impl_->route_shares_pool = redisPoolFor(config, 2);
-    impl_->route_shares = std::make_unique<redis::RouteShareLoop>(config, impl_->route_shares_pool, config.redis.key_prefix,
-                                                                  std::move(easy_tier_closed), &metrics_,
-                                                                  SystemClock::instance(), std::chrono::seconds(1), logger_.get());
+    impl_->route_shares = std::make_unique<redis::RouteShareLoop>(
+        config, impl_->route_shares_pool, config.redis.key_prefix, std::move(easy_tier_closed), &metrics_,
+        SystemClock::instance(), std::chrono::seconds(1), logger_.get());
   }
 
   if (config.feedback.enabled)
@@ -177,7 +183,9 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
     so.limits = config.stage;
     so.consumer_properties = options_.consumer_properties;
     so.producer_properties = options_.producer_properties;
-    so.log = [this, name = so.name](const std::string& text) { logger_->info("stage", {{"stage", name}, {"detail", text}}); };
+    so.log = [this, name = so.name](const std::string& text) {
+      logger_->info("stage", {{"stage", name}, {"detail", text}});
+    };
     stage::Handler handler;
     Impl::RoleRedis& rr = roleRedis();
     switch (spec.role) {
@@ -187,8 +195,8 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
         if (!model) throw ConfigError(config.source, "classifier.category_model", model.error().message);
         impl_->model = std::make_unique<classify::CategoryModel>(std::move(*model));
         impl_->intake = std::make_unique<intake::IntakeRole>(config, *impl_->model, rr.cache.get(), &metrics_,
-                                                              SystemClock::instance(), logger_.get(), rr.ledger.get(),
-                                                              rr.in_flight.get(), impl_->route_shares.get());
+                                                             SystemClock::instance(), logger_.get(), rr.ledger.get(),
+                                                             rr.in_flight.get(), impl_->route_shares.get());
         so.input_topics = {config.kafka.topics.inbound};
         so.group = config.kafka.consumer_groups.intake;
         handler = impl_->intake->handler();
@@ -203,7 +211,9 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
         // Parked tickets wait minutes to hours: the idle topic needs no eager fetches (a caller's
         // short fetch.wait.max.ms, meant for the hot path, would wake its fetcher 1,000 times a second).
         parking.consumer_properties["fetch.wait.max.ms"] = "500";
-        parking.log = [this](const std::string& text) { logger_->info("stage", {{"stage", "parking"}, {"detail", text}}); };
+        parking.log = [this](const std::string& text) {
+          logger_->info("stage", {{"stage", "parking"}, {"detail", text}});
+        };
         impl_->stages.push_back(
             {parking.name, std::make_unique<stage::Stage>(config.kafka, parking, impl_->parking->handler()), {}});
         break;
@@ -218,10 +228,12 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
             return floor->below(tier, c);
           };
         if (impl_->route_shares)
-          policy.route_thresholds = [loop = impl_->route_shares.get()](const std::string& c) { return loop->thresholdsFor(c); };
-        impl_->tier_services.push_back(std::make_unique<tier::TierService>(
-            config, spec.tier, model_clients, SystemClock::instance(), sleeper, prompts, policy,
-            admissionFor(rr, spec.tier), &metrics_));
+          policy.route_thresholds = [loop = impl_->route_shares.get()](const std::string& c) {
+            return loop->thresholdsFor(c);
+          };
+        impl_->tier_services.push_back(
+            std::make_unique<tier::TierService>(config, spec.tier, model_clients, SystemClock::instance(), sleeper,
+                                                prompts, policy, admissionFor(rr, spec.tier), &metrics_));
         impl_->tier_roles.push_back(std::make_unique<tier::TierRole>(
             config, *impl_->tier_services.back(), tier::callThreadsFor(config, spec.tier), SystemClock::instance(),
             rr.cache.get(), &metrics_, logger_.get(), rr.in_flight.get(),
@@ -243,7 +255,8 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
         // Exactly once on the updates topic: a record is delivered within the topic sink's
         // timeout or never, so a redelivery knows when a look-up for it is final.
         if (config.results.exactly_once && !so.producer_properties.count("message.timeout.ms"))
-          so.producer_properties["message.timeout.ms"] = std::to_string(results::ResultsRole::topicWriteTimeoutMs(config));
+          so.producer_properties["message.timeout.ms"] =
+              std::to_string(results::ResultsRole::topicWriteTimeoutMs(config));
         handler = impl_->results->handler();
         // ResultsRole::handler parses and passes the update on (the marker batcher, the HTTP
         // sinks' threads); it never blocks.
@@ -359,8 +372,12 @@ Status Pipeline::wait() {
       c.inserts += rc.inserts;
       c.insert_skipped += rc.insert_skipped;
     }
-    logger_->info("cache_counters", {{"lookups", c.lookups}, {"exact_hits", c.exact_hits}, {"semantic_hits", c.semantic_hits},
-                                     {"misses", c.misses}, {"skipped", c.skipped}, {"inserts", c.inserts},
+    logger_->info("cache_counters", {{"lookups", c.lookups},
+                                     {"exact_hits", c.exact_hits},
+                                     {"semantic_hits", c.semantic_hits},
+                                     {"misses", c.misses},
+                                     {"skipped", c.skipped},
+                                     {"inserts", c.inserts},
                                      {"insert_skipped", c.insert_skipped}});
   }
   std::lock_guard lock(status_mutex_);
@@ -457,6 +474,8 @@ observability::Readiness Pipeline::readiness() const {
   return r;
 }
 
-int Pipeline::httpPort() const { return endpoint_ ? endpoint_->port() : -1; }
+int Pipeline::httpPort() const {
+  return endpoint_ ? endpoint_->port() : -1;
+}
 
 }  // namespace ticketflow::pipeline

@@ -36,7 +36,7 @@ enum class Role { kIntake, kTier, kResults, kShadow, kFeedback };
 
 struct RoleSpec {
   Role role = Role::kIntake;
-  std::string tier;  // kTier
+  std::string tier;          // kTier
   std::string name() const;  // "intake", "tier:fast", "results", "shadow"
 };
 
@@ -49,7 +49,7 @@ struct PipelineOptions {
   std::string process_role = "all";  // the `role` field of log lines
   int http_port = -1;                // -1: no endpoint; 0: any free port (tests)
   std::string http_host = "0.0.0.0";
-  std::ostream* log_sink = nullptr;  // null: std::cerr
+  std::ostream* log_sink = nullptr;        // null: std::cerr
   tier::ModelClientFactory model_clients;  // empty: real HTTP clients (httpModelClientFactory)
   kafka::Properties consumer_properties;   // librdkafka overrides for every stage (tests, benchmarks)
   kafka::Properties producer_properties;

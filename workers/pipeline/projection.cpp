@@ -74,7 +74,9 @@ const LiveCalibration::Cell& LiveCalibration::forTicket(const std::string& categ
   return all_;
 }
 
-void ProjectionRange::add(const LiveCalibration::Cell& cell) { ++tickets_[&cell]; }
+void ProjectionRange::add(const LiveCalibration::Cell& cell) {
+  ++tickets_[&cell];
+}
 
 namespace {
 

@@ -5,8 +5,9 @@
 // cost of its (category, difficulty) cell: escalations, retries, repairs and the models' real
 // answer lengths included. Cache hits are left out of the means (the dry run replays the cache
 // itself). The all-frontier baseline is calibrated the same way (what each live ticket would have
-// cost on the frontier tier's primary model with the tokens it really took). A cell with fewer than kMinSamples outcomes borrows its difficulty's, then everyone's.
-// The total comes with a 95% range: the tickets' own spread plus the uncertainty of the means.
+// cost on the frontier tier's primary model with the tokens it really took). A cell with fewer than kMinSamples
+// outcomes borrows its difficulty's, then everyone's. The total comes with a 95% range: the tickets' own spread plus
+// the uncertainty of the means.
 
 #include <cstddef>
 #include <map>
@@ -24,8 +25,8 @@ class LiveCalibration {
   static constexpr std::size_t kMinSamples = 5;
   struct Cell {
     std::size_t samples = 0;
-    double mean = 0;      // micro-USD per ticket
-    double variance = 0;  // of one ticket's cost
+    double mean = 0;           // micro-USD per ticket
+    double variance = 0;       // of one ticket's cost
     double frontier_mean = 0;  // the same tickets on the frontier tier's primary model, as answered
   };
   // kInvalidArgument when the file holds no live outcome answered by a model.

@@ -4,7 +4,9 @@ namespace ticketflow::results {
 namespace {
 
 // Redis trouble holds the message (an outage, not an attempt used up).
-Error held(const Error& e) { return e.retriable ? e.asOutage("redis") : e; }
+Error held(const Error& e) {
+  return e.retriable ? e.asOutage("redis") : e;
+}
 
 }  // namespace
 
@@ -33,8 +35,9 @@ void FeedbackRole::handle(const stage::Delivery& delivery, const stage::Completi
   if (!*answer) {
     count("no_answer");
     if (logger_)
-      logger_->info("feedback_without_answer", {{"tenant", feedback->tenant}, {"ticket_id", feedback->ticket_id},
-                                                {"revision", feedback->revision}});
+      logger_->info(
+          "feedback_without_answer",
+          {{"tenant", feedback->tenant}, {"ticket_id", feedback->ticket_id}, {"revision", feedback->revision}});
     return completion.succeed();
   }
   const auto labels = redis::labelsFrom(*feedback, **answer);

@@ -1,11 +1,11 @@
 #include "results_role.hpp"
 
-#include "ticketflow/core/crypto.hpp"
-
 #include <algorithm>
 #include <charconv>
 #include <map>
 #include <set>
+
+#include "ticketflow/core/crypto.hpp"
 
 namespace ticketflow::results {
 namespace {
@@ -59,10 +59,14 @@ std::vector<SinkBinding> makeSinks(const Config& config, EnvLookup env) {
   return out;
 }
 
-ResultsRole::ResultsRole(const Config& config, std::vector<SinkBinding> sinks, std::shared_ptr<redis::RedisPool> markers,
-                         observability::PipelineMetrics* metrics, const Clock& clock, int http_threads,
-                         observability::Logger* logger)
-    : config_(config), sinks_(std::move(sinks)), markers_(std::move(markers)), metrics_(metrics), clock_(clock),
+ResultsRole::ResultsRole(const Config& config, std::vector<SinkBinding> sinks,
+                         std::shared_ptr<redis::RedisPool> markers, observability::PipelineMetrics* metrics,
+                         const Clock& clock, int http_threads, observability::Logger* logger)
+    : config_(config),
+      sinks_(std::move(sinks)),
+      markers_(std::move(markers)),
+      metrics_(metrics),
+      clock_(clock),
       logger_(logger) {
   bool has_topic_sink = false;
   for (const auto& s : sinks_) {
@@ -99,7 +103,8 @@ stage::Handler ResultsRole::handler() {
         [completion, writeAll](Result<std::vector<redis::Reply>> replies) {
           // Redis down: the update waits for it (held, no attempt used) rather than writing blind.
           if (!replies)
-            return completion.fail(Error::unavailable("idempotency markers: " + replies.error().message).asOutage("redis"));
+            return completion.fail(
+                Error::unavailable("idempotency markers: " + replies.error().message).asOutage("redis"));
           const redis::Reply& have = replies->front();
           if (have.type == redis::Reply::Type::kError)
             return completion.fail(Error::unavailable("idempotency markers: " + have.str).asOutage("redis"));
@@ -194,8 +199,8 @@ Result<bool> ResultsRole::onTopic(const TicketUpdate& update, const TopicPlaceme
                            {kWriteMarkerHeader, writeMarker(update)}, std::chrono::seconds(30));
 }
 
-void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion& completion, const TicketUpdate& update,
-                        const std::map<std::string, std::string>& written) {
+void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion& completion,
+                        const TicketUpdate& update, const std::map<std::string, std::string>& written) {
   const std::string key = markerKey(update);
   const std::string source_system = update.source ? update.source->system : std::string();
   std::vector<stage::OutputRecord> outputs;
@@ -204,8 +209,7 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
   // Before an HTTP sink is written, record that it is about to be: a crash between the write
   // and its marker then leaves "pending" without "written", and the next attempt asks the sink
   // whether our write is there instead of writing blind (ResultSink::write).
-  const auto now_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now().time_since_epoch()).count();
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now().time_since_epoch()).count();
   std::vector<std::string> pending = {"HSET", key};
   bool to_mark = false;
   // results.exactly_once: where the update goes on the updates topic, and whether an earlier
@@ -290,7 +294,9 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
     if (!status) {
       if (metrics_) metrics_->sink_errors.with({name, status.error().retriable ? "true" : "false"}).inc();
       if (logger_)
-        logger_->warn("sink_write_failed", {{"sink", name}, {"ticket_id", update.ticket_id}, {"trace_id", update.trace_id},
+        logger_->warn("sink_write_failed", {{"sink", name},
+                                            {"ticket_id", update.ticket_id},
+                                            {"trace_id", update.trace_id},
                                             {"error_class", errorCodeName(status.error().code)},
                                             {"retriable", status.error().retriable}});
       if (status.error().retriable) {
@@ -302,8 +308,11 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
       DeadLetter d = stage::deadLetterFor("results:" + name, status.error(), delivery, clock_);
       d.ticket_id = update.ticket_id;
       if (isTraceId(update.trace_id)) d.trace_id = update.trace_id;
-      outputs.push_back({config_.kafka.topics.dlq, update.ticket_id, toJson(d),
-                         {{stage::kStageHeader, d.stage}, {stage::kErrorClassHeader, errorCodeName(d.error_class)}}, {}});
+      outputs.push_back({config_.kafka.topics.dlq,
+                         update.ticket_id,
+                         toJson(d),
+                         {{stage::kStageHeader, d.stage}, {stage::kErrorClassHeader, errorCodeName(d.error_class)}},
+                         {}});
       written_now.push_back(name);  // handled: a redelivery must not dead-letter it again
       continue;
     }
@@ -319,8 +328,10 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
         return completion.fail(found.error());
       }
       if (logger_)
-        logger_->info("update_looked_up", {{"ticket_id", update.ticket_id}, {"trace_id", update.trace_id},
-                                           {"partition", placement->partition}, {"found", *found}});
+        logger_->info("update_looked_up", {{"ticket_id", update.ticket_id},
+                                           {"trace_id", update.trace_id},
+                                           {"partition", placement->partition},
+                                           {"found", *found}});
       if (*found) {  // produced by an attempt that crashed before marking it
         for (const auto& name : topic_sinks) {
           if (metrics_) metrics_->updates_duplicate.with({name}).inc();
@@ -330,8 +341,11 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
       }
     }
     if (!topic_sinks.empty()) {
-      stage::OutputRecord out{config_.kafka.topics.updates, update.ticket_id, toJson(update),
-                              {{"idempotency-key", idempotencyKey(update)}, {kWriteMarkerHeader, writeMarker(update)}}, {}};
+      stage::OutputRecord out{config_.kafka.topics.updates,
+                              update.ticket_id,
+                              toJson(update),
+                              {{"idempotency-key", idempotencyKey(update)}, {kWriteMarkerHeader, writeMarker(update)}},
+                              {}};
       if (placement) out.partition = placement->partition;
       outputs.push_back(std::move(out));
     }
@@ -341,10 +355,18 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
   nlohmann::json fields;
   if (logger_ && logger_->enabled(observability::LogLevel::kInfo)) {
     // Ids and triage facts only: never the ticket's text or the answer.
-    fields = {{"ticket_id", update.ticket_id}, {"trace_id", update.trace_id}, {"tenant", update.tenant},
-              {"revision", update.revision}, {"category", update.category}, {"tier", update.tier},
-              {"model", update.model}, {"cache", cacheStatusName(update.cache)}, {"cost_micro_usd", update.cost_micro_usd},
-              {"latency_ms", update.latency_ms}, {"needs_human", update.needs_human}, {"degraded", update.degraded},
+    fields = {{"ticket_id", update.ticket_id},
+              {"trace_id", update.trace_id},
+              {"tenant", update.tenant},
+              {"revision", update.revision},
+              {"category", update.category},
+              {"tier", update.tier},
+              {"model", update.model},
+              {"cache", cacheStatusName(update.cache)},
+              {"cost_micro_usd", update.cost_micro_usd},
+              {"latency_ms", update.latency_ms},
+              {"needs_human", update.needs_human},
+              {"degraded", update.degraded},
               {"sinks_written", written_now.size() + topic_sinks.size()}};
   }
   completion.succeed(std::move(outputs), [this, key, topic_sinks, seconds, fields = std::move(fields)] {

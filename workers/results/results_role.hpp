@@ -17,8 +17,8 @@
 // the other sinks still get the update. Redis down: the attempt fails retriably (no marker, no
 // write), so nothing is written twice.
 
-#include <map>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>

@@ -29,8 +29,8 @@ Status statusFor(const Result<http::ClientResponse>& response, const std::string
 // lacks, a 400 from a parameter a site refuses): it holds the update, naming why, until an
 // operator grants the read or the system answers.
 Error lookupFailed(const std::string& sink, const Error& error) {
-  return Error::unavailable(sink + ": cannot read back whether an earlier attempt wrote this update (" +
-                            error.message + "); holding it rather than writing a possible duplicate");
+  return Error::unavailable(sink + ": cannot read back whether an earlier attempt wrote this update (" + error.message +
+                            "); holding it rather than writing a possible duplicate");
 }
 
 enum class Lookup { kFound, kAbsent, kTooMany };
@@ -101,7 +101,8 @@ class JiraSink final : public ResultSink {
       for (char c : s) out += (std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '-');
       return out;
     };
-    json labels = json::array({{{"add", label(update.category)}}, {{"add", label(std::string(difficultyName(update.difficulty)))}}});
+    json labels = json::array(
+        {{{"add", label(update.category)}}, {{"add", label(std::string(difficultyName(update.difficulty)))}}});
     if (update.needs_human) labels.push_back({{"add", o_.label_prefix + "needs-human"}});
     http::ClientRequest edit;
     edit.method = "PUT";
@@ -159,7 +160,8 @@ class JiraSink final : public ResultSink {
 
 class ServiceNowSink final : public ResultSink {
  public:
-  ServiceNowSink(ServiceNowOptions o, std::shared_ptr<http::HttpClient> http) : o_(std::move(o)), http_(std::move(http)) {}
+  ServiceNowSink(ServiceNowOptions o, std::shared_ptr<http::HttpClient> http)
+      : o_(std::move(o)), http_(std::move(http)) {}
   const std::string& name() const override { return o_.name; }
   Status write(const TicketUpdate& update, bool may_have_written) override {
     if (!update.source || update.source->ref.empty())
@@ -188,7 +190,8 @@ class ServiceNowSink final : public ResultSink {
     return trimSlash(o_.instance_url) + "/api/now/table/incident/" + percentEncode(sys_id);
   }
   std::vector<std::pair<std::string, std::string>> headers() const {
-    return {{"Authorization", "Basic " + base64Encode(o_.username + ":" + o_.password)}, {"Accept", "application/json"}};
+    return {{"Authorization", "Basic " + base64Encode(o_.username + ":" + o_.password)},
+            {"Accept", "application/json"}};
   }
   Result<json> get(const std::string& url) {
     http::ClientRequest req;
@@ -198,7 +201,8 @@ class ServiceNowSink final : public ResultSink {
     auto response = http_->send(req);
     if (auto st = statusFor(response, o_.name); !st) return st.error();
     json body = json::parse(response->body, nullptr, false);
-    if (!body.is_object() || !body.contains("result")) return Error::unavailable(o_.name + ": the answer is not the Table API's JSON");
+    if (!body.is_object() || !body.contains("result"))
+      return Error::unavailable(o_.name + ": the answer is not the Table API's JSON");
     return body["result"];
   }
   // Whether the incident's work notes hold one with `line`: read through the incident itself
@@ -217,7 +221,9 @@ class ServiceNowSink final : public ResultSink {
 
 }  // namespace
 
-std::string idempotencyKey(const TicketUpdate& update) { return update.ticket_id + ":" + std::to_string(update.revision); }
+std::string idempotencyKey(const TicketUpdate& update) {
+  return update.ticket_id + ":" + std::to_string(update.revision);
+}
 
 std::string writeMarker(const TicketUpdate& update) {
   return "ticketflow:" + update.tenant + ":" + update.ticket_id + ":" + std::to_string(update.revision);
@@ -241,10 +247,12 @@ std::string updateNote(const TicketUpdate& u) {
   o << "Triage: " << u.category << ", " << difficultyName(u.difficulty) << ", tier " << u.tier;
   if (!u.model.empty()) o << " (" << u.model << ")";
   o << ", confidence " << static_cast<int>(u.confidence * 100 + 0.5) << "%.";
-  if (u.needs_human) o << "\nNeeds a human: " << (u.needs_human_reason.empty() ? "see the ticket" : u.needs_human_reason);
+  if (u.needs_human)
+    o << "\nNeeds a human: " << (u.needs_human_reason.empty() ? "see the ticket" : u.needs_human_reason);
   if (u.degraded) o << "\nBest effort: " << u.degraded_reason;
   if (u.ticket_chars_cut > 0)
-    o << "\nThe model saw the start and end of this ticket; " << u.ticket_chars_cut << " characters in between were left out.";
+    o << "\nThe model saw the start and end of this ticket; " << u.ticket_chars_cut
+      << " characters in between were left out.";
   if (u.simulated) o << "\n[simulated answer]";
   return o.str();
 }

@@ -61,7 +61,7 @@ struct ServiceNowOptions {
   std::string name = "servicenow";
   std::string instance_url;  // https://<instance>.service-now.com
   std::string username;
-  std::string password;  // from the environment
+  std::string password;                                  // from the environment
   std::map<std::string, std::string> assignment_groups;  // category -> group
 };
 

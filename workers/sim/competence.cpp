@@ -12,7 +12,9 @@ double logit(double p) {
   return std::log(p / (1 - p));
 }
 
-double sigmoid(double x) { return 1 / (1 + std::exp(-x)); }
+double sigmoid(double x) {
+  return 1 / (1 + std::exp(-x));
+}
 
 }  // namespace
 

@@ -6,8 +6,8 @@
 #include <set>
 
 #include "ticketflow/config/config.hpp"
-#include "ticketflow/core/json_fields.hpp"
 #include "ticketflow/core/clock.hpp"
+#include "ticketflow/core/json_fields.hpp"
 #include "ticketflow/domain/ticket_file.hpp"
 #include "ticketflow/redis/embedder.hpp"
 
@@ -17,8 +17,7 @@ namespace {
 using nlohmann::json;
 
 std::int64_t nowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             SystemClock::instance().steadyNow().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(SystemClock::instance().steadyNow().time_since_epoch())
       .count();
 }
 
@@ -70,7 +69,8 @@ ModelProfile profileFrom(const json& j, ModelProfile base) {
     readIfPresent(*c, "slope", competence.slope);
     readIfPresent(*c, "noise", competence.noise);
     for (double p : {competence.right_easy, competence.right_medium, competence.right_hard})
-      if (p < 0 || p > 1) throw ConfigError("", "competence", "right_easy, right_medium and right_hard are probabilities");
+      if (p < 0 || p > 1)
+        throw ConfigError("", "competence", "right_easy, right_medium and right_hard are probabilities");
     if (competence.noise < 0) throw ConfigError("", "competence.noise", "must not be negative");
     base.competence = competence;
   }
@@ -154,8 +154,7 @@ SimulatorOptions loadSimulatorOptions(const std::string& profiles_yaml, const st
   return options;
 }
 
-ProviderSimulator::ProviderSimulator(SimulatorOptions options)
-    : options_(std::move(options)), rng_(options_.seed) {
+ProviderSimulator::ProviderSimulator(SimulatorOptions options) : options_(std::move(options)), rng_(options_.seed) {
   std::set<std::string> categories;
   for (const auto& rb : options_.runbooks) categories.insert(rb.category);
   for (const auto& [key, label] : options_.labels) categories.insert(label);
@@ -167,7 +166,8 @@ ProviderSimulator::ProviderSimulator(SimulatorOptions options)
   http::HttpServerOptions server_options;
   server_options.port = options_.port;
   server_options.max_threads = options_.max_threads;
-  server_ = std::make_unique<http::HttpServer>(server_options, [this](const http::HttpRequest& r) { return handle(r); });
+  server_ =
+      std::make_unique<http::HttpServer>(server_options, [this](const http::HttpRequest& r) { return handle(r); });
 }
 
 ProviderSimulator::~ProviderSimulator() {
@@ -201,15 +201,16 @@ BilledRequests billedFromRequestLog(const Config& config, const std::string& req
       ++billed.unknown_models;
       continue;
     }
-    billed.micro_usd += model->costMicroUsd(j["input_tokens"].get<std::int64_t>(), j["output_tokens"].get<std::int64_t>());
+    billed.micro_usd +=
+        model->costMicroUsd(j["input_tokens"].get<std::int64_t>(), j["output_tokens"].get<std::int64_t>());
     ++billed.requests;
   }
   return billed;
 }
 
 SimulatorStats ProviderSimulator::stats() const {
-  return {requests_.load(), ok_.load(),        rate_limited_.load(),   server_errors_.load(), hangs_.load(),
-          malformed_.load(), unauthorized_.load(), max_concurrent_.load(), embeddings_.load(), in_flight_.load()};
+  return {requests_.load(),  ok_.load(),           rate_limited_.load(),   server_errors_.load(), hangs_.load(),
+          malformed_.load(), unauthorized_.load(), max_concurrent_.load(), embeddings_.load(),    in_flight_.load()};
 }
 
 bool ProviderSimulator::keyAccepted(const std::string& key) const {
@@ -224,7 +225,8 @@ const ModelProfile& ProviderSimulator::profileFor(const std::string& model) cons
 void ProviderSimulator::pause(double ms) {
   if (ms <= 0) return;
   std::unique_lock lock(stop_mutex_);
-  stop_cv_.wait_for(lock, std::chrono::microseconds(static_cast<std::int64_t>(ms * 1000)), [this] { return stopping_; });
+  stop_cv_.wait_for(lock, std::chrono::microseconds(static_cast<std::int64_t>(ms * 1000)),
+                    [this] { return stopping_; });
 }
 
 void ProviderSimulator::log(const json& entry) {
@@ -246,7 +248,8 @@ http::HttpResponse ProviderSimulator::handle(const http::HttpRequest& request) {
   }
   requests_.fetch_add(1);
   const std::int64_t now_in_flight = in_flight_.fetch_add(1) + 1;
-  for (auto seen = max_concurrent_.load(); now_in_flight > seen && !max_concurrent_.compare_exchange_weak(seen, now_in_flight);) {
+  for (auto seen = max_concurrent_.load();
+       now_in_flight > seen && !max_concurrent_.compare_exchange_weak(seen, now_in_flight);) {
   }
   struct InFlight {
     std::atomic<std::int64_t>& counter;
@@ -274,14 +277,16 @@ http::HttpResponse ProviderSimulator::handle(const http::HttpRequest& request) {
   entry["auth"] = !key.empty();
   if (!keyAccepted(key) || (anthropic && request.header("anthropic-version").empty())) {
     unauthorized_.fetch_add(1);
-    return finish({401, {}, errorBody("invalid_api_key", "authentication_error", "invalid or missing API key")}, "auth");
+    return finish({401, {}, errorBody("invalid_api_key", "authentication_error", "invalid or missing API key")},
+                  "auth");
   }
 
   json body = json::parse(request.body, nullptr, false);
   if (!body.is_object() || !body.contains("model") || !body["model"].is_string() || !body.contains("messages") ||
       !body["messages"].is_array()) {
-    return finish({400, {}, errorBody("invalid_request_error", "invalid_request_error", "model and messages are required")},
-                  "bad_request");
+    return finish(
+        {400, {}, errorBody("invalid_request_error", "invalid_request_error", "model and messages are required")},
+        "bad_request");
   }
   const std::string model = body["model"];
   entry["model"] = model;
@@ -312,7 +317,8 @@ http::HttpResponse ProviderSimulator::handle(const http::HttpRequest& request) {
     } else {
       window.emplace_back(now, input_tokens);
     }
-    if (profile.rpm > 0) remaining_requests = std::max<std::int64_t>(0, profile.rpm - static_cast<std::int64_t>(window.size()));
+    if (profile.rpm > 0)
+      remaining_requests = std::max<std::int64_t>(0, profile.rpm - static_cast<std::int64_t>(window.size()));
     if (profile.tpm > 0) remaining_tokens = std::max<std::int64_t>(0, profile.tpm - tokens - input_tokens);
   }
   std::map<std::string, std::string> headers;
@@ -328,10 +334,12 @@ http::HttpResponse ProviderSimulator::handle(const http::HttpRequest& request) {
   if (retry_after_ms > 0) {
     const auto secs = (retry_after_ms + 999) / 1000;
     headers["retry-after"] = std::to_string(secs);
-    headers[anthropic ? "anthropic-ratelimit-requests-reset" : "x-ratelimit-reset-requests"] = std::to_string(secs) + "s";
+    headers[anthropic ? "anthropic-ratelimit-requests-reset" : "x-ratelimit-reset-requests"] =
+        std::to_string(secs) + "s";
     rate_limited_.fetch_add(1);
-    return finish({429, headers, errorBody("rate_limit_exceeded", "rate_limit_error", "rate limit reached for " + model)},
-                  "rate_limit");
+    return finish(
+        {429, headers, errorBody("rate_limit_exceeded", "rate_limit_error", "rate limit reached for " + model)},
+        "rate_limit");
   }
 
   // Latency and faults, drawn from the seeded generator.
@@ -339,7 +347,8 @@ http::HttpResponse ProviderSimulator::handle(const http::HttpRequest& request) {
   {
     std::lock_guard lock(rng_mutex_);
     const double sigma = std::log(std::max(profile.latency_p99_ms, profile.latency_median_ms + 1) /
-                                  std::max(profile.latency_median_ms, 1.0)) / 2.326;
+                                  std::max(profile.latency_median_ms, 1.0)) /
+                         2.326;
     std::normal_distribution<double> normal(0.0, 1.0);
     latency_ms = profile.latency_median_ms * std::exp(sigma * normal(rng_)) * options_.latency_scale;
     draw = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
@@ -348,9 +357,13 @@ http::HttpResponse ProviderSimulator::handle(const http::HttpRequest& request) {
   std::string fault;
   if (options_.faults_enabled) {
     double edge = 0;
-    for (const auto& [rate, name] : std::vector<std::pair<double, const char*>>{
-             {f.rate_429, "429"}, {f.rate_500, "500"}, {f.rate_503, "503"}, {f.rate_hang, "hang"},
-             {f.rate_malformed, "malformed"}, {f.rate_fenced, "fenced"}, {f.rate_prose, "prose"}}) {
+    for (const auto& [rate, name] : std::vector<std::pair<double, const char*>>{{f.rate_429, "429"},
+                                                                                {f.rate_500, "500"},
+                                                                                {f.rate_503, "503"},
+                                                                                {f.rate_hang, "hang"},
+                                                                                {f.rate_malformed, "malformed"},
+                                                                                {f.rate_fenced, "fenced"},
+                                                                                {f.rate_prose, "prose"}}) {
       edge += rate;
       if (fault.empty() && draw < edge) fault = name;
     }
@@ -358,7 +371,8 @@ http::HttpResponse ProviderSimulator::handle(const http::HttpRequest& request) {
   if (fault == "429") {
     headers["retry-after"] = std::to_string(f.retry_after_s);
     rate_limited_.fetch_add(1);
-    return finish({429, headers, errorBody("rate_limit_exceeded", "rate_limit_error", "rate limit reached (injected)")}, fault);
+    return finish({429, headers, errorBody("rate_limit_exceeded", "rate_limit_error", "rate limit reached (injected)")},
+                  fault);
   }
   if (fault == "hang") {
     hangs_.fetch_add(1);
@@ -399,16 +413,20 @@ http::HttpResponse ProviderSimulator::handle(const http::HttpRequest& request) {
                 {"stop_reason", "end_turn"},
                 {"usage", {{"input_tokens", input_tokens}, {"output_tokens", output_tokens}}}};
   } else {
-    response = {{"id", "chatcmpl-sim-" + id},
-                {"object", "chat.completion"},
-                {"created", std::chrono::duration_cast<std::chrono::seconds>(SystemClock::instance().now().time_since_epoch()).count()},
-                {"model", model},
-                {"system_fingerprint", "ticketflow-simulator"},
-                {"choices", json::array({{{"index", 0},
-                                          {"message", {{"role", "assistant"}, {"content", content}}},
-                                          {"finish_reason", "stop"}}})},
-                {"usage", {{"prompt_tokens", input_tokens}, {"completion_tokens", output_tokens},
-                           {"total_tokens", input_tokens + output_tokens}}}};
+    response = {
+        {"id", "chatcmpl-sim-" + id},
+        {"object", "chat.completion"},
+        {"created",
+         std::chrono::duration_cast<std::chrono::seconds>(SystemClock::instance().now().time_since_epoch()).count()},
+        {"model", model},
+        {"system_fingerprint", "ticketflow-simulator"},
+        {"choices",
+         json::array(
+             {{{"index", 0}, {"message", {{"role", "assistant"}, {"content", content}}}, {"finish_reason", "stop"}}})},
+        {"usage",
+         {{"prompt_tokens", input_tokens},
+          {"completion_tokens", output_tokens},
+          {"total_tokens", input_tokens + output_tokens}}}};
   }
   ok_.fetch_add(1);
   headers["x-ticketflow-simulated"] = "true";
@@ -454,7 +472,8 @@ json ProviderSimulator::answerFor(const std::string& ticket_block, const std::st
     const bool right = uniformFrom(draw("right")) < p_right;
     confidence = statedConfidence(c, p_right, normalFrom(draw("confidence-a"), draw("confidence-b")));
     category = truth;
-    if (best->category != truth) shown = runbookOfCategory(truth) ? runbookOfCategory(truth) : &options_.runbooks.back();
+    if (best->category != truth)
+      shown = runbookOfCategory(truth) ? runbookOfCategory(truth) : &options_.runbooks.back();
     if (!right && categories_.size() > 1) {
       // Another category, then a runbook of it (or the general one).
       const auto at = std::find(categories_.begin(), categories_.end(), truth);
@@ -476,8 +495,8 @@ json ProviderSimulator::answerFor(const std::string& ticket_block, const std::st
                  {"needs_human", needs_human},
                  {"confidence", confidence}};
   if (needs_human)
-    answer["needs_human_reason"] =
-        shown->needs_human_reason.empty() ? std::string("An agent must act on this request.") : shown->needs_human_reason;
+    answer["needs_human_reason"] = shown->needs_human_reason.empty() ? std::string("An agent must act on this request.")
+                                                                     : shown->needs_human_reason;
   return answer;
 }
 
@@ -501,13 +520,17 @@ http::HttpResponse ProviderSimulator::handleEmbeddings(const http::HttpRequest& 
     return finish({400, {}, openAiError("invalid_request_error", "model and input are required").dump()});
   }
   std::vector<std::string> inputs;
-  if (body["input"].is_string()) inputs.push_back(body["input"]);
+  if (body["input"].is_string())
+    inputs.push_back(body["input"]);
   else if (body["input"].is_array())
     for (const auto& item : body["input"])
       if (item.is_string()) inputs.push_back(item);
   const auto dimensions = body.value("dimensions", 1536);
   if (inputs.empty() || dimensions < 1 || dimensions > 8192) {
-    return finish({400, {}, openAiError("invalid_request_error", "input must be a string or strings; 1 <= dimensions <= 8192").dump()});
+    return finish(
+        {400,
+         {},
+         openAiError("invalid_request_error", "input must be a string or strings; 1 <= dimensions <= 8192").dump()});
   }
   entry["model"] = body["model"];
   const redis::HashingEmbedder embedder(dimensions);
@@ -518,7 +541,9 @@ http::HttpResponse ProviderSimulator::handleEmbeddings(const http::HttpRequest& 
     data.push_back({{"object", "embedding"}, {"index", i}, {"embedding", vector ? *vector : std::vector<float>()}});
     tokens += static_cast<std::int64_t>((inputs[i].size() + 3) / 4);
   }
-  json response = {{"object", "list"}, {"data", data}, {"model", body["model"]},
+  json response = {{"object", "list"},
+                   {"data", data},
+                   {"model", body["model"]},
                    {"usage", {{"prompt_tokens", tokens}, {"total_tokens", tokens}}}};
   return finish({200, {{"x-ticketflow-simulated", "true"}}, response.dump()});
 }

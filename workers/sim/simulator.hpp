@@ -73,7 +73,7 @@ struct SimulatorOptions {
   // The true category of tickets whose body the caller knows the label of (a labelled backlog):
   // "right" then means that category (competence.hpp).
   TicketLabels labels;
-  double latency_scale = 1.0;                    // 0: answer at once (benchmarks)
+  double latency_scale = 1.0;  // 0: answer at once (benchmarks)
   bool faults_enabled = true;
   std::string expected_api_key;  // empty: accept any key; else 401 on a mismatch
   std::string request_log;       // JSONL file of every request, "" for none

@@ -8,7 +8,7 @@ Config withShadowTier(const Config& config) {
   if (!reference) throw ConfigError(config.source, "shadow.reference_tier", "not a configured tier");
   TierConfig tier = *reference;
   tier.name = kShadowTier;
-  tier.escalate_below_agreement = 0;  // the reference is not second-guessed
+  tier.escalate_below_agreement = 0;        // the reference is not second-guessed
   shadow.tiers.push_back(std::move(tier));  // last: it has no tier to escalate to
   return shadow;
 }
@@ -82,9 +82,12 @@ void ShadowRole::compare(const ShadowRequest& request, int attempt, const stage:
       // the reference could not make usable is no comparison; asking again would pay again.
       if (!outcome->failure->outage.empty()) return completion.fail(*outcome->failure);
       return skip("no_answer");
-    case TierOutcomeKind::kBudgetRefused: return skip("budget");
-    case TierOutcomeKind::kEscalate: return skip("no_answer");  // the reference tier is last: not reached
-    case TierOutcomeKind::kAnswered: break;
+    case TierOutcomeKind::kBudgetRefused:
+      return skip("budget");
+    case TierOutcomeKind::kEscalate:
+      return skip("no_answer");  // the reference tier is last: not reached
+    case TierOutcomeKind::kAnswered:
+      break;
   }
   // A fallback model's answer (degraded_fallbacks) is not the reference's: it may be the very
   // model being judged.
@@ -112,10 +115,13 @@ void ShadowRole::compare(const ShadowRequest& request, int attempt, const stage:
     add("both", c.label.agreed);
   }
   if (logger_)
-    logger_->info("shadow_compared", {{"ticket_id", routed.ticket.id}, {"trace_id", routed.trace_id},
-                                      {"tier", request.tier}, {"reference_model", outcome->result.model},
+    logger_->info("shadow_compared", {{"ticket_id", routed.ticket.id},
+                                      {"trace_id", routed.trace_id},
+                                      {"tier", request.tier},
+                                      {"reference_model", outcome->result.model},
                                       {"category_agrees", c.category_agrees},
-                                      {"needs_human_agrees", c.needs_human_agrees}, {"counted", *counted},
+                                      {"needs_human_agrees", c.needs_human_agrees},
+                                      {"counted", *counted},
                                       {"escalated", request.escalated}});
   completion.succeed({});
 }

@@ -8,8 +8,7 @@ namespace {
 std::int64_t millisSince(const std::string& rfc3339, const Clock& clock) {
   auto since = parseRfc3339(rfc3339);
   if (!since) return 0;
-  return std::max<std::int64_t>(
-      0, std::chrono::duration_cast<std::chrono::milliseconds>(clock.now() - *since).count());
+  return std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(clock.now() - *since).count());
 }
 
 }  // namespace
@@ -26,9 +25,8 @@ void SettledCompletion::succeed(std::vector<stage::OutputRecord> outputs) const 
 }
 
 void SettledCompletion::fail(Error error) const {
-  settles_->whenSettled([completion = completion_, error = std::move(error)]() mutable {
-    completion.fail(std::move(error));
-  });
+  settles_->whenSettled(
+      [completion = completion_, error = std::move(error)]() mutable { completion.fail(std::move(error)); });
 }
 
 TierRole::TierRole(const Config& config, TierService& service, int call_threads, const Clock& clock,
@@ -88,7 +86,9 @@ void TierRole::queueCall(const std::shared_ptr<TicketInHand>& ticket, std::share
   });
 }
 
-TierRole::~TierRole() { stop(); }
+TierRole::~TierRole() {
+  stop();
+}
 
 void TierRole::stop() {
   {
@@ -132,9 +132,8 @@ void TierRole::rememberAnswer(const RoutedTicket& routed, const TicketResult& re
   record.needs_human = result.answer.needs_human;
   record.features = outcome.features;
   if (config_.feedback.keep_text) record.text = routed.ticket.text();
-  bookkeep([this, record = std::move(record), tenant = result.tenant, id = result.ticket_id, revision = result.revision] {
-    (void)feedback_->remember(tenant, id, revision, record);
-  });
+  bookkeep([this, record = std::move(record), tenant = result.tenant, id = result.ticket_id,
+            revision = result.revision] { (void)feedback_->remember(tenant, id, revision, record); });
 }
 
 void TierRole::takeTurn(const std::function<void()>& start) {
@@ -194,25 +193,32 @@ void TierRole::applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& 
       // the cap), or at once on `ticketflow budget release`.
       count("deferred");
       const auto now = clock_.now();
-      auto until = outcome.reservations_in_the_way ? std::nullopt : redis::BudgetLedger::periodEnd(outcome.exhausted_bucket);
+      auto until =
+          outcome.reservations_in_the_way ? std::nullopt : redis::BudgetLedger::periodEnd(outcome.exhausted_bucket);
       if (!until) until = now + std::chrono::minutes(1);
       RoutedTicket parked = routed;
       parked.budget_state = BudgetState::kDeferred;
       parked.spent_micro_usd = spent;
       parked.tier_visits = routed.tier_visits + 1;  // its return is a new visit: new requests
       if (logger_)
-        logger_->info("ticket_parked", {{"ticket_id", routed.ticket.id}, {"trace_id", routed.trace_id},
-                                        {"tier", routed.tier}, {"until", formatRfc3339(*until)},
+        logger_->info("ticket_parked", {{"ticket_id", routed.ticket.id},
+                                        {"trace_id", routed.trace_id},
+                                        {"tier", routed.tier},
+                                        {"until", formatRfc3339(*until)},
                                         {"bucket", outcome.exhausted_bucket}});
-      return completion.succeed({{config_.kafka.topics.deferred, routed.ticket.id, toJson(parked),
+      return completion.succeed({{config_.kafka.topics.deferred,
+                                  routed.ticket.id,
+                                  toJson(parked),
                                   {{kParkedAtHeader, formatRfc3339(now)},
                                    {kParkedUntilHeader, formatRfc3339(*until)},
-                                   {kParkedReasonHeader, utf8Prefix(outcome.reason, 300)}}, {}}});
+                                   {kParkedReasonHeader, utf8Prefix(outcome.reason, 300)}},
+                                  {}}});
     }
     case BudgetPolicy::kHuman: {
       count("human");
       const TicketResult r = handOffResult(routed, outcome.reason, spent, clock_.now());
-      if (in_flight_) in_flight_->end(routed.ticket.tenant, routed.ticket.text(), routed.ticket.id);  // nothing to share
+      if (in_flight_)
+        in_flight_->end(routed.ticket.tenant, routed.ticket.text(), routed.ticket.id);  // nothing to share
       return completion.succeed({{config_.kafka.topics.results, routed.ticket.id, toJson(r), {}, {}}});
     }
   }
@@ -273,8 +279,10 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
     carry(attempts_key, delivery.attempt, outcome->spent_micro_usd);
     count("failed");
     if (logger_)
-      logger_->warn("tier_attempt_failed", {{"ticket_id", routed.ticket.id}, {"trace_id", routed.trace_id},
-                                            {"tier", routed.tier}, {"attempt", delivery.attempt},
+      logger_->warn("tier_attempt_failed", {{"ticket_id", routed.ticket.id},
+                                            {"trace_id", routed.trace_id},
+                                            {"tier", routed.tier},
+                                            {"attempt", delivery.attempt},
                                             {"error", outcome->failure->message}});
     return completion.fail(*outcome->failure);
   }
@@ -294,9 +302,10 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
     up.route.move(routed.tier, up.tier, outcome->escalation);
     count(outcome->escalation == "share_target" ? "moved" : "escalated");
     if (logger_)
-      logger_->info("ticket_escalated", {{"ticket_id", up.ticket.id}, {"trace_id", up.trace_id}, {"from", routed.tier},
-                                         {"to", up.tier}});
-    std::vector<stage::OutputRecord> outputs = {{config_.kafka.tierTopic(up.tier), routed.ticket.id, toJson(up), {}, {}}};
+      logger_->info("ticket_escalated",
+                    {{"ticket_id", up.ticket.id}, {"trace_id", up.trace_id}, {"from", routed.tier}, {"to", up.tier}});
+    std::vector<stage::OutputRecord> outputs = {
+        {config_.kafka.tierTopic(up.tier), routed.ticket.id, toJson(up), {}, {}}};
     // A sampled answer the verifier doubted is compared too: without it the verifier's training
     // labels would only hold the answers it trusted.
     if (outcome->escalation == "verifier" && sampledForShadow(config_.shadow, routed, routed.tier)) {

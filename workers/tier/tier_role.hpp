@@ -5,9 +5,9 @@
 // bound; the first call's admission is asked for before a thread takes the ticket), and
 // produces the result to the results topic, or the ticket to another tier's topic
 // (escalated up, or sent down by a budget cap). An answer below the reference tier that shadow
-// evaluation samples also goes to the shadow topic, in the same acknowledged batch. Malformed input is dead-lettered at once by the
-// engine. A good answer is stored in the semantic cache so that a near-duplicate ticket of the
-// same tenant is answered by intake without a call.
+// evaluation samples also goes to the shadow topic, in the same acknowledged batch. Malformed input is dead-lettered at
+// once by the engine. A good answer is stored in the semantic cache so that a near-duplicate ticket of the same tenant
+// is answered by intake without a call.
 //
 // A budget cap without room applies budgets.on_exhausted: downgrade (the next cheaper tier;
 // on the cheapest tier, defer), defer (the ticket is parked on kafka.topics.deferred until the
@@ -31,8 +31,8 @@
 #include "ticketflow/observability/pipeline_metrics.hpp"
 #include "ticketflow/redis/agreement_store.hpp"
 #include "ticketflow/redis/feedback_store.hpp"
-#include "ticketflow/redis/route_shares.hpp"
 #include "ticketflow/redis/in_flight.hpp"
+#include "ticketflow/redis/route_shares.hpp"
 #include "ticketflow/redis/semantic_cache.hpp"
 #include "ticketflow/stage/stage.hpp"
 #include "tier_service.hpp"
@@ -94,7 +94,8 @@ class TierRole {
   void applyBudgetPolicy(const RoutedTicket& routed, const TierOutcome& outcome, const SettledCompletion& completion);
   void count(const std::string& outcome);
   // The shadow request for a sampled answer of this tier (none at or above the reference tier).
-  std::optional<stage::OutputRecord> shadowRequest(const RoutedTicket& routed, const TierOutcome& outcome, bool escalated);
+  std::optional<stage::OutputRecord> shadowRequest(const RoutedTicket& routed, const TierOutcome& outcome,
+                                                   bool escalated);
   // What earlier failed runs of a message spent (unusable replies are billed too), so its final
   // result carries the ticket's whole cost. A run held for an outage is repeated with the same
   // attempt and replays what it paid for, so only an attempt's latest run counts, and the final
@@ -112,8 +113,8 @@ class TierRole {
   TierService& service_;
   const Clock& clock_;
   redis::SemanticCache* cache_;
-  redis::InFlightRegistry* in_flight_;  // ends a ticket's registration once it has its final answer
-  redis::AgreementStore* agreement_;    // counts final answers per tier x category (shadow weights)
+  redis::InFlightRegistry* in_flight_;   // ends a ticket's registration once it has its final answer
+  redis::AgreementStore* agreement_;     // counts final answers per tier x category (shadow weights)
   redis::RouteShareLoop* route_shares_;  // counts final answers for routing.targets
   redis::FeedbackStore* feedback_;       // remembers final answers for the helpdesk's feedback
   observability::PipelineMetrics* metrics_;

@@ -48,9 +48,9 @@ ModelClientFactory httpModelClientFactory(const Config& config) {
   };
 }
 
-TierService::TierService(const Config& config, const std::string& tier, ModelClientFactory factory,
-                         const Clock& clock, Sleeper sleeper, provider::PromptSet prompts, TierPolicy policy,
-                         CallAdmission admission, observability::PipelineMetrics* metrics)
+TierService::TierService(const Config& config, const std::string& tier, ModelClientFactory factory, const Clock& clock,
+                         Sleeper sleeper, provider::PromptSet prompts, TierPolicy policy, CallAdmission admission,
+                         observability::PipelineMetrics* metrics)
     : config_(config),
       tier_([&]() -> const TierConfig& {
         const TierConfig* t = config.findTier(tier);
@@ -64,7 +64,8 @@ TierService::TierService(const Config& config, const std::string& tier, ModelCli
       admission_(admission),
       metrics_(metrics) {
   const int index = config.tierIndex(tier);
-  if (index + 1 < static_cast<int>(config.tiers.size())) next_tier_ = config.tiers[static_cast<std::size_t>(index) + 1].name;
+  if (index + 1 < static_cast<int>(config.tiers.size()))
+    next_tier_ = config.tiers[static_cast<std::size_t>(index) + 1].name;
   for (const auto& name : tier_.models) {
     const ModelConfig* model = config.findModel(name);
     const ProviderConfig* prov = config.findProvider(model->provider);
@@ -76,7 +77,8 @@ TierService::TierService(const Config& config, const std::string& tier, ModelCli
     chain_.push_back({model, prov, factory(*prov, *model),
                       std::make_unique<provider::CircuitBreaker>(policy_.breaker, clock_), degraded, std::move(slots)});
   }
-  if (admission_.ledger) leases_ = std::make_unique<redis::ReservationLeases>(*admission_.ledger, admission_.owner_lease);
+  if (admission_.ledger)
+    leases_ = std::make_unique<redis::ReservationLeases>(*admission_.ledger, admission_.owner_lease);
   if (tier_.max_escalation_share > 0)
     escalation_share_ = std::make_unique<EscalationShare>(tier_.max_escalation_share, tier_.escalate_below_agreement);
 }
@@ -215,10 +217,18 @@ void TierService::recordCall(const Entry& entry, const Result<provider::ModelRep
   std::string outcome = "ok";
   if (!reply) {
     switch (reply.error().code) {
-      case ErrorCode::kRateLimited: outcome = "rate_limited"; break;
-      case ErrorCode::kTimeout: outcome = "timeout"; break;
-      case ErrorCode::kMalformed: outcome = "malformed"; break;
-      default: outcome = "error"; break;
+      case ErrorCode::kRateLimited:
+        outcome = "rate_limited";
+        break;
+      case ErrorCode::kTimeout:
+        outcome = "timeout";
+        break;
+      case ErrorCode::kMalformed:
+        outcome = "malformed";
+        break;
+      default:
+        outcome = "error";
+        break;
     }
   } else if (!usable) {
     outcome = "unusable";
@@ -232,15 +242,21 @@ void TierService::recordCall(const Entry& entry, const Result<provider::ModelRep
   }
   const auto state = entry.breaker->state();
   metrics_->breaker_state.with({tier, model})
-      .set(state == provider::BreakerState::kOpen ? 2 : state == provider::BreakerState::kHalfOpen ? 1 : 0);
+      .set(state == provider::BreakerState::kOpen       ? 2
+           : state == provider::BreakerState::kHalfOpen ? 1
+                                                        : 0);
 }
 
 Result<std::string> TierService::admit(const ModelConfig& model, std::int64_t prompt_tokens, std::int64_t tokens,
                                        int call, CallContext& context, EarlyAdmission* early) {
   redis::BudgetLedger* ledger = admission_.ledger;
   redis::RateLimiter* limiter = admission_.limiter;
-  const redis::BudgetRequest request{context.budget_key, call, context.tenant, tier_.name,
-                                     redis::estimateCallCost(model, prompt_tokens), context.owner,
+  const redis::BudgetRequest request{context.budget_key,
+                                     call,
+                                     context.tenant,
+                                     tier_.name,
+                                     redis::estimateCallCost(model, prompt_tokens),
+                                     context.owner,
                                      admission_.owner_lease};
   // Another process may still be sending this id (the ticket moved here with a rebalance): wait
   // for its answer, bounded.
@@ -263,7 +279,8 @@ Result<std::string> TierService::admit(const ModelConfig& model, std::int64_t pr
         reserved = ledger->reserve(request);
       }
       if (reserved && reserved->in_flight_elsewhere) {
-        if (!context.abort) context.abort = Error::unavailable("budget reservation " + context.budget_key + " stays in flight");
+        if (!context.abort)
+          context.abort = Error::unavailable("budget reservation " + context.budget_key + " stays in flight");
         return *context.abort;
       }
       if (reserved && reserved->reserved) {  // taken over: this call is sent here, under a new grant
@@ -334,7 +351,8 @@ Result<std::string> TierService::admit(const ModelConfig& model, std::int64_t pr
         }
         continue;
       }
-      if (result && result->state == redis::ReservationState::kSettled) {  // paid before: replay its reply, no grant needed
+      if (result &&
+          result->state == redis::ReservationState::kSettled) {  // paid before: replay its reply, no grant needed
         if (decision && decision->granted) (void)limiter->release(model, decision->lease);
         context.replay = *result;
         return std::string();
@@ -384,8 +402,10 @@ void TierService::finishCall(const ModelConfig& model, const std::string& lease,
   if (calls.empty()) return;
   if (!admission_.batcher) {
     if (limiter) (void)limiter->release(model, lease);
-    if (settles) settleWithRetries(context.budget_key, call, cost, stored, context.owner);
-    else releaseReservation(context, call);
+    if (settles)
+      settleWithRetries(context.budget_key, call, cost, stored, context.owner);
+    else
+      releaseReservation(context, call);
     return;
   }
   if (admission_.offload) {
@@ -396,8 +416,8 @@ void TierService::finishCall(const ModelConfig& model, const std::string& lease,
     // The call thread goes on; the ticket waits for this acknowledgement (PendingSettles).
     context.settles->add();
     admission_.batcher->submit(
-        std::move(calls), [this, settles = context.settles, key = context.budget_key, owner = context.owner, call,
-                           cost, stored](Result<std::vector<redis::Reply>> replies) {
+        std::move(calls), [this, settles = context.settles, key = context.budget_key, owner = context.owner, call, cost,
+                           stored](Result<std::vector<redis::Reply>> replies) {
           if (replies) {
             auto settled = redis::BudgetLedger::decodeSettle(replies->back(), key, call);
             // kNotFound: a replay, already counted.
@@ -562,7 +582,8 @@ bool sampledForShadow(const ShadowConfig& shadow, const RoutedTicket& ticket, co
   const double share = shadow.sampleFor(ticket.classification.category);
   if (share <= 0) return false;
   std::uint64_t h = 1469598103934665603ULL;  // FNV-1a: stable across processes and builds
-  for (const std::string& part : {ticket.ticket.tenant, ticket.ticket.id, std::to_string(ticket.ticket.revision), tier}) {
+  for (const std::string& part :
+       {ticket.ticket.tenant, ticket.ticket.id, std::to_string(ticket.ticket.revision), tier}) {
     for (unsigned char c : part) h = (h ^ c) * 1099511628211ULL;
     h = (h ^ 0x1f) * 1099511628211ULL;
   }
@@ -635,20 +656,20 @@ bool TierService::admitEarly(const RoutedTicket& ticket, int delivery_attempt,
   early->request = provider::buildModelRequest(prompts_, ticket.ticket, ticket.classification.category, *entry.model);
   early->prompt_tokens = provider::estimatePromptTokens(early->request);
   early->owner = redis::ReservationLeases::newOwner();
-  auto prepared = admission_.ledger->prepareReserve({budgetKey(ticket, delivery_attempt), 1, ticket.ticket.tenant,
-                                                     tier_.name, redis::estimateCallCost(*entry.model, early->prompt_tokens),
-                                                     early->owner, admission_.owner_lease});
+  auto prepared = admission_.ledger->prepareReserve(
+      {budgetKey(ticket, delivery_attempt), 1, ticket.ticket.tenant, tier_.name,
+       redis::estimateCallCost(*entry.model, early->prompt_tokens), early->owner, admission_.owner_lease});
   // Asked last: a half-open breaker's probe, once granted, must lead to a call.
   if (!prepared || !entry.breaker->allow()) return false;
   early->prepared = std::move(*prepared);
   const std::int64_t tokens = early->prompt_tokens + early->request.max_output_tokens;
   std::vector<redis::RedisCall> calls = {admission_.limiter->acquireCall(*entry.model, tokens, early->lease),
                                          early->prepared.call};
-  admission_.batcher->submit(std::move(calls), [early, answered = std::move(answered)](
-                                                   Result<std::vector<redis::Reply>> replies) mutable {
-    early->replies = std::move(replies);
-    answered(std::move(early));
-  });
+  admission_.batcher->submit(
+      std::move(calls), [early, answered = std::move(answered)](Result<std::vector<redis::Reply>> replies) mutable {
+        early->replies = std::move(replies);
+        answered(std::move(early));
+      });
   return true;
 }
 
@@ -688,9 +709,9 @@ Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery
   for (std::size_t i = 0; i < chain_.size(); ++i) {
     Entry& entry = chain_[i];
     EarlyAdmission* asked = i == 0 ? early.get() : nullptr;
-    auto request = asked ? std::move(asked->request)
-                         : provider::buildModelRequest(prompts_, ticket.ticket, ticket.classification.category,
-                                                       *entry.model);
+    auto request =
+        asked ? std::move(asked->request)
+              : provider::buildModelRequest(prompts_, ticket.ticket, ticket.classification.category, *entry.model);
     const std::int64_t ticket_chars_cut = request.ticket_chars_cut;
     Answer answer;
     auto reply = callWithRetries(entry, std::move(request), outcome, answer, context, asked);
@@ -722,14 +743,15 @@ Result<TierOutcome> TierService::decide(const RoutedTicket& ticket, int delivery
         outcome.kind = TierOutcomeKind::kEscalate;
         outcome.next_tier = next_tier;
         outcome.escalation = "low_confidence";
-        outcome.reason = entry.model->name + " answered with confidence below " +
-                         std::to_string(tier_.escalate_below_confidence);
+        outcome.reason =
+            entry.model->name + " answered with confidence below " + std::to_string(tier_.escalate_below_confidence);
         return outcome;
       }
       answer.needs_human = true;
       if (answer.needs_human_reason.empty())
-        answer.needs_human_reason = next_tier_.empty() ? "low confidence on the last tier"
-                                                       : "low confidence, and a budget cap keeps the ticket on this tier";
+        answer.needs_human_reason = next_tier_.empty()
+                                        ? "low confidence on the last tier"
+                                        : "low confidence, and a budget cap keeps the ticket on this tier";
     }
     outcome.features = answerFeatures(ticket, answer, outcome.repaired);
     if (tier_.escalate_below_agreement > 0 && !low_confidence && !next_tier.empty()) {

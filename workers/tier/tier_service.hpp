@@ -119,11 +119,11 @@ struct TierOutcome {
   std::string escalation;  // kEscalate: a RouteMove reason (low_confidence, verifier, quality_floor, unusable_answer)
   std::string reason;      // why it escalated or was refused, or why the answer is degraded
   int calls = 0;           // model calls made
-  MicroUsd spent_micro_usd = 0;  // spent on calls by this tier, including unusable replies
+  MicroUsd spent_micro_usd = 0;                           // spent on calls by this tier, including unusable replies
   BudgetPolicy budget_policy = BudgetPolicy::kDowngrade;  // kBudgetRefused
-  std::string exhausted_bucket;          // kBudgetRefused: e.g. "tenant:acme:day:2026-11-22"
-  bool reservations_in_the_way = false;  // kBudgetRefused: only calls in flight filled the cap
-  std::optional<Error> failure;  // kFailed
+  std::string exhausted_bucket;                           // kBudgetRefused: e.g. "tenant:acme:day:2026-11-22"
+  bool reservations_in_the_way = false;                   // kBudgetRefused: only calls in flight filled the cap
+  std::optional<Error> failure;                           // kFailed
   // What the ticket's calls still owe the ledger (decide()); hand the ticket on only once it is
   // settled. Never null.
   std::shared_ptr<PendingSettles> settles;
@@ -242,7 +242,7 @@ class TierService {
     // Set by admit() when the id was settled before (a redelivered ticket): its reply is
     // replayed instead of sending the request again.
     std::optional<redis::ReserveResult> replay;
-    std::optional<Error> abort;                 // the ledger is unreachable: fail retriably
+    std::optional<Error> abort;                   // the ledger is unreachable: fail retriably
     std::optional<redis::ReserveResult> refused;  // a cap has no room
     std::shared_ptr<PendingSettles> settles = std::make_shared<PendingSettles>();
   };
@@ -275,13 +275,13 @@ class TierService {
   // Lets go of the reservation's lease once settled (or given up).
   void settleWithRetries(const std::string& budget_key, int call, MicroUsd cost, const std::string& reply,
                          const std::string& owner);
-  void recordCall(const Entry& entry, const Result<provider::ModelReply>& reply, std::chrono::steady_clock::duration took,
-                  bool usable);
+  void recordCall(const Entry& entry, const Result<provider::ModelReply>& reply,
+                  std::chrono::steady_clock::duration took, bool usable);
   std::chrono::milliseconds nextDelay(int attempt, std::int64_t retry_after_ms);
 
   const Config& config_;
   const TierConfig& tier_;
-  std::string next_tier_;  // empty for the last tier
+  std::string next_tier_;                              // empty for the last tier
   std::unique_ptr<EscalationShare> escalation_share_;  // tiers[].max_escalation_share, when set
   const Clock& clock_;
   Sleeper sleeper_;

@@ -2,17 +2,18 @@
 
 #include <algorithm>
 #include <atomic>
-#include <mutex>
-#include <thread>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <fstream>
 #include <map>
-#include <nlohmann/json.hpp>
+#include <mutex>
 #include <numeric>
 #include <sstream>
+#include <thread>
 #include <unordered_map>
+
+#include <nlohmann/json.hpp>
 
 namespace ticketflow::classify {
 namespace {
@@ -57,9 +58,16 @@ void softmaxInPlace(double* z, std::size_t n) {
 }
 
 nlohmann::json settingsJson(const FeatureSettings& s) {
-  return {{"dim_bits", s.dim_bits},         {"word_ngram_max", s.word_ngram_max}, {"char_ngram_min", s.char_ngram_min},
-          {"char_ngram_max", s.char_ngram_max}, {"lead_words", s.lead_words}, {"skip_window", s.skip_window}, {"word_weight", s.word_weight},   {"char_weight", s.char_weight},
-          {"sublinear_tf", s.sublinear_tf}, {"idf", s.idf}};
+  return {{"dim_bits", s.dim_bits},
+          {"word_ngram_max", s.word_ngram_max},
+          {"char_ngram_min", s.char_ngram_min},
+          {"char_ngram_max", s.char_ngram_max},
+          {"lead_words", s.lead_words},
+          {"skip_window", s.skip_window},
+          {"word_weight", s.word_weight},
+          {"char_weight", s.char_weight},
+          {"sublinear_tf", s.sublinear_tf},
+          {"idf", s.idf}};
 }
 
 // splitmix64: a small, portable, seeded generator so training is reproducible everywhere.
@@ -86,8 +94,14 @@ class SgdTrainer {
  public:
   SgdTrainer(std::size_t dim, std::size_t classes, const TrainOptions& options, std::vector<double> class_weights,
              const std::vector<float>* nb_ratios)
-      : classes_(classes), options_(options), class_weights_(std::move(class_weights)), nb_(nb_ratios),
-        w_(dim * classes, 0.0f), u_(options.average || nb_ratios ? dim * classes : 0, 0.0f), b_(classes, 0.0), ub_(classes, 0.0) {}
+      : classes_(classes),
+        options_(options),
+        class_weights_(std::move(class_weights)),
+        nb_(nb_ratios),
+        w_(dim * classes, 0.0f),
+        u_(options.average || nb_ratios ? dim * classes : 0, 0.0f),
+        b_(classes, 0.0),
+        ub_(classes, 0.0) {}
 
   void epoch(const SparseRows& data, const std::vector<std::size_t>& rows, SplitMix& rng) {
     std::vector<std::size_t> order = rows;
@@ -226,8 +240,8 @@ std::vector<float> nbRatios(const SparseRows& data, const std::vector<std::size_
     for (std::size_t c = 0; c < classes; ++c) row_total += count[i * classes + c];
     for (std::size_t c = 0; c < classes; ++c) {
       const double p = (alpha + count[i * classes + c]) / (alpha * static_cast<double>(dim) + class_total[c]);
-      const double q = (alpha + row_total - count[i * classes + c]) /
-                       (alpha * static_cast<double>(dim) + total - class_total[c]);
+      const double q =
+          (alpha + row_total - count[i * classes + c]) / (alpha * static_cast<double>(dim) + total - class_total[c]);
       ratios[i * classes + c] = static_cast<float>(std::pow(std::abs(std::log(p / q)), power));
     }
   }
@@ -786,11 +800,17 @@ Result<CategoryModel> CategoryModel::train(const std::vector<LabelledText>& data
 
   CategoryModel model = fromFloat(settings, labels, best_w, best_b, options.quant_bits, temperature);
   model.featurizer_ = featurizer;
-  nlohmann::json summary = {{"examples", data.size()},          {"validation_examples", val_rows.size()},
-                            {"best_epoch", best_epoch},         {"validation_accuracy", best_score},
-                            {"l2", options.l2},                 {"eta0", options.eta0},
-                            {"class_weight", nameOf(options.class_weight)}, {"averaged", options.average},
-                            {"refit", options.refit}, {"ensemble", members}, {"loss", nameOf(options.loss)}};
+  nlohmann::json summary = {{"examples", data.size()},
+                            {"validation_examples", val_rows.size()},
+                            {"best_epoch", best_epoch},
+                            {"validation_accuracy", best_score},
+                            {"l2", options.l2},
+                            {"eta0", options.eta0},
+                            {"class_weight", nameOf(options.class_weight)},
+                            {"averaged", options.average},
+                            {"refit", options.refit},
+                            {"ensemble", members},
+                            {"loss", nameOf(options.loss)}};
   model.training_summary_ = summary.dump();
   if (report) {
     report->examples = data.size();
@@ -804,22 +824,30 @@ Result<CategoryModel> CategoryModel::train(const std::vector<LabelledText>& data
   return model;
 }
 
-const char* nameOf(StopOn v) { return v == StopOn::kLoss ? "loss" : "accuracy"; }
+const char* nameOf(StopOn v) {
+  return v == StopOn::kLoss ? "loss" : "accuracy";
+}
 
 const char* nameOf(ClassWeight v) {
   switch (v) {
-    case ClassWeight::kNone: return "none";
-    case ClassWeight::kBalanced: return "balanced";
-    case ClassWeight::kSqrt: return "sqrt";
+    case ClassWeight::kNone:
+      return "none";
+    case ClassWeight::kBalanced:
+      return "balanced";
+    case ClassWeight::kSqrt:
+      return "sqrt";
   }
   return "sqrt";
 }
 
 const char* nameOf(TrainingLoss v) {
   switch (v) {
-    case TrainingLoss::kLog: return "log";
-    case TrainingLoss::kHinge: return "hinge";
-    case TrainingLoss::kModifiedHuber: return "modified_huber";
+    case TrainingLoss::kLog:
+      return "log";
+    case TrainingLoss::kHinge:
+      return "hinge";
+    case TrainingLoss::kModifiedHuber:
+      return "modified_huber";
   }
   return "log";
 }

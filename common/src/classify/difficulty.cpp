@@ -4,9 +4,9 @@
 #include <array>
 #include <cmath>
 #include <map>
-#include <unordered_map>
 #include <set>
 #include <stdexcept>
+#include <unordered_map>
 
 #include "ticketflow/classify/text_features.hpp"
 
@@ -14,87 +14,384 @@ namespace ticketflow::classify {
 namespace {
 
 // Signal order is the output order of DifficultyResult::signals.
-const std::vector<std::string> kSignalNames = {
-    "bias",       "length",     "problems",  "error_codes", "technical_terms", "outage", "security",
-    "data_loss",  "systems",    "category_prior", "urgency", "routine"};
+const std::vector<std::string> kSignalNames = {"bias",    "length",   "problems",  "error_codes", "technical_terms",
+                                               "outage",  "security", "data_loss", "systems",     "category_prior",
+                                               "urgency", "routine"};
 
 // Built-in weights, set by hand on tests/data/difficulty/tickets.jsonl (see docs/classifier.md).
 const std::map<std::string, double> kBuiltinWeights = {
-    {"bias", 0.24},        {"length", 0.22},    {"problems", 0.16},       {"error_codes", 0.22},
-    {"technical_terms", 0.22}, {"outage", 0.42}, {"security", 0.45},      {"data_loss", 0.40},
-    {"systems", 0.18},     {"category_prior", 0.16}, {"urgency", 0.12},   {"routine", -0.28}};
+    {"bias", 0.24},    {"length", 0.22},   {"problems", 0.16},  {"error_codes", 0.22}, {"technical_terms", 0.22},
+    {"outage", 0.42},  {"security", 0.45}, {"data_loss", 0.40}, {"systems", 0.18},     {"category_prior", 0.16},
+    {"urgency", 0.12}, {"routine", -0.28}};
 
 // Word lists work on normalised text (lower case, typed tokens), matched as whole words or
 // whole phrases.
-const std::vector<std::string> kTechnicalTerms = {
-    "dns", "dhcp", "vpn", "tcp", "udp", "ssl", "tls", "certificate", "cert", "ldap", "kerberos", "saml", "sso",
-    "oauth", "token", "api", "endpoint", "database", "sql", "query", "index", "replication", "cluster", "node",
-    "kubernetes", "docker", "container", "pod", "registry", "driver", "firmware", "bios", "uefi", "raid", "kernel",
-    "latency", "timeout", "firewall", "proxy", "gateway", "subnet", "vlan", "routing", "bgp", "load", "balancer",
-    "script", "powershell", "bash", "cron", "service", "daemon", "deadlock", "memory", "leak", "cpu", "disk",
-    "partition", "mount", "nfs", "smb", "share", "permissions", "acl", "group", "policy", "gpo", "domain",
-    "controller", "exchange", "mailbox", "smtp", "imap", "migration", "sync", "synchronization", "backup",
-    "restore", "snapshot", "encryption", "bitlocker", "tpm", "hypervisor", "vm", "vmware", "citrix", "rdp",
-    "terminal", "server", "logs", "log", "stack", "trace", "exception", "crash", "crashes", "dump", "build",
-    "pipeline", "deploy", "deployment", "rollback", "patch", "update", "upgrade", "config", "configuration",
-    "registry", "port", "ports", "ip", "_ip_", "_errcode_", "_path_", "_url_", "mfa", "2fa", "authentication",
-    "authenticator", "ssh", "git", "jenkins", "oracle", "postgres", "mysql", "s3", "bucket", "azure", "aws",
-    "intune", "mdm", "wifi", "wireless", "ethernet", "switch", "router", "packet", "bandwidth", "throughput"};
-const std::vector<std::string> kOutage = {
-    "outage", "down", "offline", "unreachable", "not reachable", "nobody can", "no one can", "everyone",
-    "all users", "whole team", "entire team", "whole office", "entire office", "production", "prod", "site down",
-    "stopped working for everyone", "cannot work", "can not work", "blocked", "critical", "severity",
-    "degraded", "intermittent", "keeps dropping", "all of us", "whole department", "every user", "widespread"};
-const std::vector<std::string> kSecurity = {
-    "breach", "phishing", "phish", "malware", "virus", "ransomware", "hacked", "compromised", "suspicious",
-    "leaked", "leak", "unauthorized", "unauthorised", "stolen", "exploit", "vulnerability", "cve", "attack",
-    "intrusion", "trojan", "spyware", "keylogger", "brute*", "impersonat*", "fraud", "scam", "encrypted my files",
-    "credentials", "security incident", "incident", "data protection", "gdpr", "exposed", "lost laptop",
-    "lost my laptop", "stolen laptop"};
+const std::vector<std::string> kTechnicalTerms = {"dns",
+                                                  "dhcp",
+                                                  "vpn",
+                                                  "tcp",
+                                                  "udp",
+                                                  "ssl",
+                                                  "tls",
+                                                  "certificate",
+                                                  "cert",
+                                                  "ldap",
+                                                  "kerberos",
+                                                  "saml",
+                                                  "sso",
+                                                  "oauth",
+                                                  "token",
+                                                  "api",
+                                                  "endpoint",
+                                                  "database",
+                                                  "sql",
+                                                  "query",
+                                                  "index",
+                                                  "replication",
+                                                  "cluster",
+                                                  "node",
+                                                  "kubernetes",
+                                                  "docker",
+                                                  "container",
+                                                  "pod",
+                                                  "registry",
+                                                  "driver",
+                                                  "firmware",
+                                                  "bios",
+                                                  "uefi",
+                                                  "raid",
+                                                  "kernel",
+                                                  "latency",
+                                                  "timeout",
+                                                  "firewall",
+                                                  "proxy",
+                                                  "gateway",
+                                                  "subnet",
+                                                  "vlan",
+                                                  "routing",
+                                                  "bgp",
+                                                  "load",
+                                                  "balancer",
+                                                  "script",
+                                                  "powershell",
+                                                  "bash",
+                                                  "cron",
+                                                  "service",
+                                                  "daemon",
+                                                  "deadlock",
+                                                  "memory",
+                                                  "leak",
+                                                  "cpu",
+                                                  "disk",
+                                                  "partition",
+                                                  "mount",
+                                                  "nfs",
+                                                  "smb",
+                                                  "share",
+                                                  "permissions",
+                                                  "acl",
+                                                  "group",
+                                                  "policy",
+                                                  "gpo",
+                                                  "domain",
+                                                  "controller",
+                                                  "exchange",
+                                                  "mailbox",
+                                                  "smtp",
+                                                  "imap",
+                                                  "migration",
+                                                  "sync",
+                                                  "synchronization",
+                                                  "backup",
+                                                  "restore",
+                                                  "snapshot",
+                                                  "encryption",
+                                                  "bitlocker",
+                                                  "tpm",
+                                                  "hypervisor",
+                                                  "vm",
+                                                  "vmware",
+                                                  "citrix",
+                                                  "rdp",
+                                                  "terminal",
+                                                  "server",
+                                                  "logs",
+                                                  "log",
+                                                  "stack",
+                                                  "trace",
+                                                  "exception",
+                                                  "crash",
+                                                  "crashes",
+                                                  "dump",
+                                                  "build",
+                                                  "pipeline",
+                                                  "deploy",
+                                                  "deployment",
+                                                  "rollback",
+                                                  "patch",
+                                                  "update",
+                                                  "upgrade",
+                                                  "config",
+                                                  "configuration",
+                                                  "registry",
+                                                  "port",
+                                                  "ports",
+                                                  "ip",
+                                                  "_ip_",
+                                                  "_errcode_",
+                                                  "_path_",
+                                                  "_url_",
+                                                  "mfa",
+                                                  "2fa",
+                                                  "authentication",
+                                                  "authenticator",
+                                                  "ssh",
+                                                  "git",
+                                                  "jenkins",
+                                                  "oracle",
+                                                  "postgres",
+                                                  "mysql",
+                                                  "s3",
+                                                  "bucket",
+                                                  "azure",
+                                                  "aws",
+                                                  "intune",
+                                                  "mdm",
+                                                  "wifi",
+                                                  "wireless",
+                                                  "ethernet",
+                                                  "switch",
+                                                  "router",
+                                                  "packet",
+                                                  "bandwidth",
+                                                  "throughput"};
+const std::vector<std::string> kOutage = {"outage",
+                                          "down",
+                                          "offline",
+                                          "unreachable",
+                                          "not reachable",
+                                          "nobody can",
+                                          "no one can",
+                                          "everyone",
+                                          "all users",
+                                          "whole team",
+                                          "entire team",
+                                          "whole office",
+                                          "entire office",
+                                          "production",
+                                          "prod",
+                                          "site down",
+                                          "stopped working for everyone",
+                                          "cannot work",
+                                          "can not work",
+                                          "blocked",
+                                          "critical",
+                                          "severity",
+                                          "degraded",
+                                          "intermittent",
+                                          "keeps dropping",
+                                          "all of us",
+                                          "whole department",
+                                          "every user",
+                                          "widespread"};
+const std::vector<std::string> kSecurity = {"breach",
+                                            "phishing",
+                                            "phish",
+                                            "malware",
+                                            "virus",
+                                            "ransomware",
+                                            "hacked",
+                                            "compromised",
+                                            "suspicious",
+                                            "leaked",
+                                            "leak",
+                                            "unauthorized",
+                                            "unauthorised",
+                                            "stolen",
+                                            "exploit",
+                                            "vulnerability",
+                                            "cve",
+                                            "attack",
+                                            "intrusion",
+                                            "trojan",
+                                            "spyware",
+                                            "keylogger",
+                                            "brute*",
+                                            "impersonat*",
+                                            "fraud",
+                                            "scam",
+                                            "encrypted my files",
+                                            "credentials",
+                                            "security incident",
+                                            "incident",
+                                            "data protection",
+                                            "gdpr",
+                                            "exposed",
+                                            "lost laptop",
+                                            "lost my laptop",
+                                            "stolen laptop"};
 const std::vector<std::string> kDataLoss = {
-    "data loss", "lost data", "lost all", "lost my", "deleted", "corrupt", "corrupted", "overwritten",
-    "overwrote", "missing files", "files are gone", "files disappeared", "disappeared", "wiped", "erased",
-    "recover", "recovery", "restore", "unrecoverable", "can't open", "cannot open", "won't open", "bad sectors",
-    "failed drive", "disk failure"};
-const std::vector<std::string> kSystems = {
-    "outlook", "exchange", "sharepoint", "teams", "onedrive", "vpn", "sap", "salesforce", "jira", "confluence",
-    "active directory", "ad", "citrix", "oracle", "sql server", "windows", "linux", "macos", "mac", "iphone",
-    "android", "printer", "scanner", "laptop", "desktop", "monitor", "docking", "dock", "wifi", "network",
-    "email", "mail", "calendar", "zoom", "webex", "slack", "github", "gitlab", "jenkins", "azure", "aws",
-    "office", "excel", "word", "powerpoint", "chrome", "edge", "firefox", "browser", "erp", "crm", "hr portal",
-    "payroll", "intranet", "wiki", "phone", "headset", "badge", "server", "database", "okta", "workday",
-    "servicenow", "bitlocker", "intune", "kubernetes", "docker", "file share", "shared drive", "nas"};
-const std::vector<std::string> kUrgency = {
-    "urgent", "urgently", "asap", "immediately", "right away", "emergency", "critical", "p1", "sev1", "blocker",
-    "high priority", "priority high", "top priority", "as soon as possible", "deadline", "today", "escalate",
-    "escalated", "ceo", "board meeting", "client demo", "customer facing"};
-const std::vector<std::string> kRoutine = {
-    "password reset", "reset my password", "reset password", "forgot my password", "forgot password",
-    "how do i", "how can i", "where can i", "where do i", "is it possible", "please add", "add me",
-    "request access", "requesting access", "access request", "new mouse", "new keyboard", "new headset",
-    "replacement", "toner", "paper", "install", "installation", "license", "licence", "set up", "setup",
-    "change my", "update my", "unlock", "locked out", "account locked", "quick question", "just wondering",
-    "thank you", "thanks", "signature", "out of office", "distribution list", "calendar invite",
-    "shared calendar", "new starter", "onboarding", "order", "purchase", "quote"};
+    "data loss",   "lost data",   "lost all",      "lost my",        "deleted",           "corrupt",     "corrupted",
+    "overwritten", "overwrote",   "missing files", "files are gone", "files disappeared", "disappeared", "wiped",
+    "erased",      "recover",     "recovery",      "restore",        "unrecoverable",     "can't open",  "cannot open",
+    "won't open",  "bad sectors", "failed drive",  "disk failure"};
+const std::vector<std::string> kSystems = {"outlook",
+                                           "exchange",
+                                           "sharepoint",
+                                           "teams",
+                                           "onedrive",
+                                           "vpn",
+                                           "sap",
+                                           "salesforce",
+                                           "jira",
+                                           "confluence",
+                                           "active directory",
+                                           "ad",
+                                           "citrix",
+                                           "oracle",
+                                           "sql server",
+                                           "windows",
+                                           "linux",
+                                           "macos",
+                                           "mac",
+                                           "iphone",
+                                           "android",
+                                           "printer",
+                                           "scanner",
+                                           "laptop",
+                                           "desktop",
+                                           "monitor",
+                                           "docking",
+                                           "dock",
+                                           "wifi",
+                                           "network",
+                                           "email",
+                                           "mail",
+                                           "calendar",
+                                           "zoom",
+                                           "webex",
+                                           "slack",
+                                           "github",
+                                           "gitlab",
+                                           "jenkins",
+                                           "azure",
+                                           "aws",
+                                           "office",
+                                           "excel",
+                                           "word",
+                                           "powerpoint",
+                                           "chrome",
+                                           "edge",
+                                           "firefox",
+                                           "browser",
+                                           "erp",
+                                           "crm",
+                                           "hr portal",
+                                           "payroll",
+                                           "intranet",
+                                           "wiki",
+                                           "phone",
+                                           "headset",
+                                           "badge",
+                                           "server",
+                                           "database",
+                                           "okta",
+                                           "workday",
+                                           "servicenow",
+                                           "bitlocker",
+                                           "intune",
+                                           "kubernetes",
+                                           "docker",
+                                           "file share",
+                                           "shared drive",
+                                           "nas"};
+const std::vector<std::string> kUrgency = {"urgent",        "urgently",
+                                           "asap",          "immediately",
+                                           "right away",    "emergency",
+                                           "critical",      "p1",
+                                           "sev1",          "blocker",
+                                           "high priority", "priority high",
+                                           "top priority",  "as soon as possible",
+                                           "deadline",      "today",
+                                           "escalate",      "escalated",
+                                           "ceo",           "board meeting",
+                                           "client demo",   "customer facing"};
+const std::vector<std::string> kRoutine = {"password reset",
+                                           "reset my password",
+                                           "reset password",
+                                           "forgot my password",
+                                           "forgot password",
+                                           "how do i",
+                                           "how can i",
+                                           "where can i",
+                                           "where do i",
+                                           "is it possible",
+                                           "please add",
+                                           "add me",
+                                           "request access",
+                                           "requesting access",
+                                           "access request",
+                                           "new mouse",
+                                           "new keyboard",
+                                           "new headset",
+                                           "replacement",
+                                           "toner",
+                                           "paper",
+                                           "install",
+                                           "installation",
+                                           "license",
+                                           "licence",
+                                           "set up",
+                                           "setup",
+                                           "change my",
+                                           "update my",
+                                           "unlock",
+                                           "locked out",
+                                           "account locked",
+                                           "quick question",
+                                           "just wondering",
+                                           "thank you",
+                                           "thanks",
+                                           "signature",
+                                           "out of office",
+                                           "distribution list",
+                                           "calendar invite",
+                                           "shared calendar",
+                                           "new starter",
+                                           "onboarding",
+                                           "order",
+                                           "purchase",
+                                           "quote"};
 
 const std::vector<std::string> kConnectives = {
-    "also", "another", "additionally", "in addition", "second", "secondly", "third", "furthermore", "as well as",
-    "on top of that", "separately", "and also", "plus"};
-const std::vector<std::string> kErrorWords = {
-    "_errcode_", "exception", "traceback", "stack", "stacktrace", "errno", "segfault", "segmentation", "fatal",
-    "panic", "bsod", "blue screen", "error code", "status code", "http _num_", "error _num_", "code _num_"};
+    "also",        "another",    "additionally",   "in addition", "second",   "secondly", "third",
+    "furthermore", "as well as", "on top of that", "separately",  "and also", "plus"};
+const std::vector<std::string> kErrorWords = {"_errcode_",   "exception",   "traceback",    "stack",       "stacktrace",
+                                              "errno",       "segfault",    "segmentation", "fatal",       "panic",
+                                              "bsod",        "blue screen", "error code",   "status code", "http _num_",
+                                              "error _num_", "code _num_"};
 
 // Category prior: how hard tickets of a category tend to be, from the IT-ticket corpus's labels
 // (storage and projects involve more systems than a hardware swap or an access grant).
 const std::map<std::string, double> kCategoryPrior = {
-    {"Hardware", 0.35},       {"HR Support", 0.15}, {"Access", 0.25},         {"Miscellaneous", 0.35},
-    {"Storage", 0.60},        {"Purchase", 0.10},   {"Internal Project", 0.65}, {"Administrative rights", 0.45}};
+    {"Hardware", 0.35}, {"HR Support", 0.15}, {"Access", 0.25},           {"Miscellaneous", 0.35},
+    {"Storage", 0.60},  {"Purchase", 0.10},   {"Internal Project", 0.65}, {"Administrative rights", 0.45}};
 
 // The word and phrase lists above, indexed by first word, so one pass over a text's tokens
 // with one hash probe per token counts matches for every list. An entry ending in '*' matches
 // any word starting with it ("impersonat*"). Built once at start-up.
-enum PhraseListId { kConnectiveList, kErrorList, kTechnicalList, kSystemList, kOutageList, kSecurityList,
-                    kDataLossList, kUrgencyList, kRoutineList, kListCount };
+enum PhraseListId {
+  kConnectiveList,
+  kErrorList,
+  kTechnicalList,
+  kSystemList,
+  kOutageList,
+  kSecurityList,
+  kDataLossList,
+  kUrgencyList,
+  kRoutineList,
+  kListCount
+};
 
 struct TransparentHash {
   using is_transparent = void;
@@ -165,12 +462,15 @@ class PhraseIndex {
 // Defined after the lists it reads (same translation unit, so initialised in order).
 const PhraseIndex kPhraseIndex;
 
-double sat(double x) { return std::clamp(x, 0.0, 1.0); }
+double sat(double x) {
+  return std::clamp(x, 0.0, 1.0);
+}
 
 }  // namespace
 
-
-const std::vector<std::string>& DifficultyScorer::signalNames() { return kSignalNames; }
+const std::vector<std::string>& DifficultyScorer::signalNames() {
+  return kSignalNames;
+}
 
 double DifficultyScorer::builtinWeight(const std::string& name) {
   const auto it = kBuiltinWeights.find(name);
@@ -185,7 +485,8 @@ DifficultyScorer::DifficultyScorer(const DifficultyConfig& config)
     if (it == kSignalNames.end()) {
       std::string known;
       for (const auto& n : kSignalNames) known += (known.empty() ? "" : ", ") + n;
-      throw std::invalid_argument("classifier.difficulty.weights: unknown signal '" + name + "' (known: " + known + ")");
+      throw std::invalid_argument("classifier.difficulty.weights: unknown signal '" + name + "' (known: " + known +
+                                  ")");
     }
     weights_[static_cast<std::size_t>(it - kSignalNames.begin())] = weight;
   }
@@ -197,7 +498,9 @@ Difficulty levelFor(double score, const Thresholds& thresholds) {
   return Difficulty::kMedium;
 }
 
-Difficulty DifficultyScorer::levelFor(double score) const { return classify::levelFor(score, {easy_below_, hard_from_}); }
+Difficulty DifficultyScorer::levelFor(double score) const {
+  return classify::levelFor(score, {easy_below_, hard_from_});
+}
 
 DifficultyResult DifficultyScorer::score(std::string_view text, std::string_view category) const {
   const std::string norm = normalizeText(text);
@@ -218,10 +521,12 @@ DifficultyResult DifficultyScorer::score(std::string_view text, std::string_view
   const std::size_t connectives = counts.n[kConnectiveList];
   std::size_t enumerations = 0;
   for (std::size_t i = 0; i + 1 < text.size(); ++i)
-    if ((i == 0 || text[i - 1] == '\n') && ((text[i] >= '1' && text[i] <= '9' && (text[i + 1] == ')' || text[i + 1] == '.')) ||
-                                            text[i] == '-' || text[i] == '*'))
+    if ((i == 0 || text[i - 1] == '\n') &&
+        ((text[i] >= '1' && text[i] <= '9' && (text[i + 1] == ')' || text[i + 1] == '.')) || text[i] == '-' ||
+         text[i] == '*'))
       ++enumerations;
-  const double problems = static_cast<double>(std::max<std::size_t>(questions, 1) - 1) + static_cast<double>(connectives) +
+  const double problems = static_cast<double>(std::max<std::size_t>(questions, 1) - 1) +
+                          static_cast<double>(connectives) +
                           static_cast<double>(enumerations > 1 ? enumerations - 1 : 0);
 
   // Error codes and stack traces work on the raw text too: "Exception in thread", "at com.x.Y(".
@@ -265,7 +570,8 @@ DifficultyResult DifficultyScorer::score(std::string_view text, std::string_view
 Result<Thresholds> thresholdsForShares(std::vector<double> scores, double easy_share, double medium_share,
                                        double hard_share) {
   if (scores.empty()) return Error::invalidArgument("no scores to calibrate on");
-  if (easy_share < 0 || medium_share < 0 || hard_share < 0 || std::abs(easy_share + medium_share + hard_share - 1.0) > 0.01)
+  if (easy_share < 0 || medium_share < 0 || hard_share < 0 ||
+      std::abs(easy_share + medium_share + hard_share - 1.0) > 0.01)
     return Error::invalidArgument("shares must be non-negative and sum to 1");
   std::sort(scores.begin(), scores.end());
   const std::size_t n = scores.size();
@@ -303,11 +609,13 @@ Result<std::string> rewriteDifficultyThresholds(const std::string& yaml_text, co
       pos = eol + 1;
     }
     if (count != 1)
-      return Error::invalidArgument("expected exactly one '" + key + "' line in the config, found " + std::to_string(count));
+      return Error::invalidArgument("expected exactly one '" + key + "' line in the config, found " +
+                                    std::to_string(count));
     // Replace the value token after the key, keeping spacing and any trailing comment.
     std::size_t v = out.find_first_not_of(" \t", found + key.size());
     std::size_t ve = v;
-    while (ve < out.size() && out[ve] != ' ' && out[ve] != '\t' && out[ve] != '\n' && out[ve] != '#' && out[ve] != '\r') ++ve;
+    while (ve < out.size() && out[ve] != ' ' && out[ve] != '\t' && out[ve] != '\n' && out[ve] != '#' && out[ve] != '\r')
+      ++ve;
     if (v >= out.size() || v == ve) return Error::invalidArgument("'" + key + "' has no value to replace");
     out.replace(v, ve - v, fmt(value));
   }

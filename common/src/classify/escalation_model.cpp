@@ -15,7 +15,9 @@ constexpr std::size_t kInputs = kEscalationFeatureNames.size();
 constexpr const char* kFormat = "ticketflow-escalation";
 constexpr int kVersion = 1;
 
-double sigmoid(double z) { return 1.0 / (1.0 + std::exp(-z)); }
+double sigmoid(double z) {
+  return 1.0 / (1.0 + std::exp(-z));
+}
 
 nlohmann::json weightsJson(const std::vector<double>& w, int examples) {
   nlohmann::json rounded = nlohmann::json::array();
@@ -163,18 +165,20 @@ Result<EscalationModel> EscalationModel::parse(std::string_view json_text, const
   if (doc.is_discarded() || !doc.is_object()) return Error::invalidArgument(source + ": not a JSON object");
   if (doc.value("format", "") != kFormat) return Error::invalidArgument(source + ": not an escalation model (format)");
   if (doc.value("version", 0) != kVersion)
-    return Error::invalidArgument(source + ": escalation model version " + doc.value("version", nlohmann::json()).dump() +
-                          ", this build reads " + std::to_string(kVersion));
+    return Error::invalidArgument(source + ": escalation model version " +
+                                  doc.value("version", nlohmann::json()).dump() + ", this build reads " +
+                                  std::to_string(kVersion));
   const nlohmann::json names = doc.value("features", nlohmann::json::array());
   if (!names.is_array() || names.size() != kInputs)
     return Error::invalidArgument(source + ": features: expected " + std::to_string(kInputs) + " names");
   for (std::size_t k = 0; k < kInputs; ++k)
     if (!names[k].is_string() || names[k].get<std::string>() != kEscalationFeatureNames[k])
       return Error::invalidArgument(source + ": features[" + std::to_string(k) + "]: expected \"" +
-                            std::string(kEscalationFeatureNames[k]) + "\"");
+                                    std::string(kEscalationFeatureNames[k]) + "\"");
   auto readWeights = [&](const nlohmann::json& j, const std::string& where) -> Result<Weights> {
     if (!j.is_object() || !j.contains("weights") || !j["weights"].is_array() || j["weights"].size() != kInputs)
-      return Error::invalidArgument(source + ": " + where + ".weights: expected " + std::to_string(kInputs) + " numbers");
+      return Error::invalidArgument(source + ": " + where + ".weights: expected " + std::to_string(kInputs) +
+                                    " numbers");
     Weights w;
     for (const auto& v : j["weights"]) {
       if (!v.is_number() || !std::isfinite(v.get<double>()))
@@ -207,7 +211,8 @@ Result<EscalationModel> EscalationModel::load(const std::string& path) {
   return parse(text.str(), path);
 }
 
-EscalationModel EscalationModel::train(const std::vector<AgreementLabel>& labels, const EscalationTrainOptions& options) {
+EscalationModel EscalationModel::train(const std::vector<AgreementLabel>& labels,
+                                       const EscalationTrainOptions& options) {
   EscalationModel model;
   std::vector<const AgreementLabel*> all;
   std::map<std::string, std::vector<const AgreementLabel*>> by_tier;

@@ -8,14 +8,18 @@ namespace ticketflow::classify {
 
 const char* routeActionName(RouteAction a) {
   switch (a) {
-    case RouteAction::kModel: return "model";
-    case RouteAction::kDefer: return "defer";
-    case RouteAction::kHuman: return "human";
+    case RouteAction::kModel:
+      return "model";
+    case RouteAction::kDefer:
+      return "defer";
+    case RouteAction::kHuman:
+      return "human";
   }
   return "model";
 }
 
-RoutingPolicy::RoutingPolicy(const Config& config) : routing_(config.routing), on_exhausted_(config.budgets.on_exhausted) {
+RoutingPolicy::RoutingPolicy(const Config& config)
+    : routing_(config.routing), on_exhausted_(config.budgets.on_exhausted) {
   for (const auto& t : config.tiers) tiers_.push_back(t.name);
 }
 
@@ -121,7 +125,8 @@ RouteThresholds adjustForShares(const RouteThresholds& current, const RoutingCon
     else if (!closed)
       next.easy_below_by_category.erase(category);
   }
-  if (std::abs(hard_error) > dead_band) next.hard_from = std::clamp(next.hard_from + targets.gain * hard_error, 0.0, 1.0);
+  if (std::abs(hard_error) > dead_band)
+    next.hard_from = std::clamp(next.hard_from + targets.gain * hard_error, 0.0, 1.0);
   if (std::abs(easy_error) > dead_band) next.easy_below += targets.gain * easy_error;
   next.easy_below = std::clamp(next.easy_below, 0.0, next.hard_from);
   for (auto& [category, easy] : next.easy_below_by_category) easy = std::min(easy, next.hard_from);

@@ -63,11 +63,21 @@ bool isSymbolCp(char32_t cp) {
 
 // --- chunk classification ----------------------------------------------------------------------
 
-bool isAsciiSpace(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
-bool isDigit(char c) { return c >= '0' && c <= '9'; }
-bool isAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool isHex(char c) { return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
-char lowerAscii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+bool isAsciiSpace(unsigned char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+bool isDigit(char c) {
+  return c >= '0' && c <= '9';
+}
+bool isAlpha(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+bool isHex(char c) {
+  return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+char lowerAscii(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+}
 
 bool startsWithNoCase(std::string_view s, std::string_view prefix) {
   if (s.size() < prefix.size()) return false;
@@ -134,8 +144,8 @@ bool isErrorCode(std::string_view s) {
 
 std::string_view trimPunct(std::string_view s) {
   auto strip = [](char c) {
-    return c == '(' || c == ')' || c == '[' || c == ']' || c == '<' || c == '>' || c == '"' || c == '\'' ||
-           c == ',' || c == '.' || c == ';' || c == ':' || c == '!' || c == '?' || c == '{' || c == '}';
+    return c == '(' || c == ')' || c == '[' || c == ']' || c == '<' || c == '>' || c == '"' || c == '\'' || c == ',' ||
+           c == '.' || c == ';' || c == ':' || c == '!' || c == '?' || c == '{' || c == '}';
   };
   while (!s.empty() && strip(s.front())) s.remove_prefix(1);
   while (!s.empty() && strip(s.back())) s.remove_suffix(1);
@@ -279,7 +289,9 @@ void normalizeInto(std::string_view text, std::string& out, std::vector<std::uin
   out.push_back(' ');
 }
 
-std::uint64_t seedFor(std::string_view space) { return fnv1a64(space); }
+std::uint64_t seedFor(std::string_view space) {
+  return fnv1a64(space);
+}
 const std::uint64_t kWordSeed = seedFor("tf.word");
 const std::uint64_t kBigramSeed = seedFor("tf.bigram");
 const std::uint64_t kCharSeed = seedFor("tf.char");
@@ -408,7 +420,8 @@ void Featurizer::featurizeWords(std::string_view text, FeatureWorkspace& ws, boo
   if (ntok == 0) return;
 
   // Upper bound on distinct n-grams, to size the count table at most half full.
-  const std::size_t bound = ntok * static_cast<std::size_t>(settings_.word_ngram_max + 1 + std::max(0, settings_.skip_window));
+  const std::size_t bound =
+      ntok * static_cast<std::size_t>(settings_.word_ngram_max + 1 + std::max(0, settings_.skip_window));
   const std::size_t cap = nextPow2(std::max<std::size_t>(2 * bound, 256));
   // Only the first `cap` slots are used for this text, so a short ticket after a long one still
   // works in a small, cache-resident part of the table.
@@ -441,7 +454,8 @@ void Featurizer::featurizeWords(std::string_view text, FeatureWorkspace& ws, boo
     for (int d = 2; d <= settings_.skip_window && static_cast<std::size_t>(d) <= t; ++d) {
       const std::string_view other = tokenView(t - static_cast<std::size_t>(d));
       const std::uint64_t ho = fnv1a64(other, kWordSeed);
-      table.add(mix64(ho * kFnvPrime + h) ^ kSkipSeed, [&] { return "p:" + std::string(other) + " .. " + std::string(tok); });
+      table.add(mix64(ho * kFnvPrime + h) ^ kSkipSeed,
+                [&] { return "p:" + std::string(other) + " .. " + std::string(tok); });
     }
     prev = h;
   }
@@ -509,7 +523,8 @@ void Featurizer::forEachCharNgram(FeatureWorkspace& ws, Fn&& fn) const {
           h ^= bytes[pos];
           h *= kFnvPrime;
         }
-        if (n >= nmin) fn(stop - from <= kPackedBytes ? packedNgramKey(v) : mix64(h ^ 0x9E3779B97F4A7C15ULL), from, stop);
+        if (n >= nmin)
+          fn(stop - from <= kPackedBytes ? packedNgramKey(v) : mix64(h ^ 0x9E3779B97F4A7C15ULL), from, stop);
       }
     }
   }
@@ -536,8 +551,8 @@ void Featurizer::score(std::string_view text, FeatureWorkspace& ws, const W* wei
     }
   }
   if (!done)
-    occurrences = classes == 8 ? sumCharRows<W, 8>(ws, weights, classes, block)
-                               : sumCharRows<W, 0>(ws, weights, classes, block);
+    occurrences =
+        classes == 8 ? sumCharRows<W, 8>(ws, weights, classes, block) : sumCharRows<W, 0>(ws, weights, classes, block);
   if (occurrences == 0) return;
   const auto scale = static_cast<float>(settings_.char_weight / std::sqrt(static_cast<double>(occurrences)));
   for (std::size_t c = 0; c < classes; ++c) acc[c] += block[c] * scale;

@@ -106,8 +106,10 @@ std::string usage(const CommandSpec& spec) {
   o << "\noptions:\n";
   for (const auto& opt : spec.options) {
     std::string left = "  --" + opt.name + (opt.value_name.empty() ? "" : " " + opt.value_name);
-    if (left.size() < 28) left.resize(28, ' ');
-    else left += "  ";
+    if (left.size() < 28)
+      left.resize(28, ' ');
+    else
+      left += "  ";
     o << left << opt.help;
     if (!opt.default_value.empty()) o << " (default: " << opt.default_value << ")";
     o << "\n";

@@ -9,8 +9,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include "ticketflow/config/config.hpp"
-#include "ticketflow/core/json_fields.hpp"
 #include "ticketflow/core/embedded.hpp"
+#include "ticketflow/core/json_fields.hpp"
 #include "ticketflow/core/utf8.hpp"
 #include "ticketflow/schema/validator.hpp"
 #include "yaml_bounds.hpp"
@@ -90,7 +90,8 @@ class YamlToJson {
   json convertNode(const YAML::Node& node) {
     switch (node.Type()) {
       case YAML::NodeType::Null:
-      case YAML::NodeType::Undefined: return nullptr;
+      case YAML::NodeType::Undefined:
+        return nullptr;
       case YAML::NodeType::Sequence: {
         json arr = json::array();
         std::size_t i = 0;
@@ -114,7 +115,8 @@ class YamlToJson {
         }
         return obj;
       }
-      case YAML::NodeType::Scalar: return scalar(node);
+      case YAML::NodeType::Scalar:
+        return scalar(node);
     }
     return nullptr;
   }
@@ -135,7 +137,8 @@ class YamlToJson {
       std::size_t i = open + 2;
       const std::size_t name_begin = i;
       auto nameChar = [](char c, bool first) {
-        return std::isalpha(static_cast<unsigned char>(c)) || c == '_' || (!first && std::isdigit(static_cast<unsigned char>(c)));
+        return std::isalpha(static_cast<unsigned char>(c)) || c == '_' ||
+               (!first && std::isdigit(static_cast<unsigned char>(c)));
       };
       while (i < text.size() && nameChar(text[i], i == name_begin)) ++i;
       const std::string name = text.substr(name_begin, i - name_begin);
@@ -146,7 +149,8 @@ class YamlToJson {
       const std::string fallback = has_fallback ? text.substr(i + 2, close - i - 2) : std::string();
       auto value = env_ ? env_(name) : std::nullopt;
       if (!value || (value->empty() && has_fallback)) {
-        if (!has_fallback) fail("environment variable " + name + " is not set (write ${" + name + ":-default} for a fallback)", line);
+        if (!has_fallback)
+          fail("environment variable " + name + " is not set (write ${" + name + ":-default} for a fallback)", line);
         value = fallback;
       }
       out += *value;
@@ -225,7 +229,9 @@ MicroUsd usdToMicro(const json& v, const std::string& file, const std::string& p
   return static_cast<MicroUsd>(rounded);
 }
 
-ProviderApi parseApi(const std::string& s) { return s == "anthropic" ? ProviderApi::kAnthropic : ProviderApi::kOpenAi; }
+ProviderApi parseApi(const std::string& s) {
+  return s == "anthropic" ? ProviderApi::kAnthropic : ProviderApi::kOpenAi;
+}
 
 BudgetPolicy parsePolicy(const std::string& s) {
   if (s == "defer") return BudgetPolicy::kDefer;
@@ -350,7 +356,8 @@ Config buildConfig(const json& doc, const std::string& file, const YamlToJson& l
     if (auto d = it->find("difficulty"); d != it->end()) {
       readIfPresent(*d, "easy_below", c.classifier.difficulty.easy_below);
       readIfPresent(*d, "hard_from", c.classifier.difficulty.hard_from);
-      if (auto w = d->find("weights"); w != d->end()) c.classifier.difficulty.weights = w->get<std::map<std::string, double>>();
+      if (auto w = d->find("weights"); w != d->end())
+        c.classifier.difficulty.weights = w->get<std::map<std::string, double>>();
     }
   }
 
@@ -361,10 +368,13 @@ Config buildConfig(const json& doc, const std::string& file, const YamlToJson& l
       c.routing.hard_tier = (*d)["hard"];
     }
     readIfPresent(*it, "low_confidence_below", c.routing.low_confidence_below);
-    if (auto m = it->find("min_tier_by_category"); m != it->end()) c.routing.min_tier_by_category = m->get<std::map<std::string, std::string>>();
-    if (auto m = it->find("tenant_tiers"); m != it->end()) c.routing.tenant_tiers = m->get<std::map<std::string, std::string>>();
+    if (auto m = it->find("min_tier_by_category"); m != it->end())
+      c.routing.min_tier_by_category = m->get<std::map<std::string, std::string>>();
+    if (auto m = it->find("tenant_tiers"); m != it->end())
+      c.routing.tenant_tiers = m->get<std::map<std::string, std::string>>();
     if (auto targets = it->find("targets"); targets != it->end()) {
-      if (auto m = targets->find("shares"); m != targets->end()) c.routing.targets.shares = m->get<std::map<std::string, double>>();
+      if (auto m = targets->find("shares"); m != targets->end())
+        c.routing.targets.shares = m->get<std::map<std::string, double>>();
       readIfPresent(*targets, "tolerance", c.routing.targets.tolerance);
       readIfPresent(*targets, "window", c.routing.targets.window);
       readIfPresent(*targets, "gain", c.routing.targets.gain);
@@ -382,7 +392,8 @@ Config buildConfig(const json& doc, const std::string& file, const YamlToJson& l
 
   if (auto it = doc.find("shadow"); it != doc.end()) {
     readIfPresent(*it, "sample", c.shadow.sample);
-    if (auto m = it->find("sample_by_category"); m != it->end()) c.shadow.sample_by_category = m->get<std::map<std::string, double>>();
+    if (auto m = it->find("sample_by_category"); m != it->end())
+      c.shadow.sample_by_category = m->get<std::map<std::string, double>>();
     readIfPresent(*it, "reference_tier", c.shadow.reference_tier);
     readIfPresent(*it, "quality_floor", c.shadow.quality_floor);
     readIfPresent(*it, "min_comparisons", c.shadow.min_comparisons);
@@ -444,7 +455,8 @@ Config buildConfig(const json& doc, const std::string& file, const YamlToJson& l
         readIfPresent(entry, "secret_env", sc.secret_env);
         readIfPresent(entry, "label_prefix", sc.label_prefix);
         readIfPresent(entry, "timeout_ms", sc.timeout_ms);
-        if (auto m = entry.find("assignment_groups"); m != entry.end()) sc.assignment_groups = m->get<std::map<std::string, std::string>>();
+        if (auto m = entry.find("assignment_groups"); m != entry.end())
+          sc.assignment_groups = m->get<std::map<std::string, std::string>>();
         if (auto m = entry.find("headers"); m != entry.end()) sc.headers = m->get<std::map<std::string, std::string>>();
         c.results.sinks.push_back(std::move(sc));
       }
@@ -487,20 +499,24 @@ void crossCheck(const Config& c, const std::string& file, const YamlToJson& line
 
   for (std::size_t i = 0; i < c.models.size(); ++i) {
     if (!c.findProvider(c.models[i].provider))
-      fail("/models/" + std::to_string(i) + "/provider", "unknown provider '" + c.models[i].provider + "' (not in providers)");
+      fail("/models/" + std::to_string(i) + "/provider",
+           "unknown provider '" + c.models[i].provider + "' (not in providers)");
   }
   for (std::size_t i = 0; i < c.tiers.size(); ++i) {
     const auto& tier = c.tiers[i];
     for (std::size_t j = 0; j < tier.models.size(); ++j) {
       if (!c.findModel(tier.models[j]))
-        fail("/tiers/" + std::to_string(i) + "/models/" + std::to_string(j), "unknown model '" + tier.models[j] + "' (not in models)");
+        fail("/tiers/" + std::to_string(i) + "/models/" + std::to_string(j),
+             "unknown model '" + tier.models[j] + "' (not in models)");
     }
     for (std::size_t j = 0; j < tier.degraded_fallbacks.size(); ++j) {
       const auto& m = tier.degraded_fallbacks[j];
       if (std::find(tier.models.begin(), tier.models.end(), m) == tier.models.end())
-        fail("/tiers/" + std::to_string(i) + "/degraded_fallbacks/" + std::to_string(j), "'" + m + "' is not one of this tier's models");
+        fail("/tiers/" + std::to_string(i) + "/degraded_fallbacks/" + std::to_string(j),
+             "'" + m + "' is not one of this tier's models");
       if (!tier.models.empty() && tier.models.front() == m)
-        fail("/tiers/" + std::to_string(i) + "/degraded_fallbacks/" + std::to_string(j), "the primary model cannot be a degraded fallback");
+        fail("/tiers/" + std::to_string(i) + "/degraded_fallbacks/" + std::to_string(j),
+             "the primary model cannot be a degraded fallback");
     }
   }
   auto checkTier = [&](const std::string& tier, const std::string& pointer) {
@@ -509,7 +525,8 @@ void crossCheck(const Config& c, const std::string& file, const YamlToJson& line
   checkTier(c.routing.easy_tier, "/routing/difficulty_tiers/easy");
   checkTier(c.routing.medium_tier, "/routing/difficulty_tiers/medium");
   checkTier(c.routing.hard_tier, "/routing/difficulty_tiers/hard");
-  for (const auto& [category, tier] : c.routing.min_tier_by_category) checkTier(tier, "/routing/min_tier_by_category/" + category);
+  for (const auto& [category, tier] : c.routing.min_tier_by_category)
+    checkTier(tier, "/routing/min_tier_by_category/" + category);
   for (const auto& [tenant, tier] : c.routing.tenant_tiers) checkTier(tier, "/routing/tenant_tiers/" + tenant);
   if (const auto& targets = c.routing.targets; targets.enabled()) {
     double sum = 0;
@@ -523,11 +540,13 @@ void crossCheck(const Config& c, const std::string& file, const YamlToJson& line
       fail("/routing/targets", "needs different easy and hard tiers: the thresholds between them are what it moves");
     for (const auto& [tier, share] : targets.shares)
       if (tier != c.routing.easy_tier && tier != c.routing.medium_tier && tier != c.routing.hard_tier)
-        fail("/routing/targets/shares/" + tier, "'" + tier + "' is not one of routing.difficulty_tiers: no threshold sends tickets there");
+        fail("/routing/targets/shares/" + tier,
+             "'" + tier + "' is not one of routing.difficulty_tiers: no threshold sends tickets there");
   }
   checkTier(c.shadow.reference_tier, "/shadow/reference_tier");
   if (c.shadow.quality_floor > 0 && !c.shadow.enabled())
-    fail("/shadow/quality_floor", "needs shadow.sample (or sample_by_category) above 0: the floor acts on what shadow evaluation measures");
+    fail("/shadow/quality_floor",
+         "needs shadow.sample (or sample_by_category) above 0: the floor acts on what shadow evaluation measures");
   for (std::size_t i = 0; i < c.tiers.size(); ++i)
     if (c.tiers[i].name == kShadowTier)
       fail("/tiers/" + std::to_string(i) + "/name", "'shadow' is reserved for shadow evaluation's budget bucket");
@@ -540,8 +559,10 @@ void crossCheck(const Config& c, const std::string& file, const YamlToJson& line
       if (cap.tier.empty()) fail(at, "scope tier needs a 'tier'");
       if (cap.tier != kShadowTier) checkTier(cap.tier, at + "/tier");
     }
-    if (cap.scope != BudgetScope::kTier && !cap.tier.empty()) fail(at + "/tier", "only a cap with scope tier names a tier");
-    if (cap.scope != BudgetScope::kTenant && !cap.tenant.empty()) fail(at + "/tenant", "only a cap with scope tenant names a tenant");
+    if (cap.scope != BudgetScope::kTier && !cap.tier.empty())
+      fail(at + "/tier", "only a cap with scope tier names a tier");
+    if (cap.scope != BudgetScope::kTenant && !cap.tenant.empty())
+      fail(at + "/tenant", "only a cap with scope tenant names a tenant");
   }
   if (c.stage.retry_backoff_max_ms < c.stage.retry_backoff_initial_ms)
     fail("/stage/retry_backoff_max_ms", "must be >= retry_backoff_initial_ms");
@@ -565,7 +586,8 @@ void crossCheck(const Config& c, const std::string& file, const YamlToJson& line
     if ((sink.kind == SinkKind::kJira || sink.kind == SinkKind::kServiceNow) && sink.username.empty())
       fail(at, std::string("a ") + sinkKindName(sink.kind) + " sink needs a 'username'");
     if ((sink.kind == SinkKind::kJira || sink.kind == SinkKind::kServiceNow) && sink.secret_env.empty())
-      fail(at, std::string("a ") + sinkKindName(sink.kind) + " sink needs 'secret_env' (the variable holding its credential)");
+      fail(at, std::string("a ") + sinkKindName(sink.kind) +
+                   " sink needs 'secret_env' (the variable holding its credential)");
   }
 }
 
@@ -652,7 +674,8 @@ Config loadConfigText(const std::string& yaml_text, const std::string& source, c
     if (!v || v->empty()) v = env(lower);
     return v.value_or("");
   };
-  config.proxy = {firstOf("HTTP_PROXY", "http_proxy"), firstOf("HTTPS_PROXY", "https_proxy"), firstOf("NO_PROXY", "no_proxy")};
+  config.proxy = {firstOf("HTTP_PROXY", "http_proxy"), firstOf("HTTPS_PROXY", "https_proxy"),
+                  firstOf("NO_PROXY", "no_proxy")};
   crossCheck(config, source, converter);
   return config;
 }
@@ -692,14 +715,20 @@ Config loadEmbeddedConfig(EnvLookup env) {
   return loadConfigText(std::string(*text), "<embedded config/ticketflow.yaml>", dir, env);
 }
 
-const char* providerApiName(ProviderApi api) { return api == ProviderApi::kAnthropic ? "anthropic" : "openai"; }
+const char* providerApiName(ProviderApi api) {
+  return api == ProviderApi::kAnthropic ? "anthropic" : "openai";
+}
 
 const char* sinkKindName(SinkKind kind) {
   switch (kind) {
-    case SinkKind::kTopic: return "topic";
-    case SinkKind::kWebhook: return "webhook";
-    case SinkKind::kJira: return "jira";
-    case SinkKind::kServiceNow: return "servicenow";
+    case SinkKind::kTopic:
+      return "topic";
+    case SinkKind::kWebhook:
+      return "webhook";
+    case SinkKind::kJira:
+      return "jira";
+    case SinkKind::kServiceNow:
+      return "servicenow";
   }
   return "unknown";
 }
@@ -710,9 +739,12 @@ bool SinkConfig::serves(const std::string& source_system) const {
 
 const char* budgetPolicyName(BudgetPolicy policy) {
   switch (policy) {
-    case BudgetPolicy::kDowngrade: return "downgrade";
-    case BudgetPolicy::kDefer: return "defer";
-    case BudgetPolicy::kHuman: return "human";
+    case BudgetPolicy::kDowngrade:
+      return "downgrade";
+    case BudgetPolicy::kDefer:
+      return "defer";
+    case BudgetPolicy::kHuman:
+      return "human";
   }
   return "unknown";
 }

@@ -14,11 +14,11 @@
 namespace ticketflow {
 
 struct YamlLimits {
-  std::size_t max_bytes = 4 << 20;         // configuration, runbooks, prompts: far below this
-  std::size_t max_depth = 64;              // nested mappings and sequences
-  std::size_t max_expanded_nodes = 200'000;  // every node a walk visits, aliases expanded
+  std::size_t max_bytes = 4 << 20;            // configuration, runbooks, prompts: far below this
+  std::size_t max_depth = 64;                 // nested mappings and sequences
+  std::size_t max_expanded_nodes = 200'000;   // every node a walk visits, aliases expanded
   std::size_t max_expanded_bytes = 16 << 20;  // the text of every scalar and key it visits
-  std::size_t max_documents = 1000;          // in one stream (runbooks are one file of documents)
+  std::size_t max_documents = 1000;           // in one stream (runbooks are one file of documents)
 };
 
 // Every document of `text`. Throws ConfigError naming `source`, the line and the reason for text

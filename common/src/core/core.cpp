@@ -1,6 +1,6 @@
 #include <cctype>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 
@@ -13,16 +13,26 @@ namespace ticketflow {
 
 const char* errorCodeName(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kInvalidArgument: return "invalid_argument";
-    case ErrorCode::kMalformed: return "malformed";
-    case ErrorCode::kSchemaViolation: return "schema_violation";
-    case ErrorCode::kNotFound: return "not_found";
-    case ErrorCode::kUnavailable: return "unavailable";
-    case ErrorCode::kTimeout: return "timeout";
-    case ErrorCode::kRateLimited: return "rate_limited";
-    case ErrorCode::kBudgetExhausted: return "budget_exhausted";
-    case ErrorCode::kIo: return "io";
-    case ErrorCode::kInternal: return "internal";
+    case ErrorCode::kInvalidArgument:
+      return "invalid_argument";
+    case ErrorCode::kMalformed:
+      return "malformed";
+    case ErrorCode::kSchemaViolation:
+      return "schema_violation";
+    case ErrorCode::kNotFound:
+      return "not_found";
+    case ErrorCode::kUnavailable:
+      return "unavailable";
+    case ErrorCode::kTimeout:
+      return "timeout";
+    case ErrorCode::kRateLimited:
+      return "rate_limited";
+    case ErrorCode::kBudgetExhausted:
+      return "budget_exhausted";
+    case ErrorCode::kIo:
+      return "io";
+    case ErrorCode::kInternal:
+      return "internal";
   }
   return "unknown";
 }
@@ -38,14 +48,15 @@ std::string formatRfc3339(std::chrono::system_clock::time_point t) {
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
   return buf;
 }
 
 std::optional<std::chrono::system_clock::time_point> parseRfc3339(const std::string& text) {
   int y, mo, d, h, mi, sec, consumed = 0;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &consumed) != 6) return std::nullopt;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &consumed) != 6)
+    return std::nullopt;
   std::size_t pos = static_cast<std::size_t>(consumed);
   std::int64_t millis = 0;
   if (pos < text.size() && text[pos] == '.') {
@@ -88,8 +99,9 @@ std::optional<std::string_view> embeddedFile(std::string_view path) {
 
 namespace detail {
 void checkFailed(const char* expr, const char* file, int line, const char* msg) {
-  std::fprintf(stderr, "{\"level\":\"fatal\",\"event\":\"invariant_broken\",\"check\":\"%s\",\"at\":\"%s:%d\",\"msg\":\"%s\"}\n",
-               expr, file, line, msg);
+  std::fprintf(
+      stderr, "{\"level\":\"fatal\",\"event\":\"invariant_broken\",\"check\":\"%s\",\"at\":\"%s:%d\",\"msg\":\"%s\"}\n",
+      expr, file, line, msg);
   std::abort();
 }
 }  // namespace detail

@@ -30,8 +30,8 @@ std::string sha256Hex(std::string_view data) {
 std::string hmacSha256Hex(std::string_view key, std::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  TF_CHECK(HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-                data.size(), digest, &length) != nullptr,
+  TF_CHECK(HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+                reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest, &length) != nullptr,
            "HMAC failed");
   return toHex(digest, length);
 }

@@ -1,5 +1,12 @@
 #include "ticketflow/core/process.hpp"
 
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <thread>
+
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -7,13 +14,6 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <cerrno>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <stdexcept>
-#include <thread>
 
 extern char** environ;
 

@@ -1,11 +1,11 @@
 #include "ticketflow/core/signals.hpp"
 
-#include <unistd.h>
-
 #include <csignal>
 #include <cstdlib>
 #include <ctime>
 #include <thread>
+
+#include <unistd.h>
 
 namespace ticketflow {
 namespace {

@@ -1,8 +1,8 @@
 #include "ticketflow/core/thread_name.hpp"
 
-#include <pthread.h>
-
 #include <string>
+
+#include <pthread.h>
 
 namespace ticketflow {
 

@@ -125,7 +125,8 @@ void writeRoute(JsonWriter& w, const Route& r) {
   w.beginObject();
   if (!r.moves.empty()) {
     w.key("moves").beginArray();
-    for (const auto& m : r.moves) w.beginObject().field("from", m.from).field("reason", m.reason).field("to", m.to).endObject();
+    for (const auto& m : r.moves)
+      w.beginObject().field("from", m.from).field("reason", m.reason).field("to", m.to).endObject();
     w.endArray();
   }
   w.field("routed_tier", r.routed_tier);
@@ -179,12 +180,14 @@ void writeTicket(JsonWriter& w, const Ticket& t) {
   w.fieldIfNotEmpty("subject", t.subject).field("tenant", t.tenant).endObject();
 }
 
-TokenUsage usageFrom(const json& j) { return {j.at("input_tokens"), j.at("output_tokens")}; }
+TokenUsage usageFrom(const json& j) {
+  return {j.at("input_tokens"), j.at("output_tokens")};
+}
 
 ErrorCode parseErrorCode(const std::string& s) {
-  for (auto code : {ErrorCode::kInvalidArgument, ErrorCode::kMalformed, ErrorCode::kSchemaViolation, ErrorCode::kNotFound,
-                    ErrorCode::kUnavailable, ErrorCode::kTimeout, ErrorCode::kRateLimited, ErrorCode::kBudgetExhausted,
-                    ErrorCode::kIo, ErrorCode::kInternal}) {
+  for (auto code : {ErrorCode::kInvalidArgument, ErrorCode::kMalformed, ErrorCode::kSchemaViolation,
+                    ErrorCode::kNotFound, ErrorCode::kUnavailable, ErrorCode::kTimeout, ErrorCode::kRateLimited,
+                    ErrorCode::kBudgetExhausted, ErrorCode::kIo, ErrorCode::kInternal}) {
     if (s == errorCodeName(code)) return code;
   }
   return ErrorCode::kInternal;
@@ -194,18 +197,24 @@ ErrorCode parseErrorCode(const std::string& s) {
 
 const char* difficultyName(Difficulty d) {
   switch (d) {
-    case Difficulty::kEasy: return "easy";
-    case Difficulty::kMedium: return "medium";
-    case Difficulty::kHard: return "hard";
+    case Difficulty::kEasy:
+      return "easy";
+    case Difficulty::kMedium:
+      return "medium";
+    case Difficulty::kHard:
+      return "hard";
   }
   return "medium";
 }
 
 const char* budgetStateName(BudgetState s) {
   switch (s) {
-    case BudgetState::kOk: return "ok";
-    case BudgetState::kDowngraded: return "downgraded";
-    case BudgetState::kDeferred: return "deferred";
+    case BudgetState::kOk:
+      return "ok";
+    case BudgetState::kDowngraded:
+      return "downgraded";
+    case BudgetState::kDeferred:
+      return "deferred";
   }
   return "ok";
 }
@@ -239,11 +248,16 @@ void Route::move(const std::string& from, const std::string& to, const std::stri
 
 const char* cacheStatusName(CacheStatus s) {
   switch (s) {
-    case CacheStatus::kMiss: return "miss";
-    case CacheStatus::kExact: return "exact";
-    case CacheStatus::kSemantic: return "semantic";
-    case CacheStatus::kSkipped: return "skipped";
-    case CacheStatus::kCoalesced: return "coalesced";
+    case CacheStatus::kMiss:
+      return "miss";
+    case CacheStatus::kExact:
+      return "exact";
+    case CacheStatus::kSemantic:
+      return "semantic";
+    case CacheStatus::kSkipped:
+      return "skipped";
+    case CacheStatus::kCoalesced:
+      return "coalesced";
   }
   return "miss";
 }
@@ -382,7 +396,8 @@ TicketResult resultFor(const RoutedTicket& routed, std::chrono::system_clock::ti
   r.tier = routed.tier;
   r.route = routed.route;
   if (auto received = parseRfc3339(routed.received_at))
-    r.latency_ms = std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(now - *received).count());
+    r.latency_ms =
+        std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(now - *received).count());
   r.completed_at = formatRfc3339(now);
   return r;
 }
@@ -488,9 +503,7 @@ std::string toJson(const DeadLetter& d) {
 }
 
 Result<Ticket> parseTicket(std::string_view bytes) {
-  return parseAs<Ticket>(bytes, "ticket.schema.json", [](const json& j) {
-    return ticketFrom(j);
-  });
+  return parseAs<Ticket>(bytes, "ticket.schema.json", [](const json& j) { return ticketFrom(j); });
 }
 
 RoutedTicket routedTicketFrom(const json& j) {

@@ -1,11 +1,11 @@
 #include "ticketflow/domain/ticket_file.hpp"
 
-#include <zlib.h>
-
 #include <cerrno>
 #include <cstring>
 #include <set>
 #include <sstream>
+
+#include <zlib.h>
 
 #include "ticketflow/core/clock.hpp"
 #include "ticketflow/core/json_parse.hpp"
@@ -20,10 +20,19 @@ bool endsWith(const std::string& s, const std::string& suffix) {
 }
 
 const std::set<std::string>& mappableFields() {
-  static const std::set<std::string> fields = {
-      "id",           "tenant",         "subject",         "body",           "priority",
-      "created_at",   "source_system",  "source_ref",      "requester_name", "requester_email",
-      "requester_department", "revision",     "label"};
+  static const std::set<std::string> fields = {"id",
+                                               "tenant",
+                                               "subject",
+                                               "body",
+                                               "priority",
+                                               "created_at",
+                                               "source_system",
+                                               "source_ref",
+                                               "requester_name",
+                                               "requester_email",
+                                               "requester_department",
+                                               "revision",
+                                               "label"};
   return fields;
 }
 
@@ -134,9 +143,10 @@ Result<std::vector<std::vector<std::string>>> parseCsv(const std::string& data, 
 Result<std::vector<TicketRecord>> readTicketRecords(const std::string& path) {
   auto data = readMaybeGzipFile(path);
   if (!data) return data.error();
-  return parseTicketRecords(*data, endsWith(path, ".csv") || endsWith(path, ".csv.gz") ? TicketFileFormat::kCsv
-                                                                                       : TicketFileFormat::kJsonLines,
-                            path);
+  return parseTicketRecords(
+      *data,
+      endsWith(path, ".csv") || endsWith(path, ".csv.gz") ? TicketFileFormat::kCsv : TicketFileFormat::kJsonLines,
+      path);
 }
 
 Result<std::vector<TicketRecord>> parseTicketRecords(const std::string& data, TicketFileFormat format,
@@ -236,7 +246,8 @@ Result<Ticket> ticketFromRecord(const TicketRecord& record, const ColumnMap& map
   const std::string body = column("body", {"text", "description"});
   if (body.empty()) return Error::schema(where + "field 'body': no text (map a column with --column-map body=COLUMN)");
   t["body"] = body;
-  if (auto subject = column("subject", {"title", "summary"}); !subject.empty()) t["subject"] = utf8Prefix(subject, 1000);
+  if (auto subject = column("subject", {"title", "summary"}); !subject.empty())
+    t["subject"] = utf8Prefix(subject, 1000);
   std::string created = column("created_at", {"created", "opened_at"});
   if (created.empty() || !parseRfc3339(created)) {
     if (!created.empty()) metadata["created_at_original"] = created;
@@ -247,15 +258,16 @@ Result<Ticket> ticketFromRecord(const TicketRecord& record, const ColumnMap& map
   std::string lower;
   for (char c : priority) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   static const std::map<std::string, std::string> kPriorities = {
-      {"low", "low"}, {"normal", "normal"}, {"medium", "normal"}, {"high", "high"}, {"urgent", "urgent"},
-      {"critical", "urgent"}, {"p1", "urgent"}, {"p2", "high"}, {"p3", "normal"}, {"p4", "low"}};
+      {"low", "low"},         {"normal", "normal"}, {"medium", "normal"}, {"high", "high"}, {"urgent", "urgent"},
+      {"critical", "urgent"}, {"p1", "urgent"},     {"p2", "high"},       {"p3", "normal"}, {"p4", "low"}};
   if (auto it = kPriorities.find(lower); it != kPriorities.end()) {
     t["priority"] = it->second;
   } else if (!priority.empty()) {
     metadata["priority_original"] = utf8Prefix(priority, 200);
   }
   std::string system = column("source_system", {});
-  static const std::set<std::string> kSystems = {"email", "web", "jira", "servicenow", "zendesk", "api", "chat", "phone", "other"};
+  static const std::set<std::string> kSystems = {"email", "web",  "jira",  "servicenow", "zendesk",
+                                                 "api",   "chat", "phone", "other"};
   if (!kSystems.count(system)) system = defaults.source_system;
   json source = {{"system", system}};
   if (auto ref = column("source_ref", {}); !ref.empty()) source["ref"] = utf8Prefix(ref, 256);
@@ -265,8 +277,8 @@ Result<Ticket> ticketFromRecord(const TicketRecord& record, const ColumnMap& map
   if (auto v = column("requester_email", {}); !v.empty() && v.find('@') != std::string::npos) requester["email"] = v;
   if (auto v = column("requester_department", {}); !v.empty()) requester["department"] = utf8Prefix(v, 256);
   if (!requester.empty()) t["requester"] = requester;
-  if (auto rev = column("revision", {}); !rev.empty() && rev.find_first_not_of("0123456789") == std::string::npos &&
-                                         rev.size() < 15)
+  if (auto rev = column("revision", {});
+      !rev.empty() && rev.find_first_not_of("0123456789") == std::string::npos && rev.size() < 15)
     t["revision"] = std::stoll(rev);
   // The helpdesk's own category, when the file has one: kept for evaluation (metadata.label),
   // never sent to a model.

@@ -1,5 +1,11 @@
 #include "ticketflow/http/client.hpp"
 
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <sstream>
+
 #include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
@@ -9,12 +15,6 @@
 #include <Poco/Net/SSLException.h>
 #include <Poco/Net/SSLManager.h>
 #include <Poco/URI.h>
-
-#include <algorithm>
-#include <atomic>
-#include <condition_variable>
-#include <mutex>
-#include <sstream>
 
 namespace ticketflow::http {
 namespace {
@@ -81,8 +81,10 @@ struct HttpClient::Impl {
   std::unique_ptr<Poco::Net::HTTPClientSession> openSession(const Poco::URI& uri) {
     std::unique_ptr<Poco::Net::HTTPClientSession> session;
     const bool https = uri.getScheme() == "https";
-    if (https) session = std::make_unique<Poco::Net::HTTPSClientSession>(uri.getHost(), uri.getPort(), tls_context);
-    else session = std::make_unique<Poco::Net::HTTPClientSession>(uri.getHost(), uri.getPort());
+    if (https)
+      session = std::make_unique<Poco::Net::HTTPSClientSession>(uri.getHost(), uri.getPort(), tls_context);
+    else
+      session = std::make_unique<Poco::Net::HTTPClientSession>(uri.getHost(), uri.getPort());
     const std::string& proxy = https ? options.proxy.https_proxy : options.proxy.http_proxy;
     if (!proxy.empty() && !bypassesProxy(uri.getHost(), options.proxy.no_proxy)) {
       const Poco::URI proxy_uri(proxy);
@@ -120,7 +122,9 @@ std::string joinUrl(const std::string& base, const std::string& path) {
 HttpClient::HttpClient(HttpClientOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 HttpClient::~HttpClient() = default;
 
-HttpClientStats HttpClient::stats() const { return {impl_->requests.load(), impl_->opened.load()}; }
+HttpClientStats HttpClient::stats() const {
+  return {impl_->requests.load(), impl_->opened.load()};
+}
 
 Result<ClientResponse> HttpClient::send(const ClientRequest& request) {
   const auto deadline = std::chrono::steady_clock::now() + impl_->options.total_timeout;
@@ -130,7 +134,8 @@ Result<ClientResponse> HttpClient::send(const ClientRequest& request) {
   } catch (const Poco::Exception&) {
     return Error::invalidArgument("bad URL");
   }
-  if (uri.getScheme() != "http" && uri.getScheme() != "https") return Error::invalidArgument("URL must be http or https");
+  if (uri.getScheme() != "http" && uri.getScheme() != "https")
+    return Error::invalidArgument("URL must be http or https");
   const std::string key = uri.getScheme() + "://" + uri.getHost() + ":" + std::to_string(uri.getPort());
   impl_->requests.fetch_add(1);
 
@@ -157,7 +162,8 @@ Result<ClientResponse> HttpClient::send(const ClientRequest& request) {
 
   try {
     if (!session) session = impl_->openSession(uri);
-    const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto remaining =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (remaining.count() <= 0) {
       giveBack(true);
       return Error::timeout("total timeout reached before sending");

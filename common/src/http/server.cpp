@@ -1,5 +1,9 @@
 #include "ticketflow/http/server.hpp"
 
+#include <algorithm>
+#include <cctype>
+#include <stdexcept>
+
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
 #include <Poco/Net/HTTPServer.h>
@@ -9,10 +13,6 @@
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/StreamCopier.h>
 #include <Poco/ThreadPool.h>
-
-#include <algorithm>
-#include <cctype>
-#include <stdexcept>
 
 namespace ticketflow::http {
 namespace {
@@ -87,7 +87,8 @@ HttpServer::HttpServer(const HttpServerOptions& options, HttpHandler handler)
     : impl_(std::make_unique<Impl>(options.max_threads)) {
   impl_->handler = std::move(handler);
   try {
-    Poco::Net::ServerSocket socket(Poco::Net::SocketAddress(options.host, static_cast<Poco::UInt16>(options.port)), 256);
+    Poco::Net::ServerSocket socket(Poco::Net::SocketAddress(options.host, static_cast<Poco::UInt16>(options.port)),
+                                   256);
     impl_->port = socket.address().port();
     auto* params = new Poco::Net::HTTPServerParams();  // owned by the server (ref-counted)
     params->setMaxThreads(options.max_threads);
@@ -103,9 +104,13 @@ HttpServer::HttpServer(const HttpServerOptions& options, HttpHandler handler)
   }
 }
 
-HttpServer::~HttpServer() { stop(); }
+HttpServer::~HttpServer() {
+  stop();
+}
 
-int HttpServer::port() const { return impl_->port; }
+int HttpServer::port() const {
+  return impl_->port;
+}
 
 void HttpServer::stop() {
   if (impl_->stopped) return;

@@ -1,13 +1,12 @@
 #include "ticketflow/kafka/client.hpp"
 
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
-
-#include <unistd.h>
-
 #include <atomic>
 #include <stdexcept>
 
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 #include <nlohmann/json.hpp>
 
 #include "ticketflow/core/check.hpp"
@@ -15,9 +14,15 @@
 
 namespace ticketflow::kafka {
 
-void HandleDeleter::operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
-void ConfDeleter::operator()(rd_kafka_conf_t* conf) const { rd_kafka_conf_destroy(conf); }
-void MessageDeleter::operator()(rd_kafka_message_t* msg) const { rd_kafka_message_destroy(msg); }
+void HandleDeleter::operator()(rd_kafka_t* rk) const {
+  rd_kafka_destroy(rk);
+}
+void ConfDeleter::operator()(rd_kafka_conf_t* conf) const {
+  rd_kafka_conf_destroy(conf);
+}
+void MessageDeleter::operator()(rd_kafka_message_t* msg) const {
+  rd_kafka_message_destroy(msg);
+}
 void PartitionListDeleter::operator()(rd_kafka_topic_partition_list_t* list) const {
   rd_kafka_topic_partition_list_destroy(list);
 }
@@ -140,7 +145,8 @@ Status Producer::produceSync(const std::string& topic, const std::string& key, c
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (state->load() == kPending) {
     rd_kafka_poll(rk_.get(), 20);
-    if (std::chrono::steady_clock::now() > deadline) return Error::timeout("produce to " + topic + " not acknowledged in time");
+    if (std::chrono::steady_clock::now() > deadline)
+      return Error::timeout("produce to " + topic + " not acknowledged in time");
   }
   const auto result = static_cast<rd_kafka_resp_err_t>(state->load());
   if (result != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -157,10 +163,10 @@ Status Producer::produceBatch(const std::string& topic, const std::vector<std::p
     auto state = std::make_shared<std::atomic<int>>(kPending);
     while (true) {
       auto* opaque = new DeliveryState(state);
-      const rd_kafka_resp_err_t err = rd_kafka_producev(
-          rk_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(key.data(), key.size()),
-          RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-          RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+      const rd_kafka_resp_err_t err =
+          rd_kafka_producev(rk_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(key.data(), key.size()),
+                            RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
       if (!err) break;
       delete opaque;
       if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || std::chrono::steady_clock::now() > deadline)
@@ -171,12 +177,13 @@ Status Producer::produceBatch(const std::string& topic, const std::vector<std::p
   }
   for (const auto& state : states) {
     while (state->load() == kPending) {
-      if (std::chrono::steady_clock::now() > deadline) return Error::timeout("produce to " + topic + " not acknowledged in time");
+      if (std::chrono::steady_clock::now() > deadline)
+        return Error::timeout("produce to " + topic + " not acknowledged in time");
       rd_kafka_poll(rk_.get(), 20);
     }
     if (state->load() != RD_KAFKA_RESP_ERR_NO_ERROR)
-      return Error::unavailable(std::string("produce to ") + topic + " failed: " +
-                                rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(state->load())));
+      return Error::unavailable(std::string("produce to ") + topic +
+                                " failed: " + rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(state->load())));
   }
   return {};
 }
@@ -200,7 +207,9 @@ Consumer::Consumer(const KafkaConfig& kafka, const std::string& role, const std:
   rd_kafka_poll_set_consumer(rk_.get());
 }
 
-Consumer::~Consumer() { close(); }
+Consumer::~Consumer() {
+  close();
+}
 
 void Consumer::close() {
   if (closed_ || !rk_) return;
@@ -232,7 +241,8 @@ Status Consumer::commit(const Message& message) {
   rd_kafka_resp_err_t err = rd_kafka_offsets_store(rk_.get(), list.get());
   if (err) return Error::unavailable(std::string("offset store: ") + rd_kafka_err2str(err));
   err = rd_kafka_commit(rk_.get(), nullptr, /*async=*/0);
-  if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) return Error::unavailable(std::string("commit: ") + rd_kafka_err2str(err));
+  if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+    return Error::unavailable(std::string("commit: ") + rd_kafka_err2str(err));
   return {};
 }
 
@@ -246,7 +256,8 @@ Status Consumer::storeOffset(const Message& message) {
 
 Status Consumer::commitStored() {
   const rd_kafka_resp_err_t err = rd_kafka_commit(rk_.get(), nullptr, /*async=*/0);
-  if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) return Error::unavailable(std::string("commit: ") + rd_kafka_err2str(err));
+  if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+    return Error::unavailable(std::string("commit: ") + rd_kafka_err2str(err));
   return {};
 }
 
@@ -262,8 +273,10 @@ Status Consumer::setPaused(bool paused) {
   if (auto err = rd_kafka_assignment(rk_.get(), &list); err != RD_KAFKA_RESP_ERR_NO_ERROR || !list)
     return Error::unavailable(std::string("reading the assignment: ") + rd_kafka_err2str(err));
   PartitionListPtr owned(list);
-  const auto err = paused ? rd_kafka_pause_partitions(rk_.get(), owned.get()) : rd_kafka_resume_partitions(rk_.get(), owned.get());
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return Error::unavailable(std::string(paused ? "pause: " : "resume: ") + rd_kafka_err2str(err));
+  const auto err =
+      paused ? rd_kafka_pause_partitions(rk_.get(), owned.get()) : rd_kafka_resume_partitions(rk_.get(), owned.get());
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return Error::unavailable(std::string(paused ? "pause: " : "resume: ") + rd_kafka_err2str(err));
   return {};
 }
 
@@ -292,7 +305,8 @@ Status createTopics(const KafkaConfig& kafka, const std::vector<std::string>& to
     status = Error::unavailable(std::string("create topics: ") + rd_kafka_event_error_string(event));
   } else {
     size_t count = 0;
-    const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count);
+    const rd_kafka_topic_result_t** results =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count);
     for (size_t i = 0; i < count; ++i) {
       const rd_kafka_resp_err_t e = rd_kafka_topic_result_error(results[i]);
       if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
@@ -313,18 +327,17 @@ std::int32_t partitionForKey(const std::string& key, std::int32_t partition_coun
   TF_CHECK(partition_count > 0 && !key.empty(), "partitionForKey needs a key and a partition");
   // The topic handle is not read by the partitioner; the function is librdkafka's own, so a record
   // placed here lands where the default partitioner would have put it.
-  return rd_kafka_msg_partitioner_consistent_random(nullptr, key.data(), key.size(), partition_count, nullptr,
-                                                    nullptr);
+  return rd_kafka_msg_partitioner_consistent_random(nullptr, key.data(), key.size(), partition_count, nullptr, nullptr);
 }
 
 RecordFinder::RecordFinder(const KafkaConfig& kafka, const std::string& role) {
   // A group id is required by the consumer API; assign() never joins the group, and nothing is
   // committed under it.
   rk_ = makeHandle(RD_KAFKA_CONSUMER, makeConf(clientProperties(kafka, role,
-                                                                 {{"group.id", kafka.client_id + "-record-finder"},
-                                                                  {"enable.auto.commit", "false"},
-                                                                  {"enable.auto.offset.store", "false"},
-                                                                  {"enable.partition.eof", "true"}})));
+                                                                {{"group.id", kafka.client_id + "-record-finder"},
+                                                                 {"enable.auto.commit", "false"},
+                                                                 {"enable.auto.offset.store", "false"},
+                                                                 {"enable.partition.eof", "true"}})));
   rd_kafka_poll_set_consumer(rk_.get());
 }
 
@@ -376,8 +389,9 @@ Result<bool> RecordFinder::contains(const std::string& topic, std::int32_t parti
   rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition)->offset = from;
   if (auto err = rd_kafka_assign(rk_.get(), list.get()))
     return Error::unavailable("reading " + where + ": " + rd_kafka_err2str(err)).asOutage("kafka");
-  Result<bool> found = Error::timeout("reading " + where + ": not through to offset " + std::to_string(high) +
-                                      " in time").asOutage("kafka");
+  Result<bool> found =
+      Error::timeout("reading " + where + ": not through to offset " + std::to_string(high) + " in time")
+          .asOutage("kafka");
   while (std::chrono::steady_clock::now() < deadline) {
     MessagePtr msg(rd_kafka_consumer_poll(rk_.get(), 100));
     if (!msg) continue;

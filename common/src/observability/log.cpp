@@ -13,8 +13,8 @@ namespace {
 bool sensitive(const std::string& key) {
   std::string k = key;
   std::transform(k.begin(), k.end(), k.begin(), [](unsigned char c) { return std::tolower(c); });
-  static const std::array<const char*, 9> kWords = {"body", "text", "subject", "api_key", "apikey", "authorization",
-                                                    "password", "secret", "token"};
+  static const std::array<const char*, 9> kWords = {"body",          "text",     "subject", "api_key", "apikey",
+                                                    "authorization", "password", "secret",  "token"};
   for (const char* w : kWords)
     if (k.find(w) != std::string::npos) return true;
   return false;
@@ -24,12 +24,15 @@ void writeRedacted(JsonWriter& w, const nlohmann::json& v);
 
 // An object's members into the object `w` has open, sensitive keys' values replaced; keys in
 // `skip` are left out.
-void writeRedactedMembers(JsonWriter& w, const nlohmann::json& object, std::initializer_list<std::string_view> skip = {}) {
+void writeRedactedMembers(JsonWriter& w, const nlohmann::json& object,
+                          std::initializer_list<std::string_view> skip = {}) {
   for (const auto& [k, member] : object.items()) {
     if (std::find(skip.begin(), skip.end(), k) != skip.end()) continue;
     w.key(k);
-    if (sensitive(k)) w.value("[redacted]");
-    else writeRedacted(w, member);
+    if (sensitive(k))
+      w.value("[redacted]");
+    else
+      writeRedacted(w, member);
   }
 }
 
@@ -42,13 +45,27 @@ void writeRedacted(JsonWriter& w, const nlohmann::json& v) {
       writeRedactedMembers(w, v);
       w.endObject();
       return;
-    case Type::string: w.value(v.get_ref<const std::string&>()); return;
-    case Type::boolean: w.value(v.get<bool>()); return;
-    case Type::number_integer: w.value(v.get<std::int64_t>()); return;
-    case Type::number_unsigned: w.value(v.get<std::uint64_t>()); return;
-    case Type::number_float: w.value(v.get<double>()); return;
-    case Type::null: w.null(); return;
-    default: w.value(v); return;  // arrays as they are
+    case Type::string:
+      w.value(v.get_ref<const std::string&>());
+      return;
+    case Type::boolean:
+      w.value(v.get<bool>());
+      return;
+    case Type::number_integer:
+      w.value(v.get<std::int64_t>());
+      return;
+    case Type::number_unsigned:
+      w.value(v.get<std::uint64_t>());
+      return;
+    case Type::number_float:
+      w.value(v.get<double>());
+      return;
+    case Type::null:
+      w.null();
+      return;
+    default:
+      w.value(v);
+      return;  // arrays as they are
   }
 }
 
@@ -64,10 +81,14 @@ std::optional<LogLevel> parseLogLevel(std::string_view s) {
 
 const char* logLevelName(LogLevel level) {
   switch (level) {
-    case LogLevel::kDebug: return "debug";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarn: return "warn";
-    case LogLevel::kError: return "error";
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarn:
+      return "warn";
+    case LogLevel::kError:
+      return "error";
   }
   return "info";
 }

@@ -17,10 +17,14 @@ void atomicAdd(std::atomic<double>& target, double by) {
 std::string escapeLabel(const std::string& v) {
   std::string out;
   for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -28,9 +32,12 @@ std::string escapeLabel(const std::string& v) {
 std::string escapeHelp(const std::string& v) {
   std::string out;
   for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -59,7 +66,9 @@ void Counter::inc(double by) {
   atomicAdd(value_, by);
 }
 
-void Gauge::add(double by) { atomicAdd(value_, by); }
+void Gauge::add(double by) {
+  atomicAdd(value_, by);
+}
 
 Histogram::Histogram(std::vector<double> bounds)
     : bounds_(std::move(bounds)), counts_(new std::atomic<std::uint64_t>[bounds_.size() + 1]) {
@@ -90,8 +99,10 @@ T& Family<T>::with(const LabelValues& values) {
   std::lock_guard lock(mutex_);
   auto it = series_.find(values);
   if (it == series_.end()) {
-    if constexpr (std::is_same_v<T, Histogram>) it = series_.emplace(values, std::make_unique<T>(bounds_)).first;
-    else it = series_.emplace(values, std::make_unique<T>()).first;
+    if constexpr (std::is_same_v<T, Histogram>)
+      it = series_.emplace(values, std::make_unique<T>(bounds_)).first;
+    else
+      it = series_.emplace(values, std::make_unique<T>()).first;
   }
   return *it->second;
 }
@@ -120,13 +131,15 @@ void MetricsRegistry::checkName(const std::string& name, const std::vector<std::
   order_.push_back(name);
 }
 
-Family<Counter>& MetricsRegistry::counter(const std::string& name, const std::string& help, std::vector<std::string> labels) {
+Family<Counter>& MetricsRegistry::counter(const std::string& name, const std::string& help,
+                                          std::vector<std::string> labels) {
   std::lock_guard lock(mutex_);
   checkName(name, labels);
   return *counters_.emplace(name, std::make_unique<Family<Counter>>(name, help, std::move(labels))).first->second;
 }
 
-Family<Gauge>& MetricsRegistry::gauge(const std::string& name, const std::string& help, std::vector<std::string> labels) {
+Family<Gauge>& MetricsRegistry::gauge(const std::string& name, const std::string& help,
+                                      std::vector<std::string> labels) {
   std::lock_guard lock(mutex_);
   checkName(name, labels);
   return *gauges_.emplace(name, std::make_unique<Family<Gauge>>(name, help, std::move(labels))).first->second;
@@ -176,6 +189,8 @@ std::vector<double> MetricsRegistry::latencyBuckets() {
   return {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 }
 
-std::vector<double> MetricsRegistry::similarityBuckets() { return {0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.99, 1}; }
+std::vector<double> MetricsRegistry::similarityBuckets() {
+  return {0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.99, 1};
+}
 
 }  // namespace ticketflow::observability

@@ -20,14 +20,20 @@ std::string_view firstJsonObject(std::string_view text) {
   for (std::size_t i = start; i < text.size(); ++i) {
     const char c = text[i];
     if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
       continue;
     }
-    if (c == '"') in_string = true;
-    else if (c == '{') ++depth;
-    else if (c == '}' && --depth == 0) return text.substr(start, i - start + 1);
+    if (c == '"')
+      in_string = true;
+    else if (c == '{')
+      ++depth;
+    else if (c == '}' && --depth == 0)
+      return text.substr(start, i - start + 1);
   }
   return {};
 }
@@ -38,8 +44,10 @@ std::string canonicalKey(const std::string& key) {
   for (std::size_t i = 0; i < key.size(); ++i) {
     const auto c = static_cast<unsigned char>(key[i]);
     if (std::isupper(c) && i > 0 && std::islower(static_cast<unsigned char>(key[i - 1]))) out += '_';
-    if (c == ' ' || c == '-') out += '_';
-    else out += static_cast<char>(std::tolower(c));
+    if (c == ' ' || c == '-')
+      out += '_';
+    else
+      out += static_cast<char>(std::tolower(c));
   }
   return out;
 }
@@ -101,9 +109,12 @@ Result<Answer> normaliseAnswer(std::string_view model_text) {
   json fields = json::object();
   for (const auto& [k, v] : parsed.items()) fields[canonicalKey(k)] = v;
   // Common synonyms.
-  for (const auto& [alias, name] : std::vector<std::pair<const char*, const char*>>{
-           {"steps", "resolution_steps"}, {"resolution", "resolution_steps"}, {"response", "reply"},
-           {"message", "reply"}, {"human_needed", "needs_human"}, {"escalate", "needs_human"}}) {
+  for (const auto& [alias, name] : std::vector<std::pair<const char*, const char*>>{{"steps", "resolution_steps"},
+                                                                                    {"resolution", "resolution_steps"},
+                                                                                    {"response", "reply"},
+                                                                                    {"message", "reply"},
+                                                                                    {"human_needed", "needs_human"},
+                                                                                    {"escalate", "needs_human"}}) {
     if (!fields.contains(name) && fields.contains(alias)) fields[name] = fields[alias];
   }
 
@@ -117,7 +128,8 @@ Result<Answer> normaliseAnswer(std::string_view model_text) {
   if (auto it = fields.find("resolution_steps"); it != fields.end()) {
     if (it->is_array()) {
       for (const auto& step : *it)
-        if (a.resolution_steps.size() < 50 && !asText(step).empty()) a.resolution_steps.push_back(clip(asText(step), 2000));
+        if (a.resolution_steps.size() < 50 && !asText(step).empty())
+          a.resolution_steps.push_back(clip(asText(step), 2000));
     } else if (it->is_string()) {
       std::string text = it->get<std::string>(), line;
       for (std::size_t pos = 0; pos <= text.size(); ++pos) {
@@ -143,8 +155,11 @@ Result<Answer> normaliseAnswer(std::string_view model_text) {
   a.confidence = *c;
 
   // The contract check: what we return must be schema-valid, whatever the model sent.
-  json answer = {{"summary", a.summary}, {"reply", a.reply}, {"resolution_steps", a.resolution_steps},
-                 {"needs_human", a.needs_human}, {"confidence", a.confidence}};
+  json answer = {{"summary", a.summary},
+                 {"reply", a.reply},
+                 {"resolution_steps", a.resolution_steps},
+                 {"needs_human", a.needs_human},
+                 {"confidence", a.confidence}};
   if (!a.category_check.empty()) answer["category_check"] = a.category_check;
   if (!a.needs_human_reason.empty()) answer["needs_human_reason"] = a.needs_human_reason;
   const auto errors = schema::SchemaRegistry::builtin().validate("common.schema.json#/$defs/answer", answer, 1);

@@ -1,8 +1,8 @@
 #include "ticketflow/provider/model_client.hpp"
 
+#include <charconv>
 #include <cmath>
 #include <ctime>
-#include <charconv>
 
 #include "ticketflow/core/clock.hpp"
 #include "ticketflow/core/json_parse.hpp"
@@ -107,12 +107,16 @@ class HttpModelClient final : public ModelClient {
     hints.limit_tokens = number(prefix + (anthropic ? "tokens-limit" : "limit-tokens"));
     hints.remaining_requests = number(prefix + (anthropic ? "requests-remaining" : "remaining-requests"));
     hints.remaining_tokens = number(prefix + (anthropic ? "tokens-remaining" : "remaining-tokens"));
-    hints.reset_requests = parseResetHint(response->header(prefix + (anthropic ? "requests-reset" : "reset-requests")), now);
+    hints.reset_requests =
+        parseResetHint(response->header(prefix + (anthropic ? "requests-reset" : "reset-requests")), now);
     hints.reset_tokens = parseResetHint(response->header(prefix + (anthropic ? "tokens-reset" : "reset-tokens")), now);
-    if (auto ms = number("retry-after-ms")) hints.retry_after = std::chrono::milliseconds(*ms);  // OpenAI's, finer
-    else hints.retry_after = parseResetHint(response->header("retry-after"), now);
+    if (auto ms = number("retry-after-ms"))
+      hints.retry_after = std::chrono::milliseconds(*ms);  // OpenAI's, finer
+    else
+      hints.retry_after = parseResetHint(response->header("retry-after"), now);
     if (response->status < 200 || response->status >= 300) {
-      auto retry = hints.retry_after ? hints.retry_after : (hints.reset_requests ? hints.reset_requests : hints.reset_tokens);
+      auto retry =
+          hints.retry_after ? hints.retry_after : (hints.reset_requests ? hints.reset_requests : hints.reset_tokens);
       return errorForStatus(response->status, provider_.name, retry);
     }
     const json body = parseJsonText(response->body).value_or(json());
@@ -163,11 +167,16 @@ std::optional<double> parseDurationMs(std::string_view text) {
     const std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
     if (plain_seconds) return unit.empty() ? std::optional<double>(n * 1000) : std::nullopt;
     std::size_t unit_length = 1;
-    if (unit.starts_with("ms")) total_ms += n, unit_length = 2;
-    else if (unit.starts_with("h")) total_ms += n * 3'600'000;
-    else if (unit.starts_with("m")) total_ms += n * 60'000;
-    else if (unit.starts_with("s")) total_ms += n * 1000;
-    else return std::nullopt;
+    if (unit.starts_with("ms"))
+      total_ms += n, unit_length = 2;
+    else if (unit.starts_with("h"))
+      total_ms += n * 3'600'000;
+    else if (unit.starts_with("m"))
+      total_ms += n * 60'000;
+    else if (unit.starts_with("s"))
+      total_ms += n * 1000;
+    else
+      return std::nullopt;
     at = end + unit_length;
   }
   return total_ms;

@@ -102,8 +102,8 @@ ModelRequest buildModelRequest(const PromptSet& prompts, const Ticket& ticket, c
   r.system_prompt = systemPromptFor(prompts, category);
   r.max_output_tokens = model.max_output_tokens;
   // What the window leaves after the output, the system prompt and the ticket's other fields.
-  const std::int64_t window_room = model.context_window - model.max_output_tokens -
-                                   static_cast<std::int64_t>(r.system_prompt.size() / 3) - 1000;
+  const std::int64_t window_room =
+      model.context_window - model.max_output_tokens - static_cast<std::int64_t>(r.system_prompt.size() / 3) - 1000;
   const std::int64_t ticket_tokens = std::max<std::int64_t>(100, std::min(model.max_ticket_tokens, window_room));
   r.user_content = ticketUserContent(ticket, static_cast<std::size_t>(ticket_tokens) * 3, &r.ticket_chars_cut);
   return r;

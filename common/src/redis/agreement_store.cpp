@@ -37,8 +37,12 @@ double wilsonBound(const Proportion& p, double sign) {
 }
 }  // namespace
 
-double Proportion::lower() const { return trials == 0 ? 0.0 : wilsonBound(*this, -1); }
-double Proportion::upper() const { return trials == 0 ? 1.0 : wilsonBound(*this, +1); }
+double Proportion::lower() const {
+  return trials == 0 ? 0.0 : wilsonBound(*this, -1);
+}
+double Proportion::upper() const {
+  return trials == 0 ? 1.0 : wilsonBound(*this, +1);
+}
 
 AgreementStore::AgreementStore(std::shared_ptr<RedisPool> pool, std::string key_prefix)
     : pool_(std::move(pool)), prefix_(std::move(key_prefix) + "shadow:") {}
@@ -50,16 +54,17 @@ Result<bool> AgreementStore::record(const ShadowComparison& c) {
   label["final_answer"] = c.final_answer;
   const std::string seen =
       prefix_ + "seen:" + c.tenant + ":" + c.ticket_id + ":" + std::to_string(c.revision) + ":" + c.label.tier;
-  auto reply = pool_->eval(recordScript(), {seen, prefix_ + "counts", prefix_ + "labels"},
-                           {std::to_string(kSeenTtlS), c.label.tier + "|" + c.label.category + "|",
-                            c.category_agrees ? "1" : "0", c.needs_human_agrees ? "1" : "0", label.dump(),
-                            std::to_string(kMaxLabels), c.final_answer ? "1" : "0"});
+  auto reply = pool_->eval(
+      recordScript(), {seen, prefix_ + "counts", prefix_ + "labels"},
+      {std::to_string(kSeenTtlS), c.label.tier + "|" + c.label.category + "|", c.category_agrees ? "1" : "0",
+       c.needs_human_agrees ? "1" : "0", label.dump(), std::to_string(kMaxLabels), c.final_answer ? "1" : "0"});
   if (auto status = replyStatus(reply, "shadow record"); !status) return status.error();
   return reply->integer == 1;
 }
 
 Status AgreementStore::countAnswered(const std::string& tier, const std::string& category) {
-  return replyStatus(pool_->command({"HINCRBY", prefix_ + "counts", tier + "|" + category + "|answered", "1"}), "shadow count");
+  return replyStatus(pool_->command({"HINCRBY", prefix_ + "counts", tier + "|" + category + "|answered", "1"}),
+                     "shadow count");
 }
 
 Result<AgreementTable> AgreementStore::table() {
@@ -100,7 +105,8 @@ Result<std::vector<classify::AgreementLabel>> AgreementStore::labels(std::int64_
 }
 
 Status AgreementStore::reset() {
-  if (auto st = replyStatus(pool_->command({"DEL", prefix_ + "counts", prefix_ + "labels"}), "shadow reset"); !st) return st;
+  if (auto st = replyStatus(pool_->command({"DEL", prefix_ + "counts", prefix_ + "labels"}), "shadow reset"); !st)
+    return st;
   std::string cursor = "0";
   for (int round = 0; round < 100'000; ++round) {  // bounded: a scan ends long before
     auto page = pool_->command({"SCAN", cursor, "MATCH", prefix_ + "seen:*", "COUNT", "1000"});

@@ -1,12 +1,12 @@
 #include "ticketflow/redis/budget_ledger.hpp"
 
-#include "ticketflow/redis/client.hpp"
-
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <map>
 #include <set>
+
+#include "ticketflow/redis/client.hpp"
 
 namespace ticketflow::redis {
 namespace {
@@ -197,15 +197,30 @@ purge(KEYS[1], tonumber(ARGV[1]))
 return 1
 )lua";
 
-const RedisScript& reserveScript() { static const RedisScript s(kReserveLua); return s; }
-const RedisScript& settleScript() { static const RedisScript s(kSettleLua); return s; }
-const RedisScript& releaseScript() { static const RedisScript s(kReleaseLua); return s; }
-const RedisScript& purgeScript() { static const RedisScript s(kPurgeOnlyLua); return s; }
-const RedisScript& renewScript() { static const RedisScript s(kRenewLua); return s; }
+const RedisScript& reserveScript() {
+  static const RedisScript s(kReserveLua);
+  return s;
+}
+const RedisScript& settleScript() {
+  static const RedisScript s(kSettleLua);
+  return s;
+}
+const RedisScript& releaseScript() {
+  static const RedisScript s(kReleaseLua);
+  return s;
+}
+const RedisScript& purgeScript() {
+  static const RedisScript s(kPurgeOnlyLua);
+  return s;
+}
+const RedisScript& renewScript() {
+  static const RedisScript s(kRenewLua);
+  return s;
+}
 
-constexpr std::int64_t kDayBucketTtlS = 40LL * 86400;     // kept a while after the day for `show`
+constexpr std::int64_t kDayBucketTtlS = 40LL * 86400;  // kept a while after the day for `show`
 constexpr std::int64_t kMonthBucketTtlS = 400LL * 86400;
-constexpr std::int64_t kRecordTtlS = 40LL * 86400;        // replays within this window are no-ops
+constexpr std::int64_t kRecordTtlS = 40LL * 86400;  // replays within this window are no-ops
 constexpr int kAuditMaxLen = 1'000'000;
 
 std::string periodId(std::chrono::system_clock::time_point t, BudgetPeriod period) {
@@ -217,7 +232,9 @@ std::string periodId(std::chrono::system_clock::time_point t, BudgetPeriod perio
   return buf;
 }
 
-std::string scopeName(BudgetScope s) { return budgetScopeName(s); }
+std::string scopeName(BudgetScope s) {
+  return budgetScopeName(s);
+}
 
 std::string capField(BudgetScope scope, const std::string& name, BudgetPeriod period) {
   return scopeName(scope) + ":" + (scope == BudgetScope::kGlobal ? std::string("-") : name) + ":" +
@@ -228,20 +245,27 @@ std::int64_t millis(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
 
-Error scriptError(const Reply& reply) { return Error::internal("budget ledger script: " + reply.str); }
+Error scriptError(const Reply& reply) {
+  return Error::internal("budget ledger script: " + reply.str);
+}
 
 }  // namespace
 
 const char* budgetScopeName(BudgetScope scope) {
   switch (scope) {
-    case BudgetScope::kGlobal: return "global";
-    case BudgetScope::kTenant: return "tenant";
-    case BudgetScope::kTier: return "tier";
+    case BudgetScope::kGlobal:
+      return "global";
+    case BudgetScope::kTenant:
+      return "tenant";
+    case BudgetScope::kTier:
+      return "tier";
   }
   return "global";
 }
 
-const char* budgetPeriodName(BudgetPeriod period) { return period == BudgetPeriod::kDay ? "day" : "month"; }
+const char* budgetPeriodName(BudgetPeriod period) {
+  return period == BudgetPeriod::kDay ? "day" : "month";
+}
 
 MicroUsd estimateCallCost(const ModelConfig& model, std::int64_t prompt_tokens) {
   return model.costMicroUsd(prompt_tokens, model.max_output_tokens);
@@ -338,8 +362,8 @@ std::optional<std::chrono::system_clock::time_point> BudgetLedger::periodEnd(con
 }
 
 Status BudgetLedger::releaseParked(const std::optional<std::string>& tenant) {
-  auto replies = pool_->run({RedisCall::command(
-      {"HSET", prefix_ + "releases", tenant.value_or("*"), std::to_string(millis(clock_.now()))})});
+  auto replies = pool_->run(
+      {RedisCall::command({"HSET", prefix_ + "releases", tenant.value_or("*"), std::to_string(millis(clock_.now()))})});
   if (!replies) return replies.error();
   if (replies->front().type == Reply::Type::kError) return scriptError(replies->front());
   return {};
@@ -419,10 +443,13 @@ Result<BudgetLedger::PreparedReserve> BudgetLedger::prepareReserve(const BudgetR
   const auto buckets = bucketsFor(request.tenant, request.tier);
   std::vector<std::string> keys = {reservationKey(request.ticket_id, request.attempt), prefix_ + "resv_expiry",
                                    prefix_ + "caps"};
-  std::vector<std::string> args = {std::to_string(request.estimated_micro_usd), std::to_string(millis(now)),
+  std::vector<std::string> args = {std::to_string(request.estimated_micro_usd),
+                                   std::to_string(millis(now)),
                                    std::to_string(millis(now) + config_.reservation_ttl_s * 1000LL),
                                    std::to_string(std::max<std::int64_t>(kRecordTtlS, config_.reservation_ttl_s * 2)),
-                                   request.tenant, request.tier, request.owner,
+                                   request.tenant,
+                                   request.tier,
+                                   request.owner,
                                    std::to_string(request.owner_lease.count())};
   PreparedReserve prepared;
   for (const auto& b : buckets) {
@@ -481,18 +508,22 @@ Result<ReserveResult> BudgetLedger::reserve(const BudgetRequest& request) {
 
 RedisCall BudgetLedger::settleCall(const std::string& ticket_id, int attempt, MicroUsd actual_micro_usd,
                                    std::string reply, const std::string& owner) const {
-  return RedisCall::eval(settleScript(),
-                         {reservationKey(ticket_id, attempt), prefix_ + "resv_expiry", prefix_ + "caps", auditStreamKey()},
-                         {std::to_string(actual_micro_usd), std::to_string(millis(clock_.now())), ticket_id,
-                          std::to_string(attempt), std::to_string(kAuditMaxLen), std::move(reply),
-                          std::to_string(std::max<std::int64_t>(config_.reservation_ttl_s, 60)), owner});
+  return RedisCall::eval(
+      settleScript(), {reservationKey(ticket_id, attempt), prefix_ + "resv_expiry", prefix_ + "caps", auditStreamKey()},
+      {std::to_string(actual_micro_usd), std::to_string(millis(clock_.now())), ticket_id, std::to_string(attempt),
+       std::to_string(kAuditMaxLen), std::move(reply),
+       std::to_string(std::max<std::int64_t>(config_.reservation_ttl_s, 60)), owner});
 }
 
 Result<SettleResult> BudgetLedger::decodeSettle(const Reply& reply, const std::string& ticket_id, int attempt) {
   if (reply.type != Reply::Type::kArray || reply.elements.empty()) return scriptError(reply);
   const auto code = reply.elements[0].integer;
-  if (code == -1) return Error{ErrorCode::kNotFound, "budget settle: " + ticket_id + " attempt " + std::to_string(attempt) + " was never reserved", false};
-  if (code == -2) return Error{ErrorCode::kNotFound, "budget settle: " + ticket_id + " attempt " + std::to_string(attempt) + " was released", false};
+  if (code == -1)
+    return Error{ErrorCode::kNotFound,
+                 "budget settle: " + ticket_id + " attempt " + std::to_string(attempt) + " was never reserved", false};
+  if (code == -2)
+    return Error{ErrorCode::kNotFound,
+                 "budget settle: " + ticket_id + " attempt " + std::to_string(attempt) + " was released", false};
   if (reply.elements.size() < 3) return scriptError(reply);
   return SettleResult{reply.elements[1].integer, reply.elements[2].integer, code == 2, code == 3};
 }
@@ -534,7 +565,8 @@ Result<int> BudgetLedger::renewOwners(const std::vector<HeldReservation>& held, 
 Status BudgetLedger::setCap(BudgetScope scope, const std::string& name, BudgetPeriod period,
                             std::optional<MicroUsd> cap) {
   if (cap && *cap < 0) return Error::invalidArgument("a budget cap cannot be negative");
-  auto reply = pool_->command({"HSET", prefix_ + "caps", capField(scope, name, period), cap ? std::to_string(*cap) : "none"});
+  auto reply =
+      pool_->command({"HSET", prefix_ + "caps", capField(scope, name, period), cap ? std::to_string(*cap) : "none"});
   if (!reply) return reply.error();
   if (reply->type == Reply::Type::kError) return Error::unavailable("Redis: " + reply->str);
   return {};
@@ -553,9 +585,11 @@ Status BudgetLedger::resetSpend(std::optional<BudgetScope> scope, const std::str
   std::vector<std::vector<std::string>> commands;
   for (const auto& row : *rows) {
     if (row.period != budgetPeriodName(period) || row.period_id != current) continue;
-    if (scope && (row.scope != budgetScopeName(*scope) || (*scope != BudgetScope::kGlobal && row.name != name))) continue;
+    if (scope && (row.scope != budgetScopeName(*scope) || (*scope != BudgetScope::kGlobal && row.name != name)))
+      continue;
     // Outstanding reservations stay: their settle or release will still adjust `reserved`.
-    const std::string field = row.scope + ":" + (row.name.empty() ? "-" : row.name) + ":" + row.period + ":" + row.period_id;
+    const std::string field =
+        row.scope + ":" + (row.name.empty() ? "-" : row.name) + ":" + row.period + ":" + row.period_id;
     commands.push_back({"HDEL", prefix_ + "spend:" + field, "settled", "uncharged"});
   }
   if (commands.empty()) return {};
@@ -594,8 +628,10 @@ Result<std::vector<BucketSpend>> BudgetLedger::show() {
     const std::string name = field.substr(a + 1, b - a - 1);
     auto& row = rowFor(field.substr(0, a), name == "-" ? "" : name, field.substr(b + 1));
     const std::string& value = caps->elements[i + 1].str;
-    if (value == "none") row.cap.reset();
-    else row.cap = std::stoll(value);
+    if (value == "none")
+      row.cap.reset();
+    else
+      row.cap = std::stoll(value);
   }
   // Buckets with activity in the current periods.
   std::string cursor = "0";

@@ -1,11 +1,11 @@
 #include "ticketflow/redis/client.hpp"
 
-#include <hiredis/hiredis.h>
-
 #include <algorithm>
 #include <cctype>
 #include <regex>
 #include <string_view>
+
+#include <hiredis/hiredis.h>
 
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/core/percent_encoding.hpp"
@@ -17,16 +17,30 @@ namespace {
 Reply convert(const redisReply* r) {
   Reply out;
   switch (r->type) {
-    case REDIS_REPLY_STRING: out.type = Reply::Type::kString; out.str.assign(r->str, r->len); break;
-    case REDIS_REPLY_STATUS: out.type = Reply::Type::kStatus; out.str.assign(r->str, r->len); break;
-    case REDIS_REPLY_ERROR: out.type = Reply::Type::kError; out.str.assign(r->str, r->len); break;
-    case REDIS_REPLY_INTEGER: out.type = Reply::Type::kInteger; out.integer = r->integer; break;
+    case REDIS_REPLY_STRING:
+      out.type = Reply::Type::kString;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = Reply::Type::kStatus;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = Reply::Type::kError;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = Reply::Type::kInteger;
+      out.integer = r->integer;
+      break;
     case REDIS_REPLY_ARRAY:
       out.type = Reply::Type::kArray;
       out.elements.reserve(r->elements);
       for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(convert(r->element[i]));
       break;
-    default: out.type = Reply::Type::kNil; break;
+    default:
+      out.type = Reply::Type::kNil;
+      break;
   }
   return out;
 }
@@ -61,9 +75,9 @@ bool serverCannotServeNow(const Reply& reply) {
 // Commands that write nothing: a pipeline of only these needs no WAIT.
 bool isReadOnly(std::string_view command) {
   static constexpr std::string_view kReadOnly[] = {
-      "GET", "MGET", "HGET", "HMGET", "HGETALL", "HKEYS", "HLEN", "EXISTS", "PING", "INFO", "KEYS", "SCAN",
-      "LRANGE", "LLEN", "TTL", "PTTL", "SMEMBERS", "SCARD", "ZRANGE", "ZRANGEBYSCORE", "ZCARD", "ZSCORE",
-      "DBSIZE", "TYPE", "STRLEN", "ROLE", "SELECT", "AUTH"};
+      "GET",   "MGET",   "HGET",   "HMGET", "HGETALL", "HKEYS", "HLEN",     "EXISTS", "PING",   "INFO",
+      "KEYS",  "SCAN",   "LRANGE", "LLEN",  "TTL",     "PTTL",  "SMEMBERS", "SCARD",  "ZRANGE", "ZRANGEBYSCORE",
+      "ZCARD", "ZSCORE", "DBSIZE", "TYPE",  "STRLEN",  "ROLE",  "SELECT",   "AUTH"};
   for (const auto name : kReadOnly) {
     if (name.size() != command.size()) continue;
     bool same = true;
@@ -111,7 +125,9 @@ Result<HostPort> parseHostPort(std::string_view text, int default_port) {
 
 }  // namespace
 
-void ReaderDeleter::operator()(redisReader* reader) const { redisReaderFree(reader); }
+void ReaderDeleter::operator()(redisReader* reader) const {
+  redisReaderFree(reader);
+}
 
 Result<RedisEndpoint> parseRedisUrl(const std::string& url) {
   static const std::regex re(
@@ -126,8 +142,9 @@ Result<RedisEndpoint> parseRedisUrl(const std::string& url) {
   // The user and password are percent-decoded, as in any URL (a password with '@' is "%40").
   auto username = percentDecode(m[3].str());
   auto password = percentDecode(m[4].str());
-  if (!username || !password) return Error::invalidArgument("not a Redis URL: in the user or password, " +
-                                                            (username ? password : username).error().message);
+  if (!username || !password)
+    return Error::invalidArgument("not a Redis URL: in the user or password, " +
+                                  (username ? password : username).error().message);
   e.username = *username;
   e.password = *password;
   const std::string hosts = m[5];
@@ -167,7 +184,9 @@ RedisClient::RedisClient(std::unique_ptr<Transport> transport)
 
 RedisClient::~RedisClient() = default;
 
-const std::string& RedisClient::peer() const { return transport_->peer(); }
+const std::string& RedisClient::peer() const {
+  return transport_->peer();
+}
 
 Result<std::unique_ptr<RedisClient>> RedisClient::open(const HostPort& server, const RedisEndpoint& endpoint,
                                                        std::chrono::milliseconds connect_timeout,
@@ -179,10 +198,10 @@ Result<std::unique_ptr<RedisClient>> RedisClient::open(const HostPort& server, c
     tls = *system_trust;
   }
   // A pipeline ending in WAIT may take the replicas' time on top of its own.
-  const auto io_timeout = command_timeout + (endpoint.min_replica_acks > 0 ? endpoint.replica_ack_timeout
-                                                                           : std::chrono::milliseconds(0));
-  auto transport = Transport::open(server.host, server.port, endpoint.tls ? tls.get() : nullptr, connect_timeout,
-                                   io_timeout);
+  const auto io_timeout =
+      command_timeout + (endpoint.min_replica_acks > 0 ? endpoint.replica_ack_timeout : std::chrono::milliseconds(0));
+  auto transport =
+      Transport::open(server.host, server.port, endpoint.tls ? tls.get() : nullptr, connect_timeout, io_timeout);
   if (!transport) return transport.error();
   std::unique_ptr<RedisClient> client(new RedisClient(std::move(*transport)));
   if (!client->reader_) return Error::unavailable("Redis: out of memory creating a reply reader");
@@ -331,8 +350,8 @@ Result<std::vector<Reply>> RedisClient::pipeline(std::span<const std::vector<std
       // replicas, or demoted meanwhile, is looked up again through the sentinels.
       broken_ = true;
       return Error::unavailable("Redis " + peer() + ": the writes reached " +
-                                (acks.type == Reply::Type::kInteger ? std::to_string(acks.integer) : acks.str) + " of " +
-                                std::to_string(min_replica_acks_) + " replicas within " +
+                                (acks.type == Reply::Type::kInteger ? std::to_string(acks.integer) : acks.str) +
+                                " of " + std::to_string(min_replica_acks_) + " replicas within " +
                                 std::to_string(replica_ack_timeout_.count()) + " ms (redis.min_replica_acks)");
     }
   }

@@ -1,11 +1,11 @@
 #include "ticketflow/redis/embedded_server.hpp"
 
-#include <signal.h>
-#include <stdlib.h>
-
 #include <filesystem>
 #include <stdexcept>
 #include <thread>
+
+#include <signal.h>
+#include <stdlib.h>
 
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/redis/client.hpp"
@@ -32,16 +32,28 @@ EmbeddedRedisServer::~EmbeddedRedisServer() {
 void EmbeddedRedisServer::start() {
   if (findProgram("redis-server").empty())
     throw std::runtime_error("redis-server is not installed (run scripts/bootstrap, or apt-get install redis-server)");
-  std::vector<std::string> argv = {"redis-server", "--bind", "127.0.0.1", "--dir", dir_,
-                                   "--save", "", "--appendonly", options_.append_only ? "yes" : "no",
-                                   "--appendfsync", "always", "--protected-mode", "yes", "--daemonize", "no",
-                                   "--logfile", dir_ + "/redis.log"};
+  std::vector<std::string> argv = {"redis-server",
+                                   "--bind",
+                                   "127.0.0.1",
+                                   "--dir",
+                                   dir_,
+                                   "--save",
+                                   "",
+                                   "--appendonly",
+                                   options_.append_only ? "yes" : "no",
+                                   "--appendfsync",
+                                   "always",
+                                   "--protected-mode",
+                                   "yes",
+                                   "--daemonize",
+                                   "no",
+                                   "--logfile",
+                                   dir_ + "/redis.log"};
   if (options_.tls) {
     const auto& tls = *options_.tls;
     argv.insert(argv.end(), {"--port", "0", "--tls-port", std::to_string(port_), "--tls-cert-file", tls.cert_file,
-                             "--tls-key-file", tls.key_file, "--tls-ca-cert-file", tls.ca_file,
-                             "--tls-auth-clients", tls.require_client_certificate ? "yes" : "no",
-                             "--tls-replication", "yes"});
+                             "--tls-key-file", tls.key_file, "--tls-ca-cert-file", tls.ca_file, "--tls-auth-clients",
+                             tls.require_client_certificate ? "yes" : "no", "--tls-replication", "yes"});
   } else {
     argv.insert(argv.end(), {"--port", std::to_string(port_)});
   }

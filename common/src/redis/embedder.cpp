@@ -11,13 +11,16 @@ namespace {
 // Function words and helpdesk boilerplate, weighted apart from the rest (boilerplate_factor).
 const std::unordered_set<std::string_view>& stopWords() {
   static const std::unordered_set<std::string_view> words = {
-      "a", "an", "the", "and", "or", "of", "to", "in", "on", "for", "with", "at", "by", "from", "is", "are",
-      "was", "were", "be", "been", "it", "this", "that", "i", "we", "you", "me", "my", "our", "your", "us",
-      "as", "if", "so", "but", "not", "no", "do", "does", "did", "have", "has", "had", "can", "could", "would",
-      "will", "should", "there", "here", "all", "any", "also", "just", "re", "fw", "fwd", "hi", "hello", "dear",
-      "please", "pls", "thanks", "thank", "thx", "regards", "kind", "best", "team", "sir", "madam", "greetings",
-      "good", "morning", "afternoon", "evening", "cheers", "sincerely", "help", "need", "needed", "know", "let",
-      "advise", "kindly", "via", "since", "after", "before", "when", "what", "which", "who", "how", "why"};
+      "a",      "an",        "the",    "and",     "or",        "of",      "to",     "in",        "on",     "for",
+      "with",   "at",        "by",     "from",    "is",        "are",     "was",    "were",      "be",     "been",
+      "it",     "this",      "that",   "i",       "we",        "you",     "me",     "my",        "our",    "your",
+      "us",     "as",        "if",     "so",      "but",       "not",     "no",     "do",        "does",   "did",
+      "have",   "has",       "had",    "can",     "could",     "would",   "will",   "should",    "there",  "here",
+      "all",    "any",       "also",   "just",    "re",        "fw",      "fwd",    "hi",        "hello",  "dear",
+      "please", "pls",       "thanks", "thank",   "thx",       "regards", "kind",   "best",      "team",   "sir",
+      "madam",  "greetings", "good",   "morning", "afternoon", "evening", "cheers", "sincerely", "help",   "need",
+      "needed", "know",      "let",    "advise",  "kindly",    "via",     "since",  "after",     "before", "when",
+      "what",   "which",     "who",    "how",     "why"};
   return words;
 }
 

@@ -79,9 +79,10 @@ FeedbackStore::FeedbackStore(std::shared_ptr<RedisPool> pool, std::string key_pr
 
 Status FeedbackStore::remember(const std::string& tenant, const std::string& ticket_id, std::int64_t revision,
                                const AnswerRecord& answer) {
-  return replyStatus(pool_->command({"SET", prefix_ + "answer:" + tenant + ":" + ticket_id + ":" + std::to_string(revision),
-                            answer.toJson().dump(), "EX", std::to_string(retention_.count())}),
-            "feedback remember");
+  return replyStatus(
+      pool_->command({"SET", prefix_ + "answer:" + tenant + ":" + ticket_id + ":" + std::to_string(revision),
+                      answer.toJson().dump(), "EX", std::to_string(retention_.count())}),
+      "feedback remember");
 }
 
 Result<std::optional<AnswerRecord>> FeedbackStore::answer(const std::string& tenant, const std::string& ticket_id,
@@ -101,7 +102,8 @@ Result<bool> FeedbackStore::record(const Feedback& feedback, const FeedbackLabel
                            std::to_string(feedback.revision) + ":" + sha256Hex(toJson(feedback)).substr(0, 16);
   const std::string escalation = labels.escalation ? labels.escalation->toJson().dump() : "";
   const std::string category =
-      labels.category ? nlohmann::json{{"text", labels.category->text}, {"category", labels.category->category}}.dump() : "";
+      labels.category ? nlohmann::json{{"text", labels.category->text}, {"category", labels.category->category}}.dump()
+                      : "";
   auto reply = pool_->eval(recordScript(), {seen, prefix_ + "labels", prefix_ + "texts"},
                            {std::to_string(retention_.count()), escalation, category, std::to_string(kMaxLabels)});
   if (auto status = replyStatus(reply, "feedback record"); !status) return status.error();

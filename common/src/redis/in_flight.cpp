@@ -37,7 +37,8 @@ std::string InFlightRegistry::claimKey(const std::string& tenant, const std::str
 std::optional<std::string> InFlightRegistry::claim(const std::string& tenant, const std::string& text,
                                                    const std::string& ticket_id) {
   const std::string key = claimKey(tenant, text);
-  auto set = pool_->command({"SET", key, ticket_id, "NX", "PX", std::to_string(std::max<std::int64_t>(max_wait_.count(), 1))});
+  auto set =
+      pool_->command({"SET", key, ticket_id, "NX", "PX", std::to_string(std::max<std::int64_t>(max_wait_.count(), 1))});
   if (!set || !set->isNil()) return std::nullopt;  // claimed now (or Redis trouble: go on unclaimed)
   auto holder = pool_->command({"GET", key});
   if (!holder || holder->isNil() || holder->str == ticket_id) return std::nullopt;

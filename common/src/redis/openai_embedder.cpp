@@ -76,9 +76,8 @@ Result<std::vector<float>> OpenAiEmbedder::embed(std::string_view text) const {
   }
   if (response->status < 200 || response->status >= 300) {
     state_->breaker.onFailure();
-    return provider::errorForStatus(
-        response->status, who,
-        provider::parseResetHint(response->header("retry-after"), state_->clock.now()));
+    return provider::errorForStatus(response->status, who,
+                                    provider::parseResetHint(response->header("retry-after"), state_->clock.now()));
   }
   std::vector<float> vector;
   try {

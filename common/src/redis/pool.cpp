@@ -1,9 +1,9 @@
 #include "ticketflow/redis/pool.hpp"
 
+#include <algorithm>
+
 #include <Poco/DigestEngine.h>
 #include <Poco/SHA1Engine.h>
-
-#include <algorithm>
 
 namespace ticketflow::redis {
 

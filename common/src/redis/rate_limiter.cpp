@@ -83,8 +83,14 @@ redis.call('PEXPIRE', KEYS[1], recovery * 2 + math.max(b, 0))
 return math.floor(nf * 1000000)
 )lua";
 
-const RedisScript& acquireScript() { static const RedisScript s(kAcquireLua); return s; }
-const RedisScript& observeScript() { static const RedisScript s(kObserveLua); return s; }
+const RedisScript& acquireScript() {
+  static const RedisScript s(kAcquireLua);
+  return s;
+}
+const RedisScript& observeScript() {
+  static const RedisScript s(kObserveLua);
+  return s;
+}
 
 std::string newLeaseId() {
   static std::atomic<std::uint64_t> counter{0};
@@ -157,9 +163,9 @@ Status RateLimiter::observe(const ModelConfig& model, const ProviderHints& hints
                    (hints.limit_tokens && hints.remaining_tokens && *hints.limit_tokens > 0 &&
                     *hints.remaining_tokens * 10 < *hints.limit_tokens);
   if (!hints.rate_limited && !low && block_ms < 0) return {};
-  auto reply = pool_->eval(observeScript(), {keyFor(model, "adapt")},
-                           {hints.rate_limited ? "1" : "0", std::to_string(block_ms), low ? "1" : "0",
-                            std::to_string(kRecoveryMs)});
+  auto reply = pool_->eval(
+      observeScript(), {keyFor(model, "adapt")},
+      {hints.rate_limited ? "1" : "0", std::to_string(block_ms), low ? "1" : "0", std::to_string(kRecoveryMs)});
   if (!reply) return reply.error();
   if (reply->type == Reply::Type::kError) return Error::internal("rate limiter script: " + reply->str);
   return {};

@@ -17,7 +17,9 @@ ReservationLeases::~ReservationLeases() {
   thread_.join();
 }
 
-std::string ReservationLeases::newOwner() { return randomTraceId(); }
+std::string ReservationLeases::newOwner() {
+  return randomTraceId();
+}
 
 void ReservationLeases::hold(const std::string& ticket_id, int attempt, const std::string& owner) {
   std::lock_guard lock(mutex_);

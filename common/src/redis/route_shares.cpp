@@ -104,10 +104,12 @@ RouteShareStore::RouteShareStore(std::shared_ptr<RedisPool> pool, std::string ke
 
 Result<Enrolment> RouteShareStore::enroll(std::int64_t version, const std::string& ticket, int window,
                                           std::chrono::seconds stale_after) {
-  auto reply = pool_->eval(enrollScript(), {cohort_prefix_ + std::to_string(version), window_key_},
-                           {ticket, std::to_string(window), std::to_string(version), std::to_string(stale_after.count())});
+  auto reply =
+      pool_->eval(enrollScript(), {cohort_prefix_ + std::to_string(version), window_key_},
+                  {ticket, std::to_string(window), std::to_string(version), std::to_string(stale_after.count())});
   if (auto status = replyStatus(reply, "route cohort"); !status) return status.error();
-  if (reply->type != Reply::Type::kArray || reply->elements.empty()) return Error::internal("route cohort: unexpected reply");
+  if (reply->type != Reply::Type::kArray || reply->elements.empty())
+    return Error::internal("route cohort: unexpected reply");
   Enrolment e;
   e.measured = reply->elements[0].integer == 1;
   if (reply->elements.size() > 1) e.closed = windowFrom(reply->elements[1].elements);
@@ -117,7 +119,8 @@ Result<Enrolment> RouteShareStore::enroll(std::int64_t version, const std::strin
 Result<std::optional<classify::ShareWindow>> RouteShareStore::recordAnswer(const std::string& tier,
                                                                            const std::string& category, int window,
                                                                            std::int64_t version) {
-  auto reply = pool_->eval(recordScript(), {window_key_}, {tier, category, std::to_string(window), std::to_string(version)});
+  auto reply =
+      pool_->eval(recordScript(), {window_key_}, {tier, category, std::to_string(window), std::to_string(version)});
   if (auto status = replyStatus(reply, "route share count"); !status) return status.error();
   if (reply->type != Reply::Type::kArray) return std::optional<classify::ShareWindow>{};
   return std::optional<classify::ShareWindow>(windowFrom(reply->elements));
@@ -132,10 +135,14 @@ Result<std::optional<classify::RouteThresholds>> RouteShareStore::thresholds() {
     const std::string& field = reply->elements[i].str;
     const std::string& value = reply->elements[i + 1].str;
     try {
-      if (field == "version") t.version = std::stoll(value);
-      else if (field == "easy_below") t.easy_below = std::stod(value);
-      else if (field == "hard_from") t.hard_from = std::stod(value);
-      else if (field.rfind("easy_below|", 0) == 0) t.easy_below_by_category[field.substr(11)] = std::stod(value);
+      if (field == "version")
+        t.version = std::stoll(value);
+      else if (field == "easy_below")
+        t.easy_below = std::stod(value);
+      else if (field == "hard_from")
+        t.hard_from = std::stod(value);
+      else if (field.rfind("easy_below|", 0) == 0)
+        t.easy_below_by_category[field.substr(11)] = std::stod(value);
     } catch (const std::exception&) {
       return Error::internal("route thresholds: field '" + field + "' is not a number");
     }
@@ -144,8 +151,8 @@ Result<std::optional<classify::RouteThresholds>> RouteShareStore::thresholds() {
 }
 
 Result<bool> RouteShareStore::storeThresholds(const classify::RouteThresholds& next, std::int64_t expected_version) {
-  std::vector<std::string> args = {std::to_string(expected_version), "easy_below", number(next.easy_below),
-                                   "hard_from", number(next.hard_from)};
+  std::vector<std::string> args = {std::to_string(expected_version), "easy_below", number(next.easy_below), "hard_from",
+                                   number(next.hard_from)};
   for (const auto& [category, easy] : next.easy_below_by_category) {
     args.push_back("easy_below|" + category);
     args.push_back(number(easy));
@@ -180,7 +187,8 @@ RouteShareLoop::RouteShareLoop(const Config& config, std::shared_ptr<RedisPool> 
       refresh_(refresh),
       thresholds_(classify::RouteThresholds::configured(config.classifier.difficulty)) {
   if (metrics_)
-    for (const auto& [tier, share] : config_.routing.targets.shares) metrics_->route_share.with({tier, "target"}).set(share);
+    for (const auto& [tier, share] : config_.routing.targets.shares)
+      metrics_->route_share.with({tier, "target"}).set(share);
   publish(thresholds_);
 }
 
@@ -255,8 +263,10 @@ void RouteShareLoop::adjust(const classify::ShareWindow& window) {
       if (logger_) {
         nlohmann::json shares = nlohmann::json::object();
         for (const auto& [tier, target] : config_.routing.targets.shares) shares[tier] = window.shareOf(tier);
-        logger_->info("route_thresholds_moved", {{"version", next.version}, {"window_shares", shares},
-                                                 {"easy_below", next.easy_below}, {"hard_from", next.hard_from},
+        logger_->info("route_thresholds_moved", {{"version", next.version},
+                                                 {"window_shares", shares},
+                                                 {"easy_below", next.easy_below},
+                                                 {"hard_from", next.hard_from},
                                                  {"kept_easy_below", next.easy_below_by_category}});
       }
       std::lock_guard lock(mutex_);

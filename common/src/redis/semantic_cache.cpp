@@ -1,8 +1,8 @@
 #include "ticketflow/redis/semantic_cache.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -42,8 +42,10 @@ std::string hex64(std::uint64_t v, int digits = 16) {
 std::string keySafe(const std::string& s) {
   std::string out;
   for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '.' || c == '_' || c == '-') out.push_back(static_cast<char>(c));
-    else out.append(1, '%').append(hex64(c, 2));
+    if (std::isalnum(c) || c == '.' || c == '_' || c == '-')
+      out.push_back(static_cast<char>(c));
+    else
+      out.append(1, '%').append(hex64(c, 2));
   }
   return out;
 }
@@ -74,7 +76,8 @@ std::int64_t toInt(const Reply& r) {
 }
 
 Error unexpected(const Reply& r) {
-  return r.type == Reply::Type::kError ? Error::unavailable("Redis: " + r.str) : Error::internal("unexpected Redis reply");
+  return r.type == Reply::Type::kError ? Error::unavailable("Redis: " + r.str)
+                                       : Error::internal("unexpected Redis reply");
 }
 
 const std::vector<std::string> kEntryFields = {"a", "m", "r", "c", "s", "k", "t"};
@@ -120,7 +123,8 @@ std::shared_ptr<const Embedder> makeEmbedder(const Config& config) {
   const CacheConfig& cache = config.cache;
   if (cache.embedder == EmbedderKind::kHashing) return std::make_shared<HashingEmbedder>(cache.dimension);
   const ProviderConfig* provider = config.findProvider(cache.embedder_provider);
-  if (!provider) throw ConfigError(config.source, "/cache/embedder/provider", "no provider named '" + cache.embedder_provider + "'");
+  if (!provider)
+    throw ConfigError(config.source, "/cache/embedder/provider", "no provider named '" + cache.embedder_provider + "'");
   OpenAiEmbedderOptions options;
   options.provider_name = provider->name;
   options.url = http::joinUrl(provider->base_url, "/embeddings");
@@ -169,9 +173,13 @@ SemanticCache::Signature SemanticCache::signature(const std::vector<float>& v) c
   return s;
 }
 
-std::string SemanticCache::tenantPrefix(const std::string& tenant) const { return prefix_ + "t:" + keySafe(tenant) + ":"; }
+std::string SemanticCache::tenantPrefix(const std::string& tenant) const {
+  return prefix_ + "t:" + keySafe(tenant) + ":";
+}
 
-std::size_t SemanticCache::bandBytes() const { return static_cast<std::size_t>((config_.lsh_rows_per_band + 7) / 8); }
+std::size_t SemanticCache::bandBytes() const {
+  return static_cast<std::size_t>((config_.lsh_rows_per_band + 7) / 8);
+}
 
 std::string SemanticCache::bandKey(const std::string& tp, std::size_t band, std::uint64_t bits) const {
   // "l:" (lists); the earlier set-typed buckets were "b:" and are never read.
@@ -234,8 +242,10 @@ std::optional<CacheHit> SemanticCache::lookup(const std::string& tenant, const s
 
 void SemanticCache::insert(const std::string& tenant, const std::string& text, const CacheEntry& entry) {
   if (!config_.enabled) return;
-  if (store(tenant, text, entry)) ++inserts_;
-  else ++insert_skipped_;
+  if (store(tenant, text, entry))
+    ++inserts_;
+  else
+    ++insert_skipped_;
 }
 
 Result<CacheProbe> SemanticCache::probe(const std::string& tenant, const std::string& category, const std::string& text,
@@ -289,8 +299,9 @@ Result<CacheProbe> SemanticCache::probe(const std::string& tenant, const std::st
     i = j;
   }
   const std::size_t keep = std::min(kMaxCandidates, ranked.size());
-  std::partial_sort(ranked.begin(), ranked.begin() + static_cast<long>(keep), ranked.end(),
-                    [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+  std::partial_sort(
+      ranked.begin(), ranked.begin() + static_cast<long>(keep), ranked.end(),
+      [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
   ranked.resize(keep);
   if (ranked.empty()) return out;
   std::vector<std::string> fetch = {"MGET"};
@@ -346,9 +357,16 @@ Status SemanticCache::store(const std::string& tenant, const std::string& text, 
   for (std::uint64_t bits : sig.bits)
     for (std::size_t i = 0; i < width; ++i) bands.push_back(static_cast<char>((bits >> (8 * i)) & 0xff));
   std::vector<std::vector<std::string>> cmds;
-  cmds.push_back({"HSET", tp + "e:" + id, "a", entry.answer_json, "m", entry.model, "r", entry.tier, "c",
-                  std::to_string(entry.cost_micro_usd), "s", entry.source_ticket_id, "k", entry.category, "t",
-                  std::to_string(millis(created)), "g", bands, "x", exact_hash});
+  cmds.push_back({"HSET", tp + "e:" + id,
+                  "a",    entry.answer_json,
+                  "m",    entry.model,
+                  "r",    entry.tier,
+                  "c",    std::to_string(entry.cost_micro_usd),
+                  "s",    entry.source_ticket_id,
+                  "k",    entry.category,
+                  "t",    std::to_string(millis(created)),
+                  "g",    bands,
+                  "x",    exact_hash});
   cmds.push_back({"PEXPIRE", tp + "e:" + id, ttl_ms});
   cmds.push_back({"SET", tp + "v:" + id, encodeRerankRecord(millis(created), entry.category, *embedded), "PX", ttl_ms});
   cmds.push_back({"SET", tp + "x:" + exact_hash, id, "PX", ttl_ms});
@@ -369,8 +387,8 @@ Status SemanticCache::store(const std::string& tenant, const std::string& text, 
   static std::atomic<std::uint64_t> stores{0};
   if (stores.fetch_add(1) % kExpireEvery == kExpireEvery - 1) {
     const std::int64_t cutoff = millis(clock_.now()) - config_.ttl_s * 1000;
-    auto old = pool_->command({"ZRANGEBYSCORE", tp + "idx", "-inf", std::to_string(cutoff), "LIMIT", "0",
-                               std::to_string(kExpireBatch)});
+    auto old = pool_->command(
+        {"ZRANGEBYSCORE", tp + "idx", "-inf", std::to_string(cutoff), "LIMIT", "0", std::to_string(kExpireBatch)});
     if (old && !old->elements.empty()) {
       std::vector<std::string> ids;
       for (const auto& e : old->elements) ids.push_back(e.str);

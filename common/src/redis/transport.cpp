@@ -1,5 +1,11 @@
 #include "transport.hpp"
 
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -12,12 +18,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstdint>
-#include <cstring>
-#include <filesystem>
-#include <vector>
-
 #include "ticketflow/config/config.hpp"
 
 namespace ticketflow::redis {
@@ -25,7 +25,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string systemError(int error) { return std::strerror(error); }
+std::string systemError(int error) {
+  return std::strerror(error);
+}
 
 // The most recent OpenSSL error of this thread (its queue is emptied), 0 when there is none.
 unsigned long lastOpenSslError() {
@@ -42,7 +44,9 @@ std::string describe(unsigned long code, const std::string& fallback) {
   return text;
 }
 
-std::string openSslError(const std::string& fallback) { return describe(lastOpenSslError(), fallback); }
+std::string openSslError(const std::string& fallback) {
+  return describe(lastOpenSslError(), fallback);
+}
 
 // The server's alerts that say it refused our client certificate (or wanted one): a setting to
 // fix, not an outage to wait out.
@@ -89,7 +93,9 @@ int bioRead(BIO* bio, char* data, int length) {
   return static_cast<int>(n);
 }
 
-long bioControl(BIO*, int command, long, void*) { return command == BIO_CTRL_FLUSH ? 1 : 0; }
+long bioControl(BIO*, int command, long, void*) {
+  return command == BIO_CTRL_FLUSH ? 1 : 0;
+}
 
 int bioCreate(BIO* bio) {
   BIO_set_init(bio, 1);
@@ -139,7 +145,8 @@ Result<SslContextHandle> buildSslContext(const RedisTlsConfig& options) {
   if (options.cert_file.empty()) SSL_CTX_set_client_cert_cb(ctx.get(), noteCertificateRequest);
   if (!options.cert_file.empty()) {
     if (SSL_CTX_use_certificate_chain_file(ctx.get(), options.cert_file.c_str()) != 1)
-      return Error::invalidArgument(options.cert_file + ": not a readable PEM certificate (" + openSslError("unknown") + ")");
+      return Error::invalidArgument(options.cert_file + ": not a readable PEM certificate (" + openSslError("unknown") +
+                                    ")");
     if (SSL_CTX_use_PrivateKey_file(ctx.get(), options.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
       return Error::invalidArgument(options.key_file + ": not a readable PEM private key, or not the key of " +
                                     options.cert_file + " (" + openSslError("unknown") + ")");
@@ -168,7 +175,8 @@ Status waitFor(int fd, short events, std::chrono::milliseconds timeout, const st
   const auto deadline = Clock::now() + timeout;
   while (true) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    if (left.count() <= 0) return Error::timeout("Redis " + peer + ": no answer within " + std::to_string(timeout.count()) + " ms");
+    if (left.count() <= 0)
+      return Error::timeout("Redis " + peer + ": no answer within " + std::to_string(timeout.count()) + " ms");
     pollfd p{fd, events, 0};
     const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
     if (ready > 0) return {};  // readable, writable, or an error the next call reports
@@ -187,7 +195,9 @@ Result<std::shared_ptr<const TlsClientContext>> TlsClientContext::make(const Red
 
 TlsClientContext::TlsClientContext(RedisTlsConfig options, std::shared_ptr<SSL_CTX> ctx,
                                    std::vector<std::filesystem::file_time_type> stamps)
-    : options_(std::make_unique<const RedisTlsConfig>(std::move(options))), ctx_(std::move(ctx)), stamps_(std::move(stamps)) {}
+    : options_(std::make_unique<const RedisTlsConfig>(std::move(options))),
+      ctx_(std::move(ctx)),
+      stamps_(std::move(stamps)) {}
 
 TlsClientContext::~TlsClientContext() = default;
 
@@ -270,13 +280,13 @@ Status Transport::handshake(const TlsClientContext& tls, const std::string& host
   BIO* bio = socketBioMethod() ? BIO_new(socketBioMethod()) : nullptr;
   if (!bio) return Error::internal("Redis TLS to " + peer_ + ": " + openSslError("BIO_new"));
   BIO_set_data(bio, reinterpret_cast<void*>(static_cast<std::intptr_t>(fd_)));
-  SSL_set_bio(ssl_, bio, bio);  // the connection owns the BIO now
+  SSL_set_bio(ssl_, bio, bio);   // the connection owns the BIO now
   SSL_set_app_data(ssl_, this);  // for noteCertificateRequest
   const std::string& name = tls.nameFor(host);
-  const bool name_set = isIpLiteral(name)
-                            ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), name.c_str()) == 1
-                            // SNI carries names only (RFC 6066)
-                            : SSL_set_tlsext_host_name(ssl_, name.c_str()) == 1 && SSL_set1_host(ssl_, name.c_str()) == 1;
+  const bool name_set =
+      isIpLiteral(name) ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), name.c_str()) == 1
+                        // SNI carries names only (RFC 6066)
+                        : SSL_set_tlsext_host_name(ssl_, name.c_str()) == 1 && SSL_set1_host(ssl_, name.c_str()) == 1;
   if (!name_set) return Error::invalidArgument("Redis TLS: cannot check the server's name \"" + name + "\"");
   const auto deadline = Clock::now() + timeout;
   while (true) {
@@ -328,7 +338,8 @@ Status Transport::writeAll(std::string_view bytes) {
       }
       const int why = SSL_get_error(ssl_, n);
       if (why != SSL_ERROR_WANT_READ && why != SSL_ERROR_WANT_WRITE) return lostTls();
-      if (auto ready = waitFor(fd_, why == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, io_timeout_, peer_); !ready) return ready;
+      if (auto ready = waitFor(fd_, why == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, io_timeout_, peer_); !ready)
+        return ready;
       continue;
     }
     const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);

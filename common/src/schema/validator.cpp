@@ -1,7 +1,5 @@
 #include "ticketflow/schema/validator.hpp"
 
-#include "ticketflow/core/utf8.hpp"
-
 #include <cmath>
 #include <mutex>
 #include <regex>
@@ -11,6 +9,7 @@
 #include <unordered_map>
 
 #include "ticketflow/core/embedded.hpp"
+#include "ticketflow/core/utf8.hpp"
 
 namespace ticketflow::schema {
 namespace {
@@ -18,14 +17,51 @@ namespace {
 using nlohmann::json;
 
 const std::set<std::string>& supportedKeywords() {
-  static const std::set<std::string> k = {
-      "$schema", "$id", "$ref", "$defs", "$comment", "title", "description", "default", "examples",
-      "deprecated", "readOnly", "writeOnly", "type", "enum", "const", "properties",
-      "patternProperties", "additionalProperties", "required", "propertyNames", "minProperties",
-      "maxProperties", "dependentRequired", "items", "prefixItems", "minItems", "maxItems",
-      "uniqueItems", "contains", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-      "multipleOf", "minLength", "maxLength", "pattern", "format", "allOf", "anyOf", "oneOf", "not",
-      "if", "then", "else"};
+  static const std::set<std::string> k = {"$schema",
+                                          "$id",
+                                          "$ref",
+                                          "$defs",
+                                          "$comment",
+                                          "title",
+                                          "description",
+                                          "default",
+                                          "examples",
+                                          "deprecated",
+                                          "readOnly",
+                                          "writeOnly",
+                                          "type",
+                                          "enum",
+                                          "const",
+                                          "properties",
+                                          "patternProperties",
+                                          "additionalProperties",
+                                          "required",
+                                          "propertyNames",
+                                          "minProperties",
+                                          "maxProperties",
+                                          "dependentRequired",
+                                          "items",
+                                          "prefixItems",
+                                          "minItems",
+                                          "maxItems",
+                                          "uniqueItems",
+                                          "contains",
+                                          "minimum",
+                                          "maximum",
+                                          "exclusiveMinimum",
+                                          "exclusiveMaximum",
+                                          "multipleOf",
+                                          "minLength",
+                                          "maxLength",
+                                          "pattern",
+                                          "format",
+                                          "allOf",
+                                          "anyOf",
+                                          "oneOf",
+                                          "not",
+                                          "if",
+                                          "then",
+                                          "else"};
   return k;
 }
 
@@ -37,8 +73,8 @@ bool isSchemaList(const std::string& k) {
   return k == "allOf" || k == "anyOf" || k == "oneOf" || k == "prefixItems";
 }
 bool isSubschema(const std::string& k) {
-  return k == "additionalProperties" || k == "items" || k == "not" || k == "if" || k == "then" ||
-         k == "else" || k == "propertyNames" || k == "contains";
+  return k == "additionalProperties" || k == "items" || k == "not" || k == "if" || k == "then" || k == "else" ||
+         k == "propertyNames" || k == "contains";
 }
 
 void checkKeywords(const json& schema, const std::string& where) {
@@ -51,25 +87,33 @@ void checkKeywords(const json& schema, const std::string& where) {
     if (isSchemaMap(key)) {
       for (const auto& [name, sub] : value.items()) checkKeywords(sub, where + "/" + key + "/" + name);
     } else if (isSchemaList(key)) {
-      for (std::size_t i = 0; i < value.size(); ++i) checkKeywords(value[i], where + "/" + key + "/" + std::to_string(i));
+      for (std::size_t i = 0; i < value.size(); ++i)
+        checkKeywords(value[i], where + "/" + key + "/" + std::to_string(i));
     } else if (isSubschema(key)) {
       checkKeywords(value, where + "/" + key);
     }
   }
 }
 
-
 std::string typeName(const json& v) {
   switch (v.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return "boolean";
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return "boolean";
     case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return "integer";
-    case json::value_t::number_float: return "number";
-    case json::value_t::string: return "string";
-    case json::value_t::array: return "array";
-    case json::value_t::object: return "object";
-    default: return "unknown";
+    case json::value_t::number_unsigned:
+      return "integer";
+    case json::value_t::number_float:
+      return "number";
+    case json::value_t::string:
+      return "string";
+    case json::value_t::array:
+      return "array";
+    case json::value_t::object:
+      return "object";
+    default:
+      return "unknown";
   }
 }
 
@@ -110,7 +154,9 @@ bool isDigits(const std::string& s, std::size_t pos, std::size_t len) {
   return true;
 }
 
-int num(const std::string& s, std::size_t pos, std::size_t len) { return std::stoi(s.substr(pos, len)); }
+int num(const std::string& s, std::size_t pos, std::size_t len) {
+  return std::stoi(s.substr(pos, len));
+}
 
 bool validDate(const std::string& s) {
   if (s.size() != 10 || !isDigits(s, 0, 4) || s[4] != '-' || !isDigits(s, 5, 2) || s[7] != '-' || !isDigits(s, 8, 2))
@@ -162,7 +208,8 @@ bool validFormat(const std::string& format, const std::string& s) {
   if (format == "date-time") return validDateTime(s);
   if (format == "date") return validDate(s);
   if (format == "email") {
-    static const std::regex re(R"(^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$)");
+    static const std::regex re(
+        R"(^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$)");
     return regexMatches(s, re);
   }
   if (format == "uri") {
@@ -181,14 +228,19 @@ bool validFormat(const std::string& format, const std::string& s) {
 std::string escapePointerToken(const std::string& token) {
   std::string out;
   for (char c : token) {
-    if (c == '~') out += "~0";
-    else if (c == '/') out += "~1";
-    else out += c;
+    if (c == '~')
+      out += "~0";
+    else if (c == '/')
+      out += "~1";
+    else
+      out += c;
   }
   return out;
 }
 
-std::string ValidationError::describe() const { return path.empty() ? reason : path + ": " + reason; }
+std::string ValidationError::describe() const {
+  return path.empty() ? reason : path + ": " + reason;
+}
 
 std::string pointerToFieldPath(const std::string& pointer) {
   std::string out;
@@ -199,8 +251,10 @@ std::string pointerToFieldPath(const std::string& pointer) {
     for (std::size_t i; (i = token.find("~1")) != std::string::npos;) token.replace(i, 2, 1, '/');
     for (std::size_t i; (i = token.find("~0")) != std::string::npos;) token.replace(i, 2, 1, '~');
     const bool index = !token.empty() && token.find_first_not_of("0123456789") == std::string::npos;
-    if (index) out += "[" + token + "]";
-    else out += (out.empty() ? "" : ".") + token;
+    if (index)
+      out += "[" + token + "]";
+    else
+      out += (out.empty() ? "" : ".") + token;
     pos = next == std::string::npos ? pointer.size() : next;
   }
   return out;
@@ -242,15 +296,23 @@ unsigned typeBit(const std::string& t) {
 
 bool matchesTypes(const json& v, unsigned bits) {
   switch (v.type()) {
-    case json::value_t::null: return bits & kNull;
-    case json::value_t::boolean: return bits & kBoolean;
+    case json::value_t::null:
+      return bits & kNull;
+    case json::value_t::boolean:
+      return bits & kBoolean;
     case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return bits & (kInteger | kNumber);
-    case json::value_t::number_float: return (bits & kNumber) || ((bits & kInteger) && isInteger(v));
-    case json::value_t::string: return bits & kString;
-    case json::value_t::array: return bits & kArray;
-    case json::value_t::object: return bits & kObject;
-    default: return false;
+    case json::value_t::number_unsigned:
+      return bits & (kInteger | kNumber);
+    case json::value_t::number_float:
+      return (bits & kNumber) || ((bits & kInteger) && isInteger(v));
+    case json::value_t::string:
+      return bits & kString;
+    case json::value_t::array:
+      return bits & kArray;
+    case json::value_t::object:
+      return bits & kObject;
+    default:
+      return false;
   }
 }
 
@@ -307,7 +369,8 @@ struct SchemaRegistry::Impl {
       if (it == schemas.end()) {
         // Allow "ticket.schema.json" to match an $id ending in it.
         for (const auto& [key, value] : schemas) {
-          if (key.size() >= doc_part.size() && key.compare(key.size() - doc_part.size(), doc_part.size(), doc_part) == 0) {
+          if (key.size() >= doc_part.size() &&
+              key.compare(key.size() - doc_part.size(), doc_part.size(), doc_part) == 0) {
             it = schemas.find(key);
             break;
           }
@@ -485,7 +548,8 @@ struct SchemaRegistry::Impl {
       static const std::string kUndeclared = "*";
       const Path child = path.member(ctx.quote || declared ? key : kUndeclared);
       if (k.property_names && !valid(*k.property_names, key, root))
-        fail(ctx, ctx.quote ? child : path, ctx.quote ? "field name '" + key + "' is not allowed" : "a field name is not allowed");
+        fail(ctx, ctx.quote ? child : path,
+             ctx.quote ? "field name '" + key + "' is not allowed" : "a field name is not allowed");
       bool matched = false;
       if (declared) {
         matched = true;
@@ -499,10 +563,12 @@ struct SchemaRegistry::Impl {
       }
       if (!matched && k.additional) {
         if (k.additional->is_boolean() && !k.additional->get<bool>()) {
-          if (ctx.quote) fail(ctx, child, "unknown field '" + key + "'");
-          else fail(ctx, path, "unknown field (not in the schema)");
-        }
-        else check(*k.additional, value, child, root, ctx);
+          if (ctx.quote)
+            fail(ctx, child, "unknown field '" + key + "'");
+          else
+            fail(ctx, path, "unknown field (not in the schema)");
+        } else
+          check(*k.additional, value, child, root, ctx);
       }
     }
   }
@@ -515,12 +581,15 @@ struct SchemaRegistry::Impl {
     std::size_t prefix = 0;
     if (k.prefix_items) {
       prefix = k.prefix_items->size();
-      for (std::size_t i = 0; i < prefix && i < v.size(); ++i) check((*k.prefix_items)[i], v[i], path.item(i), root, ctx);
+      for (std::size_t i = 0; i < prefix && i < v.size(); ++i)
+        check((*k.prefix_items)[i], v[i], path.item(i), root, ctx);
     }
     if (k.items) {
       for (std::size_t i = prefix; i < v.size(); ++i) {
-        if (k.items->is_boolean() && !k.items->get<bool>()) fail(ctx, path.item(i), "no more items are allowed");
-        else check(*k.items, v[i], path.item(i), root, ctx);
+        if (k.items->is_boolean() && !k.items->get<bool>())
+          fail(ctx, path.item(i), "no more items are allowed");
+        else
+          check(*k.items, v[i], path.item(i), root, ctx);
       }
     }
     if (k.unique_items && k.unique_items->get<bool>()) {
@@ -557,7 +626,8 @@ struct SchemaRegistry::Impl {
     // Code points are at most bytes: the count is needed only near the bounds.
     if (k.min_length && utf8CodePointCount(s) < k.min_length->get<std::size_t>())
       fail(ctx, path, "must be at least " + k.min_length->dump() + " characters long");
-    if (k.max_length && s.size() > k.max_length->get<std::size_t>() && utf8CodePointCount(s) > k.max_length->get<std::size_t>()) {
+    if (k.max_length && s.size() > k.max_length->get<std::size_t>() &&
+        utf8CodePointCount(s) > k.max_length->get<std::size_t>()) {
       fail(ctx, path, "must be at most " + k.max_length->dump() + " characters long");
       return;  // a pattern or format error would only repeat it, at the cost of a regex over it
     }
@@ -588,7 +658,8 @@ struct SchemaRegistry::Impl {
     if (k.one_of) {
       int count = 0;
       for (const auto& sub : *k.one_of) count += valid(sub, v, root) ? 1 : 0;
-      if (count != 1) fail(ctx, path, count == 0 ? "matches none of the allowed forms" : "matches more than one allowed form");
+      if (count != 1)
+        fail(ctx, path, count == 0 ? "matches none of the allowed forms" : "matches more than one allowed form");
     }
     if (k.not_schema && valid(*k.not_schema, v, root)) fail(ctx, path, "matches a form that is not allowed");
     if (k.if_schema) {
@@ -611,7 +682,9 @@ void SchemaRegistry::add(const std::string& name, nlohmann::json schema) {
   impl_->recompile();  // refs into this schema from earlier ones resolve now
 }
 
-bool SchemaRegistry::has(const std::string& name) const { return impl_->schemas.count(name) > 0; }
+bool SchemaRegistry::has(const std::string& name) const {
+  return impl_->schemas.count(name) > 0;
+}
 
 std::vector<ValidationError> SchemaRegistry::validate(const std::string& name, const nlohmann::json& doc,
                                                       std::size_t max_errors, Disclosure disclosure) const {

@@ -1,14 +1,14 @@
 #include "ticketflow/stage/bench_support.hpp"
 
-#include <sys/resource.h>
-
-#include <librdkafka/rdkafka.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
 
 namespace ticketflow::stage {
 
@@ -44,10 +44,9 @@ Result<kafka::HandlePtr> makeProducer(const KafkaConfig& kafka, const std::strin
 rd_kafka_resp_err_t produceCopy(rd_kafka_t* rk, const std::string& topic, const void* key, std::size_t key_len,
                                 const void* value, std::size_t len) {
   while (true) {
-    const rd_kafka_resp_err_t err =
-        rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(key, key_len),
-                          RD_KAFKA_V_VALUE(const_cast<void*>(value), len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                          RD_KAFKA_V_END);
+    const rd_kafka_resp_err_t err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(key, key_len),
+                                                      RD_KAFKA_V_VALUE(const_cast<void*>(value), len),
+                                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) return err;
     rd_kafka_poll(rk, 5);
   }
@@ -81,7 +80,8 @@ Status produceFiller(const KafkaConfig& kafka, const std::string& topic, std::in
     rd_kafka_poll(rk, 0);
   }
   if (rd_kafka_flush(rk, 120000)) return Error::timeout("filler data not acknowledged within 120 s");
-  if (counters.failed.load()) return Error::unavailable(std::to_string(counters.failed.load()) + " filler messages failed");
+  if (counters.failed.load())
+    return Error::unavailable(std::to_string(counters.failed.load()) + " filler messages failed");
   return {};
 }
 
@@ -133,7 +133,8 @@ Result<RelayResult> runRawRelay(const KafkaConfig& kafka, const std::string& inp
     const rd_kafka_resp_err_t e = produceCopy(prk, output, msg->key, msg->key_len, msg->payload, msg->len);
     if (e) return Error::unavailable(std::string("relay produce: ") + rd_kafka_err2str(e));
     kafka::PartitionListPtr stored(rd_kafka_topic_partition_list_new(1));
-    rd_kafka_topic_partition_list_add(stored.get(), rd_kafka_topic_name(msg->rkt), msg->partition)->offset = msg->offset + 1;
+    rd_kafka_topic_partition_list_add(stored.get(), rd_kafka_topic_name(msg->rkt), msg->partition)->offset =
+        msg->offset + 1;
     rd_kafka_offsets_store(crk, stored.get());
     ++relayed;
   }
@@ -142,12 +143,18 @@ Result<RelayResult> runRawRelay(const KafkaConfig& kafka, const std::string& inp
   result.elapsed = std::chrono::steady_clock::now() - first;
   rd_kafka_commit(crk, nullptr, /*async=*/0);
   rd_kafka_consumer_close(crk);
-  if (result.messages < count) return Error::timeout("raw relay: only " + std::to_string(result.messages) + " of " + std::to_string(count) + " relayed in time");
+  if (result.messages < count)
+    return Error::timeout("raw relay: only " + std::to_string(result.messages) + " of " + std::to_string(count) +
+                          " relayed in time");
   return result;
 }
 
-std::size_t residentBytes() { return statusField("VmRSS"); }
-std::size_t peakResidentBytes() { return statusField("VmHWM"); }
+std::size_t residentBytes() {
+  return statusField("VmRSS");
+}
+std::size_t peakResidentBytes() {
+  return statusField("VmHWM");
+}
 
 double processCpuSeconds() {
   rusage usage{};

@@ -4,10 +4,6 @@
 // talk back to the poll thread only through the EventQueue, so the bookkeeping needs no locks.
 #include "ticketflow/stage/stage.hpp"
 
-#include "ticketflow/core/worker_pool.hpp"
-
-#include <librdkafka/rdkafka.h>
-
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -22,10 +18,13 @@
 #include <unordered_map>
 #include <utility>
 
+#include <librdkafka/rdkafka.h>
+
 #include "ticketflow/core/check.hpp"
 #include "ticketflow/core/crypto.hpp"
 #include "ticketflow/core/signals.hpp"
 #include "ticketflow/core/thread_name.hpp"
+#include "ticketflow/core/worker_pool.hpp"
 #include "ticketflow/domain/messages.hpp"
 #include "ticketflow/stage/offset_tracker.hpp"
 #include "ticketflow/stage/timer.hpp"
@@ -87,8 +86,9 @@ class EventQueue {
   rd_kafka_queue_t* wake_ = nullptr;
 };
 
-
-std::string errText(rd_kafka_resp_err_t err) { return rd_kafka_err2str(err); }
+std::string errText(rd_kafka_resp_err_t err) {
+  return rd_kafka_err2str(err);
+}
 
 // A produce the broker did not take. Most reasons are the broker being away or busy (an outage:
 // held until it takes messages again); a record it will never take (too large, invalid, not
@@ -99,7 +99,9 @@ Error produceError(const std::string& topic, rd_kafka_resp_err_t err) {
     case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
     case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
       // The same record is as large next time: no attempt can succeed (kafka.max_message_bytes).
-      return Error(ErrorCode::kInvalidArgument, text + " (over the message size limit: kafka.max_message_bytes, or the topic's max.message.bytes)", false, -1);
+      return Error(ErrorCode::kInvalidArgument,
+                   text + " (over the message size limit: kafka.max_message_bytes, or the topic's max.message.bytes)",
+                   false, -1);
     case RD_KAFKA_RESP_ERR_INVALID_MSG:
     case RD_KAFKA_RESP_ERR_INVALID_RECORD:
     case RD_KAFKA_RESP_ERR__INVALID_ARG:
@@ -160,13 +162,13 @@ struct Stage::Impl {
     std::uint64_t id = 0;
     TopicPartition tp;
     std::int64_t offset = 0;
-    std::string key;  // "" when the message has none: then it is not ordered against others
+    std::string key;                           // "" when the message has none: then it is not ordered against others
     std::shared_ptr<const Delivery> delivery;  // the current attempt's; shared with the handler
     std::string trace_id;
     int attempt = 0;
     int runs = 0;  // handler runs: attempts plus the re-runs of a held message
     ItemState state = ItemState::kQueued;
-    std::string outage;  // the cause it is held for (waiting or probing); "" when not held
+    std::string outage;                    // the cause it is held for (waiting or probing); "" when not held
     std::optional<SteadyTime> held_since;  // since it began meeting an outage, for stage.max_hold_s
     SteadyTime outage_since{};             // since its current hold, for the held-seconds total
     int outage_strikes = 0;                // held again while later runs of others went through
@@ -174,7 +176,7 @@ struct Stage::Impl {
     int outputs_pending = 0;
     std::optional<Error> produce_error;
     bool dead_lettering = false;
-    DeadLetter dead_letter;   // the DLQ record, kept for a re-produce
+    DeadLetter dead_letter;    // the DLQ record, kept for a re-produce
     int dead_letter_cuts = 0;  // times its payload was cut because the topic refused its size
     std::string error_class;
     std::function<void()> after_ack;  // the handler's hook, run once its outputs are acknowledged
@@ -194,7 +196,9 @@ struct Stage::Impl {
   };
 
   Impl(const KafkaConfig& kafka_config, StageOptions opts, Handler h)
-      : options(std::move(opts)), handler(std::move(h)), events(std::make_shared<EventQueue>()),
+      : options(std::move(opts)),
+        handler(std::move(h)),
+        events(std::make_shared<EventQueue>()),
         rng(std::random_device{}()) {
     if (options.input_topics.empty()) throw std::invalid_argument("stage " + options.name + ": no input topics");
     if (options.limits.max_in_flight < 1) throw std::invalid_argument("stage.max_in_flight must be at least 1");
@@ -243,8 +247,8 @@ struct Stage::Impl {
 
   void startProducerAndThreads(const KafkaConfig& kafka_config, const std::string& role) {
     char err[512];
-    kafka::Properties pp = kafka::clientProperties(kafka_config, role,
-                                                   {{"enable.idempotence", "true"}, {"acks", "all"}, {"linger.ms", "5"}});
+    kafka::Properties pp = kafka::clientProperties(
+        kafka_config, role, {{"enable.idempotence", "true"}, {"acks", "all"}, {"linger.ms", "5"}});
     for (const auto& [k, v] : options.producer_properties) pp[k] = v;
     kafka::ConfPtr pconf = kafka::makeConf(pp);
     if (auto it = pp.find("message.max.bytes"); it != pp.end()) max_message_bytes = std::stoll(it->second);
@@ -358,7 +362,9 @@ struct Stage::Impl {
       it->second.committed_metadata =
           o.metadata ? std::string(static_cast<const char*>(o.metadata), o.metadata_size) : std::string();
     }
-    if (failed) self->logLine("commit failed for " + std::to_string(failed) + " partition(s): " + errText(err ? err : offsets->elems[0].err) + "; retried at the next commit");
+    if (failed)
+      self->logLine("commit failed for " + std::to_string(failed) +
+                    " partition(s): " + errText(err ? err : offsets->elems[0].err) + "; retried at the next commit");
   }
 
   void logLine(const std::string& text) const {
@@ -375,7 +381,8 @@ struct Stage::Impl {
     // Committed offsets and metadata, so work finished beyond the committed offset is skipped.
     kafka::PartitionListPtr committed(rd_kafka_topic_partition_list_copy(parts));
     const rd_kafka_resp_err_t cerr = rd_kafka_committed(consumer.get(), committed.get(), 10000);
-    if (cerr) logLine("reading committed offsets failed (" + errText(cerr) + "); finished work beyond them will be redone");
+    if (cerr)
+      logLine("reading committed offsets failed (" + errText(cerr) + "); finished work beyond them will be redone");
     for (int i = 0; i < parts->cnt; ++i) {
       const auto& p = parts->elems[i];
       std::int64_t offset = -1;
@@ -514,13 +521,14 @@ struct Stage::Impl {
       logLine(where + ": no committed offset; starting at the log start");
     } else {
       std::int64_t low = -1, high = -1;
-      const rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(consumer.get(), topic.c_str(), partition,
-                                                                        &low, &high, 5000);
+      const rd_kafka_resp_err_t err =
+          rd_kafka_query_watermark_offsets(consumer.get(), topic.c_str(), partition, &low, &high, 5000);
       const std::int64_t lost = err || low < p.fetched_to ? -1 : low - p.fetched_to;
       ++stats.offsets_gone;
       if (lost > 0) stats.records_lost += lost;
       logLine(where + ": offset " + std::to_string(p.fetched_to) + " is no longer in the log (retention or the " +
-              "broker's size limit removed it): " + (lost >= 0 ? std::to_string(lost) : std::string("an unknown number of")) +
+              "broker's size limit removed it): " +
+              (lost >= 0 ? std::to_string(lost) : std::string("an unknown number of")) +
               " records were never processed; going on from the log start" +
               (err ? "" : " (" + std::to_string(low) + ")"));
     }
@@ -614,8 +622,10 @@ struct Stage::Impl {
         c.fail(Error::internal(std::string("handler threw: ") + e.what()));
       }
     };
-    if (options.handler_hands_off) run();
-    else workers->submit(std::move(run));
+    if (options.handler_hands_off)
+      run();
+    else
+      workers->submit(std::move(run));
   }
 
   void processEvents() {
@@ -677,7 +687,8 @@ struct Stage::Impl {
     item.state = ItemState::kRetryWait;
     const std::uint64_t id = item.id;
     auto queue = events;
-    const auto hint = std::min(at_least, std::chrono::milliseconds(std::max(options.limits.retry_backoff_max_ms, 60'000)));
+    const auto hint =
+        std::min(at_least, std::chrono::milliseconds(std::max(options.limits.retry_backoff_max_ms, 60'000)));
     timers->schedule(std::max(backoff(item.attempt), hint), [queue, id] {
       Event e;
       e.kind = EventKind::kRetryDue;
@@ -729,8 +740,8 @@ struct Stage::Impl {
 
   struct OutageHold {
     SteadyTime since;
-    std::optional<std::uint64_t> probe;   // the held message that runs again to test the cause
-    std::deque<std::uint64_t> waiting;    // the others, in the order they were held
+    std::optional<std::uint64_t> probe;  // the held message that runs again to test the cause
+    std::deque<std::uint64_t> waiting;   // the others, in the order they were held
     std::chrono::milliseconds backoff{0};
     std::string last_error;
     std::int64_t probes = 0;
@@ -746,7 +757,8 @@ struct Stage::Impl {
     if (!item.held_since) item.held_since = now;
     if (const auto max = maxHold(cause); max.count() > 0 && now - *item.held_since >= max) {
       Error e = error;
-      e.message = "held " + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - *item.held_since).count()) +
+      e.message = "held " +
+                  std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - *item.held_since).count()) +
                   " s for " + cause + " (stage.max_hold_s." + cause + "): " + error.message;
       ++outage_totals[cause].dead_lettered;
       return giveUpHold(item, e);
@@ -770,8 +782,8 @@ struct Stage::Impl {
     OutageHold& hold = hit->second;
     if (fresh) {
       hold.since = now;
-      hold.backoff = std::min(std::chrono::milliseconds(std::max(options.limits.retry_backoff_initial_ms, 50)),
-                              probeBackoffMax());
+      hold.backoff =
+          std::min(std::chrono::milliseconds(std::max(options.limits.retry_backoff_initial_ms, 50)), probeBackoffMax());
       ++outage_totals[cause].outages;
       logLine("holding messages: " + cause + " unavailable (" + error.message.substr(0, 300) +
               "); their partitions pause until it is back");
@@ -942,13 +954,12 @@ struct Stage::Impl {
         for (const auto& h : out.headers)
           rd_kafka_header_add(hdrs, h.name.data(), static_cast<ssize_t>(h.name.size()), h.value.data(),
                               static_cast<ssize_t>(h.value.size()));
-        err = rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC(out.topic.c_str()),
-                                RD_KAFKA_V_PARTITION(out.partition.value_or(RD_KAFKA_PARTITION_UA)),
-                                RD_KAFKA_V_KEY(key.data(), key.size()),
-                                RD_KAFKA_V_VALUE(out.value.data(), out.value.size()),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
-                                RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(static_cast<std::uintptr_t>(item.id))),
-                                RD_KAFKA_V_END);
+        err = rd_kafka_producev(
+            producer.get(), RD_KAFKA_V_TOPIC(out.topic.c_str()),
+            RD_KAFKA_V_PARTITION(out.partition.value_or(RD_KAFKA_PARTITION_UA)), RD_KAFKA_V_KEY(key.data(), key.size()),
+            RD_KAFKA_V_VALUE(out.value.data(), out.value.size()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(static_cast<std::uintptr_t>(item.id))),
+            RD_KAFKA_V_END);
         if (!err) break;
         rd_kafka_headers_destroy(hdrs);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
@@ -1103,7 +1114,8 @@ struct Stage::Impl {
   // Handles events until `done()` or the drain deadline (stage.drain_deadline_ms).
   template <typename Done>
   void drain(Done done) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options.limits.drain_deadline_ms);
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(options.limits.drain_deadline_ms);
     while (!done() && std::chrono::steady_clock::now() < deadline) {
       events->waitFor(std::chrono::milliseconds(20));
       processEvents();
@@ -1264,7 +1276,9 @@ struct Stage::Impl {
 
   // ---- offsets ----------------------------------------------------------------------------
 
-  std::chrono::milliseconds commitInterval() const { return std::chrono::milliseconds(options.limits.commit_interval_ms); }
+  std::chrono::milliseconds commitInterval() const {
+    return std::chrono::milliseconds(options.limits.commit_interval_ms);
+  }
 
   void maybeCommit() {
     const auto now = std::chrono::steady_clock::now();
@@ -1402,9 +1416,9 @@ struct Stage::Impl {
   SteadyTime next_drained_wake_at{};
 
   std::map<TopicPartition, Partition> partitions;
-  std::map<std::string, OutageHold> outages;        // by cause, while messages are held for it
+  std::map<std::string, OutageHold> outages;         // by cause, while messages are held for it
   std::map<std::string, OutageStats> outage_totals;  // by cause, since start
-  SteadyTime last_success_run_began{};  // the latest start of a run that went through
+  SteadyTime last_success_run_began{};               // the latest start of a run that went through
   SteadyTime next_hold_check_at{};
   std::unordered_map<std::uint64_t, std::unique_ptr<Item>> items;
   std::unordered_map<std::string, std::deque<std::uint64_t>> key_queues;
@@ -1424,7 +1438,9 @@ Stage::Stage(const KafkaConfig& kafka, StageOptions options, Handler handler)
 
 Stage::~Stage() = default;
 
-Status Stage::run() { return impl_->run(); }
+Status Stage::run() {
+  return impl_->run();
+}
 
 void Stage::requestStop() {
   impl_->stop_requested = true;

@@ -17,8 +17,8 @@
 
 #include <cstdint>
 #include <functional>
-#include <string>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -31,9 +31,9 @@ namespace ticketflow::classify {
 constexpr std::uint32_t kCategoryModelFormatVersion = 1;
 
 struct Prediction {
-  int label = -1;                    // index into CategoryModel::labels()
-  std::string category;              // the label's name
-  double confidence = 0.0;           // calibrated probability of `category`
+  int label = -1;                     // index into CategoryModel::labels()
+  std::string category;               // the label's name
+  double confidence = 0.0;            // calibrated probability of `category`
   std::vector<double> probabilities;  // calibrated, one per label, summing to 1
 };
 
@@ -48,8 +48,8 @@ struct Explanation {
 };
 
 // Training choices (CLI flags and the model's training summary carry their names).
-enum class StopOn { kLoss, kAccuracy };                // validation log-loss, or accuracy
-enum class ClassWeight { kNone, kBalanced, kSqrt };    // sqrt: the square root of balanced
+enum class StopOn { kLoss, kAccuracy };                    // validation log-loss, or accuracy
+enum class ClassWeight { kNone, kBalanced, kSqrt };        // sqrt: the square root of balanced
 enum class TrainingLoss { kLog, kHinge, kModifiedHuber };  // multinomial log, or one-vs-rest
 const char* nameOf(StopOn v);
 const char* nameOf(ClassWeight v);
@@ -61,22 +61,22 @@ std::optional<TrainingLoss> parseTrainingLoss(std::string_view name);
 struct TrainOptions {
   FeatureSettings features;
   int max_epochs = 16;
-  int patience = 3;               // stop after this many epochs without a better validation score
+  int patience = 3;                // stop after this many epochs without a better validation score
   StopOn stop_on = StopOn::kLoss;  // early-stopping criterion
-  double l2 = 1e-6;               // L2 strength (per step, on the features an example touches)
-  double eta0 = 1.0;              // initial learning rate; decays as eta0 / (1 + eta0 * l2 * t)
-  bool average = true;            // averaged SGD: the model is the mean of the iterates
+  double l2 = 1e-6;                // L2 strength (per step, on the features an example touches)
+  double eta0 = 1.0;               // initial learning rate; decays as eta0 / (1 + eta0 * l2 * t)
+  bool average = true;             // averaged SGD: the model is the mean of the iterates
   ClassWeight class_weight = ClassWeight::kSqrt;
-  double validation_fraction = 0.1;   // stratified slice of the training data
-  bool refit = false;             // after choosing the epoch count, retrain on all the data
-  int quant_bits = 8;             // 8 or 16
+  double validation_fraction = 0.1;  // stratified slice of the training data
+  bool refit = false;                // after choosing the epoch count, retrain on all the data
+  int quant_bits = 8;                // 8 or 16
   TrainingLoss loss = TrainingLoss::kLog;
-  bool nb_scaling = false;        // scale features by NB log-count ratios (NB-SVM style)
-  double nb_alpha = 1.0;          // NB smoothing
-  double nb_power = 1.0;          // ratios are |log ratio|^power
+  bool nb_scaling = false;  // scale features by NB log-count ratios (NB-SVM style)
+  double nb_alpha = 1.0;    // NB smoothing
+  double nb_power = 1.0;    // ratios are |log ratio|^power
   std::uint64_t seed = 20261122;
-  int ensemble = 1;               // members trained with different shuffles, averaged into one model
-  int threads = 2;                // members trained in parallel
+  int ensemble = 1;  // members trained with different shuffles, averaged into one model
+  int threads = 2;   // members trained in parallel
 };
 
 struct TrainReport {
@@ -146,7 +146,7 @@ struct EvalMetrics {
   double macro_f1 = 0;
   std::vector<ClassMetrics> per_class;
   std::vector<std::vector<std::size_t>> confusion;  // [true][predicted]
-  double expected_calibration_error = 0;             // 10 equal-width confidence bins
+  double expected_calibration_error = 0;            // 10 equal-width confidence bins
 };
 EvalMetrics computeMetrics(const std::vector<int>& truth, const std::vector<int>& predicted,
                            const std::vector<double>& confidence, std::size_t classes);

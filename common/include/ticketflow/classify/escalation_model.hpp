@@ -43,9 +43,16 @@ struct AnswerFeatures {
 };
 
 // The model's inputs, in file order: a bias and then transforms of AnswerFeatures.
-inline constexpr std::array<std::string_view, 10> kEscalationFeatureNames = {
-    "bias",          "stated_confidence", "category_agrees", "classifier_confidence", "classifier_prob_of_answer",
-    "agrees_x_confidence", "repaired",   "needs_human",     "steps",                 "difficulty_score"};
+inline constexpr std::array<std::string_view, 10> kEscalationFeatureNames = {"bias",
+                                                                             "stated_confidence",
+                                                                             "category_agrees",
+                                                                             "classifier_confidence",
+                                                                             "classifier_prob_of_answer",
+                                                                             "agrees_x_confidence",
+                                                                             "repaired",
+                                                                             "needs_human",
+                                                                             "steps",
+                                                                             "difficulty_score"};
 std::vector<double> escalationInputs(const AnswerFeatures& f);
 
 // A tier's answer and whether the reference tier agreed with it: one training example.
@@ -61,8 +68,8 @@ struct AgreementLabel {
 };
 
 struct EscalationTrainOptions {
-  double l2 = 1e-3;           // on every weight but the bias
-  int iterations = 50;        // Newton steps (IRLS); stops earlier once the change is tiny
+  double l2 = 1e-3;             // on every weight but the bias
+  int iterations = 50;          // Newton steps (IRLS); stops earlier once the change is tiny
   int min_tier_examples = 200;  // fewer: the tier uses the pooled weights
 };
 

@@ -42,20 +42,20 @@ inline std::uint64_t mix64(std::uint64_t k) {
 }
 
 struct FeatureSettings {
-  int dim_bits = 18;          // hashed feature space has 2^dim_bits slots
-  int word_ngram_max = 2;     // 1: unigrams, 2: unigrams + bigrams
+  int dim_bits = 18;       // hashed feature space has 2^dim_bits slots
+  int word_ngram_max = 2;  // 1: unigrams, 2: unigrams + bigrams
   // Character n-grams inside word boundaries (padded " word "). They count every occurrence
   // (no sublinear TF) and the block is scaled by char_weight / sqrt(occurrences), which is L2
   // normalisation when no n-gram repeats; that keeps prediction free of a per-n-gram table.
   int char_ngram_min = 2;
-  int char_ngram_max = 7;     // 0 disables character n-grams
-  int lead_words = 0;         // the first N tokens (the e-mail subject, usually) also count as
-                              // position-tagged features "s:word"; 0 disables
-  int skip_window = 0;        // word pairs up to this many tokens apart (beyond bigrams); 0: off
-  double word_weight = 1.0;   // each block is L2-normalised, then scaled by its weight
+  int char_ngram_max = 7;    // 0 disables character n-grams
+  int lead_words = 0;        // the first N tokens (the e-mail subject, usually) also count as
+                             // position-tagged features "s:word"; 0 disables
+  int skip_window = 0;       // word pairs up to this many tokens apart (beyond bigrams); 0: off
+  double word_weight = 1.0;  // each block is L2-normalised, then scaled by its weight
   double char_weight = 0.6;
-  bool sublinear_tf = true;   // word features: 1 + ln(tf) instead of tf
-  bool idf = false;           // multiply by inverse document frequency (learned at training time)
+  bool sublinear_tf = true;  // word features: 1 + ln(tf) instead of tf
+  bool idf = false;          // multiply by inverse document frequency (learned at training time)
 
   std::uint32_t dimension() const { return 1u << dim_bits; }
 };

@@ -18,9 +18,9 @@ struct OptionSpec {
 };
 
 struct CommandSpec {
-  std::string name;                 // "broker", "config check"
-  std::string summary = "";         // one line
-  std::string positionals = "";     // usage text for positionals, e.g. "FILE"
+  std::string name;              // "broker", "config check"
+  std::string summary = "";      // one line
+  std::string positionals = "";  // usage text for positionals, e.g. "FILE"
   std::size_t min_positionals = 0;
   std::size_t max_positionals = 0;
   std::vector<OptionSpec> options = {};

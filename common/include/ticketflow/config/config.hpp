@@ -164,7 +164,7 @@ struct DifficultyConfig {
 
 struct ClassifierConfig {
   std::string category_model = "models/category.tfmodel";  // relative to the config's folder
-  std::string escalation_model;  // the escalation verifier's file; empty: the built-in one
+  std::string escalation_model;                            // the escalation verifier's file; empty: the built-in one
   DifficultyConfig difficulty;
 };
 
@@ -172,9 +172,9 @@ struct ClassifierConfig {
 // difficulty thresholds move online to hold them (redis/route_shares.hpp, docs/routing-targets.md).
 struct RoutingTargetsConfig {
   std::map<std::string, double> shares;  // tier -> share of final answers; empty: off
-  double tolerance = 0.02;  // a window's share this close to its target moves nothing
-  int window = 200;         // final answers per adjustment
-  double gain = 0.25;       // threshold moved per unit of share error
+  double tolerance = 0.02;               // a window's share this close to its target moves nothing
+  int window = 200;                      // final answers per adjustment
+  double gain = 0.25;                    // threshold moved per unit of share error
   bool enabled() const { return !shares.empty(); }
   double shareOf(const std::string& tier) const {
     auto it = shares.find(tier);
@@ -198,9 +198,9 @@ inline constexpr const char* kShadowTier = "shadow";
 // Shadow evaluation: a sample of the answers of tiers below the reference tier is answered again
 // by the reference tier, charged to the tier bucket "shadow", and compared (docs/shadow.md).
 struct ShadowConfig {
-  double sample = 0.0;  // share of each tier's answers sampled; 0: off
+  double sample = 0.0;                               // share of each tier's answers sampled; 0: off
   std::map<std::string, double> sample_by_category;  // category -> share, instead of `sample`
-  std::string reference_tier;  // empty: the last tier
+  std::string reference_tier;                        // empty: the last tier
   // A tier whose measured agreement in a category is surely below this (the 95% upper bound, over
   // at least min_comparisons comparisons) passes that category's tickets up; 0: off.
   double quality_floor = 0.0;
@@ -257,8 +257,8 @@ struct CacheConfig {
   std::int64_t coalesce_wait_ms = 20000;
   EmbedderKind embedder = EmbedderKind::kHashing;
   int dimension = 512;
-  std::string embedder_provider;  // kOpenAi
-  std::string embedder_model;     // kOpenAi
+  std::string embedder_provider;         // kOpenAi
+  std::string embedder_model;            // kOpenAi
   bool embedder_send_dimensions = true;  // kOpenAi: ask the endpoint for `dimension` dimensions
   int lsh_bands = 20;
   int lsh_rows_per_band = 14;
@@ -276,7 +276,7 @@ struct SinkConfig {
   std::string url;         // webhook: the endpoint; jira / servicenow: the site or instance URL
   std::string username;    // jira: the account e-mail; servicenow: the user
   std::string secret_env;  // webhook: HMAC key; jira: API token; servicenow: password (a variable's name)
-  std::string label_prefix = "ticketflow-";                // jira labels
+  std::string label_prefix = "ticketflow-";              // jira labels
   std::map<std::string, std::string> assignment_groups;  // servicenow: category -> group
   std::map<std::string, std::string> headers;            // webhook: extra request headers
   int timeout_ms = 10000;

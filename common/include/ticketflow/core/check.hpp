@@ -5,7 +5,7 @@ namespace ticketflow::detail {
 [[noreturn]] void checkFailed(const char* expr, const char* file, int line, const char* msg);
 }  // namespace ticketflow::detail
 
-#define TF_CHECK(cond, msg)                                                \
-  do {                                                                     \
+#define TF_CHECK(cond, msg)                                                           \
+  do {                                                                                \
     if (!(cond)) ::ticketflow::detail::checkFailed(#cond, __FILE__, __LINE__, (msg)); \
   } while (false)

@@ -33,7 +33,8 @@ T fieldAs(const nlohmann::json& value, const char* key) {
     if (value.is_number_integer()) {
       const auto n = value.get<std::int64_t>();
       if constexpr (std::is_signed_v<T>) {
-        if (n < static_cast<std::int64_t>(Limits::min()) || n > static_cast<std::int64_t>(Limits::max())) throw outOfRange();
+        if (n < static_cast<std::int64_t>(Limits::min()) || n > static_cast<std::int64_t>(Limits::max()))
+          throw outOfRange();
       } else {
         if (n < 0 || static_cast<std::uint64_t>(n) > static_cast<std::uint64_t>(Limits::max())) throw outOfRange();
       }

@@ -33,8 +33,7 @@ class JsonWriter {
   JsonWriter& value(bool b);
   JsonWriter& value(double d);
   template <std::integral T>
-    requires(!std::same_as<T, bool>)
-  JsonWriter& value(T n) {
+  requires(!std::same_as<T, bool>) JsonWriter& value(T n) {
     separate();
     char buf[24];
     const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);  // 24 digits hold any 64-bit integer

@@ -15,9 +15,9 @@ enum class ErrorCode {
   kMalformed,        // bytes are not the expected format (not JSON, bad UTF-8, ...)
   kSchemaViolation,  // well-formed but breaks the contract in schemas/
   kNotFound,
-  kUnavailable,      // dependency down or unreachable; retriable
-  kTimeout,          // retriable
-  kRateLimited,      // retriable after a wait
+  kUnavailable,  // dependency down or unreachable; retriable
+  kTimeout,      // retriable
+  kRateLimited,  // retriable after a wait
   kBudgetExhausted,
   kIo,
   kInternal,
@@ -61,7 +61,7 @@ struct Error {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : state_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : state_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
   Result(Error error) : state_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return state_.index() == 0; }

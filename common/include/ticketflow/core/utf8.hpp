@@ -42,7 +42,9 @@ inline std::size_t decodeUtf8(std::string_view text, std::size_t i, char32_t& cp
   return len;
 }
 
-inline bool isUtf8Continuation(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
+inline bool isUtf8Continuation(char c) {
+  return (static_cast<unsigned char>(c) & 0xC0) == 0x80;
+}
 
 // Characters (code points) of UTF-8 text: the bytes that do not continue a sequence.
 inline std::size_t utf8CodePointCount(std::string_view s) {

@@ -103,7 +103,7 @@ struct RoutedTicket {
   std::string rule;
   int escalations = 0;
   BudgetState budget_state = BudgetState::kOk;
-  MicroUsd spent_micro_usd = 0;     // spent on this ticket by the tiers it passed before this one
+  MicroUsd spent_micro_usd = 0;  // spent on this ticket by the tiers it passed before this one
   // Tiers the ticket was at before this one (escalations and budget downgrades): the tier's
   // ledger ids carry it, so a second visit to a tier is charged as the new requests it sends.
   int tier_visits = 0;

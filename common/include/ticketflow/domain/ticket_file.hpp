@@ -22,7 +22,7 @@
 namespace ticketflow {
 
 struct TicketRecord {
-  std::size_t line = 0;  // 1-based line (CSV: the row's first line)
+  std::size_t line = 0;   // 1-based line (CSV: the row's first line)
   nlohmann::json fields;  // an object; null when a JSON line is not an object (raw says what it was)
   std::string raw;        // JSON Lines: the line as written
 };

@@ -13,8 +13,8 @@ namespace ticketflow::http {
 
 struct HttpRequest {
   std::string method;
-  std::string path;    // without the query string
-  std::string query;   // after '?', may be empty
+  std::string path;                            // without the query string
+  std::string query;                           // after '?', may be empty
   std::map<std::string, std::string> headers;  // names lower-cased
   std::string body;
 

@@ -27,10 +27,18 @@ class Logger {
 
   bool enabled(LogLevel level) const { return level >= level_; }
   void log(LogLevel level, std::string_view event, const nlohmann::json& fields = nlohmann::json::object());
-  void debug(std::string_view event, const nlohmann::json& fields = nlohmann::json::object()) { log(LogLevel::kDebug, event, fields); }
-  void info(std::string_view event, const nlohmann::json& fields = nlohmann::json::object()) { log(LogLevel::kInfo, event, fields); }
-  void warn(std::string_view event, const nlohmann::json& fields = nlohmann::json::object()) { log(LogLevel::kWarn, event, fields); }
-  void error(std::string_view event, const nlohmann::json& fields = nlohmann::json::object()) { log(LogLevel::kError, event, fields); }
+  void debug(std::string_view event, const nlohmann::json& fields = nlohmann::json::object()) {
+    log(LogLevel::kDebug, event, fields);
+  }
+  void info(std::string_view event, const nlohmann::json& fields = nlohmann::json::object()) {
+    log(LogLevel::kInfo, event, fields);
+  }
+  void warn(std::string_view event, const nlohmann::json& fields = nlohmann::json::object()) {
+    log(LogLevel::kWarn, event, fields);
+  }
+  void error(std::string_view event, const nlohmann::json& fields = nlohmann::json::object()) {
+    log(LogLevel::kError, event, fields);
+  }
 
  private:
   std::string role_;

@@ -26,7 +26,7 @@ struct ChatTurn {
 
 struct ModelRequest {
   std::string system_prompt;
-  std::string user_content;  // the ticket, inside its delimited block (see prompt.hpp)
+  std::string user_content;         // the ticket, inside its delimited block (see prompt.hpp)
   std::vector<ChatTurn> follow_up;  // e.g. the model's unusable reply and our repair request
   int max_output_tokens = 1024;
   std::optional<double> temperature;  // provider default when unset

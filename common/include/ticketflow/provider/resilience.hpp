@@ -31,11 +31,11 @@ const char* breakerStateName(BreakerState s);
 // `failure_rate` of the calls made: a few transient errors among hundreds of calls a second do
 // not cut a healthy provider off, a provider that fails most calls is.
 struct BreakerPolicy {
-  int failure_threshold = 5;                 // failures within `window` that can open the breaker
+  int failure_threshold = 5;  // failures within `window` that can open the breaker
   std::chrono::milliseconds window{30000};
   std::chrono::milliseconds open_for{15000};  // then one probe is let through (half-open)
   int half_open_probes = 1;
-  double failure_rate = 0.5;                 // share of the window's calls that must have failed
+  double failure_rate = 0.5;  // share of the window's calls that must have failed
 };
 
 // Thread-safe. allow() before each call; then record the outcome with onSuccess()/onFailure().

@@ -71,8 +71,8 @@ enum class ReservationState {
 };
 
 struct ReserveResult {
-  bool reserved = false;         // reserved for this request (now, or open from a run cut short)
-  bool replayed = false;         // the id was used before: settled (replay it) or still reserved
+  bool reserved = false;  // reserved for this request (now, or open from a run cut short)
+  bool replayed = false;  // the id was used before: settled (replay it) or still reserved
   ReservationState state = ReservationState::kRefused;
   MicroUsd amount = 0;           // reserved amount (of the first reserve when replayed)
   std::string exhausted_bucket;  // e.g. "tier:frontier:day:2026-11-22" when !reserved
@@ -100,9 +100,9 @@ struct SettleResult {
 
 // One line of `budget show`.
 struct BucketSpend {
-  std::string scope;    // global, tenant or tier
-  std::string name;     // tenant or tier name; "" for global
-  std::string period;   // day or month
+  std::string scope;      // global, tenant or tier
+  std::string name;       // tenant or tier name; "" for global
+  std::string period;     // day or month
   std::string period_id;  // 2026-11-22 or 2026-11
   MicroUsd settled = 0;
   MicroUsd reserved = 0;
@@ -181,16 +181,16 @@ class BudgetLedger {
   };
   Result<PreparedReserve> prepareReserve(const BudgetRequest& request) const;
   Result<ReserveResult> decodeReserve(const Reply& reply, const PreparedReserve& prepared) const;
-  RedisCall settleCall(const std::string& ticket_id, int attempt, MicroUsd actual_micro_usd,
-                       std::string reply = {}, const std::string& owner = {}) const;
+  RedisCall settleCall(const std::string& ticket_id, int attempt, MicroUsd actual_micro_usd, std::string reply = {},
+                       const std::string& owner = {}) const;
   static Result<SettleResult> decodeSettle(const Reply& reply, const std::string& ticket_id, int attempt);
   RedisCall releaseCall(const std::string& ticket_id, int attempt, const std::string& owner = {}) const;
 
  private:
   struct Bucket {
-    std::string key;     // spend hash
-    std::string field;   // cap field: scope:name:period
-    std::string label;   // scope:name:period:period_id
+    std::string key;    // spend hash
+    std::string field;  // cap field: scope:name:period
+    std::string label;  // scope:name:period:period_id
     std::optional<MicroUsd> configured_cap;
     std::int64_t ttl_s = 0;
   };

@@ -17,9 +17,9 @@
 namespace ticketflow::redis {
 
 struct EmbeddedRedisTls {
-  std::string cert_file;   // the server's certificate and key (PEM)
+  std::string cert_file;  // the server's certificate and key (PEM)
   std::string key_file;
-  std::string ca_file;     // the CA that signs clients' certificates, and the one the probe trusts
+  std::string ca_file;  // the CA that signs clients' certificates, and the one the probe trusts
   bool require_client_certificate = false;
 };
 
@@ -40,7 +40,9 @@ class EmbeddedRedisServer {
   EmbeddedRedisServer& operator=(const EmbeddedRedisServer&) = delete;
 
   int port() const { return port_; }
-  std::string url() const { return (options_.tls ? "rediss://127.0.0.1:" : "redis://127.0.0.1:") + std::to_string(port_) + "/0"; }
+  std::string url() const {
+    return (options_.tls ? "rediss://127.0.0.1:" : "redis://127.0.0.1:") + std::to_string(port_) + "/0";
+  }
   // Stops the server (SIGKILL when `crash`), keeping the port for restart().
   void stop(bool crash = false);
   void restart();

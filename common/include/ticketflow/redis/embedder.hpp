@@ -7,8 +7,8 @@
 // `dimension` buckets, L2-normalised. The defaults were chosen with `ticketflow cache eval` on the
 // it-tickets dev stream (docs/semantic-cache.md): weighting the helpdesk's boilerplate words
 // up, not down, gave more hits at the same label agreement, because in this corpus how a ticket
-// is phrased ("please help", "kind regards", "need access") tells its category. Every process and every version with the same options
-// produces the same vector, so entries written by one replica are found by all.
+// is phrased ("please help", "kind regards", "need access") tells its category. Every process and every version with
+// the same options produces the same vector, so entries written by one replica are found by all.
 //
 // Threading: embed() is const and thread-safe.
 
@@ -45,7 +45,7 @@ struct HashingEmbedderOptions {
   double boilerplate_factor = 3.0;  // weight of greetings, sign-offs, function words
   int char_min = 3;
   int char_max = 5;
-  bool sublinear_tf = true;      // 1 + log(count) instead of count
+  bool sublinear_tf = true;       // 1 + log(count) instead of count
   bool normalise_groups = false;  // each group unit length before mixing
 };
 

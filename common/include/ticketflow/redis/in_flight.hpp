@@ -28,8 +28,8 @@ class InFlightRegistry {
 
   std::chrono::milliseconds maxWait() const { return max_wait_; }
   // The id of a near-duplicate ticket being answered now, other than `ticket_id`.
-  std::optional<std::string> answering(const std::string& tenant, const std::string& category,
-                                       const std::string& text, const std::string& ticket_id);
+  std::optional<std::string> answering(const std::string& tenant, const std::string& category, const std::string& text,
+                                       const std::string& ticket_id);
   // Claims the exact text for `ticket_id`: the other ticket holding it, or nothing (claimed now, or
   // held by this ticket already: a redelivery).
   std::optional<std::string> claim(const std::string& tenant, const std::string& text, const std::string& ticket_id);

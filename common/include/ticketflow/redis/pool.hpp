@@ -53,7 +53,7 @@ class RedisScript {
 // know it yet). Components build these so that a caller can send several components' work in
 // one round trip (RedisPool::run).
 struct RedisCall {
-  std::vector<std::string> argv;       // plain: the command; script: EVALSHA sha numkeys keys... args...
+  std::vector<std::string> argv;  // plain: the command; script: EVALSHA sha numkeys keys... args...
   const RedisScript* script = nullptr;
 
   static RedisCall command(std::vector<std::string> argv) { return {std::move(argv), nullptr}; }
@@ -80,10 +80,10 @@ class RedisPool {
   };
 
   struct Stats {
-    std::uint64_t connects = 0;         // successful connects
+    std::uint64_t connects = 0;  // successful connects
     std::uint64_t connect_failures = 0;
-    std::uint64_t discarded = 0;        // broken connections dropped
-    std::uint64_t fast_failures = 0;    // requests refused during a backoff window
+    std::uint64_t discarded = 0;      // broken connections dropped
+    std::uint64_t fast_failures = 0;  // requests refused during a backoff window
   };
 
   explicit RedisPool(RedisPoolOptions options, const Clock& clock = SystemClock::instance());

@@ -45,7 +45,7 @@ class ReservationLeases {
   std::condition_variable wake_;
   bool stopping_ = false;
   std::map<std::tuple<std::string, int, std::string>, int> held_;  // -> holds (a call may be held twice)
-  std::thread thread_;  // last: started when everything above exists
+  std::thread thread_;                                             // last: started when everything above exists
 };
 
 }  // namespace ticketflow::redis

@@ -57,7 +57,7 @@ class RouteShareStore {
   // the cohort is full and its window has 90% of it answered but no answer for `stale_after`,
   // this call closes the window instead of waiting for the rest (they may never come).
   Result<Enrolment> enroll(std::int64_t version, const std::string& ticket, int window,
-                                  std::chrono::seconds stale_after);
+                           std::chrono::seconds stale_after);
   // Back to the configured thresholds, as a new version (a version never goes back: answers in
   // flight under an older one must not count in the next window).
   Status reset(const DifficultyConfig& configured);

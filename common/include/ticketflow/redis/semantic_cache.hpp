@@ -57,7 +57,7 @@ struct CacheCounters {
 };
 
 struct CachePurgeFilter {
-  std::optional<std::string> tenant;    // all tenants when absent
+  std::optional<std::string> tenant;  // all tenants when absent
   std::optional<std::string> category;
   std::optional<std::chrono::seconds> older_than;
 };
@@ -110,7 +110,7 @@ class SemanticCache {
 
  private:
   struct Signature {
-    std::vector<std::uint64_t> bits;   // the band's rows as bits
+    std::vector<std::uint64_t> bits;  // the band's rows as bits
   };
   std::string bandKey(const std::string& tenant_prefix, std::size_t band, std::uint64_t bits) const;
   std::size_t bandBytes() const;

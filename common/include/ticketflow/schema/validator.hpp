@@ -46,8 +46,7 @@ class SchemaRegistry {
   // Validates `doc` against the schema registered as `name` (or a part of one:
   // "common.schema.json#/$defs/answer"); returns the errors found
   // (empty when valid). Collects at most `max_errors`.
-  std::vector<ValidationError> validate(const std::string& name, const nlohmann::json& doc,
-                                        std::size_t max_errors = 8,
+  std::vector<ValidationError> validate(const std::string& name, const nlohmann::json& doc, std::size_t max_errors = 8,
                                         Disclosure disclosure = Disclosure::kValues) const;
   // JSON text is parsed first (a std::string would otherwise become a string document).
   std::vector<ValidationError> validate(const std::string& name, std::string_view json_text,

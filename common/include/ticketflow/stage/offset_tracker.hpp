@@ -38,8 +38,7 @@ class PartitionOffsets {
   static constexpr std::int64_t kMaxMetadataOffsets = 8192;
   // Decodes metadata written by metadata(); nullopt when it is not ours or was written for a
   // different committed offset (then nothing is skipped).
-  static std::optional<std::set<std::int64_t>> decodeMetadata(const std::string& metadata,
-                                                              std::int64_t committed);
+  static std::optional<std::set<std::int64_t>> decodeMetadata(const std::string& metadata, std::int64_t committed);
 
  private:
   struct Entry {

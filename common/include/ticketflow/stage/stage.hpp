@@ -43,8 +43,8 @@ namespace ticketflow::stage {
 
 // Headers the engine reads and writes.
 inline constexpr const char* kTraceIdHeader = "trace-id";
-inline constexpr const char* kAttemptHeader = "attempt";     // on outputs: the attempt that made them
-inline constexpr const char* kStageHeader = "stage";         // on dead letters
+inline constexpr const char* kAttemptHeader = "attempt";  // on outputs: the attempt that made them
+inline constexpr const char* kStageHeader = "stage";      // on dead letters
 inline constexpr const char* kErrorClassHeader = "error-class";
 inline constexpr const char* kAttemptsHeader = "attempts";
 
@@ -93,9 +93,9 @@ class Completion {
 using Handler = std::function<void(const std::shared_ptr<const Delivery>&, Completion)>;
 
 struct StageOptions {
-  std::string name;                       // "intake", "tier:fast", "results": client id and DLQ `stage`
+  std::string name;  // "intake", "tier:fast", "results": client id and DLQ `stage`
   std::vector<std::string> input_topics;
-  std::string group;                      // consumer group id
+  std::string group;  // consumer group id
   std::string dlq_topic;
   StageConfig limits;                     // window, threads, retries, commit interval, drain deadline
   kafka::Properties consumer_properties;  // librdkafka overrides (tests shorten session timeouts)
@@ -114,11 +114,11 @@ struct StageOptions {
 struct PartitionStats {
   std::string topic;
   std::int32_t partition = 0;
-  std::int64_t in_flight = 0;       // consumed, not done
-  std::int64_t next_commit = -1;    // every earlier consumed offset is done
-  std::int64_t high_watermark = -1; // from the last fetch, -1 before one
-  std::int64_t lag = -1;            // high_watermark - next_commit, -1 when unknown
-  bool paused = false;              // paused by the engine for backpressure or shutdown
+  std::int64_t in_flight = 0;        // consumed, not done
+  std::int64_t next_commit = -1;     // every earlier consumed offset is done
+  std::int64_t high_watermark = -1;  // from the last fetch, -1 before one
+  std::int64_t lag = -1;             // high_watermark - next_commit, -1 when unknown
+  bool paused = false;               // paused by the engine for backpressure or shutdown
 };
 
 // One dependency the engine has held messages for (Error::outage names it).
@@ -139,11 +139,11 @@ struct StageStats {
   std::int64_t max_in_flight_seen = 0;  // the largest in_flight ever reached
   std::int64_t held = 0;                // consumed while the window was full, not started yet
   std::int64_t consumed = 0;
-  std::int64_t succeeded = 0;           // done with outputs acknowledged
+  std::int64_t succeeded = 0;  // done with outputs acknowledged
   std::int64_t dead_lettered = 0;
   std::int64_t retries = 0;
-  std::int64_t skipped_done = 0;        // redelivered but listed as done in commit metadata
-  std::int64_t abandoned = 0;           // given up at a revoke or shutdown deadline
+  std::int64_t skipped_done = 0;  // redelivered but listed as done in commit metadata
+  std::int64_t abandoned = 0;     // given up at a revoke or shutdown deadline
   std::int64_t commits = 0;
   std::int64_t rebalances = 0;
   std::int64_t backpressure_pauses = 0;  // times the window filled and partitions were paused
