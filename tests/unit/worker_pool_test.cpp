@@ -41,9 +41,10 @@ TEST(WorkerPool, BlockedTasksGetThreadsUpToTheBoundAndTheRestWait) {
       ++done;
     });
   ASSERT_TRUE(waitFor(started, 4));
-  std::this_thread::sleep_for(50ms);
-  EXPECT_EQ(started.load(), 4);  // the bound holds: six tasks queue
+  // The four started tasks block until released, so nothing else can start: the bound holds.
+  EXPECT_EQ(pool.queued(), 6u);
   EXPECT_EQ(pool.threads(), 4u);
+  EXPECT_EQ(started.load(), 4);
   release.set_value();
   EXPECT_TRUE(waitFor(done, 10));
   EXPECT_EQ(pool.threads(), 4u);
@@ -63,7 +64,10 @@ TEST(WorkerPool, StopDropsQueuedTasksWithoutRunningThem) {
   ASSERT_TRUE(waitFor(started, 1));
   // The running task ends only once stop() has begun; the queued one must not start then.
   std::thread releaser([&] {
-    std::this_thread::sleep_for(100ms);
+    // stop() has begun once the pool hands its threads over to be joined.
+    for (auto deadline = std::chrono::steady_clock::now() + 10s;
+         pool.threads() != 0 && std::chrono::steady_clock::now() < deadline;)
+      std::this_thread::yield();
     release.set_value();
   });
   pool.stop();

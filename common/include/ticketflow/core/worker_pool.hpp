@@ -60,6 +60,11 @@ class WorkerPool {
     std::lock_guard lock(mutex_);
     return threads_.size();
   }
+  // Tasks submitted and not started yet.
+  std::size_t queued() const {
+    std::lock_guard lock(mutex_);
+    return tasks_.size();
+  }
 
  private:
   // A task that throws must not end the thread (std::terminate): it is reported, and whatever it
