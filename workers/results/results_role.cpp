@@ -12,7 +12,7 @@ namespace {
 
 // In the markers hash, "<sink>" means written and "pending:<sink>" (its value: the start, in ms
 // since the epoch) means a write was begun.
-const std::string kPendingPrefix = "pending:";
+const std::string kPendingPrefix = redis::WrittenMarkers::kPendingPrefix;
 // How long after a write's own timeout it is taken to have ended (clocks of two writers differ).
 constexpr std::int64_t kInFlightGraceMs = 2000;
 
@@ -62,23 +62,20 @@ std::vector<SinkBinding> makeSinks(const Config& config, EnvLookup env) {
 ResultsRole::ResultsRole(const Config& config, std::vector<SinkBinding> sinks,
                          std::shared_ptr<redis::RedisPool> markers, observability::PipelineMetrics* metrics,
                          const Clock& clock, int http_threads, observability::Logger* logger)
-    : config_(config),
-      sinks_(std::move(sinks)),
-      markers_(std::move(markers)),
-      metrics_(metrics),
-      clock_(clock),
-      logger_(logger) {
+    : config_(config), sinks_(std::move(sinks)), metrics_(metrics), clock_(clock), logger_(logger) {
   bool has_topic_sink = false;
   for (const auto& s : sinks_) {
     has_http_sinks_ = has_http_sinks_ || s.sink != nullptr;
     has_topic_sink = has_topic_sink || s.sink == nullptr;
   }
-  if (config_.results.exactly_once && markers_ && has_topic_sink)
+  if (config_.results.exactly_once && markers && has_topic_sink)
     finder_ = std::make_unique<kafka::RecordFinder>(config_.kafka, "results-finder");
   // Writes block (HTTP, and the pending marks and look-ups of exactly-once): never on the
   // batcher's thread.
   if (has_http_sinks_ || finder_) http_ = std::make_unique<WorkerPool>(http_threads, "tf-sink-http");
-  if (markers_) batcher_ = std::make_unique<redis::CommandBatcher>(markers_);
+  if (markers)
+    markers_ = std::make_unique<redis::WrittenMarkers>(std::move(markers), config_.redis.key_prefix,
+                                                       config_.results.idempotency_ttl_s);
 }
 
 stage::Handler ResultsRole::handler() {
@@ -95,45 +92,19 @@ stage::Handler ResultsRole::handler() {
         write(*delivery, completion, *update, written);
       }
     };
-    if (!batcher_) return writeAll({});
-    // Which sinks already have this update: asked in the batcher's next round trip, with the
-    // other results' questions and markers, instead of a round trip of this thread's own.
-    batcher_->submit(
-        {redis::RedisCall::command({"HGETALL", markerKey(*update)})},
-        [completion, writeAll](Result<std::vector<redis::Reply>> replies) {
-          // Redis down: the update waits for it (held, no attempt used) rather than writing blind.
-          if (!replies)
-            return completion.fail(
-                Error::unavailable("idempotency markers: " + replies.error().message).asOutage("redis"));
-          const redis::Reply& have = replies->front();
-          if (have.type == redis::Reply::Type::kError)
-            return completion.fail(Error::unavailable("idempotency markers: " + have.str).asOutage("redis"));
-          // Sink names (written), and "pending:<sink>" with the write's start (begun).
-          std::map<std::string, std::string> written;
-          for (std::size_t i = 0; i + 1 < have.elements.size(); i += 2)
-            written[have.elements[i].str] = have.elements[i + 1].str;
-          writeAll(std::move(written));
-        });
+    if (!markers_) return writeAll({});
+    // Which sinks already have this update: asked in the markers' next shared round trip.
+    // Redis down: the update waits for it (held, no attempt used) rather than writing blind.
+    markers_->read(markers_->keyFor(update->tenant, update->ticket_id, update->revision),
+                   [completion, writeAll](Result<redis::WrittenMarkers::Marks> marks) {
+                     if (!marks) return completion.fail(marks.error());
+                     writeAll(std::move(*marks));
+                   });
   };
 }
 
-std::string ResultsRole::markerKey(const TicketUpdate& update) const {
-  return config_.redis.key_prefix + "written:" + update.tenant + ":" + update.ticket_id + ":" +
-         std::to_string(update.revision);
-}
-
 void ResultsRole::markWritten(const std::string& key, const std::vector<std::string>& sinks) {
-  if (!batcher_ || sinks.empty()) return;
-  std::vector<std::string> hset = {"HSET", key};
-  for (const auto& s : sinks) {
-    hset.push_back(s);
-    hset.push_back(formatRfc3339(clock_.now()));
-  }
-  // Fire and forget: a lost marker can only repeat a write that sinks recognise by its
-  // idempotency key. The batcher keeps submission order, so a later check of it sees these.
-  batcher_->submit({redis::RedisCall::command(std::move(hset)),
-                    redis::RedisCall::command({"EXPIRE", key, std::to_string(config_.results.idempotency_ttl_s)})},
-                   {});
+  if (markers_) markers_->markWritten(key, sinks, formatRfc3339(clock_.now()));
 }
 
 int ResultsRole::topicWriteTimeoutMs(const Config& config) {
@@ -201,7 +172,7 @@ Result<bool> ResultsRole::onTopic(const TicketUpdate& update, const TopicPlaceme
 
 void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion& completion,
                         const TicketUpdate& update, const std::map<std::string, std::string>& written) {
-  const std::string key = markerKey(update);
+  const std::string key = markers_ ? markers_->keyFor(update.tenant, update.ticket_id, update.revision) : "";
   const std::string source_system = update.source ? update.source->system : std::string();
   std::vector<stage::OutputRecord> outputs;
   std::vector<std::string> topic_sinks;
@@ -210,7 +181,7 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
   // and its marker then leaves "pending" without "written", and the next attempt asks the sink
   // whether our write is there instead of writing blind (ResultSink::write).
   const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now().time_since_epoch()).count();
-  std::vector<std::string> pending = {"HSET", key};
+  std::vector<std::pair<std::string, std::string>> pending;
   bool to_mark = false;
   // results.exactly_once: where the update goes on the updates topic, and whether an earlier
   // attempt began producing it there (then it is looked up before it is produced again).
@@ -232,8 +203,7 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
         }
         mark += ":" + std::to_string(placement->partition) + ":" + std::to_string(placement->floor);
       }
-      pending.push_back(kPendingPrefix + name);
-      pending.push_back(std::move(mark));
+      pending.emplace_back(kPendingPrefix + name, std::move(mark));
       continue;
     }
     // A write begun less than its timeout ago may still be on its way (the attempt that began
@@ -269,15 +239,7 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
     }
   }
   if (markers_ && to_mark) {
-    // The TTL is renewed on every attempt, so a sink down for longer than it keeps its marks.
-    std::vector<std::vector<std::string>> commands;
-    if (pending.size() > 2) commands.push_back(pending);
-    commands.push_back({"EXPIRE", key, std::to_string(config_.results.idempotency_ttl_s)});
-    auto marked = markers_->pipeline(commands);
-    if (!marked || marked->front().type == redis::Reply::Type::kError)
-      return completion.fail(
-          Error::unavailable("idempotency markers: " + (marked ? marked->front().str : marked.error().message))
-              .asOutage("redis"));
+    if (auto marked = markers_->markPending(key, pending); !marked) return completion.fail(marked.error());
   }
   for (const SinkBinding& binding : sinks_) {
     const std::string& name = binding.config.name;

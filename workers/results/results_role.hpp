@@ -32,8 +32,8 @@
 #include "ticketflow/kafka/client.hpp"
 #include "ticketflow/observability/log.hpp"
 #include "ticketflow/observability/pipeline_metrics.hpp"
-#include "ticketflow/redis/batcher.hpp"
 #include "ticketflow/redis/pool.hpp"
+#include "ticketflow/redis/written_markers.hpp"
 #include "ticketflow/stage/stage.hpp"
 
 namespace ticketflow::results {
@@ -61,9 +61,6 @@ class ResultsRole {
   // so the stage may call it on its poll thread (StageOptions::handler_hands_off).
   stage::Handler handler();
 
-  // The Redis hash recording which sinks have the update.
-  std::string markerKey(const TicketUpdate& update) const;
-
   // How long a produce to the updates topic may take (the topic sinks' timeout_ms): with
   // results.exactly_once, the stage's producer gives up on a record after it
   // (message.timeout.ms), so a write begun that long ago has landed or never will.
@@ -74,6 +71,7 @@ class ResultsRole {
   // `written`: the markers hash (sink -> when written, "pending:<sink>" -> when begun).
   void write(const stage::Delivery& delivery, const stage::Completion& completion, const TicketUpdate& update,
              const std::map<std::string, std::string>& written);
+  // Marks `sinks` written now (no-op without markers).
   void markWritten(const std::string& key, const std::vector<std::string>& sinks);
 
   // results.exactly_once: where the update will land on the updates topic (partition, and an
@@ -88,7 +86,6 @@ class ResultsRole {
 
   const Config& config_;
   std::vector<SinkBinding> sinks_;
-  std::shared_ptr<redis::RedisPool> markers_;
   observability::PipelineMetrics* metrics_;
   const Clock& clock_;
   observability::Logger* logger_;
@@ -102,9 +99,9 @@ class ResultsRole {
   std::mutex placement_mutex_;
   std::vector<std::int64_t> partition_ends_;
   std::chrono::steady_clock::time_point ends_read_at_{};
-  // The markers' reads and writes, batched into shared round trips. Last: destroyed first, so its
-  // final callbacks still find the HTTP pool and everything else alive.
-  std::unique_ptr<redis::CommandBatcher> batcher_;
+  // Which sinks have each update (null: none kept). Last: destroyed first, so its batcher's final
+  // callbacks still find the HTTP pool and everything else alive.
+  std::unique_ptr<redis::WrittenMarkers> markers_;
 };
 
 }  // namespace ticketflow::results
