@@ -15,6 +15,7 @@ TEST(Percentile, IsTheNearestRank) {
   EXPECT_EQ(percentile(hundred, 1.0), 100);
   EXPECT_EQ(percentile(hundred, 0.0), 1);
   EXPECT_EQ(percentile(hundred, 0.001), 1);
+  EXPECT_EQ(percentile(hundred, 0.07), 7) << "0.07 * 100 is not quite 7 in binary";
 }
 
 TEST(Percentile, SmallSamplesRoundTheRankUp) {

@@ -253,10 +253,13 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
         so.input_topics = {config.kafka.topics.results};
         so.group = config.kafka.consumer_groups.results;
         // Exactly once on the updates topic: a record is delivered within the topic sink's
-        // timeout or never, so a redelivery knows when a look-up for it is final.
-        if (config.results.exactly_once && !so.producer_properties.count("message.timeout.ms"))
-          so.producer_properties["message.timeout.ms"] =
-              std::to_string(results::ResultsRole::topicWriteTimeoutMs(config));
+        // timeout or never (the client gives up then, and the broker waits no longer for its
+        // replicas), so a redelivery knows when a look-up for it is final.
+        if (config.results.exactly_once) {
+          const std::string timeout_ms = std::to_string(results::ResultsRole::topicWriteTimeoutMs(config));
+          so.producer_properties["message.timeout.ms"] = timeout_ms;
+          so.producer_properties["request.timeout.ms"] = timeout_ms;
+        }
         handler = impl_->results->handler();
         // ResultsRole::handler parses and passes the update on (the marker batcher, the HTTP
         // sinks' threads); it never blocks.

@@ -78,6 +78,12 @@ ResultsRole::ResultsRole(const Config& config, std::vector<SinkBinding> sinks,
                                                        config_.results.idempotency_ttl_s);
 }
 
+ResultsRole::~ResultsRole() {
+  if (http_) http_->stop();
+  markers_.reset();  // its batcher's last callbacks may still hand writes to the stopped pool
+  finder_.reset();
+}
+
 stage::Handler ResultsRole::handler() {
   return [this](const std::shared_ptr<const stage::Delivery>& delivery, stage::Completion completion) {
     auto result = parseTicketResult(delivery->message.value);
@@ -141,6 +147,8 @@ Result<ResultsRole::TopicPlacement> ResultsRole::placeOnTopic(const std::string&
     auto count = finder_->partitionCount(config_.kafka.topics.updates, kMetadataTimeout);
     if (!count) {
       if (ends.empty()) return count.error();
+      std::lock_guard lock(placement_mutex_);  // keep the older ends; try again in a while
+      ends_read_at_ = std::chrono::steady_clock::now();
     } else {
       std::vector<std::int64_t> fresh;
       for (std::int32_t p = 0; p < *count; ++p) {
@@ -153,7 +161,10 @@ Result<ResultsRole::TopicPlacement> ResultsRole::placeOnTopic(const std::string&
         std::lock_guard lock(placement_mutex_);
         partition_ends_ = std::move(fresh);
         ends_read_at_ = std::chrono::steady_clock::now();
-      } else if (ends.empty()) {
+      } else if (!ends.empty()) {  // keep the older ends (still floors); try again in a while
+        std::lock_guard lock(placement_mutex_);
+        ends_read_at_ = std::chrono::steady_clock::now();
+      } else {
         return Error::unavailable("the updates topic's partition ends could not be read").asOutage("kafka");
       }
     }
@@ -182,7 +193,7 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
   // whether our write is there instead of writing blind (ResultSink::write).
   const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now().time_since_epoch()).count();
   std::vector<std::pair<std::string, std::string>> pending;
-  bool to_mark = false;
+  bool http_to_mark = false;  // an HTTP sink is written (or looked up) by this attempt
   // results.exactly_once: where the update goes on the updates topic, and whether an earlier
   // attempt began producing it there (then it is looked up before it is produced again).
   std::optional<TopicPlacement> placement;
@@ -191,19 +202,11 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
     const std::string& name = binding.config.name;
     const bool topic = binding.sink == nullptr;
     if ((topic && !finder_) || !binding.config.serves(source_system) || written.count(name)) continue;
-    to_mark = true;
+    http_to_mark = http_to_mark || !topic;
     auto begun = written.find(kPendingPrefix + name);
     if (begun == written.end()) {
-      std::string mark = std::to_string(now_ms);
-      if (topic) {  // "<ms>:<partition>:<floor>": where a look-up would find it
-        if (!placement) {
-          auto placed = placeOnTopic(update.ticket_id);
-          if (!placed) return completion.fail(placed.error());
-          placement = *placed;
-        }
-        mark += ":" + std::to_string(placement->partition) + ":" + std::to_string(placement->floor);
-      }
-      pending.emplace_back(kPendingPrefix + name, std::move(mark));
+      // The topic's mark is written just before its produce (below), so that it dates the produce.
+      if (!topic) pending.emplace_back(kPendingPrefix + name, std::to_string(now_ms));
       continue;
     }
     // A write begun less than its timeout ago may still be on its way (the attempt that began
@@ -238,7 +241,7 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
       topic_begun = true;
     }
   }
-  if (markers_ && to_mark) {
+  if (markers_ && http_to_mark) {
     if (auto marked = markers_->markPending(key, pending); !marked) return completion.fail(marked.error());
   }
   for (const SinkBinding& binding : sinks_) {
@@ -300,6 +303,29 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
           written_now.push_back(name);
         }
         topic_sinks.clear();
+      }
+    }
+    if (!topic_sinks.empty() && finder_) {
+      // "<ms>:<partition>:<floor>", written (or rewritten, keeping the place) right before the
+      // produce: a redelivery waits out the produce from this moment, then looks from the floor.
+      if (!placement) {
+        auto placed = placeOnTopic(update.ticket_id);
+        if (!placed) {
+          markWritten(key, written_now);
+          return completion.fail(placed.error());
+        }
+        placement = *placed;
+      }
+      const auto mark_ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now().time_since_epoch()).count();
+      std::vector<std::pair<std::string, std::string>> topic_pending;
+      for (const auto& name : topic_sinks)
+        topic_pending.emplace_back(kPendingPrefix + name, std::to_string(mark_ms) + ":" +
+                                                              std::to_string(placement->partition) + ":" +
+                                                              std::to_string(placement->floor));
+      if (auto marked = markers_->markPending(key, topic_pending); !marked) {
+        markWritten(key, written_now);
+        return completion.fail(marked.error());
       }
     }
     if (!topic_sinks.empty()) {

@@ -57,6 +57,9 @@ class ResultsRole {
   ResultsRole(const Config& config, std::vector<SinkBinding> sinks, std::shared_ptr<redis::RedisPool> markers,
               observability::PipelineMetrics* metrics = nullptr, const Clock& clock = SystemClock::instance(),
               int http_threads = 32, observability::Logger* logger = nullptr);
+  // Stops the sink threads first (their running writes use the markers and the topic reader),
+  // then the rest.
+  ~ResultsRole();
   // Never blocks (parses, then hands the write to the marker batcher or the HTTP sinks' threads),
   // so the stage may call it on its poll thread (StageOptions::handler_hands_off).
   stage::Handler handler();

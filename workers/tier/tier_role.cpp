@@ -3,15 +3,6 @@
 #include <algorithm>
 
 namespace ticketflow::tier {
-namespace {
-
-std::int64_t millisSince(const std::string& rfc3339, const Clock& clock) {
-  auto since = parseRfc3339(rfc3339);
-  if (!since) return 0;
-  return std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(clock.now() - *since).count());
-}
-
-}  // namespace
 
 SettledCompletion::SettledCompletion(stage::Completion completion, std::shared_ptr<PendingSettles> settles,
                                      std::function<void()> after_ack)
@@ -313,8 +304,7 @@ void TierRole::handle(const stage::Delivery& delivery, const stage::Completion& 
     }
     return completion.succeed(std::move(outputs));
   }
-  TicketResult& result = outcome->result;
-  result.latency_ms = millisSince(routed.received_at, clock_);  // end to end, from intake's receipt
+  TicketResult& result = outcome->result;  // its latency runs from intake's receipt (resultFor)
   count(result.degraded ? "degraded" : result.answer.needs_human ? "needs_human" : "answered");
   // Only full-strength answers are worth repeating to the next requester.
   if (cache_ && config_.cache.enabled && outcome->cacheable) {

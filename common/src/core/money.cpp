@@ -1,5 +1,6 @@
 #include "ticketflow/core/money.hpp"
 
+#include <cmath>
 #include <cstdlib>
 #include <iomanip>
 #include <sstream>
@@ -15,8 +16,8 @@ std::string formatUsdExact(MicroUsd micro) {
 
 std::string formatUsd(MicroUsd micro) {
   std::ostringstream out;
-  out << "$" << std::fixed << std::setprecision(micro >= 100 * kMicroUsdPerUsd ? 2 : 4)
-      << static_cast<double>(micro) / static_cast<double>(kMicroUsdPerUsd);
+  const double usd = static_cast<double>(micro) / static_cast<double>(kMicroUsdPerUsd);
+  out << (micro < 0 ? "-$" : "$") << std::fixed << std::setprecision(std::abs(usd) >= 100 ? 2 : 4) << std::abs(usd);
   return out.str();
 }
 

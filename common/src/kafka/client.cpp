@@ -395,7 +395,13 @@ Result<bool> RecordFinder::contains(const std::string& topic, std::int32_t parti
   while (std::chrono::steady_clock::now() < deadline) {
     MessagePtr msg(rd_kafka_consumer_poll(rk_.get(), 100));
     if (!msg) continue;
+    // Only what concerns this partition counts: a client-wide event queued since an earlier
+    // look-up (a broker connection dropped) is librdkafka's to recover from. (Records and
+    // end-of-partition events of an earlier assignment are dropped by librdkafka itself.)
+    const bool ours = msg->rkt && topic == rd_kafka_topic_name(msg->rkt) && msg->partition == partition;
+    if (!ours) continue;
     if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      if (msg->offset < high) continue;  // not yet through to the end this look-up must read to
       found = false;
       break;
     }

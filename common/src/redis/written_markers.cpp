@@ -3,7 +3,9 @@
 namespace ticketflow::redis {
 namespace {
 
-Error markersDown(const std::string& why) { return Error::unavailable("idempotency markers: " + why).asOutage("redis"); }
+Error markersDown(const std::string& why) {
+  return Error::unavailable("idempotency markers: " + why).asOutage("redis");
+}
 
 }  // namespace
 
@@ -21,7 +23,8 @@ void WrittenMarkers::read(const std::string& key, std::function<void(Result<Mark
     const Reply& have = replies->front();
     if (have.type == Reply::Type::kError) return done(markersDown(have.str));
     Marks marks;
-    for (std::size_t i = 0; i + 1 < have.elements.size(); i += 2) marks[have.elements[i].str] = have.elements[i + 1].str;
+    for (std::size_t i = 0; i + 1 < have.elements.size(); i += 2)
+      marks[have.elements[i].str] = have.elements[i + 1].str;
     done(std::move(marks));
   });
 }
@@ -45,8 +48,7 @@ Status WrittenMarkers::markPending(const std::string& key,
   return {};
 }
 
-void WrittenMarkers::markWritten(const std::string& key, const std::vector<std::string>& sinks,
-                                 const std::string& at) {
+void WrittenMarkers::markWritten(const std::string& key, const std::vector<std::string>& sinks, const std::string& at) {
   if (sinks.empty()) return;
   std::vector<std::string> hset = {"HSET", key};
   for (const auto& sink : sinks) {
