@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "ticketflow/core/money.hpp"
+
+#include <gtest/gtest.h>
 
 namespace ticketflow {
 namespace {
