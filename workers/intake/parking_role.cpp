@@ -29,10 +29,6 @@ std::chrono::system_clock::time_point headerTime(const stage::Delivery& d, const
   return parsed ? *parsed : fallback;
 }
 
-std::int64_t millisOf(std::chrono::system_clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-
 // Due when its cap's period ended, or an operator released its tenant (or every tenant) after it
 // was parked.
 bool due(const RoutedTicket& ticket, std::chrono::system_clock::time_point parked_at,
@@ -41,7 +37,7 @@ bool due(const RoutedTicket& ticket, std::chrono::system_clock::time_point parke
   if (now >= until) return true;
   for (const std::string& who : {ticket.ticket.tenant, std::string("*")}) {
     auto it = releases.find(who);
-    if (it != releases.end() && it->second >= millisOf(parked_at)) return true;
+    if (it != releases.end() && it->second >= epochMillis(parked_at)) return true;
   }
   return false;
 }

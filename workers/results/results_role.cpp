@@ -191,7 +191,7 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
   // Before an HTTP sink is written, record that it is about to be: a crash between the write
   // and its marker then leaves "pending" without "written", and the next attempt asks the sink
   // whether our write is there instead of writing blind (ResultSink::write).
-  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now().time_since_epoch()).count();
+  const auto now_ms = epochMillis(clock_.now());
   std::vector<std::pair<std::string, std::string>> pending;
   bool http_to_mark = false;  // an HTTP sink is written (or looked up) by this attempt
   // results.exactly_once: where the update goes on the updates topic, and whether an earlier
@@ -316,8 +316,7 @@ void ResultsRole::write(const stage::Delivery& delivery, const stage::Completion
         }
         placement = *placed;
       }
-      const auto mark_ms =
-          std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now().time_since_epoch()).count();
+      const auto mark_ms = epochMillis(clock_.now());  // later than now_ms: the HTTP writes came first
       std::vector<std::pair<std::string, std::string>> topic_pending;
       for (const auto& name : topic_sinks)
         topic_pending.emplace_back(kPendingPrefix + name, std::to_string(mark_ms) + ":" +

@@ -364,25 +364,31 @@ Result<std::int32_t> RecordFinder::partitionCount(const std::string& topic, std:
   return count;
 }
 
-Result<std::int64_t> RecordFinder::endOffset(const std::string& topic, std::int32_t partition,
-                                             std::chrono::milliseconds timeout) {
+Result<std::pair<std::int64_t, std::int64_t>> RecordFinder::watermarks(const std::string& topic, std::int32_t partition,
+                                                                       std::chrono::milliseconds timeout) {
   std::int64_t low = 0, high = 0;
   const rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk_.get(), topic.c_str(), partition, &low, &high,
                                                                    static_cast<int>(timeout.count()));
   if (err)
     return Error::unavailable("end of " + topic + "[" + std::to_string(partition) + "]: " + rd_kafka_err2str(err))
         .asOutage("kafka");
-  return high;
+  return std::make_pair(low, high);
+}
+
+Result<std::int64_t> RecordFinder::endOffset(const std::string& topic, std::int32_t partition,
+                                             std::chrono::milliseconds timeout) {
+  auto marks = watermarks(topic, partition, timeout);
+  if (!marks) return marks.error();
+  return marks->second;
 }
 
 Result<bool> RecordFinder::contains(const std::string& topic, std::int32_t partition, std::int64_t from,
                                     const Header& header, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   const std::string where = topic + "[" + std::to_string(partition) + "]";
-  std::int64_t low = 0, high = 0;
-  if (auto err = rd_kafka_query_watermark_offsets(rk_.get(), topic.c_str(), partition, &low, &high,
-                                                  static_cast<int>(timeout.count())))
-    return Error::unavailable("end of " + where + ": " + rd_kafka_err2str(err)).asOutage("kafka");
+  auto marks = watermarks(topic, partition, timeout);
+  if (!marks) return marks.error();
+  const auto [low, high] = *marks;
   from = std::max(from, low);
   if (from >= high) return false;
   PartitionListPtr list(rd_kafka_topic_partition_list_new(1));

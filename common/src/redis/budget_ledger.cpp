@@ -241,10 +241,6 @@ std::string capField(BudgetScope scope, const std::string& name, BudgetPeriod pe
          budgetPeriodName(period);
 }
 
-std::int64_t millis(std::chrono::system_clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-
 Error scriptError(const Reply& reply) {
   return Error::internal("budget ledger script: " + reply.str);
 }
@@ -362,8 +358,8 @@ std::optional<std::chrono::system_clock::time_point> BudgetLedger::periodEnd(con
 }
 
 Status BudgetLedger::releaseParked(const std::optional<std::string>& tenant) {
-  auto replies = pool_->run(
-      {RedisCall::command({"HSET", prefix_ + "releases", tenant.value_or("*"), std::to_string(millis(clock_.now()))})});
+  auto replies = pool_->run({RedisCall::command(
+      {"HSET", prefix_ + "releases", tenant.value_or("*"), std::to_string(epochMillis(clock_.now()))})});
   if (!replies) return replies.error();
   if (replies->front().type == Reply::Type::kError) return scriptError(replies->front());
   return {};
@@ -444,8 +440,8 @@ Result<BudgetLedger::PreparedReserve> BudgetLedger::prepareReserve(const BudgetR
   std::vector<std::string> keys = {reservationKey(request.ticket_id, request.attempt), prefix_ + "resv_expiry",
                                    prefix_ + "caps"};
   std::vector<std::string> args = {std::to_string(request.estimated_micro_usd),
-                                   std::to_string(millis(now)),
-                                   std::to_string(millis(now) + config_.reservation_ttl_s * 1000LL),
+                                   std::to_string(epochMillis(now)),
+                                   std::to_string(epochMillis(now) + config_.reservation_ttl_s * 1000LL),
                                    std::to_string(std::max<std::int64_t>(kRecordTtlS, config_.reservation_ttl_s * 2)),
                                    request.tenant,
                                    request.tier,
@@ -510,7 +506,7 @@ RedisCall BudgetLedger::settleCall(const std::string& ticket_id, int attempt, Mi
                                    std::string reply, const std::string& owner) const {
   return RedisCall::eval(
       settleScript(), {reservationKey(ticket_id, attempt), prefix_ + "resv_expiry", prefix_ + "caps", auditStreamKey()},
-      {std::to_string(actual_micro_usd), std::to_string(millis(clock_.now())), ticket_id, std::to_string(attempt),
+      {std::to_string(actual_micro_usd), std::to_string(epochMillis(clock_.now())), ticket_id, std::to_string(attempt),
        std::to_string(kAuditMaxLen), std::move(reply),
        std::to_string(std::max<std::int64_t>(config_.reservation_ttl_s, 60)), owner});
 }
@@ -538,7 +534,7 @@ Result<SettleResult> BudgetLedger::settle(const std::string& ticket_id, int atte
 
 RedisCall BudgetLedger::releaseCall(const std::string& ticket_id, int attempt, const std::string& owner) const {
   return RedisCall::eval(releaseScript(), {reservationKey(ticket_id, attempt), prefix_ + "resv_expiry"},
-                         {std::to_string(millis(clock_.now())), owner});
+                         {std::to_string(epochMillis(clock_.now())), owner});
 }
 
 Status BudgetLedger::release(const std::string& ticket_id, int attempt, const std::string& owner) {
@@ -551,7 +547,7 @@ Status BudgetLedger::release(const std::string& ticket_id, int attempt, const st
 Result<int> BudgetLedger::renewOwners(const std::vector<HeldReservation>& held, std::chrono::milliseconds lease) {
   if (held.empty()) return 0;
   std::vector<std::string> keys;
-  std::vector<std::string> args = {std::to_string(millis(clock_.now())), std::to_string(lease.count())};
+  std::vector<std::string> args = {std::to_string(epochMillis(clock_.now())), std::to_string(lease.count())};
   for (const auto& h : held) {
     keys.push_back(reservationKey(h.ticket_id, h.attempt));
     args.push_back(h.owner);
@@ -600,7 +596,7 @@ Status BudgetLedger::resetSpend(std::optional<BudgetScope> scope, const std::str
 
 Result<std::vector<BucketSpend>> BudgetLedger::show() {
   const auto now = clock_.now();
-  if (auto purged = pool_->eval(purgeScript(), {prefix_ + "resv_expiry"}, {std::to_string(millis(now))}); !purged)
+  if (auto purged = pool_->eval(purgeScript(), {prefix_ + "resv_expiry"}, {std::to_string(epochMillis(now))}); !purged)
     return purged.error();
   const std::string day = periodId(now, BudgetPeriod::kDay), month = periodId(now, BudgetPeriod::kMonth);
   std::map<std::string, BucketSpend> rows;  // by label: sorted output

@@ -61,10 +61,6 @@ std::string exactHash(const std::string& norm) {
   return hex64(fnv1a64(norm)) + hex64(fnv1a64(norm, 0x84222325cbf29ce4ULL));
 }
 
-std::int64_t millis(std::chrono::system_clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-
 std::int64_t toInt(const Reply& r) {
   if (r.type == Reply::Type::kInteger) return r.integer;
   if (r.str.empty()) return 0;
@@ -256,7 +252,7 @@ Result<CacheProbe> SemanticCache::probe(const std::string& tenant, const std::st
   const auto& v = *embedded;
   const Signature sig = signature(v);
   const std::string tp = tenantPrefix(tenant);
-  const std::int64_t now_ms = millis(clock_.now());
+  const std::int64_t now_ms = epochMillis(clock_.now());
   const std::int64_t oldest_ms = now_ms - config_.ttl_s * 1000;
 
   std::vector<std::vector<std::string>> first;
@@ -267,7 +263,7 @@ Result<CacheProbe> SemanticCache::probe(const std::string& tenant, const std::st
   if (!replies) return replies.error();
   CacheProbe out;
   auto entryOk = [&](const CacheEntry& e) {
-    return millis(e.created) >= oldest_ms && (category.empty() || e.category == category);
+    return epochMillis(e.created) >= oldest_ms && (category.empty() || e.category == category);
   };
   if (!(*replies)[0].isNil()) {
     std::vector<std::string> cmd = {"HMGET", tp + "e:" + (*replies)[0].str};
@@ -364,11 +360,12 @@ Status SemanticCache::store(const std::string& tenant, const std::string& text, 
                   "c",    std::to_string(entry.cost_micro_usd),
                   "s",    entry.source_ticket_id,
                   "k",    entry.category,
-                  "t",    std::to_string(millis(created)),
+                  "t",    std::to_string(epochMillis(created)),
                   "g",    bands,
                   "x",    exact_hash});
   cmds.push_back({"PEXPIRE", tp + "e:" + id, ttl_ms});
-  cmds.push_back({"SET", tp + "v:" + id, encodeRerankRecord(millis(created), entry.category, *embedded), "PX", ttl_ms});
+  cmds.push_back(
+      {"SET", tp + "v:" + id, encodeRerankRecord(epochMillis(created), entry.category, *embedded), "PX", ttl_ms});
   cmds.push_back({"SET", tp + "x:" + exact_hash, id, "PX", ttl_ms});
   // Band lists carry no TTL: expired entries are removed from them (below, and by purge), the
   // trim bounds each, and Redis deletes a list when its last member goes.
@@ -377,7 +374,7 @@ Status SemanticCache::store(const std::string& tenant, const std::string& text, 
     cmds.push_back({"LPUSH", key, id});
     cmds.push_back({"LTRIM", key, "0", std::to_string(SemanticCache::kBucketCapacity - 1)});
   }
-  cmds.push_back({"ZADD", tp + "idx", std::to_string(millis(created)), id});
+  cmds.push_back({"ZADD", tp + "idx", std::to_string(epochMillis(created)), id});
   cmds.push_back({"PEXPIRE", tp + "idx", ttl_ms});
   cmds.push_back({"SADD", prefix_ + "tenants", tenant});
   auto replies = pool_->pipeline(cmds);
@@ -386,7 +383,7 @@ Status SemanticCache::store(const std::string& tenant, const std::string& text, 
     if (r.type == Reply::Type::kError) return unexpected(r);
   static std::atomic<std::uint64_t> stores{0};
   if (stores.fetch_add(1) % kExpireEvery == kExpireEvery - 1) {
-    const std::int64_t cutoff = millis(clock_.now()) - config_.ttl_s * 1000;
+    const std::int64_t cutoff = epochMillis(clock_.now()) - config_.ttl_s * 1000;
     auto old = pool_->command(
         {"ZRANGEBYSCORE", tp + "idx", "-inf", std::to_string(cutoff), "LIMIT", "0", std::to_string(kExpireBatch)});
     if (old && !old->elements.empty()) {
@@ -470,7 +467,7 @@ Result<std::int64_t> SemanticCache::purge(const CachePurgeFilter& filter) {
     const std::string tp = tenantPrefix(tenant);
     std::vector<std::string> ids;
     const std::string max_score =
-        filter.older_than ? std::to_string(millis(clock_.now()) - filter.older_than->count() * 1000) : "+inf";
+        filter.older_than ? std::to_string(epochMillis(clock_.now()) - filter.older_than->count() * 1000) : "+inf";
     auto listed = pool_->command({"ZRANGEBYSCORE", tp + "idx", "-inf", max_score});
     if (!listed) return listed.error();
     for (const auto& e : listed->elements) ids.push_back(e.str);

@@ -40,6 +40,11 @@ class ManualClock final : public Clock {
   std::chrono::steady_clock::time_point steady_{};
 };
 
+// Milliseconds since the Unix epoch: how wall times are stored in Redis and in marks.
+inline std::int64_t epochMillis(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
 // RFC 3339 UTC timestamp with milliseconds, e.g. 2026-11-22T20:51:49.123Z.
 std::string formatRfc3339(std::chrono::system_clock::time_point t);
 // Parses an RFC 3339 time ("2026-11-22T20:51:49.123Z", "...+02:00"); nullopt if it is not one, or

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ticketflow/config/config.hpp"
@@ -143,6 +144,9 @@ class RecordFinder {
                         std::chrono::milliseconds timeout);
 
  private:
+  // The partition's first and next offsets (low and high watermarks), asked of the broker.
+  Result<std::pair<std::int64_t, std::int64_t>> watermarks(const std::string& topic, std::int32_t partition,
+                                                           std::chrono::milliseconds timeout);
   HandlePtr rk_;
 };
 
