@@ -18,10 +18,10 @@
 #include "pipeline/pipeline.hpp"
 #include "ticketflow/core/embedded.hpp"
 #include "ticketflow/core/process.hpp"
+#include "ticketflow/core/process_stats.hpp"
 #include "ticketflow/core/stats.hpp"
 #include "ticketflow/redis/client.hpp"
 #include "ticketflow/redis/embedded_server.hpp"
-#include "ticketflow/stage/bench_support.hpp"
 
 namespace ticketflow::app {
 namespace {
@@ -151,8 +151,8 @@ int runBenchPipeline(const cli::ParsedArgs& args) {
     }
     if (t_first == Steady::time_point{} && consumed > 0) {
       t_first = Steady::now();
-      cpu_first = stage::processCpuSeconds();
-      switches_first = stage::processContextSwitches();
+      cpu_first = processCpuSeconds();
+      switches_first = processContextSwitches();
       redis_cpu_first = redisCpuSeconds();
     }
     if (trace && Steady::now() - last_trace > 500ms) {
@@ -164,8 +164,8 @@ int runBenchPipeline(const cli::ParsedArgs& args) {
     }
   }
   const auto t_last = Steady::now();
-  const double cpu_last = stage::processCpuSeconds();
-  const std::int64_t switches_last = stage::processContextSwitches();
+  const double cpu_last = processCpuSeconds();
+  const std::int64_t switches_last = processContextSwitches();
   const double redis_cpu_last = redisCpuSeconds();
   if (loader.wait(60s) != 0) std::cerr << "bench pipeline: loading the backlog failed (see " << dir << "/submit.log)\n";
   if (done < tickets)
@@ -216,7 +216,7 @@ int runBenchPipeline(const cli::ParsedArgs& args) {
   std::cout << std::setprecision(1) << "  " << rate << " tickets/s for " << seconds << " s: produce to update p50 "
             << percentile(latencies_ms, 0.50) << " ms, p99 " << percentile(latencies_ms, 0.99) << " ms (" << received
             << " of " << paced.size() << " timed)\n"
-            << "  peak RSS of this process: " << stage::peakResidentBytes() / (1024 * 1024) << " MiB\n";
+            << "  peak RSS of this process: " << peakResidentBytes() / (1024 * 1024) << " MiB\n";
   run.requestStop();
   (void)run.wait();
   std::filesystem::remove_all(dir);

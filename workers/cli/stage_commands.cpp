@@ -5,8 +5,9 @@
 #include <thread>
 
 #include "command.hpp"
+#include "ticketflow/core/process_stats.hpp"
 #include "ticketflow/kafka/client.hpp"
-#include "ticketflow/stage/bench_support.hpp"
+#include "ticketflow/kafka/raw_relay.hpp"
 #include "ticketflow/stage/stage.hpp"
 #include "ticketflow/stage/timer.hpp"
 
@@ -49,8 +50,8 @@ int benchSlowHandler(kafka::MockBroker& broker, const KafkaConfig& kafka, int pa
   const Topics t = makeTopics(broker, "slow", partitions);
   // Enough for the window's ceiling (window per 2 s) over the whole run.
   const std::int64_t count = static_cast<std::int64_t>(window) / 2 * (seconds + 6);
-  if (auto st = stage::produceFiller(kafka, t.input, count, size); !st) throw std::runtime_error(st.error().message);
-  const std::size_t rss_before = stage::residentBytes();
+  if (auto st = kafka::produceFiller(kafka, t.input, count, size); !st) throw std::runtime_error(st.error().message);
+  const std::size_t rss_before = residentBytes();
   stage::TimerQueue timers;
   std::atomic<bool> started{false};
   const std::string output = t.output;
@@ -83,7 +84,7 @@ int benchSlowHandler(kafka::MockBroker& broker, const KafkaConfig& kafka, int pa
       "    sustained %.0f msgs/s over %.1f s (target >= 400), max in flight %lld\n"
       "    peak RSS of this process %.1f MiB (target <= 150), of which the embedded broker's data was %.1f MiB before "
       "the run\n",
-      window, threads, rate, span.count(), static_cast<long long>(max_in_flight), mib(stage::peakResidentBytes()),
+      window, threads, rate, span.count(), static_cast<long long>(max_in_flight), mib(peakResidentBytes()),
       mib(rss_before));
   return rate >= 400 ? 0 : 1;
 }
@@ -91,8 +92,8 @@ int benchSlowHandler(kafka::MockBroker& broker, const KafkaConfig& kafka, int pa
 double benchRawRelay(kafka::MockBroker& broker, const KafkaConfig& kafka, int partitions, std::size_t size,
                      std::int64_t count) {
   const Topics t = makeTopics(broker, "raw", partitions);
-  if (auto st = stage::produceFiller(kafka, t.input, count, size); !st) throw std::runtime_error(st.error().message);
-  auto result = stage::runRawRelay(kafka, t.input, t.output, "bench-raw", count, 120s);
+  if (auto st = kafka::produceFiller(kafka, t.input, count, size); !st) throw std::runtime_error(st.error().message);
+  auto result = kafka::runRawRelay(kafka, t.input, t.output, "bench-raw", count, 120s);
   if (!result) throw std::runtime_error(result.error().message);
   const double rate = static_cast<double>(result->messages) / result->elapsed.count();
   std::printf("(a) raw librdkafka relay (poll one, produce, store offset): %lld msgs in %.2f s = %.0f msgs/s\n",
@@ -103,7 +104,7 @@ double benchRawRelay(kafka::MockBroker& broker, const KafkaConfig& kafka, int pa
 double benchNoOpEngine(kafka::MockBroker& broker, const KafkaConfig& kafka, int partitions, std::size_t size,
                        std::int64_t count, int window, int threads) {
   const Topics t = makeTopics(broker, "noop", partitions);
-  if (auto st = stage::produceFiller(kafka, t.input, count, size); !st) throw std::runtime_error(st.error().message);
+  if (auto st = kafka::produceFiller(kafka, t.input, count, size); !st) throw std::runtime_error(st.error().message);
   std::atomic<bool> started{false};
   std::chrono::steady_clock::time_point first{};
   const std::string output = t.output;

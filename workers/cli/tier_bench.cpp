@@ -10,8 +10,8 @@
 #include "command.hpp"
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/core/process.hpp"
+#include "ticketflow/core/process_stats.hpp"
 #include "ticketflow/provider/prompt.hpp"
-#include "ticketflow/stage/bench_support.hpp"
 #include "ticketflow/stage/stage.hpp"
 #include "tier/tier_role.hpp"
 
@@ -116,13 +116,13 @@ tiers:
     r.total_done = s.succeeded + s.dead_lettered;
     if (done_at_start < 0 && r.total_done >= from) {
       done_at_start = r.total_done;
-      cpu_at_start = stage::processCpuSeconds();
+      cpu_at_start = processCpuSeconds();
       t_start = std::chrono::steady_clock::now();
     }
     if (done_at_start >= 0 && r.total_done >= to) {
       r.done = r.total_done - done_at_start;
       r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-      r.cpu_seconds = stage::processCpuSeconds() - cpu_at_start;
+      r.cpu_seconds = processCpuSeconds() - cpu_at_start;
       break;
     }
     std::this_thread::sleep_for(5ms);
@@ -167,7 +167,7 @@ int runBenchTier(const cli::ParsedArgs& args) {
   std::cout << "  2 s median latency, window " << window << ", " << call_threads << " call threads: " << slow.done
             << " tickets (10%-90% of " << slow_tickets << ") in " << slow.seconds
             << " s: " << static_cast<int>(slow.done / slow.seconds) << " tickets/s sustained\n"
-            << "  peak RSS of the tier process: " << stage::peakResidentBytes() / (1024 * 1024) << " MiB\n";
+            << "  peak RSS of the tier process: " << peakResidentBytes() / (1024 * 1024) << " MiB\n";
   std::filesystem::remove_all(dir);
   return kExitOk;
 }

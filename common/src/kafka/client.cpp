@@ -9,6 +9,7 @@
 #include <librdkafka/rdkafka_mock.h>
 #include <nlohmann/json.hpp>
 
+#include "handles.hpp"
 #include "ticketflow/core/check.hpp"
 #include "ticketflow/core/clock.hpp"
 
@@ -27,7 +28,15 @@ void PartitionListDeleter::operator()(rd_kafka_topic_partition_list_t* list) con
   rd_kafka_topic_partition_list_destroy(list);
 }
 
-namespace {
+void QueueDeleter::operator()(rd_kafka_queue_t* queue) const {
+  rd_kafka_queue_destroy(queue);
+}
+void ErrorDeleter::operator()(rd_kafka_error_t* error) const {
+  rd_kafka_error_destroy(error);
+}
+void HeadersDeleter::operator()(rd_kafka_headers_t* headers) const {
+  rd_kafka_headers_destroy(headers);
+}
 
 HandlePtr makeHandle(rd_kafka_type_t type, ConfPtr conf) {
   char err[512];
@@ -36,6 +45,16 @@ HandlePtr makeHandle(rd_kafka_type_t type, ConfPtr conf) {
   (void)conf.release();  // rd_kafka_new took ownership
   return HandlePtr(rk);
 }
+
+HeadersPtr makeHeaders(const std::vector<Header>& headers) {
+  HeadersPtr out(rd_kafka_headers_new(headers.size()));
+  for (const auto& h : headers)
+    rd_kafka_header_add(out.get(), h.name.data(), static_cast<ssize_t>(h.name.size()), h.value.data(),
+                        static_cast<ssize_t>(h.value.size()));
+  return out;
+}
+
+namespace {
 
 // The delivery outcome of one produceSync call, shared by the waiter and the callback so that a
 // waiter that timed out never leaves the callback writing to freed memory.
@@ -127,21 +146,18 @@ Producer::~Producer() {
 
 Status Producer::produceSync(const std::string& topic, const std::string& key, const std::string& value,
                              const std::vector<Header>& headers, std::chrono::milliseconds timeout) {
-  rd_kafka_headers_t* hdrs = rd_kafka_headers_new(headers.size());
-  for (const auto& h : headers)
-    rd_kafka_header_add(hdrs, h.name.data(), static_cast<ssize_t>(h.name.size()), h.value.data(),
-                        static_cast<ssize_t>(h.value.size()));
+  HeadersPtr hdrs = makeHeaders(headers);
   auto state = std::make_shared<std::atomic<int>>(kPending);
   auto* opaque = new DeliveryState(state);
   const rd_kafka_resp_err_t err = rd_kafka_producev(
       rk_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(key.data(), key.size()),
       RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-      RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+      RD_KAFKA_V_HEADERS(hdrs.get()), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
   if (err) {
     delete opaque;
-    rd_kafka_headers_destroy(hdrs);
     return Error::unavailable(std::string("produce to ") + topic + " failed: " + rd_kafka_err2str(err));
   }
+  (void)hdrs.release();  // the produced message owns them now
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (state->load() == kPending) {
     rd_kafka_poll(rk_.get(), 20);
@@ -283,30 +299,40 @@ Status Consumer::setPaused(bool paused) {
 Status createTopics(const KafkaConfig& kafka, const std::vector<std::string>& topics, int partitions,
                     std::chrono::milliseconds timeout) {
   HandlePtr rk = makeHandle(RD_KAFKA_PRODUCER, makeConf(clientProperties(kafka, "admin")));
+  // The admin API's own handles, each owned here.
+  struct NewTopicDeleter {
+    void operator()(rd_kafka_NewTopic_t* t) const { rd_kafka_NewTopic_destroy(t); }
+  };
+  struct OptionsDeleter {
+    void operator()(rd_kafka_AdminOptions_t* o) const { rd_kafka_AdminOptions_destroy(o); }
+  };
+  struct EventDeleter {
+    void operator()(rd_kafka_event_t* e) const { rd_kafka_event_destroy(e); }
+  };
+  std::vector<std::unique_ptr<rd_kafka_NewTopic_t, NewTopicDeleter>> owned;
   std::vector<rd_kafka_NewTopic_t*> new_topics;
   char err[512];
   for (const auto& t : topics) {
-    rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(t.c_str(), partitions, 1, err, sizeof err);
-    if (!nt) {
-      for (auto* n : new_topics) rd_kafka_NewTopic_destroy(n);
-      return Error::invalidArgument("topic " + t + ": " + err);
-    }
-    new_topics.push_back(nt);
+    owned.emplace_back(rd_kafka_NewTopic_new(t.c_str(), partitions, 1, err, sizeof err));
+    if (!owned.back()) return Error::invalidArgument("topic " + t + ": " + err);
+    new_topics.push_back(owned.back().get());
   }
-  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk.get());
-  rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(rk.get(), RD_KAFKA_ADMIN_OP_CREATETOPICS);
-  rd_kafka_AdminOptions_set_operation_timeout(options, static_cast<int>(timeout.count()), err, sizeof err);
-  rd_kafka_CreateTopics(rk.get(), new_topics.data(), new_topics.size(), options, queue);
-  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, static_cast<int>(timeout.count()) + 1000);
+  QueuePtr queue(rd_kafka_queue_new(rk.get()));
+  std::unique_ptr<rd_kafka_AdminOptions_t, OptionsDeleter> options(
+      rd_kafka_AdminOptions_new(rk.get(), RD_KAFKA_ADMIN_OP_CREATETOPICS));
+  rd_kafka_AdminOptions_set_operation_timeout(options.get(), static_cast<int>(timeout.count()), err, sizeof err);
+  rd_kafka_CreateTopics(rk.get(), new_topics.data(), new_topics.size(), options.get(), queue.get());
+  std::unique_ptr<rd_kafka_event_t, EventDeleter> event(
+      rd_kafka_queue_poll(queue.get(), static_cast<int>(timeout.count()) + 1000));
   Status status;
   if (!event) {
     status = Error::timeout("create topics: no answer from the broker");
-  } else if (rd_kafka_event_error(event)) {
-    status = Error::unavailable(std::string("create topics: ") + rd_kafka_event_error_string(event));
+  } else if (rd_kafka_event_error(event.get())) {
+    status = Error::unavailable(std::string("create topics: ") + rd_kafka_event_error_string(event.get()));
   } else {
     size_t count = 0;
     const rd_kafka_topic_result_t** results =
-        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count);
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event.get()), &count);
     for (size_t i = 0; i < count; ++i) {
       const rd_kafka_resp_err_t e = rd_kafka_topic_result_error(results[i]);
       if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
@@ -316,10 +342,6 @@ Status createTopics(const KafkaConfig& kafka, const std::vector<std::string>& to
       }
     }
   }
-  if (event) rd_kafka_event_destroy(event);
-  rd_kafka_AdminOptions_destroy(options);
-  rd_kafka_queue_destroy(queue);
-  for (auto* n : new_topics) rd_kafka_NewTopic_destroy(n);
   return status;
 }
 

@@ -19,6 +19,9 @@ typedef struct rd_kafka_conf_s rd_kafka_conf_t;
 typedef struct rd_kafka_message_s rd_kafka_message_t;
 typedef struct rd_kafka_topic_partition_list_s rd_kafka_topic_partition_list_t;
 typedef struct rd_kafka_mock_cluster_s rd_kafka_mock_cluster_t;
+typedef struct rd_kafka_queue_s rd_kafka_queue_t;
+typedef struct rd_kafka_error_s rd_kafka_error_t;
+typedef struct rd_kafka_headers_s rd_kafka_headers_t;
 
 namespace ticketflow::kafka {
 
@@ -34,10 +37,22 @@ struct MessageDeleter {
 struct PartitionListDeleter {
   void operator()(rd_kafka_topic_partition_list_t* list) const;
 };
+struct QueueDeleter {
+  void operator()(rd_kafka_queue_t* queue) const;
+};
+struct ErrorDeleter {
+  void operator()(rd_kafka_error_t* error) const;
+};
+struct HeadersDeleter {
+  void operator()(rd_kafka_headers_t* headers) const;
+};
 using HandlePtr = std::unique_ptr<rd_kafka_t, HandleDeleter>;
 using ConfPtr = std::unique_ptr<rd_kafka_conf_t, ConfDeleter>;
 using MessagePtr = std::unique_ptr<rd_kafka_message_t, MessageDeleter>;
 using PartitionListPtr = std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter>;
+using QueuePtr = std::unique_ptr<rd_kafka_queue_t, QueueDeleter>;
+using ErrorPtr = std::unique_ptr<rd_kafka_error_t, ErrorDeleter>;
+using HeadersPtr = std::unique_ptr<rd_kafka_headers_t, HeadersDeleter>;
 
 // librdkafka properties for one client: the bootstrap servers, the client id and the
 // configuration's pass-through map (SASL/TLS), then `overrides`.

@@ -12,7 +12,7 @@
 #include "ticketflow/core/result.hpp"
 #include "ticketflow/kafka/client.hpp"
 
-namespace ticketflow::stage {
+namespace ticketflow::kafka {
 
 // Produces `count` records of `bytes` bytes each, keyed "ticket-<n>", and waits for every
 // acknowledgement.
@@ -29,14 +29,6 @@ struct RelayResult {
 // overrides a stage gets.
 Result<RelayResult> runRawRelay(const KafkaConfig& kafka, const std::string& input, const std::string& output,
                                 const std::string& group, std::int64_t count, std::chrono::seconds timeout,
-                                const kafka::Properties& consumer_properties = {});
+                                const Properties& consumer_properties = {});
 
-// Resident set size now, and its peak so far (VmHWM), of this process in bytes.
-std::size_t residentBytes();
-std::size_t peakResidentBytes();
-// User plus system CPU time this process has used, in seconds.
-double processCpuSeconds();
-// Context switches of this process so far, voluntary (a thread blocked) and involuntary.
-std::int64_t processContextSwitches();
-
-}  // namespace ticketflow::stage
+}  // namespace ticketflow::kafka

@@ -1,16 +1,10 @@
-#include "ticketflow/stage/bench_support.hpp"
+#include "ticketflow/kafka/raw_relay.hpp"
 
 #include <atomic>
-#include <fstream>
-#include <sstream>
-#include <stdexcept>
-
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
-namespace ticketflow::stage {
+namespace ticketflow::kafka {
 
 namespace {
 
@@ -28,16 +22,16 @@ void countDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
   }
 }
 
-Result<kafka::HandlePtr> makeProducer(const KafkaConfig& kafka, const std::string& role, RelayCounters* counters) {
-  kafka::ConfPtr conf = kafka::makeConf(
-      kafka::clientProperties(kafka, role, {{"enable.idempotence", "true"}, {"acks", "all"}, {"linger.ms", "5"}}));
+Result<HandlePtr> makeProducer(const KafkaConfig& kafka, const std::string& role, RelayCounters* counters) {
+  ConfPtr conf =
+      makeConf(clientProperties(kafka, role, {{"enable.idempotence", "true"}, {"acks", "all"}, {"linger.ms", "5"}}));
   rd_kafka_conf_set_dr_msg_cb(conf.get(), countDelivery);
   rd_kafka_conf_set_opaque(conf.get(), counters);
   char err[512];
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), err, sizeof err);
   if (!rk) return Error::unavailable(std::string("cannot create producer: ") + err);
   (void)conf.release();
-  return kafka::HandlePtr(rk);
+  return HandlePtr(rk);
 }
 
 // Produces without blocking on acknowledgements; waits only while the local queue is full.
@@ -50,18 +44,6 @@ rd_kafka_resp_err_t produceCopy(rd_kafka_t* rk, const std::string& topic, const 
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) return err;
     rd_kafka_poll(rk, 5);
   }
-}
-
-std::size_t statusField(const std::string& field) {
-  std::ifstream in("/proc/self/status");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(field + ":", 0) != 0) continue;
-    std::istringstream fields(line.substr(field.size() + 1));
-    std::size_t kb = 0;
-    fields >> kb;
-    return kb * 1024;
-  }
-  return 0;
 }
 
 }  // namespace
@@ -87,28 +69,28 @@ Status produceFiller(const KafkaConfig& kafka, const std::string& topic, std::in
 
 Result<RelayResult> runRawRelay(const KafkaConfig& kafka, const std::string& input, const std::string& output,
                                 const std::string& group, std::int64_t count, std::chrono::seconds timeout,
-                                const kafka::Properties& consumer_properties) {
+                                const Properties& consumer_properties) {
   RelayCounters counters;
   auto producer = makeProducer(kafka, "bench-relay", &counters);
   if (!producer) return producer.error();
   rd_kafka_t* prk = producer->get();
 
-  kafka::Properties cp = kafka::clientProperties(kafka, "bench-relay",
-                                                 {{"group.id", group},
-                                                  {"enable.auto.offset.store", "false"},
-                                                  {"enable.auto.commit", "false"},
-                                                  {"auto.offset.reset", "earliest"},
-                                                  {"partition.assignment.strategy", "cooperative-sticky"},
-                                                  {"queued.max.messages.kbytes", "16384"}});
+  Properties cp = clientProperties(kafka, "bench-relay",
+                                   {{"group.id", group},
+                                    {"enable.auto.offset.store", "false"},
+                                    {"enable.auto.commit", "false"},
+                                    {"auto.offset.reset", "earliest"},
+                                    {"partition.assignment.strategy", "cooperative-sticky"},
+                                    {"queued.max.messages.kbytes", "16384"}});
   for (const auto& [k, v] : consumer_properties) cp[k] = v;
-  kafka::ConfPtr conf = kafka::makeConf(cp);
+  ConfPtr conf = makeConf(cp);
   char err[512];
-  kafka::HandlePtr consumer(rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err, sizeof err));
+  HandlePtr consumer(rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err, sizeof err));
   if (!consumer) return Error::unavailable(std::string("cannot create consumer: ") + err);
   (void)conf.release();
   rd_kafka_t* crk = consumer.get();
   rd_kafka_poll_set_consumer(crk);
-  kafka::PartitionListPtr topics(rd_kafka_topic_partition_list_new(1));
+  PartitionListPtr topics(rd_kafka_topic_partition_list_new(1));
   rd_kafka_topic_partition_list_add(topics.get(), input.c_str(), RD_KAFKA_PARTITION_UA);
   if (const rd_kafka_resp_err_t e = rd_kafka_subscribe(crk, topics.get()))
     return Error::unavailable(std::string("subscribe: ") + rd_kafka_err2str(e));
@@ -127,12 +109,12 @@ Result<RelayResult> runRawRelay(const KafkaConfig& kafka, const std::string& inp
       rd_kafka_poll(prk, 10);
       continue;
     }
-    kafka::MessagePtr msg(rd_kafka_consumer_poll(crk, 10));
+    MessagePtr msg(rd_kafka_consumer_poll(crk, 10));
     if (!msg || msg->err) continue;
     if (relayed == 0) first = std::chrono::steady_clock::now();
     const rd_kafka_resp_err_t e = produceCopy(prk, output, msg->key, msg->key_len, msg->payload, msg->len);
     if (e) return Error::unavailable(std::string("relay produce: ") + rd_kafka_err2str(e));
-    kafka::PartitionListPtr stored(rd_kafka_topic_partition_list_new(1));
+    PartitionListPtr stored(rd_kafka_topic_partition_list_new(1));
     rd_kafka_topic_partition_list_add(stored.get(), rd_kafka_topic_name(msg->rkt), msg->partition)->offset =
         msg->offset + 1;
     rd_kafka_offsets_store(crk, stored.get());
@@ -149,24 +131,4 @@ Result<RelayResult> runRawRelay(const KafkaConfig& kafka, const std::string& inp
   return result;
 }
 
-std::size_t residentBytes() {
-  return statusField("VmRSS");
-}
-std::size_t peakResidentBytes() {
-  return statusField("VmHWM");
-}
-
-double processCpuSeconds() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
-         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
-}
-
-std::int64_t processContextSwitches() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<std::int64_t>(usage.ru_nvcsw) + static_cast<std::int64_t>(usage.ru_nivcsw);
-}
-
-}  // namespace ticketflow::stage
+}  // namespace ticketflow::kafka
