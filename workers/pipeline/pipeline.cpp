@@ -248,8 +248,11 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
         break;
       }
       case Role::kResults: {
-        impl_->results = std::make_unique<results::ResultsRole>(config, results::makeSinks(config), rr.pool, &metrics_,
-                                                                SystemClock::instance(), 32, logger_.get());
+        impl_->results = std::make_unique<results::ResultsRole>(
+            config, results::makeSinks(config),
+            std::make_unique<redis::RedisWrittenMarkers>(rr.pool, config.redis.key_prefix,
+                                                         config.results.idempotency_ttl_s),
+            &metrics_, SystemClock::instance(), 32, logger_.get());
         so.input_topics = {config.kafka.topics.results};
         so.group = config.kafka.consumer_groups.results;
         // Exactly once on the updates topic: a record is delivered within the topic sink's

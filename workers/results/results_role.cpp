@@ -60,7 +60,7 @@ std::vector<SinkBinding> makeSinks(const Config& config, EnvLookup env) {
 }
 
 ResultsRole::ResultsRole(const Config& config, std::vector<SinkBinding> sinks,
-                         std::shared_ptr<redis::RedisPool> markers, observability::PipelineMetrics* metrics,
+                         std::unique_ptr<redis::WrittenMarkers> markers, observability::PipelineMetrics* metrics,
                          const Clock& clock, int http_threads, observability::Logger* logger)
     : config_(config), sinks_(std::move(sinks)), metrics_(metrics), clock_(clock), logger_(logger) {
   bool has_topic_sink = false;
@@ -73,9 +73,7 @@ ResultsRole::ResultsRole(const Config& config, std::vector<SinkBinding> sinks,
   // Writes block (HTTP, and the pending marks and look-ups of exactly-once): never on the
   // batcher's thread.
   if (has_http_sinks_ || finder_) http_ = std::make_unique<WorkerPool>(http_threads, "tf-sink-http");
-  if (markers)
-    markers_ = std::make_unique<redis::WrittenMarkers>(std::move(markers), config_.redis.key_prefix,
-                                                       config_.results.idempotency_ttl_s);
+  markers_ = std::move(markers);
 }
 
 ResultsRole::~ResultsRole() {

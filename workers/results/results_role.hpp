@@ -52,9 +52,10 @@ std::vector<SinkBinding> makeSinks(const Config& config, EnvLookup env = process
 
 class ResultsRole {
  public:
-  // `markers` null: no idempotency markers (tests of the sinks alone). Writes to HTTP sinks run on
-  // `http_threads` threads so slow ticket systems do not hold the stage's workers.
-  ResultsRole(const Config& config, std::vector<SinkBinding> sinks, std::shared_ptr<redis::RedisPool> markers,
+  // `markers` null: no idempotency markers (tests of the sinks alone); in production
+  // redis::RedisWrittenMarkers. Writes to HTTP sinks run on `http_threads` threads so slow ticket
+  // systems do not hold the stage's workers.
+  ResultsRole(const Config& config, std::vector<SinkBinding> sinks, std::unique_ptr<redis::WrittenMarkers> markers,
               observability::PipelineMetrics* metrics = nullptr, const Clock& clock = SystemClock::instance(),
               int http_threads = 32, observability::Logger* logger = nullptr);
   // Stops the sink threads first (their running writes use the markers and the topic reader),

@@ -9,15 +9,15 @@ Error markersDown(const std::string& why) {
 
 }  // namespace
 
-WrittenMarkers::WrittenMarkers(std::shared_ptr<RedisPool> pool, std::string key_prefix, std::int64_t ttl_s)
+RedisWrittenMarkers::RedisWrittenMarkers(std::shared_ptr<RedisPool> pool, std::string key_prefix, std::int64_t ttl_s)
     : key_prefix_(std::move(key_prefix)), ttl_s_(std::to_string(ttl_s)), batcher_(std::move(pool)) {}
 
-std::string WrittenMarkers::keyFor(const std::string& tenant, const std::string& ticket_id,
-                                   std::int64_t revision) const {
+std::string RedisWrittenMarkers::keyFor(const std::string& tenant, const std::string& ticket_id,
+                                        std::int64_t revision) const {
   return key_prefix_ + "written:" + tenant + ":" + ticket_id + ":" + std::to_string(revision);
 }
 
-void WrittenMarkers::read(const std::string& key, std::function<void(Result<Marks>)> done) {
+void RedisWrittenMarkers::read(const std::string& key, std::function<void(Result<Marks>)> done) {
   batcher_.submit({RedisCall::command({"HGETALL", key})}, [done = std::move(done)](Result<std::vector<Reply>> replies) {
     if (!replies) return done(markersDown(replies.error().message));
     const Reply& have = replies->front();
@@ -29,8 +29,8 @@ void WrittenMarkers::read(const std::string& key, std::function<void(Result<Mark
   });
 }
 
-Status WrittenMarkers::markPending(const std::string& key,
-                                   const std::vector<std::pair<std::string, std::string>>& pending) {
+Status RedisWrittenMarkers::markPending(const std::string& key,
+                                        const std::vector<std::pair<std::string, std::string>>& pending) {
   std::vector<RedisCall> calls;
   if (!pending.empty()) {
     std::vector<std::string> hset = {"HSET", key};
@@ -48,7 +48,8 @@ Status WrittenMarkers::markPending(const std::string& key,
   return {};
 }
 
-void WrittenMarkers::markWritten(const std::string& key, const std::vector<std::string>& sinks, const std::string& at) {
+void RedisWrittenMarkers::markWritten(const std::string& key, const std::vector<std::string>& sinks,
+                                      const std::string& at) {
   if (sinks.empty()) return;
   std::vector<std::string> hset = {"HSET", key};
   for (const auto& sink : sinks) {

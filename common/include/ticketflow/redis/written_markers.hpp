@@ -22,22 +22,36 @@
 
 namespace ticketflow::redis {
 
+// What the result writer needs from its markers store: an interface, so the role can be tested
+// against a fake (tests/fixtures/written_markers_fake.hpp) as well as against Redis.
 class WrittenMarkers {
  public:
   using Marks = std::map<std::string, std::string>;  // field -> value
   static constexpr const char* kPendingPrefix = "pending:";
 
-  WrittenMarkers(std::shared_ptr<RedisPool> pool, std::string key_prefix, std::int64_t ttl_s);
-
-  std::string keyFor(const std::string& tenant, const std::string& ticket_id, std::int64_t revision) const;
+  virtual ~WrittenMarkers() = default;
+  // The hash of one update, (tenant, ticket, revision).
+  virtual std::string keyFor(const std::string& tenant, const std::string& ticket_id, std::int64_t revision) const = 0;
   // The hash's fields. Errors are outages of cause "redis" (the caller holds the update).
-  void read(const std::string& key, std::function<void(Result<Marks>)> done);
-  // Stores `pending` (field -> mark) and renews the TTL; returns once Redis has them, so the
+  virtual void read(const std::string& key, std::function<void(Result<Marks>)> done) = 0;
+  // Stores `pending` (field -> mark) and renews the TTL; returns once the store has them, so the
   // writes they announce begin only after. An empty list only renews the TTL.
-  Status markPending(const std::string& key, const std::vector<std::pair<std::string, std::string>>& pending);
+  virtual Status markPending(const std::string& key,
+                             const std::vector<std::pair<std::string, std::string>>& pending) = 0;
   // Marks `sinks` written at `at`. Fire and forget: a lost mark can only repeat a write that the
-  // sinks recognise. A later read() sees it (the batcher keeps submission order).
-  void markWritten(const std::string& key, const std::vector<std::string>& sinks, const std::string& at);
+  // sinks recognise. A later read() sees it.
+  virtual void markWritten(const std::string& key, const std::vector<std::string>& sinks, const std::string& at) = 0;
+};
+
+class RedisWrittenMarkers final : public WrittenMarkers {
+ public:
+  RedisWrittenMarkers(std::shared_ptr<RedisPool> pool, std::string key_prefix, std::int64_t ttl_s);
+
+  std::string keyFor(const std::string& tenant, const std::string& ticket_id, std::int64_t revision) const override;
+  void read(const std::string& key, std::function<void(Result<Marks>)> done) override;
+  Status markPending(const std::string& key, const std::vector<std::pair<std::string, std::string>>& pending) override;
+  // A later read() sees it: the batcher keeps submission order.
+  void markWritten(const std::string& key, const std::vector<std::string>& sinks, const std::string& at) override;
 
  private:
   const std::string key_prefix_;
