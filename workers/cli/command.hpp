@@ -8,8 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "ticketflow/classify/category_model.hpp"
 #include "ticketflow/cli/args.hpp"
 #include "ticketflow/config/config.hpp"
+#include "ticketflow/redis/embedded_server.hpp"
 #include "ticketflow/redis/feedback_store.hpp"
 #include "ticketflow/redis/pool.hpp"
 
@@ -34,6 +36,13 @@ Config loadConfigOption(const cli::ParsedArgs& args);
 std::shared_ptr<redis::RedisPool> connectConfigured(const Config& config);
 // The helpdesk feedback's labels in the configured Redis (`train --feedback`).
 redis::FeedbackStore openFeedbackStore(const Config& config);
+// A URL as it may be printed: one with credentials is not.
+std::string displayRedisUrl(const std::string& url);
+// A pool on a private redis-server (benchmarks and evaluations that must not touch the configured one).
+std::shared_ptr<redis::RedisPool> connectPrivate(const redis::EmbeddedRedisServer& server, int size);
+// The category model --model names, or the configured one; loaded, or an exception naming why not.
+std::string categoryModelPath(const cli::ParsedArgs& args, const Config& config);
+classify::CategoryModel loadCategoryModel(const std::string& path);
 
 // `v` with `digits` decimals, as the commands print figures.
 inline std::string fixed(double v, int digits = 4) {
@@ -42,15 +51,14 @@ inline std::string fixed(double v, int digits = 4) {
   return buf;
 }
 
-std::vector<Command> foundationCommands();     // broker, config check
-std::vector<Command> pipelineCommands();       // submit, triage, demo
-std::vector<Command> classifierCommands();     // train, eval, classify, bench classifier
-std::vector<Command> redisCommands();          // budget, cache, eval routing, train escalation, bench cache|ledger
-std::vector<Command> simulatorCommands();      // sim
-std::vector<Command> stageCommands();          // bench stage
-std::vector<Command> roleCommands();           // run tier
-std::vector<Command> tierBenchCommands();      // bench tier
-std::vector<Command> pipelineBenchCommands();  // bench pipeline
-std::vector<Command> chaosBenchCommands();     // bench chaos
+std::vector<Command> foundationCommands();  // broker, config check
+std::vector<Command> pipelineCommands();    // submit, triage, demo
+std::vector<Command> classifierCommands();  // train, eval, classify
+std::vector<Command> budgetCommands();      // budget show|set|reset|release
+std::vector<Command> cacheCommands();       // cache stats|purge|eval
+std::vector<Command> routingCommands();     // eval routing, train escalation
+std::vector<Command> simulatorCommands();   // sim
+std::vector<Command> roleCommands();        // run tier
+// `bench ...`: bench/bench_commands.hpp.
 
 }  // namespace ticketflow::app

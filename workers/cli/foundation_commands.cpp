@@ -61,16 +61,12 @@ int runConfigCheck(const cli::ParsedArgs& args) {
     for (std::size_t i = 0; i < tier.models.size(); ++i) std::cout << (i ? ", " : "") << tier.models[i];
     std::cout << "]";
   }
-  std::cout << "\n  kafka: " << config.kafka.bootstrap_servers << ", redis: "
-            << (config.redis.url.find('@') == std::string::npos ? config.redis.url : "(url with credentials)") << "\n";
+  std::cout << "\n  kafka: " << config.kafka.bootstrap_servers << ", redis: " << displayRedisUrl(config.redis.url)
+            << "\n";
   return kExitOk;
 }
 
 }  // namespace
-
-cli::OptionSpec configOption() {
-  return {"config", "FILE", "configuration file (default: the embedded config/ticketflow.yaml)", ""};
-}
 
 std::vector<Command> foundationCommands() {
   return {

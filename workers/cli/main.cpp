@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "bench_commands.hpp"
 #include "command.hpp"
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/core/signals.hpp"
@@ -14,13 +15,12 @@ std::vector<Command> allCommands() {
   auto commands = ticketflow::app::foundationCommands();
   for (auto& c : ticketflow::app::pipelineCommands()) commands.push_back(std::move(c));
   for (auto& c : ticketflow::app::classifierCommands()) commands.push_back(std::move(c));
-  for (auto& c : ticketflow::app::redisCommands()) commands.push_back(std::move(c));
+  for (auto& c : ticketflow::app::budgetCommands()) commands.push_back(std::move(c));
+  for (auto& c : ticketflow::app::cacheCommands()) commands.push_back(std::move(c));
+  for (auto& c : ticketflow::app::routingCommands()) commands.push_back(std::move(c));
   for (auto& c : ticketflow::app::simulatorCommands()) commands.push_back(std::move(c));
-  for (auto& c : ticketflow::app::stageCommands()) commands.push_back(std::move(c));
   for (auto& c : ticketflow::app::roleCommands()) commands.push_back(std::move(c));
-  for (auto& c : ticketflow::app::tierBenchCommands()) commands.push_back(std::move(c));
-  for (auto& c : ticketflow::app::pipelineBenchCommands()) commands.push_back(std::move(c));
-  for (auto& c : ticketflow::app::chaosBenchCommands()) commands.push_back(std::move(c));
+  for (auto& c : ticketflow::app::benchCommands()) commands.push_back(std::move(c));
   return commands;
 }
 

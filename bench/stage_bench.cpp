@@ -4,7 +4,7 @@
 #include <iostream>
 #include <thread>
 
-#include "command.hpp"
+#include "cli/command.hpp"
 #include "ticketflow/core/process_stats.hpp"
 #include "ticketflow/kafka/client.hpp"
 #include "ticketflow/kafka/raw_relay.hpp"
@@ -154,7 +154,7 @@ int runBenchStage(const cli::ParsedArgs& args) {
 
 }  // namespace
 
-std::vector<Command> stageCommands() {
+std::vector<Command> stageBenchCommands() {
   return {
       {{"bench stage",
         "benchmark the stage engine against a raw relay",

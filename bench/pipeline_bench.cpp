@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "bench_tickets.hpp"
-#include "command.hpp"
+#include "cli/command.hpp"
 #include "pipeline/pipeline.hpp"
 #include "ticketflow/core/embedded.hpp"
 #include "ticketflow/core/process.hpp"

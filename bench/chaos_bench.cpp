@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "bench_tickets.hpp"
-#include "command.hpp"
+#include "cli/command.hpp"
 #include "pipeline/local_stack.hpp"
 #include "pipeline/pipeline.hpp"
 

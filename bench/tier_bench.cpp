@@ -7,7 +7,7 @@
 
 #include <unistd.h>
 
-#include "command.hpp"
+#include "cli/command.hpp"
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/core/process.hpp"
 #include "ticketflow/core/process_stats.hpp"
