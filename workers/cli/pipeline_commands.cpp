@@ -9,12 +9,12 @@
 #include <unistd.h>
 
 #include "command.hpp"
-#include "pipeline/backlog.hpp"
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/core/clock.hpp"
 #include "ticketflow/core/embedded.hpp"
 #include "ticketflow/domain/ticket_file.hpp"
 #include "ticketflow/kafka/client.hpp"
+#include "triage/triage.hpp"
 
 namespace ticketflow::app {
 namespace {

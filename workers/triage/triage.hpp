@@ -28,7 +28,7 @@
 #include <string>
 #include <vector>
 
-#include "local_stack.hpp"
+#include "pipeline/local_stack.hpp"
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/domain/messages.hpp"
 #include "ticketflow/domain/ticket_file.hpp"

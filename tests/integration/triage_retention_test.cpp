@@ -9,10 +9,10 @@
 #include <nlohmann/json.hpp>
 
 #include "fixtures/environment.hpp"
-#include "pipeline/backlog.hpp"
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/core/clock.hpp"
 #include "ticketflow/kafka/client.hpp"
+#include "triage/triage.hpp"
 
 namespace ticketflow {
 namespace {

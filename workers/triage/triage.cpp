@@ -1,4 +1,4 @@
-#include "backlog.hpp"
+#include "triage.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -12,9 +12,9 @@
 #include <stdexcept>
 #include <thread>
 
-#include "agreement_report.hpp"
 #include "intake/intake_role.hpp"
-#include "pipeline.hpp"
+#include "pipeline/agreement_report.hpp"
+#include "pipeline/pipeline.hpp"
 #include "projection.hpp"
 #include "ticketflow/classify/category_model.hpp"
 #include "ticketflow/core/crypto.hpp"
