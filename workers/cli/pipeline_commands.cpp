@@ -9,12 +9,13 @@
 #include <unistd.h>
 
 #include "command.hpp"
-#include "pipeline/backlog.hpp"
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/core/clock.hpp"
 #include "ticketflow/core/embedded.hpp"
 #include "ticketflow/domain/ticket_file.hpp"
 #include "ticketflow/kafka/client.hpp"
+#include "triage/report.hpp"
+#include "triage/triage.hpp"
 
 namespace ticketflow::app {
 namespace {
@@ -39,7 +40,7 @@ TicketDefaults defaultsFrom(const cli::ParsedArgs& args) {
 class ProgressBar {
  public:
   explicit ProgressBar(std::string what) : what_(std::move(what)), tty_(isatty(STDERR_FILENO) != 0) {}
-  void update(const pipeline::BacklogProgress& p) {
+  void update(const triage::TriageProgress& p) {
     const double share = p.total ? double(p.done) / double(p.total) : 1.0;
     if (!tty_) {
       const int decile = static_cast<int>(share * 10);
@@ -117,13 +118,13 @@ int runSubmit(const cli::ParsedArgs& args) {
   return invalid && !sent ? kExitFailure : kExitOk;
 }
 
-std::string writeReport(const std::string& path, const pipeline::BacklogReport& report,
-                        const pipeline::BacklogTotals& totals) {
+std::string writeReport(const std::string& path, const triage::TriageReport& report,
+                        const triage::TriageTotals& totals) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
     if (!out) throw std::runtime_error("cannot write the report " + path);
-    out << pipeline::htmlReport(report, totals);
+    out << triage::htmlReport(report, totals);
   }
   std::filesystem::rename(tmp, path);
   return path;
@@ -131,7 +132,7 @@ std::string writeReport(const std::string& path, const pipeline::BacklogReport& 
 
 int runTriage(const cli::ParsedArgs& args) {
   Config config = loadConfigOption(args);
-  pipeline::BacklogOptions options;
+  triage::TriageOptions options;
   options.path = args.positionals().at(0);
   options.columns = columnMapFrom(args);
   options.defaults = defaultsFrom(args);
@@ -158,11 +159,11 @@ int runTriage(const cli::ParsedArgs& args) {
     throw cli::UsageError("--shadow-labels goes with --embedded");
   }
   ProgressBar bar(options.dry_run ? "classifying" : "triaging");
-  options.progress = [&](const pipeline::BacklogProgress& p) { bar.update(p); };
-  const auto report = pipeline::runBacklog(config, options);
+  options.progress = [&](const triage::TriageProgress& p) { bar.update(p); };
+  const auto report = triage::runTriage(config, options);
   bar.finish();
-  const auto totals = pipeline::totalsOf(report);
-  std::cout << pipeline::textSummary(report, totals);
+  const auto totals = triage::totalsOf(report);
+  std::cout << triage::textSummary(report, totals);
   if (auto path = args.find("report")) std::cout << "  report: " << writeReport(*path, report, totals) << "\n";
   if (!options.dry_run) std::cout << "  resume file: " << options.state_path << "\n";
   return report.missing == 0 ? kExitOk : kExitFailure;
@@ -179,7 +180,7 @@ int runDemo(const cli::ParsedArgs& args) {
   const std::string log_path = (dir / "pipeline.log").string();
   std::ofstream pipeline_log(log_path, std::ios::trunc);
 
-  pipeline::BacklogOptions options;
+  triage::TriageOptions options;
   options.path = samples_path;
   options.embedded = true;
   options.limit = static_cast<std::size_t>(args.getInt("tickets", 1, 1'000'000));
@@ -192,11 +193,11 @@ int runDemo(const cli::ParsedArgs& args) {
                "answers, realistic latency per tier) and the whole pipeline in this process\n"
             << std::flush;
   ProgressBar bar("triaging");
-  options.progress = [&](const pipeline::BacklogProgress& p) { bar.update(p); };
-  const auto report = pipeline::runBacklog(config, options);
+  options.progress = [&](const triage::TriageProgress& p) { bar.update(p); };
+  const auto report = triage::runTriage(config, options);
   bar.finish();
-  const auto totals = pipeline::totalsOf(report);
-  std::cout << "\n" << pipeline::textSummary(report, totals);
+  const auto totals = triage::totalsOf(report);
+  std::cout << "\n" << triage::textSummary(report, totals);
   if (report.ledger_settled)
     std::cout << "  budget ledger: " << formatUsd(*report.ledger_settled)
               << " settled today (the sum of the updates' costs)\n";

@@ -9,16 +9,16 @@
 #include <nlohmann/json.hpp>
 
 #include "fixtures/environment.hpp"
-#include "pipeline/backlog.hpp"
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/core/clock.hpp"
 #include "ticketflow/kafka/client.hpp"
+#include "triage/triage.hpp"
 
 namespace ticketflow {
 namespace {
 
-TEST(BacklogRetention, ABacklogLargerThanTheBrokerKeepsIsAnsweredWhole) {
-  const std::string dir = testing::makeTempDir("backlog-retention");
+TEST(TriageRetention, ABacklogLargerThanTheBrokerKeepsIsAnsweredWhole) {
+  const std::string dir = testing::makeTempDir("triage-retention");
   constexpr int kTickets = 400;
   const std::string body(16 * 1024, 'x');
   std::string lines;
@@ -32,7 +32,7 @@ TEST(BacklogRetention, ABacklogLargerThanTheBrokerKeepsIsAnsweredWhole) {
   const std::string file = dir + "/backlog.jsonl";
   testing::writeFile(file, lines);  // 6.6 MB: more than one partition keeps
 
-  pipeline::BacklogOptions options;
+  triage::TriageOptions options;
   options.path = file;
   options.defaults.created_at = formatRfc3339(SystemClock::instance().now());  // as the CLI sets it
   options.embedded = true;
@@ -41,11 +41,11 @@ TEST(BacklogRetention, ABacklogLargerThanTheBrokerKeepsIsAnsweredWhole) {
   options.idle_timeout = std::chrono::seconds(60);
   std::mutex mutex;
   std::size_t most_unanswered = 0;
-  options.progress = [&](const pipeline::BacklogProgress& p) {
+  options.progress = [&](const triage::TriageProgress& p) {
     std::lock_guard lock(mutex);
     most_unanswered = std::max(most_unanswered, p.submitted - std::min(p.submitted, p.done));
   };
-  const auto report = pipeline::runBacklog(loadEmbeddedConfig(), options);
+  const auto report = triage::runTriage(loadEmbeddedConfig(), options);
 
   ASSERT_TRUE(report.skipped.empty()) << report.skipped.front();
   EXPECT_EQ(report.missing, 0u);

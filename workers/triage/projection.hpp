@@ -18,7 +18,7 @@
 #include "ticketflow/core/result.hpp"
 #include "ticketflow/domain/messages.hpp"
 
-namespace ticketflow::pipeline {
+namespace ticketflow::triage {
 
 class LiveCalibration {
  public:
@@ -52,4 +52,4 @@ class ProjectionRange {
   std::map<const LiveCalibration::Cell*, std::size_t> tickets_;
 };
 
-}  // namespace ticketflow::pipeline
+}  // namespace ticketflow::triage

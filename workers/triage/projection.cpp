@@ -6,7 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace ticketflow::pipeline {
+namespace ticketflow::triage {
 namespace {
 
 struct Sample {
@@ -105,4 +105,4 @@ MicroUsd ProjectionRange::high() const {
   return std::llround(mean + 1.96 * sd);
 }
 
-}  // namespace ticketflow::pipeline
+}  // namespace ticketflow::triage
