@@ -6,6 +6,7 @@
 
 #include "fixtures/http_receiver.hpp"
 #include "fixtures/ticket_systems.hpp"
+#include "ticketflow/core/base64.hpp"
 #include "ticketflow/core/crypto.hpp"
 #include "ticketflow/schema/validator.hpp"
 

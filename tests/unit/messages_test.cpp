@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "ticketflow/core/base64.hpp"
 #include "ticketflow/schema/validator.hpp"
 
 namespace ticketflow {

@@ -1,6 +1,7 @@
 #include "intake_role.hpp"
 
 #include "ticketflow/core/crypto.hpp"
+#include "ticketflow/core/utf8.hpp"
 
 namespace ticketflow::intake {
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "ticketflow/core/thread_name.hpp"
+#include "ticketflow/core/utf8.hpp"
 
 namespace ticketflow::intake {
 namespace {

@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "ticketflow/core/base64.hpp"
 #include "ticketflow/core/crypto.hpp"
 #include "ticketflow/core/percent_encoding.hpp"
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "ticketflow/core/utf8.hpp"
+
 namespace ticketflow::tier {
 
 SettledCompletion::SettledCompletion(stage::Completion completion, std::shared_ptr<PendingSettles> settles,

@@ -9,6 +9,7 @@
 
 #include "ticketflow/core/clock.hpp"
 #include "ticketflow/core/json_parse.hpp"
+#include "ticketflow/core/utf8.hpp"
 
 namespace ticketflow {
 namespace {

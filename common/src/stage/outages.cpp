@@ -5,6 +5,7 @@
 #include "engine.hpp"
 #include "ticketflow/core/clock.hpp"
 #include "ticketflow/core/crypto.hpp"
+#include "ticketflow/core/utf8.hpp"
 
 namespace ticketflow::stage {
 

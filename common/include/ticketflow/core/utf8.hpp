@@ -3,6 +3,7 @@
 // writer, isValidUtf8).
 
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 namespace ticketflow {
@@ -70,5 +71,8 @@ inline bool isValidUtf8(std::string_view s) {
   }
   return true;
 }
+
+// The first `max_code_points` characters of UTF-8 text (JSON Schema's maxLength counts them).
+std::string utf8Prefix(std::string_view s, std::size_t max_code_points);
 
 }  // namespace ticketflow

@@ -285,9 +285,4 @@ struct CachedAnswer {
 std::string toCacheJson(const CachedAnswer& cached);
 Result<CachedAnswer> parseCachedAnswer(std::string_view bytes);
 
-// The first `max_code_points` characters of UTF-8 text (JSON Schema's maxLength counts them).
-std::string utf8Prefix(std::string_view s, std::size_t max_code_points);
-std::string base64Encode(std::string_view bytes);
-std::optional<std::string> base64Decode(std::string_view text);  // nullopt: not base64
-
 }  // namespace ticketflow
