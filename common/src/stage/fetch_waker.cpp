@@ -28,9 +28,9 @@ void FetchWaker::wake(kafka::TopicPartition partition) {
   ready_.notify_one();
 }
 
-bool FetchWaker::prefetchDrained() {
+bool FetchWaker::prefetchDrained(bool can_wake) {
   const std::int64_t run = std::exchange(messages_since_empty_poll_, 0);
-  if (run < kDrainedRun) return false;
+  if (run < kDrainedRun || !can_wake) return false;
   const auto now = std::chrono::steady_clock::now();
   if (now < next_drained_wake_at_) return false;
   next_drained_wake_at_ = now + std::chrono::milliseconds(20);

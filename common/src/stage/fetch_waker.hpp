@@ -34,9 +34,11 @@ class FetchWaker {
 
   // Poll-thread bookkeeping for the drained-prefetch case: true when a poll that found the queue
   // empty follows a run of messages (a drained prefetch, not a trickle), at most every 20 ms.
-  // Then the caller wakes one fetching partition's leader with wakeNext().
+  // Then the caller wakes one fetching partition's leader with wakeNext(). `can_wake` false (all
+  // paused, or no partitions) ends the run without using the 20 ms slot, so the first wake after
+  // a resume is never held back by it.
   void messagePolled() { ++messages_since_empty_poll_; }
-  bool prefetchDrained();
+  bool prefetchDrained(bool can_wake);
   // Wakes the next of `fetching` each time: with several brokers, each leader's fetcher in turn.
   void wakeNext(const std::vector<kafka::TopicPartition>& fetching);
 

@@ -131,7 +131,8 @@ Status Stage::Impl::run() {
     kafka::Polled polled = consumer->poll(std::chrono::milliseconds(events->empty() ? 50 : 0));
     switch (polled.kind) {
       case kafka::Polled::Kind::kNothing:
-        if (fetch_waker->prefetchDrained()) fetch_waker->wakeNext(fetchingPartitions());
+        if (fetch_waker->prefetchDrained(!backpressure.pausedAll() && !partitions.empty()))
+          fetch_waker->wakeNext(fetchingPartitions());
         break;
       case kafka::Polled::Kind::kMessage:
         fetch_waker->messagePolled();
