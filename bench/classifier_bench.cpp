@@ -9,14 +9,11 @@
 #include "ticketflow/classify/difficulty.hpp"
 #include "ticketflow/classify/labelled_data.hpp"
 #include "ticketflow/config/config.hpp"
+#include "ticketflow/core/clock.hpp"
 #include "ticketflow/core/stats.hpp"
 
 namespace ticketflow::app {
 namespace {
-
-double secondsSince(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
 
 int runBench(const cli::ParsedArgs& args) {
   const Config config = loadConfigOption(args);

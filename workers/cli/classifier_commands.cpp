@@ -14,6 +14,7 @@
 #include "ticketflow/classify/difficulty.hpp"
 #include "ticketflow/classify/routing.hpp"
 #include "ticketflow/config/config.hpp"
+#include "ticketflow/core/clock.hpp"
 #include "ticketflow/core/stats.hpp"
 #include "ticketflow/redis/feedback_store.hpp"
 
@@ -21,10 +22,6 @@ namespace ticketflow::app {
 namespace {
 
 using classify::CategoryModel;
-
-double secondsSince(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
 
 std::pair<int, int> parseRange(const std::string& s) {
   const auto dash = s.find('-');

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "ticketflow/core/clock.hpp"
 #include "ticketflow/domain/messages.hpp"
 #include "ticketflow/redis/agreement_store.hpp"
 
@@ -67,9 +68,6 @@ inline std::string ticketKey(const std::string& tenant, const std::string& id) {
   return tenant + "/" + id;
 }
 
-// The run's duration and its progress rate, on the monotonic clock.
-inline double secondsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
+using ticketflow::secondsSince;  // core/clock.hpp: the run's duration and its progress rate
 
 }  // namespace ticketflow::triage

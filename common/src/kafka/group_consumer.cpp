@@ -287,7 +287,7 @@ AsyncProducer::AsyncProducer(const Properties& properties, DeliveryReport delive
 AsyncProducer::~AsyncProducer() {
   stop_ = true;
   reports_.join();
-  // Reports after this point find no thread serving them: they are dropped with the handle.
+  // The flush serves the remaining reports itself, on this thread.
   rd_kafka_flush(producer_.get(), 5000);
 }
 

@@ -45,6 +45,11 @@ inline std::int64_t epochMillis(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
 
+// Seconds elapsed since `start` on the monotonic clock: how runs and benchmarks time themselves.
+inline double secondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 // RFC 3339 UTC timestamp with milliseconds, e.g. 2026-11-22T20:51:49.123Z.
 std::string formatRfc3339(std::chrono::system_clock::time_point t);
 // Parses an RFC 3339 time ("2026-11-22T20:51:49.123Z", "...+02:00"); nullopt if it is not one, or
