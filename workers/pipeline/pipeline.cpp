@@ -3,16 +3,9 @@
 #include <iostream>
 #include <map>
 
-#include "intake/intake_role.hpp"
-#include "intake/parking_role.hpp"
-#include "results/feedback_role.hpp"
-#include "results/results_role.hpp"
-#include "ticketflow/classify/category_model.hpp"
+#include "role_hosting.hpp"
 #include "ticketflow/core/signals.hpp"
 #include "ticketflow/core/thread_name.hpp"
-#include "ticketflow/provider/prompt.hpp"
-#include "tier/shadow_role.hpp"
-#include "tier/tier_role.hpp"
 
 namespace ticketflow::pipeline {
 
@@ -40,59 +33,6 @@ std::vector<RoleSpec> allRoles(const Config& config) {
   if (config.feedback.enabled) roles.push_back({Role::kFeedback, ""});
   return roles;
 }
-
-struct Pipeline::Impl {
-  // Each role has its own Redis connections: in `run all`, hundreds of tier call threads must
-  // not starve the result writer of a connection (each Deployment runs one role anyway).
-  struct RoleRedis {
-    std::shared_ptr<redis::RedisPool> pool;
-    std::unique_ptr<redis::SemanticCache> cache;
-    std::unique_ptr<redis::InFlightRegistry> in_flight;  // near-duplicates being answered (coalescing)
-    std::unique_ptr<redis::BudgetLedger> ledger;
-    std::unique_ptr<redis::RateLimiter> limiter;
-    std::unique_ptr<redis::AgreementStore> agreement;  // shadow evaluation's counts
-    std::unique_ptr<redis::CommandBatcher> batcher;    // a tier's admission round trips
-    // A tier's settle retries, off the batcher's thread (threads start only when one is needed).
-    std::unique_ptr<WorkerPool> settle_retries;
-  };
-  std::vector<std::unique_ptr<RoleRedis>> redis;
-  std::unique_ptr<classify::CategoryModel> model;
-  std::unique_ptr<intake::IntakeRole> intake;
-  std::unique_ptr<intake::ParkingRole> parking;  // runs with intake: deferred tickets back when due
-  std::vector<std::unique_ptr<tier::TierService>> tier_services;
-  std::vector<std::unique_ptr<tier::TierRole>> tier_roles;
-  std::unique_ptr<results::ResultsRole> results;
-  std::unique_ptr<classify::EscalationModel> verifier;  // classifier.escalation_model, when a file is named
-  std::unique_ptr<tier::QualityFloor> quality_floor;    // shadow.quality_floor > 0
-  std::shared_ptr<redis::RedisPool> route_shares_pool;
-  std::unique_ptr<redis::RouteShareLoop> route_shares;   // routing.targets
-  std::unique_ptr<redis::FeedbackStore> feedback_store;  // feedback.enabled
-  std::unique_ptr<results::FeedbackRole> feedback;
-  std::unique_ptr<Config> shadow_config;  // the configuration with the tier "shadow" added
-  std::unique_ptr<tier::TierService> shadow_service;
-  std::unique_ptr<tier::ShadowRole> shadow;
-  struct RunningStage {
-    std::string role;
-    std::unique_ptr<stage::Stage> stage;
-    stage::StageStats exported;  // what the metrics already count
-  };
-  std::vector<RunningStage> stages;
-
-  // Stages first (nothing new arrives), then the tier roles' call threads finish their tickets
-  // (their calls still send through the batchers), then each batcher answers what it still
-  // holds while the tier services and roles its callbacks reach are alive, then the settle
-  // retries finish (one more try each: a Redis outage must not keep the process from exiting).
-  ~Impl() {
-    stages.clear();
-    for (auto& role : tier_roles) role->stop();
-    // The shadow role's threads wait for their settles: those give up after one more try first.
-    if (shadow_service) shadow_service->stopSettleRetries();
-    if (shadow) shadow->stop();
-    for (auto& service : tier_services) service->stopSettleRetries();
-    for (auto& r : redis) r->batcher.reset();
-    for (auto& r : redis) r->settle_retries.reset();
-  }
-};
 
 namespace {
 
@@ -142,21 +82,17 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
     return *impl_->redis.back();
   };
 
-  auto model_clients = options_.model_clients ? options_.model_clients : tier::httpModelClientFactory(config);
-  const auto prompts = provider::PromptSet::builtin();
-  auto sleeper = [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); };
+  const Impl::Host host{config,
+                        &metrics_,
+                        logger_.get(),
+                        options_.model_clients ? options_.model_clients : tier::httpModelClientFactory(config),
+                        provider::PromptSet::builtin(),
+                        [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); }};
   if (!config.classifier.escalation_model.empty()) {
     auto verifier = classify::EscalationModel::load(config.resolvePath(config.classifier.escalation_model));
     if (!verifier) throw ConfigError(config.source, "classifier.escalation_model", verifier.error().message);
     impl_->verifier = std::make_unique<classify::EscalationModel>(std::move(*verifier));
   }
-  auto admissionFor = [&](Impl::RoleRedis& rr, const std::string& tier) {
-    rr.batcher = std::make_unique<redis::CommandBatcher>(rr.pool);
-    rr.settle_retries = std::make_unique<WorkerPool>(4, "tf-settle-" + tier);
-    return tier::CallAdmission{
-        rr.limiter.get(), rr.ledger.get(), std::chrono::milliseconds(30000), rr.batcher.get(),
-        [pool = rr.settle_retries.get()](std::function<void()> retry) { pool->submit(std::move(retry)); }};
-  };
 
   if (config.shadow.quality_floor > 0)
     impl_->quality_floor = std::make_unique<tier::QualityFloor>(config.shadow, *agreement_);
@@ -186,116 +122,24 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
     so.log = [this, name = so.name](const std::string& text) {
       logger_->info("stage", {{"stage", name}, {"detail", text}});
     };
-    stage::Handler handler;
     Impl::RoleRedis& rr = roleRedis();
     switch (spec.role) {
-      case Role::kIntake: {
-        const std::string path = config.resolvePath(config.classifier.category_model);
-        auto model = classify::CategoryModel::load(path);
-        if (!model) throw ConfigError(config.source, "classifier.category_model", model.error().message);
-        impl_->model = std::make_unique<classify::CategoryModel>(std::move(*model));
-        impl_->intake = std::make_unique<intake::IntakeRole>(config, *impl_->model, rr.cache.get(), &metrics_,
-                                                             SystemClock::instance(), logger_.get(), rr.ledger.get(),
-                                                             rr.in_flight.get(), impl_->route_shares.get());
-        so.input_topics = {config.kafka.topics.inbound};
-        so.group = config.kafka.consumer_groups.intake;
-        handler = impl_->intake->handler();
-        // Its parking stage: tickets a cap deferred, back to their tier when due.
-        impl_->parking = std::make_unique<intake::ParkingRole>(config, rr.ledger.get(), SystemClock::instance(),
-                                                               &metrics_, logger_.get());
-        stage::StageOptions parking = so;
-        parking.name = "parking";
-        parking.input_topics = {config.kafka.topics.deferred};
-        parking.group = config.kafka.consumer_groups.deferred;
-        parking.handler_hands_off = true;  // it parks or answers at once
-        // Parked tickets wait minutes to hours: the idle topic needs no eager fetches (a caller's
-        // short fetch.wait.max.ms, meant for the hot path, would wake its fetcher 1,000 times a second).
-        parking.consumer_properties["fetch.wait.max.ms"] = "500";
-        parking.log = [this](const std::string& text) {
-          logger_->info("stage", {{"stage", "parking"}, {"detail", text}});
-        };
-        impl_->stages.push_back(
-            {parking.name, std::make_unique<stage::Stage>(config.kafka, parking, impl_->parking->handler()), {}});
+      case Role::kIntake:
+        impl_->hostIntake(host, rr, std::move(so));
         break;
-      }
-      case Role::kTier: {
-        if (!config.findTier(spec.tier))
-          throw std::invalid_argument("no tier named '" + spec.tier + "' in " + config.source);
-        tier::TierPolicy policy;
-        policy.verifier = impl_->verifier.get();
-        if (impl_->quality_floor)
-          policy.below_quality_floor = [floor = impl_->quality_floor.get(), tier = spec.tier](const std::string& c) {
-            return floor->below(tier, c);
-          };
-        if (impl_->route_shares)
-          policy.route_thresholds = [loop = impl_->route_shares.get()](const std::string& c) {
-            return loop->thresholdsFor(c);
-          };
-        impl_->tier_services.push_back(
-            std::make_unique<tier::TierService>(config, spec.tier, model_clients, SystemClock::instance(), sleeper,
-                                                prompts, policy, admissionFor(rr, spec.tier), &metrics_));
-        impl_->tier_roles.push_back(std::make_unique<tier::TierRole>(
-            config, *impl_->tier_services.back(), tier::callThreadsFor(config, spec.tier), SystemClock::instance(),
-            rr.cache.get(), &metrics_, logger_.get(), rr.in_flight.get(),
-            config.shadow.enabled() ? rr.agreement.get() : nullptr, impl_->route_shares.get(),
-            impl_->feedback_store.get()));
-        so.input_topics = {config.kafka.tierTopic(spec.tier)};
-        so.group = config.kafka.tierGroup(spec.tier);
-        handler = impl_->tier_roles.back()->handler();
-        // TierRole::handler parses the ticket and sends its first admission to the batcher (or
-        // queues it for a turn); it never blocks.
-        so.handler_hands_off = true;
+      case Role::kTier:
+        impl_->hostTier(host, spec.tier, rr, std::move(so));
         break;
-      }
-      case Role::kResults: {
-        impl_->results = std::make_unique<results::ResultsRole>(
-            config, results::makeSinks(config),
-            std::make_unique<redis::RedisWrittenMarkers>(rr.pool, config.redis.key_prefix,
-                                                         config.results.idempotency_ttl_s),
-            &metrics_, SystemClock::instance(), 32, logger_.get());
-        so.input_topics = {config.kafka.topics.results};
-        so.group = config.kafka.consumer_groups.results;
-        // Exactly once on the updates topic: a record is delivered within the topic sink's
-        // timeout or never (the client gives up then, and the broker waits no longer for its
-        // replicas), so a redelivery knows when a look-up for it is final.
-        if (config.results.exactly_once) {
-          const std::string timeout_ms = std::to_string(results::ResultsRole::topicWriteTimeoutMs(config));
-          so.producer_properties["message.timeout.ms"] = timeout_ms;
-          so.producer_properties["request.timeout.ms"] = timeout_ms;
-        }
-        handler = impl_->results->handler();
-        // ResultsRole::handler parses and passes the update on (the marker batcher, the HTTP
-        // sinks' threads); it never blocks.
-        so.handler_hands_off = true;
+      case Role::kResults:
+        impl_->hostResults(host, rr, std::move(so));
         break;
-      }
-      case Role::kFeedback: {
-        if (impl_->feedback) throw std::invalid_argument("the feedback role is listed twice");
-        if (!impl_->feedback_store)
-          throw ConfigError(config.source, "feedback.enabled", "the feedback role needs feedback.enabled: true");
-        impl_->feedback = std::make_unique<results::FeedbackRole>(*impl_->feedback_store, &metrics_, logger_.get());
-        so.input_topics = {config.kafka.topics.feedback};
-        so.group = config.kafka.consumer_groups.feedback;
-        handler = impl_->feedback->handler();
+      case Role::kFeedback:
+        impl_->hostFeedback(host, std::move(so));
         break;
-      }
-      case Role::kShadow: {
-        if (impl_->shadow) throw std::invalid_argument("the shadow role is listed twice");
-        impl_->shadow_config = std::make_unique<Config>(tier::withShadowTier(config));
-        impl_->shadow_service = std::make_unique<tier::TierService>(
-            *impl_->shadow_config, kShadowTier, model_clients, SystemClock::instance(), sleeper, prompts,
-            tier::TierPolicy{}, admissionFor(rr, kShadowTier), &metrics_);
-        impl_->shadow = std::make_unique<tier::ShadowRole>(config, *impl_->shadow_service, *rr.agreement,
-                                                           tier::callThreadsFor(config, config.shadow.reference_tier),
-                                                           &metrics_, logger_.get());
-        so.input_topics = {config.kafka.topics.shadow};
-        so.group = config.kafka.consumer_groups.shadow;
-        handler = impl_->shadow->handler();
-        so.handler_hands_off = true;  // reference calls run on the role's pool
+      case Role::kShadow:
+        impl_->hostShadow(host, rr, std::move(so));
         break;
-      }
     }
-    impl_->stages.push_back({so.name, std::make_unique<stage::Stage>(config.kafka, so, std::move(handler)), {}});
   }
   if (options_.http_port >= 0) {
     endpoint_ = std::make_unique<observability::ObservabilityEndpoint>(
