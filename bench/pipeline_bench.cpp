@@ -15,6 +15,7 @@
 
 #include "bench_tickets.hpp"
 #include "cli/command.hpp"
+#include "peer_bench.hpp"
 #include "pipeline/pipeline.hpp"
 #include "ticketflow/core/embedded.hpp"
 #include "ticketflow/core/process.hpp"
@@ -30,6 +31,7 @@ using namespace std::chrono_literals;
 using Steady = std::chrono::steady_clock;
 
 constexpr const char* kBenchKeyEnv = "TICKETFLOW_BENCH_API_KEY";
+constexpr const char* kBenchKey = "sk-bench-key";
 
 kafka::Properties consumerOverrides(const cli::ParsedArgs& args) {
   kafka::Properties p;
@@ -48,7 +50,7 @@ int runBenchPipeline(const cli::ParsedArgs& args) {
   const std::string dir =
       std::filesystem::temp_directory_path() / ("ticketflow-bench-pipeline-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
-  ::setenv(kBenchKeyEnv, "sk-bench-key", 1);
+  ::setenv(kBenchKeyEnv, kBenchKey, 1);
 
   Config config = loadEmbeddedConfig();
   ChildProcess broker({exe, "broker", "--bootstrap-file", dir + "/bootstrap"}, dir + "/broker.log");
@@ -219,6 +221,21 @@ int runBenchPipeline(const cli::ParsedArgs& args) {
             << "  peak RSS of this process: " << peakResidentBytes() / (1024 * 1024) << " MiB\n";
   run.requestStop();
   (void)run.wait();
+
+  // The peer, on the same simulator once the pipeline has stopped: its CPU per proxied request.
+  if (!args.has("no-peer")) {
+    PeerBenchOptions peer;
+    peer.gateway_script = args.find("peer-gateway").value_or(defaultPeerGateway());
+    peer.upstream_url = sim_url;
+    peer.api_key = kBenchKey;
+    peer.dir = dir;
+    peer.requests = static_cast<int>(args.getInt("peer-requests", 500, 100'000));
+    peer.concurrency = static_cast<int>(args.getInt("peer-concurrency", 1, 64));
+    peer.rate = rate;
+    peer.seconds = seconds;
+    peer.pipeline_cpu_ms_per_ticket = (cpu_last - cpu_first) / tickets * 1000;
+    runPeerBench(config, peer, std::cout);
+  }
   std::filesystem::remove_all(dir);
   return kExitOk;
 }
@@ -240,10 +257,19 @@ std::vector<Command> pipelineBenchCommands() {
              {"prefetch-kb", "KB", "librdkafka queued.max.messages.kbytes for every stage", ""},
              {"linger-ms", "MS", "librdkafka linger.ms for every stage's producer", ""},
              {"exactly-once", "", "results.exactly_once: pending marks and look-ups on the updates topic", ""},
-             {"trace", "", "print every stage's consumed/succeeded/in-flight counts twice a second", ""}},
+             {"trace", "", "print every stage's consumed/succeeded/in-flight counts twice a second", ""},
+             {"peer-gateway", "PATH",
+              "the Portkey gateway's start script (default: .tools/node_modules/@portkey-ai/gateway/build/"
+              "start-server.js, installed by scripts/bootstrap --test-tools)",
+              ""},
+             {"peer-requests", "N", "requests the peer gateway proxies in its measured run", "3000"},
+             {"peer-concurrency", "N", "load generator threads (keep-alive connections) against the peer", "4"},
+             {"no-peer", "", "skip the peer phase", ""}},
             "Runs every role in this process on the embedded broker, a private redis-server and the simulator\n"
             "with zero latency (each in its own process), and prints: end-to-end tickets/s over a backlog,\n"
-            "CPU-seconds per 1,000 tickets, produce-to-update latency p50/p99 at a fixed rate, peak RSS."},
+            "CPU-seconds per 1,000 tickets, produce-to-update latency p50/p99 at a fixed rate, peak RSS. Then\n"
+            "the peer: the Portkey AI gateway (node) proxying the tier pools' requests to the same simulator,\n"
+            "its CPU-ms per request (/proc/<pid>/stat) and the ratio pipeline/peer, and its latency at the rate."},
            runBenchPipeline,
            ""}};
 }
