@@ -34,9 +34,18 @@ function(ticketflow_library name)
   target_link_options(${name} INTERFACE ${TICKETFLOW_SANITIZER_FLAGS})
 endfunction()
 
+# Under TSan every executable carries the C11-threads forwarding of common/src/kafka/
+# tsan_c11_threads.cpp (it must be in the executable to win over glibc for librdkafka's calls).
+function(ticketflow_executable_extras target)
+  if(TICKETFLOW_TSAN)
+    target_sources(${target} PRIVATE ${PROJECT_SOURCE_DIR}/common/src/kafka/tsan_c11_threads.cpp)
+  endif()
+endfunction()
+
 function(ticketflow_executable name)
   add_executable(${name} ${ARGN})
   ticketflow_apply_flags(${name})
+  ticketflow_executable_extras(${name})
 endfunction()
 
 # ticketflow_test(NAME LABEL SOURCES... [LIBS ...]): a GoogleTest binary registered with ctest;
@@ -48,6 +57,7 @@ function(ticketflow_test name label)
   cmake_parse_arguments(ARG "" "" "SOURCES;LIBS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   ticketflow_apply_flags(${name})
+  ticketflow_executable_extras(${name})
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gmock GTest::gtest_main)
   set(serial FALSE)
   if(label STREQUAL "chaos")

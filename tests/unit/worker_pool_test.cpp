@@ -2,7 +2,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -12,19 +14,50 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Waits (bounded) until `done` reaches `target`.
-bool waitFor(const std::atomic<int>& done, int target) {
+// Whether `condition` holds within 10 s (checked between yields: the pool has no event for it).
+template <typename Condition>
+bool until(Condition condition) {
   const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (done.load() < target && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
-  return done.load() >= target;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
 }
+
+// Counts what tasks did; a test waits on it (bounded, woken by each count: no polling, no sleep).
+class Counter {
+ public:
+  // Notifies under the lock: a waiter that sees the count can end the test and destroy this
+  // counter, which must not happen while the task's thread is still inside notify_all (TSan).
+  void add() {
+    std::lock_guard lock(mutex_);
+    ++count_;
+    changed_.notify_all();
+  }
+  int value() const {
+    std::lock_guard lock(mutex_);
+    return count_;
+  }
+  bool waitFor(int target) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, 10s, [&] { return count_ >= target; });
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  int count_ = 0;
+};
 
 TEST(WorkerPool, TasksOneAtATimeRunOnOneThread) {
   WorkerPool pool(64);
-  std::atomic<int> done{0};
+  Counter done;
   for (int i = 0; i < 200; ++i) {
-    pool.submit([&] { ++done; });
-    ASSERT_TRUE(waitFor(done, i + 1));
+    pool.submit([&] { done.add(); });
+    ASSERT_TRUE(done.waitFor(i + 1));
+    // The next task comes once the thread waits again (a task's end is not yet its thread's).
+    ASSERT_TRUE(until([&] { return pool.idle() == 1; }));
   }
   EXPECT_EQ(pool.threads(), 1u);
 }
@@ -33,41 +66,40 @@ TEST(WorkerPool, BlockedTasksGetThreadsUpToTheBoundAndTheRestWait) {
   WorkerPool pool(4);
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();
-  std::atomic<int> started{0}, done{0};
+  Counter started, done;
   for (int i = 0; i < 10; ++i)
     pool.submit([&, released] {
-      ++started;
+      started.add();
       released.wait();
-      ++done;
+      done.add();
     });
-  ASSERT_TRUE(waitFor(started, 4));
+  ASSERT_TRUE(started.waitFor(4));
   // The four started tasks block until released, so nothing else can start: the bound holds.
   EXPECT_EQ(pool.queued(), 6u);
   EXPECT_EQ(pool.threads(), 4u);
-  EXPECT_EQ(started.load(), 4);
+  EXPECT_EQ(started.value(), 4);
   release.set_value();
-  EXPECT_TRUE(waitFor(done, 10));
+  EXPECT_TRUE(done.waitFor(10));
   EXPECT_EQ(pool.threads(), 4u);
 }
 
 TEST(WorkerPool, StopDropsQueuedTasksWithoutRunningThem) {
-  std::atomic<int> ran{0}, started{0};
+  std::atomic<int> ran{0};
+  Counter started;
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();
   WorkerPool pool(1);
   pool.submit([&, released] {
-    ++started;
+    started.add();
     released.wait();
     ++ran;
   });
   pool.submit([&] { ran += 100; });
-  ASSERT_TRUE(waitFor(started, 1));
+  ASSERT_TRUE(started.waitFor(1));
   // The running task ends only once stop() has begun; the queued one must not start then.
   std::thread releaser([&] {
     // stop() has begun once the pool hands its threads over to be joined.
-    for (auto deadline = std::chrono::steady_clock::now() + 10s;
-         pool.threads() != 0 && std::chrono::steady_clock::now() < deadline;)
-      std::this_thread::yield();
+    (void)until([&] { return pool.threads() == 0; });
     release.set_value();
   });
   pool.stop();

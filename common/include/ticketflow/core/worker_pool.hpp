@@ -60,6 +60,11 @@ class WorkerPool {
     std::lock_guard lock(mutex_);
     return threads_.size();
   }
+  // Threads waiting for a task.
+  std::size_t idle() const {
+    std::lock_guard lock(mutex_);
+    return idle_;
+  }
   // Tasks submitted and not started yet.
   std::size_t queued() const {
     std::lock_guard lock(mutex_);
