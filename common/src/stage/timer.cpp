@@ -76,7 +76,10 @@ void TimerQueue::loop() {
     }
     std::function<void()> task = takeDue();
     if (!task) {
-      wake_.wait_until(lock, timers_.top().due);
+      // A copy: wait_until reads its deadline again after waking, and a schedule() meanwhile can
+      // move the queue's storage (a use-after-free that ASan found).
+      const auto due = timers_.top().due;
+      wake_.wait_until(lock, due);
       continue;
     }
     lock.unlock();
