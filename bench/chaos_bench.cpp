@@ -12,7 +12,7 @@
 
 #include "bench_tickets.hpp"
 #include "cli/command.hpp"
-#include "pipeline/local_stack.hpp"
+#include "local_stack/local_stack.hpp"
 #include "pipeline/pipeline.hpp"
 
 namespace ticketflow::app {
@@ -34,19 +34,19 @@ int runBenchChaos(const cli::ParsedArgs& args) {
 
   Config config = loadEmbeddedConfig();
   config.cache.enabled = false;  // every ticket calls a model, so every ticket meets the fault
-  pipeline::LocalStackOptions local;
+  local_stack::LocalStackOptions local;
   local.latency_scale = latency_scale;
   local.redis_append_only = true;  // as a ledger's Redis must run: a restart keeps the data
   local.request_log = dir + "/provider-requests.jsonl";
-  pipeline::LocalStack stack(config, local);
+  local_stack::LocalStack stack(config, local);
   std::ofstream logs(dir + "/pipeline.log");
   pipeline::PipelineOptions options;
   options.roles = pipeline::allRoles(config);
   options.log_sink = &logs;
-  options.consumer_properties = pipeline::LocalStack::consumerProperties();
+  options.consumer_properties = local_stack::LocalStack::consumerProperties();
   pipeline::Pipeline run(config, std::move(options));
-  TopicCounter updates(config, config.kafka.topics.updates, pipeline::LocalStack::consumerProperties());
-  TopicCounter dead_letters(config, config.kafka.topics.dlq, pipeline::LocalStack::consumerProperties());
+  TopicCounter updates(config, config.kafka.topics.updates, local_stack::LocalStack::consumerProperties());
+  TopicCounter dead_letters(config, config.kafka.topics.dlq, local_stack::LocalStack::consumerProperties());
   run.start();
   std::cout << "bench chaos: " << tickets << " tickets through every role (this process) on the local stack, "
             << (fault == "redis" ? "redis-server stopped" : "the provider answering 503 to everything") << " for "

@@ -82,7 +82,7 @@ int runBenchCache(const cli::ParsedArgs& args) {
   redis::EmbeddedRedisServer server;
   auto pool = connectPrivate(server, threads + 1);
   redis::SemanticCache cache(pool, config.cache,
-                             "bench:", std::make_shared<redis::HashingEmbedder>(config.cache.dimension));
+                             "bench:", std::make_shared<embed::HashingEmbedder>(config.cache.dimension));
   std::cout << "bench cache: private redis-server, hashing embedder dimension " << config.cache.dimension
             << " (int8 vectors), lsh " << config.cache.lsh_bands << "x" << config.cache.lsh_rows_per_band << ", "
             << threads << " insert threads\n";

@@ -26,10 +26,10 @@ TEST(Chaos, TwoProcessesPerTierRacingATenantCapStayWithinItAndDeferredTicketsCom
   constexpr MicroUsd kCap = 250'000;
   Config config = loadEmbeddedConfig();
   const std::string dir = testing::makeTempDir("chaos-budget");
-  pipeline::LocalStackOptions local;
+  local_stack::LocalStackOptions local;
   local.latency_scale = 0.05;
   local.request_log = dir + "/provider-requests.jsonl";
-  pipeline::LocalStack stack(config, local);
+  local_stack::LocalStack stack(config, local);
   std::string yaml =
       testing::replacedIn(testing::configFileFor(config), "cache:\n  enabled: true", "cache:\n  enabled: false");
   yaml = testing::replacedIn(yaml, "  caps:\n",

@@ -27,10 +27,10 @@ using namespace std::chrono_literals;
 TEST(Chaos, SigkillOfARandomRoleTenTimesLosesNothing) {
   Config config = loadEmbeddedConfig();
   const std::string dir = testing::makeTempDir("chaos-kill");
-  pipeline::LocalStackOptions local;
+  local_stack::LocalStackOptions local;
   local.latency_scale = 0.2;  // calls of 100-800 ms: a kill finds some in flight
   local.request_log = dir + "/provider-requests.jsonl";
-  pipeline::LocalStack stack(config, local);
+  local_stack::LocalStack stack(config, local);
   // Every ticket calls a model (no cache hits).
   testing::RoleProcesses roles(
       dir, testing::replacedIn(testing::configFileFor(config), "cache:\n  enabled: true", "cache:\n  enabled: false"));

@@ -47,17 +47,17 @@ std::ostream& operator<<(std::ostream& out, const Figures& f) {
 // true)` takes a dependency away for `outage`, then `fault(stack, false)` brings it back.
 // `prepare` may point the configuration elsewhere (another Redis) before the roles start.
 Figures runThroughOutage(int count, double latency_scale, std::chrono::seconds outage,
-                         const std::function<void(pipeline::LocalStack&, bool down)>& fault,
+                         const std::function<void(local_stack::LocalStack&, bool down)>& fault,
                          const std::function<void(Config&)>& prepare = {}) {
   Config config = testing::testConfig();
   config.cache.enabled = false;  // every ticket calls a model, so every ticket meets the fault
   const auto dir = std::filesystem::temp_directory_path() / testing::uniqueName("tf-chaos");
   std::filesystem::create_directories(dir);
-  pipeline::LocalStackOptions local;
+  local_stack::LocalStackOptions local;
   local.latency_scale = latency_scale;
   local.redis_append_only = true;  // a ledger's Redis keeps its data across a restart
   local.request_log = (dir / "provider-requests.jsonl").string();
-  pipeline::LocalStack stack(config, local);
+  local_stack::LocalStack stack(config, local);
   if (prepare) prepare(config);
   std::ostringstream log;
   pipeline::Pipeline run(config, testing::optionsFor(pipeline::allRoles(config), &log));
@@ -138,7 +138,7 @@ void expectNothingLostAndTheLedgerEqualsTheBill(const Figures& f) {
 }
 
 TEST(Chaos, RedisStoppedTenSecondsMidStreamLosesNothingAndChargesEveryCallOnce) {
-  const Figures f = runThroughOutage(1000, 0.05, 10s, [](pipeline::LocalStack& stack, bool down) {
+  const Figures f = runThroughOutage(1000, 0.05, 10s, [](local_stack::LocalStack& stack, bool down) {
     if (down) {
       stack.redisServer().stop();
     } else {
@@ -150,7 +150,7 @@ TEST(Chaos, RedisStoppedTenSecondsMidStreamLosesNothingAndChargesEveryCallOnce) 
 
 TEST(Chaos, ProviderDownThirtySecondsMidStreamLosesNothingAndChargesEveryCallOnce) {
   const Figures f = runThroughOutage(
-      1000, 0.05, 30s, [](pipeline::LocalStack& stack, bool down) { stack.simulator().setUnavailable(down); });
+      1000, 0.05, 30s, [](local_stack::LocalStack& stack, bool down) { stack.simulator().setUnavailable(down); });
   expectNothingLostAndTheLedgerEqualsTheBill(f);
 }
 
@@ -160,7 +160,7 @@ TEST(Chaos, RedisPrimaryKilledMidStreamFailsOverThroughSentinelLosingNothingAndC
   int promoted = 0;
   const Figures f = runThroughOutage(
       1000, 0.05, 10s,
-      [&](pipeline::LocalStack&, bool down) {
+      [&](local_stack::LocalStack&, bool down) {
         if (down) {
           group.killFirstPrimary();  // SIGKILL: no goodbye to clients or replicas
         } else {

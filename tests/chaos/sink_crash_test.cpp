@@ -16,7 +16,7 @@
 #include "fixtures/kafka_io.hpp"
 #include "fixtures/pipeline_run.hpp"
 #include "fixtures/ticket_systems.hpp"
-#include "pipeline/local_stack.hpp"
+#include "local_stack/local_stack.hpp"
 #include "results/sinks.hpp"
 #include "role_processes.hpp"
 
@@ -57,8 +57,8 @@ TEST(Chaos, SigkillOfTheResultWriterMidStreamWritesOneCommentPerRevision) {
 
   Config config = loadEmbeddedConfig();
   const std::string dir = testing::makeTempDir("chaos-sinks");
-  pipeline::LocalStackOptions local;
-  pipeline::LocalStack stack(config, local);
+  local_stack::LocalStackOptions local;
+  local_stack::LocalStack stack(config, local);
   const std::string topic_sink =
       "      kind: topic              # kafka.topics.updates (schemas/ticket_update.schema.json)\n";
   testing::RoleProcesses roles(

@@ -15,7 +15,7 @@
 #include "fixtures/kafka_io.hpp"
 #include "fixtures/pipeline_run.hpp"
 #include "fixtures/prometheus_text.hpp"
-#include "pipeline/local_stack.hpp"
+#include "local_stack/local_stack.hpp"
 #include "ticketflow/core/embedded.hpp"
 #include "ticketflow/core/process.hpp"
 #include "ticketflow/domain/messages.hpp"
@@ -33,9 +33,9 @@ TEST(EndToEnd, KcatTicketsBecomeSchemaValidUpdatesAndLogsHoldNoSecretsOrTicketTe
   ASSERT_FALSE(findProgram("kcat").empty()) << "kcat is not installed: run scripts/bootstrap";
   ASSERT_TRUE(fs::exists(testing::ajvPath())) << "ajv is not installed: run scripts/bootstrap --test-tools";
   Config config = loadEmbeddedConfig();
-  pipeline::LocalStackOptions local;
+  local_stack::LocalStackOptions local;
   local.latency_scale = 0;
-  pipeline::LocalStack stack(config, local);
+  local_stack::LocalStack stack(config, local);
   const std::string dir = testing::makeTempDir("e2e");
   testing::writeFile(dir + "/ticketflow.yaml", configFileFor(config));
   const auto check = testing::runCommand(testing::binaryPath() + " config check " + dir + "/ticketflow.yaml 2>&1");

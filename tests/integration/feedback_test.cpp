@@ -8,7 +8,7 @@
 
 #include "fixtures/kafka_io.hpp"
 #include "fixtures/pipeline_run.hpp"
-#include "pipeline/local_stack.hpp"
+#include "local_stack/local_stack.hpp"
 #include "pipeline/pipeline.hpp"
 #include "ticketflow/redis/feedback_store.hpp"
 
@@ -49,9 +49,9 @@ TEST(Feedback, CorrectionsResolutionsAndReopeningsBecomeLabelsOnce) {
   config.feedback.enabled = true;
   config.feedback.keep_text = true;
   for (auto& t : config.tiers) t.escalate_below_confidence = t.escalate_below_agreement = 0;  // answered at fast
-  pipeline::LocalStackOptions local;
+  local_stack::LocalStackOptions local;
   local.latency_scale = 0;
-  pipeline::LocalStack stack(config, local);
+  local_stack::LocalStack stack(config, local);
   std::ostringstream log;
   pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kTier, "fast"}, {pipeline::Role::kFeedback, ""}}, &log));
   run.start();

@@ -7,7 +7,7 @@
 
 #include "fixtures/kafka_io.hpp"
 #include "fixtures/pipeline_run.hpp"
-#include "pipeline/local_stack.hpp"
+#include "local_stack/local_stack.hpp"
 #include "pipeline/pipeline.hpp"
 #include "results/sinks.hpp"
 
@@ -25,9 +25,9 @@ TEST(HostileInput, EachIsDeadLetteredWithItsReasonAndValidTicketsAreAnsweredOnce
   Config config = testing::testConfig();
   // Small enough that a dead letter must be cut, large enough for a ticket at the schema's limit.
   config.kafka.max_message_bytes = 2 << 20;
-  pipeline::LocalStackOptions local;
+  local_stack::LocalStackOptions local;
   local.latency_scale = 0;
-  pipeline::LocalStack stack(config, local);
+  local_stack::LocalStack stack(config, local);
   std::ostringstream log;
   pipeline::Pipeline run(config, testing::optionsFor(pipeline::allRoles(config), &log));
   run.start();

@@ -14,7 +14,7 @@
 #include "fixtures/kafka_io.hpp"
 #include "fixtures/pipeline_run.hpp"
 #include "fixtures/ticket_systems.hpp"
-#include "pipeline/local_stack.hpp"
+#include "local_stack/local_stack.hpp"
 #include "results/results_role.hpp"
 #include "ticketflow/core/embedded.hpp"
 #include "ticketflow/redis/pool.hpp"
@@ -36,14 +36,14 @@ TEST(Pipeline, FiveThousandTicketsWithFaultsYieldOneUpdateEachAndTheLedgerHoldsT
   // Injected 429s are random, not caused by load: with a retry-after each would rightly stop the
   // model cluster-wide (rate_limiter_test covers that); here they are plain retries.
   for (auto& m : config.models) m.limits = {};
-  pipeline::LocalStackOptions local;
+  local_stack::LocalStackOptions local;
   local.latency_scale = 0;
   local.faults = sim::FaultRates{};
   local.faults->rate_429 = 0.05;
   local.faults->retry_after_s = 0;
   local.faults->rate_500 = 0.02;
   local.faults->rate_malformed = 0.01;
-  pipeline::LocalStack stack(config, local);
+  local_stack::LocalStack stack(config, local);
   std::ostringstream log;
   pipeline::Pipeline run(config, optionsFor(pipeline::allRoles(config), &log));
   run.start();
@@ -90,9 +90,9 @@ TEST(Pipeline, FiveThousandTicketsWithFaultsYieldOneUpdateEachAndTheLedgerHoldsT
 
 TEST(Pipeline, IntakeDeadLettersBadTicketsAtOnceAndAnswersRepeatsFromTheCache) {
   Config config = testConfig();
-  pipeline::LocalStackOptions local;
+  local_stack::LocalStackOptions local;
   local.latency_scale = 0;
-  pipeline::LocalStack stack(config, local);
+  local_stack::LocalStack stack(config, local);
   std::ostringstream log;
   pipeline::Pipeline run(config, optionsFor(pipeline::allRoles(config), &log));
   run.start();
@@ -154,9 +154,9 @@ TEST(Pipeline, IntakeDeadLettersBadTicketsAtOnceAndAnswersRepeatsFromTheCache) {
 // are served from its answer (coalesced, or exact when they came after it), at no cost.
 TEST(Pipeline, NearDuplicatesOfATicketStillBeingAnsweredWaitForItsAnswer) {
   Config config = testConfig();
-  pipeline::LocalStackOptions local;
+  local_stack::LocalStackOptions local;
   local.latency_scale = 1.0;  // a call takes about half a second: the copies arrive during it
-  pipeline::LocalStack stack(config, local);
+  local_stack::LocalStack stack(config, local);
   std::ostringstream log;
   pipeline::Pipeline run(config, optionsFor(pipeline::allRoles(config), &log));
   run.start();
@@ -259,9 +259,9 @@ TEST_P(BudgetPolicyTest, AFrontierCapWithoutRoomAppliesThePolicy) {
   config.budgets.on_exhausted = GetParam();
   config.budgets.caps = {BudgetCap{BudgetScope::kTier, "", "frontier", 1, std::nullopt}};  // one micro-dollar a day
   config.stage.max_attempts = 2;
-  pipeline::LocalStackOptions local;
+  local_stack::LocalStackOptions local;
   local.latency_scale = 0;
-  pipeline::LocalStack stack(config, local);
+  local_stack::LocalStack stack(config, local);
   std::ostringstream log;
   // Intake runs too: its parking stage sends deferred tickets back.
   pipeline::Pipeline run(config,
@@ -339,8 +339,8 @@ TEST(Pipeline, IntakeRoutesWithTheBudgetState) {
   config.budgets.caps.clear();
   for (const auto& t : config.tiers)
     config.budgets.caps.push_back(BudgetCap{BudgetScope::kTier, "", t.name, 1, std::nullopt});
-  pipeline::LocalStackOptions local;
-  pipeline::LocalStack stack(config, local);
+  local_stack::LocalStackOptions local;
+  local_stack::LocalStack stack(config, local);
   std::ostringstream log;
   pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kIntake, ""}}, &log));
   run.start();
@@ -362,9 +362,9 @@ TEST(Pipeline, IntakeRoutesWithTheBudgetState) {
 TEST(Pipeline, EscalatedTicketsCarryWhatTheLowerTierSpent) {
   Config config = testConfig();
   config.tiers[0].escalate_below_confidence = 1.01;  // the fast tier always passes the ticket up
-  pipeline::LocalStackOptions local;
+  local_stack::LocalStackOptions local;
   local.latency_scale = 0;
-  pipeline::LocalStack stack(config, local);
+  local_stack::LocalStack stack(config, local);
   std::ostringstream log;
   pipeline::Pipeline run(config,
                          optionsFor({{pipeline::Role::kTier, "fast"}, {pipeline::Role::kTier, "balanced"}}, &log));
@@ -426,8 +426,8 @@ TEST_F(ResultWriters, EveryUpdateReachesEachSinkOnceDespiteRedeliveryAndRetries)
   webhook.url = hook.url() + "/hook";
   webhook.timeout_ms = 2000;
   config.results.sinks = {topic, webhook};
-  pipeline::LocalStackOptions local;
-  pipeline::LocalStack stack(config, local);
+  local_stack::LocalStackOptions local;
+  local_stack::LocalStack stack(config, local);
   hook.failNext(2, 503);  // the first two writes fail retriably
   std::ostringstream log;
   pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kResults, ""}}, &log));
@@ -469,8 +469,8 @@ TEST_F(ResultWriters, ASinkThatRefusesAnUpdateDeadLettersOnlyThatWrite) {
   SinkConfig topic;
   topic.name = "updates";
   config.results.sinks = {topic, jiraSink(jira.url())};
-  pipeline::LocalStackOptions local;
-  pipeline::LocalStack stack(config, local);
+  local_stack::LocalStackOptions local;
+  local_stack::LocalStack stack(config, local);
   jira.failNext(1, 404);  // the issue does not exist: permanent
   std::ostringstream log;
   pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kResults, ""}}, &log));
@@ -494,8 +494,8 @@ TEST_F(ResultWriters, AWriteBegunBeforeACrashIsLookedUpNotRepeated) {
   for (const std::string id : {"J-1", "J-2", "J-3"}) jira.createIssue("HELP-" + id);
   Config config = testConfig();
   config.results.sinks = {jiraSink(jira.url())};
-  pipeline::LocalStackOptions local;
-  pipeline::LocalStack stack(config, local);
+  local_stack::LocalStackOptions local;
+  local_stack::LocalStack stack(config, local);
 
   // The state a result writer killed mid-write leaves: J-1 commented, then killed before its
   // "written" mark; J-2 killed after its "pending" mark, before the comment went out.
@@ -534,8 +534,8 @@ TEST_F(ResultWriters, ExactlyOnceLooksAPendingUpdateUpOnTheTopicBeforeProducingI
   Config config = testConfig();
   config.results.exactly_once = true;
   config.results.sinks.front().timeout_ms = 1000;  // a write begun 1 s + 2 s ago has landed or never will
-  pipeline::LocalStackOptions local;
-  pipeline::LocalStack stack(config, local);
+  local_stack::LocalStackOptions local;
+  local_stack::LocalStack stack(config, local);
 
   // The states a writer killed around a produce leaves, each with its pending mark:
   //   U-1 produced long ago, never marked;      U-2 marked long ago, never produced;

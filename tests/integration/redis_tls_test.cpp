@@ -12,7 +12,7 @@
 #include "fixtures/pipeline_run.hpp"
 #include "fixtures/services.hpp"
 #include "fixtures/tls_certificates.hpp"
-#include "pipeline/local_stack.hpp"
+#include "local_stack/local_stack.hpp"
 #include "pipeline/pipeline.hpp"
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/core/process.hpp"
@@ -202,9 +202,9 @@ TEST_F(RedisTls, AnUntrustedServerStopsStartUpNamingTheField) {
 
 TEST_F(RedisTls, ThePipelineRunsWithEveryRedisConnectionOverTls) {
   Config config = testing::testConfig();
-  pipeline::LocalStackOptions local;
+  local_stack::LocalStackOptions local;
   local.latency_scale = 0;
-  pipeline::LocalStack stack(config, local);
+  local_stack::LocalStack stack(config, local);
   const std::string plain_url = config.redis.url;
   config.redis = configFor(*server_);
   config.redis.key_prefix = testing::uniqueName("tls") + ":";

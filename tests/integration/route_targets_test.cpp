@@ -11,7 +11,7 @@
 
 #include "fixtures/kafka_io.hpp"
 #include "fixtures/pipeline_run.hpp"
-#include "pipeline/local_stack.hpp"
+#include "local_stack/local_stack.hpp"
 #include "pipeline/pipeline.hpp"
 #include "ticketflow/redis/route_shares.hpp"
 #include "tier/tier_service.hpp"
@@ -67,7 +67,7 @@ TEST(RouteTargets, AModelPoorAtOneCategoryIsRoutedAroundAndTheTierSharesReturnTo
   config.routing.targets.shares = {{"fast", 0.50}, {"balanced", 0.35}, {"frontier", 0.15}};
   config.routing.targets.window = kPerWave;
   config.routing.targets.gain = 0.6;
-  pipeline::LocalStackOptions local;
+  local_stack::LocalStackOptions local;
   local.latency_scale = 0;
   std::map<std::string, RoutedTicket> sent;
   std::vector<Ticket> plain;
@@ -79,7 +79,7 @@ TEST(RouteTargets, AModelPoorAtOneCategoryIsRoutedAroundAndTheTierSharesReturnTo
     }
   local.ticket_labels = sim::labelsOf(plain);
   local.adjust_simulator = testing::fastModelPoorAt("Hardware");
-  pipeline::LocalStack stack(config, local);
+  local_stack::LocalStack stack(config, local);
   std::ostringstream log;
   pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kTier, "fast"},
                                              {pipeline::Role::kTier, "balanced"},

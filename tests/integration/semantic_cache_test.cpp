@@ -24,12 +24,12 @@ class SemanticCacheTest : public testing::RedisTest {
     config_.same_category = true;
   }
   // A cache on the suite's redis-server; the built-in embedder unless another is given.
-  std::unique_ptr<SemanticCache> makeCache(std::shared_ptr<const redis::Embedder> embedder = nullptr) {
+  std::unique_ptr<SemanticCache> makeCache(std::shared_ptr<const embed::Embedder> embedder = nullptr) {
     redis::RedisPoolOptions options;
     options.endpoint.port = server().port();
     options.pool_size = 2;
     options.command_timeout = std::chrono::seconds(2);
-    if (!embedder) embedder = std::make_shared<redis::HashingEmbedder>(config_.dimension);
+    if (!embedder) embedder = std::make_shared<embed::HashingEmbedder>(config_.dimension);
     return std::make_unique<SemanticCache>(std::make_shared<redis::RedisPool>(options), config_, key_prefix_,
                                            std::move(embedder), clock_);
   }
@@ -228,8 +228,8 @@ double cosine(const std::vector<float>& a, const std::vector<float>& b) {
 }
 
 TEST_F(OpenAiEmbedderTest, EmbedsOverHttpOncePerTextAndAnswersNearDuplicatesFromTheCache) {
-  auto embedder = redis::makeEmbedder(config_with_endpoint_);
-  auto* remote = dynamic_cast<const redis::OpenAiEmbedder*>(embedder.get());
+  auto embedder = embed::makeEmbedder(config_with_endpoint_);
+  auto* remote = dynamic_cast<const embed::OpenAiEmbedder*>(embedder.get());
   ASSERT_NE(remote, nullptr);
   EXPECT_EQ(embedder->dimension(), 512);
   auto a = embedder->embed(kVpn);
@@ -255,21 +255,21 @@ TEST_F(OpenAiEmbedderTest, EmbedsOverHttpOncePerTextAndAnswersNearDuplicatesFrom
 
 TEST_F(OpenAiEmbedderTest, AWrongKeyAWrongDimensionAndAMissingKeyAreClearErrors) {
   config_with_endpoint_.cache.embedder_send_dimensions = false;  // the simulator then answers 1536
-  auto wrong_dimension = redis::makeEmbedder(config_with_endpoint_)->embed(kVpn);
+  auto wrong_dimension = embed::makeEmbedder(config_with_endpoint_)->embed(kVpn);
   ASSERT_FALSE(wrong_dimension.ok());
   EXPECT_NE(wrong_dimension.error().message.find("returned 1536 dimensions; cache.embedder.dimension is 512"),
             std::string::npos)
       << wrong_dimension.error().message;
 
   ::setenv(kKeyEnv, "not-the-key", 1);
-  auto unauthorised = redis::makeEmbedder(config_with_endpoint_)->embed(kVpn);
+  auto unauthorised = embed::makeEmbedder(config_with_endpoint_)->embed(kVpn);
   ASSERT_FALSE(unauthorised.ok());
   EXPECT_NE(unauthorised.error().message.find("HTTP 401"), std::string::npos);
   EXPECT_EQ(unauthorised.error().message.find("not-the-key"), std::string::npos) << "the key is never in a message";
 
   ::unsetenv(kKeyEnv);
   try {
-    redis::makeEmbedder(config_with_endpoint_);
+    embed::makeEmbedder(config_with_endpoint_);
     FAIL() << "an unset key variable must stop start-up";
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find(kKeyEnv), std::string::npos) << e.what();
@@ -277,8 +277,8 @@ TEST_F(OpenAiEmbedderTest, AWrongKeyAWrongDimensionAndAMissingKeyAreClearErrors)
 }
 
 TEST_F(OpenAiEmbedderTest, ADeadEndpointSkipsTheCacheAndTheBreakerStopsCallingIt) {
-  auto embedder = redis::makeEmbedder(config_with_endpoint_);
-  auto* remote = dynamic_cast<const redis::OpenAiEmbedder*>(embedder.get());
+  auto embedder = embed::makeEmbedder(config_with_endpoint_);
+  auto* remote = dynamic_cast<const embed::OpenAiEmbedder*>(embedder.get());
   ASSERT_NE(remote, nullptr);
   auto cache = makeCache(embedder);
   simulator_.reset();  // the endpoint goes away: connections are refused
@@ -292,7 +292,7 @@ TEST_F(OpenAiEmbedderTest, ADeadEndpointSkipsTheCacheAndTheBreakerStopsCallingIt
 }
 
 TEST(CacheVectors, Int8CodecKeepsCosine) {
-  redis::HashingEmbedder embedder(1024);
+  embed::HashingEmbedder embedder(1024);
   const auto a = *embedder.embed(kVpn);
   const auto decoded = redis::decodeVector(redis::encodeVector(a));
   ASSERT_EQ(decoded.size(), a.size());
@@ -305,14 +305,14 @@ TEST(CacheVectors, Int8CodecKeepsCosine) {
 }
 
 TEST(CacheEmbedder, DeterministicUnitVectorsAndNormalisation) {
-  redis::HashingEmbedder embedder(512);
+  embed::HashingEmbedder embedder(512);
   const auto a = *embedder.embed(kVpn);
   const auto b = *embedder.embed(kVpn);
   EXPECT_EQ(a, b);
   double n = 0;
   for (float x : a) n += x * x;
   EXPECT_NEAR(n, 1.0, 1e-5);
-  EXPECT_EQ(redis::normaliseForCache("Error E-42 on PC #1234!"), "error e 0 on pc 0");
+  EXPECT_EQ(embed::normaliseForCache("Error E-42 on PC #1234!"), "error e 0 on pc 0");
   const auto empty = *embedder.embed("!!!");
   for (float x : empty) EXPECT_EQ(x, 0.0f);
 }

@@ -8,7 +8,7 @@
 
 #include "fixtures/kafka_io.hpp"
 #include "fixtures/pipeline_run.hpp"
-#include "pipeline/local_stack.hpp"
+#include "local_stack/local_stack.hpp"
 #include "pipeline/pipeline.hpp"
 
 namespace ticketflow {
@@ -54,7 +54,7 @@ TEST(Shadow, ASampleIsAnsweredAgainByTheReferenceChargedToItsOwnBucketAndNeverWr
   config.cache.enabled = false;
   config.shadow.sample = 1.0;
   for (auto& t : config.tiers) t.escalate_below_confidence = t.escalate_below_agreement = 0;  // no escalation
-  pipeline::LocalStackOptions local;
+  local_stack::LocalStackOptions local;
   local.latency_scale = 0;
   std::vector<RoutedTicket> tickets;
   for (int i = 0; i < 12; ++i)
@@ -63,7 +63,7 @@ TEST(Shadow, ASampleIsAnsweredAgainByTheReferenceChargedToItsOwnBucketAndNeverWr
   std::vector<Ticket> plain;
   for (const auto& t : tickets) plain.push_back(t.ticket);
   local.ticket_labels = sim::labelsOf(plain);
-  pipeline::LocalStack stack(config, local);
+  local_stack::LocalStack stack(config, local);
   std::ostringstream log;
   pipeline::Pipeline run(config, optionsFor(pipeline::allRoles(config), &log));
   run.start();
@@ -111,9 +111,9 @@ TEST(Shadow, TheVerifierPassesUpAnAnswerItDoubtsAndSaysSo) {
   config.tiers[0].max_escalation_share = 0;
   config.tiers[1].escalate_below_agreement = 0;
   config.shadow.sample = 1.0;
-  pipeline::LocalStackOptions local;
+  local_stack::LocalStackOptions local;
   local.latency_scale = 0;
-  pipeline::LocalStack stack(config, local);
+  local_stack::LocalStack stack(config, local);
   std::ostringstream log;
   pipeline::Pipeline run(
       config,
@@ -153,7 +153,7 @@ TEST(Shadow, AModelPoorAtOneCategoryIsFoundAndThatCategoryRoutesUp) {
   config.shadow.quality_floor = 0.6;
   config.shadow.min_comparisons = 8;
   for (auto& t : config.tiers) t.escalate_below_confidence = t.escalate_below_agreement = 0;  // no escalation
-  pipeline::LocalStackOptions local;
+  local_stack::LocalStackOptions local;
   local.latency_scale = 0;
   std::vector<RoutedTicket> waves[4];
   std::vector<Ticket> plain;
@@ -167,7 +167,7 @@ TEST(Shadow, AModelPoorAtOneCategoryIsFoundAndThatCategoryRoutesUp) {
   }
   local.ticket_labels = sim::labelsOf(plain);
   local.adjust_simulator = testing::fastModelPoorAt("Hardware");
-  pipeline::LocalStack stack(config, local);
+  local_stack::LocalStack stack(config, local);
   std::ostringstream log;
   pipeline::Pipeline run(config, optionsFor({{pipeline::Role::kTier, "fast"},
                                              {pipeline::Role::kTier, "balanced"},

@@ -33,8 +33,8 @@ namespace {
 
 using Steady = std::chrono::steady_clock;
 
-std::shared_ptr<const redis::Embedder> statsOnlyEmbedder(const Config& config) {
-  return std::make_shared<redis::HashingEmbedder>(config.cache.dimension);
+std::shared_ptr<const embed::Embedder> statsOnlyEmbedder(const Config& config) {
+  return std::make_shared<embed::HashingEmbedder>(config.cache.dimension);
 }
 
 std::string formatTime(std::chrono::system_clock::time_point t) {
@@ -116,8 +116,8 @@ std::vector<double> parseThresholds(const std::string& text) {
 }
 
 // key=value,... over HashingEmbedderOptions, to compare embedder variants with `cache eval`.
-redis::HashingEmbedderOptions parseEmbedderOptions(const std::string& text) {
-  redis::HashingEmbedderOptions o;
+embed::HashingEmbedderOptions parseEmbedderOptions(const std::string& text) {
+  embed::HashingEmbedderOptions o;
   std::stringstream in(text);
   for (std::string item; std::getline(in, item, ',');) {
     const auto eq = item.find('=');
@@ -164,11 +164,11 @@ int runCacheEval(const cli::ParsedArgs& args) {
   }
   if (args.has("dimension")) config.cache.dimension = static_cast<int>(args.getInt("dimension", 16, 65536));
   const bool in_memory = args.has("in-memory");
-  std::shared_ptr<const redis::Embedder> embedder;
+  std::shared_ptr<const embed::Embedder> embedder;
   if (auto options = args.find("embedder-options")) {
-    embedder = std::make_shared<redis::HashingEmbedder>(config.cache.dimension, parseEmbedderOptions(*options));
+    embedder = std::make_shared<embed::HashingEmbedder>(config.cache.dimension, parseEmbedderOptions(*options));
   } else {
-    embedder = redis::makeEmbedder(config);
+    embedder = embed::makeEmbedder(config);
   }
   // As the configured cache does: with cache.same_category, a ticket is matched only with entries
   // of the category the classifier gives it (both sides predicted, as at intake).

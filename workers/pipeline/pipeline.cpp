@@ -66,7 +66,7 @@ Pipeline::Pipeline(const Config& config, PipelineOptions options)
     if (!probe && probe.error().code == ErrorCode::kInvalidArgument)
       throw ConfigError(config.source, "redis.tls", probe.error().message);
   }
-  const auto embedder = redis::makeEmbedder(config);
+  const auto embedder = embed::makeEmbedder(config);
   cache_ = std::make_unique<redis::SemanticCache>(redis_, config.cache, config.redis.key_prefix, embedder);
   ledger_ = std::make_unique<redis::BudgetLedger>(redis_, config.budgets, config.redis.key_prefix);
   agreement_ = std::make_unique<redis::AgreementStore>(redis_, config.redis.key_prefix);

@@ -9,7 +9,7 @@
 #include "ticketflow/core/clock.hpp"
 #include "ticketflow/core/json_fields.hpp"
 #include "ticketflow/domain/ticket_file.hpp"
-#include "ticketflow/redis/embedder.hpp"
+#include "ticketflow/embed/embedder.hpp"
 
 namespace ticketflow::sim {
 namespace {
@@ -533,7 +533,7 @@ http::HttpResponse ProviderSimulator::handleEmbeddings(const http::HttpRequest& 
          openAiError("invalid_request_error", "input must be a string or strings; 1 <= dimensions <= 8192").dump()});
   }
   entry["model"] = body["model"];
-  const redis::HashingEmbedder embedder(dimensions);
+  const embed::HashingEmbedder embedder(dimensions);
   json data = json::array();
   std::int64_t tokens = 0;
   for (std::size_t i = 0; i < inputs.size(); ++i) {

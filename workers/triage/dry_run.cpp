@@ -39,7 +39,7 @@ TriageReport dryRun(const Config& config, const TriageOptions& options, const st
         // The built-in embedder even when an embeddings endpoint is configured: a dry run calls
         // no model, so its clusters are the hashing embedder's.
         cache = std::make_unique<redis::SemanticCache>(
-            pool, config.cache, "dry:", std::make_shared<redis::HashingEmbedder>(config.cache.dimension));
+            pool, config.cache, "dry:", std::make_shared<embed::HashingEmbedder>(config.cache.dimension));
         report.cache_projected = true;
       }
     } catch (const std::exception&) {

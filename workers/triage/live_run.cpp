@@ -91,18 +91,18 @@ TriageReport liveRun(Config config, const TriageOptions& options, const std::vec
   const auto started = Clock::now();
   StateFile state(options.state_path, options.path);
 
-  std::unique_ptr<pipeline::LocalStack> stack;
+  std::unique_ptr<local_stack::LocalStack> stack;
   std::unique_ptr<pipeline::Pipeline> pipeline;
   NullBuffer null_buffer;
   std::ostream null_stream(&null_buffer);
   if (options.embedded) {
-    pipeline::LocalStackOptions local = options.local;
+    local_stack::LocalStackOptions local = options.local;
     local.ticket_labels = sim::labelsOf(tickets);  // the simulator answers right or wrong by them
-    stack = std::make_unique<pipeline::LocalStack>(config, local);
+    stack = std::make_unique<local_stack::LocalStack>(config, local);
     pipeline::PipelineOptions po;
     po.roles = pipeline::allRoles(config);
     po.log_sink = options.pipeline_log ? options.pipeline_log : &null_stream;
-    po.consumer_properties = pipeline::LocalStack::consumerProperties();
+    po.consumer_properties = local_stack::LocalStack::consumerProperties();
     pipeline = std::make_unique<pipeline::Pipeline>(config, std::move(po));
     pipeline->start();
   }
@@ -125,7 +125,7 @@ TriageReport liveRun(Config config, const TriageOptions& options, const std::vec
 
   kafka::Properties watcher_properties = {
       {"auto.offset.reset", state.resumed() || options.embedded ? "earliest" : "latest"}};
-  if (options.embedded) watcher_properties.merge(pipeline::LocalStack::consumerProperties());
+  if (options.embedded) watcher_properties.merge(local_stack::LocalStack::consumerProperties());
   kafka::Consumer watcher(config.kafka, "triage", "ticketflow-triage-" + state.runId(), watcher_properties);
   if (auto st = watcher.subscribe({config.kafka.topics.updates, config.kafka.topics.dlq}); !st)
     throw std::runtime_error(st.error().message);

@@ -23,8 +23,8 @@
 #include <iosfwd>
 #include <string>
 
+#include "local_stack/local_stack.hpp"
 #include "outcome.hpp"
-#include "pipeline/local_stack.hpp"
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/domain/ticket_file.hpp"
 
@@ -42,7 +42,7 @@ struct TriageOptions {
   std::size_t limit = 0;  // 0: every ticket of the file
   bool dry_run = false;
   bool embedded = false;                   // live run on a local stack started here
-  pipeline::LocalStackOptions local;       // embedded
+  local_stack::LocalStackOptions local;    // embedded
   std::string state_path;                  // live runs: the resume file ("" for none)
   double submit_rate = 0;                  // tickets/s (0: as fast as the broker takes them)
   std::chrono::seconds idle_timeout{180};  // live: give up after this long without an outcome

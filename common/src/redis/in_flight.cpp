@@ -23,7 +23,7 @@ CacheConfig InFlightRegistry::registryConfig(const CacheConfig& cache) {
 }
 
 InFlightRegistry::InFlightRegistry(std::shared_ptr<RedisPool> pool, const CacheConfig& cache,
-                                   const std::string& key_prefix, std::shared_ptr<const Embedder> embedder,
+                                   const std::string& key_prefix, std::shared_ptr<const embed::Embedder> embedder,
                                    const Clock& clock)
     : pool_(pool),
       prefix_(key_prefix + "inflight:"),

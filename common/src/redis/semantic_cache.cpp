@@ -7,8 +7,6 @@
 #include <cstring>
 #include <random>
 
-#include "ticketflow/provider/model_client.hpp"
-
 namespace ticketflow::redis {
 namespace {
 
@@ -58,7 +56,7 @@ std::string newEntryId() {
 
 // 128 bits of the normalised text: the exact-match key.
 std::string exactHash(const std::string& norm) {
-  return hex64(fnv1a64(norm)) + hex64(fnv1a64(norm, 0x84222325cbf29ce4ULL));
+  return hex64(embed::cacheHash64(norm)) + hex64(embed::cacheHash64(norm, 0x84222325cbf29ce4ULL));
 }
 
 std::int64_t toInt(const Reply& r) {
@@ -115,26 +113,8 @@ std::vector<float> decodeVector(const std::string& bytes) {
   return v;
 }
 
-std::shared_ptr<const Embedder> makeEmbedder(const Config& config) {
-  const CacheConfig& cache = config.cache;
-  if (cache.embedder == EmbedderKind::kHashing) return std::make_shared<HashingEmbedder>(cache.dimension);
-  const ProviderConfig* provider = config.findProvider(cache.embedder_provider);
-  if (!provider)
-    throw ConfigError(config.source, "/cache/embedder/provider", "no provider named '" + cache.embedder_provider + "'");
-  OpenAiEmbedderOptions options;
-  options.provider_name = provider->name;
-  options.url = http::joinUrl(provider->base_url, "/embeddings");
-  options.model_id = cache.embedder_model;
-  options.api_key = provider::providerApiKey(config, *provider);
-  options.headers.assign(provider->headers.begin(), provider->headers.end());
-  options.dimension = cache.dimension;
-  options.send_dimensions = cache.embedder_send_dimensions;
-  return std::make_shared<OpenAiEmbedder>(
-      options, std::make_shared<http::HttpClient>(http::providerClientOptions(*provider, config.proxy)));
-}
-
 SemanticCache::SemanticCache(std::shared_ptr<RedisPool> pool, const CacheConfig& config, std::string key_prefix,
-                             std::shared_ptr<const Embedder> embedder, const Clock& clock)
+                             std::shared_ptr<const embed::Embedder> embedder, const Clock& clock)
     : pool_(std::move(pool)),
       config_(config),
       prefix_(std::move(key_prefix) + "cache:"),
@@ -246,7 +226,7 @@ void SemanticCache::insert(const std::string& tenant, const std::string& text, c
 
 Result<CacheProbe> SemanticCache::probe(const std::string& tenant, const std::string& category, const std::string& text,
                                         double min_similarity) {
-  const std::string norm = normaliseForCache(text);
+  const std::string norm = embed::normaliseForCache(text);
   auto embedded = embedder_->embed(text);
   if (!embedded) return embedded.error();
   const auto& v = *embedded;
@@ -337,7 +317,7 @@ Result<CacheProbe> SemanticCache::probe(const std::string& tenant, const std::st
 }
 
 Status SemanticCache::store(const std::string& tenant, const std::string& text, const CacheEntry& entry) {
-  const std::string norm = normaliseForCache(text);
+  const std::string norm = embed::normaliseForCache(text);
   auto embedded = embedder_->embed(text);
   if (!embedded) return embedded.error();
   const Signature sig = signature(*embedded);
@@ -398,7 +378,7 @@ Status SemanticCache::store(const std::string& tenant, const std::string& text, 
 Result<bool> SemanticCache::forget(const std::string& tenant, const std::string& text,
                                    const std::string& source_ticket_id) {
   const std::string tp = tenantPrefix(tenant);
-  auto id = pool_->command({"GET", tp + "x:" + exactHash(normaliseForCache(text))});
+  auto id = pool_->command({"GET", tp + "x:" + exactHash(embed::normaliseForCache(text))});
   if (!id) return id.error();
   if (id->isNil()) return false;
   auto source = pool_->command({"HGET", tp + "e:" + id->str, "s"});

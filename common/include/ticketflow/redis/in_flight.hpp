@@ -24,7 +24,7 @@ namespace ticketflow::redis {
 class InFlightRegistry {
  public:
   InFlightRegistry(std::shared_ptr<RedisPool> pool, const CacheConfig& cache, const std::string& key_prefix,
-                   std::shared_ptr<const Embedder> embedder, const Clock& clock = SystemClock::instance());
+                   std::shared_ptr<const embed::Embedder> embedder, const Clock& clock = SystemClock::instance());
 
   std::chrono::milliseconds maxWait() const { return max_wait_; }
   // The id of a near-duplicate ticket being answered now, other than `ticket_id`.

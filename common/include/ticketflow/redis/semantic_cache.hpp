@@ -24,7 +24,7 @@
 #include "ticketflow/config/config.hpp"
 #include "ticketflow/core/clock.hpp"
 #include "ticketflow/core/result.hpp"
-#include "ticketflow/redis/embedder.hpp"
+#include "ticketflow/embed/embedder.hpp"
 #include "ticketflow/redis/pool.hpp"
 
 namespace ticketflow::redis {
@@ -85,7 +85,7 @@ class SemanticCache {
   static constexpr int kBucketCapacity = 128;
 
   SemanticCache(std::shared_ptr<RedisPool> pool, const CacheConfig& config, std::string key_prefix,
-                std::shared_ptr<const Embedder> embedder, const Clock& clock = SystemClock::instance());
+                std::shared_ptr<const embed::Embedder> embedder, const Clock& clock = SystemClock::instance());
 
   // A hit or nothing. `category` is the ticket's predicted category (checked when
   // cache.same_category is on). Redis trouble: nothing, counted as skipped (and *skipped set).
@@ -122,7 +122,7 @@ class SemanticCache {
   std::shared_ptr<RedisPool> pool_;
   CacheConfig config_;
   std::string prefix_;
-  std::shared_ptr<const Embedder> embedder_;
+  std::shared_ptr<const embed::Embedder> embedder_;
   const Clock& clock_;
   std::vector<float> planes_;  // bands*rows hyperplanes of +-1, dimension-major
 
@@ -133,9 +133,5 @@ class SemanticCache {
 // int8 vector codec used for stored vectors: 4-byte float scale then one byte per dimension.
 std::string encodeVector(const std::vector<float>& v);
 std::vector<float> decodeVector(const std::string& bytes);
-
-// The configured embedder: the hashing one, or an OpenAI-compatible endpoint of one of the
-// configured providers (throws ConfigError when its API key variable is unset).
-std::shared_ptr<const Embedder> makeEmbedder(const Config& config);
 
 }  // namespace ticketflow::redis

@@ -1,11 +1,11 @@
-#include "ticketflow/redis/embedder.hpp"
+#include "ticketflow/embed/embedder.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <unordered_map>
 #include <unordered_set>
 
-namespace ticketflow::redis {
+namespace ticketflow::embed {
 namespace {
 
 // Function words and helpdesk boilerplate, weighted apart from the rest (boilerplate_factor).
@@ -30,7 +30,7 @@ constexpr std::uint64_t kCharSeed = 0x165667b19e3779f9ULL;
 
 }  // namespace
 
-std::uint64_t fnv1a64(std::string_view data, std::uint64_t seed) {
+std::uint64_t cacheHash64(std::string_view data, std::uint64_t seed) {
   std::uint64_t h = seed;
   for (unsigned char c : data) {
     h ^= c;
@@ -97,13 +97,13 @@ Result<std::vector<float>> HashingEmbedder::embed(std::string_view text) const {
   for (std::size_t w = 0; w < words.size(); ++w) {
     const bool stop = stops.count(words[w]) > 0;
     const double factor = stop ? options_.boilerplate_factor : 1.0;
-    add(groups[0], fnv1a64(words[w], kWordSeed), factor);
+    add(groups[0], cacheHash64(words[w], kWordSeed), factor);
     if (w + 1 < words.size()) {
       const bool stop2 = stops.count(words[w + 1]) > 0;
       buf.assign(words[w]);
       buf.push_back(' ');
       buf.append(words[w + 1]);
-      add(groups[1], fnv1a64(buf, kBigramSeed), stop && stop2 ? options_.boilerplate_factor : 1.0);
+      add(groups[1], cacheHash64(buf, kBigramSeed), stop && stop2 ? options_.boilerplate_factor : 1.0);
     }
     buf.assign(1, ' ');
     buf.append(words[w]);
@@ -112,7 +112,7 @@ Result<std::vector<float>> HashingEmbedder::embed(std::string_view text) const {
       const auto len = static_cast<std::size_t>(n);
       if (buf.size() < len) break;
       for (std::size_t i = 0; i + len <= buf.size(); ++i)
-        add(groups[2], fnv1a64(std::string_view(buf).substr(i, len), kCharSeed), factor);
+        add(groups[2], cacheHash64(std::string_view(buf).substr(i, len), kCharSeed), factor);
     }
   }
   std::vector<float> v(static_cast<std::size_t>(dimension_), 0.0f);
@@ -141,4 +141,4 @@ Result<std::vector<float>> HashingEmbedder::embed(std::string_view text) const {
   return v;
 }
 
-}  // namespace ticketflow::redis
+}  // namespace ticketflow::embed

@@ -6,7 +6,7 @@
 #include "ticketflow/core/crypto.hpp"
 #include "ticketflow/core/embedded.hpp"
 
-namespace ticketflow::pipeline {
+namespace ticketflow::local_stack {
 
 LocalStack::LocalStack(Config& config, const LocalStackOptions& options) {
   api_key_ = "sk-local-" + randomTraceId();
@@ -53,4 +53,4 @@ LocalStack::~LocalStack() {
   broker_.reset();
 }
 
-}  // namespace ticketflow::pipeline
+}  // namespace ticketflow::local_stack

@@ -16,7 +16,7 @@
 #include "ticketflow/kafka/client.hpp"
 #include "ticketflow/redis/embedded_server.hpp"
 
-namespace ticketflow::pipeline {
+namespace ticketflow::local_stack {
 
 struct LocalStackOptions {
   int partitions = 4;
@@ -60,4 +60,4 @@ class LocalStack {
   std::unique_ptr<sim::ProviderSimulator> simulator_;
 };
 
-}  // namespace ticketflow::pipeline
+}  // namespace ticketflow::local_stack

@@ -1,5 +1,6 @@
 #pragma once
-// Embedders turn ticket text into a unit vector for the semantic cache. The default,
+// Embedders turn ticket text into a unit vector for the semantic cache (redis/semantic_cache.hpp)
+// and the in-flight registry; this room knows nothing of Redis. The default,
 // HashingEmbedder, is deterministic and needs nothing outside the binary: normalised word
 // 1-2-grams and character 3-5-grams within word boundaries, sublinear term frequency,
 // boilerplate words (greetings, sign-offs, "please") weighted by boilerplate_factor, signed
@@ -19,11 +20,12 @@
 #include <utility>
 #include <vector>
 
+#include "ticketflow/config/config.hpp"
 #include "ticketflow/core/clock.hpp"
 #include "ticketflow/core/result.hpp"
 #include "ticketflow/http/client.hpp"
 
-namespace ticketflow::redis {
+namespace ticketflow::embed {
 
 class Embedder {
  public:
@@ -96,7 +98,13 @@ class OpenAiEmbedder final : public Embedder {
   std::unique_ptr<State> state_;
 };
 
-// 64-bit FNV-1a, the hash the cache uses for features and keys (stable across platforms).
-std::uint64_t fnv1a64(std::string_view data, std::uint64_t seed = 0xcbf29ce484222325ULL);
+// The hash the embedder's features and the cache's exact-match keys use: 64-bit FNV-1a with a
+// final avalanche (stable across platforms; changing it changes every stored vector and key).
+std::uint64_t cacheHash64(std::string_view data, std::uint64_t seed = 0xcbf29ce484222325ULL);
 
-}  // namespace ticketflow::redis
+// The configured embedder (cache.embedder): the hashing embedder, or an OpenAI-compatible
+// embeddings endpoint of a configured provider (throws ConfigError for an unknown provider or an
+// unset API key variable).
+std::shared_ptr<const Embedder> makeEmbedder(const Config& config);
+
+}  // namespace ticketflow::embed

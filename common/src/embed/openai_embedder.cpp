@@ -7,11 +7,11 @@
 #include <nlohmann/json.hpp>
 
 #include "ticketflow/core/utf8.hpp"
+#include "ticketflow/embed/embedder.hpp"
 #include "ticketflow/provider/model_client.hpp"
 #include "ticketflow/provider/resilience.hpp"
-#include "ticketflow/redis/embedder.hpp"
 
-namespace ticketflow::redis {
+namespace ticketflow::embed {
 namespace {
 
 using nlohmann::json;
@@ -51,7 +51,7 @@ std::uint64_t OpenAiEmbedder::calls() const {
 
 Result<std::vector<float>> OpenAiEmbedder::embed(std::string_view text) const {
   const std::string_view input = utf8BytePrefix(text, kMaxInputBytes);
-  const std::uint64_t key = fnv1a64(input);
+  const std::uint64_t key = cacheHash64(input);
   {
     std::lock_guard lock(state_->mutex);
     if (auto it = state_->index.find(key); it != state_->index.end() && it->second->text == input) {
@@ -110,4 +110,22 @@ Result<std::vector<float>> OpenAiEmbedder::embed(std::string_view text) const {
   return vector;
 }
 
-}  // namespace ticketflow::redis
+std::shared_ptr<const Embedder> makeEmbedder(const Config& config) {
+  const CacheConfig& cache = config.cache;
+  if (cache.embedder == EmbedderKind::kHashing) return std::make_shared<HashingEmbedder>(cache.dimension);
+  const ProviderConfig* provider = config.findProvider(cache.embedder_provider);
+  if (!provider)
+    throw ConfigError(config.source, "/cache/embedder/provider", "no provider named '" + cache.embedder_provider + "'");
+  OpenAiEmbedderOptions options;
+  options.provider_name = provider->name;
+  options.url = http::joinUrl(provider->base_url, "/embeddings");
+  options.model_id = cache.embedder_model;
+  options.api_key = provider::providerApiKey(config, *provider);
+  options.headers.assign(provider->headers.begin(), provider->headers.end());
+  options.dimension = cache.dimension;
+  options.send_dimensions = cache.embedder_send_dimensions;
+  return std::make_shared<OpenAiEmbedder>(
+      options, std::make_shared<http::HttpClient>(http::providerClientOptions(*provider, config.proxy)));
+}
+
+}  // namespace ticketflow::embed
