@@ -5,23 +5,20 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
-#include <map>
 #include <mutex>
 #include <ostream>
 #include <sstream>
 #include <thread>
 #include <vector>
 
-#include <unistd.h>
-
 #include "bench_tickets.hpp"
 #include "ticketflow/core/json_parse.hpp"
 #include "ticketflow/core/process.hpp"
+#include "ticketflow/core/process_stats.hpp"
 #include "ticketflow/core/stats.hpp"
 #include "ticketflow/http/client.hpp"
 #include "ticketflow/provider/model_client.hpp"
@@ -45,37 +42,6 @@ net.Server.prototype.listen = function (port, host, ...rest) {
   return listen.apply(this, arguments);
 };
 )";
-
-// utime + stime + cutime + cstime (its reaped children) of `root` and of its live descendants,
-// from /proc/<pid>/stat, in seconds.
-double processTreeCpuSeconds(pid_t root) {
-  std::multimap<pid_t, pid_t> children;  // by parent
-  std::map<pid_t, double> ticks;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename().string();
-    if (name.empty() || !std::all_of(name.begin(), name.end(), [](unsigned char c) { return std::isdigit(c) != 0; }))
-      continue;
-    std::ifstream in(entry.path() / "stat");
-    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const auto paren = stat.rfind(')');
-    if (paren == std::string::npos) continue;
-    std::istringstream fields(stat.substr(paren + 1));
-    std::vector<std::string> f;  // f[0] is field 3 (state), f[1] ppid, f[11..14] the times
-    for (std::string s; f.size() < 15 && fields >> s;) f.push_back(s);
-    if (f.size() < 15) continue;
-    const pid_t pid = std::stoi(name);
-    children.emplace(std::stoi(f[1]), pid);
-    ticks[pid] = std::stod(f[11]) + std::stod(f[12]) + std::stod(f[13]) + std::stod(f[14]);
-  }
-  double total = 0;
-  for (std::vector<pid_t> todo{root}; !todo.empty();) {
-    const pid_t pid = todo.back();
-    todo.pop_back();
-    total += ticks[pid];
-    for (auto [it, end] = children.equal_range(pid); it != end; ++it) todo.push_back(it->second);
-  }
-  return total / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
 
 // Whether something listens on 127.0.0.1:`port` and nothing on another address of that port.
 bool listensOnLoopbackOnly(int port) {
@@ -267,9 +233,14 @@ void runPeerBench(const Config& config, const PeerBenchOptions& o, std::ostream&
     return;
   }
   const auto log_before = std::filesystem::file_size(log);
-  const double cpu_before = processTreeCpuSeconds(gateway.pid());
+  const double cpu_before = processCpuSeconds(gateway.pid());
   const auto run = sendRequests(client, requests, o.requests, o.concurrency, 0);
-  const double cpu_ms = (processTreeCpuSeconds(gateway.pid()) - cpu_before) * 1000;
+  const double cpu_after = processCpuSeconds(gateway.pid());
+  if (cpu_before < 0 || cpu_after < 0) {
+    out << "  peer: skipped, the gateway's /proc/" << gateway.pid() << "/stat could not be read\n" << std::flush;
+    return;
+  }
+  const double cpu_ms = (cpu_after - cpu_before) * 1000;
   const auto log_bytes = std::filesystem::file_size(log) - log_before;
   const double per_request = run.ok > 0 ? cpu_ms / static_cast<double>(run.ok) : 0;
   out << std::fixed << std::setprecision(2) << "  peer: Portkey gateway " << per_request

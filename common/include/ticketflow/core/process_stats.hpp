@@ -3,6 +3,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include <sys/types.h>
+
 namespace ticketflow {
 
 // Resident set size now, and its peak so far (VmHWM), of this process in bytes.
@@ -10,6 +12,9 @@ std::size_t residentBytes();
 std::size_t peakResidentBytes();
 // User plus system CPU time this process has used, in seconds.
 double processCpuSeconds();
+// The same for another process (a peer a benchmark measures), from /proc/<pid>/stat, its reaped
+// children included; -1 when it cannot be read.
+double processCpuSeconds(pid_t pid);
 // Context switches of this process so far, voluntary (a thread blocked) and involuntary.
 std::int64_t processContextSwitches();
 
